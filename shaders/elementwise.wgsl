@@ -1,0 +1,42 @@
+// Element-wise binary operations, out = a OP b, where b repeats over a's leading axes (b's shape is a
+// suffix of a's: a bias added to every row, a scale applied to every token). Computed in f32 and
+// rounded once to T, which for f16 gives the correctly rounded f16 result.
+//
+// One thread an element; the grid may be two-dimensional when there are more than
+// 65535 workgroups of elements (the per-dimension dispatch limit).
+
+struct Params {
+    len: u32,      // elements of a and out
+    b_len: u32,    // elements of b (divides len)
+    a_offset: u32,
+    b_offset: u32,
+    out_offset: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<storage, read> a: array<T>;
+@group(0) @binding(1) var<storage, read> b: array<T>;
+@group(0) @binding(2) var<storage, read_write> out: array<T>;
+@group(0) @binding(3) var<uniform> p: Params;
+
+// 0: add, 1: mul.
+override OP: u32 = 0u;
+
+@compute @workgroup_size(256, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = gid.x + gid.y * groups.x * 256u;
+    if (i >= p.len) {
+        return;
+    }
+    let x = f32(a[p.a_offset + i]);
+    let y = f32(b[p.b_offset + i % p.b_len]);
+    var r: f32;
+    if (OP == 0u) {
+        r = x + y;
+    } else {
+        r = x * y;
+    }
+    out[p.out_offset + i] = T(r);
+}

@@ -1,0 +1,345 @@
+//! Adapter and device acquisition on both targets, the capabilities kernels choose variants by, error
+//! capture (so that a WebGPU error or a lost device becomes an [`Error`], never a panic or a hang) and
+//! the pipeline cache.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+use crate::tensor::DType;
+
+/// How to pick the adapter and what to ask of it.
+#[derive(Clone, Debug)]
+pub struct GpuOptions {
+    /// Passed to `requestAdapter`; high performance picks the discrete GPU on dual-GPU laptops.
+    pub power_preference: wgpu::PowerPreference,
+    /// Ask for the software fallback adapter (SwiftShader, WARP, llvmpipe) instead of a real GPU.
+    pub force_fallback_adapter: bool,
+    /// Request `shader-f16` where the adapter has it (default). Turn it off to exercise f32-only paths.
+    pub allow_f16: bool,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        Self {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            force_fallback_adapter: false,
+            allow_f16: true,
+        }
+    }
+}
+
+/// What the device can do, as kernels need to know it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// WGSL `enable f16;` works: f16 storage and arithmetic.
+    pub shader_f16: bool,
+    /// Subgroup operations (natively only in wgpu 30).
+    pub subgroups: bool,
+    /// Smallest and largest subgroup size the adapter reports (0 when unknown).
+    pub subgroup_min_size: u32,
+    pub subgroup_max_size: u32,
+    /// A CPU implementation (SwiftShader, llvmpipe, WARP): correct but 10-100x slower than a GPU.
+    pub software: bool,
+    /// CPU and GPU share memory (integrated GPUs, Apple Silicon, software adapters).
+    pub unified_memory: bool,
+}
+
+/// Identifies one compiled pipeline: a shader module, its storage type, its entry point and the
+/// pipeline-override constants of this variant.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct PipelineKey {
+    shader: &'static str,
+    dtype: DType,
+    entry: &'static str,
+    variant: String,
+}
+
+/// Everything needed to build one compute pipeline.
+pub struct KernelSource<'a> {
+    /// Name of the shader (its .wgsl file): with `dtype`, the cache key for shader modules.
+    pub name: &'static str,
+    /// WGSL source; it names its storage element type `T`, which the prelude of `dtype` defines.
+    pub body: &'static str,
+    pub dtype: DType,
+    pub entry: &'static str,
+    /// Values for the shader's `override` declarations.
+    pub constants: &'a [(&'static str, f64)],
+}
+
+/// A GPU device, its queue and what it can do. Cheap to clone (an `Arc` inside).
+#[derive(Clone)]
+pub struct Gpu {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    caps: Capabilities,
+    pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+    modules: Mutex<HashMap<(&'static str, DType), wgpu::ShaderModule>>,
+    /// First error WebGPU reported outside an error scope, or the device-lost reason.
+    fault: Arc<Mutex<Option<Fault>>>,
+}
+
+#[derive(Clone, Debug)]
+enum Fault {
+    Lost { reason: String, message: String },
+    Error(String),
+}
+
+impl Gpu {
+    /// The default adapter with the default options.
+    pub async fn new() -> Result<Gpu> {
+        Self::with_options(&GpuOptions::default()).await
+    }
+
+    /// Acquires an adapter and a device with every feature and limit later kernels can use.
+    pub async fn with_options(options: &GpuOptions) -> Result<Gpu> {
+        #[cfg(target_arch = "wasm32")]
+        if !crate::web::navigator_has_gpu() {
+            return Err(Error::NoWebGpu);
+        }
+        let instance = wgpu::Instance::new(instance_descriptor());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: options.power_preference,
+                force_fallback_adapter: options.force_fallback_adapter,
+                compatible_surface: None,
+                apply_limit_buckets: false,
+            })
+            .await
+            .map_err(|e| Error::NoAdapter(no_adapter_hint(&e.to_string())))?;
+        let info = adapter.get_info();
+        let wanted = wanted_features(options);
+        let features = adapter.features() & wanted;
+        // Every limit raised to what the adapter offers: big weights need max_buffer_size and
+        // max_storage_buffer_binding_size, tiled kernels need workgroup storage.
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("webgpu-infer"),
+                required_features: features,
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| Error::RequestDevice(e.to_string()))?;
+        let caps = capabilities(&info, device.features());
+        let fault = Arc::new(Mutex::new(None));
+        install_fault_handlers(&device, &fault);
+        Ok(Gpu {
+            inner: Arc::new(Inner {
+                device,
+                queue,
+                info,
+                limits,
+                caps,
+                pipelines: Mutex::new(HashMap::new()),
+                modules: Mutex::new(HashMap::new()),
+                fault,
+            }),
+        })
+    }
+
+    pub fn device(&self) -> &wgpu::Device {
+        &self.inner.device
+    }
+
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.inner.queue
+    }
+
+    /// Adapter name, backend and driver (on the web, only what the browser discloses).
+    pub fn info(&self) -> &wgpu::AdapterInfo {
+        &self.inner.info
+    }
+
+    /// The device's limits (equal to the adapter's: they are all requested).
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.inner.limits
+    }
+
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.inner.caps
+    }
+
+    /// A one-line description for logs and benchmark JSON, e.g. `llvmpipe (LLVM 19.1.7, 256 bits) (Vulkan)`.
+    pub fn adapter_name(&self) -> String {
+        let info = &self.inner.info;
+        let name = if info.name.is_empty() {
+            "unnamed adapter"
+        } else {
+            &info.name
+        };
+        format!("{name} ({:?})", info.backend)
+    }
+
+    /// Returns the error WebGPU reported since the device was created, if any: a lost device or an
+    /// uncaptured validation / out-of-memory error. Operations call this before handing back results.
+    pub fn check(&self) -> Result<()> {
+        let fault = self
+            .inner
+            .fault
+            .lock()
+            .expect("fault lock poisoned")
+            .clone();
+        match fault {
+            None => Ok(()),
+            Some(Fault::Lost { reason, message }) => Err(Error::DeviceLost { reason, message }),
+            Some(Fault::Error(message)) => Err(Error::Gpu(message)),
+        }
+    }
+
+    /// The compute pipeline for `src`, compiled once per (shader, entry point, constants) and cached.
+    pub fn pipeline(&self, src: &KernelSource<'_>) -> wgpu::ComputePipeline {
+        let key = PipelineKey {
+            shader: src.name,
+            dtype: src.dtype,
+            entry: src.entry,
+            variant: format!("{:?}", src.constants),
+        };
+        let mut pipelines = self
+            .inner
+            .pipelines
+            .lock()
+            .expect("pipeline cache poisoned");
+        if let Some(p) = pipelines.get(&key) {
+            return p.clone();
+        }
+        let module = self.module(src);
+        let pipeline =
+            self.inner
+                .device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(src.name),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some(src.entry),
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants: src.constants,
+                        // Kernels initialise the workgroup memory they read; skip the implicit zeroing.
+                        zero_initialize_workgroup_memory: false,
+                    },
+                    cache: None,
+                });
+        pipelines.insert(key, pipeline.clone());
+        pipeline
+    }
+
+    fn module(&self, src: &KernelSource<'_>) -> wgpu::ShaderModule {
+        let mut modules = self.inner.modules.lock().expect("module cache poisoned");
+        modules
+            .entry((src.name, src.dtype))
+            .or_insert_with(|| {
+                let source = format!("{}{}", src.dtype.wgsl_prelude(), src.body);
+                self.inner
+                    .device
+                    .create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(src.name),
+                        source: wgpu::ShaderSource::Wgsl(source.into()),
+                    })
+            })
+            .clone()
+    }
+
+    /// A recorder for a batch of kernels that will be submitted together.
+    pub fn recorder(&self) -> crate::Recorder {
+        crate::Recorder::new(self)
+    }
+
+    /// Checks a workgroup count against `max_compute_workgroups_per_dimension`.
+    pub(crate) fn check_workgroups(&self, what: &str, count: u32) -> Result<()> {
+        let limit = self.inner.limits.max_compute_workgroups_per_dimension;
+        if count > limit {
+            return Err(Error::LimitExceeded {
+                what: format!("{what} (workgroups in one dispatch dimension)"),
+                value: count.into(),
+                limit_name: "maxComputeWorkgroupsPerDimension",
+                limit: limit.into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpu")
+            .field("adapter", &self.adapter_name())
+            .field("capabilities", &self.inner.caps)
+            .finish()
+    }
+}
+
+fn instance_descriptor() -> wgpu::InstanceDescriptor {
+    // Natively, WGPU_BACKEND=vulkan|metal|dx12|gl narrows the choice; in a browser only WebGPU exists.
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    if cfg!(target_arch = "wasm32") {
+        desc.backends = wgpu::Backends::BROWSER_WEBGPU;
+    }
+    desc
+}
+
+fn wanted_features(options: &GpuOptions) -> wgpu::Features {
+    let mut wanted = wgpu::Features::SUBGROUP;
+    if options.allow_f16 {
+        wanted |= wgpu::Features::SHADER_F16;
+    }
+    wanted
+}
+
+fn capabilities(info: &wgpu::AdapterInfo, features: wgpu::Features) -> Capabilities {
+    let software = info.device_type == wgpu::DeviceType::Cpu || is_software_name(&info.name);
+    Capabilities {
+        shader_f16: features.contains(wgpu::Features::SHADER_F16),
+        subgroups: features.contains(wgpu::Features::SUBGROUP),
+        subgroup_min_size: info.subgroup_min_size,
+        subgroup_max_size: info.subgroup_max_size,
+        software,
+        unified_memory: software || info.device_type == wgpu::DeviceType::IntegratedGpu,
+    }
+}
+
+fn is_software_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["swiftshader", "llvmpipe", "lavapipe", "warp", "software"]
+        .iter()
+        .any(|s| name.contains(s))
+}
+
+fn no_adapter_hint(err: &str) -> String {
+    if cfg!(target_arch = "wasm32") {
+        format!("{err}; the browser exposes WebGPU but has no usable GPU (blocklisted driver?)")
+    } else {
+        format!(
+            "{err}; install a Vulkan driver (on Linux without a GPU: Mesa's lavapipe, \
+             scripts/setup.sh does it) or run on a machine with Metal/Vulkan/D3D12"
+        )
+    }
+}
+
+/// Routes WebGPU's asynchronous errors into `fault` so that [`Gpu::check`] turns them into typed
+/// errors. Without this, wgpu's default handler panics natively and the browser only logs.
+fn install_fault_handlers(device: &wgpu::Device, fault: &Arc<Mutex<Option<Fault>>>) {
+    let on_error = Arc::clone(fault);
+    device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+        let mut slot = on_error.lock().expect("fault lock poisoned");
+        if slot.is_none() {
+            *slot = Some(Fault::Error(e.to_string()));
+        }
+    }));
+    let on_lost = Arc::clone(fault);
+    device.set_device_lost_callback(move |reason, message| {
+        let mut slot = on_lost.lock().expect("fault lock poisoned");
+        *slot = Some(Fault::Lost {
+            reason: format!("{reason:?}"),
+            message,
+        });
+    });
+}

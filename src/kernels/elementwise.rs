@@ -1,0 +1,122 @@
+//! Element-wise `add` and `mul`, `shaders/elementwise.wgsl`, with `b` repeated over `a`'s leading axes.
+
+use crate::error::{Error, Result};
+use crate::kernels::{check_dtypes, grid_1d, to_u32};
+use crate::recorder::Recorder;
+use crate::tensor::Tensor;
+
+const SHADER: &str = include_str!("../../shaders/elementwise.wgsl");
+const WORKGROUP: u32 = 256;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    len: u32,
+    b_len: u32,
+    a_offset: u32,
+    b_offset: u32,
+    out_offset: u32,
+    _pad: [u32; 3],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Add = 0,
+    Mul = 1,
+}
+
+/// `a + b`. `b` has `a`'s shape or a suffix of it (leading 1s allowed), and repeats over the rest:
+/// a `[N]` bias added to each row of `[M, N]`.
+///
+/// ```no_run
+/// # async fn demo(gpu: &webgpu_infer::Gpu) -> webgpu_infer::Result<()> {
+/// use webgpu_infer::{Tensor, kernels::elementwise::add};
+/// let x = Tensor::from_f32(gpu, &[1.0, 2.0, 3.0, 4.0], &[2, 2])?;
+/// let bias = Tensor::from_f32(gpu, &[10.0, 20.0], &[2])?;
+/// let mut rec = gpu.recorder();
+/// let y = add(&mut rec, &x, &bias)?;
+/// rec.submit();
+/// assert_eq!(y.to_f32_vec().await?, vec![11.0, 22.0, 13.0, 24.0]);
+/// # Ok(()) }
+/// ```
+pub fn add(rec: &mut Recorder, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    binary(rec, Op::Add, a, b)
+}
+
+/// `a * b`, element by element, with `b` broadcast as in [`add`].
+pub fn mul(rec: &mut Recorder, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    binary(rec, Op::Mul, a, b)
+}
+
+fn binary(rec: &mut Recorder, op: Op, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let name = match op {
+        Op::Add => "add",
+        Op::Mul => "mul",
+    };
+    let gpu = rec.gpu().clone();
+    let dtype = check_dtypes(name, &gpu, &[a, b])?;
+    check_suffix(name, a.shape(), b.shape())?;
+    let out = Tensor::empty(&gpu, a.shape(), dtype)?;
+    if out.numel() == 0 {
+        return Ok(out);
+    }
+    let len = to_u32(name, "elements", a.numel())?;
+    let params = Params {
+        len,
+        b_len: to_u32(name, "elements of b", b.numel())?,
+        a_offset: a.offset_elements(),
+        b_offset: b.offset_elements(),
+        out_offset: out.offset_elements(),
+        _pad: [0; 3],
+    };
+    let grid = grid_1d(&gpu, name, len.div_ceil(WORKGROUP))?;
+    let pipeline = gpu.pipeline(&crate::gpu::KernelSource {
+        name: "elementwise",
+        body: SHADER,
+        dtype,
+        entry: "main",
+        constants: &[("OP", f64::from(op as u8))],
+    });
+    let uniform = rec.uniform(&params);
+    rec.dispatch(
+        &pipeline,
+        &[
+            a.buffer().as_entire_binding(),
+            b.buffer().as_entire_binding(),
+            out.buffer().as_entire_binding(),
+            uniform.as_entire_binding(),
+        ],
+        grid,
+    );
+    Ok(out)
+}
+
+/// `b`, without its leading 1s, must equal the trailing axes of `a` (and b must not be empty).
+fn check_suffix(op: &'static str, a: &[usize], b: &[usize]) -> Result<()> {
+    let lead = b.iter().take_while(|&&d| d == 1).count();
+    let core = &b[lead..];
+    let fits = core.len() <= a.len() && a[a.len() - core.len()..] == *core;
+    if !fits || b.contains(&0) && !a.contains(&0) {
+        return Err(Error::shape(
+            op,
+            format!("b {b:?} does not broadcast to a {a:?}: b must equal a's trailing axes"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_suffix;
+
+    #[test]
+    fn suffix_broadcasting() {
+        assert!(check_suffix("add", &[4, 3, 5], &[4, 3, 5]).is_ok());
+        assert!(check_suffix("add", &[4, 3, 5], &[3, 5]).is_ok());
+        assert!(check_suffix("add", &[4, 3, 5], &[1, 1, 5]).is_ok());
+        assert!(check_suffix("add", &[4, 3, 5], &[1]).is_ok());
+        assert!(check_suffix("add", &[4, 3, 5], &[4, 1, 5]).is_err());
+        assert!(check_suffix("add", &[4, 3, 5], &[3]).is_err());
+        assert!(check_suffix("add", &[3, 5], &[2, 3, 5]).is_err());
+    }
+}

@@ -1,0 +1,51 @@
+//! WGSL kernels, one module per file in `shaders/`. Each module owns its pipelines, checks its
+//! operands' shapes and types, and records its dispatches into a [`Recorder`](crate::Recorder).
+
+pub mod elementwise;
+pub mod matmul;
+pub mod softmax;
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::tensor::{DType, Tensor};
+
+/// Refuses an f16 operand on an adapter without `shader-f16`, and operands of different types.
+pub(crate) fn check_dtypes(op: &'static str, gpu: &Gpu, tensors: &[&Tensor]) -> Result<DType> {
+    let dtype = tensors[0].dtype();
+    if let Some(other) = tensors.iter().find(|t| t.dtype() != dtype) {
+        return Err(Error::DType {
+            op,
+            message: format!("all operands must have one type; the first is {dtype:?}"),
+            got: other.dtype(),
+        });
+    }
+    if dtype == DType::F16 && !gpu.capabilities().shader_f16 {
+        return Err(Error::MissingFeature {
+            op,
+            feature: "shader-f16",
+        });
+    }
+    Ok(dtype)
+}
+
+/// Converts a count that a kernel indexes with `u32` (element counts, offsets), refusing what won't fit.
+pub(crate) fn to_u32(op: &'static str, what: &str, value: usize) -> Result<u32> {
+    u32::try_from(value).map_err(|_| {
+        Error::shape(
+            op,
+            format!("{what} = {value} does not fit the kernel's 32-bit indices"),
+        )
+    })
+}
+
+/// Workgroup grid for `groups` one-dimensional workgroups, folded into a second dimension when past the
+/// per-dimension limit. Kernels compute their linear index as `x + y * num_workgroups.x`.
+pub(crate) fn grid_1d(gpu: &Gpu, op: &str, groups: u32) -> Result<[u32; 3]> {
+    let max = gpu.limits().max_compute_workgroups_per_dimension;
+    if groups <= max {
+        return Ok([groups, 1, 1]);
+    }
+    let y = groups.div_ceil(max);
+    gpu.check_workgroups(op, y)?;
+    Ok([groups.div_ceil(y), y, 1])
+}

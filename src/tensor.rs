@@ -1,0 +1,287 @@
+//! [`Tensor`]: a GPU buffer, a byte offset into it, a shape and an element type. No host copy hides
+//! in here: uploads are one `queue.write_buffer` from the caller's slice, read-back is explicit and async.
+
+use std::sync::Arc;
+
+use half::f16;
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+
+/// Element type of a tensor as stored on the GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    F32,
+    /// IEEE half precision; kernels on f16 tensors need the adapter's `shader-f16`.
+    F16,
+}
+
+impl DType {
+    pub fn size_in_bytes(self) -> usize {
+        match self {
+            DType::F32 => 4,
+            DType::F16 => 2,
+        }
+    }
+
+    /// The WGSL prelude of a kernel variant for this storage type: `T` names the element type.
+    pub(crate) fn wgsl_prelude(self) -> &'static str {
+        match self {
+            DType::F32 => "alias T = f32;\n",
+            DType::F16 => "enable f16;\nalias T = f16;\n",
+        }
+    }
+}
+
+/// An n-dimensional array in a GPU storage buffer, row-major (the last axis is contiguous).
+///
+/// Cloning is cheap and shares the buffer.
+#[derive(Clone)]
+pub struct Tensor {
+    gpu: Gpu,
+    buffer: Arc<wgpu::Buffer>,
+    /// Byte offset of element 0 in `buffer`, a multiple of 4.
+    offset: u64,
+    shape: Vec<usize>,
+    dtype: DType,
+}
+
+impl Tensor {
+    /// Uploads f32 values of the given shape.
+    ///
+    /// ```no_run
+    /// # async fn demo(gpu: &webgpu_infer::Gpu) -> webgpu_infer::Result<()> {
+    /// let t = webgpu_infer::Tensor::from_f32(gpu, &[1.0, 2.0, 3.0], &[3])?;
+    /// assert_eq!(t.to_f32_vec().await?, vec![1.0, 2.0, 3.0]);
+    /// # Ok(()) }
+    /// ```
+    pub fn from_f32(gpu: &Gpu, data: &[f32], shape: &[usize]) -> Result<Tensor> {
+        Self::from_bytes(gpu, bytemuck::cast_slice(data), shape, DType::F32)
+    }
+
+    /// Uploads f16 values of the given shape.
+    pub fn from_f16(gpu: &Gpu, data: &[f16], shape: &[usize]) -> Result<Tensor> {
+        Self::from_bytes(gpu, bytemuck::cast_slice(data), shape, DType::F16)
+    }
+
+    /// Uploads raw little-endian bytes of `dtype` elements: one `write_buffer` from the slice (in the
+    /// browser the slice is a view on WASM memory, so no JS-side copy is made).
+    pub fn from_bytes(gpu: &Gpu, bytes: &[u8], shape: &[usize], dtype: DType) -> Result<Tensor> {
+        let numel = numel(shape);
+        if bytes.len() != numel * dtype.size_in_bytes() {
+            return Err(Error::shape(
+                "Tensor::from_bytes",
+                format!(
+                    "{} bytes given, but shape {shape:?} of {dtype:?} needs {}",
+                    bytes.len(),
+                    numel * dtype.size_in_bytes()
+                ),
+            ));
+        }
+        let tensor = Self::empty(gpu, shape, dtype)?;
+        write_padded(gpu.queue(), &tensor.buffer, bytes);
+        Ok(tensor)
+    }
+
+    /// An uninitialised tensor (the GPU zero-fills new buffers).
+    pub fn empty(gpu: &Gpu, shape: &[usize], dtype: DType) -> Result<Tensor> {
+        let bytes = (numel(shape) * dtype.size_in_bytes()) as u64;
+        check_buffer_size(gpu, bytes)?;
+        let buffer = gpu.device().create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            // Padded: buffers and copies are sized in multiples of 4 bytes; never empty.
+            size: padded_size(bytes),
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Ok(Tensor {
+            gpu: gpu.clone(),
+            buffer: Arc::new(buffer),
+            offset: 0,
+            shape: shape.to_vec(),
+            dtype,
+        })
+    }
+
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        numel(&self.shape)
+    }
+
+    pub fn size_in_bytes(&self) -> u64 {
+        (self.numel() * self.dtype.size_in_bytes()) as u64
+    }
+
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+
+    /// Byte offset of element 0 in [`Self::buffer`].
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Offset of element 0 counted in elements, as kernels index their `array<T>`.
+    pub(crate) fn offset_elements(&self) -> u32 {
+        (self.offset / self.dtype.size_in_bytes() as u64) as u32
+    }
+
+    /// The same elements under another shape of equal element count; shares the buffer.
+    pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
+        if numel(shape) != self.numel() {
+            return Err(Error::shape(
+                "reshape",
+                format!(
+                    "cannot view {:?} ({} elements) as {shape:?} ({} elements)",
+                    self.shape,
+                    self.numel(),
+                    numel(shape)
+                ),
+            ));
+        }
+        Ok(Tensor {
+            shape: shape.to_vec(),
+            ..self.clone()
+        })
+    }
+
+    /// Reads the tensor back as f32 (f16 tensors are widened on the host after the read).
+    pub async fn to_f32_vec(&self) -> Result<Vec<f32>> {
+        let bytes = self.read_bytes().await?;
+        Ok(match self.dtype {
+            DType::F32 => bytemuck::pod_collect_to_vec(&bytes),
+            DType::F16 => bytes
+                .chunks_exact(2)
+                .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+        })
+    }
+
+    /// Reads an f16 tensor back as f16 values.
+    pub async fn to_f16_vec(&self) -> Result<Vec<f16>> {
+        if self.dtype != DType::F16 {
+            return Err(Error::DType {
+                op: "to_f16_vec",
+                message: "the tensor must be f16; use to_f32_vec".into(),
+                got: self.dtype,
+            });
+        }
+        let bytes = self.read_bytes().await?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// Copies the tensor's bytes into a mappable buffer, waits for the GPU, and returns them.
+    pub async fn read_bytes(&self) -> Result<Vec<u8>> {
+        let bytes = self.size_in_bytes();
+        let padded = padded_size(bytes);
+        let device = self.gpu.device();
+        let staging = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: padded,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(&self.buffer, self.offset, &staging, 0, padded);
+        self.gpu.queue().submit([encoder.finish()]);
+        map_read(&self.gpu, &staging).await?;
+        let view = staging
+            .get_mapped_range(..)
+            .map_err(|e| Error::Readback(e.to_string()))?;
+        let out = view[..bytes as usize].to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(out)
+    }
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tensor")
+            .field("shape", &self.shape)
+            .field("dtype", &self.dtype)
+            .field("offset", &self.offset)
+            .finish()
+    }
+}
+
+/// Product of the dimensions (1 for a scalar).
+pub fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+/// Rounds a byte count up to wgpu's copy alignment (4), and never below 4.
+pub(crate) fn padded_size(bytes: u64) -> u64 {
+    bytes.max(4).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT)
+}
+
+fn check_buffer_size(gpu: &Gpu, bytes: u64) -> Result<()> {
+    let limits = gpu.limits();
+    let (limit, limit_name) = if limits.max_storage_buffer_binding_size < limits.max_buffer_size {
+        (
+            limits.max_storage_buffer_binding_size,
+            "maxStorageBufferBindingSize",
+        )
+    } else {
+        (limits.max_buffer_size, "maxBufferSize")
+    };
+    if padded_size(bytes) > limit {
+        return Err(Error::LimitExceeded {
+            what: "tensor size in bytes".into(),
+            value: bytes,
+            limit_name,
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// `write_buffer` needs a length that is a multiple of 4: write the aligned body straight from the
+/// caller's slice and only the last 1-3 bytes through a small padded copy.
+fn write_padded(queue: &wgpu::Queue, buffer: &wgpu::Buffer, bytes: &[u8]) {
+    let body = bytes.len() / 4 * 4;
+    if body > 0 {
+        queue.write_buffer(buffer, 0, &bytes[..body]);
+    }
+    if body < bytes.len() {
+        let mut tail = [0u8; 4];
+        tail[..bytes.len() - body].copy_from_slice(&bytes[body..]);
+        queue.write_buffer(buffer, body as u64, &tail);
+    }
+}
+
+/// Maps `buffer` for reading and waits for it, natively by polling the device, in the browser by
+/// awaiting the mapAsync promise. A lost device or a WebGPU error ends the wait with an error.
+pub(crate) async fn map_read(gpu: &Gpu, buffer: &wgpu::Buffer) -> Result<()> {
+    let (sender, receiver) = futures_channel::oneshot::channel();
+    buffer.map_async(wgpu::MapMode::Read, .., move |result| {
+        let _ = sender.send(result);
+    });
+    #[cfg(not(target_arch = "wasm32"))]
+    gpu.device()
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| Error::Readback(e.to_string()))?;
+    let mapped = receiver.await;
+    gpu.check()?;
+    match mapped {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Error::Readback(e.to_string())),
+        Err(_) => Err(Error::Readback(
+            "the map callback was dropped (device lost?)".into(),
+        )),
+    }
+}

@@ -1,0 +1,60 @@
+//! Device acquisition, capabilities, tensors' round trip and their errors.
+mod common;
+
+use common::{Rng, gpu};
+use half::f16;
+use webgpu_infer::{DType, Error, Result, Tensor};
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+async fn device_has_capabilities() -> Result<()> {
+    let gpu = gpu().await?;
+    let limits = gpu.limits();
+    // WebGPU's guaranteed minimums: a device below them would be a bug in acquisition.
+    assert!(limits.max_storage_buffer_binding_size >= 128 << 20);
+    assert!(limits.max_compute_invocations_per_workgroup >= 256);
+    assert!(limits.max_compute_workgroup_storage_size >= 16 << 10);
+    let caps = gpu.capabilities();
+    assert_eq!(
+        caps.shader_f16,
+        gpu.device().features().contains(wgpu::Features::SHADER_F16)
+    );
+    assert!(!gpu.adapter_name().is_empty());
+    gpu.check()
+}
+gpu_test!(device_reports_limits_and_features, device_has_capabilities);
+
+async fn round_trip_f32_and_f16() -> Result<()> {
+    let gpu = gpu().await?;
+    for len in [1usize, 3, 17, 63, 65, 129] {
+        let data = Rng::new(len as u64).vec(len);
+        let t = Tensor::from_f32(&gpu, &data, &[len])?;
+        assert_eq!(t.to_f32_vec().await?, data, "f32 round trip of {len}");
+        // f16 of odd length: the last write is padded to 4 bytes and the read trimmed back.
+        let h: Vec<f16> = data.iter().map(|&v| f16::from_f32(v)).collect();
+        let t = Tensor::from_f16(&gpu, &h, &[len])?;
+        assert_eq!(t.dtype(), DType::F16);
+        assert_eq!(t.to_f16_vec().await?, h, "f16 round trip of {len}");
+    }
+    Ok(())
+}
+gpu_test!(tensor_round_trip_odd_lengths, round_trip_f32_and_f16);
+
+async fn tensor_errors() -> Result<()> {
+    let gpu = gpu().await?;
+    let err = Tensor::from_f32(&gpu, &[1.0; 5], &[2, 3]).unwrap_err();
+    assert!(matches!(err, Error::Shape { .. }), "{err}");
+    let t = Tensor::from_f32(&gpu, &[1.0; 6], &[2, 3])?;
+    assert_eq!(t.reshape(&[3, 2])?.shape(), &[3, 2]);
+    assert!(matches!(t.reshape(&[4, 2]), Err(Error::Shape { .. })));
+    assert!(matches!(t.to_f16_vec().await, Err(Error::DType { .. })));
+    // Past the adapter's buffer limits: refused with the limit named, before any allocation.
+    let limit = gpu.limits().max_storage_buffer_binding_size;
+    let too_many = (limit / 4 + 1) as usize;
+    let err = Tensor::empty(&gpu, &[too_many], DType::F32).unwrap_err();
+    assert!(matches!(err, Error::LimitExceeded { .. }), "{err}");
+    assert!(err.to_string().contains("max"), "{err}");
+    gpu.check()
+}
+gpu_test!(tensor_shape_and_limit_errors, tensor_errors);

@@ -1,0 +1,332 @@
+//! Each kernel against a CPU reference over odd shapes, f32 everywhere and f16 where the adapter has
+//! `shader-f16` (where it lacks it, the f16 call must fail with `MissingFeature`).
+mod common;
+
+use common::{Rng, assert_close, gpu, matmul_ref, softmax_ref};
+use half::f16;
+use webgpu_infer::kernels::{
+    elementwise,
+    matmul::{self, BLayout},
+    softmax,
+};
+use webgpu_infer::{DType, Error, Gpu, Result, Tensor};
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+// Tolerances. f32 matmul: each output sums K products of values in [-1, 1) in f32 with fma; the error
+// bound grows like K·eps·Σ|a·b|, about 1e-5 for K = 257 against an f64 reference: atol 1e-4 has a
+// margin of 10x yet catches any wrong index (errors of order 0.1-1). f16 storage: inputs and outputs
+// are rounded to f16 (relative 2^-11 ≈ 4.9e-4 each), sums accumulate in f32; the reference is computed
+// from the same f16-rounded inputs, so what remains is the output rounding plus f32 accumulation:
+// rtol 2e-3, atol 2e-3.
+const F32_ATOL: f32 = 1e-4;
+const F32_RTOL: f32 = 1e-4;
+const F16_TOL: f32 = 2e-3;
+
+/// Shapes with every edge case of a 64×64 tile and a K step of 16: 1, below, at and past a tile.
+const MATMUL_SHAPES: &[(usize, usize, usize, usize)] = &[
+    // (batch, m, n, k)
+    (1, 1, 1, 1),
+    (1, 3, 17, 63),
+    (1, 17, 3, 65),
+    (1, 63, 65, 129),
+    (2, 65, 63, 17),
+    (3, 129, 1, 3),
+    (1, 1, 257, 64),
+    (1, 64, 64, 64),
+    (2, 7, 130, 257),
+];
+
+async fn run_matmul(
+    gpu: &Gpu,
+    dtype: DType,
+    (batch, m, n, k): (usize, usize, usize, usize),
+    layout: BLayout,
+    b_batched: bool,
+) -> Result<()> {
+    let mut rng = Rng::new((batch * 1_000_003 + m * 1009 + n * 31 + k) as u64);
+    let b_count = if b_batched { batch } else { 1 };
+    let mut a = rng.vec(batch * m * k);
+    let mut b = rng.vec(b_count * k * n);
+    let b_shape = match (layout, b_batched) {
+        (BLayout::KN, true) => vec![batch, k, n],
+        (BLayout::NK, true) => vec![batch, n, k],
+        (BLayout::KN, false) => vec![k, n],
+        (BLayout::NK, false) => vec![n, k],
+    };
+    let (ta, tb) = upload_pair(gpu, dtype, &mut a, &[batch, m, k], &mut b, &b_shape)?;
+    let mut rec = gpu.recorder();
+    let c = matmul::matmul(&mut rec, &ta, &tb, layout)?;
+    rec.submit();
+    assert_eq!(c.shape(), &[batch, m, n]);
+    assert_eq!(c.dtype(), dtype);
+    let got = c.to_f32_vec().await?;
+    let want = matmul_ref(&a, &b, batch, m, n, k, layout == BLayout::NK, b_batched);
+    let what = format!("matmul {dtype:?} {layout:?} b_batched={b_batched} {batch}x{m}x{n}x{k}");
+    match dtype {
+        DType::F32 => assert_close(&what, &got, &want, F32_ATOL, F32_RTOL),
+        DType::F16 => assert_close(&what, &got, &want, F16_TOL, F16_TOL),
+    }
+    Ok(())
+}
+
+/// Uploads two operands as `dtype`; for f16 the host values are rounded to f16 in place first, so
+/// that the CPU reference sees exactly what the GPU sees.
+fn upload_pair(
+    gpu: &Gpu,
+    dtype: DType,
+    a: &mut [f32],
+    a_shape: &[usize],
+    b: &mut [f32],
+    b_shape: &[usize],
+) -> Result<(Tensor, Tensor)> {
+    Ok((
+        upload(gpu, dtype, a, a_shape)?,
+        upload(gpu, dtype, b, b_shape)?,
+    ))
+}
+
+fn upload(gpu: &Gpu, dtype: DType, x: &mut [f32], shape: &[usize]) -> Result<Tensor> {
+    match dtype {
+        DType::F32 => Tensor::from_f32(gpu, x, shape),
+        DType::F16 => {
+            let h: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
+            for (v, hv) in x.iter_mut().zip(&h) {
+                *v = hv.to_f32();
+            }
+            Tensor::from_f16(gpu, &h, shape)
+        }
+    }
+}
+
+async fn matmul_f32_all_layouts() -> Result<()> {
+    let gpu = gpu().await?;
+    for &shape in MATMUL_SHAPES {
+        for layout in [BLayout::KN, BLayout::NK] {
+            for b_batched in [false, true] {
+                run_matmul(&gpu, DType::F32, shape, layout, b_batched).await?;
+            }
+        }
+    }
+    Ok(())
+}
+gpu_test!(
+    matmul_f32_odd_shapes_both_layouts_batched,
+    matmul_f32_all_layouts
+);
+
+async fn matmul_f16_storage() -> Result<()> {
+    let gpu = gpu().await?;
+    if !gpu.capabilities().shader_f16 {
+        return expect_missing_f16(&gpu).await;
+    }
+    for &shape in MATMUL_SHAPES {
+        for layout in [BLayout::KN, BLayout::NK] {
+            run_matmul(&gpu, DType::F16, shape, layout, true).await?;
+        }
+    }
+    Ok(())
+}
+gpu_test!(matmul_f16_odd_shapes, matmul_f16_storage);
+
+/// Without shader-f16, an f16 kernel must be refused with a typed error, not fail in the driver.
+async fn expect_missing_f16(gpu: &Gpu) -> Result<()> {
+    let x = Tensor::from_f16(gpu, &[f16::ONE; 4], &[2, 2])?;
+    let mut rec = gpu.recorder();
+    match matmul::matmul(&mut rec, &x, &x, BLayout::KN) {
+        Err(Error::MissingFeature { feature, .. }) => {
+            assert_eq!(feature, "shader-f16");
+            Ok(())
+        }
+        other => panic!("f16 matmul without shader-f16 gave {other:?}"),
+    }
+}
+
+async fn matmul_rejects_bad_operands() -> Result<()> {
+    let gpu = gpu().await?;
+    let a = Tensor::from_f32(&gpu, &[0.0; 6], &[2, 3])?;
+    let b = Tensor::from_f32(&gpu, &[0.0; 8], &[4, 2])?;
+    let mut rec = gpu.recorder();
+    let err = matmul::matmul(&mut rec, &a, &b, BLayout::KN).unwrap_err();
+    assert!(matches!(err, Error::Shape { op: "matmul", .. }), "{err}");
+    assert!(err.to_string().contains("K = 3"), "{err}");
+    if gpu.capabilities().shader_f16 {
+        let h = Tensor::from_f16(&gpu, &[f16::ONE; 6], &[3, 2])?;
+        let err = matmul::matmul(&mut rec, &a, &h, BLayout::KN).unwrap_err();
+        assert!(matches!(err, Error::DType { .. }), "{err}");
+    }
+    Ok(())
+}
+gpu_test!(matmul_shape_and_dtype_errors, matmul_rejects_bad_operands);
+
+/// Element-wise shapes: (a shape, b shape) with full, suffix and scalar broadcasting.
+const ELEMENTWISE_SHAPES: &[(&[usize], &[usize])] = &[
+    (&[1], &[1]),
+    (&[3], &[3]),
+    (&[17, 63], &[17, 63]),
+    (&[65, 129], &[129]),
+    (&[3, 7, 257], &[1, 257]),
+    (&[4, 63], &[1]),
+    (&[1000, 65], &[65]),
+];
+
+fn elementwise_ref(a: &[f32], b: &[f32], mul: bool) -> Vec<f32> {
+    a.iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            let y = b[i % b.len()];
+            if mul { x * y } else { x + y }
+        })
+        .collect()
+}
+
+async fn run_elementwise(gpu: &Gpu, dtype: DType) -> Result<()> {
+    for (seed, &(a_shape, b_shape)) in ELEMENTWISE_SHAPES.iter().enumerate() {
+        let mut rng = Rng::new(seed as u64 + 100);
+        let mut a = rng.vec(a_shape.iter().product());
+        let mut b = rng.vec(b_shape.iter().product());
+        let (ta, tb) = upload_pair(gpu, dtype, &mut a, a_shape, &mut b, b_shape)?;
+        let mut rec = gpu.recorder();
+        let sum = elementwise::add(&mut rec, &ta, &tb)?;
+        let prod = elementwise::mul(&mut rec, &ta, &tb)?;
+        rec.submit();
+        // f32: one rounding of an exact operation. f16: the result rounded to f16 (2^-11 relative).
+        let tol = if dtype == DType::F32 { 1e-6 } else { 1e-3 };
+        let what = format!("{dtype:?} {a_shape:?} with {b_shape:?}");
+        let want_sum = elementwise_ref(&a, &b, false);
+        let want_prod = elementwise_ref(&a, &b, true);
+        assert_close(
+            &format!("add {what}"),
+            &sum.to_f32_vec().await?,
+            &want_sum,
+            tol,
+            tol,
+        );
+        assert_close(
+            &format!("mul {what}"),
+            &prod.to_f32_vec().await?,
+            &want_prod,
+            tol,
+            tol,
+        );
+    }
+    Ok(())
+}
+
+async fn elementwise_f32() -> Result<()> {
+    run_elementwise(&gpu().await?, DType::F32).await
+}
+gpu_test!(add_mul_f32_broadcasting, elementwise_f32);
+
+async fn elementwise_f16() -> Result<()> {
+    let gpu = gpu().await?;
+    if !gpu.capabilities().shader_f16 {
+        return expect_missing_f16(&gpu).await;
+    }
+    run_elementwise(&gpu, DType::F16).await
+}
+gpu_test!(add_mul_f16_broadcasting, elementwise_f16);
+
+async fn elementwise_rejects_bad_broadcast() -> Result<()> {
+    let gpu = gpu().await?;
+    let a = Tensor::from_f32(&gpu, &[0.0; 6], &[2, 3])?;
+    let b = Tensor::from_f32(&gpu, &[0.0; 2], &[2])?;
+    let mut rec = gpu.recorder();
+    let err = elementwise::add(&mut rec, &a, &b).unwrap_err();
+    assert!(matches!(err, Error::Shape { op: "add", .. }), "{err}");
+    Ok(())
+}
+gpu_test!(add_shape_errors, elementwise_rejects_bad_broadcast);
+
+/// Row lengths below, at and past the 256-thread workgroup, and rows of very different scales.
+const SOFTMAX_SHAPES: &[(usize, usize)] = &[
+    (1, 1),
+    (3, 17),
+    (7, 63),
+    (5, 256),
+    (2, 257),
+    (65, 129),
+    (1, 4099),
+];
+
+async fn run_softmax(gpu: &Gpu, dtype: DType) -> Result<()> {
+    for (seed, &(rows, cols)) in SOFTMAX_SHAPES.iter().enumerate() {
+        let mut rng = Rng::new(seed as u64 + 7);
+        // Scaled to ±20 so that exp() spans many orders of magnitude and the max subtraction matters.
+        let mut x: Vec<f32> = rng.vec(rows * cols).iter().map(|v| v * 20.0).collect();
+        let tx = upload(gpu, dtype, &mut x, &[rows, cols])?;
+        let mut rec = gpu.recorder();
+        let y = softmax::softmax(&mut rec, &tx)?;
+        rec.submit();
+        // f32: exp and the sum in f32, ~1e-6 relative; f16 output rounding 2^-11 relative.
+        let (atol, rtol) = if dtype == DType::F32 {
+            (1e-6, 1e-4)
+        } else {
+            (1e-4, 2e-3)
+        };
+        assert_close(
+            &format!("softmax {dtype:?} {rows}x{cols}"),
+            &y.to_f32_vec().await?,
+            &softmax_ref(&x, cols),
+            atol,
+            rtol,
+        );
+    }
+    Ok(())
+}
+
+async fn softmax_f32() -> Result<()> {
+    run_softmax(&gpu().await?, DType::F32).await
+}
+gpu_test!(softmax_f32_odd_rows, softmax_f32);
+
+async fn softmax_f16() -> Result<()> {
+    let gpu = gpu().await?;
+    if !gpu.capabilities().shader_f16 {
+        return expect_missing_f16(&gpu).await;
+    }
+    run_softmax(&gpu, DType::F16).await
+}
+gpu_test!(softmax_f16_odd_rows, softmax_f16);
+
+/// Masked positions (-inf) get probability 0 and the rest still sum to 1.
+async fn softmax_with_mask() -> Result<()> {
+    let gpu = gpu().await?;
+    let x = [1.0, f32::NEG_INFINITY, 2.0, f32::NEG_INFINITY, 0.5];
+    let t = Tensor::from_f32(&gpu, &x, &[1, 5])?;
+    let mut rec = gpu.recorder();
+    let y = softmax::softmax(&mut rec, &t)?;
+    rec.submit();
+    let want = softmax_ref(&x, 5);
+    assert_close("masked softmax", &y.to_f32_vec().await?, &want, 1e-6, 1e-5);
+    Ok(())
+}
+gpu_test!(softmax_masked_positions, softmax_with_mask);
+
+/// Several kernels chained in one recorder: one submit, intermediates stay on the GPU.
+async fn chained_kernels_one_submit() -> Result<()> {
+    let gpu = gpu().await?;
+    let (m, n, k) = (5, 33, 19);
+    let mut rng = Rng::new(42);
+    let (a, w, bias) = (rng.vec(m * k), rng.vec(n * k), rng.vec(n));
+    let ta = Tensor::from_f32(&gpu, &a, &[m, k])?;
+    let tw = Tensor::from_f32(&gpu, &w, &[n, k])?;
+    let tbias = Tensor::from_f32(&gpu, &bias, &[n])?;
+    let mut rec = gpu.recorder();
+    let h = matmul::matmul(&mut rec, &ta, &tw, BLayout::NK)?;
+    let h = elementwise::add(&mut rec, &h, &tbias)?;
+    let y = softmax::softmax(&mut rec, &h)?;
+    assert_eq!(rec.dispatches(), 3);
+    rec.submit();
+    let logits = elementwise_ref(&matmul_ref(&a, &w, 1, m, n, k, true, false), &bias, false);
+    assert_close(
+        "linear+softmax",
+        &y.to_f32_vec().await?,
+        &softmax_ref(&logits, n),
+        1e-6,
+        1e-4,
+    );
+    Ok(())
+}
+gpu_test!(linear_bias_softmax_chain, chained_kernels_one_submit);
