@@ -11,7 +11,10 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 SUDO=""
 if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then SUDO=sudo; fi
 
-# --- Debian packages: Chromium + ChromeDriver (browser tests), binaryen (wasm-opt for wasm-pack) ---
+# --- Debian packages: Chromium + ChromeDriver (browser tests) ---
+# (wasm-opt comes from npm's binaryen 132, below: Debian 12's binaryen 108 mangles the externref table
+# that wasm-bindgen 0.2.130 emits, and the page then fails with "WebAssembly.Table.set(): Argument 1 is
+# invalid for table".)
 apt_updated=""
 apt_update() {
   if [ -z "$apt_updated" ]; then $SUDO apt-get update -qq; apt_updated=1; fi
@@ -24,7 +27,6 @@ if [ -z "${SETUP_SKIP_APT:-}" ]; then
   missing=()
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
-  command -v wasm-opt >/dev/null 2>&1 || missing+=(binaryen)
   if [ ${#missing[@]} -gt 0 ]; then
     log "apt-get install ${missing[*]}"
     apt_update
@@ -74,8 +76,9 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wb_version"
   cargo install wasm-bindgen-cli --version "$wb_version" --force --quiet
 fi
 
-# --- npm packages (playwright-core for the demo screenshots; never downloads a browser) ---
-if [ -f package-lock.json ] && [ ! -d node_modules ]; then
+# --- npm packages: playwright-core (drives Debian's chromium; never downloads a browser) and binaryen
+# (wasm-opt for wasm-pack; scripts put node_modules/.bin first on PATH) ---
+if [ -f package-lock.json ] && { [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; }; then
   log "npm ci"
   npm ci --no-audit --no-fund --silent
 fi

@@ -113,7 +113,10 @@ impl Gpu {
             })
             .await
             .map_err(|e| Error::NoAdapter(no_adapter_hint(&e.to_string())))?;
-        let info = adapter.get_info();
+        #[allow(unused_mut)]
+        let mut info = adapter.get_info();
+        #[cfg(target_arch = "wasm32")]
+        crate::web::complete_adapter_info(&mut info).await;
         let wanted = wanted_features(options);
         let features = adapter.features() & wanted;
         // Every limit raised to what the adapter offers: big weights need max_buffer_size and
@@ -315,11 +318,15 @@ fn is_software_name(name: &str) -> bool {
 
 fn no_adapter_hint(err: &str) -> String {
     if cfg!(target_arch = "wasm32") {
-        format!("{err}; the browser exposes WebGPU but has no usable GPU (blocklisted driver?)")
+        // wgpu's own text lists native backends, which mean nothing in a browser.
+        "the browser exposes WebGPU but requestAdapter() found no adapter: the GPU or its driver may be \
+         blocklisted, or WebGPU is off for this platform (Chrome on Linux: enable \
+         chrome://flags/#enable-unsafe-webgpu or start it with --enable-unsafe-webgpu)"
+            .to_string()
     } else {
         format!(
-            "{err}; install a Vulkan driver (on Linux without a GPU: Mesa's lavapipe, \
-             scripts/setup.sh does it) or run on a machine with Metal/Vulkan/D3D12"
+            "{err}; install a Vulkan driver (on Linux without a GPU: Mesa's lavapipe, which \
+             scripts/setup.sh installs) or run on a machine with Metal, Vulkan or D3D12"
         )
     }
 }

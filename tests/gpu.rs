@@ -1,7 +1,7 @@
 //! Device acquisition, capabilities, tensors' round trip and their errors.
 mod common;
 
-use common::{Rng, gpu};
+use common::{Rng, gpu, log};
 use half::f16;
 use webgpu_infer::{DType, Error, Result, Tensor};
 
@@ -16,6 +16,7 @@ async fn device_has_capabilities() -> Result<()> {
     assert!(limits.max_compute_invocations_per_workgroup >= 256);
     assert!(limits.max_compute_workgroup_storage_size >= 16 << 10);
     let caps = gpu.capabilities();
+    log(&format!("adapter: {} {caps:?}", gpu.adapter_name()));
     assert_eq!(
         caps.shader_f16,
         gpu.device().features().contains(wgpu::Features::SHADER_F16)

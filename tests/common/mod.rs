@@ -23,6 +23,14 @@ macro_rules! gpu_test {
     };
 }
 
+/// Prints a line to the test output (the console in the browser, which wasm-bindgen-test relays).
+pub fn log(line: &str) {
+    #[cfg(target_arch = "wasm32")]
+    wasm_bindgen_test::console_log!("{line}");
+    #[cfg(not(target_arch = "wasm32"))]
+    println!("{line}");
+}
+
 /// The device the tests run on. A test fails, never skips, when there is none: CI installs one.
 pub async fn gpu() -> Result<Gpu> {
     Gpu::new().await

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Every test of the project, on a fresh machine too (the set-up step installs what is missing):
+# formatting and lints on both targets, native tests (lavapipe Vulkan where there is no GPU), the same
+# tests in headless Chromium (WebGPU on SwiftShader), the npm package build, and the demo page
+# end to end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+step() { printf '\n=== %s\n' "$*"; }
+
+step "set-up"
+scripts/setup.sh
+# wasm-pack runs the wasm-opt it finds first on PATH: npm's binaryen (see scripts/setup.sh).
+export PATH="$PWD/node_modules/.bin:$PATH"
+# wgpu's Vulkan loader wants a runtime dir; CI machines may have none.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+
+step "cargo fmt --check"
+cargo fmt --check
+step "clippy (native, wasm32)"
+cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --all-targets --target wasm32-unknown-unknown -- -D warnings
+
+step "native tests (cargo test)"
+cargo test --locked
+
+step "browser tests (wasm-pack test --headless --chrome)"
+wasm-pack test --headless --chrome
+
+step "npm package (wasm-pack build --target web --release)"
+wasm-pack build --target web --release
+test -f pkg/webgpu_infer.d.ts
+
+step "demo page end to end (Playwright, headless Chromium)"
+node tests/e2e/demo.mjs
+
+step "all tests passed"

@@ -1,0 +1,162 @@
+//! `Device`: the adapter, its capabilities, and a GPU matmul for the demo and smoke tests.
+
+use js_sys::{Array, Float32Array, Object, Reflect};
+use wasm_bindgen::prelude::*;
+
+use crate::gpu::{Gpu, GpuOptions};
+use crate::kernels::matmul::{self, BLayout};
+use crate::tensor::Tensor;
+
+/// A WebGPU device with everything the library's kernels can use.
+///
+/// ```js
+/// import init, { Device } from "webgpu-infer";
+/// await init();
+/// const device = await Device.create();
+/// console.log(device.info.adapter, device.info.shaderF16);
+/// const c = await device.matmul(a, b, m, k, n); // Float32Array of m*n
+/// ```
+#[wasm_bindgen]
+pub struct Device {
+    gpu: Gpu,
+    info: Object,
+}
+
+#[wasm_bindgen]
+impl Device {
+    /// Requests the adapter and device. Rejects with a clear message when the browser has no WebGPU.
+    /// Pass `{ allowF16: false }` to keep to f32 kernels, `{ powerPreference: "low-power" }` to prefer
+    /// an integrated GPU.
+    pub async fn create(
+        #[wasm_bindgen(
+            unchecked_param_type = "{ allowF16?: boolean, powerPreference?: 'low-power' | 'high-performance' }"
+        )]
+        options: Option<Object>,
+    ) -> Result<Device, JsValue> {
+        let mut opts = GpuOptions::default();
+        if let Some(o) = &options {
+            if let Some(f16) = Reflect::get(o, &"allowF16".into())?.as_bool() {
+                opts.allow_f16 = f16;
+            }
+            if crate::web::js_string(o, "powerPreference") == "low-power" {
+                opts.power_preference = wgpu::PowerPreference::LowPower;
+            }
+        }
+        let gpu = Gpu::with_options(&opts).await?;
+        let info = describe(&gpu).await?;
+        Ok(Device { gpu, info })
+    }
+
+    /// `{ adapter, vendor, architecture, description, backend, software, shaderF16, subgroups,
+    /// features: string[], limits: {...} }`: what the browser says of the adapter and what the library
+    /// will use.
+    #[wasm_bindgen(getter, unchecked_return_type = "DeviceInfo")]
+    pub fn info(&self) -> Object {
+        self.info.clone()
+    }
+
+    /// `C = A · B` on the GPU, for row-major `a` (`m × k`) and `b` (`k × n`, or `n × k` when
+    /// `transposeB`). Resolves to a new `Float32Array` of `m × n`.
+    pub async fn matmul(
+        &self,
+        a: Float32Array,
+        b: Float32Array,
+        m: usize,
+        k: usize,
+        n: usize,
+        transpose_b: Option<bool>,
+    ) -> Result<Float32Array, JsValue> {
+        let layout = if transpose_b.unwrap_or(false) {
+            BLayout::NK
+        } else {
+            BLayout::KN
+        };
+        let b_shape = match layout {
+            BLayout::KN => [k, n],
+            BLayout::NK => [n, k],
+        };
+        let ta = Tensor::from_f32(&self.gpu, &a.to_vec(), &[m, k])?;
+        let tb = Tensor::from_f32(&self.gpu, &b.to_vec(), &b_shape)?;
+        let mut rec = self.gpu.recorder();
+        let c = matmul::matmul(&mut rec, &ta, &tb, layout)?;
+        rec.submit();
+        let out = c.to_f32_vec().await?;
+        Ok(Float32Array::from(out.as_slice()))
+    }
+}
+
+#[wasm_bindgen(typescript_custom_section)]
+const DEVICE_INFO_TS: &str = r#"
+/** What the browser says of the adapter, and what webgpu-infer will use. */
+export interface DeviceInfo {
+  /** Name for logs: the browser's description, else "vendor architecture". */
+  adapter: string;
+  vendor: string;
+  architecture: string;
+  description: string;
+  backend: string;
+  /** A CPU implementation (SwiftShader and the like): 10-100x slower than a GPU. */
+  software: boolean;
+  shaderF16: boolean;
+  subgroups: boolean;
+  features: string[];
+  limits: {
+    maxBufferSize: number;
+    maxStorageBufferBindingSize: number;
+    maxComputeWorkgroupStorageSize: number;
+    maxComputeInvocationsPerWorkgroup: number;
+    maxComputeWorkgroupsPerDimension: number;
+  };
+}
+"#;
+
+async fn describe(gpu: &Gpu) -> Result<Object, JsValue> {
+    let browser = crate::web::browser_adapter_info().await;
+    let get = |k: &str| {
+        browser
+            .as_ref()
+            .map(|o| crate::web::js_string(o, k))
+            .unwrap_or_default()
+    };
+    let caps = gpu.capabilities();
+    let info = Object::new();
+    let set = |k: &str, v: JsValue| Reflect::set(&info, &k.into(), &v);
+    set("adapter", gpu.adapter_name().into())?;
+    set("vendor", get("vendor").into())?;
+    set("architecture", get("architecture").into())?;
+    set("description", get("description").into())?;
+    set("backend", format!("{:?}", gpu.info().backend).into())?;
+    set("software", caps.software.into())?;
+    set("shaderF16", caps.shader_f16.into())?;
+    set("subgroups", caps.subgroups.into())?;
+    let features = Array::new();
+    for (name, _) in gpu.device().features().iter_names() {
+        features.push(&name.into());
+    }
+    set("features", features.into())?;
+    let l = gpu.limits();
+    let limits = Object::new();
+    for (k, v) in [
+        ("maxBufferSize", l.max_buffer_size as f64),
+        (
+            "maxStorageBufferBindingSize",
+            l.max_storage_buffer_binding_size as f64,
+        ),
+        (
+            "maxComputeWorkgroupStorageSize",
+            l.max_compute_workgroup_storage_size.into(),
+        ),
+        (
+            "maxComputeInvocationsPerWorkgroup",
+            l.max_compute_invocations_per_workgroup.into(),
+        ),
+        (
+            "maxComputeWorkgroupsPerDimension",
+            l.max_compute_workgroups_per_dimension.into(),
+        ),
+    ] {
+        Reflect::set(&limits, &k.into(), &v.into())?;
+    }
+    set("limits", limits.into())?;
+    Ok(info)
+}

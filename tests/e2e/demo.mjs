@@ -1,0 +1,94 @@
+// End-to-end check of the demo page in headless Chromium (Playwright driving Debian's chromium):
+//  1. with WebGPU: the adapter table is filled and the GPU matmul matches the page's CPU reference;
+//  2. with navigator.gpu removed: the page says the browser has no WebGPU, instead of failing silently;
+//  3. without --enable-unsafe-webgpu: whatever this Chromium then offers, the page ends in a clear state.
+// Screenshots go to screenshots/ (gitignored) to be looked at.
+import { chromium } from "playwright-core";
+import { mkdir } from "node:fs/promises";
+import assert from "node:assert/strict";
+import { serve } from "../../scripts/serve.mjs";
+
+const BASE_ARGS = [
+  "--headless=new",
+  "--no-sandbox",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const TIMEOUT = 90_000; // SwiftShader is a CPU emulation: pipeline compilation alone takes seconds.
+
+await mkdir("screenshots", { recursive: true });
+const server = await serve(0);
+const url = `http://127.0.0.1:${server.address().port}/www/`;
+
+async function withPage(args, fn, initScript) {
+  const browser = await chromium.launch({ executablePath, args });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+    // An uncaught error on the page fails the check at once, rather than after a timeout.
+    const pageError = new Promise((_, reject) =>
+      page.on("pageerror", (e) => reject(new Error(`uncaught error on the page: ${e.message}`))),
+    );
+    pageError.catch(() => {});
+    if (initScript) await page.addInitScript(initScript);
+    await page.goto(url);
+    await Promise.race([fn(page), pageError]);
+  } finally {
+    await browser.close();
+  }
+}
+
+let failed = false;
+async function check(name, fn) {
+  try {
+    await fn();
+    console.log(`ok   ${name}`);
+  } catch (e) {
+    failed = true;
+    console.log(`FAIL ${name}\n${e.stack ?? e}`);
+  }
+}
+
+await check("demo shows the adapter and a checked matmul", () =>
+  withPage([...BASE_ARGS, "--enable-unsafe-webgpu"], async (page) => {
+    await page.waitForSelector('#status[data-state="ok"], #status[data-state="fail"]', {
+      timeout: TIMEOUT,
+    });
+    await page.screenshot({ path: "screenshots/demo.png", fullPage: true });
+    const status = await page.textContent("#status");
+    assert.match(status, /matches the CPU reference/, status);
+    const adapter = await page.textContent("#adapter");
+    assert.match(adapter, /max storage buffer binding/);
+    assert.match(await page.textContent("#matmul"), /GFLOP\/s/);
+    console.log(`     ${status.trim()}`);
+  }),
+);
+
+await check("a browser without navigator.gpu gets a clear message", () =>
+  withPage(
+    [...BASE_ARGS, "--enable-unsafe-webgpu"],
+    async (page) => {
+      await page.waitForSelector("#banner.error", { timeout: TIMEOUT });
+      await page.screenshot({ path: "screenshots/demo-no-webgpu.png", fullPage: true });
+      assert.match(await page.textContent("#banner"), /does not expose WebGPU/);
+    },
+    () => {
+      delete Navigator.prototype.gpu;
+    },
+  ),
+);
+
+await check("without --enable-unsafe-webgpu the page still ends in a clear state", () =>
+  withPage(BASE_ARGS, async (page) => {
+    await page.waitForSelector('#banner.error, #status[data-state="ok"]', { timeout: TIMEOUT });
+    await page.screenshot({ path: "screenshots/demo-default-flags.png", fullPage: true });
+    const banner = await page.$("#banner.error");
+    if (banner) assert.match(await banner.textContent(), /WebGPU|adapter/);
+  }),
+);
+
+server.close();
+process.exit(failed ? 1 : 0);
