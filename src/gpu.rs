@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::bridge::buffer::GpuBuffer;
+use crate::bridge::stats::{CopyStats, Stats};
 use crate::error::{Error, Result};
 use crate::tensor::DType;
 
@@ -43,6 +45,9 @@ pub struct Capabilities {
     pub software: bool,
     /// CPU and GPU share memory (integrated GPUs, Apple Silicon, software adapters).
     pub unified_memory: bool,
+    /// Storage buffers can be mapped by the CPU (native `MAPPABLE_PRIMARY_BUFFERS`, requested only on
+    /// unified memory): weights are then written straight into the buffers kernels read.
+    pub mappable_storage: bool,
 }
 
 /// Identifies one compiled pipeline: a shader module, its storage type, its entry point and the
@@ -83,6 +88,7 @@ struct Inner {
     modules: Mutex<HashMap<(&'static str, DType), wgpu::ShaderModule>>,
     /// First error WebGPU reported outside an error scope, or the device-lost reason.
     fault: Arc<Mutex<Option<Fault>>>,
+    stats: Arc<CopyStats>,
 }
 
 #[derive(Clone, Debug)]
@@ -117,7 +123,7 @@ impl Gpu {
         let mut info = adapter.get_info();
         #[cfg(target_arch = "wasm32")]
         crate::web::complete_adapter_info(&mut info).await;
-        let wanted = wanted_features(options);
+        let wanted = wanted_features(options, &info);
         let features = adapter.features() & wanted;
         // Every limit raised to what the adapter offers: big weights need max_buffer_size and
         // max_storage_buffer_binding_size, tiled kernels need workgroup storage.
@@ -146,6 +152,7 @@ impl Gpu {
                 pipelines: Mutex::new(HashMap::new()),
                 modules: Mutex::new(HashMap::new()),
                 fault,
+                stats: Arc::new(CopyStats::default()),
             }),
         })
     }
@@ -251,6 +258,37 @@ impl Gpu {
             .clone()
     }
 
+    /// What has been copied where so far (see [`Stats`]).
+    pub fn stats(&self) -> Stats {
+        self.inner.stats.snapshot()
+    }
+
+    /// Zeroes the byte and submit counters of [`Gpu::stats`].
+    pub fn reset_stats(&self) {
+        self.inner.stats.reset();
+    }
+
+    pub(crate) fn copy_stats(&self) -> &CopyStats {
+        &self.inner.stats
+    }
+
+    /// Creates a buffer counted in [`Gpu::stats`] and destroyed when its last handle drops.
+    pub fn create_buffer(&self, desc: &wgpu::BufferDescriptor<'_>) -> Arc<GpuBuffer> {
+        Arc::new(GpuBuffer::new(&self.inner.device, &self.inner.stats, desc))
+    }
+
+    /// `queue.write_buffer`, counted.
+    pub(crate) fn write_buffer(&self, buffer: &wgpu::Buffer, offset: u64, bytes: &[u8]) {
+        self.inner.queue.write_buffer(buffer, offset, bytes);
+        self.inner.stats.to_gpu(bytes.len() as u64);
+    }
+
+    /// `queue.submit`, counted.
+    pub(crate) fn submit(&self, commands: wgpu::CommandBuffer) -> wgpu::SubmissionIndex {
+        self.inner.stats.submit();
+        self.inner.queue.submit([commands])
+    }
+
     /// A recorder for a batch of kernels that will be submitted together.
     pub fn recorder(&self) -> crate::Recorder {
         crate::Recorder::new(self)
@@ -289,23 +327,36 @@ fn instance_descriptor() -> wgpu::InstanceDescriptor {
     desc
 }
 
-fn wanted_features(options: &GpuOptions) -> wgpu::Features {
+fn wanted_features(options: &GpuOptions, info: &wgpu::AdapterInfo) -> wgpu::Features {
     let mut wanted = wgpu::Features::SUBGROUP;
     if options.allow_f16 {
         wanted |= wgpu::Features::SHADER_F16;
     }
+    // Storage buffers the CPU can map: on unified memory that is the GPU's own memory, so weights are
+    // written in place. On a discrete GPU such buffers would live in slow host memory: not requested.
+    if is_unified_memory(info) {
+        wanted |= wgpu::Features::MAPPABLE_PRIMARY_BUFFERS;
+    }
     wanted
+}
+
+fn is_unified_memory(info: &wgpu::AdapterInfo) -> bool {
+    matches!(
+        info.device_type,
+        wgpu::DeviceType::Cpu | wgpu::DeviceType::IntegratedGpu
+    ) || is_software_name(&info.name)
 }
 
 fn capabilities(info: &wgpu::AdapterInfo, features: wgpu::Features) -> Capabilities {
     let software = info.device_type == wgpu::DeviceType::Cpu || is_software_name(&info.name);
     Capabilities {
+        mappable_storage: features.contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
         shader_f16: features.contains(wgpu::Features::SHADER_F16),
         subgroups: features.contains(wgpu::Features::SUBGROUP),
         subgroup_min_size: info.subgroup_min_size,
         subgroup_max_size: info.subgroup_max_size,
         software,
-        unified_memory: software || info.device_type == wgpu::DeviceType::IntegratedGpu,
+        unified_memory: is_unified_memory(info),
     }
 }
 

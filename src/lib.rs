@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bridge;
 pub mod error;
 pub mod gpu;
 pub mod kernels;
@@ -29,6 +30,7 @@ pub mod tensor;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
+pub use bridge::stats::Stats;
 pub use error::{Error, Result};
 pub use gpu::{Capabilities, Gpu, GpuOptions};
 pub use recorder::Recorder;

@@ -2,8 +2,9 @@
 //! so that a whole computation (a forward pass) reaches the GPU in a single submit and its
 //! intermediate tensors never leave the GPU.
 
-use wgpu::util::DeviceExt;
+use std::sync::Arc;
 
+use crate::bridge::buffer::GpuBuffer;
 use crate::gpu::Gpu;
 
 /// Collects dispatches until [`Recorder::submit`].
@@ -24,6 +25,9 @@ pub struct Recorder {
     encoder: Option<wgpu::CommandEncoder>,
     pass: Option<wgpu::ComputePass<'static>>,
     dispatches: u32,
+    /// Every buffer a recorded dispatch binds, kept alive until the work is submitted (dropped buffers
+    /// are destroyed, which would invalidate the recorded commands).
+    retained: Vec<Arc<GpuBuffer>>,
 }
 
 impl Recorder {
@@ -33,6 +37,7 @@ impl Recorder {
             encoder: None,
             pass: None,
             dispatches: 0,
+            retained: Vec::new(),
         }
     }
 
@@ -45,30 +50,31 @@ impl Recorder {
         self.dispatches
     }
 
-    /// A uniform buffer holding `params` (a kernel's shape and offsets).
-    pub(crate) fn uniform<P: bytemuck::Pod>(&self, params: &P) -> wgpu::Buffer {
-        self.gpu
-            .device()
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("params"),
-                contents: bytemuck::bytes_of(params),
-                usage: wgpu::BufferUsages::UNIFORM,
-            })
-    }
-
-    /// Records one dispatch of `pipeline` with `buffers` bound, in order, to `@group(0) @binding(i)`.
-    pub(crate) fn dispatch(
+    /// Records one dispatch of `pipeline`: `buffers` bound whole, in order, to `@group(0) @binding(i)`,
+    /// and `params` (the kernel's sizes and offsets) in a uniform buffer at the next binding.
+    pub(crate) fn dispatch<P: bytemuck::Pod>(
         &mut self,
         pipeline: &wgpu::ComputePipeline,
-        buffers: &[wgpu::BindingResource<'_>],
+        buffers: &[&Arc<GpuBuffer>],
+        params: &P,
         workgroups: [u32; 3],
     ) {
+        let bytes = bytemuck::bytes_of(params);
+        let uniform = self.gpu.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("params"),
+            size: crate::tensor::padded_size(bytes.len() as u64),
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.gpu.write_buffer(&uniform, 0, bytes);
         let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
             .iter()
+            .copied()
+            .chain([&uniform])
             .enumerate()
-            .map(|(i, resource)| wgpu::BindGroupEntry {
+            .map(|(i, buffer)| wgpu::BindGroupEntry {
                 binding: i as u32,
-                resource: resource.clone(),
+                resource: buffer.as_entire_binding(),
             })
             .collect();
         let bind_group = self
@@ -84,6 +90,8 @@ impl Recorder {
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
         self.dispatches += 1;
+        self.retained.extend(buffers.iter().map(|&b| Arc::clone(b)));
+        self.retained.push(uniform);
     }
 
     fn pass(&mut self) -> &mut wgpu::ComputePass<'static> {
@@ -106,7 +114,11 @@ impl Recorder {
         // The pass must end before the encoder can finish.
         drop(self.pass.take());
         let encoder = self.encoder.take()?;
-        Some(self.gpu.queue().submit([encoder.finish()]))
+        let index = self.gpu.submit(encoder.finish());
+        // Submitted: destroying these buffers now (if no tensor holds them) is safe, WebGPU frees them
+        // after the work completes.
+        self.retained.clear();
+        Some(index)
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use half::f16;
 
+use crate::bridge::buffer::GpuBuffer;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 
@@ -14,12 +15,14 @@ pub enum DType {
     F32,
     /// IEEE half precision; kernels on f16 tensors need the adapter's `shader-f16`.
     F16,
+    /// 32-bit signed integers (token ids, positions); I64 checkpoints are narrowed on load.
+    I32,
 }
 
 impl DType {
     pub fn size_in_bytes(self) -> usize {
         match self {
-            DType::F32 => 4,
+            DType::F32 | DType::I32 => 4,
             DType::F16 => 2,
         }
     }
@@ -29,6 +32,7 @@ impl DType {
         match self {
             DType::F32 => "alias T = f32;\n",
             DType::F16 => "enable f16;\nalias T = f16;\n",
+            DType::I32 => "alias T = i32;\n",
         }
     }
 }
@@ -39,7 +43,7 @@ impl DType {
 #[derive(Clone)]
 pub struct Tensor {
     gpu: Gpu,
-    buffer: Arc<wgpu::Buffer>,
+    buffer: Arc<GpuBuffer>,
     /// Byte offset of element 0 in `buffer`, a multiple of 4.
     offset: u64,
     shape: Vec<usize>,
@@ -79,15 +83,15 @@ impl Tensor {
             ));
         }
         let tensor = Self::empty(gpu, shape, dtype)?;
-        write_padded(gpu.queue(), &tensor.buffer, bytes);
+        write_padded(gpu, &tensor.buffer, bytes);
         Ok(tensor)
     }
 
     /// An uninitialised tensor (the GPU zero-fills new buffers).
     pub fn empty(gpu: &Gpu, shape: &[usize], dtype: DType) -> Result<Tensor> {
         let bytes = (numel(shape) * dtype.size_in_bytes()) as u64;
-        check_buffer_size(gpu, bytes)?;
-        let buffer = gpu.device().create_buffer(&wgpu::BufferDescriptor {
+        check_buffer_size(gpu, bytes, "tensor size in bytes")?;
+        let buffer = gpu.create_buffer(&wgpu::BufferDescriptor {
             label: None,
             // Padded: buffers and copies are sized in multiples of 4 bytes; never empty.
             size: padded_size(bytes),
@@ -96,13 +100,24 @@ impl Tensor {
                 | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        Ok(Tensor {
+        Ok(Self::from_buffer(gpu, buffer, shape, dtype))
+    }
+
+    /// A tensor over all of `buffer` (which holds at least `shape`'s elements of `dtype`).
+    pub(crate) fn from_buffer(
+        gpu: &Gpu,
+        buffer: Arc<GpuBuffer>,
+        shape: &[usize],
+        dtype: DType,
+    ) -> Tensor {
+        debug_assert!(buffer.size() >= (numel(shape) * dtype.size_in_bytes()) as u64);
+        Tensor {
             gpu: gpu.clone(),
-            buffer: Arc::new(buffer),
+            buffer,
             offset: 0,
             shape: shape.to_vec(),
             dtype,
-        })
+        }
     }
 
     pub fn gpu(&self) -> &Gpu {
@@ -126,7 +141,7 @@ impl Tensor {
         (self.numel() * self.dtype.size_in_bytes()) as u64
     }
 
-    pub fn buffer(&self) -> &wgpu::Buffer {
+    pub fn buffer(&self) -> &Arc<GpuBuffer> {
         &self.buffer
     }
 
@@ -168,7 +183,26 @@ impl Tensor {
                 .chunks_exact(2)
                 .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
                 .collect(),
+            DType::I32 => {
+                return Err(Error::DType {
+                    op: "to_f32_vec",
+                    message: "an integer tensor reads back with to_i32_vec".into(),
+                    got: self.dtype,
+                });
+            }
         })
+    }
+
+    /// Reads an i32 tensor back.
+    pub async fn to_i32_vec(&self) -> Result<Vec<i32>> {
+        if self.dtype != DType::I32 {
+            return Err(Error::DType {
+                op: "to_i32_vec",
+                message: "the tensor must be i32".into(),
+                got: self.dtype,
+            });
+        }
+        Ok(bytemuck::pod_collect_to_vec(&self.read_bytes().await?))
     }
 
     /// Reads an f16 tensor back as f16 values.
@@ -188,23 +222,29 @@ impl Tensor {
     pub async fn read_bytes(&self) -> Result<Vec<u8>> {
         let bytes = self.size_in_bytes();
         let padded = padded_size(bytes);
-        let device = self.gpu.device();
-        let staging = device.create_buffer(&wgpu::BufferDescriptor {
+        let staging = self.gpu.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size: padded,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let mut encoder = device.create_command_encoder(&Default::default());
+        let mut encoder = self
+            .gpu
+            .device()
+            .create_command_encoder(&Default::default());
         encoder.copy_buffer_to_buffer(&self.buffer, self.offset, &staging, 0, padded);
-        self.gpu.queue().submit([encoder.finish()]);
+        self.gpu.submit(encoder.finish());
         map_read(&self.gpu, &staging).await?;
         let view = staging
             .get_mapped_range(..)
             .map_err(|e| Error::Readback(e.to_string()))?;
+        // In the browser, wgpu copies the mapped ArrayBuffer into WASM memory here.
         let out = view[..bytes as usize].to_vec();
         drop(view);
         staging.unmap();
+        let stats = self.gpu.copy_stats();
+        stats.from_gpu(bytes);
+        stats.wasm_in(bytes);
         Ok(out)
     }
 }
@@ -229,7 +269,8 @@ pub(crate) fn padded_size(bytes: u64) -> u64 {
     bytes.max(4).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT)
 }
 
-fn check_buffer_size(gpu: &Gpu, bytes: u64) -> Result<()> {
+/// Refuses a buffer past `maxStorageBufferBindingSize` / `maxBufferSize`, naming the limit.
+pub(crate) fn check_buffer_size(gpu: &Gpu, bytes: u64, what: &str) -> Result<()> {
     let limits = gpu.limits();
     let (limit, limit_name) = if limits.max_storage_buffer_binding_size < limits.max_buffer_size {
         (
@@ -241,7 +282,7 @@ fn check_buffer_size(gpu: &Gpu, bytes: u64) -> Result<()> {
     };
     if padded_size(bytes) > limit {
         return Err(Error::LimitExceeded {
-            what: "tensor size in bytes".into(),
+            what: what.into(),
             value: bytes,
             limit_name,
             limit,
@@ -252,15 +293,15 @@ fn check_buffer_size(gpu: &Gpu, bytes: u64) -> Result<()> {
 
 /// `write_buffer` needs a length that is a multiple of 4: write the aligned body straight from the
 /// caller's slice and only the last 1-3 bytes through a small padded copy.
-fn write_padded(queue: &wgpu::Queue, buffer: &wgpu::Buffer, bytes: &[u8]) {
+fn write_padded(gpu: &Gpu, buffer: &wgpu::Buffer, bytes: &[u8]) {
     let body = bytes.len() / 4 * 4;
     if body > 0 {
-        queue.write_buffer(buffer, 0, &bytes[..body]);
+        gpu.write_buffer(buffer, 0, &bytes[..body]);
     }
     if body < bytes.len() {
         let mut tail = [0u8; 4];
         tail[..bytes.len() - body].copy_from_slice(&bytes[body..]);
-        queue.write_buffer(buffer, body as u64, &tail);
+        gpu.write_buffer(buffer, body as u64, &tail);
     }
 }
 

@@ -77,15 +77,10 @@ fn binary(rec: &mut Recorder, op: Op, a: &Tensor, b: &Tensor) -> Result<Tensor> 
         entry: "main",
         constants: &[("OP", f64::from(op as u8))],
     });
-    let uniform = rec.uniform(&params);
     rec.dispatch(
         &pipeline,
-        &[
-            a.buffer().as_entire_binding(),
-            b.buffer().as_entire_binding(),
-            out.buffer().as_entire_binding(),
-            uniform.as_entire_binding(),
-        ],
+        &[a.buffer(), b.buffer(), out.buffer()],
+        &params,
         grid,
     );
     Ok(out)

@@ -86,15 +86,10 @@ pub fn matmul(rec: &mut Recorder, a: &Tensor, b: &Tensor, layout: BLayout) -> Re
         entry: "main",
         constants: &[("TRANS_B", f64::from(u8::from(layout == BLayout::NK)))],
     });
-    let uniform = rec.uniform(&params);
     rec.dispatch(
         &pipeline,
-        &[
-            a.buffer().as_entire_binding(),
-            b.buffer().as_entire_binding(),
-            c.buffer().as_entire_binding(),
-            uniform.as_entire_binding(),
-        ],
+        &[a.buffer(), b.buffer(), c.buffer()],
+        &params,
         groups,
     );
     Ok(c)

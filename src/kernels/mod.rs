@@ -9,9 +9,16 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::tensor::{DType, Tensor};
 
-/// Refuses an f16 operand on an adapter without `shader-f16`, and operands of different types.
+/// Refuses operands of different types, integer operands, and f16 on an adapter without `shader-f16`.
 pub(crate) fn check_dtypes(op: &'static str, gpu: &Gpu, tensors: &[&Tensor]) -> Result<DType> {
     let dtype = tensors[0].dtype();
+    if dtype == DType::I32 {
+        return Err(Error::DType {
+            op,
+            message: "this kernel takes f32 or f16 tensors".into(),
+            got: dtype,
+        });
+    }
     if let Some(other) = tensors.iter().find(|t| t.dtype() != dtype) {
         return Err(Error::DType {
             op,

@@ -54,15 +54,6 @@ pub fn softmax(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
         entry: "main",
         constants: &[],
     });
-    let uniform = rec.uniform(&params);
-    rec.dispatch(
-        &pipeline,
-        &[
-            x.buffer().as_entire_binding(),
-            out.buffer().as_entire_binding(),
-            uniform.as_entire_binding(),
-        ],
-        grid,
-    );
+    rec.dispatch(&pipeline, &[x.buffer(), out.buffer()], &params, grid);
     Ok(out)
 }

@@ -1,0 +1,79 @@
+//! [`CopyStats`]: every byte the library moves between JS, WASM memory, the host and the GPU, counted,
+//! so that tests and benchmarks prove the zero-copy claims instead of asserting them.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Counters shared by everything created from one [`Gpu`](crate::Gpu).
+#[derive(Debug, Default)]
+pub struct CopyStats {
+    wasm_bytes_in: AtomicU64,
+    host_to_gpu_bytes: AtomicU64,
+    gpu_to_host_bytes: AtomicU64,
+    submits: AtomicU64,
+    live_buffers: AtomicU64,
+    live_buffer_bytes: AtomicU64,
+}
+
+/// A snapshot of [`CopyStats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Bytes the library copied *into* WASM linear memory from JS or from a mapped GPU buffer (a safetensors
+    /// header, a read-back into a `Vec`). Natively: bytes copied into the heap from a mapped buffer.
+    pub wasm_bytes_in: u64,
+    /// Bytes written to GPU buffers: `write_buffer`, mapped-at-creation fills, uniform parameters.
+    pub host_to_gpu_bytes: u64,
+    /// Bytes read back from GPU buffers (to WASM or to a JS view).
+    pub gpu_to_host_bytes: u64,
+    /// `queue.submit` calls.
+    pub submits: u64,
+    /// GPU buffers alive now, and their bytes (not reset by [`CopyStats::reset`]: they are state).
+    pub live_buffers: u64,
+    pub live_buffer_bytes: u64,
+}
+
+impl CopyStats {
+    pub fn snapshot(&self) -> Stats {
+        Stats {
+            wasm_bytes_in: self.wasm_bytes_in.load(Relaxed),
+            host_to_gpu_bytes: self.host_to_gpu_bytes.load(Relaxed),
+            gpu_to_host_bytes: self.gpu_to_host_bytes.load(Relaxed),
+            submits: self.submits.load(Relaxed),
+            live_buffers: self.live_buffers.load(Relaxed),
+            live_buffer_bytes: self.live_buffer_bytes.load(Relaxed),
+        }
+    }
+
+    /// Zeroes the byte and submit counters; live buffers are left as they are.
+    pub fn reset(&self) {
+        self.wasm_bytes_in.store(0, Relaxed);
+        self.host_to_gpu_bytes.store(0, Relaxed);
+        self.gpu_to_host_bytes.store(0, Relaxed);
+        self.submits.store(0, Relaxed);
+    }
+
+    pub(crate) fn wasm_in(&self, bytes: u64) {
+        self.wasm_bytes_in.fetch_add(bytes, Relaxed);
+    }
+
+    pub(crate) fn to_gpu(&self, bytes: u64) {
+        self.host_to_gpu_bytes.fetch_add(bytes, Relaxed);
+    }
+
+    pub(crate) fn from_gpu(&self, bytes: u64) {
+        self.gpu_to_host_bytes.fetch_add(bytes, Relaxed);
+    }
+
+    pub(crate) fn submit(&self) {
+        self.submits.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn buffer_created(&self, bytes: u64) {
+        self.live_buffers.fetch_add(1, Relaxed);
+        self.live_buffer_bytes.fetch_add(bytes, Relaxed);
+    }
+
+    pub(crate) fn buffer_dropped(&self, bytes: u64) {
+        self.live_buffers.fetch_sub(1, Relaxed);
+        self.live_buffer_bytes.fetch_sub(bytes, Relaxed);
+    }
+}
