@@ -49,9 +49,62 @@ pub enum Error {
         limit_name: &'static str,
         limit: u64,
     },
+    /// A weight file that is not what it claims to be.
+    #[error("{source_name}: {problem}")]
+    Format {
+        /// File name or URL.
+        source_name: String,
+        problem: FormatProblem,
+    },
+    /// A model asked for a tensor its weights do not have.
+    #[error("the weights have no tensor named `{name}`{hint}")]
+    MissingTensor { name: String, hint: String },
+    /// An HTTP response that is not a success.
+    #[error("fetching {url} failed with HTTP status {status}")]
+    Http { url: String, status: u16 },
+    /// Reading a file or a stream failed.
+    #[error("reading {source_name} failed: {message}")]
+    Io {
+        source_name: String,
+        message: String,
+    },
+    /// The caller's AbortSignal fired; everything loaded so far was released.
+    #[error("loading {source_name} was aborted")]
+    Aborted { source_name: String },
     /// Reading a buffer back from the GPU failed.
     #[error("reading back from the GPU failed: {0}")]
     Readback(String),
+}
+
+/// What is wrong with a weight file.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatProblem {
+    #[error(
+        "the file ends at byte {got}, but its header says it is {expected} bytes long (truncated)"
+    )]
+    Truncated { expected: u64, got: u64 },
+    #[error("the file is {got} bytes, longer than the {expected} its header accounts for")]
+    TrailingBytes { expected: u64, got: u64 },
+    #[error(
+        "the header length {declared} is past the file ({}) or the 100 MB limit: not a safetensors file?",
+        file_len.map_or("length unknown".to_string(), |l| format!("{l} bytes"))
+    )]
+    HeaderLength {
+        declared: u64,
+        file_len: Option<u64>,
+    },
+    #[error("the header is not valid safetensors JSON: {0}")]
+    HeaderNotJson(String),
+    #[error("tensor `{tensor}` has dtype {dtype}, which safetensors does not define")]
+    UnknownDtype { tensor: String, dtype: String },
+    #[error(
+        "tensor `{tensor}` has dtype {dtype}, which this library cannot load (F32, F16, BF16, I32, I64)"
+    )]
+    UnsupportedDtype { tensor: String, dtype: String },
+    #[error("tensor `{tensor}`: {detail}")]
+    BadOffsets { tensor: String, detail: String },
+    #[error("the shard index is not valid: {0}")]
+    BadIndex(String),
 }
 
 /// `Result` with this crate's [`Error`].

@@ -272,6 +272,11 @@ impl Gpu {
         &self.inner.stats
     }
 
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    pub(crate) fn copy_stats_arc(&self) -> &Arc<CopyStats> {
+        &self.inner.stats
+    }
+
     /// Creates a buffer counted in [`Gpu::stats`] and destroyed when its last handle drops.
     pub fn create_buffer(&self, desc: &wgpu::BufferDescriptor<'_>) -> Arc<GpuBuffer> {
         Arc::new(GpuBuffer::new(&self.inner.device, &self.inner.stats, desc))

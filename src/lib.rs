@@ -23,6 +23,7 @@
 
 pub mod bridge;
 pub mod error;
+pub mod formats;
 pub mod gpu;
 pub mod kernels;
 pub mod recorder;
@@ -31,7 +32,7 @@ pub mod tensor;
 pub mod web;
 
 pub use bridge::stats::Stats;
-pub use error::{Error, Result};
+pub use error::{Error, FormatProblem, Result};
 pub use gpu::{Capabilities, Gpu, GpuOptions};
 pub use recorder::Recorder;
 pub use tensor::{DType, Tensor};

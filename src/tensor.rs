@@ -220,6 +220,16 @@ impl Tensor {
 
     /// Copies the tensor's bytes into a mappable buffer, waits for the GPU, and returns them.
     pub async fn read_bytes(&self) -> Result<Vec<u8>> {
+        let mapped = self.read_mapped().await?;
+        // In the browser, wgpu copies the mapped ArrayBuffer into WASM memory here.
+        let out = mapped.bytes().to_vec();
+        self.gpu.copy_stats().wasm_in(out.len() as u64);
+        Ok(out)
+    }
+
+    /// Copies the tensor into a mappable buffer and maps it: the bytes are then readable in place
+    /// (natively as a slice; in the browser as a JS view, with no copy into WASM memory).
+    pub async fn read_mapped(&self) -> Result<Mapped> {
         let bytes = self.size_in_bytes();
         let padded = padded_size(bytes);
         let staging = self.gpu.create_buffer(&wgpu::BufferDescriptor {
@@ -238,14 +248,34 @@ impl Tensor {
         let view = staging
             .get_mapped_range(..)
             .map_err(|e| Error::Readback(e.to_string()))?;
-        // In the browser, wgpu copies the mapped ArrayBuffer into WASM memory here.
-        let out = view[..bytes as usize].to_vec();
-        drop(view);
-        staging.unmap();
-        let stats = self.gpu.copy_stats();
-        stats.from_gpu(bytes);
-        stats.wasm_in(bytes);
-        Ok(out)
+        self.gpu.copy_stats().from_gpu(bytes);
+        Ok(Mapped {
+            view,
+            len: bytes as usize,
+            _staging: staging,
+        })
+    }
+}
+
+/// A tensor's bytes in a mapped read-back buffer. Dropping it unmaps and frees the buffer.
+pub struct Mapped {
+    // Field order matters: the view is dropped before the buffer is destroyed.
+    view: wgpu::BufferView,
+    len: usize,
+    _staging: Arc<GpuBuffer>,
+}
+
+impl Mapped {
+    /// The bytes, in place (natively; in the browser, reading them copies into WASM memory).
+    pub fn bytes(&self) -> &[u8] {
+        &self.view[..self.len]
+    }
+
+    /// The bytes as a JS view on the mapped ArrayBuffer: no copy into WASM memory. Valid while `self`
+    /// lives.
+    #[cfg(target_arch = "wasm32")]
+    pub fn as_uint8array(&self) -> js_sys::Uint8Array {
+        self.view.as_uint8array().subarray(0, self.len as u32)
     }
 }
 

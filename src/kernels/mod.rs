@@ -1,6 +1,7 @@
 //! WGSL kernels, one module per file in `shaders/`. Each module owns its pipelines, checks its
 //! operands' shapes and types, and records its dispatches into a [`Recorder`](crate::Recorder).
 
+pub mod cast;
 pub mod elementwise;
 pub mod matmul;
 pub mod softmax;

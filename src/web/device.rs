@@ -44,7 +44,21 @@ impl Device {
         }
         let gpu = Gpu::with_options(&opts).await?;
         let info = describe(&gpu).await?;
+        crate::web::stats::register(&gpu);
         Ok(Device { gpu, info })
+    }
+
+    /// What this device's buffers have moved so far: `{ wasmBytesIn, hostToGpuBytes, gpuToHostBytes,
+    /// submits, liveBuffers, liveBufferBytes }`.
+    #[wasm_bindgen(unchecked_return_type = "CopyStats")]
+    pub fn stats(&self) -> Object {
+        crate::web::stats::to_js(&self.gpu.stats())
+    }
+
+    /// Zeroes the byte and submit counters.
+    #[wasm_bindgen(js_name = resetStats)]
+    pub fn reset_stats(&self) {
+        self.gpu.reset_stats();
     }
 
     /// `{ adapter, vendor, architecture, description, backend, software, shaderF16, subgroups,
@@ -82,6 +96,12 @@ impl Device {
         rec.submit();
         let out = c.to_f32_vec().await?;
         Ok(Float32Array::from(out.as_slice()))
+    }
+}
+
+impl Device {
+    pub(crate) fn gpu(&self) -> &Gpu {
+        &self.gpu
     }
 }
 

@@ -2,8 +2,12 @@
 //! `Error` objects whose message is the Rust [`Error`](crate::Error)'s.
 
 mod device;
+mod stats;
+mod weights;
 
 pub use device::Device;
+pub use stats::{stats, wasm_memory_bytes};
+pub use weights::{TensorData, Weights};
 
 use wasm_bindgen::prelude::*;
 

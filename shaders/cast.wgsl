@@ -1,0 +1,60 @@
+// Conversions done on the GPU at load time, so that weights stored in types WGSL cannot read (bf16,
+// i64) or that the adapter cannot compute in (f16 without shader-f16) never pass through the CPU.
+//
+// Source and destination are raw 32-bit words; every entry point writes `p.count` output elements.
+//   bf16_to_f32: a bf16 is the top half of an f32, so widening is a 16-bit shift (exact).
+//   f16_to_f32:  unpack2x16float (core WGSL, no shader-f16 needed) (exact).
+//   i64_to_i32:  the low word of each little-endian i64 (exact for values within i32).
+
+struct Params {
+    count: u32, // output elements
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<storage, read> src: array<u32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
+@group(0) @binding(2) var<uniform> p: Params;
+
+fn index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
+    return gid.x + gid.y * groups.x * 256u;
+}
+
+// One thread per source word: two 16-bit halves, the first in the low bits (little-endian).
+@compute @workgroup_size(256, 1, 1)
+fn bf16_to_f32(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let w = index(gid, groups);
+    let i = 2u * w;
+    if (i >= p.count) {
+        return;
+    }
+    let word = src[w];
+    dst[i] = word << 16u;
+    if (i + 1u < p.count) {
+        dst[i + 1u] = word & 0xffff0000u;
+    }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn f16_to_f32(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let w = index(gid, groups);
+    let i = 2u * w;
+    if (i >= p.count) {
+        return;
+    }
+    let pair = unpack2x16float(src[w]);
+    dst[i] = bitcast<u32>(pair.x);
+    if (i + 1u < p.count) {
+        dst[i + 1u] = bitcast<u32>(pair.y);
+    }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn i64_to_i32(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = index(gid, groups);
+    if (i >= p.count) {
+        return;
+    }
+    dst[i] = src[2u * i];
+}

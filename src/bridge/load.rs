@@ -1,0 +1,158 @@
+//! What both loaders share: where each tensor lands on the GPU, the weight map, progress.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use safetensors::Dtype;
+
+use crate::bridge::buffer::GpuBuffer;
+use crate::error::{Error, FormatProblem, Result};
+use crate::formats::safetensors::Entry;
+use crate::gpu::Gpu;
+use crate::kernels::cast::{Cast, cast};
+use crate::recorder::Recorder;
+use crate::tensor::{DType, Tensor, check_buffer_size, padded_size};
+
+/// Where a load stands, passed to the progress callback after each tensor (and, in the browser, each
+/// network chunk).
+#[derive(Clone, Copy, Debug)]
+pub struct Progress<'a> {
+    pub bytes_done: u64,
+    /// The file's length once its header is known (the sum of all shards' for a sharded checkpoint,
+    /// once each shard's header is known); 0 before.
+    pub bytes_total: u64,
+    /// The tensor being filled, or "" between tensors.
+    pub tensor: &'a str,
+}
+
+/// The progress callback both loaders take.
+pub type OnProgress<'a> = &'a mut dyn FnMut(Progress<'_>);
+
+/// Named tensors on the GPU, as loaded from one or more weight files.
+#[derive(Default)]
+pub struct Weights {
+    tensors: HashMap<String, Tensor>,
+    metadata: BTreeMap<String, String>,
+}
+
+impl Weights {
+    /// The tensor called `name`, or [`Error::MissingTensor`].
+    pub fn get(&self, name: &str) -> Result<&Tensor> {
+        self.tensors.get(name).ok_or_else(|| {
+            let similar: Vec<&str> = self
+                .names()
+                .into_iter()
+                .filter(|n| n.ends_with(name.rsplit('.').next().unwrap_or(name)))
+                .take(3)
+                .collect();
+            Error::MissingTensor {
+                name: name.to_string(),
+                hint: if similar.is_empty() {
+                    format!(" (it has {} tensors)", self.tensors.len())
+                } else {
+                    format!("; similar names: {}", similar.join(", "))
+                },
+            }
+        })
+    }
+
+    /// All names, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.tensors.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    pub fn len(&self) -> usize {
+        self.tensors.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
+    }
+
+    /// The files' `__metadata__` maps, merged.
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+
+    pub(crate) fn insert(&mut self, name: String, tensor: Tensor) {
+        self.tensors.insert(name, tensor);
+    }
+
+    pub(crate) fn extend(&mut self, other: Weights) {
+        self.tensors.extend(other.tensors);
+        self.metadata.extend(other.metadata);
+    }
+
+    pub(crate) fn set_metadata(&mut self, metadata: BTreeMap<String, String>) {
+        self.metadata.extend(metadata);
+    }
+}
+
+/// How one stored tensor becomes a GPU tensor: its bytes land as they are, then an optional
+/// conversion runs on the GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Plan {
+    Direct(DType),
+    Convert(Cast),
+}
+
+/// Decides every entry's plan before any buffer exists, so an unsupported type fails the load
+/// without allocating anything.
+pub(crate) fn plan_all(gpu: &Gpu, source: &str, entries: &[Entry]) -> Result<Vec<Plan>> {
+    let f16 = gpu.capabilities().shader_f16;
+    entries
+        .iter()
+        .map(|e| match e.dtype {
+            Dtype::F32 => Ok(Plan::Direct(DType::F32)),
+            Dtype::F16 if f16 => Ok(Plan::Direct(DType::F16)),
+            Dtype::F16 => Ok(Plan::Convert(Cast::F16ToF32)),
+            Dtype::BF16 => Ok(Plan::Convert(Cast::Bf16ToF32)),
+            Dtype::I32 => Ok(Plan::Direct(DType::I32)),
+            Dtype::I64 => Ok(Plan::Convert(Cast::I64ToI32)),
+            other => Err(Error::Format {
+                source_name: source.to_string(),
+                problem: FormatProblem::UnsupportedDtype {
+                    tensor: e.name.clone(),
+                    dtype: format!("{other:?}"),
+                },
+            }),
+        })
+        .collect()
+}
+
+/// The buffer one tensor's stored bytes land in: created mapped, to be filled by the caller.
+/// `mappable` adds MAP_WRITE (native unified memory: the mapping is the buffer's own memory).
+pub(crate) fn landing_buffer(gpu: &Gpu, entry: &Entry, mappable: bool) -> Result<Arc<GpuBuffer>> {
+    check_buffer_size(
+        gpu,
+        entry.bytes(),
+        &format!("tensor `{}` in bytes", entry.name),
+    )?;
+    let mut usage =
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    if mappable {
+        usage |= wgpu::BufferUsages::MAP_WRITE;
+    }
+    Ok(gpu.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(&entry.name),
+        size: padded_size(entry.bytes()),
+        usage,
+        mapped_at_creation: true,
+    }))
+}
+
+/// Unmaps a filled landing buffer and makes it a tensor, recording its conversion if it needs one.
+pub(crate) fn finish_tensor(
+    rec: &mut Recorder,
+    entry: &Entry,
+    plan: Plan,
+    buffer: Arc<GpuBuffer>,
+) -> Result<Tensor> {
+    buffer.unmap();
+    match plan {
+        Plan::Direct(dtype) => Ok(Tensor::from_buffer(rec.gpu(), buffer, &entry.shape, dtype)),
+        Plan::Convert(c) => cast(rec, &buffer, &entry.shape, c),
+    }
+}

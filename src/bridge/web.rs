@@ -1,0 +1,461 @@
+//! Browser loading: a `fetch()` body (or a Blob's, or an ArrayBuffer) streams chunk by chunk into the
+//! final GPU buffers. Each tensor's buffer is created `mappedAtCreation`; its mapped range is an
+//! ArrayBuffer on the JS side, and network chunks are copied into it with `Uint8Array.set`, in JS.
+//! Only the safetensors header (and a shard index) is copied into WASM memory and parsed there; tensor
+//! bytes never are, and at most one tensor's buffer is mapped at a time.
+
+use js_sys::{ArrayBuffer, Function, Object, Promise, Reflect, Uint8Array};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortSignal, Blob, ReadableStream, ReadableStreamDefaultReader, Response};
+
+use crate::bridge::load::{OnProgress, Progress, Weights, finish_tensor, landing_buffer, plan_all};
+use crate::error::{Error, Result};
+use crate::formats::safetensors::{Entry, Header, PREFIX_LEN, ShardIndex};
+use crate::gpu::Gpu;
+
+/// Where weights come from.
+pub enum Source {
+    /// Fetched with `fetch()`: any URL the page may read (same origin, or CORS), e.g. the Hugging
+    /// Face Hub's `resolve/main/model.safetensors`; a URL ending in `.index.json` loads every shard.
+    Url(String),
+    /// A `fetch()` response the caller already has; its body is consumed.
+    Response(Response),
+    /// A `Blob` or `File` (from `<input type=file>`, drag and drop, or the Cache API).
+    Blob(Blob),
+    /// Bytes the caller holds in JS (an `ArrayBuffer` or a `Uint8Array` on one).
+    Bytes(Uint8Array),
+}
+
+impl Source {
+    /// Interprets a JS value: a string or `URL`, a `Response`, a `Blob`/`File`, an `ArrayBuffer` or a
+    /// typed array.
+    pub fn from_js(value: JsValue) -> Result<Source> {
+        if let Some(url) = value.as_string() {
+            return Ok(Source::Url(url));
+        }
+        if let Some(url) = value.dyn_ref::<web_sys::Url>() {
+            return Ok(Source::Url(url.href()));
+        }
+        if value.is_instance_of::<Response>() {
+            return Ok(Source::Response(value.unchecked_into()));
+        }
+        if value.is_instance_of::<Blob>() {
+            return Ok(Source::Blob(value.unchecked_into()));
+        }
+        if value.is_instance_of::<ArrayBuffer>() {
+            return Ok(Source::Bytes(Uint8Array::new(&value)));
+        }
+        if ArrayBuffer::is_view(&value) {
+            let view: &Object = value.unchecked_ref();
+            let buffer = Reflect::get(view, &"buffer".into()).map_err(js_io("source"))?;
+            let offset = Reflect::get(view, &"byteOffset".into()).map_err(js_io("source"))?;
+            let len = Reflect::get(view, &"byteLength".into()).map_err(js_io("source"))?;
+            return Ok(Source::Bytes(Uint8Array::new_with_byte_offset_and_length(
+                &buffer,
+                offset.as_f64().unwrap_or(0.0) as u32,
+                len.as_f64().unwrap_or(0.0) as u32,
+            )));
+        }
+        Err(Error::Io {
+            source_name: "source".into(),
+            message: "expected a URL string, a URL, a Response, a Blob or File, an ArrayBuffer or \
+                      a typed array"
+                .into(),
+        })
+    }
+}
+
+/// Loads safetensors weights from `source` into GPU buffers, streaming.
+pub async fn load(
+    gpu: &Gpu,
+    source: Source,
+    signal: Option<&AbortSignal>,
+    on_progress: OnProgress<'_>,
+) -> Result<Weights> {
+    match source {
+        Source::Url(url)
+            if url
+                .split(['?', '#'])
+                .next()
+                .is_some_and(|p| p.ends_with(".index.json")) =>
+        {
+            load_sharded(gpu, &url, signal, on_progress).await
+        }
+        Source::Url(url) => {
+            let response = fetch(&url, signal).await?;
+            let stream = Chunks::of_response(&url, &response)?;
+            Ok(
+                stream_safetensors(gpu, &url, stream, signal, 0, on_progress)
+                    .await?
+                    .0,
+            )
+        }
+        Source::Response(response) => {
+            let name = response_name(&response);
+            check_status(&name, &response)?;
+            let stream = Chunks::of_response(&name, &response)?;
+            Ok(
+                stream_safetensors(gpu, &name, stream, signal, 0, on_progress)
+                    .await?
+                    .0,
+            )
+        }
+        Source::Blob(blob) => {
+            let name = Reflect::get(&blob, &"name".into())
+                .ok()
+                .and_then(|n| n.as_string())
+                .unwrap_or_else(|| "Blob".into());
+            let stream = Chunks::Reader(reader_of(&name, &blob.stream())?);
+            Ok(
+                stream_safetensors(gpu, &name, stream, signal, 0, on_progress)
+                    .await?
+                    .0,
+            )
+        }
+        Source::Bytes(bytes) => {
+            let stream = Chunks::Once(Some(bytes));
+            Ok(
+                stream_safetensors(gpu, "ArrayBuffer", stream, signal, 0, on_progress)
+                    .await?
+                    .0,
+            )
+        }
+    }
+}
+
+/// Fetches an index, then each shard it names (relative to the index's URL), one after another.
+async fn load_sharded(
+    gpu: &Gpu,
+    index_url: &str,
+    signal: Option<&AbortSignal>,
+    on_progress: OnProgress<'_>,
+) -> Result<Weights> {
+    let response = fetch(index_url, signal).await?;
+    let text = JsFuture::from(response.text().map_err(js_io(index_url))?)
+        .await
+        .map_err(|e| abort_or_io(index_url, signal, e))?
+        .as_string()
+        .unwrap_or_default();
+    gpu.copy_stats().wasm_in(text.len() as u64);
+    let index = ShardIndex::parse(index_url, text.as_bytes())?;
+    let mut weights = Weights::default();
+    let mut done_before = 0;
+    for file in &index.files {
+        let url = web_sys::Url::new_with_base(file, index_url)
+            .map_err(js_io(index_url))?
+            .href();
+        let response = fetch(&url, signal).await?;
+        let stream = Chunks::of_response(&url, &response)?;
+        let (shard, len) =
+            stream_safetensors(gpu, &url, stream, signal, done_before, &mut *on_progress).await?;
+        done_before += len;
+        weights.extend(shard);
+    }
+    index.check_complete(index_url, &|name| weights.get(name).is_ok())?;
+    Ok(weights)
+}
+
+/// The stream of chunks of one file.
+enum Chunks {
+    Reader(ReadableStreamDefaultReader),
+    Once(Option<Uint8Array>),
+}
+
+impl Chunks {
+    fn of_response(name: &str, response: &Response) -> Result<Chunks> {
+        match response.body() {
+            Some(body) => Ok(Chunks::Reader(reader_of(name, &body)?)),
+            None => Ok(Chunks::Once(Some(Uint8Array::new_with_length(0)))),
+        }
+    }
+
+    /// The next chunk, `None` at the end. An abort (through `signal` or a rejected read) cancels the
+    /// stream and becomes [`Error::Aborted`].
+    async fn next(
+        &mut self,
+        name: &str,
+        signal: Option<&AbortSignal>,
+    ) -> Result<Option<Uint8Array>> {
+        if signal.is_some_and(|s| s.aborted()) {
+            self.cancel();
+            return Err(Error::Aborted {
+                source_name: name.into(),
+            });
+        }
+        match self {
+            Chunks::Once(chunk) => Ok(chunk.take()),
+            Chunks::Reader(reader) => {
+                let result = JsFuture::from(reader.read())
+                    .await
+                    .map_err(|e| abort_or_io(name, signal, e))?;
+                let done = Reflect::get(&result, &"done".into()).map_err(js_io(name))?;
+                if done.as_bool() == Some(true) {
+                    return Ok(None);
+                }
+                let value = Reflect::get(&result, &"value".into()).map_err(js_io(name))?;
+                value
+                    .dyn_into::<Uint8Array>()
+                    .map(Some)
+                    .map_err(|_| Error::Io {
+                        source_name: name.into(),
+                        message: "the stream yielded something other than bytes".into(),
+                    })
+            }
+        }
+    }
+
+    fn cancel(&mut self) {
+        if let Chunks::Reader(reader) = self {
+            // The promise settles on its own; nothing waits on it.
+            let _ = reader.cancel();
+        }
+    }
+}
+
+/// The tensor being filled: its buffer and the JS view of its mapped range.
+struct Filling {
+    index: usize,
+    buffer: std::sync::Arc<crate::bridge::buffer::GpuBuffer>,
+    mapped: Uint8Array,
+    filled: u64,
+}
+
+/// The streaming state machine: header bytes into WASM, then tensor bytes into mapped GPU buffers.
+/// Returns the weights and the file's length.
+async fn stream_safetensors(
+    gpu: &Gpu,
+    name: &str,
+    mut chunks: Chunks,
+    signal: Option<&AbortSignal>,
+    progress_base: u64,
+    on_progress: OnProgress<'_>,
+) -> Result<(Weights, u64)> {
+    let (header, mut chunk) = read_header(gpu, name, &mut chunks, signal).await?;
+    let plans = plan_all(gpu, name, &header.entries)?;
+    let total = header.file_len();
+    let mut pos = header.data_start; // file offset of `chunk`'s first byte
+    let mut rec = gpu.recorder();
+    let mut weights = Weights::default();
+    weights.set_metadata(header.metadata.clone());
+    let mut next = 0; // next entry to open
+    let mut filling: Option<Filling> = None;
+    loop {
+        let mut used = 0u32;
+        let len = chunk.length();
+        loop {
+            if filling.is_none() && next < header.entries.len() {
+                filling = Some(open(gpu, name, &header.entries[next], next)?);
+                next += 1;
+            }
+            let Some(f) = filling.as_mut() else {
+                if used < len {
+                    return Err(trailing(name, total, pos + u64::from(len - used)));
+                }
+                break;
+            };
+            let entry = &header.entries[f.index];
+            let take = (entry.bytes() - f.filled).min(u64::from(len - used)) as u32;
+            if take > 0 {
+                f.mapped
+                    .set(&chunk.subarray(used, used + take), f.filled as u32);
+                f.filled += u64::from(take);
+                used += take;
+            }
+            if f.filled < entry.bytes() {
+                break; // this chunk is used up
+            }
+            let f = filling.take().expect("filling");
+            gpu.copy_stats().to_gpu(entry.bytes());
+            let tensor = finish_tensor(&mut rec, entry, plans[f.index], f.buffer)?;
+            weights.insert(entry.name.clone(), tensor);
+        }
+        pos += u64::from(len);
+        on_progress(Progress {
+            bytes_done: progress_base + pos,
+            bytes_total: progress_base + total,
+            tensor: filling
+                .as_ref()
+                .map_or("", |f| &header.entries[f.index].name),
+        });
+        if filling.is_none() && next == header.entries.len() {
+            // Everything is in; anything more is an error (and an empty end is the normal case).
+            match chunks.next(name, signal).await? {
+                Some(extra) if extra.length() > 0 => {
+                    return Err(trailing(name, total, pos + u64::from(extra.length())));
+                }
+                Some(_) => continue_empty(&mut chunks, name, signal, total, pos).await?,
+                None => {}
+            }
+            break;
+        }
+        chunk = match chunks.next(name, signal).await? {
+            Some(c) => c,
+            None => return Err(truncated(name, total, pos)),
+        };
+    }
+    rec.submit();
+    gpu.check()?;
+    Ok((weights, total))
+}
+
+/// Drains empty chunks after the last tensor, refusing any further bytes.
+async fn continue_empty(
+    chunks: &mut Chunks,
+    name: &str,
+    signal: Option<&AbortSignal>,
+    total: u64,
+    pos: u64,
+) -> Result<()> {
+    while let Some(extra) = chunks.next(name, signal).await? {
+        if extra.length() > 0 {
+            return Err(trailing(name, total, pos + u64::from(extra.length())));
+        }
+    }
+    Ok(())
+}
+
+/// Creates the buffer of `entry`, mapped, and takes the JS view of its whole mapped range.
+fn open(gpu: &Gpu, name: &str, entry: &Entry, index: usize) -> Result<Filling> {
+    let buffer = landing_buffer(gpu, entry, false)?;
+    let raw = buffer
+        .as_webgpu()
+        .ok_or_else(|| Error::Gpu("the buffer is not a WebGPU buffer".into()))?;
+    let range = raw.get_mapped_range().map_err(js_io(name))?;
+    Ok(Filling {
+        index,
+        mapped: Uint8Array::new(&range),
+        buffer,
+        filled: 0,
+    })
+}
+
+/// Reads chunks until the header is complete; copies exactly the header's bytes into WASM memory and
+/// returns the rest of the last chunk, which starts the tensor data.
+async fn read_header(
+    gpu: &Gpu,
+    name: &str,
+    chunks: &mut Chunks,
+    signal: Option<&AbortSignal>,
+) -> Result<(Header, Uint8Array)> {
+    let mut head: Vec<u8> = Vec::with_capacity(PREFIX_LEN);
+    let mut need = PREFIX_LEN;
+    let mut know_len = false;
+    let mut pending: Option<Uint8Array> = None;
+    loop {
+        let chunk = match pending.take() {
+            Some(c) => c,
+            None => match chunks.next(name, signal).await? {
+                Some(c) => c,
+                None => return Err(truncated(name, need as u64, head.len() as u64)),
+            },
+        };
+        let take = (need - head.len()).min(chunk.length() as usize) as u32;
+        let start = head.len();
+        head.resize(start + take as usize, 0);
+        chunk.subarray(0, take).copy_to(&mut head[start..]);
+        gpu.copy_stats().wasm_in(u64::from(take));
+        let rest = chunk.subarray(take, chunk.length());
+        if head.len() < need {
+            continue;
+        }
+        if !know_len {
+            need += Header::json_len(name, &head, None)? as usize;
+            know_len = true;
+            if head.len() < need {
+                pending = Some(rest);
+                continue;
+            }
+        }
+        return Ok((Header::parse(name, &head[PREFIX_LEN..])?, rest));
+    }
+}
+
+async fn fetch(url: &str, signal: Option<&AbortSignal>) -> Result<Response> {
+    let global = js_sys::global();
+    let fetch: Function = Reflect::get(&global, &"fetch".into())
+        .map_err(js_io(url))?
+        .dyn_into()
+        .map_err(|_| Error::Io {
+            source_name: url.into(),
+            message: "this global scope has no fetch()".into(),
+        })?;
+    let init = Object::new();
+    if let Some(signal) = signal {
+        Reflect::set(&init, &"signal".into(), signal).map_err(js_io(url))?;
+    }
+    let promise: Promise = fetch
+        .call2(&global, &url.into(), &init)
+        .map_err(js_io(url))?
+        .unchecked_into();
+    let response: Response = JsFuture::from(promise)
+        .await
+        .map_err(|e| abort_or_io(url, signal, e))?
+        .unchecked_into();
+    check_status(url, &response)?;
+    Ok(response)
+}
+
+fn check_status(name: &str, response: &Response) -> Result<()> {
+    if response.ok() {
+        return Ok(());
+    }
+    Err(Error::Http {
+        url: name.to_string(),
+        status: response.status(),
+    })
+}
+
+fn response_name(response: &Response) -> String {
+    let url = response.url();
+    if url.is_empty() {
+        "Response".into()
+    } else {
+        url
+    }
+}
+
+fn reader_of(name: &str, stream: &ReadableStream) -> Result<ReadableStreamDefaultReader> {
+    stream.get_reader().dyn_into().map_err(|_| Error::Io {
+        source_name: name.into(),
+        message: "could not get a reader for the stream (already read?)".into(),
+    })
+}
+
+fn truncated(name: &str, expected: u64, got: u64) -> Error {
+    Error::Format {
+        source_name: name.into(),
+        problem: crate::error::FormatProblem::Truncated { expected, got },
+    }
+}
+
+fn trailing(name: &str, expected: u64, got: u64) -> Error {
+    Error::Format {
+        source_name: name.into(),
+        problem: crate::error::FormatProblem::TrailingBytes { expected, got },
+    }
+}
+
+fn abort_or_io(name: &str, signal: Option<&AbortSignal>, e: JsValue) -> Error {
+    let abort_error = Reflect::get(&e, &"name".into())
+        .ok()
+        .and_then(|n| n.as_string())
+        .is_some_and(|n| n == "AbortError");
+    if abort_error || signal.is_some_and(|s| s.aborted()) {
+        return Error::Aborted {
+            source_name: name.into(),
+        };
+    }
+    js_io(name)(e)
+}
+
+fn js_io(name: &str) -> impl Fn(JsValue) -> Error + '_ {
+    move |e| Error::Io {
+        source_name: name.into(),
+        message: Reflect::get(&e, &"message".into())
+            .ok()
+            .and_then(|m| m.as_string())
+            .or_else(|| e.as_string())
+            .unwrap_or_else(|| format!("{e:?}")),
+    }
+}
