@@ -85,21 +85,19 @@ pub async fn load(
         Source::Url(url) => {
             let response = fetch(&url, signal).await?;
             let stream = Chunks::of_response(&url, &response)?;
-            Ok(
-                stream_safetensors(gpu, &url, stream, signal, 0, on_progress)
-                    .await?
-                    .0,
-            )
+            let len = content_length(&response);
+            let (weights, _) =
+                stream_safetensors(gpu, &url, stream, len, signal, 0, on_progress).await?;
+            Ok(weights)
         }
         Source::Response(response) => {
             let name = response_name(&response);
             check_status(&name, &response)?;
             let stream = Chunks::of_response(&name, &response)?;
-            Ok(
-                stream_safetensors(gpu, &name, stream, signal, 0, on_progress)
-                    .await?
-                    .0,
-            )
+            let len = content_length(&response);
+            let (weights, _) =
+                stream_safetensors(gpu, &name, stream, len, signal, 0, on_progress).await?;
+            Ok(weights)
         }
         Source::Blob(blob) => {
             let name = Reflect::get(&blob, &"name".into())
@@ -107,19 +105,17 @@ pub async fn load(
                 .and_then(|n| n.as_string())
                 .unwrap_or_else(|| "Blob".into());
             let stream = Chunks::Reader(reader_of(&name, &blob.stream())?);
-            Ok(
-                stream_safetensors(gpu, &name, stream, signal, 0, on_progress)
-                    .await?
-                    .0,
-            )
+            let len = Some(blob.size() as u64);
+            let (weights, _) =
+                stream_safetensors(gpu, &name, stream, len, signal, 0, on_progress).await?;
+            Ok(weights)
         }
         Source::Bytes(bytes) => {
+            let len = Some(u64::from(bytes.length()));
             let stream = Chunks::Once(Some(bytes));
-            Ok(
-                stream_safetensors(gpu, "ArrayBuffer", stream, signal, 0, on_progress)
-                    .await?
-                    .0,
-            )
+            let (weights, _) =
+                stream_safetensors(gpu, "ArrayBuffer", stream, len, signal, 0, on_progress).await?;
+            Ok(weights)
         }
     }
 }
@@ -131,6 +127,7 @@ async fn load_sharded(
     signal: Option<&AbortSignal>,
     on_progress: OnProgress<'_>,
 ) -> Result<Weights> {
+    let index_url = &absolute_url(index_url)?;
     let response = fetch(index_url, signal).await?;
     let text = JsFuture::from(response.text().map_err(js_io(index_url))?)
         .await
@@ -147,8 +144,17 @@ async fn load_sharded(
             .href();
         let response = fetch(&url, signal).await?;
         let stream = Chunks::of_response(&url, &response)?;
-        let (shard, len) =
-            stream_safetensors(gpu, &url, stream, signal, done_before, &mut *on_progress).await?;
+        let known = content_length(&response);
+        let (shard, len) = stream_safetensors(
+            gpu,
+            &url,
+            stream,
+            known,
+            signal,
+            done_before,
+            &mut *on_progress,
+        )
+        .await?;
         done_before += len;
         weights.extend(shard);
     }
@@ -227,11 +233,16 @@ async fn stream_safetensors(
     gpu: &Gpu,
     name: &str,
     mut chunks: Chunks,
+    known_len: Option<u64>,
     signal: Option<&AbortSignal>,
     progress_base: u64,
     on_progress: OnProgress<'_>,
 ) -> Result<(Weights, u64)> {
-    let (header, mut chunk) = read_header(gpu, name, &mut chunks, signal).await?;
+    let (header, mut chunk) = read_header(gpu, name, &mut chunks, known_len, signal).await?;
+    // Where the length is known up front, a truncated or overlong file fails before any allocation.
+    if let Some(len) = known_len {
+        header.check_file_len(name, len)?;
+    }
     let plans = plan_all(gpu, name, &header.entries)?;
     let total = header.file_len();
     let mut pos = header.data_start; // file offset of `chunk`'s first byte
@@ -336,6 +347,7 @@ async fn read_header(
     gpu: &Gpu,
     name: &str,
     chunks: &mut Chunks,
+    known_len: Option<u64>,
     signal: Option<&AbortSignal>,
 ) -> Result<(Header, Uint8Array)> {
     let mut head: Vec<u8> = Vec::with_capacity(PREFIX_LEN);
@@ -360,7 +372,7 @@ async fn read_header(
             continue;
         }
         if !know_len {
-            need += Header::json_len(name, &head, None)? as usize;
+            need += Header::json_len(name, &head, known_len)? as usize;
             know_len = true;
             if head.len() < need {
                 pending = Some(rest);
@@ -394,6 +406,29 @@ async fn fetch(url: &str, signal: Option<&AbortSignal>) -> Result<Response> {
         .unchecked_into();
     check_status(url, &response)?;
     Ok(response)
+}
+
+/// `url` resolved against the page's (or worker's) location, so shard names resolve against it.
+fn absolute_url(url: &str) -> Result<String> {
+    let base = Reflect::get(&js_sys::global(), &"location".into())
+        .and_then(|l| Reflect::get(&l, &"href".into()))
+        .ok()
+        .and_then(|h| h.as_string());
+    let parsed = match base {
+        Some(base) => web_sys::Url::new_with_base(url, &base),
+        None => web_sys::Url::new(url),
+    };
+    Ok(parsed.map_err(js_io(url))?.href())
+}
+
+/// The body's length from `Content-Length`, unless the body is content-encoded (then the header gives
+/// the compressed length, not what the stream yields).
+fn content_length(response: &Response) -> Option<u64> {
+    let headers = response.headers();
+    if headers.get("content-encoding").ok().flatten().is_some() {
+        return None;
+    }
+    headers.get("content-length").ok().flatten()?.parse().ok()
 }
 
 fn check_status(name: &str, response: &Response) -> Result<()> {

@@ -116,3 +116,173 @@ pub fn softmax_ref(x: &[f32], cols: usize) -> Vec<f32> {
     }
     out
 }
+
+// ---- weight files ----
+
+use half::{bf16, f16};
+use safetensors::{Dtype, SafeTensors};
+use webgpu_infer::DType;
+use webgpu_infer::bridge::Weights;
+
+/// Builds a safetensors image by hand (independently of the loader): tensors in the given order,
+/// contiguous, and the JSON padded with spaces so that the data section starts at a file offset
+/// `≡ data_start_mod4 (mod 4)`, to exercise unaligned offsets.
+pub fn safetensors_image(
+    tensors: &[(&str, &str, &[usize], Vec<u8>)],
+    data_start_mod4: usize,
+) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    for (name, dtype, shape, bytes) in tensors {
+        header.insert(
+            name.to_string(),
+            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [data.len(), data.len() + bytes.len()]}),
+        );
+        data.extend_from_slice(bytes);
+    }
+    let mut json = serde_json::to_vec(&header).unwrap();
+    while (8 + json.len()) % 4 != data_start_mod4 % 4 {
+        json.push(b' ');
+    }
+    let mut image = (json.len() as u64).to_le_bytes().to_vec();
+    image.extend_from_slice(&json);
+    image.extend_from_slice(&data);
+    image
+}
+
+/// Loads an image through the target's streaming path: natively from memory, in the browser from a
+/// `Response` whose body arrives in 7-byte chunks (so chunk edges fall everywhere, with no
+/// Content-Length).
+pub async fn load_image(gpu: &Gpu, image: &[u8]) -> Result<Weights> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        webgpu_infer::bridge::native::load_bytes(gpu, "image", image, &mut |_| {})
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let response = web::chunked_response(&js_sys::Uint8Array::from(image), 7);
+        let source = webgpu_infer::bridge::web::Source::Response(response);
+        webgpu_infer::bridge::web::load(gpu, source, None, &mut |_| {}).await
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+pub mod web {
+    use wasm_bindgen::prelude::*;
+
+    #[wasm_bindgen(inline_js = r#"
+export function chunked_response(bytes, chunk) {
+  let pos = 0;
+  const body = new ReadableStream({
+    pull(c) {
+      if (pos >= bytes.length) { c.close(); return; }
+      c.enqueue(bytes.slice(pos, pos + chunk));
+      pos += chunk;
+    },
+  });
+  return new Response(body);
+}
+export async function fetch_bytes(url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  return new Uint8Array(await r.arrayBuffer());
+}
+"#)]
+    extern "C" {
+        pub fn chunked_response(bytes: &js_sys::Uint8Array, chunk: u32) -> web_sys::Response;
+        #[wasm_bindgen(catch)]
+        async fn fetch_bytes(url: &str) -> Result<JsValue, JsValue>;
+    }
+
+    /// The test's own copy of a served file (into WASM memory: only for reference values).
+    pub async fn fetch_vec(url: &str) -> Vec<u8> {
+        let bytes = fetch_bytes(url).await.expect("fetch");
+        js_sys::Uint8Array::new(&bytes).to_vec()
+    }
+}
+
+/// Checks every tensor of `weights` against the file `image`, decoded by the `safetensors` crate and
+/// `half` on the CPU: bit-exact (every conversion the loader does is exact).
+pub async fn check_against_file(weights: &Weights, image: &[u8]) -> Result<()> {
+    let file = SafeTensors::deserialize(image).expect("reference parse");
+    assert_eq!(weights.len(), file.len(), "tensor count");
+    check_tensors_of_file(weights, image).await
+}
+
+/// Like [`check_against_file`] for the tensors of `image` only (one shard of a larger checkpoint).
+pub async fn check_tensors_of_file(weights: &Weights, image: &[u8]) -> Result<()> {
+    let file = SafeTensors::deserialize(image).expect("reference parse");
+    for (name, view) in file.tensors() {
+        let t = weights.get(&name)?;
+        assert_eq!(t.shape(), view.shape(), "{name}: shape");
+        let raw = view.data();
+        match (view.dtype(), t.dtype()) {
+            (Dtype::F32, DType::F32) => {
+                assert_bits(&name, &t.to_f32_vec().await?, &decode_f32(raw))
+            }
+            (Dtype::BF16, DType::F32) => {
+                let want: Vec<f32> = raw
+                    .chunks_exact(2)
+                    .map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect();
+                assert_bits(&name, &t.to_f32_vec().await?, &want)
+            }
+            (Dtype::F16, DType::F32) => {
+                let want: Vec<f32> = raw
+                    .chunks_exact(2)
+                    .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect();
+                assert_bits(&name, &t.to_f32_vec().await?, &want)
+            }
+            (Dtype::F16, DType::F16) => {
+                let want: Vec<f16> = raw
+                    .chunks_exact(2)
+                    .map(|c| f16::from_le_bytes([c[0], c[1]]))
+                    .collect();
+                assert_eq!(t.to_f16_vec().await?, want, "{name}");
+            }
+            (Dtype::I32, DType::I32) => {
+                let want: Vec<i32> = raw
+                    .chunks_exact(4)
+                    .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+                    .collect();
+                assert_eq!(t.to_i32_vec().await?, want, "{name}");
+            }
+            (Dtype::I64, DType::I32) => {
+                let want: Vec<i32> = raw
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as i32)
+                    .collect();
+                assert_eq!(t.to_i32_vec().await?, want, "{name}");
+            }
+            (stored, loaded) => panic!("{name}: stored {stored:?} loaded as {loaded:?}"),
+        }
+    }
+    Ok(())
+}
+
+fn decode_f32(raw: &[u8]) -> Vec<f32> {
+    raw.chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+fn assert_bits(name: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{name}: length");
+    if let Some(i) = (0..got.len()).find(|&i| got[i].to_bits() != want[i].to_bits()) {
+        panic!("{name}: element {i}: got {}, want {}", got[i], want[i]);
+    }
+}
+
+/// Reads a test asset: natively from the crate root, in the browser from the test server (which serves
+/// the crate root).
+pub async fn read_asset(path: &str) -> Vec<u8> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e} (run scripts/fetch-models.sh)"))
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        web::fetch_vec(&format!("/{path}")).await
+    }
+}
