@@ -67,3 +67,141 @@ async fn device_matmul_reports_shape_errors_as_js_errors() {
         .unwrap();
     assert!(message.contains("bytes given"), "{message}");
 }
+
+// ---- the bridge from JS ----
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
+use webgpu_infer::bridge::web::{Source, load};
+use webgpu_infer::{Error, Gpu};
+
+const MINILM_URL: &str = "/models/all-MiniLM-L6-v2/model.safetensors";
+
+#[wasm_bindgen_test]
+async fn abort_signal_stops_the_load_and_frees_its_buffers() {
+    let gpu = Gpu::new().await.unwrap();
+    let live = gpu.stats().live_buffers;
+    let controller = web_sys::AbortController::new().unwrap();
+    let signal = controller.signal();
+    let mut calls = 0;
+    let result = load(
+        &gpu,
+        Source::Url(MINILM_URL.into()),
+        Some(&signal),
+        &mut |p| {
+            calls += 1;
+            // Abort part-way through the data, after some tensors were created.
+            if p.bytes_done > 20_000_000 {
+                controller.abort();
+            }
+        },
+    )
+    .await;
+    assert!(
+        matches!(result, Err(Error::Aborted { .. })),
+        "{:?}",
+        result.err()
+    );
+    assert!(calls > 0);
+    assert_eq!(
+        gpu.stats().live_buffers,
+        live,
+        "buffers of the aborted load were freed"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn http_error_status_is_reported() {
+    let gpu = Gpu::new().await.unwrap();
+    let result = load(
+        &gpu,
+        Source::Url("/models/no-such-model.safetensors".into()),
+        None,
+        &mut |_| {},
+    )
+    .await;
+    match result {
+        Err(Error::Http { status: 404, url }) => assert!(url.contains("no-such-model")),
+        other => panic!("expected HTTP 404, got {:?}", other.err()),
+    }
+}
+
+#[wasm_bindgen_test]
+async fn blob_and_array_buffer_sources_load() {
+    let gpu = Gpu::new().await.unwrap();
+    let image = common::read_asset("tests/fixtures/sharded/model-00001-of-00002.safetensors").await;
+    let bytes = js_sys::Uint8Array::from(&image[..]);
+    let parts = js_sys::Array::of1(&bytes);
+    let blob = web_sys::Blob::new_with_u8_array_sequence(&parts).unwrap();
+    for source in [Source::Blob(blob), Source::Bytes(bytes.clone())] {
+        let weights = load(&gpu, source, None, &mut |_| {}).await.unwrap();
+        common::check_against_file(&weights, &image).await.unwrap();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn load_weights_from_js_reads_back_as_views() {
+    let device = Device::create(None).await.expect("Device.create");
+    device.reset_stats();
+    let progress_calls = Rc::new(Cell::new(0u32));
+    let counter = Rc::clone(&progress_calls);
+    let on_progress = Closure::<dyn FnMut(JsValue)>::new(move |p: JsValue| {
+        let done = Reflect::get(&p, &"bytesDone".into())
+            .unwrap()
+            .as_f64()
+            .unwrap();
+        let total = Reflect::get(&p, &"bytesTotal".into())
+            .unwrap()
+            .as_f64()
+            .unwrap();
+        assert!(done <= total);
+        counter.set(counter.get() + 1);
+    });
+    let options = js_sys::Object::new();
+    Reflect::set(
+        &options,
+        &"onProgress".into(),
+        on_progress.as_ref().unchecked_ref(),
+    )
+    .unwrap();
+    let weights = device
+        .load_weights(MINILM_URL.into(), Some(options))
+        .await
+        .expect("loadWeights");
+    assert!(progress_calls.get() > 1);
+    assert_eq!(weights.size(), 104);
+    let stats = webgpu_infer::web::stats();
+    let wasm_in = Reflect::get(&stats, &"wasmBytesIn".into())
+        .unwrap()
+        .as_f64()
+        .unwrap();
+    assert!(wasm_in <= 11_416.0, "wasmBytesIn {wasm_in}");
+
+    let name = "embeddings.LayerNorm.weight";
+    let data = weights.read(name).await.expect("read");
+    let values: js_sys::Float32Array = data.data().dyn_into().expect("a Float32Array");
+    assert_eq!(values.length(), 384);
+    // Reading through the view put nothing into WASM memory.
+    let stats = device.stats();
+    let wasm_after = Reflect::get(&stats, &"wasmBytesIn".into())
+        .unwrap()
+        .as_f64()
+        .unwrap();
+    assert_eq!(wasm_after, wasm_in);
+    let image = common::read_asset(MINILM_URL.trim_start_matches('/')).await;
+    let file = safetensors::SafeTensors::deserialize(&image).unwrap();
+    let want: Vec<f32> = bytemuck::pod_collect_to_vec(file.tensor(name).unwrap().data());
+    assert_eq!(values.to_vec(), want);
+    let info = weights.info(name).unwrap();
+    assert_eq!(
+        Reflect::get(&info, &"dtype".into())
+            .unwrap()
+            .as_string()
+            .as_deref(),
+        Some("f32")
+    );
+    assert!(weights.info("nope").is_err());
+}
