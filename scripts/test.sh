@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every test of the project, on a fresh machine too (the set-up step installs what is missing):
+# Every test of the project, on a fresh machine too (the set-up steps install what is missing and
+# fetch the test models into models/):
 # formatting and lints on both targets, native tests (lavapipe Vulkan where there is no GPU), the same
 # tests in headless Chromium (WebGPU on SwiftShader), the npm package build, and the demo page
 # end to end.
@@ -9,6 +10,7 @@ step() { printf '\n=== %s\n' "$*"; }
 
 step "set-up"
 scripts/setup.sh
+scripts/fetch-models.sh
 # wasm-pack runs the wasm-opt it finds first on PATH: npm's binaryen (see scripts/setup.sh).
 export PATH="$PWD/node_modules/.bin:$PATH"
 # wgpu's Vulkan loader wants a runtime dir; CI machines may have none.

@@ -19,6 +19,9 @@ pub struct GpuOptions {
     pub force_fallback_adapter: bool,
     /// Request `shader-f16` where the adapter has it (default). Turn it off to exercise f32-only paths.
     pub allow_f16: bool,
+    /// Natively on unified memory, request `MAPPABLE_PRIMARY_BUFFERS` so weights are written straight
+    /// into storage buffers (default). Turn it off to exercise the staging path discrete GPUs take.
+    pub allow_mappable_storage: bool,
 }
 
 impl Default for GpuOptions {
@@ -27,6 +30,7 @@ impl Default for GpuOptions {
             power_preference: wgpu::PowerPreference::HighPerformance,
             force_fallback_adapter: false,
             allow_f16: true,
+            allow_mappable_storage: true,
         }
     }
 }
@@ -294,6 +298,22 @@ impl Gpu {
         self.inner.queue.submit([commands])
     }
 
+    /// Resolves when all work submitted so far has finished on the GPU (for timing and for tests).
+    pub async fn sync(&self) -> Result<()> {
+        let (sender, receiver) = futures_channel::oneshot::channel();
+        self.inner.queue.on_submitted_work_done(move || {
+            let _ = sender.send(());
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        self.inner
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(e.to_string()))?;
+        let done = receiver.await;
+        self.check()?;
+        done.map_err(|_| Error::Gpu("the GPU queue went away (device lost?)".into()))
+    }
+
     /// A recorder for a batch of kernels that will be submitted together.
     pub fn recorder(&self) -> crate::Recorder {
         crate::Recorder::new(self)
@@ -339,7 +359,7 @@ fn wanted_features(options: &GpuOptions, info: &wgpu::AdapterInfo) -> wgpu::Feat
     }
     // Storage buffers the CPU can map: on unified memory that is the GPU's own memory, so weights are
     // written in place. On a discrete GPU such buffers would live in slow host memory: not requested.
-    if is_unified_memory(info) {
+    if options.allow_mappable_storage && is_unified_memory(info) {
         wanted |= wgpu::Features::MAPPABLE_PRIMARY_BUFFERS;
     }
     wanted

@@ -223,6 +223,58 @@ gpu_test!(
     bad_files_fail_clearly
 );
 
+/// A tensor past the adapter's buffer limits is refused up front, naming the tensor and the limit.
+async fn oversized_tensor_refused() -> Result<()> {
+    let gpu = gpu().await?;
+    let limits = gpu.limits();
+    let limit = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size);
+    let elements = limit / 4 + 1;
+    let json = format!(
+        r#"{{"big":{{"dtype":"F32","shape":[{elements}],"data_offsets":[0,{}]}}}}"#,
+        elements * 4
+    );
+    let mut image = (json.len() as u64).to_le_bytes().to_vec();
+    image.extend_from_slice(json.as_bytes());
+    expect_failure(&gpu, "tensor past the limit", &image, |e| {
+        matches!(e, Error::LimitExceeded { .. })
+            && e.to_string().contains("`big`")
+            && e.to_string().contains("max")
+    })
+    .await;
+    Ok(())
+}
+gpu_test!(
+    tensor_past_the_buffer_limit_is_refused,
+    oversized_tensor_refused
+);
+
+/// Natively, the staging path (what discrete GPUs take) gives the same result as writing in place.
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn staging_and_in_place_writes_agree() {
+    pollster::block_on(async {
+        let image = mixed_image();
+        for allow in [true, false] {
+            let options = webgpu_infer::GpuOptions {
+                allow_mappable_storage: allow,
+                ..Default::default()
+            };
+            let gpu = Gpu::with_options(&options).await?;
+            common::log(&format!(
+                "mappable storage: {}",
+                gpu.capabilities().mappable_storage
+            ));
+            assert!(allow || !gpu.capabilities().mappable_storage);
+            let weights = load_image(&gpu, &image).await?;
+            check_against_file(&weights, &image).await?;
+        }
+        Result::Ok(())
+    })
+    .unwrap();
+}
+
 /// all-MiniLM-L6-v2 (90.9 MB, F32 and one I64): every tensor on the GPU equals the file's bytes,
 /// and the load put no tensor byte through WASM memory.
 async fn minilm_loads_exactly() -> Result<()> {

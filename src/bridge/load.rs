@@ -98,38 +98,47 @@ pub(crate) enum Plan {
     Convert(Cast),
 }
 
-/// Decides every entry's plan before any buffer exists, so an unsupported type fails the load
-/// without allocating anything.
+/// Decides every entry's plan before any buffer exists, so that an unsupported type or a tensor past
+/// the adapter's buffer limits fails the load without allocating anything.
 pub(crate) fn plan_all(gpu: &Gpu, source: &str, entries: &[Entry]) -> Result<Vec<Plan>> {
     let f16 = gpu.capabilities().shader_f16;
     entries
         .iter()
-        .map(|e| match e.dtype {
-            Dtype::F32 => Ok(Plan::Direct(DType::F32)),
-            Dtype::F16 if f16 => Ok(Plan::Direct(DType::F16)),
-            Dtype::F16 => Ok(Plan::Convert(Cast::F16ToF32)),
-            Dtype::BF16 => Ok(Plan::Convert(Cast::Bf16ToF32)),
-            Dtype::I32 => Ok(Plan::Direct(DType::I32)),
-            Dtype::I64 => Ok(Plan::Convert(Cast::I64ToI32)),
-            other => Err(Error::Format {
-                source_name: source.to_string(),
-                problem: FormatProblem::UnsupportedDtype {
-                    tensor: e.name.clone(),
-                    dtype: format!("{other:?}"),
-                },
-            }),
+        .map(|e| {
+            let plan = match e.dtype {
+                Dtype::F32 => Plan::Direct(DType::F32),
+                Dtype::F16 if f16 => Plan::Direct(DType::F16),
+                Dtype::F16 => Plan::Convert(Cast::F16ToF32),
+                Dtype::BF16 => Plan::Convert(Cast::Bf16ToF32),
+                Dtype::I32 => Plan::Direct(DType::I32),
+                Dtype::I64 => Plan::Convert(Cast::I64ToI32),
+                other => {
+                    return Err(Error::Format {
+                        source_name: source.to_string(),
+                        problem: FormatProblem::UnsupportedDtype {
+                            tensor: e.name.clone(),
+                            dtype: format!("{other:?}"),
+                        },
+                    });
+                }
+            };
+            // No consumer splits a tensor across buffers yet, so one past the limit is refused.
+            let what = format!("tensor `{}` in bytes", e.name);
+            check_buffer_size(gpu, e.bytes(), &what)?;
+            if let Plan::Convert(c) = plan {
+                let elements: usize = e.shape.iter().product();
+                let converted = (elements * c.output().size_in_bytes()) as u64;
+                check_buffer_size(gpu, converted, &format!("{what} after {c:?}"))?;
+            }
+            Ok(plan)
         })
         .collect()
 }
 
 /// The buffer one tensor's stored bytes land in: created mapped, to be filled by the caller.
-/// `mappable` adds MAP_WRITE (native unified memory: the mapping is the buffer's own memory).
+/// `mappable` adds MAP_WRITE (native unified memory: the mapping is the buffer's own memory). Sizes
+/// were checked by [`plan_all`].
 pub(crate) fn landing_buffer(gpu: &Gpu, entry: &Entry, mappable: bool) -> Result<Arc<GpuBuffer>> {
-    check_buffer_size(
-        gpu,
-        entry.bytes(),
-        &format!("tensor `{}` in bytes", entry.name),
-    )?;
     let mut usage =
         wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
     if mappable {

@@ -97,8 +97,9 @@ pub fn load_bytes(
     let file_len = bytes.len() as u64;
     let n = Header::json_len(source, bytes, Some(file_len))? as usize;
     let header = Header::parse(source, &bytes[PREFIX_LEN..PREFIX_LEN + n])?;
-    header.check_file_len(source, file_len)?;
+    // Limits and types first: "this adapter cannot hold tensor X" says more than "truncated".
     let plans = plan_all(gpu, source, &header.entries)?;
+    header.check_file_len(source, file_len)?;
     let mappable = gpu.capabilities().mappable_storage;
     let mut weights = Weights::default();
     weights.set_metadata(header.metadata.clone());

@@ -239,11 +239,11 @@ async fn stream_safetensors(
     on_progress: OnProgress<'_>,
 ) -> Result<(Weights, u64)> {
     let (header, mut chunk) = read_header(gpu, name, &mut chunks, known_len, signal).await?;
+    let plans = plan_all(gpu, name, &header.entries)?;
     // Where the length is known up front, a truncated or overlong file fails before any allocation.
     if let Some(len) = known_len {
         header.check_file_len(name, len)?;
     }
-    let plans = plan_all(gpu, name, &header.entries)?;
     let total = header.file_len();
     let mut pos = header.data_start; // file offset of `chunk`'s first byte
     let mut rec = gpu.recorder();

@@ -55,6 +55,11 @@ impl Device {
         crate::web::stats::to_js(&self.gpu.stats())
     }
 
+    /// Resolves when the GPU has finished everything submitted so far.
+    pub async fn sync(&self) -> Result<(), JsValue> {
+        Ok(self.gpu.sync().await?)
+    }
+
     /// Zeroes the byte and submit counters.
     #[wasm_bindgen(js_name = resetStats)]
     pub fn reset_stats(&self) {

@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// Runs the browser benchmark pages in headless Chromium (WebGPU on whatever adapter it gets: SwiftShader
+// on machines without a GPU) and prints their JSON lines; also writes them to bench-out/browser.jsonl.
+//   node scripts/bench-browser.mjs [--reps 5] [--synthetic-mb 256]
+// Needs pkg/ (npm run build) and models/ (scripts/fetch-models.sh).
+import { chromium } from "playwright-core";
+import { mkdir, writeFile } from "node:fs/promises";
+import { serve } from "./serve.mjs";
+
+const arg = (name, dflt) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : dflt;
+};
+const reps = arg("reps", "5");
+const syntheticMb = arg("synthetic-mb", "256");
+
+const server = await serve(0);
+const base = `http://127.0.0.1:${server.address().port}`;
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: [
+    "--headless=new", "--no-sandbox", "--enable-unsafe-webgpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+const lines = [];
+try {
+  const page = await browser.newPage();
+  page.on("pageerror", (e) => console.error(`page error: ${e.message}`));
+  await page.goto(`${base}/www/bench/load.html?reps=${reps}&synthetic_mb=${syntheticMb}`);
+  await page.waitForFunction(() => window.benchDone === true, null, { timeout: 600_000 });
+  const error = await page.evaluate(() => window.benchError);
+  if (error) throw new Error(`benchmark page failed: ${error}`);
+  for (const r of await page.evaluate(() => window.benchResults)) {
+    const line = JSON.stringify(r);
+    lines.push(line);
+    console.log(line);
+  }
+} finally {
+  await browser.close();
+  server.close();
+}
+await mkdir("bench-out", { recursive: true });
+await writeFile("bench-out/browser.jsonl", lines.join("\n") + "\n");
