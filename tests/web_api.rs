@@ -34,6 +34,7 @@ async fn device_info_names_the_adapter() {
 #[wasm_bindgen_test]
 async fn device_matmul_matches_cpu() {
     let device = Device::create(None).await.expect("Device.create");
+    device.reset_stats();
     let (m, k, n) = (33, 65, 17);
     let mut rng = Rng::new(9);
     let (a, b) = (rng.vec(m * k), rng.vec(n * k));
@@ -49,6 +50,12 @@ async fn device_matmul_matches_cpu() {
         .await
         .expect("matmul");
     let want = matmul_ref(&a, &b, 1, m, n, k, true, false);
+    // JS → GPU → JS: nothing went through WASM memory.
+    let stats = device.stats();
+    let wasm_in = Reflect::get(&stats, &"wasmBytesIn".into())
+        .unwrap()
+        .as_f64();
+    assert_eq!(wasm_in, Some(0.0));
     // Same tolerance argument as tests/kernels.rs (f32, K = 65).
     assert_close("Device.matmul", &c.to_vec(), &want, 1e-4, 1e-4);
 }

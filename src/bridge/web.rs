@@ -66,6 +66,45 @@ impl Source {
     }
 }
 
+/// A tensor filled from a JS typed array (a `Float32Array` or an `Int32Array`, 4-byte elements) with
+/// `queue.writeBuffer` straight from JS: the values never enter WASM memory.
+pub fn tensor_from_js(
+    gpu: &Gpu,
+    data: &js_sys::Object,
+    shape: &[usize],
+    dtype: crate::tensor::DType,
+) -> Result<crate::tensor::Tensor> {
+    let byte_len = Reflect::get(data, &"byteLength".into())
+        .ok()
+        .and_then(|v| v.as_f64())
+        .unwrap_or(-1.0);
+    let want = (shape.iter().product::<usize>() * dtype.size_in_bytes()) as f64;
+    if byte_len != want || dtype.size_in_bytes() != 4 {
+        return Err(Error::shape(
+            "tensor_from_js",
+            format!(
+                "{byte_len} bytes given, but shape {shape:?} of {dtype:?} needs {want} (4-byte elements only)"
+            ),
+        ));
+    }
+    let tensor = crate::tensor::Tensor::empty(gpu, shape, dtype)?;
+    if want > 0.0 {
+        let queue = gpu
+            .queue()
+            .as_webgpu()
+            .ok_or_else(|| Error::Gpu("the queue is not a WebGPU queue".into()))?;
+        let buffer = tensor
+            .buffer()
+            .as_webgpu()
+            .ok_or_else(|| Error::Gpu("the buffer is not a WebGPU buffer".into()))?;
+        queue
+            .write_buffer_with_u32_and_buffer_source(buffer, 0, data)
+            .map_err(|e| Error::Gpu(format!("writeBuffer: {e:?}")))?;
+        gpu.copy_stats().to_gpu(want as u64);
+    }
+    Ok(tensor)
+}
+
 /// Loads safetensors weights from `source` into GPU buffers, streaming.
 pub async fn load(
     gpu: &Gpu,

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use safetensors::tensor::{Metadata, TensorInfo};
-use safetensors::{Dtype, SafeTensorError};
+use safetensors::Dtype;
+use safetensors::tensor::TensorInfo;
 
 use crate::error::{Error, FormatProblem, Result};
 
@@ -108,8 +108,7 @@ impl Header {
                 end: info.data_offsets.1 as u64,
             })
             .collect();
-        // The crate's own validation: contiguous, non-overlapping, starting at 0.
-        Metadata::new(None, tensors).map_err(|e| problem(source, offsets_problem(e)))?;
+        check_contiguous(source, &entries)?;
         Ok(Header {
             data_start: PREFIX_LEN as u64 + json.len() as u64,
             data_len: entries.last().map_or(0, |e| e.end),
@@ -213,15 +212,19 @@ fn parse_info(source: &str, name: &str, value: serde_json::Value) -> Result<Tens
     })
 }
 
-/// `end - start` must equal the element count × the dtype's size: checked here to name the tensor.
+/// `end - start` must equal the element count × the dtype's size: checked here, in u128, to name the
+/// tensor. (The `safetensors` crate's own validation multiplies bit counts in `usize`, which overflows on
+/// wasm32 for tensors of 512 MiB and more, so this module validates offsets itself, in 64 bits.)
 fn check_size(source: &str, name: &str, info: &TensorInfo) -> Result<()> {
     let (start, end) = info.data_offsets;
     let bits = info
         .shape
         .iter()
-        .try_fold(info.dtype.bitsize(), |acc, &d| acc.checked_mul(d));
+        .try_fold(info.dtype.bitsize() as u128, |acc, &d| {
+            acc.checked_mul(d as u128)
+        });
     let expected = bits.map(|b| b.div_ceil(8));
-    if end < start || expected != Some(end - start) {
+    if end < start || expected != Some((end - start) as u128) {
         return Err(problem(
             source,
             FormatProblem::BadOffsets {
@@ -231,7 +234,7 @@ fn check_size(source: &str, name: &str, info: &TensorInfo) -> Result<()> {
                     end.saturating_sub(start),
                     info.dtype,
                     info.shape,
-                    expected.map_or("more than usize".into(), |e| e.to_string())
+                    expected.map_or("more than 2^128".into(), |e| e.to_string())
                 ),
             },
         ));
@@ -239,19 +242,31 @@ fn check_size(source: &str, name: &str, info: &TensorInfo) -> Result<()> {
     Ok(())
 }
 
-fn offsets_problem(e: SafeTensorError) -> FormatProblem {
-    match e {
-        SafeTensorError::InvalidOffset(tensor) => FormatProblem::BadOffsets {
-            tensor,
-            detail: "its data_offsets overlap another tensor or leave a gap (tensors must be \
-                     contiguous from offset 0)"
-                .into(),
-        },
-        other => FormatProblem::BadOffsets {
-            tensor: String::new(),
-            detail: other.to_string(),
-        },
+/// Tensors, sorted by offset, must tile the data section from 0 with no gap or overlap.
+fn check_contiguous(source: &str, entries: &[Entry]) -> Result<()> {
+    let mut expected_start = 0;
+    for e in entries {
+        if e.start != expected_start {
+            let what = if e.start < expected_start {
+                "overlap the previous tensor"
+            } else {
+                "leave a gap after the previous tensor"
+            };
+            return Err(problem(
+                source,
+                FormatProblem::BadOffsets {
+                    tensor: e.name.clone(),
+                    detail: format!(
+                        "its data_offsets start at {} and {what} (tensors must be contiguous from \
+                         offset 0; the previous one ends at {expected_start})",
+                        e.start
+                    ),
+                },
+            ));
+        }
+        expected_start = e.end;
     }
+    Ok(())
 }
 
 fn problem(source: &str, problem: FormatProblem) -> Error {

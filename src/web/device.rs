@@ -3,9 +3,10 @@
 use js_sys::{Array, Float32Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 
+use crate::bridge::web::tensor_from_js;
 use crate::gpu::{Gpu, GpuOptions};
 use crate::kernels::matmul::{self, BLayout};
-use crate::tensor::Tensor;
+use crate::tensor::DType;
 
 /// A WebGPU device with everything the library's kernels can use.
 ///
@@ -94,13 +95,16 @@ impl Device {
             BLayout::KN => [k, n],
             BLayout::NK => [n, k],
         };
-        let ta = Tensor::from_f32(&self.gpu, &a.to_vec(), &[m, k])?;
-        let tb = Tensor::from_f32(&self.gpu, &b.to_vec(), &b_shape)?;
+        // JS → GPU and GPU → JS directly: the matrices never enter WASM memory.
+        let ta = tensor_from_js(&self.gpu, &a, &[m, k], DType::F32)?;
+        let tb = tensor_from_js(&self.gpu, &b, &b_shape, DType::F32)?;
         let mut rec = self.gpu.recorder();
         let c = matmul::matmul(&mut rec, &ta, &tb, layout)?;
         rec.submit();
-        let out = c.to_f32_vec().await?;
-        Ok(Float32Array::from(out.as_slice()))
+        let mapped = c.read_mapped().await?;
+        // A JS-side copy out of the mapped range, so the result outlives the read-back buffer.
+        let bytes = mapped.as_uint8array();
+        Ok(Float32Array::new(&bytes.slice(0, bytes.length()).buffer()))
     }
 }
 
