@@ -248,7 +248,7 @@ impl Tensor {
         let view = staging
             .get_mapped_range(..)
             .map_err(|e| Error::Readback(e.to_string()))?;
-        self.gpu.copy_stats().from_gpu(bytes);
+        self.gpu.copy_stats().to_host(bytes);
         Ok(Mapped {
             view,
             len: bytes as usize,

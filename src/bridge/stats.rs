@@ -59,7 +59,7 @@ impl CopyStats {
         self.host_to_gpu_bytes.fetch_add(bytes, Relaxed);
     }
 
-    pub(crate) fn from_gpu(&self, bytes: u64) {
+    pub(crate) fn to_host(&self, bytes: u64) {
         self.gpu_to_host_bytes.fetch_add(bytes, Relaxed);
     }
 
