@@ -1,4 +1,4 @@
-// Element-wise binary operations, out = a OP b, where b repeats over a's leading axes (b's shape is a
+// Element-wise binary operations, out = a OP b (OP: add, mul, or SwiGLU's silu(a)·b), where b repeats over a's leading axes (b's shape is a
 // suffix of a's: a bias added to every row, a scale applied to every token). Computed in f32 and
 // rounded once to T, which for f16 gives the correctly rounded f16 result.
 //
@@ -21,7 +21,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> out: array<T>;
 @group(0) @binding(3) var<uniform> p: Params;
 
-// 0: add, 1: mul.
+// 0: add, 1: mul, 2: silu(a) * b (SwiGLU: a is the gate projection, b the up projection).
 override OP: u32 = 0u;
 
 @compute @workgroup_size(256, 1, 1)
@@ -35,8 +35,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     var r: f32;
     if (OP == 0u) {
         r = x + y;
-    } else {
+    } else if (OP == 1u) {
         r = x * y;
+    } else {
+        r = x / (1.0 + exp(-x)) * y;
     }
     out[p.out_offset + i] = T(r);
 }

@@ -23,6 +23,7 @@ struct Params {
 enum Op {
     Add = 0,
     Mul = 1,
+    SiluMul = 2,
 }
 
 /// `a + b`. `b` has `a`'s shape or a suffix of it (leading 1s allowed), and repeats over the rest:
@@ -48,10 +49,17 @@ pub fn mul(rec: &mut Recorder, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     binary(rec, Op::Mul, a, b)
 }
 
+/// SwiGLU's product `silu(gate) * up`, element by element (same shapes, or `up` broadcast as in
+/// [`add`]).
+pub fn silu_mul(rec: &mut Recorder, gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    binary(rec, Op::SiluMul, gate, up)
+}
+
 fn binary(rec: &mut Recorder, op: Op, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let name = match op {
         Op::Add => "add",
         Op::Mul => "mul",
+        Op::SiluMul => "silu_mul",
     };
     let gpu = rec.gpu().clone();
     let dtype = check_dtypes(name, &gpu, &[a, b])?;

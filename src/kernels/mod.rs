@@ -1,9 +1,14 @@
 //! WGSL kernels, one module per file in `shaders/`. Each module owns its pipelines, checks its
 //! operands' shapes and types, and records its dispatches into a [`Recorder`](crate::Recorder).
 
+pub mod activation;
 pub mod cast;
 pub mod elementwise;
+pub mod embedding;
 pub mod matmul;
+pub mod norm;
+pub mod pool;
+pub mod rope;
 pub mod softmax;
 
 use crate::error::{Error, Result};

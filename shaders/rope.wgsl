@@ -1,0 +1,47 @@
+// Rotary position embedding, Hugging Face's "rotate half" layout: for i < d/2, the pair
+// (x[i], x[i + d/2]) is rotated by the angle pos · θ^(-2i/d):
+//   out[i]       = x[i]·cos − x[i + d/2]·sin
+//   out[i + d/2] = x[i + d/2]·cos + x[i]·sin
+// x is [batch, seq, heads, head_dim]; the token at sequence index s has position p.pos0 + s (pos0 is
+// the number of tokens already in the KV cache). inv_freq and the angle are computed in f32 as
+// transformers does; the angle is reduced to [-π, π] before sin/cos, whose WGSL accuracy is only
+// specified there.
+
+struct Params {
+    total_pairs: u32, // batch · seq · heads · head_dim/2
+    seq: u32,
+    heads: u32,
+    head_dim: u32,
+    pos0: u32,
+    theta: f32,
+    x_offset: u32,
+    out_offset: u32,
+}
+
+@group(0) @binding(0) var<storage, read> x: array<T>;
+@group(0) @binding(1) var<storage, read_write> out: array<T>;
+@group(0) @binding(2) var<uniform> p: Params;
+
+const TWO_PI: f32 = 6.283185307179586;
+
+@compute @workgroup_size(256, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let pair = gid.x + gid.y * groups.x * 256u;
+    if (pair >= p.total_pairs) {
+        return;
+    }
+    let half_dim = p.head_dim / 2u;
+    let i = pair % half_dim;
+    let vec_index = pair / half_dim; // (b, s, h) flattened
+    let s = (vec_index / p.heads) % p.seq;
+    let inv_freq = 1.0 / pow(p.theta, f32(2u * i) / f32(p.head_dim));
+    let angle = f32(p.pos0 + s) * inv_freq;
+    let reduced = angle - TWO_PI * round(angle / TWO_PI);
+    let c = cos(reduced);
+    let sn = sin(reduced);
+    let base = vec_index * p.head_dim;
+    let x0 = f32(x[p.x_offset + base + i]);
+    let x1 = f32(x[p.x_offset + base + i + half_dim]);
+    out[p.out_offset + base + i] = T(x0 * c - x1 * sn);
+    out[p.out_offset + base + i + half_dim] = T(x1 * c + x0 * sn);
+}

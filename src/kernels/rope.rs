@@ -1,0 +1,71 @@
+//! Rotary position embedding, `shaders/rope.wgsl` (Hugging Face "rotate half" layout).
+
+use crate::error::{Error, Result};
+use crate::gpu::KernelSource;
+use crate::kernels::{check_dtypes, grid_1d, to_u32};
+use crate::recorder::Recorder;
+use crate::tensor::Tensor;
+
+const SHADER: &str = include_str!("../../shaders/rope.wgsl");
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    total_pairs: u32,
+    seq: u32,
+    heads: u32,
+    head_dim: u32,
+    pos0: u32,
+    theta: f32,
+    x_offset: u32,
+    out_offset: u32,
+}
+
+/// Rotates `x` of shape `[batch, seq, heads, head_dim]`; sequence index `s` is at position
+/// `pos0 + s` (`pos0`: tokens already in the KV cache). `theta` is the config's `rope_theta`
+/// (10 000 in LLaMA 2, 100 000 in SmolLM2, 500 000 in LLaMA 3).
+pub fn rope(rec: &mut Recorder, x: &Tensor, pos0: usize, theta: f32) -> Result<Tensor> {
+    const OP: &str = "rope";
+    let gpu = rec.gpu().clone();
+    let dtype = check_dtypes(OP, &gpu, &[x])?;
+    let &[batch, seq, heads, head_dim] = x.shape() else {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "x must be [batch, seq, heads, head_dim], got {:?}",
+                x.shape()
+            ),
+        ));
+    };
+    if head_dim % 2 != 0 {
+        return Err(Error::shape(
+            OP,
+            format!("head_dim {head_dim} must be even"),
+        ));
+    }
+    let out = Tensor::empty(&gpu, x.shape(), dtype)?;
+    if out.numel() == 0 {
+        return Ok(out);
+    }
+    let pairs = to_u32(OP, "pairs", batch * seq * heads * head_dim / 2)?;
+    let params = Params {
+        total_pairs: pairs,
+        seq: seq as u32,
+        heads: heads as u32,
+        head_dim: head_dim as u32,
+        pos0: to_u32(OP, "pos0", pos0)?,
+        theta,
+        x_offset: x.offset_elements(),
+        out_offset: out.offset_elements(),
+    };
+    let pipeline = gpu.pipeline(&KernelSource {
+        name: "rope",
+        body: SHADER,
+        dtype,
+        entry: "main",
+        constants: &[],
+    });
+    let grid = grid_1d(&gpu, OP, pairs.div_ceil(256))?;
+    rec.dispatch(&pipeline, &[x.buffer(), out.buffer()], &params, grid);
+    Ok(out)
+}
