@@ -2,6 +2,7 @@
 //! operands' shapes and types, and records its dispatches into a [`Recorder`](crate::Recorder).
 
 pub mod activation;
+pub mod attention;
 pub mod cast;
 pub mod elementwise;
 pub mod embedding;

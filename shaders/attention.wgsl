@@ -1,0 +1,233 @@
+// Scaled dot-product attention, flash style: scores are never stored; each query keeps a running
+// maximum m, normaliser l and output accumulator o over the keys (the online softmax), so memory is
+// O(queries · head_dim) whatever the sequence length.
+//
+//   q   [batch, q_len, n_heads, head_dim]
+//   k,v [batch, kv_cap, n_kv_heads, head_dim]   a KV cache read in place: keys 0..kv_len are valid
+//   out [batch, q_len, n_heads, head_dim]
+//   mask [batch, kv_cap] i32 (1 attend, 0 padding), used when p.has_mask = 1
+// Queries are the last q_len positions: query i sits at position kv_len - q_len + i, and with
+// p.causal = 1 it sees keys 0..=that position. Grouped-query attention: query head h reads KV head
+// h / (n_heads / n_kv_heads). Statistics and accumulation in f32.
+//
+// Two entry points:
+//   prefill: a workgroup of 64 threads takes 64 query rows of one (batch, head); K/V tiles are staged
+//            in workgroup memory and every thread walks them for its own row.
+//   decode:  a workgroup of 256 threads takes one query row; threads split the keys for the scores and
+//            (key group, dimension) pairs for the output, for few queries over a long cache.
+
+struct Params {
+    batch: u32,
+    q_len: u32,
+    kv_len: u32,
+    kv_cap: u32,
+    n_heads: u32,
+    n_kv_heads: u32,
+    head_dim: u32,
+    causal: u32,
+    has_mask: u32,
+    scale: f32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<storage, read> q: array<T>;
+@group(0) @binding(1) var<storage, read> k: array<T>;
+@group(0) @binding(2) var<storage, read> v: array<T>;
+@group(0) @binding(3) var<storage, read> mask: array<i32>;
+@group(0) @binding(4) var<storage, read_write> out: array<T>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+const MAX_HEAD_DIM: u32 = 128u;
+const TILE_FLOATS: u32 = 2048u; // K and V tiles: 2 × 8 KiB, within WebGPU's 16 KiB minimum
+const LOWEST: f32 = -3.4028234663852886e38;
+
+var<workgroup> k_tile: array<f32, TILE_FLOATS>;
+var<workgroup> v_tile: array<f32, TILE_FLOATS>;
+
+fn q_index(b: u32, i: u32, h: u32) -> u32 {
+    return ((b * p.q_len + i) * p.n_heads + h) * p.head_dim;
+}
+
+fn kv_index(b: u32, j: u32, kvh: u32) -> u32 {
+    return ((b * p.kv_cap + j) * p.n_kv_heads + kvh) * p.head_dim;
+}
+
+// Whether query row i (of q_len) may attend key j.
+fn visible(b: u32, i: u32, j: u32) -> bool {
+    if (p.causal == 1u && j > p.kv_len - p.q_len + i) {
+        return false;
+    }
+    return p.has_mask == 0u || mask[b * p.kv_cap + j] != 0;
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+    let h = wid.y;
+    let b = wid.z;
+    let kvh = h / (p.n_heads / p.n_kv_heads);
+    let i = wid.x * 64u + t;
+    let has_row = i < p.q_len;
+    let d = p.head_dim;
+    let tile_keys = TILE_FLOATS / d;
+
+    var qr: array<f32, MAX_HEAD_DIM>;
+    var o: array<f32, MAX_HEAD_DIM>;
+    for (var c = 0u; c < d; c++) {
+        o[c] = 0.0;
+        qr[c] = 0.0;
+        if (has_row) {
+            qr[c] = f32(q[q_index(b, i, h) + c]) * p.scale;
+        }
+    }
+    var m = LOWEST;
+    var l = 0.0;
+
+    // Keys past the last visible one of this workgroup's rows are skipped (causal), uniformly.
+    var end = p.kv_len;
+    if (p.causal == 1u) {
+        end = min(p.kv_len, p.kv_len - p.q_len + min(wid.x * 64u + 63u, p.q_len - 1u) + 1u);
+    }
+    for (var j0 = 0u; j0 < end; j0 += tile_keys) {
+        let n = min(tile_keys, end - j0);
+        for (var e = t; e < n * d; e += 64u) {
+            let j = j0 + e / d;
+            let base = kv_index(b, j, kvh) + e % d;
+            k_tile[e] = f32(k[base]);
+            v_tile[e] = f32(v[base]);
+        }
+        workgroupBarrier();
+        if (has_row) {
+            for (var jj = 0u; jj < n; jj++) {
+                if (!visible(b, i, j0 + jj)) {
+                    continue;
+                }
+                var s = 0.0;
+                for (var c = 0u; c < d; c++) {
+                    s = fma(qr[c], k_tile[jj * d + c], s);
+                }
+                if (s > m) {
+                    // New maximum: rescale what was accumulated under the old one.
+                    let corr = exp(m - s);
+                    l = l * corr + 1.0;
+                    for (var c = 0u; c < d; c++) {
+                        o[c] = fma(o[c], corr, v_tile[jj * d + c]);
+                    }
+                    m = s;
+                } else {
+                    let w = exp(s - m);
+                    l += w;
+                    for (var c = 0u; c < d; c++) {
+                        o[c] = fma(w, v_tile[jj * d + c], o[c]);
+                    }
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    if (has_row) {
+        let inv = select(0.0, 1.0 / l, l > 0.0);
+        for (var c = 0u; c < d; c++) {
+            out[q_index(b, i, h) + c] = T(o[c] * inv);
+        }
+    }
+}
+
+const DWG: u32 = 256u;
+var<workgroup> scores: array<f32, DWG>;
+var<workgroup> reduce_buf: array<f32, DWG>;
+
+fn reduce_max(t: u32, x: f32) -> f32 {
+    reduce_buf[t] = x;
+    workgroupBarrier();
+    for (var s = DWG / 2u; s > 0u; s /= 2u) {
+        if (t < s) {
+            reduce_buf[t] = max(reduce_buf[t], reduce_buf[t + s]);
+        }
+        workgroupBarrier();
+    }
+    let r = reduce_buf[0];
+    workgroupBarrier();
+    return r;
+}
+
+fn reduce_sum(t: u32, x: f32) -> f32 {
+    reduce_buf[t] = x;
+    workgroupBarrier();
+    for (var s = DWG / 2u; s > 0u; s /= 2u) {
+        if (t < s) {
+            reduce_buf[t] += reduce_buf[t + s];
+        }
+        workgroupBarrier();
+    }
+    let r = reduce_buf[0];
+    workgroupBarrier();
+    return r;
+}
+
+// One workgroup a (query row, head, batch). head_dim divides 256: thread t owns dimension t % d of key
+// group t / d for the output.
+@compute @workgroup_size(256, 1, 1)
+fn decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+    let i = wid.x;
+    let h = wid.y;
+    let b = wid.z;
+    let kvh = h / (p.n_heads / p.n_kv_heads);
+    let d = p.head_dim;
+    let groups = DWG / d;
+    let g = t / d;
+    let c = t % d;
+    let qb = q_index(b, i, h);
+
+    var m = LOWEST;
+    var l = 0.0;
+    var acc = 0.0; // this thread's (group g, dimension c) share of the output
+    var end = p.kv_len;
+    if (p.causal == 1u) {
+        end = p.kv_len - p.q_len + i + 1u;
+    }
+    for (var j0 = 0u; j0 < end; j0 += DWG) {
+        // Scores: thread t takes key j0 + t.
+        let j = j0 + t;
+        var s = LOWEST;
+        var ok = false;
+        if (j < end && visible(b, i, j)) {
+            ok = true;
+            let kb = kv_index(b, j, kvh);
+            s = 0.0;
+            for (var e = 0u; e < d; e++) {
+                s = fma(f32(q[qb + e]), f32(k[kb + e]), s);
+            }
+            s *= p.scale;
+        }
+        let tile_max = reduce_max(t, s);
+        let m_new = max(m, tile_max);
+        var w = 0.0;
+        if (ok) {
+            w = exp(s - m_new);
+        }
+        scores[t] = w;
+        let corr = exp(m - m_new);
+        l = l * corr + reduce_sum(t, w); // reduce_sum's barriers also publish `scores`
+        m = m_new;
+        // Output: group g sums keys g, g + groups, ... of this tile for dimension c.
+        var part = 0.0;
+        let n = min(DWG, end - j0);
+        for (var jj = g; jj < n; jj += groups) {
+            part = fma(scores[jj], f32(v[kv_index(b, j0 + jj, kvh) + c]), part);
+        }
+        acc = acc * corr + part;
+        workgroupBarrier();
+    }
+    // Sum the groups' shares of each dimension.
+    reduce_buf[t] = acc;
+    workgroupBarrier();
+    if (t < d) {
+        var o = 0.0;
+        for (var gg = 0u; gg < groups; gg++) {
+            o += reduce_buf[gg * d + t];
+        }
+        let inv = select(0.0, 1.0 / l, l > 0.0);
+        out[q_index(b, i, h) + t] = T(o * inv);
+    }
+}
