@@ -5,8 +5,9 @@ mod common;
 use common::{Rng, assert_close, gpu, matmul_ref, softmax_ref};
 use half::f16;
 use webgpu_infer::kernels::{
+    activation::Activation,
     elementwise,
-    matmul::{self, BLayout},
+    matmul::{self, BLayout, Epilogue, Kernel},
     softmax,
 };
 use webgpu_infer::{DType, Error, Gpu, Result, Tensor};
@@ -56,18 +57,28 @@ async fn run_matmul(
         (BLayout::NK, false) => vec![n, k],
     };
     let (ta, tb) = upload_pair(gpu, dtype, &mut a, &[batch, m, k], &mut b, &b_shape)?;
-    let mut rec = gpu.recorder();
-    let c = matmul::matmul(&mut rec, &ta, &tb, layout)?;
-    rec.submit();
-    assert_eq!(c.shape(), &[batch, m, n]);
-    assert_eq!(c.dtype(), dtype);
-    let got = c.to_f32_vec().await?;
     let want = matmul_ref(&a, &b, batch, m, n, k, layout == BLayout::NK, b_batched);
-    let what = format!("matmul {dtype:?} {layout:?} b_batched={b_batched} {batch}x{m}x{n}x{k}");
-    match dtype {
-        DType::F32 => assert_close(&what, &got, &want, F32_ATOL, F32_RTOL),
-        DType::F16 => assert_close(&what, &got, &want, F16_TOL, F16_TOL),
-        DType::I32 => unreachable!("matmul takes float tensors"),
+    // Every kernel on every shape: the tiles' edges and the GEMV's lanes must all be right.
+    for kernel in [
+        Kernel::Auto,
+        Kernel::Tiled64,
+        Kernel::Tiled128,
+        Kernel::Gemv,
+    ] {
+        let mut rec = gpu.recorder();
+        let c = matmul::matmul_with(&mut rec, &ta, &tb, layout, Epilogue::default(), kernel)?;
+        rec.submit();
+        assert_eq!(c.shape(), &[batch, m, n]);
+        assert_eq!(c.dtype(), dtype);
+        let got = c.to_f32_vec().await?;
+        let what = format!(
+            "matmul {kernel:?} {dtype:?} {layout:?} b_batched={b_batched} {batch}x{m}x{n}x{k}"
+        );
+        match dtype {
+            DType::F32 => assert_close(&what, &got, &want, F32_ATOL, F32_RTOL),
+            DType::F16 => assert_close(&what, &got, &want, F16_TOL, F16_TOL),
+            DType::I32 => unreachable!("matmul takes float tensors"),
+        }
     }
     Ok(())
 }
@@ -131,6 +142,48 @@ async fn matmul_f16_storage() -> Result<()> {
     Ok(())
 }
 gpu_test!(matmul_f16_odd_shapes, matmul_f16_storage);
+
+/// `activation(x · wᵀ + bias)` in one kernel, for each kernel and activation.
+async fn linear_epilogue() -> Result<()> {
+    let gpu = gpu().await?;
+    for &(m, n, k) in &[(1, 37, 65), (5, 130, 17), (129, 65, 33)] {
+        let mut rng = Rng::new((m * n * k) as u64);
+        let (x, w, bias) = (rng.vec(m * k), rng.vec(n * k), rng.vec(n));
+        let tx = Tensor::from_f32(&gpu, &x, &[m, k])?;
+        let tw = Tensor::from_f32(&gpu, &w, &[n, k])?;
+        let tb = Tensor::from_f32(&gpu, &bias, &[n])?;
+        let pre: Vec<f64> = matmul_ref(&x, &w, 1, m, n, k, true, false)
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| f64::from(v) + f64::from(bias[i % n]))
+            .collect();
+        for act in [None, Some(Activation::Gelu), Some(Activation::Silu)] {
+            let want: Vec<f32> = pre
+                .iter()
+                .map(|&v| match act {
+                    None => v,
+                    Some(Activation::Gelu) => {
+                        0.5 * v * (1.0 + libm::erf(v / std::f64::consts::SQRT_2))
+                    }
+                    Some(Activation::Silu) => v / (1.0 + (-v).exp()),
+                } as f32)
+                .collect();
+            for kernel in [Kernel::Tiled64, Kernel::Tiled128, Kernel::Gemv] {
+                let mut rec = gpu.recorder();
+                let epilogue = Epilogue {
+                    bias: Some(&tb),
+                    activation: act,
+                };
+                let y = matmul::matmul_with(&mut rec, &tx, &tw, BLayout::NK, epilogue, kernel)?;
+                rec.submit();
+                let what = format!("linear {kernel:?} {act:?} {m}x{n}x{k}");
+                assert_close(&what, &y.to_f32_vec().await?, &want, F32_ATOL, F32_RTOL);
+            }
+        }
+    }
+    Ok(())
+}
+gpu_test!(linear_with_bias_and_activation_epilogue, linear_epilogue);
 
 /// Without shader-f16, an f16 kernel must be refused with a typed error, not fail in the driver.
 async fn expect_missing_f16(gpu: &Gpu) -> Result<()> {

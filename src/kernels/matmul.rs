@@ -2,13 +2,12 @@
 //! `[out, in]` layout of linear-layer weights), f32 accumulation for f32 and f16 storage.
 
 use crate::error::{Error, Result};
+use crate::kernels::activation::Activation;
 use crate::kernels::{check_dtypes, to_u32};
 use crate::recorder::Recorder;
 use crate::tensor::Tensor;
 
 const SHADER: &str = include_str!("../../shaders/matmul.wgsl");
-/// Rows and columns of C computed by one workgroup (BM and BN in the shader).
-const TILE: usize = 64;
 
 /// How the second operand is laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,6 +16,28 @@ pub enum BLayout {
     KN,
     /// `b` is `[.., N, K]`: `a · bᵀ`, as PyTorch's `Linear` stores its weight.
     NK,
+}
+
+/// Which kernel computes the product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// By shape: [`Kernel::Gemv`] for one or two rows, [`Kernel::Tiled128`] when there are at least
+    /// 256 such tiles to spread over the GPU, else [`Kernel::Tiled64`].
+    Auto,
+    /// 64×64 workgroup tiles, 4×4 outputs a thread.
+    Tiled64,
+    /// 128×128 workgroup tiles, 8×8 outputs a thread.
+    Tiled128,
+    /// One workgroup per few outputs of one row of `a` (decoding).
+    Gemv,
+}
+
+/// What happens to each output before it is stored: `activation(c + bias)`.
+#[derive(Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    /// `[N]`, added to every row.
+    pub bias: Option<&'a Tensor>,
+    pub activation: Option<Activation>,
 }
 
 #[repr(C)]
@@ -30,6 +51,8 @@ struct Params {
     a_offset: u32,
     b_offset: u32,
     c_offset: u32,
+    has_bias: u32,
+    _pad: [u32; 3],
 }
 
 /// `a · b` (or `a · bᵀ`) for `a` of shape `[.., M, K]`. `b` is a single matrix, shared by every batch
@@ -47,10 +70,41 @@ struct Params {
 /// # Ok(()) }
 /// ```
 pub fn matmul(rec: &mut Recorder, a: &Tensor, b: &Tensor, layout: BLayout) -> Result<Tensor> {
+    matmul_with(rec, a, b, layout, Epilogue::default(), Kernel::Auto)
+}
+
+/// A linear layer: `activation(x · weightᵀ + bias)` for `weight [out, in]`, in one kernel.
+pub fn linear(
+    rec: &mut Recorder,
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    activation: Option<Activation>,
+) -> Result<Tensor> {
+    let epilogue = Epilogue { bias, activation };
+    matmul_with(rec, x, weight, BLayout::NK, epilogue, Kernel::Auto)
+}
+
+/// [`matmul`] with a fused epilogue and a choice of kernel.
+pub fn matmul_with(
+    rec: &mut Recorder,
+    a: &Tensor,
+    b: &Tensor,
+    layout: BLayout,
+    epilogue: Epilogue<'_>,
+    kernel: Kernel,
+) -> Result<Tensor> {
     const OP: &str = "matmul";
     let gpu = rec.gpu().clone();
-    let dtype = check_dtypes(OP, &gpu, &[a, b])?;
+    let bias = epilogue.bias.unwrap_or(a); // placeholder when absent: bound, never read
+    let dtype = check_dtypes(OP, &gpu, &[a, b, bias])?;
     let dims = Dims::of(a.shape(), b.shape(), layout)?;
+    if epilogue.bias.is_some() && bias.shape() != [dims.n] {
+        return Err(Error::shape(
+            OP,
+            format!("bias {:?} must be [{}]", bias.shape(), dims.n),
+        ));
+    }
     let mut out_shape = a.shape()[..a.shape().len() - 2].to_vec();
     out_shape.extend([dims.m, dims.n]);
     let c = Tensor::empty(&gpu, &out_shape, dtype)?;
@@ -70,25 +124,62 @@ pub fn matmul(rec: &mut Recorder, a: &Tensor, b: &Tensor, layout: BLayout) -> Re
         a_offset: a.offset_elements(),
         b_offset: b.offset_elements(),
         c_offset: c.offset_elements(),
+        has_bias: u32::from(epilogue.bias.is_some()),
+        _pad: [0; 3],
+    };
+    let kernel = match kernel {
+        Kernel::Auto => dims.auto_kernel(),
+        k => k,
+    };
+    let (entry, tile, groups) = match kernel {
+        Kernel::Gemv => {
+            let per_group = if layout == BLayout::NK { 4 } else { 256 };
+            (
+                "gemv",
+                [1, 1, 16],
+                [dims.n.div_ceil(per_group), dims.m, dims.batch],
+            )
+        }
+        Kernel::Tiled128 => (
+            "tiled",
+            [8, 8, 8],
+            [dims.n.div_ceil(128), dims.m.div_ceil(128), dims.batch],
+        ),
+        _ => (
+            "tiled",
+            [4, 4, 16],
+            [dims.n.div_ceil(64), dims.m.div_ceil(64), dims.batch],
+        ),
     };
     let groups = [
-        dims.n.div_ceil(TILE) as u32,
-        dims.m.div_ceil(TILE) as u32,
-        to_u32(OP, "batch", dims.batch)?,
+        to_u32(OP, "columns", groups[0])?,
+        to_u32(OP, "rows", groups[1])?,
+        to_u32(OP, "batch", groups[2])?,
     ];
-    gpu.check_workgroups("matmul columns / 64", groups[0])?;
-    gpu.check_workgroups("matmul rows / 64", groups[1])?;
+    gpu.check_workgroups("matmul column tiles", groups[0])?;
+    gpu.check_workgroups("matmul row tiles", groups[1])?;
     gpu.check_workgroups("matmul batch", groups[2])?;
+    let act = match epilogue.activation {
+        None => 0,
+        Some(Activation::Gelu) => 1,
+        Some(Activation::Silu) => 2,
+    };
     let pipeline = gpu.pipeline(&crate::gpu::KernelSource {
         name: "matmul",
         body: SHADER,
         dtype,
-        entry: "main",
-        constants: &[("TRANS_B", f64::from(u8::from(layout == BLayout::NK)))],
+        entry,
+        constants: &[
+            ("TRANS_B", f64::from(u8::from(layout == BLayout::NK))),
+            ("ACT", f64::from(act)),
+            ("TM", f64::from(tile[0])),
+            ("TN", f64::from(tile[1])),
+            ("BK", f64::from(tile[2])),
+        ],
     });
     rec.dispatch(
         &pipeline,
-        &[a.buffer(), b.buffer(), c.buffer()],
+        &[a.buffer(), b.buffer(), bias.buffer(), c.buffer()],
         &params,
         groups,
     );
@@ -106,6 +197,16 @@ struct Dims {
 }
 
 impl Dims {
+    fn auto_kernel(&self) -> Kernel {
+        if self.m <= 2 {
+            Kernel::Gemv
+        } else if self.batch * self.m.div_ceil(128) * self.n.div_ceil(128) >= 256 {
+            Kernel::Tiled128
+        } else {
+            Kernel::Tiled64
+        }
+    }
+
     fn of(a: &[usize], b: &[usize], layout: BLayout) -> Result<Dims> {
         let err = |message: String| Err(Error::shape("matmul", message));
         if a.len() < 2 || b.len() < 2 {
