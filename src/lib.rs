@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bench;
 pub mod bridge;
 pub mod error;
 pub mod formats;

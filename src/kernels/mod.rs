@@ -4,6 +4,7 @@
 pub mod activation;
 pub mod attention;
 pub mod cast;
+pub mod copy;
 pub mod elementwise;
 pub mod embedding;
 pub mod matmul;

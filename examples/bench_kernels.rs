@@ -1,0 +1,61 @@
+//! Kernel benchmark: prints one JSON line per measurement (see `webgpu_infer::bench`).
+//!
+//! ```sh
+//! cargo run --release --example bench_kernels                  # everything, up to 4096³ and seq 2048
+//! cargo run --release --example bench_kernels -- --quick       # small sizes (software adapters)
+//! cargo run --release --example bench_kernels -- --ops matmul,gemv
+//! ```
+
+use webgpu_infer::bench::{BenchConfig, run};
+use webgpu_infer::{Gpu, Result};
+
+fn main() {
+    if let Err(e) = pollster::block_on(bench()) {
+        eprintln!("bench_kernels: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn bench() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut cfg = BenchConfig::default();
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--quick" => {
+                cfg.max_square = 512;
+                cfg.max_seq = 512;
+                cfg.copy_bytes = 32 << 20;
+                cfg.target_ms = 100.0;
+            }
+            "--ops" => {
+                i += 1;
+                cfg.ops = args
+                    .get(i)
+                    .map(|s| s.split(',').map(String::from).collect())
+                    .unwrap_or_default();
+            }
+            "--max-square" => {
+                i += 1;
+                cfg.max_square = args
+                    .get(i)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(cfg.max_square);
+            }
+            "-h" | "--help" => {
+                println!(
+                    "bench_kernels [--quick] [--ops copy,matmul,linear,gemv,attention,decode] [--max-square N]"
+                );
+                return Ok(());
+            }
+            other => {
+                eprintln!("bench_kernels: unknown argument {other:?} (try --help)");
+                std::process::exit(2);
+            }
+        }
+        i += 1;
+    }
+    let gpu = Gpu::new().await?;
+    eprintln!("adapter: {} {:?}", gpu.adapter_name(), gpu.capabilities());
+    run(&gpu, &cfg, &mut |line| println!("{line}")).await
+}

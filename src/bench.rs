@@ -1,0 +1,307 @@
+//! Kernel benchmarks, one implementation for both targets: the native example
+//! (`cargo run --release --example bench_kernels`) and the browser page (`www/bench/kernels.html`,
+//! through `Device.benchKernels`). Each measurement is one JSON object:
+//! `{"op","dtype","m","n","k","ms","gflops" | "gbps","adapter", ...}`.
+//!
+//! Timing is wall-clock around whole submissions, after a warm-up run (pipeline compilation) and a
+//! sync: `iters` runs are recorded, several per submit for small ops, then the GPU is waited for.
+//! Memory-bound ops rotate over enough copies of their weights to defeat the GPU's last-level cache.
+
+use serde_json::{Value, json};
+
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::kernels::attention::{self, Options, Variant};
+use crate::kernels::copy::copy;
+use crate::kernels::matmul::{self, BLayout, Epilogue, Kernel};
+use crate::recorder::Recorder;
+use crate::tensor::{DType, Tensor};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    /// Largest square matmul (4096 natively; SwiftShader in a browser is happier with 512).
+    pub max_square: usize,
+    /// Longest attention sequence / KV cache.
+    pub max_seq: usize,
+    /// Bytes of the copy benchmark.
+    pub copy_bytes: usize,
+    /// Only these ops (`copy`, `matmul`, `linear`, `gemv`, `attention`, `decode`); empty: all.
+    pub ops: Vec<String>,
+    /// Aim for about this much GPU time per measurement.
+    pub target_ms: f64,
+}
+
+impl Default for BenchConfig {
+    fn default() -> Self {
+        BenchConfig {
+            max_square: 4096,
+            max_seq: 2048,
+            copy_bytes: 256 << 20,
+            ops: Vec::new(),
+            target_ms: 300.0,
+        }
+    }
+}
+
+impl BenchConfig {
+    fn wants(&self, op: &str) -> bool {
+        self.ops.is_empty() || self.ops.iter().any(|o| o == op)
+    }
+}
+
+/// Runs the configured benchmarks, handing each JSON line to `emit` as soon as it is measured.
+pub async fn run(gpu: &Gpu, cfg: &BenchConfig, emit: &mut dyn FnMut(Value)) -> Result<()> {
+    let adapter = gpu.adapter_name();
+    let mut out = |mut v: Value| {
+        v["adapter"] = json!(adapter);
+        // Four significant digits are all the timing supports.
+        for key in ["ms", "gflops", "gbps"] {
+            if let Some(x) = v.get(key).and_then(Value::as_f64) {
+                v[key] = json!(round4(x));
+            }
+        }
+        emit(v)
+    };
+    let mut dtypes = vec![DType::F32];
+    if gpu.capabilities().shader_f16 {
+        dtypes.push(DType::F16);
+    }
+    if cfg.wants("copy") {
+        let n = cfg.copy_bytes / 4;
+        let x = filled(gpu, DType::F32, &[n])?;
+        let ms = time(gpu, cfg, x.size_in_bytes(), &mut |rec| copy(rec, &x)).await?;
+        let gbps = 2.0 * x.size_in_bytes() as f64 / (ms * 1e6);
+        out(json!({"op": "copy", "dtype": "f32", "m": 1, "n": n, "k": 1, "ms": ms, "gbps": gbps}));
+    }
+    for &dtype in &dtypes {
+        if cfg.wants("matmul") {
+            for size in [256, 512, 1024, 2048, 4096]
+                .into_iter()
+                .filter(|&s| s <= cfg.max_square)
+            {
+                let v = bench_matmul(gpu, cfg, dtype, (size, size, size), BLayout::KN).await?;
+                out(v);
+            }
+        }
+        if cfg.wants("linear") {
+            out(bench_matmul(gpu, cfg, dtype, (128, 1536, 384), BLayout::NK).await?);
+        }
+        if cfg.wants("gemv") {
+            for n in [1536, 49152] {
+                out(bench_matmul(gpu, cfg, dtype, (1, n, 576), BLayout::NK).await?);
+            }
+        }
+        if cfg.wants("attention") {
+            for seq in [128, 512, 2048].into_iter().filter(|&s| s <= cfg.max_seq) {
+                for causal in [false, true] {
+                    out(bench_attention(gpu, cfg, dtype, seq, causal).await?);
+                }
+            }
+        }
+        if cfg.wants("decode") {
+            for kv_len in [1, 128, 512, 1024, 2048]
+                .into_iter()
+                .filter(|&s| s <= cfg.max_seq)
+            {
+                out(bench_decode(gpu, cfg, dtype, kv_len).await?);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn round4(x: f64) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let scale = 10f64.powi(3 - x.abs().log10().floor() as i32);
+    (x * scale).round() / scale
+}
+
+fn dtype_name(d: DType) -> &'static str {
+    match d {
+        DType::F32 => "f32",
+        DType::F16 => "f16",
+        DType::I32 => "i32",
+    }
+}
+
+/// A tensor of small pseudo-random values (so no denormals or infinities skew the timing).
+fn filled(gpu: &Gpu, dtype: DType, shape: &[usize]) -> Result<Tensor> {
+    let n: usize = shape.iter().product();
+    let values: Vec<f32> = (0..n)
+        .map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 1e-3)
+        .collect();
+    match dtype {
+        DType::F16 => {
+            let h: Vec<half::f16> = values.iter().map(|&v| half::f16::from_f32(v)).collect();
+            Tensor::from_f16(gpu, &h, shape)
+        }
+        _ => Tensor::from_f32(gpu, &values, shape),
+    }
+}
+
+/// How many copies of `bytes` of weights to rotate over so they do not fit a 64 MiB cache.
+fn copies_for(bytes: u64) -> usize {
+    (256u64 << 20).div_ceil(bytes.max(1)).clamp(1, 16) as usize
+}
+
+async fn bench_matmul(
+    gpu: &Gpu,
+    cfg: &BenchConfig,
+    dtype: DType,
+    (m, n, k): (usize, usize, usize),
+    layout: BLayout,
+) -> Result<Value> {
+    let a = filled(gpu, dtype, &[m, k])?;
+    let b_shape = if layout == BLayout::NK {
+        [n, k]
+    } else {
+        [k, n]
+    };
+    let b_bytes = (n * k * dtype.size_in_bytes()) as u64;
+    let copies = if m <= 2 { copies_for(b_bytes) } else { 1 };
+    let bs: Vec<Tensor> = (0..copies)
+        .map(|_| filled(gpu, dtype, &b_shape))
+        .collect::<Result<_>>()?;
+    let out_bytes = (m * n * dtype.size_in_bytes()) as u64;
+    let mut i = 0;
+    let ms = time(gpu, cfg, out_bytes, &mut |rec| {
+        i += 1;
+        let b = &bs[i % bs.len()];
+        matmul::matmul_with(rec, &a, b, layout, Epilogue::default(), Kernel::Auto)
+    })
+    .await?;
+    let gflops = matmul::flops(1, m, n, k) / (ms * 1e6);
+    let op = if m <= 2 {
+        "gemv"
+    } else if layout == BLayout::NK {
+        "linear"
+    } else {
+        "matmul"
+    };
+    let mut v = json!({"op": op, "dtype": dtype_name(dtype), "m": m, "n": n, "k": k, "ms": ms, "gflops": gflops});
+    if m <= 2 {
+        // Memory-bound: what matters is the weight bytes streamed per second.
+        v["gbps"] = json!(b_bytes as f64 / (ms * 1e6));
+    }
+    Ok(v)
+}
+
+/// BERT-base-like prefill: 12 heads of 64, batch 1.
+async fn bench_attention(
+    gpu: &Gpu,
+    cfg: &BenchConfig,
+    dtype: DType,
+    seq: usize,
+    causal: bool,
+) -> Result<Value> {
+    let (heads, d) = (12, 64);
+    let q = filled(gpu, dtype, &[1, seq, heads, d])?;
+    let k = filled(gpu, dtype, &[1, seq, heads, d])?;
+    let v = filled(gpu, dtype, &[1, seq, heads, d])?;
+    let out_bytes = q.size_in_bytes();
+    let opts = Options {
+        causal,
+        variant: Variant::Prefill,
+        ..Default::default()
+    };
+    let ms = time(gpu, cfg, out_bytes, &mut |rec| {
+        attention::attention(rec, &q, &k, &v, opts)
+    })
+    .await?;
+    // Causal attention does about half the work; count the work done.
+    let flops = attention::flops(1, heads, seq, seq, d) * if causal { 0.5 } else { 1.0 };
+    Ok(json!({
+        "op": "attention", "dtype": dtype_name(dtype), "m": seq, "n": seq, "k": d, "heads": heads,
+        "causal": causal, "ms": ms, "gflops": flops / (ms * 1e6),
+    }))
+}
+
+/// SmolLM2-135M-like decoding step: one query, 9 heads over 3 KV heads of 64, `kv_len` cached.
+async fn bench_decode(gpu: &Gpu, cfg: &BenchConfig, dtype: DType, kv_len: usize) -> Result<Value> {
+    let (heads, kv_heads, d) = (9, 3, 64);
+    let q = filled(gpu, dtype, &[1, 1, heads, d])?;
+    let kv_bytes = (2 * kv_len * kv_heads * d * dtype.size_in_bytes()) as u64;
+    let copies = copies_for(kv_bytes);
+    let caches: Vec<(Tensor, Tensor)> = (0..copies)
+        .map(|_| {
+            Ok((
+                filled(gpu, dtype, &[1, kv_len, kv_heads, d])?,
+                filled(gpu, dtype, &[1, kv_len, kv_heads, d])?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let opts = Options {
+        causal: true,
+        variant: Variant::Decode,
+        ..Default::default()
+    };
+    let mut i = 0;
+    let ms = time(gpu, cfg, q.size_in_bytes(), &mut |rec| {
+        i += 1;
+        let (k, v) = &caches[i % caches.len()];
+        attention::attention(rec, &q, k, v, opts)
+    })
+    .await?;
+    Ok(json!({
+        "op": "decode_attention", "dtype": dtype_name(dtype), "m": 1, "n": kv_len, "k": d, "heads": heads,
+        "kv_heads": kv_heads, "ms": ms, "gbps": kv_bytes as f64 / (ms * 1e6),
+        "gflops": attention::flops(1, heads, 1, kv_len, d) / (ms * 1e6),
+    }))
+}
+
+/// Milliseconds per run of `op`: a warm-up (compiles the pipeline), a calibration run, then enough runs
+/// for about `cfg.target_ms`, several per submit when each output is small.
+async fn time(
+    gpu: &Gpu,
+    cfg: &BenchConfig,
+    out_bytes: u64,
+    op: &mut dyn FnMut(&mut Recorder) -> Result<Tensor>,
+) -> Result<f64> {
+    let per_submit = ((64u64 << 20) / out_bytes.max(1)).clamp(1, 32) as usize;
+    let run =
+        async |n: usize, op: &mut dyn FnMut(&mut Recorder) -> Result<Tensor>| -> Result<f64> {
+            let start = now_ms();
+            let mut left = n;
+            while left > 0 {
+                let mut rec = gpu.recorder();
+                for _ in 0..left.min(per_submit) {
+                    op(&mut rec)?;
+                }
+                left -= left.min(per_submit);
+                rec.submit();
+            }
+            gpu.sync().await?;
+            Ok(now_ms() - start)
+        };
+    run(1, op).await?;
+    let once = run(per_submit.min(4), op).await? / per_submit.min(4) as f64;
+    let iters = ((cfg.target_ms / once.max(1e-3)) as usize).clamp(3, 2000);
+    Ok(run(iters, op).await? / iters as f64)
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn now_ms() -> f64 {
+    use std::sync::OnceLock;
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs_f64()
+        * 1e3
+}
+
+#[cfg(target_arch = "wasm32")]
+fn now_ms() -> f64 {
+    let global = js_sys::global();
+    js_sys::Reflect::get(&global, &"performance".into())
+        .ok()
+        .and_then(|perf| {
+            let now = js_sys::Reflect::get(&perf, &"now".into()).ok()?;
+            let now: js_sys::Function = wasm_bindgen::JsCast::dyn_into(now).ok()?;
+            now.call0(&perf).ok()?.as_f64()
+        })
+        .unwrap_or_else(js_sys::Date::now)
+}
