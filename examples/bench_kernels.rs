@@ -6,9 +6,18 @@
 //! cargo run --release --example bench_kernels -- --ops matmul,gemv
 //! ```
 
-use webgpu_infer::bench::{BenchConfig, run};
-use webgpu_infer::{Gpu, Result};
+#[cfg(target_arch = "wasm32")]
+fn main() {
+    // Native only: in a browser the same benchmarks run from www/bench/kernels.html.
+}
 
+#[cfg(not(target_arch = "wasm32"))]
+use webgpu_infer::{
+    Gpu, Result,
+    bench::{BenchConfig, run},
+};
+
+#[cfg(not(target_arch = "wasm32"))]
 fn main() {
     if let Err(e) = pollster::block_on(bench()) {
         eprintln!("bench_kernels: {e}");
@@ -16,6 +25,7 @@ fn main() {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 async fn bench() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut cfg = BenchConfig::default();

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::bridge::buffer::GpuBuffer;
+use crate::bridge::buffer::{BufferPool, GpuBuffer};
 use crate::bridge::stats::{CopyStats, Stats};
 use crate::error::{Error, Result};
 use crate::tensor::DType;
@@ -54,6 +54,9 @@ pub struct Capabilities {
     pub mappable_storage: bool,
 }
 
+/// Bytes of free intermediate buffers kept for reuse.
+const POOL_BYTES: u64 = 1 << 30;
+
 /// Identifies one compiled pipeline: a shader module, its storage type, its entry point and the
 /// pipeline-override constants of this variant.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -93,6 +96,7 @@ struct Inner {
     /// First error WebGPU reported outside an error scope, or the device-lost reason.
     fault: Arc<Mutex<Option<Fault>>>,
     stats: Arc<CopyStats>,
+    pool: Arc<BufferPool>,
 }
 
 #[derive(Clone, Debug)]
@@ -146,6 +150,7 @@ impl Gpu {
         let caps = capabilities(&info, device.features());
         let fault = Arc::new(Mutex::new(None));
         install_fault_handlers(&device, &fault);
+        let stats = Arc::new(CopyStats::default());
         Ok(Gpu {
             inner: Arc::new(Inner {
                 device,
@@ -156,7 +161,8 @@ impl Gpu {
                 pipelines: Mutex::new(HashMap::new()),
                 modules: Mutex::new(HashMap::new()),
                 fault,
-                stats: Arc::new(CopyStats::default()),
+                pool: BufferPool::new(POOL_BYTES, &stats),
+                stats,
             }),
         })
     }
@@ -284,6 +290,17 @@ impl Gpu {
     /// Creates a buffer counted in [`Gpu::stats`] and destroyed when its last handle drops.
     pub fn create_buffer(&self, desc: &wgpu::BufferDescriptor<'_>) -> Arc<GpuBuffer> {
         Arc::new(GpuBuffer::new(&self.inner.device, &self.inner.stats, desc))
+    }
+
+    /// A buffer from the pool (reused when one of this size and usage is free): for tensors that
+    /// kernels write before anything reads them.
+    pub(crate) fn pooled_buffer(&self, size: u64, usage: wgpu::BufferUsages) -> Arc<GpuBuffer> {
+        Arc::new(self.inner.pool.take(&self.inner.device, size, usage))
+    }
+
+    /// Frees the GPU memory of every buffer the pool keeps for reuse.
+    pub fn trim_pool(&self) {
+        self.inner.pool.clear();
     }
 
     /// `queue.write_buffer`, counted.

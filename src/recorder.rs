@@ -28,7 +28,13 @@ pub struct Recorder {
     /// Every buffer a recorded dispatch binds, kept alive until the work is submitted (dropped buffers
     /// are destroyed, which would invalidate the recorded commands).
     retained: Vec<Arc<GpuBuffer>>,
+    /// Kernel parameters: slots of one uniform buffer (a new chunk when one fills), written once at
+    /// submit rather than one buffer and one write per dispatch.
+    params: Vec<(Arc<GpuBuffer>, Vec<u8>)>,
 }
+
+/// Bytes of one uniform chunk: 256 parameter slots at the usual 256-byte offset alignment.
+const PARAMS_CHUNK: u64 = 64 << 10;
 
 impl Recorder {
     pub(crate) fn new(gpu: &Gpu) -> Self {
@@ -38,6 +44,7 @@ impl Recorder {
             pass: None,
             dispatches: 0,
             retained: Vec::new(),
+            params: Vec::new(),
         }
     }
 
@@ -59,22 +66,20 @@ impl Recorder {
         params: &P,
         workgroups: [u32; 3],
     ) {
-        let bytes = bytemuck::bytes_of(params);
-        let uniform = self.gpu.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("params"),
-            size: crate::tensor::padded_size(bytes.len() as u64),
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        self.gpu.write_buffer(&uniform, 0, bytes);
+        let (uniform, offset) = self.param_slot(bytemuck::bytes_of(params));
+        let size = std::num::NonZeroU64::new(bytemuck::bytes_of(params).len() as u64);
         let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
             .iter()
-            .copied()
-            .chain([&uniform])
+            .map(|buffer| buffer.as_entire_binding())
+            .chain([wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &uniform,
+                offset,
+                size,
+            })])
             .enumerate()
-            .map(|(i, buffer)| wgpu::BindGroupEntry {
+            .map(|(i, resource)| wgpu::BindGroupEntry {
                 binding: i as u32,
-                resource: buffer.as_entire_binding(),
+                resource,
             })
             .collect();
         let bind_group = self
@@ -91,7 +96,25 @@ impl Recorder {
         pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
         self.dispatches += 1;
         self.retained.extend(buffers.iter().map(|&b| Arc::clone(b)));
-        self.retained.push(uniform);
+    }
+
+    /// Reserves an aligned slot for `bytes` in the current parameter chunk (a new chunk when full).
+    fn param_slot(&mut self, bytes: &[u8]) -> (Arc<GpuBuffer>, u64) {
+        let align = u64::from(self.gpu.limits().min_uniform_buffer_offset_alignment).max(16);
+        let fits = |used: &Vec<u8>| {
+            (used.len() as u64).next_multiple_of(align) + bytes.len() as u64 <= PARAMS_CHUNK
+        };
+        if !self.params.last().is_some_and(|(_, used)| fits(used)) {
+            let usage = wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST;
+            let chunk = self.gpu.pooled_buffer(PARAMS_CHUNK, usage);
+            self.params
+                .push((chunk, Vec::with_capacity(PARAMS_CHUNK as usize)));
+        }
+        let (chunk, used) = self.params.last_mut().expect("a chunk");
+        let offset = (used.len() as u64).next_multiple_of(align);
+        used.resize(offset as usize, 0);
+        used.extend_from_slice(bytes);
+        (Arc::clone(chunk), offset)
     }
 
     fn pass(&mut self) -> &mut wgpu::ComputePass<'static> {
@@ -114,6 +137,13 @@ impl Recorder {
         // The pass must end before the encoder can finish.
         drop(self.pass.take());
         let encoder = self.encoder.take()?;
+        for (chunk, bytes) in self.params.drain(..) {
+            let len = (bytes.len() as u64).next_multiple_of(4) as usize;
+            let mut padded = bytes;
+            padded.resize(len, 0);
+            self.gpu.write_buffer(&chunk, 0, &padded);
+            self.retained.push(chunk);
+        }
         let index = self.gpu.submit(encoder.finish());
         // Submitted: destroying these buffers now (if no tensor holds them) is safe, WebGPU frees them
         // after the work completes.

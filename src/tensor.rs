@@ -87,19 +87,16 @@ impl Tensor {
         Ok(tensor)
     }
 
-    /// An uninitialised tensor (the GPU zero-fills new buffers).
+    /// A tensor whose contents are unspecified (a reused buffer keeps its last contents): for
+    /// outputs that a kernel writes in full.
     pub fn empty(gpu: &Gpu, shape: &[usize], dtype: DType) -> Result<Tensor> {
         let bytes = (numel(shape) * dtype.size_in_bytes()) as u64;
         check_buffer_size(gpu, bytes, "tensor size in bytes")?;
-        let buffer = gpu.create_buffer(&wgpu::BufferDescriptor {
-            label: None,
-            // Padded: buffers and copies are sized in multiples of 4 bytes; never empty.
-            size: padded_size(bytes),
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        // Padded: buffers and copies are sized in multiples of 4 bytes; never empty.
+        let usage = wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST;
+        let buffer = gpu.pooled_buffer(padded_size(bytes), usage);
         Ok(Self::from_buffer(gpu, buffer, shape, dtype))
     }
 

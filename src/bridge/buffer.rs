@@ -1,17 +1,24 @@
-//! [`GpuBuffer`]: a `wgpu::Buffer` counted in [`CopyStats`] and destroyed when dropped.
+//! [`GpuBuffer`]: a `wgpu::Buffer` counted in [`CopyStats`], and destroyed (or recycled) when dropped.
 //!
 //! wgpu's web backend leaves a dropped buffer to the JS garbage collector, which may hold gigabytes of
 //! weights long after they are unused; destroying on drop frees them at once, on both targets. Work
 //! already submitted still completes (WebGPU defers the free); work only *recorded* keeps its buffers
 //! alive through the [`Recorder`](crate::Recorder), which holds them until it submits.
+//!
+//! Intermediate tensors come from a [`BufferPool`]: a dropped one goes back to the pool and the next
+//! tensor of the same size reuses it, so a forward pass run again allocates nothing. Reuse is safe
+//! because one queue executes in submission order.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use crate::bridge::stats::CopyStats;
 
 pub struct GpuBuffer {
     buffer: wgpu::Buffer,
     stats: Arc<CopyStats>,
+    /// Where the buffer goes when dropped; `None`: destroyed.
+    pool: Option<Arc<BufferPool>>,
 }
 
 impl GpuBuffer {
@@ -25,6 +32,7 @@ impl GpuBuffer {
         GpuBuffer {
             buffer,
             stats: Arc::clone(stats),
+            pool: None,
         }
     }
 
@@ -48,6 +56,88 @@ impl std::ops::Deref for GpuBuffer {
 impl Drop for GpuBuffer {
     fn drop(&mut self) {
         self.stats.buffer_dropped(self.buffer.size());
-        self.buffer.destroy();
+        match &self.pool {
+            Some(pool) => pool.put(self.buffer.clone()),
+            None => self.buffer.destroy(),
+        }
+    }
+}
+
+/// Unused buffers by (size, usage), up to a byte budget.
+pub struct BufferPool {
+    free: Mutex<HashMap<(u64, u32), Vec<wgpu::Buffer>>>,
+    max_bytes: u64,
+    stats: Arc<CopyStats>,
+}
+
+impl BufferPool {
+    pub(crate) fn new(max_bytes: u64, stats: &Arc<CopyStats>) -> Arc<Self> {
+        Arc::new(BufferPool {
+            free: Mutex::new(HashMap::new()),
+            max_bytes,
+            stats: Arc::clone(stats),
+        })
+    }
+
+    /// A buffer of exactly `size` bytes and `usage`, reused when one is free. Its contents are
+    /// whatever its last user left.
+    pub(crate) fn take(
+        self: &Arc<Self>,
+        device: &wgpu::Device,
+        size: u64,
+        usage: wgpu::BufferUsages,
+    ) -> GpuBuffer {
+        let reused = self
+            .free
+            .lock()
+            .expect("pool lock poisoned")
+            .get_mut(&(size, usage.bits()))
+            .and_then(Vec::pop);
+        let buffer = match reused {
+            Some(b) => {
+                self.stats.unpooled(size);
+                self.stats.buffer_created(size);
+                b
+            }
+            None => {
+                self.stats.buffer_created(size);
+                device.create_buffer(&wgpu::BufferDescriptor {
+                    label: None,
+                    size,
+                    usage,
+                    mapped_at_creation: false,
+                })
+            }
+        };
+        GpuBuffer {
+            buffer,
+            stats: Arc::clone(&self.stats),
+            pool: Some(Arc::clone(self)),
+        }
+    }
+
+    fn put(&self, buffer: wgpu::Buffer) {
+        let size = buffer.size();
+        if self.stats.snapshot().pooled_bytes + size > self.max_bytes {
+            buffer.destroy();
+            return;
+        }
+        self.stats.pooled(size);
+        let key = (size, buffer.usage().bits());
+        self.free
+            .lock()
+            .expect("pool lock poisoned")
+            .entry(key)
+            .or_default()
+            .push(buffer);
+    }
+
+    /// Destroys every free buffer.
+    pub(crate) fn clear(&self) {
+        let mut free = self.free.lock().expect("pool lock poisoned");
+        for buffer in free.drain().flat_map(|(_, v)| v) {
+            self.stats.unpooled(buffer.size());
+            buffer.destroy();
+        }
     }
 }

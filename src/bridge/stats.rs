@@ -12,6 +12,8 @@ pub struct CopyStats {
     submits: AtomicU64,
     live_buffers: AtomicU64,
     live_buffer_bytes: AtomicU64,
+    pooled_buffers: AtomicU64,
+    pooled_bytes: AtomicU64,
 }
 
 /// A snapshot of [`CopyStats`].
@@ -26,9 +28,12 @@ pub struct Stats {
     pub gpu_to_host_bytes: u64,
     /// `queue.submit` calls.
     pub submits: u64,
-    /// GPU buffers alive now, and their bytes (not reset by [`CopyStats::reset`]: they are state).
+    /// GPU buffers in use now, and their bytes (not reset by [`CopyStats::reset`]: they are state).
     pub live_buffers: u64,
     pub live_buffer_bytes: u64,
+    /// Free buffers kept for reuse by the buffer pool, and their bytes (GPU memory still held).
+    pub pooled_buffers: u64,
+    pub pooled_bytes: u64,
 }
 
 impl CopyStats {
@@ -40,6 +45,8 @@ impl CopyStats {
             submits: self.submits.load(Relaxed),
             live_buffers: self.live_buffers.load(Relaxed),
             live_buffer_bytes: self.live_buffer_bytes.load(Relaxed),
+            pooled_buffers: self.pooled_buffers.load(Relaxed),
+            pooled_bytes: self.pooled_bytes.load(Relaxed),
         }
     }
 
@@ -70,6 +77,16 @@ impl CopyStats {
     pub(crate) fn buffer_created(&self, bytes: u64) {
         self.live_buffers.fetch_add(1, Relaxed);
         self.live_buffer_bytes.fetch_add(bytes, Relaxed);
+    }
+
+    pub(crate) fn pooled(&self, bytes: u64) {
+        self.pooled_buffers.fetch_add(1, Relaxed);
+        self.pooled_bytes.fetch_add(bytes, Relaxed);
+    }
+
+    pub(crate) fn unpooled(&self, bytes: u64) {
+        self.pooled_buffers.fetch_sub(1, Relaxed);
+        self.pooled_bytes.fetch_sub(bytes, Relaxed);
     }
 
     pub(crate) fn buffer_dropped(&self, bytes: u64) {

@@ -123,17 +123,17 @@ pub fn attention(
             ),
         ));
     }
-    if let Some(m) = opts.mask {
-        if m.dtype() != DType::I32 || m.shape() != [batch, kv_cap] {
-            return Err(Error::shape(
-                OP,
-                format!(
-                    "mask must be i32 [{batch}, {kv_cap}], got {:?} {:?}",
-                    m.dtype(),
-                    m.shape()
-                ),
-            ));
-        }
+    if let Some(m) = opts.mask
+        && (m.dtype() != DType::I32 || m.shape() != [batch, kv_cap])
+    {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "mask must be i32 [{batch}, {kv_cap}], got {:?} {:?}",
+                m.dtype(),
+                m.shape()
+            ),
+        ));
     }
     if [q, k, v]
         .iter()

@@ -20,7 +20,7 @@ struct Params {
 pub fn copy(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
     const OP: &str = "copy";
     let gpu = rec.gpu().clone();
-    if x.size_in_bytes() % 16 != 0 || x.offset() != 0 {
+    if !x.size_in_bytes().is_multiple_of(16) || x.offset() != 0 {
         return Err(Error::shape(
             OP,
             format!("{} bytes is not a multiple of 16", x.size_in_bytes()),
