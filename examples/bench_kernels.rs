@@ -29,6 +29,7 @@ fn main() {
 async fn bench() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut cfg = BenchConfig::default();
+    let mut options = webgpu_infer::GpuOptions::default();
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -38,6 +39,7 @@ async fn bench() -> Result<()> {
                 cfg.copy_bytes = 32 << 20;
                 cfg.target_ms = 100.0;
             }
+            "--unchecked" => options.unchecked_shaders = true,
             "--ops" => {
                 i += 1;
                 cfg.ops = args
@@ -54,7 +56,7 @@ async fn bench() -> Result<()> {
             }
             "-h" | "--help" => {
                 println!(
-                    "bench_kernels [--quick] [--ops copy,matmul,linear,gemv,attention,decode] [--max-square N]"
+                    "bench_kernels [--quick] [--unchecked] [--ops copy,matmul,linear,gemv,attention,decode] [--max-square N]"
                 );
                 return Ok(());
             }
@@ -65,7 +67,7 @@ async fn bench() -> Result<()> {
         }
         i += 1;
     }
-    let gpu = Gpu::new().await?;
+    let gpu = Gpu::with_options(&options).await?;
     eprintln!("adapter: {} {:?}", gpu.adapter_name(), gpu.capabilities());
     run(&gpu, &cfg, &mut |line| println!("{line}")).await
 }

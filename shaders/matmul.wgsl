@@ -6,10 +6,10 @@
 // [batch, M, N]. Every global read and write is bounds-checked: any M, N, K is correct.
 //
 // Entry points:
-//   tiled:   a 16×16-thread workgroup computes a (16·TM)×(16·TN) tile of C, each thread a TM×TN block
-//            held in registers (rows and columns strided by 16, so that workgroup-memory reads are
-//            consecutive across threads); K advances BK at a time through tiles staged in workgroup
-//            memory. TM = TN = 4, BK = 16 (64×64 tiles) or TM = TN = 8, BK = 8 (128×128 tiles).
+//   tiled:    a 16×16-thread workgroup computes a 64×64 tile of C, each thread a 4×4 block held in
+//             registers (rows and columns strided by 16, so that workgroup-memory reads are consecutive
+//             across threads); K advances 16 at a time through tiles staged in workgroup memory.
+//   tiled128: 128×128 tiles, 8×8 outputs a thread as vec4 accumulators (below).
 //   gemv:    one row of A (decoding): with TRANS_B, 64 threads share each output (coalesced reads of
 //            a weight row, tree-reduced); without, one thread a column.
 
@@ -37,15 +37,13 @@ struct Params {
 override TRANS_B: bool = false;
 // 0: none, 1: GELU (erf), 2: SiLU.
 override ACT: u32 = 0u;
-override TM: u32 = 4u;
-override TN: u32 = 4u;
-override BK: u32 = 16u;
-
+const TM: u32 = 4u;
+const TN: u32 = 4u;
+const BK: u32 = 16u;
 const WG: u32 = 16u;
 const THREADS: u32 = 256u;
-const MAX_T: u32 = 8u;
 
-// k-major tiles, [BK][BM] and [BK][BN]: BM·BK = BN·BK = 1024 for both tile shapes.
+// k-major tiles, [BK][BM] and [BK][BN] (64 × 16 each).
 var<workgroup> a_tile: array<f32, 1024>;
 var<workgroup> b_tile: array<f32, 1024>;
 
@@ -100,7 +98,7 @@ fn tiled(
     let a_base = p.a_offset + wid.z * p.a_batch_stride;
     let b_base = p.b_offset + wid.z * p.b_batch_stride;
 
-    var acc: array<array<f32, MAX_T>, MAX_T>;
+    var acc: array<array<f32, TN>, TM>;
     for (var i = 0u; i < TM; i++) {
         for (var j = 0u; j < TN; j++) {
             acc[i][j] = 0.0;
@@ -131,8 +129,8 @@ fn tiled(
         workgroupBarrier();
 
         for (var kk = 0u; kk < BK; kk++) {
-            var a_reg: array<f32, MAX_T>;
-            var b_reg: array<f32, MAX_T>;
+            var a_reg: array<f32, TM>;
+            var b_reg: array<f32, TN>;
             for (var i = 0u; i < TM; i++) {
                 a_reg[i] = a_tile[kk * bm + lid.y + i * WG];
             }
@@ -201,5 +199,92 @@ fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             }
             c[c_base + col] = T(epilogue(s, col));
         }
+    }
+}
+
+// ---- tiled128: 128×128 tiles, 8×8 outputs a thread as 16 vec4 accumulators, BK = 16 ----
+// Thread (tx, ty) owns rows {4ty..4ty+3} ∪ {64+4ty..64+4ty+3} and the same pattern of columns, so
+// that each k step reads 2 vec4 of A and 2 vec4 of B from workgroup memory for 64 FMAs.
+
+var<workgroup> a4: array<vec4<f32>, 512>; // [16][32]: 128 rows of A, k-major, 4 rows a vec4
+var<workgroup> b4: array<vec4<f32>, 512>; // [16][32]: 128 columns of B, k-major
+
+fn store4(c_base: u32, row: u32, col: u32, v: vec4<f32>) {
+    if (row >= p.m) {
+        return;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        if (col + j < p.n) {
+            c[c_base + row * p.n + col + j] = T(epilogue(v[j], col + j));
+        }
+    }
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn tiled128(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) lidx: u32,
+) {
+    let row0 = wid.y * 128u;
+    let col0 = wid.x * 128u;
+    let a_base = p.a_offset + wid.z * p.a_batch_stride;
+    let b_base = p.b_offset + wid.z * p.b_batch_stride;
+    let tx = lid.x;
+    let ty = lid.y;
+
+    var acc: array<vec4<f32>, 16>; // acc[i]: row i's columns 4tx.., acc[8 + i]: its columns 64+4tx..
+    for (var i = 0u; i < 16u; i++) {
+        acc[i] = vec4<f32>(0.0);
+    }
+
+    for (var k0 = 0u; k0 < p.k; k0 += 16u) {
+        for (var s = 0u; s < 8u; s++) {
+            let e = lidx + s * 256u;
+            let r = e / 16u;
+            let kk = e % 16u;
+            a4[kk * 32u + r / 4u][r % 4u] = load_a(a_base, row0 + r, k0 + kk);
+            if (TRANS_B) {
+                b4[kk * 32u + r / 4u][r % 4u] = load_b(b_base, k0 + kk, col0 + r);
+            } else {
+                let kb = e / 128u;
+                let cb = e % 128u;
+                b4[kb * 32u + cb / 4u][cb % 4u] = load_b(b_base, k0 + kb, col0 + cb);
+            }
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < 16u; kk++) {
+            let a0 = a4[kk * 32u + ty];
+            let a1 = a4[kk * 32u + 16u + ty];
+            let b0 = b4[kk * 32u + tx];
+            let b1 = b4[kk * 32u + 16u + tx];
+            acc[0] = fma(vec4<f32>(a0.x), b0, acc[0]);
+            acc[1] = fma(vec4<f32>(a0.y), b0, acc[1]);
+            acc[2] = fma(vec4<f32>(a0.z), b0, acc[2]);
+            acc[3] = fma(vec4<f32>(a0.w), b0, acc[3]);
+            acc[4] = fma(vec4<f32>(a1.x), b0, acc[4]);
+            acc[5] = fma(vec4<f32>(a1.y), b0, acc[5]);
+            acc[6] = fma(vec4<f32>(a1.z), b0, acc[6]);
+            acc[7] = fma(vec4<f32>(a1.w), b0, acc[7]);
+            acc[8] = fma(vec4<f32>(a0.x), b1, acc[8]);
+            acc[9] = fma(vec4<f32>(a0.y), b1, acc[9]);
+            acc[10] = fma(vec4<f32>(a0.z), b1, acc[10]);
+            acc[11] = fma(vec4<f32>(a0.w), b1, acc[11]);
+            acc[12] = fma(vec4<f32>(a1.x), b1, acc[12]);
+            acc[13] = fma(vec4<f32>(a1.y), b1, acc[13]);
+            acc[14] = fma(vec4<f32>(a1.z), b1, acc[14]);
+            acc[15] = fma(vec4<f32>(a1.w), b1, acc[15]);
+        }
+        workgroupBarrier();
+    }
+
+    let c_base = p.c_offset + wid.z * p.m * p.n;
+    for (var i = 0u; i < 4u; i++) {
+        let r_lo = row0 + 4u * ty + i;
+        let r_hi = row0 + 64u + 4u * ty + i;
+        store4(c_base, r_lo, col0 + 4u * tx, acc[i]);
+        store4(c_base, r_hi, col0 + 4u * tx, acc[4u + i]);
+        store4(c_base, r_lo, col0 + 64u + 4u * tx, acc[8u + i]);
+        store4(c_base, r_hi, col0 + 64u + 4u * tx, acc[12u + i]);
     }
 }

@@ -22,6 +22,10 @@ pub struct GpuOptions {
     /// Natively on unified memory, request `MAPPABLE_PRIMARY_BUFFERS` so weights are written straight
     /// into storage buffers (default). Turn it off to exercise the staging path discrete GPUs take.
     pub allow_mappable_storage: bool,
+    /// Natively, compile kernels without wgpu's shader bounds checks (every kernel checks its shapes
+    /// on the CPU and its edges in WGSL; this drops the second, per-access check). Off by default;
+    /// ignored in browsers, which always check.
+    pub unchecked_shaders: bool,
 }
 
 impl Default for GpuOptions {
@@ -31,6 +35,7 @@ impl Default for GpuOptions {
             force_fallback_adapter: false,
             allow_f16: true,
             allow_mappable_storage: true,
+            unchecked_shaders: false,
         }
     }
 }
@@ -92,6 +97,7 @@ struct Inner {
     limits: wgpu::Limits,
     caps: Capabilities,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+    unchecked_shaders: bool,
     modules: Mutex<HashMap<(&'static str, DType), wgpu::ShaderModule>>,
     /// First error WebGPU reported outside an error scope, or the device-lost reason.
     fault: Arc<Mutex<Option<Fault>>>,
@@ -159,6 +165,7 @@ impl Gpu {
                 limits,
                 caps,
                 pipelines: Mutex::new(HashMap::new()),
+                unchecked_shaders: options.unchecked_shaders && !cfg!(target_arch = "wasm32"),
                 modules: Mutex::new(HashMap::new()),
                 fault,
                 pool: BufferPool::new(POOL_BYTES, &stats),
@@ -258,12 +265,22 @@ impl Gpu {
             .entry((src.name, src.dtype))
             .or_insert_with(|| {
                 let source = format!("{}{}", src.dtype.wgsl_prelude(), src.body);
-                self.inner
-                    .device
-                    .create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(src.name),
-                        source: wgpu::ShaderSource::Wgsl(source.into()),
-                    })
+                let desc = wgpu::ShaderModuleDescriptor {
+                    label: Some(src.name),
+                    source: wgpu::ShaderSource::Wgsl(source.into()),
+                };
+                if self.inner.unchecked_shaders {
+                    // SAFETY: opted into by the caller (GpuOptions::unchecked_shaders); every kernel
+                    // validates its shapes before dispatch and bounds-checks its own edges.
+                    unsafe {
+                        self.inner.device.create_shader_module_trusted(
+                            desc,
+                            wgpu::ShaderRuntimeChecks::unchecked(),
+                        )
+                    }
+                } else {
+                    self.inner.device.create_shader_module(desc)
+                }
             })
             .clone()
     }
@@ -295,7 +312,14 @@ impl Gpu {
     /// A buffer from the pool (reused when one of this size and usage is free): for tensors that
     /// kernels write before anything reads them.
     pub(crate) fn pooled_buffer(&self, size: u64, usage: wgpu::BufferUsages) -> Arc<GpuBuffer> {
-        Arc::new(self.inner.pool.take(&self.inner.device, size, usage))
+        let buffer = self.inner.pool.take(&self.inner.device, size, usage);
+        // Debug builds (the tests) fill new tensors with 0xFF bytes, a NaN in f32 and f16, so that an
+        // output a kernel forgets to write shows up instead of passing with a reused buffer's old
+        // (possibly right) values.
+        if cfg!(debug_assertions) && usage.contains(wgpu::BufferUsages::COPY_DST) {
+            self.inner.queue.write_buffer(&buffer, 0, &vec![0xFF; size as usize]);
+        }
+        Arc::new(buffer)
     }
 
     /// Frees the GPU memory of every buffer the pool keeps for reuse.

@@ -26,7 +26,7 @@ pub enum Kernel {
     Auto,
     /// 64×64 workgroup tiles, 4×4 outputs a thread.
     Tiled64,
-    /// 128×128 workgroup tiles, 8×8 outputs a thread.
+    /// 128×128 workgroup tiles, 8×8 outputs a thread held as vec4 accumulators.
     Tiled128,
     /// One workgroup per few outputs of one row of `a` (decoding).
     Gemv,
@@ -131,23 +131,17 @@ pub fn matmul_with(
         Kernel::Auto => dims.auto_kernel(),
         k => k,
     };
-    let (entry, tile, groups) = match kernel {
+    let (entry, groups) = match kernel {
         Kernel::Gemv => {
             let per_group = if layout == BLayout::NK { 4 } else { 256 };
-            (
-                "gemv",
-                [1, 1, 16],
-                [dims.n.div_ceil(per_group), dims.m, dims.batch],
-            )
+            ("gemv", [dims.n.div_ceil(per_group), dims.m, dims.batch])
         }
         Kernel::Tiled128 => (
-            "tiled",
-            [8, 8, 8],
+            "tiled128",
             [dims.n.div_ceil(128), dims.m.div_ceil(128), dims.batch],
         ),
         _ => (
             "tiled",
-            [4, 4, 16],
             [dims.n.div_ceil(64), dims.m.div_ceil(64), dims.batch],
         ),
     };
@@ -172,9 +166,6 @@ pub fn matmul_with(
         constants: &[
             ("TRANS_B", f64::from(u8::from(layout == BLayout::NK))),
             ("ACT", f64::from(act)),
-            ("TM", f64::from(tile[0])),
-            ("TN", f64::from(tile[1])),
-            ("BK", f64::from(tile[2])),
         ],
     });
     rec.dispatch(
