@@ -39,7 +39,7 @@ async fn bench() -> Result<()> {
                 cfg.copy_bytes = 32 << 20;
                 cfg.target_ms = 100.0;
             }
-            "--unchecked" => options.unchecked_shaders = true,
+            "--checked" => options.unchecked_shaders = false,
             "--ops" => {
                 i += 1;
                 cfg.ops = args
@@ -56,7 +56,7 @@ async fn bench() -> Result<()> {
             }
             "-h" | "--help" => {
                 println!(
-                    "bench_kernels [--quick] [--unchecked] [--ops copy,matmul,linear,gemv,attention,decode] [--max-square N]"
+                    "bench_kernels [--quick] [--checked] [--ops copy,matmul,linear,gemv,attention,decode] [--max-square N]"
                 );
                 return Ok(());
             }

@@ -204,20 +204,30 @@ fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
 // ---- tiled128: 128×128 tiles, 8×8 outputs a thread as 16 vec4 accumulators, BK = 16 ----
 // Thread (tx, ty) owns rows {4ty..4ty+3} ∪ {64+4ty..64+4ty+3} and the same pattern of columns, so
-// that each k step reads 2 vec4 of A and 2 vec4 of B from workgroup memory for 64 FMAs.
+// that each k step reads 4 + 4 consecutive words of A and of B from workgroup memory for 64 FMAs.
+// Accumulators are only ever indexed by constants (a dynamic index would send them to slow local
+// memory), and the tiles are scalar arrays (each thread writes whole words; no vector-component
+// stores shared between threads).
 
-var<workgroup> a4: array<vec4<f32>, 512>; // [16][32]: 128 rows of A, k-major, 4 rows a vec4
-var<workgroup> b4: array<vec4<f32>, 512>; // [16][32]: 128 columns of B, k-major
+var<workgroup> a_s: array<f32, 2048>; // [16][128]: A tile, k-major
+var<workgroup> b_s: array<f32, 2048>; // [16][128]: B tile, k-major
+
+fn a4(i: u32) -> vec4<f32> {
+    return vec4<f32>(a_s[i], a_s[i + 1u], a_s[i + 2u], a_s[i + 3u]);
+}
+
+fn b4(i: u32) -> vec4<f32> {
+    return vec4<f32>(b_s[i], b_s[i + 1u], b_s[i + 2u], b_s[i + 3u]);
+}
 
 fn store4(c_base: u32, row: u32, col: u32, v: vec4<f32>) {
     if (row >= p.m) {
         return;
     }
-    for (var j = 0u; j < 4u; j++) {
-        if (col + j < p.n) {
-            c[c_base + row * p.n + col + j] = T(epilogue(v[j], col + j));
-        }
-    }
+    if (col < p.n) { c[c_base + row * p.n + col] = T(epilogue(v.x, col)); }
+    if (col + 1u < p.n) { c[c_base + row * p.n + col + 1u] = T(epilogue(v.y, col + 1u)); }
+    if (col + 2u < p.n) { c[c_base + row * p.n + col + 2u] = T(epilogue(v.z, col + 2u)); }
+    if (col + 3u < p.n) { c[c_base + row * p.n + col + 3u] = T(epilogue(v.w, col + 3u)); }
 }
 
 @compute @workgroup_size(16, 16, 1)
@@ -233,58 +243,57 @@ fn tiled128(
     let tx = lid.x;
     let ty = lid.y;
 
-    var acc: array<vec4<f32>, 16>; // acc[i]: row i's columns 4tx.., acc[8 + i]: its columns 64+4tx..
-    for (var i = 0u; i < 16u; i++) {
-        acc[i] = vec4<f32>(0.0);
-    }
+    // c{row half}{col half}_{i}: rows 4ty+i (+64 for row half 1), columns 4tx.. (+64 for col half 1).
+    var c00_0 = vec4<f32>(0.0); var c00_1 = vec4<f32>(0.0); var c00_2 = vec4<f32>(0.0); var c00_3 = vec4<f32>(0.0);
+    var c01_0 = vec4<f32>(0.0); var c01_1 = vec4<f32>(0.0); var c01_2 = vec4<f32>(0.0); var c01_3 = vec4<f32>(0.0);
+    var c10_0 = vec4<f32>(0.0); var c10_1 = vec4<f32>(0.0); var c10_2 = vec4<f32>(0.0); var c10_3 = vec4<f32>(0.0);
+    var c11_0 = vec4<f32>(0.0); var c11_1 = vec4<f32>(0.0); var c11_2 = vec4<f32>(0.0); var c11_3 = vec4<f32>(0.0);
 
     for (var k0 = 0u; k0 < p.k; k0 += 16u) {
         for (var s = 0u; s < 8u; s++) {
             let e = lidx + s * 256u;
             let r = e / 16u;
             let kk = e % 16u;
-            a4[kk * 32u + r / 4u][r % 4u] = load_a(a_base, row0 + r, k0 + kk);
+            a_s[kk * 128u + r] = load_a(a_base, row0 + r, k0 + kk);
             if (TRANS_B) {
-                b4[kk * 32u + r / 4u][r % 4u] = load_b(b_base, k0 + kk, col0 + r);
+                b_s[kk * 128u + r] = load_b(b_base, k0 + kk, col0 + r);
             } else {
-                let kb = e / 128u;
-                let cb = e % 128u;
-                b4[kb * 32u + cb / 4u][cb % 4u] = load_b(b_base, k0 + kb, col0 + cb);
+                b_s[e] = load_b(b_base, k0 + e / 128u, col0 + e % 128u);
             }
         }
         workgroupBarrier();
         for (var kk = 0u; kk < 16u; kk++) {
-            let a0 = a4[kk * 32u + ty];
-            let a1 = a4[kk * 32u + 16u + ty];
-            let b0 = b4[kk * 32u + tx];
-            let b1 = b4[kk * 32u + 16u + tx];
-            acc[0] = fma(vec4<f32>(a0.x), b0, acc[0]);
-            acc[1] = fma(vec4<f32>(a0.y), b0, acc[1]);
-            acc[2] = fma(vec4<f32>(a0.z), b0, acc[2]);
-            acc[3] = fma(vec4<f32>(a0.w), b0, acc[3]);
-            acc[4] = fma(vec4<f32>(a1.x), b0, acc[4]);
-            acc[5] = fma(vec4<f32>(a1.y), b0, acc[5]);
-            acc[6] = fma(vec4<f32>(a1.z), b0, acc[6]);
-            acc[7] = fma(vec4<f32>(a1.w), b0, acc[7]);
-            acc[8] = fma(vec4<f32>(a0.x), b1, acc[8]);
-            acc[9] = fma(vec4<f32>(a0.y), b1, acc[9]);
-            acc[10] = fma(vec4<f32>(a0.z), b1, acc[10]);
-            acc[11] = fma(vec4<f32>(a0.w), b1, acc[11]);
-            acc[12] = fma(vec4<f32>(a1.x), b1, acc[12]);
-            acc[13] = fma(vec4<f32>(a1.y), b1, acc[13]);
-            acc[14] = fma(vec4<f32>(a1.z), b1, acc[14]);
-            acc[15] = fma(vec4<f32>(a1.w), b1, acc[15]);
+            let a0 = a4(kk * 128u + 4u * ty);
+            let a1 = a4(kk * 128u + 64u + 4u * ty);
+            let b0 = b4(kk * 128u + 4u * tx);
+            let b1 = b4(kk * 128u + 64u + 4u * tx);
+            c00_0 = fma(vec4<f32>(a0.x), b0, c00_0);
+            c00_1 = fma(vec4<f32>(a0.y), b0, c00_1);
+            c00_2 = fma(vec4<f32>(a0.z), b0, c00_2);
+            c00_3 = fma(vec4<f32>(a0.w), b0, c00_3);
+            c01_0 = fma(vec4<f32>(a0.x), b1, c01_0);
+            c01_1 = fma(vec4<f32>(a0.y), b1, c01_1);
+            c01_2 = fma(vec4<f32>(a0.z), b1, c01_2);
+            c01_3 = fma(vec4<f32>(a0.w), b1, c01_3);
+            c10_0 = fma(vec4<f32>(a1.x), b0, c10_0);
+            c10_1 = fma(vec4<f32>(a1.y), b0, c10_1);
+            c10_2 = fma(vec4<f32>(a1.z), b0, c10_2);
+            c10_3 = fma(vec4<f32>(a1.w), b0, c10_3);
+            c11_0 = fma(vec4<f32>(a1.x), b1, c11_0);
+            c11_1 = fma(vec4<f32>(a1.y), b1, c11_1);
+            c11_2 = fma(vec4<f32>(a1.z), b1, c11_2);
+            c11_3 = fma(vec4<f32>(a1.w), b1, c11_3);
         }
         workgroupBarrier();
     }
 
-    let c_base = p.c_offset + wid.z * p.m * p.n;
-    for (var i = 0u; i < 4u; i++) {
-        let r_lo = row0 + 4u * ty + i;
-        let r_hi = row0 + 64u + 4u * ty + i;
-        store4(c_base, r_lo, col0 + 4u * tx, acc[i]);
-        store4(c_base, r_hi, col0 + 4u * tx, acc[4u + i]);
-        store4(c_base, r_lo, col0 + 64u + 4u * tx, acc[8u + i]);
-        store4(c_base, r_hi, col0 + 64u + 4u * tx, acc[12u + i]);
-    }
+    let cb = p.c_offset + wid.z * p.m * p.n;
+    let r0 = row0 + 4u * ty;
+    let r1 = row0 + 64u + 4u * ty;
+    let q0 = col0 + 4u * tx;
+    let q1 = col0 + 64u + 4u * tx;
+    store4(cb, r0, q0, c00_0); store4(cb, r0 + 1u, q0, c00_1); store4(cb, r0 + 2u, q0, c00_2); store4(cb, r0 + 3u, q0, c00_3);
+    store4(cb, r0, q1, c01_0); store4(cb, r0 + 1u, q1, c01_1); store4(cb, r0 + 2u, q1, c01_2); store4(cb, r0 + 3u, q1, c01_3);
+    store4(cb, r1, q0, c10_0); store4(cb, r1 + 1u, q0, c10_1); store4(cb, r1 + 2u, q0, c10_2); store4(cb, r1 + 3u, q0, c10_3);
+    store4(cb, r1, q1, c11_0); store4(cb, r1 + 1u, q1, c11_1); store4(cb, r1 + 2u, q1, c11_2); store4(cb, r1 + 3u, q1, c11_3);
 }
