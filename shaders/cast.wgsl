@@ -5,6 +5,8 @@
 //   bf16_to_f32: a bf16 is the top half of an f32, so widening is a 16-bit shift (exact).
 //   f16_to_f32:  unpack2x16float (core WGSL, no shader-f16 needed) (exact).
 //   i64_to_i32:  the low word of each little-endian i64 (exact for values within i32).
+//   f32_to_f16, bf16_to_f16: pack2x16float, two outputs a word (WGSL lets the rounding of an inexact
+//                value go to either neighbour: within one f16 ulp).
 
 struct Params {
     count: u32, // output elements
@@ -57,4 +59,33 @@ fn i64_to_i32(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         return;
     }
     dst[i] = src[2u * i];
+}
+
+// One thread per output word: two f16 results.
+@compute @workgroup_size(256, 1, 1)
+fn f32_to_f16(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let w = index(gid, groups);
+    let i = 2u * w;
+    if (i >= p.count) {
+        return;
+    }
+    var hi = 0.0;
+    if (i + 1u < p.count) {
+        hi = bitcast<f32>(src[i + 1u]);
+    }
+    dst[w] = pack2x16float(vec2<f32>(bitcast<f32>(src[i]), hi));
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn bf16_to_f16(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let w = index(gid, groups);
+    if (2u * w >= p.count) {
+        return;
+    }
+    let word = src[w]; // two bf16, like two f16 outputs: same word layout
+    var hi = 0.0;
+    if (2u * w + 1u < p.count) {
+        hi = bitcast<f32>(word & 0xffff0000u);
+    }
+    dst[w] = pack2x16float(vec2<f32>(bitcast<f32>(word << 16u), hi));
 }

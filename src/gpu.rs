@@ -318,7 +318,9 @@ impl Gpu {
         // output a kernel forgets to write shows up instead of passing with a reused buffer's old
         // (possibly right) values.
         if cfg!(debug_assertions) && usage.contains(wgpu::BufferUsages::COPY_DST) {
-            self.inner.queue.write_buffer(&buffer, 0, &vec![0xFF; size as usize]);
+            self.inner
+                .queue
+                .write_buffer(&buffer, 0, &vec![0xFF; size as usize]);
         }
         Arc::new(buffer)
     }

@@ -339,3 +339,52 @@ async fn pooling() -> Result<()> {
     Ok(())
 }
 gpu_test!(masked_mean_pool_and_l2_match_reference, pooling);
+
+/// f32 ⇄ f16 and bf16 → f16 on the GPU: exact where the value is representable, within one f16
+/// ulp otherwise (WGSL lets an inexact conversion round to either neighbour).
+async fn casts() -> Result<()> {
+    use webgpu_infer::kernels::cast::{Cast, cast, to_f16, to_f32};
+    let gpu = gpu().await?;
+    for &len in LENGTHS {
+        let mut x: Vec<f32> = Rng::new(len as u64 + 9)
+            .vec(len)
+            .iter()
+            .map(|v| v * 100.0)
+            .collect();
+        // Specials: overflow to inf, a subnormal f16, exact values, negative zero.
+        for (i, v) in [7e4f32, -7e4, 3e-6, 0.5, -0.0].into_iter().enumerate() {
+            if i < len {
+                x[i] = v;
+            }
+        }
+        let tx = Tensor::from_f32(&gpu, &x, &[len])?;
+        let bf: Vec<half::bf16> = x.iter().map(|&v| half::bf16::from_f32(v)).collect();
+        let tbf = Tensor::from_bytes(&gpu, bytemuck::cast_slice(&bf), &[len], DType::F16)?;
+        let mut rec = gpu.recorder();
+        let h = to_f16(&mut rec, &tx)?;
+        let back = to_f32(&mut rec, &h)?;
+        let from_bf = cast(&mut rec, tbf.buffer(), &[len], Cast::Bf16ToF16)?;
+        rec.submit();
+        let got = h.to_f16_vec().await?;
+        let got_bf = from_bf.to_f16_vec().await?;
+        for i in 0..len {
+            let want = f16::from_f32(x[i]);
+            let want_bf = f16::from_f32(bf[i].to_f32());
+            for (what, g, w) in [("f32→f16", got[i], want), ("bf16→f16", got_bf[i], want_bf)] {
+                let ulps = (i32::from(g.to_bits() as i16) - i32::from(w.to_bits() as i16)).abs();
+                assert!(ulps <= 1, "{what} len {len} element {i}: got {g}, want {w}");
+            }
+        }
+        // f16 → f32 is exact.
+        let want: Vec<f32> = got.iter().map(|h| h.to_f32()).collect();
+        let back = back.to_f32_vec().await?;
+        assert!(
+            back.iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "f16→f32 len {len}"
+        );
+    }
+    Ok(())
+}
+gpu_test!(f32_f16_bf16_casts, casts);

@@ -1,5 +1,6 @@
-//! Load-time conversions on the GPU, `shaders/cast.wgsl`: bf16 → f32, f16 → f32 (for adapters without
-//! `shader-f16`), i64 → i32. Sources are raw buffers straight from the weight file.
+//! Type conversions on the GPU, `shaders/cast.wgsl`: bf16 → f32 or f16, f16 → f32 (also on adapters
+//! without `shader-f16`), f32 → f16, i64 → i32. At load time the sources are raw buffers straight from
+//! the weight file; [`to_f16`] and [`to_f32`] convert tensors.
 
 use std::sync::Arc;
 
@@ -16,7 +17,9 @@ const WORKGROUP: u32 = 256;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cast {
     Bf16ToF32,
+    Bf16ToF16,
     F16ToF32,
+    F32ToF16,
     I64ToI32,
 }
 
@@ -24,7 +27,9 @@ impl Cast {
     fn entry(self) -> &'static str {
         match self {
             Cast::Bf16ToF32 => "bf16_to_f32",
+            Cast::Bf16ToF16 => "bf16_to_f16",
             Cast::F16ToF32 => "f16_to_f32",
+            Cast::F32ToF16 => "f32_to_f16",
             Cast::I64ToI32 => "i64_to_i32",
         }
     }
@@ -33,15 +38,16 @@ impl Cast {
     pub fn output(self) -> DType {
         match self {
             Cast::Bf16ToF32 | Cast::F16ToF32 => DType::F32,
+            Cast::Bf16ToF16 | Cast::F32ToF16 => DType::F16,
             Cast::I64ToI32 => DType::I32,
         }
     }
 
-    /// Source words one thread reads (two 16-bit values a word; one thread an i64).
+    /// Elements one thread converts (a 16-bit pair in a word on either side; one i64).
     fn elements_per_thread(self) -> usize {
         match self {
-            Cast::Bf16ToF32 | Cast::F16ToF32 => 2,
             Cast::I64ToI32 => 1,
+            _ => 2,
         }
     }
 }
@@ -82,4 +88,31 @@ pub fn cast(
     };
     rec.dispatch(&pipeline, &[src, out.buffer()], &params, grid);
     Ok(out)
+}
+
+/// An f16 copy of an f32 tensor (runs without `shader-f16`; using the result needs it).
+pub fn to_f16(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
+    convert(rec, x, DType::F32, Cast::F32ToF16)
+}
+
+/// An f32 copy of an f16 tensor (runs without `shader-f16`).
+pub fn to_f32(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
+    convert(rec, x, DType::F16, Cast::F16ToF32)
+}
+
+fn convert(rec: &mut Recorder, x: &Tensor, from: DType, c: Cast) -> Result<Tensor> {
+    if x.dtype() != from {
+        return Err(crate::error::Error::DType {
+            op: "cast",
+            message: format!("{c:?} takes a {from:?} tensor"),
+            got: x.dtype(),
+        });
+    }
+    if x.offset() != 0 {
+        return Err(crate::error::Error::shape(
+            "cast",
+            "tensors must start at their buffer's beginning (no views)",
+        ));
+    }
+    cast(rec, x.buffer(), x.shape(), c)
 }
