@@ -11,6 +11,7 @@ pub mod matmul;
 pub mod norm;
 pub mod pool;
 pub mod rope;
+pub mod sample;
 pub mod softmax;
 
 use crate::error::{Error, Result};

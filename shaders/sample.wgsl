@@ -1,0 +1,208 @@
+// Next-token choice on the GPU, one workgroup a row of logits [rows, vocab], so that decoding reads
+// back 4 bytes a token instead of the logits.
+//   argmax: the first index of the maximum (as torch.argmax).
+//   sample: temperature, then top-k, then top-p (the order of transformers' logits warpers), then a
+//           draw from the remaining softmax mass with a seeded counter-based generator: the same
+//           (seed, step, row) always gives the same token.
+// top-k and top-p thresholds are found by bisection on the value (32 rounds, each a count or sum over
+// the row): no sort. Values tied with a threshold are all kept.
+
+struct Params {
+    rows: u32,
+    vocab: u32,
+    top_k: u32,        // 0: off
+    seed: u32,
+    temperature: f32,  // ≤ 0: argmax
+    top_p: f32,        // ≥ 1: off
+    step: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<storage, read> logits: array<T>;
+@group(0) @binding(1) var<storage, read_write> ids: array<i32>;
+@group(0) @binding(2) var<uniform> p: Params;
+
+const WG: u32 = 256u;
+const LOWEST: f32 = -3.4028234663852886e38;
+
+var<workgroup> red_v: array<f32, WG>;
+var<workgroup> red_i: array<u32, WG>;
+var<workgroup> sums: array<f32, WG>;
+
+fn row_value(row: u32, i: u32) -> f32 {
+    return f32(logits[row * p.vocab + i]);
+}
+
+// (max, first index of max) over the row; every thread gets it.
+fn argmax_row(t: u32, row: u32) -> vec2<f32> {
+    var best = LOWEST;
+    var best_i = 0xffffffffu;
+    for (var i = t; i < p.vocab; i += WG) {
+        let v = row_value(row, i);
+        if (v > best || best_i == 0xffffffffu) {
+            best = v;
+            best_i = i;
+        }
+    }
+    red_v[t] = best;
+    red_i[t] = best_i;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s /= 2u) {
+        if (t < s) {
+            let v = red_v[t + s];
+            let j = red_i[t + s];
+            if (j != 0xffffffffu && (v > red_v[t] || (v == red_v[t] && j < red_i[t]) || red_i[t] == 0xffffffffu)) {
+                red_v[t] = v;
+                red_i[t] = j;
+            }
+        }
+        workgroupBarrier();
+    }
+    let r = vec2<f32>(red_v[0], bitcast<f32>(red_i[0]));
+    workgroupBarrier();
+    return r;
+}
+
+fn wg_sum(t: u32, x: f32) -> f32 {
+    sums[t] = x;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s /= 2u) {
+        if (t < s) {
+            sums[t] += sums[t + s];
+        }
+        workgroupBarrier();
+    }
+    let r = sums[0];
+    workgroupBarrier();
+    return r;
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn argmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+    let row = wid.x + wid.y * groups.x;
+    if (row >= p.rows) {
+        return;
+    }
+    let m = argmax_row(t, row);
+    if (t == 0u) {
+        ids[row] = i32(bitcast<u32>(m.y));
+    }
+}
+
+fn pcg(v: u32) -> u32 {
+    let state = v * 747796405u + 2891336453u;
+    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+    return (word >> 22u) ^ word;
+}
+
+// Scaled logit of element i: (x - max) / temperature, ≤ 0.
+fn z(row: u32, i: u32, max_v: f32) -> f32 {
+    return (row_value(row, i) - max_v) / p.temperature;
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn sample(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+    let row = wid.x + wid.y * groups.x;
+    if (row >= p.rows) {
+        return;
+    }
+    let m = argmax_row(t, row);
+    let max_v = m.x;
+    let best = i32(bitcast<u32>(m.y));
+    if (p.temperature <= 0.0) {
+        if (t == 0u) {
+            ids[row] = best;
+        }
+        return;
+    }
+    // Lowest scaled logit still worth keeping; exp(-88) underflows f32, so nothing below matters.
+    var lo = -88.0;
+    var keep = lo;
+    if (p.top_k > 0u && p.top_k < p.vocab) {
+        // Largest threshold with at least top_k values at or above it.
+        var a = lo;
+        var b = 0.0;
+        for (var it = 0u; it < 32u; it++) {
+            let mid = 0.5 * (a + b);
+            var c = 0.0;
+            for (var i = t; i < p.vocab; i += WG) {
+                c += select(0.0, 1.0, z(row, i, max_v) >= mid);
+            }
+            if (wg_sum(t, c) >= f32(p.top_k)) {
+                a = mid;
+            } else {
+                b = mid;
+            }
+        }
+        keep = a;
+    }
+    var mass = 0.0;
+    for (var i = t; i < p.vocab; i += WG) {
+        let zi = z(row, i, max_v);
+        mass += select(0.0, exp(zi), zi >= keep);
+    }
+    let total = wg_sum(t, mass);
+    if (p.top_p < 1.0) {
+        // Largest threshold whose kept mass is still at least top_p of the total.
+        var a = keep;
+        var b = 0.0;
+        for (var it = 0u; it < 32u; it++) {
+            let mid = 0.5 * (a + b);
+            var s = 0.0;
+            for (var i = t; i < p.vocab; i += WG) {
+                let zi = z(row, i, max_v);
+                s += select(0.0, exp(zi), zi >= mid);
+            }
+            if (wg_sum(t, s) >= p.top_p * total) {
+                a = mid;
+            } else {
+                b = mid;
+            }
+        }
+        keep = max(keep, a);
+    }
+    // The draw: thread t owns the contiguous chunk [t·chunk, (t+1)·chunk) of the row.
+    let chunk = (p.vocab + WG - 1u) / WG;
+    let begin = min(t * chunk, p.vocab);
+    let end = min(begin + chunk, p.vocab);
+    var own = 0.0;
+    for (var i = begin; i < end; i++) {
+        let zi = z(row, i, max_v);
+        own += select(0.0, exp(zi), zi >= keep);
+    }
+    sums[t] = own;
+    workgroupBarrier();
+    // Inclusive scan of the chunk masses (Hillis-Steele).
+    for (var s = 1u; s < WG; s *= 2u) {
+        var add = 0.0;
+        if (t >= s) {
+            add = sums[t - s];
+        }
+        workgroupBarrier();
+        sums[t] += add;
+        workgroupBarrier();
+    }
+    let kept_total = sums[WG - 1u];
+    let h = pcg(p.seed ^ pcg(p.step * 0x9e3779b9u + row));
+    let u = f32(h >> 8u) / 16777216.0 * kept_total;
+    let before = sums[t] - own;
+    if (u >= before && u < sums[t] && own > 0.0) {
+        var acc = before;
+        var pick = -1;
+        var last = -1;
+        for (var i = begin; i < end; i++) {
+            let zi = z(row, i, max_v);
+            if (zi >= keep) {
+                acc += exp(zi);
+                last = i32(i);
+                if (pick < 0 && u < acc) {
+                    pick = i32(i);
+                }
+            }
+        }
+        // Rounding can leave u just past the chunk's last kept value: take that one.
+        ids[row] = select(pick, last, pick < 0);
+    } else if (t == WG - 1u && u >= kept_total) {
+        ids[row] = best;
+    }
+}

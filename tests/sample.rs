@@ -1,0 +1,169 @@
+//! Argmax and seeded sampling on the GPU: argmax against the CPU (first index on ties); sampling's
+//! empirical distribution over many rows against the filtered softmax computed on the CPU.
+mod common;
+
+use common::{Rng, gpu};
+use webgpu_infer::kernels::sample::{Sampling, argmax, sample};
+use webgpu_infer::{Result, Tensor};
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+async fn argmax_rows() -> Result<()> {
+    let gpu = gpu().await?;
+    for &(rows, vocab) in &[(1, 1), (3, 17), (2, 257), (5, 1000), (1, 49152)] {
+        let mut x = Rng::new((rows * vocab) as u64).vec(rows * vocab);
+        // A tie in row 0: the first index must win.
+        if vocab > 10 {
+            x[3] = 5.0;
+            x[9] = 5.0;
+        }
+        let t = Tensor::from_f32(&gpu, &x, &[rows, vocab])?;
+        let mut rec = gpu.recorder();
+        let ids = argmax(&mut rec, &t)?;
+        rec.submit();
+        let want: Vec<i32> = x
+            .chunks(vocab)
+            .map(|r| {
+                let max = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                r.iter().position(|&v| v == max).unwrap() as i32
+            })
+            .collect();
+        assert_eq!(ids.to_i32_vec().await?, want, "argmax {rows}x{vocab}");
+    }
+    Ok(())
+}
+gpu_test!(argmax_matches_cpu_first_index_on_ties, argmax_rows);
+
+/// The distribution `sampling` should draw from: temperature, top-k, top-p, as transformers applies them.
+fn expected(logits: &[f32], s: &Sampling) -> Vec<f64> {
+    let z: Vec<f64> = logits
+        .iter()
+        .map(|&l| f64::from(l) / f64::from(s.temperature))
+        .collect();
+    let mut order: Vec<usize> = (0..z.len()).collect();
+    order.sort_by(|&a, &b| z[b].partial_cmp(&z[a]).unwrap());
+    let k = if s.top_k == 0 {
+        z.len()
+    } else {
+        s.top_k as usize
+    };
+    let max = z[order[0]];
+    let w: Vec<f64> = order[..k].iter().map(|&i| (z[i] - max).exp()).collect();
+    let total: f64 = w.iter().sum();
+    let mut keep = 0;
+    let mut cum = 0.0;
+    while keep < k {
+        cum += w[keep] / total;
+        keep += 1;
+        if cum >= f64::from(s.top_p) - 1e-9 {
+            break;
+        }
+    }
+    let kept: f64 = w[..keep].iter().sum();
+    let mut p = vec![0.0; z.len()];
+    for (j, &i) in order[..keep].iter().enumerate() {
+        p[i] = w[j] / kept;
+    }
+    p
+}
+
+async fn sampling_distribution() -> Result<()> {
+    let gpu = gpu().await?;
+    let logits = [1.0f32, 2.5, 0.3, 2.0, -1.0, 1.7, 0.0, 3.0, -0.5, 2.2];
+    let rows = 4000;
+    let many: Vec<f32> = logits
+        .iter()
+        .copied()
+        .cycle()
+        .take(rows * logits.len())
+        .collect();
+    let t = Tensor::from_f32(&gpu, &many, &[rows, logits.len()])?;
+    for s in [
+        Sampling {
+            temperature: 1.0,
+            seed: 7,
+            ..Default::default()
+        },
+        Sampling {
+            temperature: 0.7,
+            top_k: 3,
+            seed: 8,
+            ..Default::default()
+        },
+        Sampling {
+            temperature: 1.3,
+            top_p: 0.8,
+            seed: 9,
+            ..Default::default()
+        },
+        Sampling {
+            temperature: 1.0,
+            top_k: 5,
+            top_p: 0.9,
+            seed: 10,
+            ..Default::default()
+        },
+        Sampling {
+            temperature: 1.0,
+            top_k: 1,
+            seed: 11,
+            ..Default::default()
+        },
+    ] {
+        let mut rec = gpu.recorder();
+        let ids = sample(&mut rec, &t, &s, 3)?;
+        rec.submit();
+        let ids = ids.to_i32_vec().await?;
+        let want = expected(&logits, &s);
+        let mut counts = vec![0usize; logits.len()];
+        for &id in &ids {
+            counts[usize::try_from(id).expect("a valid id")] += 1;
+        }
+        for (i, (&c, &p)) in counts.iter().zip(&want).enumerate() {
+            let freq = c as f64 / rows as f64;
+            // 4000 draws: the standard error is at most 0.0079; 4.5 of them is 0.036.
+            assert!(
+                (freq - p).abs() < 0.036,
+                "{s:?}: token {i} drawn {freq:.3}, expected {p:.3}"
+            );
+            if p == 0.0 {
+                assert_eq!(c, 0, "{s:?}: filtered token {i} was drawn");
+            }
+        }
+    }
+    Ok(())
+}
+gpu_test!(sampling_follows_the_filtered_softmax, sampling_distribution);
+
+async fn sampling_is_seeded() -> Result<()> {
+    let gpu = gpu().await?;
+    let x = Rng::new(3).vec(4 * 1000);
+    let t = Tensor::from_f32(&gpu, &x, &[4, 1000])?;
+    let s = Sampling {
+        temperature: 1.0,
+        seed: 42,
+        ..Default::default()
+    };
+    let mut runs = Vec::new();
+    for (seed, step) in [(42, 0), (42, 0), (43, 0), (42, 1)] {
+        let mut rec = gpu.recorder();
+        let ids = sample(&mut rec, &t, &Sampling { seed, ..s }, step)?;
+        rec.submit();
+        runs.push(ids.to_i32_vec().await?);
+    }
+    assert_eq!(runs[0], runs[1], "same seed and step, same tokens");
+    assert_ne!(runs[0], runs[2], "another seed draws differently");
+    assert_ne!(runs[0], runs[3], "another step draws differently");
+    // Temperature 0 is argmax.
+    let mut rec = gpu.recorder();
+    let greedy = sample(&mut rec, &t, &Sampling::default(), 5)?;
+    let best = argmax(&mut rec, &t)?;
+    rec.submit();
+    assert_eq!(greedy.to_i32_vec().await?, best.to_i32_vec().await?);
+    Ok(())
+}
+gpu_test!(
+    sampling_is_reproducible_per_seed_and_step,
+    sampling_is_seeded
+);
