@@ -6,7 +6,7 @@
 //   f16_to_f32:  unpack2x16float (core WGSL, no shader-f16 needed) (exact).
 //   i64_to_i32:  the low word of each little-endian i64 (exact for values within i32).
 //   f32_to_f16, bf16_to_f16: pack2x16float, two outputs a word (WGSL lets the rounding of an inexact
-//                value go to either neighbour: within one f16 ulp).
+//                value go to either neighbour: within one f16 ulp); overflow gives ±inf.
 
 struct Params {
     count: u32, // output elements
@@ -61,6 +61,22 @@ fn i64_to_i32(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     dst[i] = src[2u * i];
 }
 
+// The f16 bits of x. pack2x16float is indeterminate outside f16's finite range, so overflow (to ±inf,
+// from 65520 up, where round-to-nearest would go) and NaN are handled on the bits, which no fast-math
+// assumption about infinities can fold away.
+fn f16_bits(x: f32) -> u32 {
+    let bits = bitcast<u32>(x);
+    let sign = (bits >> 16u) & 0x8000u;
+    let mag = bits & 0x7fffffffu;
+    if (mag > 0x7f800000u) {
+        return sign | 0x7e00u; // NaN
+    }
+    if (mag >= 0x477ff000u) {
+        return sign | 0x7c00u; // ≥ 65520: ±inf
+    }
+    return pack2x16float(vec2<f32>(x, 0.0)) & 0xffffu;
+}
+
 // One thread per output word: two f16 results.
 @compute @workgroup_size(256, 1, 1)
 fn f32_to_f16(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
@@ -69,11 +85,11 @@ fn f32_to_f16(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     if (i >= p.count) {
         return;
     }
-    var hi = 0.0;
+    var hi = 0u;
     if (i + 1u < p.count) {
-        hi = bitcast<f32>(src[i + 1u]);
+        hi = f16_bits(bitcast<f32>(src[i + 1u]));
     }
-    dst[w] = pack2x16float(vec2<f32>(bitcast<f32>(src[i]), hi));
+    dst[w] = f16_bits(bitcast<f32>(src[i])) | (hi << 16u);
 }
 
 @compute @workgroup_size(256, 1, 1)
@@ -83,9 +99,9 @@ fn bf16_to_f16(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
         return;
     }
     let word = src[w]; // two bf16, like two f16 outputs: same word layout
-    var hi = 0.0;
+    var hi = 0u;
     if (2u * w + 1u < p.count) {
-        hi = bitcast<f32>(word & 0xffff0000u);
+        hi = f16_bits(bitcast<f32>(word & 0xffff0000u));
     }
-    dst[w] = pack2x16float(vec2<f32>(bitcast<f32>(word << 16u), hi));
+    dst[w] = f16_bits(bitcast<f32>(word << 16u)) | (hi << 16u);
 }
