@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Runs the browser benchmark pages in headless Chromium (WebGPU on whatever adapter it gets: SwiftShader
 // on machines without a GPU) and prints their JSON lines; also writes them to bench-out/browser.jsonl.
-//   node scripts/bench-browser.mjs [--reps 5] [--synthetic-mb 256]
+//   node scripts/bench-browser.mjs [--reps 5] [--synthetic-mb 256] [--only load|kernels]
+//                                  [--kernel-query "max_square=256&ops=matmul"]
 // Needs pkg/ (npm run build) and models/ (scripts/fetch-models.sh).
 import { chromium } from "playwright-core";
 import { mkdir, writeFile } from "node:fs/promises";
@@ -23,18 +24,25 @@ const browser = await chromium.launch({
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
   ],
 });
+const pages = [
+  `/www/bench/load.html?reps=${reps}&synthetic_mb=${syntheticMb}`,
+  `/www/bench/kernels.html?${arg("kernel-query", "")}`,
+].filter((p) => !arg("only") || p.includes(arg("only")));
 const lines = [];
 try {
-  const page = await browser.newPage();
-  page.on("pageerror", (e) => console.error(`page error: ${e.message}`));
-  await page.goto(`${base}/www/bench/load.html?reps=${reps}&synthetic_mb=${syntheticMb}`);
-  await page.waitForFunction(() => window.benchDone === true, null, { timeout: 600_000 });
-  const error = await page.evaluate(() => window.benchError);
-  if (error) throw new Error(`benchmark page failed: ${error}`);
-  for (const r of await page.evaluate(() => window.benchResults)) {
-    const line = JSON.stringify(r);
-    lines.push(line);
-    console.log(line);
+  for (const path of pages) {
+    const page = await browser.newPage();
+    page.on("pageerror", (e) => console.error(`page error: ${e.message}`));
+    await page.goto(`${base}${path}`);
+    await page.waitForFunction(() => window.benchDone === true, null, { timeout: 1_800_000, polling: 500 });
+    const error = await page.evaluate(() => window.benchError);
+    if (error) throw new Error(`benchmark page ${path} failed: ${error}`);
+    for (const r of await page.evaluate(() => window.benchResults)) {
+      const line = JSON.stringify(r);
+      lines.push(line);
+      console.log(line);
+    }
+    await page.close();
   }
 } finally {
   await browser.close();

@@ -72,7 +72,11 @@ async fn sampling_distribution() -> Result<()> {
     let gpu = gpu().await?;
     let logits = [1.0f32, 2.5, 0.3, 2.0, -1.0, 1.7, 0.0, 3.0, -0.5, 2.2];
     // SwiftShader (a CPU) is slow at this: fewer draws in the browser, with a tolerance to match.
-    let rows = if cfg!(target_arch = "wasm32") { 1000 } else { 4000 };
+    let rows = if cfg!(target_arch = "wasm32") {
+        1000
+    } else {
+        4000
+    };
     // 4.5 standard errors of a frequency (at most sqrt(0.25 / rows)): 0.036 for 4000 draws.
     let tol = 4.5 * (0.25 / rows as f64).sqrt();
     let many: Vec<f32> = logits

@@ -84,7 +84,7 @@ fn run(
             ),
         ));
     }
-    if !(s.top_p > 0.0) || s.temperature.is_nan() {
+    if s.top_p.is_nan() || s.top_p <= 0.0 || s.temperature.is_nan() {
         return Err(Error::shape(
             OP,
             format!("top_p must be in (0, 1] and temperature a number, got {s:?}"),

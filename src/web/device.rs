@@ -189,3 +189,45 @@ async fn describe(gpu: &Gpu) -> Result<Object, JsValue> {
     set("limits", limits.into())?;
     Ok(info)
 }
+
+#[wasm_bindgen]
+impl Device {
+    /// Runs the kernel benchmarks (see `webgpu_infer::bench`) and calls `onLine(json)` with each
+    /// measurement, a JSON string `{"op","dtype","m","n","k","ms","gflops"|"gbps","adapter",...}`.
+    /// `options`: `{ maxSquare, maxSeq, copyBytes, targetMs, ops: string[] }` (defaults suit a real
+    /// GPU; software adapters want `{ maxSquare: 512, maxSeq: 512, copyBytes: 32 << 20 }`).
+    #[wasm_bindgen(js_name = benchKernels)]
+    pub async fn bench_kernels(
+        &self,
+        #[wasm_bindgen(
+            unchecked_param_type = "{ maxSquare?: number, maxSeq?: number, copyBytes?: number, targetMs?: number, ops?: string[] }"
+        )]
+        options: Option<Object>,
+        #[wasm_bindgen(unchecked_param_type = "(json: string) => void")] on_line: js_sys::Function,
+    ) -> Result<(), JsValue> {
+        let mut cfg = crate::bench::BenchConfig::default();
+        if let Some(o) = &options {
+            let num = |k: &str| Reflect::get(o, &k.into()).ok().and_then(|v| v.as_f64());
+            if let Some(v) = num("maxSquare") {
+                cfg.max_square = v as usize;
+            }
+            if let Some(v) = num("maxSeq") {
+                cfg.max_seq = v as usize;
+            }
+            if let Some(v) = num("copyBytes") {
+                cfg.copy_bytes = v as usize;
+            }
+            if let Some(v) = num("targetMs") {
+                cfg.target_ms = v;
+            }
+            if let Ok(ops) = Reflect::get(o, &"ops".into()).and_then(|v| v.dyn_into::<Array>()) {
+                cfg.ops = ops.iter().filter_map(|v| v.as_string()).collect();
+            }
+        }
+        crate::bench::run(&self.gpu, &cfg, &mut |line| {
+            let _ = on_line.call1(&JsValue::NULL, &line.to_string().into());
+        })
+        .await?;
+        Ok(())
+    }
+}
