@@ -2,8 +2,7 @@
 //! causal, grouped-query heads, a KV cache read in place up to kv_len, both kernels, odd sizes.
 mod common;
 
-use common::{Rng, assert_close, gpu};
-use half::f16;
+use common::{Rng, assert_close, gpu, upload};
 use webgpu_infer::kernels::attention::{Options, Variant, attention};
 use webgpu_infer::{DType, Gpu, Result, Tensor};
 
@@ -64,16 +63,6 @@ fn reference(c: &Case, q: &[f32], k: &[f32], v: &[f32], mask: &[i32]) -> Vec<f32
         }
     }
     out
-}
-
-fn upload(gpu: &Gpu, dtype: DType, x: &mut [f32], shape: &[usize]) -> Result<Tensor> {
-    if dtype == DType::F16 {
-        let h: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
-        x.iter_mut().zip(&h).for_each(|(v, h)| *v = h.to_f32());
-        Tensor::from_f16(gpu, &h, shape)
-    } else {
-        Tensor::from_f32(gpu, x, shape)
-    }
 }
 
 async fn run(gpu: &Gpu, c: Case, dtype: DType, variants: &[Variant]) -> Result<()> {

@@ -2,7 +2,7 @@
 //! `shader-f16` (where it lacks it, the f16 call must fail with `MissingFeature`).
 mod common;
 
-use common::{Rng, assert_close, gpu, matmul_ref, softmax_ref};
+use common::{Rng, assert_close, gpu, matmul_ref, softmax_ref, upload};
 use half::f16;
 use webgpu_infer::kernels::{
     activation::Activation,
@@ -97,20 +97,6 @@ fn upload_pair(
         upload(gpu, dtype, a, a_shape)?,
         upload(gpu, dtype, b, b_shape)?,
     ))
-}
-
-fn upload(gpu: &Gpu, dtype: DType, x: &mut [f32], shape: &[usize]) -> Result<Tensor> {
-    match dtype {
-        DType::F32 => Tensor::from_f32(gpu, x, shape),
-        DType::F16 => {
-            let h: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
-            for (v, hv) in x.iter_mut().zip(&h) {
-                *v = hv.to_f32();
-            }
-            Tensor::from_f16(gpu, &h, shape)
-        }
-        DType::I32 => unreachable!("the kernel tests upload float tensors"),
-    }
 }
 
 async fn matmul_f32_all_layouts() -> Result<()> {

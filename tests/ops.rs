@@ -3,7 +3,7 @@
 //! adapter has `shader-f16`.
 mod common;
 
-use common::{Rng, assert_close, gpu};
+use common::{Rng, assert_close, gpu, upload};
 use half::f16;
 use webgpu_infer::kernels::{activation, elementwise, embedding, norm, pool, rope};
 use webgpu_infer::{DType, Gpu, Result, Tensor};
@@ -12,17 +12,6 @@ use webgpu_infer::{DType, Gpu, Result, Tensor};
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 const LENGTHS: &[usize] = &[1, 3, 17, 63, 65, 129, 257, 1000];
-
-/// Uploads `x` as `dtype`, rounding the host copy to f16 first so references see what the GPU sees.
-fn upload(gpu: &Gpu, dtype: DType, x: &mut [f32], shape: &[usize]) -> Result<Tensor> {
-    if dtype == DType::F16 {
-        let h: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
-        x.iter_mut().zip(&h).for_each(|(v, h)| *v = h.to_f32());
-        Tensor::from_f16(gpu, &h, shape)
-    } else {
-        Tensor::from_f32(gpu, x, shape)
-    }
-}
 
 /// The dtypes to run: f32, plus f16 where the adapter has it.
 fn dtypes(gpu: &Gpu) -> Vec<DType> {

@@ -23,6 +23,24 @@ macro_rules! gpu_test {
     };
 }
 
+/// Uploads `x` as `dtype`; for f16 the host values are rounded to f16 in place first, so that CPU
+/// references see exactly what the GPU sees.
+pub fn upload(
+    gpu: &Gpu,
+    dtype: webgpu_infer::DType,
+    x: &mut [f32],
+    shape: &[usize],
+) -> Result<webgpu_infer::Tensor> {
+    match dtype {
+        webgpu_infer::DType::F16 => {
+            let h: Vec<half::f16> = x.iter().map(|&v| half::f16::from_f32(v)).collect();
+            x.iter_mut().zip(&h).for_each(|(v, h)| *v = h.to_f32());
+            webgpu_infer::Tensor::from_f16(gpu, &h, shape)
+        }
+        _ => webgpu_infer::Tensor::from_f32(gpu, x, shape),
+    }
+}
+
 /// Prints a line to the test output (the console in the browser, which wasm-bindgen-test relays).
 pub fn log(line: &str) {
     #[cfg(target_arch = "wasm32")]
