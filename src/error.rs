@@ -56,6 +56,16 @@ pub enum Error {
         source_name: String,
         problem: FormatProblem,
     },
+    /// A model configuration (config.json, a tokenizer, sentence-transformers' modules) this library
+    /// cannot use.
+    #[error("{source_name}: {message}")]
+    Model {
+        source_name: String,
+        message: String,
+    },
+    /// Input this operation cannot take (documented per operation).
+    #[error("{0}")]
+    Input(String),
     /// A model asked for a tensor its weights do not have.
     #[error("the weights have no tensor named `{name}`{hint}")]
     MissingTensor { name: String, hint: String },

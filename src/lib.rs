@@ -27,6 +27,7 @@ pub mod error;
 pub mod formats;
 pub mod gpu;
 pub mod kernels;
+pub mod models;
 pub mod recorder;
 pub mod tensor;
 #[cfg(target_arch = "wasm32")]

@@ -1,0 +1,254 @@
+//! [`Embedder`]: sentence embeddings as sentence-transformers computes them: tokenize (the model's
+//! `tokenizer.json`, truncated at `max_seq_length`, padded to the batch's longest text), run the BERT
+//! encoder, mean-pool over real tokens, and L2-normalize when the model's `modules.json` says so. One
+//! submit for the whole batch; only the pooled vectors are read back.
+
+use serde::Deserialize;
+use tokenizers::{Tokenizer, TruncationParams};
+
+use crate::bridge::Weights;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::kernels::{norm::l2_normalize, pool::mean_pool};
+use crate::models::bert::{Bert, Config};
+use crate::tensor::{DType, Tensor};
+
+/// The text files of a sentence-transformers model folder, as bytes (read natively, fetched on the web).
+pub struct ModelFiles<'a> {
+    /// `config.json`.
+    pub config: &'a [u8],
+    /// `tokenizer.json`.
+    pub tokenizer: &'a [u8],
+    /// `sentence_bert_config.json` (for `max_seq_length`); without it, the model's position limit.
+    pub sentence_bert_config: Option<&'a [u8]>,
+    /// `modules.json` (does the model end with `Normalize`?); without it, vectors are normalized.
+    pub modules: Option<&'a [u8]>,
+    /// `1_Pooling/config.json`; without it, mean pooling is assumed.
+    pub pooling: Option<&'a [u8]>,
+}
+
+/// Embeddings of a batch of texts.
+#[derive(Clone, Debug)]
+pub struct Embeddings {
+    pub dims: usize,
+    /// One vector of `dims` per text, in input order.
+    pub vectors: Vec<Vec<f32>>,
+    /// Tokens each text became (special tokens included, after truncation).
+    pub tokens: Vec<usize>,
+    /// Whether each text was cut at `max_seq_length` tokens.
+    pub truncated: Vec<bool>,
+}
+
+/// A sentence-embedding model on the GPU.
+pub struct Embedder {
+    gpu: Gpu,
+    bert: Bert,
+    tokenizer: Tokenizer,
+    pad_id: u32,
+    max_seq_length: usize,
+    normalize: bool,
+}
+
+#[derive(Deserialize)]
+struct SentenceBertConfig {
+    max_seq_length: usize,
+}
+
+#[derive(Deserialize)]
+struct Module {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Deserialize)]
+struct Pooling {
+    #[serde(default)]
+    pooling_mode_mean_tokens: bool,
+    #[serde(default)]
+    pooling_mode_cls_token: bool,
+    #[serde(default)]
+    pooling_mode_max_tokens: bool,
+}
+
+impl Embedder {
+    /// Builds an embedder from loaded weights and the model's text files.
+    pub fn new(gpu: &Gpu, weights: &Weights, files: &ModelFiles<'_>) -> Result<Embedder> {
+        let bad = |source: &str, m: String| Error::Model {
+            source_name: source.into(),
+            message: m,
+        };
+        let config = Config::from_json("config.json", files.config)?;
+        let max_seq_length = match files.sentence_bert_config {
+            Some(json) => {
+                serde_json::from_slice::<SentenceBertConfig>(json)
+                    .map_err(|e| bad("sentence_bert_config.json", e.to_string()))?
+                    .max_seq_length
+            }
+            None => config.max_position_embeddings,
+        }
+        .min(config.max_position_embeddings);
+        let normalize = match files.modules {
+            Some(json) => serde_json::from_slice::<Vec<Module>>(json)
+                .map_err(|e| bad("modules.json", e.to_string()))?
+                .iter()
+                .any(|m| m.kind.ends_with("Normalize")),
+            None => true,
+        };
+        if let Some(json) = files.pooling {
+            let p: Pooling = serde_json::from_slice(json)
+                .map_err(|e| bad("1_Pooling/config.json", e.to_string()))?;
+            if !p.pooling_mode_mean_tokens || p.pooling_mode_cls_token || p.pooling_mode_max_tokens
+            {
+                return Err(bad(
+                    "1_Pooling/config.json",
+                    "only mean pooling is implemented".into(),
+                ));
+            }
+        }
+        let mut tokenizer = Tokenizer::from_bytes(files.tokenizer)
+            .map_err(|e| bad("tokenizer.json", e.to_string()))?;
+        // tokenizer.json may bake in padding and truncation (MiniLM's pads every text to 128): this
+        // embedder pads to the batch's longest text itself and truncates at max_seq_length.
+        let pad_id = tokenizer.get_padding().map_or(0, |p| p.pad_id);
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: max_seq_length,
+                ..Default::default()
+            }))
+            .map_err(|e| bad("tokenizer.json", e.to_string()))?;
+        let bert = Bert::load(weights, config)?;
+        Ok(Embedder {
+            gpu: gpu.clone(),
+            bert,
+            tokenizer,
+            pad_id,
+            max_seq_length,
+            normalize,
+        })
+    }
+
+    /// Loads a sentence-transformers model folder (`model.safetensors`, `config.json`,
+    /// `tokenizer.json`, ...).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn from_dir(gpu: &Gpu, dir: &std::path::Path) -> Result<Embedder> {
+        let read = |name: &str| std::fs::read(dir.join(name));
+        let need = |name: &str| {
+            read(name).map_err(|e| Error::Io {
+                source_name: dir.join(name).display().to_string(),
+                message: e.to_string(),
+            })
+        };
+        let weights = crate::bridge::native::load(gpu, dir, &mut |_| {})?;
+        let (config, tokenizer) = (need("config.json")?, need("tokenizer.json")?);
+        let (st, modules, pooling) = (
+            read("sentence_bert_config.json").ok(),
+            read("modules.json").ok(),
+            read("1_Pooling/config.json").ok(),
+        );
+        let files = ModelFiles {
+            config: &config,
+            tokenizer: &tokenizer,
+            sentence_bert_config: st.as_deref(),
+            modules: modules.as_deref(),
+            pooling: pooling.as_deref(),
+        };
+        Embedder::new(gpu, &weights, &files)
+    }
+
+    /// Output dimension (the hidden size).
+    pub fn dims(&self) -> usize {
+        self.bert.config.hidden_size
+    }
+
+    /// Longest input in tokens; longer texts are truncated (and reported in [`Embeddings::truncated`]).
+    pub fn max_seq_length(&self) -> usize {
+        self.max_seq_length
+    }
+
+    /// Token ids of `text` as the model sees it (special tokens added, truncated).
+    pub fn tokenize(&self, text: &str) -> Result<(Vec<u32>, bool)> {
+        let enc = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| Error::Input(format!("could not tokenize the text: {e}")))?;
+        Ok((enc.get_ids().to_vec(), !enc.get_overflowing().is_empty()))
+    }
+
+    /// Embeds `texts` in one batch, padded to the longest. An empty list gives no vectors; an empty
+    /// string is embedded as sentence-transformers does (the special tokens alone).
+    pub async fn embed(&self, texts: &[&str]) -> Result<Embeddings> {
+        let dims = self.dims();
+        let encoded: Vec<(Vec<u32>, bool)> = texts
+            .iter()
+            .map(|t| self.tokenize(t))
+            .collect::<Result<_>>()?;
+        let tokens: Vec<usize> = encoded.iter().map(|(ids, _)| ids.len()).collect();
+        let truncated = encoded.iter().map(|(_, t)| *t).collect();
+        let (batch, seq) = (texts.len(), tokens.iter().copied().max().unwrap_or(0));
+        if batch == 0 {
+            return Ok(Embeddings {
+                dims,
+                vectors: vec![],
+                tokens,
+                truncated,
+            });
+        }
+        let vocab = self.bert.config.vocab_size as u32;
+        let mut ids = vec![self.pad_id as i32; batch * seq];
+        let mut mask = vec![0i32; batch * seq];
+        for (b, (row, _)) in encoded.iter().enumerate() {
+            if let Some(&bad) = row.iter().find(|&&id| id >= vocab) {
+                return Err(Error::Model {
+                    source_name: "tokenizer.json".into(),
+                    message: format!("token id {bad} is past the model's vocabulary of {vocab}"),
+                });
+            }
+            for (s, &id) in row.iter().enumerate() {
+                ids[b * seq + s] = id as i32;
+                mask[b * seq + s] = 1;
+            }
+        }
+        let upload = |v: &[i32]| {
+            Tensor::from_bytes(
+                &self.gpu,
+                bytemuck::cast_slice(v),
+                &[batch, seq],
+                DType::I32,
+            )
+        };
+        let (t_ids, t_mask, t_types) = (
+            upload(&ids)?,
+            upload(&mask)?,
+            upload(&vec![0; batch * seq])?,
+        );
+        let mut rec = self.gpu.recorder();
+        let hidden = self.bert.forward(&mut rec, &t_ids, &t_types, &t_mask)?;
+        let mut pooled = mean_pool(&mut rec, &hidden, &t_mask)?;
+        if self.normalize {
+            // sentence-transformers' Normalize: torch.nn.functional.normalize, eps 1e-12.
+            pooled = l2_normalize(&mut rec, &pooled, 1e-12)?;
+        }
+        rec.submit();
+        let flat = pooled.to_f32_vec().await?;
+        let vectors = flat.chunks(dims).map(<[f32]>::to_vec).collect();
+        Ok(Embeddings {
+            dims,
+            vectors,
+            tokens,
+            truncated,
+        })
+    }
+}
+
+/// Cosine similarity of two vectors (0 when either is zero).
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na * nb)
+    }
+}

@@ -1,0 +1,4 @@
+//! Models: one file a model, each a serde `Config` and layers with `load` and `forward`.
+
+pub mod bert;
+pub mod embedder;

@@ -1,0 +1,148 @@
+//! all-MiniLM-L6-v2 end to end against sentence-transformers' own output
+//! (tests/goldens/all-MiniLM-L6-v2.json, made by scripts/goldens_minilm.py): identical token ids,
+//! and per text cosine ≥ 0.9999 and max |difference| ≤ 1e-4 (f32 throughout: the GPU's sums run in
+//! another order than PyTorch's, a few 1e-6 apart; 1e-4 leaves room and still catches any wrong op).
+mod common;
+
+use common::{gpu, log, read_asset};
+use webgpu_infer::models::bert::Config;
+use webgpu_infer::models::embedder::{Embedder, cosine};
+use webgpu_infer::{Error, Gpu, Result};
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+const DIR: &str = "models/all-MiniLM-L6-v2";
+
+async fn minilm(gpu: &Gpu) -> Result<Embedder> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        Embedder::from_dir(gpu, DIR.as_ref())
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        use webgpu_infer::bridge::web::{Source, load};
+        use webgpu_infer::models::embedder::ModelFiles;
+        let weights = load(
+            gpu,
+            Source::Url(format!("/{DIR}/model.safetensors")),
+            None,
+            &mut |_| {},
+        )
+        .await?;
+        let config = read_asset(&format!("{DIR}/config.json")).await;
+        let tokenizer = read_asset(&format!("{DIR}/tokenizer.json")).await;
+        let st = read_asset(&format!("{DIR}/sentence_bert_config.json")).await;
+        let modules = read_asset(&format!("{DIR}/modules.json")).await;
+        let pooling = read_asset(&format!("{DIR}/1_Pooling/config.json")).await;
+        let files = ModelFiles {
+            config: &config,
+            tokenizer: &tokenizer,
+            sentence_bert_config: Some(&st),
+            modules: Some(&modules),
+            pooling: Some(&pooling),
+        };
+        Embedder::new(gpu, &weights, &files)
+    }
+}
+
+struct Golden {
+    texts: Vec<String>,
+    ids: Vec<Vec<u32>>,
+    embeddings: Vec<Vec<f32>>,
+}
+
+async fn goldens() -> Golden {
+    let json: serde_json::Value =
+        serde_json::from_slice(&read_asset("tests/goldens/all-MiniLM-L6-v2.json").await).unwrap();
+    let texts = json["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    let ids = serde_json::from_value(json["token_ids"].clone()).unwrap();
+    let embeddings = serde_json::from_value(json["embeddings"].clone()).unwrap();
+    Golden {
+        texts,
+        ids,
+        embeddings,
+    }
+}
+
+fn check(what: &str, got: &[f32], want: &[f32]) {
+    let cos = cosine(got, want);
+    let max_diff = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    log(&format!(
+        "{what}: cosine {cos:.7}, max |diff| {max_diff:.2e}"
+    ));
+    assert!(
+        cos >= 0.9999 && max_diff <= 1e-4,
+        "{what}: cosine {cos}, max |diff| {max_diff}"
+    );
+}
+
+async fn matches_sentence_transformers() -> Result<()> {
+    let gpu = gpu().await?;
+    let embedder = minilm(&gpu).await?;
+    let golden = goldens().await;
+    for (text, want) in golden.texts.iter().zip(&golden.ids) {
+        assert_eq!(&embedder.tokenize(text)?.0, want, "token ids of {text:?}");
+    }
+    let texts: Vec<&str> = golden.texts.iter().map(String::as_str).collect();
+    // Natively, all ten in one batch padded to 256 tokens. SwiftShader runs on the CPU: there, the
+    // eight shorter texts make one padded batch and the two long ones run alone.
+    let batches: Vec<std::ops::Range<usize>> = if cfg!(target_arch = "wasm32") {
+        vec![0..8, 8..9, 9..10]
+    } else {
+        vec![0..10]
+    };
+    for range in batches {
+        let out = embedder.embed(&texts[range.clone()]).await?;
+        for (i, v) in range.clone().zip(&out.vectors) {
+            check(
+                &format!("text {i} ({} tokens)", golden.ids[i].len()),
+                v,
+                &golden.embeddings[i],
+            );
+        }
+        if range.contains(&9) {
+            assert!(
+                out.truncated[9 - range.start],
+                "the longest text is reported truncated"
+            );
+            assert_eq!(out.tokens[9 - range.start], 256);
+        }
+    }
+    Ok(())
+}
+gpu_test!(
+    minilm_matches_sentence_transformers,
+    matches_sentence_transformers
+);
+
+async fn edge_inputs() -> Result<()> {
+    let gpu = gpu().await?;
+    let embedder = minilm(&gpu).await?;
+    let none = embedder.embed(&[]).await?;
+    assert!(none.vectors.is_empty());
+    let one = embedder.embed(&[""]).await?;
+    assert_eq!(one.tokens, [2], "an empty text is [CLS] [SEP]");
+    assert_eq!(one.vectors[0].len(), 384);
+    let norm: f32 = one.vectors[0].iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!(
+        (norm - 1.0).abs() < 1e-5,
+        "normalized, as modules.json asks: {norm}"
+    );
+    let err = Config::from_json("config.json", br#"{"model_type":"llama","vocab_size":1,"hidden_size":8,"num_hidden_layers":1,"num_attention_heads":1,"intermediate_size":8,"max_position_embeddings":8}"#).unwrap_err();
+    assert!(
+        matches!(err, Error::Model { .. }) && err.to_string().contains("llama"),
+        "{err}"
+    );
+    Ok(())
+}
+gpu_test!(empty_inputs_and_non_bert_configs, edge_inputs);
