@@ -212,3 +212,51 @@ async fn load_weights_from_js_reads_back_as_views() {
     );
     assert!(weights.info("nope").is_err());
 }
+
+#[wasm_bindgen_test]
+async fn embedder_from_js_matches_goldens() {
+    use webgpu_infer::web::{Embedder, similarity};
+    let golden: serde_json::Value =
+        serde_json::from_slice(&common::read_asset("tests/goldens/all-MiniLM-L6-v2.json").await)
+            .unwrap();
+    let want =
+        |i: usize| -> Vec<f32> { serde_json::from_value(golden["embeddings"][i].clone()).unwrap() };
+    let calls = Rc::new(Cell::new(0u32));
+    let counter = Rc::clone(&calls);
+    let on_progress =
+        Closure::<dyn FnMut(JsValue)>::new(move |_p: JsValue| counter.set(counter.get() + 1));
+    let options = js_sys::Object::new();
+    Reflect::set(
+        &options,
+        &"onProgress".into(),
+        on_progress.as_ref().unchecked_ref(),
+    )
+    .unwrap();
+    let e = Embedder::load("/models/all-MiniLM-L6-v2".into(), Some(options))
+        .await
+        .expect("Embedder.load");
+    assert!(calls.get() > 1, "progress was reported");
+    assert_eq!((e.dims(), e.max_seq_length()), (384, 256));
+    let texts = vec![
+        golden["texts"][2].as_str().unwrap().to_string(),
+        golden["texts"][0].as_str().unwrap().to_string(),
+    ];
+    let out = e.embed(texts).await.expect("embed");
+    let a: Vec<f32> = out.get(0).dyn_into::<Float32Array>().unwrap().to_vec();
+    let b: Vec<f32> = out.get(1).dyn_into::<Float32Array>().unwrap().to_vec();
+    // Same tolerance as tests/bert.rs.
+    assert!(similarity(&a, &want(2)).unwrap() >= 0.9999);
+    assert!(similarity(&b, &want(0)).unwrap() >= 0.9999);
+    assert!(a.iter().zip(&want(2)).all(|(x, y)| (x - y).abs() <= 1e-4));
+    assert!(
+        similarity(&a, &b[..3]).is_err(),
+        "vectors of different lengths are refused"
+    );
+    let missing = Embedder::load("/models/no-such-model/".into(), None).await;
+    let message = Reflect::get(
+        &missing.err().expect("a missing model fails"),
+        &"message".into(),
+    )
+    .unwrap();
+    assert!(message.as_string().unwrap().contains("404"), "{message:?}");
+}

@@ -159,6 +159,27 @@ pub async fn load(
     }
 }
 
+/// The body of `url`, copied into WASM memory (and counted there): for small text files such as
+/// `config.json` and `tokenizer.json`, never for weights. `Ok(None)` on HTTP 404 when `optional`.
+pub async fn fetch_bytes(
+    gpu: &Gpu,
+    url: &str,
+    signal: Option<&AbortSignal>,
+    optional: bool,
+) -> Result<Option<Vec<u8>>> {
+    let response = match fetch(url, signal).await {
+        Err(Error::Http { status: 404, .. }) if optional => return Ok(None),
+        other => other?,
+    };
+    let promise = response.array_buffer().map_err(js_io(url))?;
+    let buffer = JsFuture::from(promise)
+        .await
+        .map_err(|e| abort_or_io(url, signal, e))?;
+    let bytes = Uint8Array::new(&buffer).to_vec();
+    gpu.copy_stats().wasm_in(bytes.len() as u64);
+    Ok(Some(bytes))
+}
+
 /// Fetches an index, then each shard it names (relative to the index's URL), one after another.
 async fn load_sharded(
     gpu: &Gpu,

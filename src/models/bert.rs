@@ -75,7 +75,8 @@ impl Config {
                 cfg.position_embedding_type
             )));
         }
-        if cfg.num_attention_heads == 0 || cfg.hidden_size % cfg.num_attention_heads != 0 {
+        if cfg.num_attention_heads == 0 || !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads)
+        {
             return Err(bad(format!(
                 "hidden_size {} is not a multiple of {} heads",
                 cfg.hidden_size, cfg.num_attention_heads

@@ -2,10 +2,12 @@
 //! `Error` objects whose message is the Rust [`Error`](crate::Error)'s.
 
 mod device;
+mod embedder;
 mod stats;
 mod weights;
 
 pub use device::Device;
+pub use embedder::{Embedder, similarity};
 pub use stats::{stats, wasm_memory_bytes};
 pub use weights::{TensorData, Weights};
 

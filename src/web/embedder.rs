@@ -1,0 +1,153 @@
+//! `Embedder` for JS: sentence embeddings from a sentence-transformers model folder on the web.
+
+use js_sys::{Array, Float32Array, Function, Object, Reflect};
+use wasm_bindgen::prelude::*;
+
+use crate::bridge::web::{Source, fetch_bytes, load};
+use crate::gpu::Gpu;
+use crate::models::embedder::{Embedder as RustEmbedder, ModelFiles, cosine};
+use crate::web::Device;
+
+/// A sentence-embedding model on the GPU.
+///
+/// ```js
+/// const e = await Embedder.load("https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2/resolve/main/",
+///                               { onProgress: ({ bytesDone, bytesTotal }) => ... });
+/// const [a, b] = await e.embed(["A man is eating food.", "Someone eats."]);  // Float32Array each
+/// similarity(a, b);  // cosine
+/// ```
+#[wasm_bindgen]
+pub struct Embedder {
+    inner: RustEmbedder,
+}
+
+#[wasm_bindgen]
+impl Embedder {
+    /// Loads the model folder at `base` (a URL ending in `/`, or not): `model.safetensors` streamed
+    /// into GPU buffers, `config.json` and `tokenizer.json`, and when present
+    /// `sentence_bert_config.json`, `modules.json` and `1_Pooling/config.json`. Options: `onProgress`
+    /// and `signal`, as `Device.loadWeights`. Creates its own device; `device.loadEmbedder` shares one.
+    pub async fn load(
+        base: String,
+        #[wasm_bindgen(
+            unchecked_param_type = "{ onProgress?: (p: { bytesDone: number, bytesTotal: number, tensor: string }) => void, signal?: AbortSignal }"
+        )]
+        options: Option<Object>,
+    ) -> Result<Embedder, JsValue> {
+        let gpu = Gpu::new().await?;
+        load_embedder(&gpu, &base, options.as_ref()).await
+    }
+
+    /// The embedding of each text, a `Float32Array` of `dims` values, L2-normalized when the model's
+    /// `modules.json` ends with `Normalize`. Texts past `maxSeqLength` tokens are truncated (see
+    /// `truncated`); an empty array gives an empty array.
+    pub async fn embed(&self, texts: Vec<String>) -> Result<Array, JsValue> {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let out = self.inner.embed(&refs).await?;
+        Ok(out
+            .vectors
+            .iter()
+            .map(|v| JsValue::from(Float32Array::from(v.as_slice())))
+            .collect())
+    }
+
+    /// Whether each text would be truncated at `maxSeqLength` tokens.
+    pub fn truncated(&self, texts: Vec<String>) -> Result<Vec<u8>, JsValue> {
+        texts
+            .iter()
+            .map(|t| Ok(u8::from(self.inner.tokenize(t)?.1)))
+            .collect()
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn dims(&self) -> usize {
+        self.inner.dims()
+    }
+
+    #[wasm_bindgen(getter, js_name = maxSeqLength)]
+    pub fn max_seq_length(&self) -> usize {
+        self.inner.max_seq_length()
+    }
+}
+
+#[wasm_bindgen]
+impl Device {
+    /// [`Embedder::load`] on this device.
+    #[wasm_bindgen(js_name = loadEmbedder)]
+    pub async fn load_embedder(
+        &self,
+        base: String,
+        #[wasm_bindgen(
+            unchecked_param_type = "{ onProgress?: (p: { bytesDone: number, bytesTotal: number, tensor: string }) => void, signal?: AbortSignal }"
+        )]
+        options: Option<Object>,
+    ) -> Result<Embedder, JsValue> {
+        load_embedder(self.gpu(), &base, options.as_ref()).await
+    }
+}
+
+/// Cosine similarity of two vectors (0 when either is zero).
+#[wasm_bindgen]
+pub fn similarity(a: &[f32], b: &[f32]) -> Result<f32, JsValue> {
+    if a.len() != b.len() {
+        return Err(
+            crate::Error::Input(format!("vectors of {} and {} values", a.len(), b.len())).into(),
+        );
+    }
+    Ok(cosine(a, b))
+}
+
+async fn load_embedder(
+    gpu: &Gpu,
+    base: &str,
+    options: Option<&Object>,
+) -> Result<Embedder, JsValue> {
+    let base = if base.ends_with('/') {
+        base.to_string()
+    } else {
+        format!("{base}/")
+    };
+    let get = |k: &str| {
+        options
+            .and_then(|o| Reflect::get(o, &k.into()).ok())
+            .filter(|v| !v.is_undefined() && !v.is_null())
+    };
+    let callback: Option<Function> = get("onProgress").and_then(|f| f.dyn_into().ok());
+    let signal: Option<web_sys::AbortSignal> = get("signal").and_then(|s| s.dyn_into().ok());
+    let signal = signal.as_ref();
+    let text = |name: &'static str, optional: bool| {
+        let url = format!("{base}{name}");
+        async move { fetch_bytes(gpu, &url, signal, optional).await }
+    };
+    let config = text("config.json", false).await?.unwrap_or_default();
+    let tokenizer = text("tokenizer.json", false).await?.unwrap_or_default();
+    let st = text("sentence_bert_config.json", true).await?;
+    let modules = text("modules.json", true).await?;
+    let pooling = text("1_Pooling/config.json", true).await?;
+    let mut on_progress = |p: crate::bridge::Progress<'_>| {
+        if let Some(f) = &callback {
+            let o = Object::new();
+            let _ = Reflect::set(&o, &"bytesDone".into(), &(p.bytes_done as f64).into());
+            let _ = Reflect::set(&o, &"bytesTotal".into(), &(p.bytes_total as f64).into());
+            let _ = Reflect::set(&o, &"tensor".into(), &p.tensor.into());
+            let _ = f.call1(&JsValue::NULL, &o);
+        }
+    };
+    let weights = load(
+        gpu,
+        Source::Url(format!("{base}model.safetensors")),
+        signal,
+        &mut on_progress,
+    )
+    .await?;
+    let files = ModelFiles {
+        config: &config,
+        tokenizer: &tokenizer,
+        sentence_bert_config: st.as_deref(),
+        modules: modules.as_deref(),
+        pooling: pooling.as_deref(),
+    };
+    Ok(Embedder {
+        inner: RustEmbedder::new(gpu, &weights, &files)?,
+    })
+}
