@@ -6,6 +6,9 @@
 //! ```
 //! Prints `{"model","adapter","dims","max_seq_length","tokens","truncated","embeddings":[[...], ...]}`
 //! with `--json`; otherwise a line per text with its token count and first values.
+//! `--bench [BATCH]x[SEQ]` (default 8x128) prints instead
+//! `{"op":"embed","model","batch","seq","ms","texts_per_s","adapter"}`, the median of 10 runs after a
+//! warm-up, for texts of exactly SEQ tokens.
 
 #[cfg(target_arch = "wasm32")]
 fn main() {}
@@ -24,11 +27,12 @@ async fn run() -> webgpu_infer::Result<()> {
     use webgpu_infer::{Error, Gpu, models::embedder::Embedder};
 
     let mut args = std::env::args().skip(1);
-    let (mut model, mut json, mut texts) = (None, false, Vec::new());
+    let (mut model, mut json, mut texts, mut bench) = (None, false, Vec::new(), None);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--model" => model = args.next(),
             "--json" => json = true,
+            "--bench" => bench = Some(args.next().unwrap_or_else(|| "8x128".into())),
             "-h" | "--help" => {
                 println!(
                     "embed --model DIR [--json] [TEXT ...]   (texts from stdin, one a line, when none given)"
@@ -41,6 +45,11 @@ async fn run() -> webgpu_infer::Result<()> {
     let model = model.ok_or_else(|| {
         Error::Input("--model DIR is required (a sentence-transformers folder)".into())
     })?;
+    let gpu = Gpu::new().await?;
+    let embedder = Embedder::from_dir(&gpu, model.as_ref())?;
+    if let Some(shape) = bench {
+        return run_bench(&gpu, &embedder, &model, &shape).await;
+    }
     if texts.is_empty() {
         texts = std::io::stdin()
             .lock()
@@ -48,8 +57,6 @@ async fn run() -> webgpu_infer::Result<()> {
             .map_while(|l| l.ok())
             .collect();
     }
-    let gpu = Gpu::new().await?;
-    let embedder = Embedder::from_dir(&gpu, model.as_ref())?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let out = embedder.embed(&refs).await?;
     if json {
@@ -69,5 +76,48 @@ async fn run() -> webgpu_infer::Result<()> {
             println!("{n:>4} tokens  [{}, ...]  {text}", head.join(", "));
         }
     }
+    Ok(())
+}
+
+/// Median latency of embedding `batch` texts of exactly `seq` tokens (special tokens included).
+#[cfg(not(target_arch = "wasm32"))]
+async fn run_bench(
+    gpu: &webgpu_infer::Gpu,
+    embedder: &webgpu_infer::models::embedder::Embedder,
+    model: &str,
+    shape: &str,
+) -> webgpu_infer::Result<()> {
+    use webgpu_infer::Error;
+    let parse = |s: Option<&str>| s.and_then(|v| v.parse::<usize>().ok());
+    let mut it = shape.split('x');
+    let (Some(batch), Some(seq)) = (parse(it.next()), parse(it.next())) else {
+        return Err(Error::Input(format!(
+            "--bench takes BATCHxSEQ, e.g. 8x128, not {shape:?}"
+        )));
+    };
+    // "word " is one token in MiniLM's vocabulary: seq - 2 of them, plus [CLS] and [SEP].
+    let text = "word ".repeat(seq.saturating_sub(2));
+    let (ids, _) = embedder.tokenize(&text)?;
+    if ids.len() != seq {
+        return Err(Error::Input(format!(
+            "the probe text is {} tokens, not {seq}",
+            ids.len()
+        )));
+    }
+    let texts: Vec<&str> = vec![text.as_str(); batch];
+    embedder.embed(&texts).await?;
+    let mut times = Vec::new();
+    for _ in 0..10 {
+        let start = std::time::Instant::now();
+        embedder.embed(&texts).await?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    let ms = times[times.len() / 2];
+    let line = serde_json::json!({
+        "op": "embed", "model": model, "batch": batch, "seq": seq, "ms": ms,
+        "texts_per_s": batch as f64 / (ms / 1e3), "adapter": gpu.adapter_name(),
+    });
+    println!("{line}");
     Ok(())
 }
