@@ -3,6 +3,8 @@
 //! buffers kernels read, with only the safetensors header parsed on the CPU.
 
 pub mod buffer;
+#[cfg(target_arch = "wasm32")]
+mod fetch;
 pub mod load;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;

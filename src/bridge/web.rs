@@ -4,11 +4,15 @@
 //! Only the safetensors header (and a shard index) is copied into WASM memory and parsed there; tensor
 //! bytes never are, and at most one tensor's buffer is mapped at a time.
 
-use js_sys::{ArrayBuffer, Function, Object, Promise, Reflect, Uint8Array};
+use js_sys::{ArrayBuffer, Object, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortSignal, Blob, ReadableStream, ReadableStreamDefaultReader, Response};
+use web_sys::{AbortSignal, Blob, ReadableStreamDefaultReader, Response};
 
+pub use crate::bridge::fetch::fetch_bytes;
+use crate::bridge::fetch::{
+    abort_or_io, absolute_url, check_status, content_length, fetch, js_io, reader_of, response_name,
+};
 use crate::bridge::load::{OnProgress, Progress, Weights, finish_tensor, landing_buffer, plan_all};
 use crate::error::{Error, Result};
 use crate::formats::safetensors::{Entry, Header, PREFIX_LEN, ShardIndex};
@@ -157,27 +161,6 @@ pub async fn load(
             Ok(weights)
         }
     }
-}
-
-/// The body of `url`, copied into WASM memory (and counted there): for small text files such as
-/// `config.json` and `tokenizer.json`, never for weights. `Ok(None)` on HTTP 404 when `optional`.
-pub async fn fetch_bytes(
-    gpu: &Gpu,
-    url: &str,
-    signal: Option<&AbortSignal>,
-    optional: bool,
-) -> Result<Option<Vec<u8>>> {
-    let response = match fetch(url, signal).await {
-        Err(Error::Http { status: 404, .. }) if optional => return Ok(None),
-        other => other?,
-    };
-    let promise = response.array_buffer().map_err(js_io(url))?;
-    let buffer = JsFuture::from(promise)
-        .await
-        .map_err(|e| abort_or_io(url, signal, e))?;
-    let bytes = Uint8Array::new(&buffer).to_vec();
-    gpu.copy_stats().wasm_in(bytes.len() as u64);
-    Ok(Some(bytes))
 }
 
 /// Fetches an index, then each shard it names (relative to the index's URL), one after another.
@@ -443,80 +426,6 @@ async fn read_header(
     }
 }
 
-async fn fetch(url: &str, signal: Option<&AbortSignal>) -> Result<Response> {
-    let global = js_sys::global();
-    let fetch: Function = Reflect::get(&global, &"fetch".into())
-        .map_err(js_io(url))?
-        .dyn_into()
-        .map_err(|_| Error::Io {
-            source_name: url.into(),
-            message: "this global scope has no fetch()".into(),
-        })?;
-    let init = Object::new();
-    if let Some(signal) = signal {
-        Reflect::set(&init, &"signal".into(), signal).map_err(js_io(url))?;
-    }
-    let promise: Promise = fetch
-        .call2(&global, &url.into(), &init)
-        .map_err(js_io(url))?
-        .unchecked_into();
-    let response: Response = JsFuture::from(promise)
-        .await
-        .map_err(|e| abort_or_io(url, signal, e))?
-        .unchecked_into();
-    check_status(url, &response)?;
-    Ok(response)
-}
-
-/// `url` resolved against the page's (or worker's) location, so shard names resolve against it.
-fn absolute_url(url: &str) -> Result<String> {
-    let base = Reflect::get(&js_sys::global(), &"location".into())
-        .and_then(|l| Reflect::get(&l, &"href".into()))
-        .ok()
-        .and_then(|h| h.as_string());
-    let parsed = match base {
-        Some(base) => web_sys::Url::new_with_base(url, &base),
-        None => web_sys::Url::new(url),
-    };
-    Ok(parsed.map_err(js_io(url))?.href())
-}
-
-/// The body's length from `Content-Length`, unless the body is content-encoded (then the header gives
-/// the compressed length, not what the stream yields).
-fn content_length(response: &Response) -> Option<u64> {
-    let headers = response.headers();
-    if headers.get("content-encoding").ok().flatten().is_some() {
-        return None;
-    }
-    headers.get("content-length").ok().flatten()?.parse().ok()
-}
-
-fn check_status(name: &str, response: &Response) -> Result<()> {
-    if response.ok() {
-        return Ok(());
-    }
-    Err(Error::Http {
-        url: name.to_string(),
-        status: response.status(),
-    })
-}
-
-fn response_name(response: &Response) -> String {
-    let url = response.url();
-    if url.is_empty() {
-        "Response".into()
-    } else {
-        url
-    }
-}
-
-fn reader_of(name: &str, stream: &ReadableStream) -> Result<ReadableStreamDefaultReader> {
-    stream.get_reader().dyn_into().map_err(|_| Error::Io {
-        source_name: name.into(),
-        message: "could not get a reader for the stream (already read?)".into(),
-    })
-}
-
 fn truncated(name: &str, expected: u64, got: u64) -> Error {
     Error::Format {
         source_name: name.into(),
@@ -528,29 +437,5 @@ fn trailing(name: &str, expected: u64, got: u64) -> Error {
     Error::Format {
         source_name: name.into(),
         problem: crate::error::FormatProblem::TrailingBytes { expected, got },
-    }
-}
-
-fn abort_or_io(name: &str, signal: Option<&AbortSignal>, e: JsValue) -> Error {
-    let abort_error = Reflect::get(&e, &"name".into())
-        .ok()
-        .and_then(|n| n.as_string())
-        .is_some_and(|n| n == "AbortError");
-    if abort_error || signal.is_some_and(|s| s.aborted()) {
-        return Error::Aborted {
-            source_name: name.into(),
-        };
-    }
-    js_io(name)(e)
-}
-
-fn js_io(name: &str) -> impl Fn(JsValue) -> Error + '_ {
-    move |e| Error::Io {
-        source_name: name.into(),
-        message: Reflect::get(&e, &"message".into())
-            .ok()
-            .and_then(|m| m.as_string())
-            .or_else(|| e.as_string())
-            .unwrap_or_else(|| format!("{e:?}")),
     }
 }
