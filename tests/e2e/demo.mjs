@@ -67,6 +67,39 @@ await check("demo shows the adapter and a checked matmul", () =>
   }),
 );
 
+await check("semantic search loads the model with progress and ranks the sentences", async () => {
+  const searchUrl = url.replace(/\/www\/$/, "/www/search.html");
+  const browser = await chromium.launch({ executablePath, args: [...BASE_ARGS, "--enable-unsafe-webgpu"] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1100, height: 1300 } });
+    const progress = [];
+    await page.exposeFunction("recordProgress", (v) => progress.push(v));
+    await page.goto(searchUrl);
+    // Sample the progress bar while the model streams in.
+    await page.evaluate(() => {
+      const bar = document.getElementById("progress");
+      const tick = setInterval(() => {
+        window.recordProgress(bar.value);
+        if (bar.value >= 1) clearInterval(tick);
+      }, 20);
+    });
+    await page.waitForSelector('#load-status[data-state="loaded"]', { timeout: TIMEOUT });
+    assert.ok(progress.some((v) => v > 0 && v < 1), `the progress bar moved: ${progress.slice(0, 20)}`);
+    await page.click("#search");
+    // On SwiftShader (a CPU) the first search also compiles every pipeline: allow minutes.
+    await page.waitForSelector('#timing[data-state="done"]', { timeout: 300_000 });
+    await page.screenshot({ path: "screenshots/search.png", fullPage: true });
+    const rows = await page.$$eval("#results tr", (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+    // "A man is eating pasta." is closest to the two eating sentences (sentence-transformers ranks them so).
+    assert.deepEqual(rows.slice(0, 2).map((r) => r[1]).sort(), ["A man is eating a piece of bread.", "A man is eating food."]);
+    assert.ok(Number(rows[0][0]) > 0.5, `top score ${rows[0][0]}`);
+    assert.match(await page.textContent("#stats"), /bytes copied into WASM memory/);
+    console.log(`     top: ${rows[0][1]} (${rows[0][0]})`);
+  } finally {
+    await browser.close();
+  }
+});
+
 await check("a browser without navigator.gpu gets a clear message", () =>
   withPage(
     [...BASE_ARGS, "--enable-unsafe-webgpu"],
