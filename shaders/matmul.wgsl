@@ -297,3 +297,54 @@ fn tiled128(
     store4(cb, r1, q0, c10_0); store4(cb, r1 + 1u, q0, c10_1); store4(cb, r1 + 2u, q0, c10_2); store4(cb, r1 + 3u, q0, c10_3);
     store4(cb, r1, q1, c11_0); store4(cb, r1 + 1u, q1, c11_1); store4(cb, r1 + 2u, q1, c11_2); store4(cb, r1 + 3u, q1, c11_3);
 }
+
+// ---- tiled16: 16×64 tiles for few rows (short texts, prompts), 1×4 outputs a thread ----
+// With 64-row tiles a 3-token input would compute 61 rows of zeros; here at most 15 are wasted.
+
+var<workgroup> a_tile16: array<f32, 256>; // [16 k][16 rows]
+
+@compute @workgroup_size(16, 16, 1)
+fn tiled16(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) lidx: u32,
+) {
+    let row0 = wid.y * 16u;
+    let col0 = wid.x * 64u;
+    let a_base = p.a_offset + wid.z * p.a_batch_stride;
+    let b_base = p.b_offset + wid.z * p.b_batch_stride;
+    var acc = vec4<f32>(0.0);
+    for (var k0 = 0u; k0 < p.k; k0 += 16u) {
+        a_tile16[(lidx % 16u) * 16u + lidx / 16u] = load_a(a_base, row0 + lidx / 16u, k0 + lidx % 16u);
+        for (var s = 0u; s < 4u; s++) {
+            let e = lidx + s * 256u;
+            if (TRANS_B) {
+                b_tile[(e % 16u) * 64u + e / 16u] = load_b(b_base, k0 + e % 16u, col0 + e / 16u);
+            } else {
+                b_tile[e] = load_b(b_base, k0 + e / 64u, col0 + e % 64u);
+            }
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < 16u; kk++) {
+            let av = a_tile16[kk * 16u + lid.y];
+            let bv = vec4<f32>(
+                b_tile[kk * 64u + lid.x],
+                b_tile[kk * 64u + lid.x + 16u],
+                b_tile[kk * 64u + lid.x + 32u],
+                b_tile[kk * 64u + lid.x + 48u],
+            );
+            acc = fma(vec4<f32>(av), bv, acc);
+        }
+        workgroupBarrier();
+    }
+    let row = row0 + lid.y;
+    if (row < p.m) {
+        let c_base = p.c_offset + wid.z * p.m * p.n + row * p.n;
+        for (var j = 0u; j < 4u; j++) {
+            let col = col0 + lid.x + j * 16u;
+            if (col < p.n) {
+                c[c_base + col] = T(epilogue(acc[j], col));
+            }
+        }
+    }
+}

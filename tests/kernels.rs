@@ -61,6 +61,7 @@ async fn run_matmul(
     // Every kernel on every shape: the tiles' edges and the GEMV's lanes must all be right.
     for kernel in [
         Kernel::Auto,
+        Kernel::Tiled16,
         Kernel::Tiled64,
         Kernel::Tiled128,
         Kernel::Gemv,
@@ -154,7 +155,12 @@ async fn linear_epilogue() -> Result<()> {
                     Some(Activation::Silu) => v / (1.0 + (-v).exp()),
                 } as f32)
                 .collect();
-            for kernel in [Kernel::Tiled64, Kernel::Tiled128, Kernel::Gemv] {
+            for kernel in [
+                Kernel::Tiled16,
+                Kernel::Tiled64,
+                Kernel::Tiled128,
+                Kernel::Gemv,
+            ] {
                 let mut rec = gpu.recorder();
                 let epilogue = Epilogue {
                     bias: Some(&tb),

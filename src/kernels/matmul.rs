@@ -21,9 +21,12 @@ pub enum BLayout {
 /// Which kernel computes the product.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernel {
-    /// By shape: [`Kernel::Gemv`] for one or two rows, [`Kernel::Tiled128`] when there are at least
-    /// 256 such tiles to spread over the GPU, else [`Kernel::Tiled64`].
+    /// By shape: [`Kernel::Gemv`] for one or two rows, [`Kernel::Tiled16`] up to 32 rows,
+    /// [`Kernel::Tiled128`] when there are at least 256 such tiles to spread over the GPU, else
+    /// [`Kernel::Tiled64`].
     Auto,
+    /// 16×64 workgroup tiles, 1×4 outputs a thread: for a few rows (short texts).
+    Tiled16,
     /// 64×64 workgroup tiles, 4×4 outputs a thread.
     Tiled64,
     /// 128×128 workgroup tiles, 8×8 outputs a thread held as vec4 accumulators.
@@ -136,6 +139,10 @@ pub fn matmul_with(
             let per_group = if layout == BLayout::NK { 4 } else { 256 };
             ("gemv", [dims.n.div_ceil(per_group), dims.m, dims.batch])
         }
+        Kernel::Tiled16 => (
+            "tiled16",
+            [dims.n.div_ceil(64), dims.m.div_ceil(16), dims.batch],
+        ),
         Kernel::Tiled128 => (
             "tiled128",
             [dims.n.div_ceil(128), dims.m.div_ceil(128), dims.batch],
@@ -191,6 +198,8 @@ impl Dims {
     fn auto_kernel(&self) -> Kernel {
         if self.m <= 2 {
             Kernel::Gemv
+        } else if self.m <= 32 {
+            Kernel::Tiled16
         } else if self.batch * self.m.div_ceil(128) * self.n.div_ceil(128) >= 256 {
             Kernel::Tiled128
         } else {
