@@ -59,3 +59,21 @@ async fn tensor_errors() -> Result<()> {
     gpu.check()
 }
 gpu_test!(tensor_shape_and_limit_errors, tensor_errors);
+
+/// A lost device (here destroyed on purpose) makes the next read-back fail with a typed error instead
+/// of hanging or panicking.
+async fn lost_device_is_an_error() -> Result<()> {
+    let gpu = gpu().await?;
+    let t = Tensor::from_f32(&gpu, &[1.0, 2.0], &[2])?;
+    gpu.device().destroy();
+    match t.to_f32_vec().await {
+        Err(Error::DeviceLost { .. } | Error::Readback(_) | Error::Gpu(_)) => {}
+        other => panic!("reading from a destroyed device gave {other:?}"),
+    }
+    assert!(gpu.check().is_err(), "the loss is remembered");
+    Ok(())
+}
+gpu_test!(
+    lost_device_fails_reads_with_an_error,
+    lost_device_is_an_error
+);
