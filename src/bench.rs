@@ -119,14 +119,6 @@ fn round4(x: f64) -> f64 {
     (x * scale).round() / scale
 }
 
-fn dtype_name(d: DType) -> &'static str {
-    match d {
-        DType::F32 => "f32",
-        DType::F16 => "f16",
-        DType::I32 => "i32",
-    }
-}
-
 /// A tensor of small pseudo-random values (so no denormals or infinities skew the timing).
 fn filled(gpu: &Gpu, dtype: DType, shape: &[usize]) -> Result<Tensor> {
     let n: usize = shape.iter().product();
@@ -181,7 +173,7 @@ async fn bench_matmul(
     } else {
         "matmul"
     };
-    let mut v = json!({"op": op, "dtype": dtype_name(dtype), "m": m, "n": n, "k": k, "ms": ms, "gflops": gflops});
+    let mut v = json!({"op": op, "dtype": dtype.name(), "m": m, "n": n, "k": k, "ms": ms, "gflops": gflops});
     if m <= 2 {
         // Memory-bound: what matters is the weight bytes streamed per second.
         v["gbps"] = json!(b_bytes as f64 / (ms * 1e6));
@@ -214,7 +206,7 @@ async fn bench_attention(
     // Causal attention does about half the work; count the work done.
     let flops = attention::flops(1, heads, seq, seq, d) * if causal { 0.5 } else { 1.0 };
     Ok(json!({
-        "op": "attention", "dtype": dtype_name(dtype), "m": seq, "n": seq, "k": d, "heads": heads,
+        "op": "attention", "dtype": dtype.name(), "m": seq, "n": seq, "k": d, "heads": heads,
         "causal": causal, "ms": ms, "gflops": flops / (ms * 1e6),
     }))
 }
@@ -246,7 +238,7 @@ async fn bench_decode(gpu: &Gpu, cfg: &BenchConfig, dtype: DType, kv_len: usize)
     })
     .await?;
     Ok(json!({
-        "op": "decode_attention", "dtype": dtype_name(dtype), "m": 1, "n": kv_len, "k": d, "heads": heads,
+        "op": "decode_attention", "dtype": dtype.name(), "m": 1, "n": kv_len, "k": d, "heads": heads,
         "kv_heads": kv_heads, "ms": ms, "gbps": kv_bytes as f64 / (ms * 1e6),
         "gflops": attention::flops(1, heads, 1, kv_len, d) / (ms * 1e6),
     }))

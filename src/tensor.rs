@@ -27,6 +27,15 @@ impl DType {
         }
     }
 
+    /// Lower-case name, as JS and the benchmarks' JSON spell it: "f32", "f16", "i32".
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F16 => "f16",
+            DType::I32 => "i32",
+        }
+    }
+
     /// The WGSL prelude of a kernel variant for this storage type: `T` names the element type.
     pub(crate) fn wgsl_prelude(self) -> &'static str {
         match self {

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::KernelSource;
-use crate::kernels::{check_dtypes, to_u32};
+use crate::kernels::{check_dtypes, require_whole, to_u32};
 use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
@@ -135,15 +135,9 @@ pub fn attention(
             ),
         ));
     }
-    if [q, k, v]
-        .iter()
-        .chain(opts.mask.as_ref())
-        .any(|t| t.offset() != 0)
-    {
-        return Err(Error::shape(
-            OP,
-            "tensors must start at their buffer's beginning (no views)",
-        ));
+    require_whole(OP, &[q, k, v])?;
+    if let Some(m) = opts.mask {
+        require_whole(OP, &[m])?;
     }
     let decode_ok = head_dim <= 256 && 256 % head_dim == 0;
     let variant = match opts.variant {

@@ -108,11 +108,6 @@ fn convert(rec: &mut Recorder, x: &Tensor, from: DType, c: Cast) -> Result<Tenso
             got: x.dtype(),
         });
     }
-    if x.offset() != 0 {
-        return Err(crate::error::Error::shape(
-            "cast",
-            "tensors must start at their buffer's beginning (no views)",
-        ));
-    }
+    crate::kernels::require_whole("cast", &[x])?;
     cast(rec, x.buffer(), x.shape(), c)
 }

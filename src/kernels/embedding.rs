@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::KernelSource;
-use crate::kernels::{check_dtypes, grid_1d, to_u32};
+use crate::kernels::{check_dtypes, grid_1d, require_whole, to_u32};
 use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
@@ -82,15 +82,7 @@ pub fn embedding(
             ),
         ));
     }
-    if [ids, table, pos, type_ids, types]
-        .iter()
-        .any(|t| t.offset() != 0)
-    {
-        return Err(Error::shape(
-            OP,
-            "tensors must start at their buffer's beginning (no views)",
-        ));
-    }
+    require_whole(OP, &[ids, table, pos, type_ids, types])?;
     let out = Tensor::empty(&gpu, &[batch, seq, hidden], dtype)?;
     if out.numel() == 0 {
         return Ok(out);

@@ -44,6 +44,17 @@ pub(crate) fn check_dtypes(op: &'static str, gpu: &Gpu, tensors: &[&Tensor]) -> 
     Ok(dtype)
 }
 
+/// Refuses tensors that start inside their buffer (kernels that index from element 0).
+pub(crate) fn require_whole(op: &'static str, tensors: &[&Tensor]) -> Result<()> {
+    if tensors.iter().any(|t| t.offset() != 0) {
+        return Err(Error::shape(
+            op,
+            "tensors must start at their buffer's beginning (no views)",
+        ));
+    }
+    Ok(())
+}
+
 /// Converts a count that a kernel indexes with `u32` (element counts, offsets), refusing what won't fit.
 pub(crate) fn to_u32(op: &'static str, what: &str, value: usize) -> Result<u32> {
     u32::try_from(value).map_err(|_| {

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::KernelSource;
-use crate::kernels::{check_dtypes, grid_1d, to_u32};
+use crate::kernels::{check_dtypes, grid_1d, require_whole, to_u32};
 use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
@@ -39,12 +39,7 @@ pub fn mean_pool(rec: &mut Recorder, x: &Tensor, mask: &Tensor) -> Result<Tensor
             ),
         ));
     }
-    if x.offset() != 0 || mask.offset() != 0 {
-        return Err(Error::shape(
-            OP,
-            "tensors must start at their buffer's beginning (no views)",
-        ));
-    }
+    require_whole(OP, &[x, mask])?;
     let out = Tensor::empty(&gpu, &[batch, hidden], dtype)?;
     if out.numel() == 0 {
         return Ok(out);

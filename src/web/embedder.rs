@@ -1,6 +1,6 @@
 //! `Embedder` for JS: sentence embeddings from a sentence-transformers model folder on the web.
 
-use js_sys::{Array, Float32Array, Function, Object, Reflect};
+use js_sys::{Array, Float32Array, Object};
 use wasm_bindgen::prelude::*;
 
 use crate::bridge::web::{Source, fetch_bytes, load};
@@ -107,14 +107,8 @@ async fn load_embedder(
     } else {
         format!("{base}/")
     };
-    let get = |k: &str| {
-        options
-            .and_then(|o| Reflect::get(o, &k.into()).ok())
-            .filter(|v| !v.is_undefined() && !v.is_null())
-    };
-    let callback: Option<Function> = get("onProgress").and_then(|f| f.dyn_into().ok());
-    let signal: Option<web_sys::AbortSignal> = get("signal").and_then(|s| s.dyn_into().ok());
-    let signal = signal.as_ref();
+    let opts = crate::web::LoadOptions::from_js(options);
+    let signal = opts.signal.as_ref();
     let text = |name: &'static str, optional: bool| {
         let url = format!("{base}{name}");
         async move { fetch_bytes(gpu, &url, signal, optional).await }
@@ -124,15 +118,7 @@ async fn load_embedder(
     let st = text("sentence_bert_config.json", true).await?;
     let modules = text("modules.json", true).await?;
     let pooling = text("1_Pooling/config.json", true).await?;
-    let mut on_progress = |p: crate::bridge::Progress<'_>| {
-        if let Some(f) = &callback {
-            let o = Object::new();
-            let _ = Reflect::set(&o, &"bytesDone".into(), &(p.bytes_done as f64).into());
-            let _ = Reflect::set(&o, &"bytesTotal".into(), &(p.bytes_total as f64).into());
-            let _ = Reflect::set(&o, &"tensor".into(), &p.tensor.into());
-            let _ = f.call1(&JsValue::NULL, &o);
-        }
-    };
+    let mut on_progress = |p: crate::bridge::Progress<'_>| opts.report(p);
     let weights = load(
         gpu,
         Source::Url(format!("{base}model.safetensors")),

@@ -67,6 +67,37 @@ pub(crate) async fn complete_adapter_info(info: &mut wgpu::AdapterInfo) {
     }
 }
 
+/// `{ onProgress, signal }` of a JS load call: the progress callback (called with
+/// `{ bytesDone, bytesTotal, tensor }`; if it throws, the load goes on) and the AbortSignal.
+pub(crate) struct LoadOptions {
+    on_progress: Option<js_sys::Function>,
+    pub(crate) signal: Option<web_sys::AbortSignal>,
+}
+
+impl LoadOptions {
+    pub(crate) fn from_js(options: Option<&js_sys::Object>) -> LoadOptions {
+        let get = |k: &str| {
+            options
+                .and_then(|o| js_sys::Reflect::get(o, &k.into()).ok())
+                .filter(|v| !v.is_undefined() && !v.is_null())
+        };
+        LoadOptions {
+            on_progress: get("onProgress").and_then(|f| f.dyn_into().ok()),
+            signal: get("signal").and_then(|s| s.dyn_into().ok()),
+        }
+    }
+
+    pub(crate) fn report(&self, p: crate::bridge::Progress<'_>) {
+        if let Some(f) = &self.on_progress {
+            let o = js_sys::Object::new();
+            let _ = js_sys::Reflect::set(&o, &"bytesDone".into(), &(p.bytes_done as f64).into());
+            let _ = js_sys::Reflect::set(&o, &"bytesTotal".into(), &(p.bytes_total as f64).into());
+            let _ = js_sys::Reflect::set(&o, &"tensor".into(), &p.tensor.into());
+            let _ = f.call1(&JsValue::NULL, &o);
+        }
+    }
+}
+
 /// Reads a string property of a JS object ("" when absent).
 pub(crate) fn js_string(obj: &JsValue, key: &str) -> String {
     js_sys::Reflect::get(obj, &key.into())

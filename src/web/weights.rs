@@ -1,7 +1,7 @@
 //! `Device.loadWeights` and the `Weights` / `TensorData` classes: weights streamed into GPU buffers,
 //! and tensors read back as JS views of the mapped read-back buffer.
 
-use js_sys::{Array, Float32Array, Function, Int32Array, Object, Reflect, Uint8Array};
+use js_sys::{Array, Float32Array, Int32Array, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 
 use crate::bridge::load::{Progress, Weights as RustWeights};
@@ -34,7 +34,7 @@ impl Weights {
         let o = Object::new();
         let shape: Array = t.shape().iter().map(|&d| JsValue::from(d as f64)).collect();
         Reflect::set(&o, &"shape".into(), &shape)?;
-        Reflect::set(&o, &"dtype".into(), &dtype_name(t.dtype()).into())?;
+        Reflect::set(&o, &"dtype".into(), &t.dtype().name().into())?;
         Ok(o)
     }
 
@@ -93,14 +93,6 @@ impl TensorData {
     }
 }
 
-fn dtype_name(d: DType) -> &'static str {
-    match d {
-        DType::F32 => "f32",
-        DType::F16 => "f16",
-        DType::I32 => "i32",
-    }
-}
-
 #[wasm_bindgen]
 impl Device {
     /// Streams safetensors weights into GPU buffers. `source`: a URL (a `.index.json` URL loads a
@@ -120,25 +112,9 @@ impl Device {
         options: Option<Object>,
     ) -> Result<Weights, JsValue> {
         let source = Source::from_js(source)?;
-        let get = |k: &str| {
-            options
-                .as_ref()
-                .and_then(|o| Reflect::get(o, &k.into()).ok())
-                .filter(|v| !v.is_undefined() && !v.is_null())
-        };
-        let callback: Option<Function> = get("onProgress").and_then(|f| f.dyn_into().ok());
-        let signal: Option<web_sys::AbortSignal> = get("signal").and_then(|s| s.dyn_into().ok());
-        let mut on_progress = |p: Progress<'_>| {
-            if let Some(f) = &callback {
-                let o = Object::new();
-                let _ = Reflect::set(&o, &"bytesDone".into(), &(p.bytes_done as f64).into());
-                let _ = Reflect::set(&o, &"bytesTotal".into(), &(p.bytes_total as f64).into());
-                let _ = Reflect::set(&o, &"tensor".into(), &p.tensor.into());
-                // A throwing callback must not break the load.
-                let _ = f.call1(&JsValue::NULL, &o);
-            }
-        };
-        let inner = load(self.gpu(), source, signal.as_ref(), &mut on_progress).await?;
+        let opts = crate::web::LoadOptions::from_js(options.as_ref());
+        let mut on_progress = |p: Progress<'_>| opts.report(p);
+        let inner = load(self.gpu(), source, opts.signal.as_ref(), &mut on_progress).await?;
         Ok(Weights { inner })
     }
 }
