@@ -108,13 +108,16 @@ pub enum FormatProblem {
     #[error("tensor `{tensor}` has dtype {dtype}, which safetensors does not define")]
     UnknownDtype { tensor: String, dtype: String },
     #[error(
-        "tensor `{tensor}` has dtype {dtype}, which this library cannot load (F32, F16, BF16, I32, I64)"
+        "tensor `{tensor}` has dtype {dtype}, which this library cannot load (F32, F16, BF16, I32, I64; \
+         in GGUF also Q4_0, Q4_1, Q8_0)"
     )]
     UnsupportedDtype { tensor: String, dtype: String },
     #[error("tensor `{tensor}`: {detail}")]
     BadOffsets { tensor: String, detail: String },
     #[error("the shard index is not valid: {0}")]
     BadIndex(String),
+    #[error("not a valid GGUF file: {0}")]
+    BadGguf(String),
 }
 
 /// `Result` with this crate's [`Error`].

@@ -28,6 +28,7 @@ pub mod formats;
 pub mod gpu;
 pub mod kernels;
 pub mod models;
+pub mod quant;
 pub mod recorder;
 pub mod tensor;
 #[cfg(target_arch = "wasm32")]

@@ -66,21 +66,42 @@ impl Recorder {
         params: &P,
         workgroups: [u32; 3],
     ) {
+        let bindings: Vec<(u32, &Arc<GpuBuffer>)> = (0u32..).zip(buffers.iter().copied()).collect();
+        self.dispatch_at(
+            pipeline,
+            &bindings,
+            buffers.len() as u32,
+            params,
+            workgroups,
+        );
+    }
+
+    /// Records one dispatch with explicit binding numbers: for shaders whose entry points use
+    /// different subsets of the module's bindings.
+    pub(crate) fn dispatch_at<P: bytemuck::Pod>(
+        &mut self,
+        pipeline: &wgpu::ComputePipeline,
+        bindings: &[(u32, &Arc<GpuBuffer>)],
+        params_binding: u32,
+        params: &P,
+        workgroups: [u32; 3],
+    ) {
         let (uniform, offset) = self.param_slot(bytemuck::bytes_of(params));
         let size = std::num::NonZeroU64::new(bytemuck::bytes_of(params).len() as u64);
-        let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
+        let entries: Vec<wgpu::BindGroupEntry<'_>> = bindings
             .iter()
-            .map(|buffer| buffer.as_entire_binding())
-            .chain([wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: &uniform,
-                offset,
-                size,
-            })])
-            .enumerate()
-            .map(|(i, resource)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource,
+            .map(|&(binding, buffer)| wgpu::BindGroupEntry {
+                binding,
+                resource: buffer.as_entire_binding(),
             })
+            .chain([wgpu::BindGroupEntry {
+                binding: params_binding,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &uniform,
+                    offset,
+                    size,
+                }),
+            }])
             .collect();
         let bind_group = self
             .gpu
@@ -95,7 +116,8 @@ impl Recorder {
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
         self.dispatches += 1;
-        self.retained.extend(buffers.iter().map(|&b| Arc::clone(b)));
+        self.retained
+            .extend(bindings.iter().map(|&(_, b)| Arc::clone(b)));
     }
 
     /// Reserves an aligned slot for `bytes` in the current parameter chunk (a new chunk when full).

@@ -7,9 +7,10 @@ use safetensors::Dtype;
 
 use crate::bridge::buffer::GpuBuffer;
 use crate::error::{Error, FormatProblem, Result};
-use crate::formats::safetensors::Entry;
+use crate::formats::{Entry, Stored};
 use crate::gpu::Gpu;
 use crate::kernels::cast::{Cast, cast};
+use crate::quant::{QTensor, QuantType};
 use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor, check_buffer_size, padded_size};
 
@@ -32,13 +33,41 @@ pub type OnProgress<'a> = &'a mut dyn FnMut(Progress<'_>);
 #[derive(Default)]
 pub struct Weights {
     tensors: HashMap<String, Tensor>,
+    /// Block-quantized tensors (GGUF), kept in their file's layout.
+    quantized: HashMap<String, QTensor>,
     metadata: BTreeMap<String, String>,
 }
 
 impl Weights {
     /// The tensor called `name`, or [`Error::MissingTensor`].
     pub fn get(&self, name: &str) -> Result<&Tensor> {
-        self.tensors.get(name).ok_or_else(|| {
+        if self.quantized.contains_key(name) {
+            return Err(Error::Model {
+                source_name: "weights".into(),
+                message: format!("tensor `{name}` is quantized: read it with Weights::get_any"),
+            });
+        }
+        self.tensors.get(name).ok_or_else(|| self.missing(name))
+    }
+
+    /// The tensor called `name`, dense or quantized.
+    pub fn get_any(&self, name: &str) -> Result<AnyTensor> {
+        if let Some(q) = self.quantized.get(name) {
+            return Ok(AnyTensor::Quant(q.clone()));
+        }
+        self.tensors
+            .get(name)
+            .map(|t| AnyTensor::Dense(t.clone()))
+            .ok_or_else(|| self.missing(name))
+    }
+
+    /// Whether a tensor of that name was loaded (dense or quantized).
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name) || self.quantized.contains_key(name)
+    }
+
+    fn missing(&self, name: &str) -> Error {
+        {
             let similar: Vec<&str> = self
                 .names()
                 .into_iter()
@@ -48,27 +77,32 @@ impl Weights {
             Error::MissingTensor {
                 name: name.to_string(),
                 hint: if similar.is_empty() {
-                    format!(" (it has {} tensors)", self.tensors.len())
+                    format!(" (it has {} tensors)", self.len())
                 } else {
                     format!("; similar names: {}", similar.join(", "))
                 },
             }
-        })
+        }
     }
 
     /// All names, sorted.
     pub fn names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.tensors.keys().map(String::as_str).collect();
+        let mut names: Vec<&str> = self
+            .tensors
+            .keys()
+            .chain(self.quantized.keys())
+            .map(String::as_str)
+            .collect();
         names.sort_unstable();
         names
     }
 
     pub fn len(&self) -> usize {
-        self.tensors.len()
+        self.tensors.len() + self.quantized.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.tensors.is_empty()
+        self.len() == 0
     }
 
     /// The files' `__metadata__` maps, merged.
@@ -76,17 +110,37 @@ impl Weights {
         &self.metadata
     }
 
-    pub(crate) fn insert(&mut self, name: String, tensor: Tensor) {
-        self.tensors.insert(name, tensor);
+    pub(crate) fn insert(&mut self, name: String, tensor: AnyTensor) {
+        match tensor {
+            AnyTensor::Dense(t) => self.tensors.insert(name, t).map(drop),
+            AnyTensor::Quant(q) => self.quantized.insert(name, q).map(drop),
+        };
     }
 
     pub(crate) fn extend(&mut self, other: Weights) {
         self.tensors.extend(other.tensors);
+        self.quantized.extend(other.quantized);
         self.metadata.extend(other.metadata);
     }
 
     pub(crate) fn set_metadata(&mut self, metadata: BTreeMap<String, String>) {
         self.metadata.extend(metadata);
+    }
+}
+
+/// A loaded tensor: dense, or block-quantized.
+#[derive(Clone)]
+pub enum AnyTensor {
+    Dense(Tensor),
+    Quant(QTensor),
+}
+
+impl AnyTensor {
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            AnyTensor::Dense(t) => t.shape(),
+            AnyTensor::Quant(q) => q.shape(),
+        }
     }
 }
 
@@ -96,6 +150,8 @@ impl Weights {
 pub(crate) enum Plan {
     Direct(DType),
     Convert(Cast),
+    /// Blocks stay as they are.
+    Quant(QuantType),
 }
 
 /// Decides every entry's plan before any buffer exists, so that an unsupported type or a tensor past
@@ -106,13 +162,14 @@ pub(crate) fn plan_all(gpu: &Gpu, source: &str, entries: &[Entry]) -> Result<Vec
         .iter()
         .map(|e| {
             let plan = match e.dtype {
-                Dtype::F32 => Plan::Direct(DType::F32),
-                Dtype::F16 if f16 => Plan::Direct(DType::F16),
-                Dtype::F16 => Plan::Convert(Cast::F16ToF32),
-                Dtype::BF16 => Plan::Convert(Cast::Bf16ToF32),
-                Dtype::I32 => Plan::Direct(DType::I32),
-                Dtype::I64 => Plan::Convert(Cast::I64ToI32),
-                other => {
+                Stored::Quant(q) => Plan::Quant(q),
+                Stored::Dense(Dtype::F32) => Plan::Direct(DType::F32),
+                Stored::Dense(Dtype::F16) if f16 => Plan::Direct(DType::F16),
+                Stored::Dense(Dtype::F16) => Plan::Convert(Cast::F16ToF32),
+                Stored::Dense(Dtype::BF16) => Plan::Convert(Cast::Bf16ToF32),
+                Stored::Dense(Dtype::I32) => Plan::Direct(DType::I32),
+                Stored::Dense(Dtype::I64) => Plan::Convert(Cast::I64ToI32),
+                Stored::Dense(other) => {
                     return Err(Error::Format {
                         source_name: source.to_string(),
                         problem: FormatProblem::UnsupportedDtype {
@@ -126,7 +183,7 @@ pub(crate) fn plan_all(gpu: &Gpu, source: &str, entries: &[Entry]) -> Result<Vec
             let what = format!("tensor `{}` in bytes", e.name);
             check_buffer_size(gpu, e.bytes(), &what)?;
             if let Plan::Convert(c) = plan {
-                let elements: usize = e.shape.iter().product();
+                let elements: usize = e.shape.iter().product::<usize>();
                 let converted = (elements * c.output().size_in_bytes()) as u64;
                 check_buffer_size(gpu, converted, &format!("{what} after {c:?}"))?;
             }
@@ -158,10 +215,14 @@ pub(crate) fn finish_tensor(
     entry: &Entry,
     plan: Plan,
     buffer: Arc<GpuBuffer>,
-) -> Result<Tensor> {
+) -> Result<AnyTensor> {
     buffer.unmap();
-    match plan {
-        Plan::Direct(dtype) => Ok(Tensor::from_buffer(rec.gpu(), buffer, &entry.shape, dtype)),
-        Plan::Convert(c) => cast(rec, &buffer, &entry.shape, c),
-    }
+    let gpu = rec.gpu().clone();
+    Ok(match plan {
+        Plan::Direct(dtype) => {
+            AnyTensor::Dense(Tensor::from_buffer(&gpu, buffer, &entry.shape, dtype))
+        }
+        Plan::Convert(c) => AnyTensor::Dense(cast(rec, &buffer, &entry.shape, c)?),
+        Plan::Quant(q) => AnyTensor::Quant(QTensor::from_buffer(&gpu, buffer, &entry.shape, q)),
+    })
 }

@@ -7,8 +7,12 @@ use std::path::Path;
 
 use memmap2::Mmap;
 
-use crate::bridge::load::{OnProgress, Progress, Weights, finish_tensor, landing_buffer, plan_all};
-use crate::error::{Error, Result};
+use crate::bridge::load::{
+    OnProgress, Plan, Progress, Weights, finish_tensor, landing_buffer, plan_all,
+};
+use crate::error::{Error, FormatProblem, Result};
+use crate::formats::Entry;
+use crate::formats::gguf;
 use crate::formats::safetensors::{Header, PREFIX_LEN, ShardIndex};
 use crate::gpu::Gpu;
 
@@ -100,14 +104,79 @@ pub fn load_bytes(
     // Limits and types first: "this adapter cannot hold tensor X" says more than "truncated".
     let plans = plan_all(gpu, source, &header.entries)?;
     header.check_file_len(source, file_len)?;
+    let mut weights = fill(
+        gpu,
+        bytes,
+        header.data_start,
+        &header.entries,
+        &plans,
+        on_progress,
+    )?;
+    weights.set_metadata(header.metadata.clone());
+    Ok(weights)
+}
+
+/// Loads a GGUF file (llama.cpp's format): its header (metadata, including the tokenizer) and its
+/// tensors, quantized ones kept in their blocks.
+pub fn load_gguf(
+    gpu: &Gpu,
+    path: &Path,
+    on_progress: OnProgress<'_>,
+) -> Result<(gguf::Header, Weights)> {
+    let source = path.display().to_string();
+    let io = |e: std::io::Error| Error::Io {
+        source_name: source.clone(),
+        message: e.to_string(),
+    };
+    let file = File::open(path).map_err(io)?;
+    // SAFETY: as in `load_safetensors`.
+    let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+    load_gguf_bytes(gpu, &source, &map, on_progress)
+}
+
+/// Loads a GGUF image already in memory (or mapped).
+pub fn load_gguf_bytes(
+    gpu: &Gpu,
+    source: &str,
+    bytes: &[u8],
+    on_progress: OnProgress<'_>,
+) -> Result<(gguf::Header, Weights)> {
+    let header = gguf::Header::parse(source, bytes)?.ok_or_else(|| Error::Format {
+        source_name: source.to_string(),
+        problem: FormatProblem::Truncated {
+            expected: bytes.len() as u64 + 1,
+            got: bytes.len() as u64,
+        },
+    })?;
+    let plans = plan_all(gpu, source, &header.entries)?;
+    header.check_file_len(source, bytes.len() as u64)?;
+    let weights = fill(
+        gpu,
+        bytes,
+        header.data_start,
+        &header.entries,
+        &plans,
+        on_progress,
+    )?;
+    Ok((header, weights))
+}
+
+/// Copies each entry's bytes into its landing buffer and records the conversions, in one submit.
+fn fill(
+    gpu: &Gpu,
+    bytes: &[u8],
+    data_start: u64,
+    entries: &[Entry],
+    plans: &[Plan],
+    on_progress: OnProgress<'_>,
+) -> Result<Weights> {
     let mappable = gpu.capabilities().mappable_storage;
     let mut weights = Weights::default();
-    weights.set_metadata(header.metadata.clone());
     let mut rec = gpu.recorder();
-    for (entry, &plan) in header.entries.iter().zip(&plans) {
+    for (entry, &plan) in entries.iter().zip(plans) {
         let buffer = landing_buffer(gpu, entry, mappable)?;
-        let start = (header.data_start + entry.start) as usize;
-        let end = (header.data_start + entry.end) as usize;
+        let start = (data_start + entry.start) as usize;
+        let end = (data_start + entry.end) as usize;
         if end > start {
             let mut view = buffer
                 .get_mapped_range_mut(..)
@@ -119,8 +188,8 @@ pub fn load_bytes(
         let tensor = finish_tensor(&mut rec, entry, plan, buffer)?;
         weights.insert(entry.name.clone(), tensor);
         on_progress(Progress {
-            bytes_done: header.data_start + entry.end,
-            bytes_total: file_len,
+            bytes_done: data_start + entry.end,
+            bytes_total: bytes.len() as u64,
             tensor: &entry.name,
         });
     }

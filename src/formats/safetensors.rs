@@ -13,22 +13,8 @@ pub const PREFIX_LEN: usize = 8;
 /// The `safetensors` crate refuses headers past this (100 MB); so do we, before allocating.
 pub const MAX_HEADER_LEN: u64 = 100_000_000;
 
-/// One tensor as the header describes it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
-    pub name: String,
-    pub dtype: Dtype,
-    pub shape: Vec<usize>,
-    /// Byte range within the data section (which starts at [`Header::data_start`]).
-    pub start: u64,
-    pub end: u64,
-}
-
-impl Entry {
-    pub fn bytes(&self) -> u64 {
-        self.end - self.start
-    }
-}
+pub use crate::formats::Entry;
+use crate::formats::Stored;
 
 /// A parsed, validated header.
 #[derive(Clone, Debug)]
@@ -102,7 +88,7 @@ impl Header {
             .iter()
             .map(|(name, info)| Entry {
                 name: name.clone(),
-                dtype: info.dtype,
+                dtype: Stored::Dense(info.dtype),
                 shape: info.shape.clone(),
                 start: info.data_offsets.0 as u64,
                 end: info.data_offsets.1 as u64,

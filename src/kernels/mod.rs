@@ -10,6 +10,7 @@ pub mod embedding;
 pub mod matmul;
 pub mod norm;
 pub mod pool;
+pub mod quant;
 pub mod rope;
 pub mod sample;
 pub mod softmax;

@@ -1,0 +1,265 @@
+// Kernels that read GGML block-quantized matrices in their file layout: 32 elements a block, the
+// blocks of a row one after another, rows one after another. The buffer is read as u32 words; a
+// block's f16 scale (and minimum) are unpacked with unpack2x16float, which needs no shader-f16.
+//   Q4_0 (QTYPE 0): 18 bytes: d, 16 bytes of nibbles; w = d·(q − 8)
+//   Q4_1 (QTYPE 1): 20 bytes: d, m, 16 bytes of nibbles; w = d·q + m
+//   Q8_0 (QTYPE 2): 34 bytes: d, 32 signed bytes; w = d·q
+// In the 4-bit formats byte j holds element j in its low nibble and element j + 16 in its high one.
+// Q4_0 and Q8_0 blocks start at even, not always 4-aligned, byte offsets: words are read unaligned by
+// combining two.
+
+override QTYPE: u32 = 1u;
+override HAS_RESIDUAL: bool = false;
+
+struct Params {
+    m: u32,              // rows of x (tokens)
+    n: u32,              // rows of the weight (outputs)
+    k: u32,              // columns of the weight (inputs), a multiple of 32
+    x_offset: u32,       // in elements
+    out_offset: u32,     // in elements
+    res_offset: u32,     // in elements
+    ids_offset: u32,     // in elements (gather)
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<storage, read> w: array<u32>;
+
+fn block_bytes() -> u32 {
+    switch QTYPE {
+        case 0u: { return 18u; }
+        case 1u: { return 20u; }
+        default: { return 34u; }
+    }
+}
+
+// The little-endian u32 at byte `b` (b even).
+fn word_at(b: u32) -> u32 {
+    let i = b / 4u;
+    if ((b & 3u) == 0u) {
+        return w[i];
+    }
+    return (w[i] >> 16u) | (w[i + 1u] << 16u);
+}
+
+fn f16_at(b: u32) -> f32 {
+    let word = w[b / 4u];
+    return unpack2x16float(select(word, word >> 16u, (b & 3u) != 0u)).x;
+}
+
+// The 32 elements of block `blk` as 8 vec4s: element 4·i + j is out[i][j].
+fn dequant_block(blk: u32) -> array<vec4<f32>, 8> {
+    let base = blk * block_bytes();
+    var out: array<vec4<f32>, 8>;
+    let d = f16_at(base);
+    if (QTYPE == 2u) {
+        for (var i = 0u; i < 8u; i++) {
+            let q = word_at(base + 2u + 4u * i);
+            let v = vec4<i32>(
+                i32(q << 24u) >> 24u, i32(q << 16u) >> 24u, i32(q << 8u) >> 24u, i32(q) >> 24u);
+            out[i] = d * vec4<f32>(v);
+        }
+        return out;
+    }
+    var m = -8.0 * d; // Q4_0: d·(q − 8) = d·q − 8d
+    var qs = base + 2u;
+    if (QTYPE == 1u) {
+        m = f16_at(base + 2u);
+        qs = base + 4u;
+    }
+    for (var i = 0u; i < 4u; i++) {
+        let q = word_at(qs + 4u * i); // bytes 4i .. 4i+3
+        let lo = vec4<f32>(vec4<u32>(q, q >> 8u, q >> 16u, q >> 24u) & vec4<u32>(15u));
+        let hi = vec4<f32>(vec4<u32>(q >> 4u, q >> 12u, q >> 20u, q >> 28u) & vec4<u32>(15u));
+        out[i] = d * lo + m;       // elements 4i .. 4i+3
+        out[i + 4u] = d * hi + m;  // elements 16 + 4i ..
+    }
+    return out;
+}
+
+// ---- GEMV: out[r, j] = Σ_k x[r, k] · W[j, k] (+ residual[r, j]) --------------------------------------
+// 256 threads: 8 weight rows a workgroup, 32 threads a row, each thread whole blocks of its row.
+
+const ROWS: u32 = 8u;
+const LANES: u32 = 32u;
+
+@group(0) @binding(1) var<storage, read> x: array<T>;
+@group(0) @binding(2) var<storage, read_write> out: array<T>;
+@group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(4) var<storage, read> residual: array<T>;
+
+var<workgroup> partial: array<f32, 256>;
+
+fn x4(r: u32, k: u32) -> vec4<f32> {
+    let i = p.x_offset + r * p.k + k;
+    return vec4<f32>(f32(x[i]), f32(x[i + 1u]), f32(x[i + 2u]), f32(x[i + 3u]));
+}
+
+fn row_dot(r: u32, row: u32, lane: u32) -> f32 {
+    let blocks = p.k / 32u;
+    var acc = 0.0;
+    for (var b = lane; b < blocks; b += LANES) {
+        let v = dequant_block(row * blocks + b);
+        for (var i = 0u; i < 8u; i++) {
+            acc += dot(v[i], x4(r, b * 32u + 4u * i));
+        }
+    }
+    return acc;
+}
+
+// Sums `partial` over each row's 32 lanes; the result is in the row's lane 0.
+fn reduce_lanes(lid: u32) {
+    for (var s = LANES / 2u; s > 0u; s /= 2u) {
+        workgroupBarrier();
+        if (lid % LANES < s) {
+            partial[lid] += partial[lid + s];
+        }
+    }
+    workgroupBarrier();
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = wg.x * ROWS + lid / LANES;
+    let r = wg.y;
+    var acc = 0.0;
+    if (row < p.n) {
+        acc = row_dot(r, row, lid % LANES);
+    }
+    partial[lid] = acc;
+    reduce_lanes(lid);
+    if (row < p.n && lid % LANES == 0u) {
+        var y = partial[lid];
+        if (HAS_RESIDUAL) {
+            y += f32(residual[p.res_offset + r * p.n + row]);
+        }
+        out[p.out_offset + r * p.n + row] = T(y);
+    }
+}
+
+// ---- SwiGLU GEMV: out[r, j] = silu(Wg[j]·x[r]) · (Wu[j]·x[r]), both weights of one type -------------
+
+@group(0) @binding(5) var<storage, read> w_up: array<u32>;
+
+var<workgroup> partial_up: array<f32, 256>;
+
+fn up_f16_at(b: u32) -> f32 {
+    let word = w_up[b / 4u];
+    return unpack2x16float(select(word, word >> 16u, (b & 3u) != 0u)).x;
+}
+
+fn up_word_at(b: u32) -> u32 {
+    let i = b / 4u;
+    if ((b & 3u) == 0u) {
+        return w_up[i];
+    }
+    return (w_up[i] >> 16u) | (w_up[i + 1u] << 16u);
+}
+
+// dequant_block for w_up (WGSL cannot pass a storage array to a function).
+fn dequant_up(blk: u32) -> array<vec4<f32>, 8> {
+    let base = blk * block_bytes();
+    var out: array<vec4<f32>, 8>;
+    let d = up_f16_at(base);
+    if (QTYPE == 2u) {
+        for (var i = 0u; i < 8u; i++) {
+            let q = up_word_at(base + 2u + 4u * i);
+            let v = vec4<i32>(
+                i32(q << 24u) >> 24u, i32(q << 16u) >> 24u, i32(q << 8u) >> 24u, i32(q) >> 24u);
+            out[i] = d * vec4<f32>(v);
+        }
+        return out;
+    }
+    var m = -8.0 * d;
+    var qs = base + 2u;
+    if (QTYPE == 1u) {
+        m = up_f16_at(base + 2u);
+        qs = base + 4u;
+    }
+    for (var i = 0u; i < 4u; i++) {
+        let q = up_word_at(qs + 4u * i);
+        let lo = vec4<f32>(vec4<u32>(q, q >> 8u, q >> 16u, q >> 24u) & vec4<u32>(15u));
+        let hi = vec4<f32>(vec4<u32>(q >> 4u, q >> 12u, q >> 20u, q >> 28u) & vec4<u32>(15u));
+        out[i] = d * lo + m;
+        out[i + 4u] = d * hi + m;
+    }
+    return out;
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn gemv_swiglu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = wg.x * ROWS + lid / LANES;
+    let r = wg.y;
+    let lane = lid % LANES;
+    var gate = 0.0;
+    var up = 0.0;
+    if (row < p.n) {
+        let blocks = p.k / 32u;
+        for (var b = lane; b < blocks; b += LANES) {
+            let g = dequant_block(row * blocks + b);
+            let u = dequant_up(row * blocks + b);
+            for (var i = 0u; i < 8u; i++) {
+                let xv = x4(r, b * 32u + 4u * i);
+                gate += dot(g[i], xv);
+                up += dot(u[i], xv);
+            }
+        }
+    }
+    partial[lid] = gate;
+    partial_up[lid] = up;
+    for (var s = LANES / 2u; s > 0u; s /= 2u) {
+        workgroupBarrier();
+        if (lane < s) {
+            partial[lid] += partial[lid + s];
+            partial_up[lid] += partial_up[lid + s];
+        }
+    }
+    workgroupBarrier();
+    if (row < p.n && lane == 0u) {
+        let g = partial[lid];
+        out[p.out_offset + r * p.n + row] = T(g / (1.0 + exp(-g)) * partial_up[lid]);
+    }
+}
+
+// ---- Dequantize rows: out[i, :] = W[row_i, :], row_i = i, or ids[i] (embedding gather) ---------------
+// One thread a block. `p.m` is the number of output rows; `p.n` the weight's rows (ids past it give 0).
+
+@group(0) @binding(6) var<storage, read> ids: array<i32>;
+
+fn write_block(i: u32, src_row: u32, b: u32) {
+    let blocks = p.k / 32u;
+    let base = p.out_offset + i * p.k + b * 32u;
+    if (src_row >= p.n) {
+        for (var j = 0u; j < 32u; j++) {
+            out[base + j] = T(0.0);
+        }
+        return;
+    }
+    let v = dequant_block(src_row * blocks + b);
+    for (var j = 0u; j < 8u; j++) {
+        out[base + 4u * j] = T(v[j].x);
+        out[base + 4u * j + 1u] = T(v[j].y);
+        out[base + 4u * j + 2u] = T(v[j].z);
+        out[base + 4u * j + 3u] = T(v[j].w);
+    }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn dequant(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let t = gid.x + gid.y * groups.x * 256u;
+    let blocks = p.k / 32u;
+    if (t >= p.m * blocks) {
+        return;
+    }
+    write_block(t / blocks, t / blocks, t % blocks);
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let t = gid.x + gid.y * groups.x * 256u;
+    let blocks = p.k / 32u;
+    if (t >= p.m * blocks) {
+        return;
+    }
+    let id = ids[p.ids_offset + t / blocks];
+    write_block(t / blocks, select(u32(id), p.n, id < 0), t % blocks);
+}

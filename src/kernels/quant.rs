@@ -1,0 +1,246 @@
+//! Kernels over GGML block-quantized matrices, `shaders/quant.wgsl`: a dequantizing GEMV (decoding),
+//! a fused SwiGLU GEMV, and dequantization of whole rows (prefill's weights, embedding gathers).
+
+use crate::error::{Error, Result};
+use crate::gpu::KernelSource;
+use crate::kernels::{check_dtypes, grid_1d, to_u32};
+use crate::quant::{QTensor, QuantType};
+use crate::recorder::Recorder;
+use crate::tensor::{DType, Tensor};
+
+const SHADER: &str = include_str!("../../shaders/quant.wgsl");
+/// Weight rows one GEMV workgroup computes (ROWS in the shader).
+const GEMV_ROWS: usize = 8;
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    x_offset: u32,
+    out_offset: u32,
+    res_offset: u32,
+    ids_offset: u32,
+    _pad: u32,
+}
+
+fn qtype_constant(q: QuantType) -> f64 {
+    match q {
+        QuantType::Q4_0 => 0.0,
+        QuantType::Q4_1 => 1.0,
+        QuantType::Q8_0 => 2.0,
+    }
+}
+
+/// The weight as `[n, k]`, checked against `x [.., k]`; returns (rows of x, n, k).
+fn gemv_dims(op: &'static str, x: &Tensor, w: &QTensor) -> Result<(usize, usize, usize)> {
+    let &[n, k] = w.shape() else {
+        return Err(Error::shape(
+            op,
+            format!("the weight must be [out, in], got {:?}", w.shape()),
+        ));
+    };
+    let Some((&xk, lead)) = x.shape().split_last() else {
+        return Err(Error::shape(op, "x must have an input axis"));
+    };
+    if xk != k {
+        return Err(Error::shape(
+            op,
+            format!(
+                "x {:?} has {xk} inputs, the weight [{n}, {k}] takes {k}",
+                x.shape()
+            ),
+        ));
+    }
+    Ok((lead.iter().product(), n, k))
+}
+
+/// `x · Wᵀ (+ residual)` for `x [.., k]` and a quantized `W [n, k]`: one workgroup per 8 outputs of
+/// each row of `x`, so meant for a few rows (decoding). Returns `[.., n]` in `x`'s type.
+pub fn gemv(
+    rec: &mut Recorder,
+    x: &Tensor,
+    w: &QTensor,
+    residual: Option<&Tensor>,
+) -> Result<Tensor> {
+    const OP: &str = "quant::gemv";
+    let gpu = rec.gpu().clone();
+    let res = residual.unwrap_or(x); // placeholder when absent: bound, never read
+    let dtype = check_dtypes(OP, &gpu, &[x, res])?;
+    let (m, n, k) = gemv_dims(OP, x, w)?;
+    let mut shape = x.shape().to_vec();
+    *shape.last_mut().expect("an axis") = n;
+    if residual.is_some_and(|r| r.shape() != shape) {
+        return Err(Error::shape(
+            OP,
+            format!("residual {:?} must be {shape:?}", res.shape()),
+        ));
+    }
+    let out = Tensor::empty(&gpu, &shape, dtype)?;
+    if out.numel() == 0 {
+        return Ok(out);
+    }
+    let groups = [
+        to_u32(OP, "row groups", n.div_ceil(GEMV_ROWS))?,
+        to_u32(OP, "rows", m)?,
+        1,
+    ];
+    gpu.check_workgroups("quant::gemv output groups", groups[0])?;
+    gpu.check_workgroups("quant::gemv rows of x", groups[1])?;
+    let params = Params {
+        m: groups[1],
+        n: to_u32(OP, "n", n)?,
+        k: to_u32(OP, "k", k)?,
+        x_offset: x.offset_elements(),
+        out_offset: 0,
+        res_offset: res.offset_elements(),
+        ..Params::default()
+    };
+    let pipeline = gpu.pipeline(&KernelSource {
+        name: "quant",
+        body: SHADER,
+        dtype,
+        entry: "gemv",
+        constants: &[
+            ("QTYPE", qtype_constant(w.qtype())),
+            ("HAS_RESIDUAL", f64::from(u8::from(residual.is_some()))),
+        ],
+    });
+    let bindings = [
+        (0, w.buffer()),
+        (1, x.buffer()),
+        (2, out.buffer()),
+        (4, res.buffer()),
+    ];
+    rec.dispatch_at(&pipeline, &bindings, 3, &params, groups);
+    Ok(out)
+}
+
+/// `silu(x · Wgᵀ) ⊙ (x · Wuᵀ)`, LLaMA's gated MLP input, in one kernel for two quantized weights of
+/// one shape and type.
+pub fn gemv_swiglu(rec: &mut Recorder, x: &Tensor, gate: &QTensor, up: &QTensor) -> Result<Tensor> {
+    const OP: &str = "quant::gemv_swiglu";
+    let gpu = rec.gpu().clone();
+    let dtype = check_dtypes(OP, &gpu, &[x])?;
+    let (m, n, k) = gemv_dims(OP, x, gate)?;
+    if up.shape() != gate.shape() || up.qtype() != gate.qtype() {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "gate {:?} {:?} and up {:?} {:?} must have one shape and type",
+                gate.shape(),
+                gate.qtype(),
+                up.shape(),
+                up.qtype()
+            ),
+        ));
+    }
+    let mut shape = x.shape().to_vec();
+    *shape.last_mut().expect("an axis") = n;
+    let out = Tensor::empty(&gpu, &shape, dtype)?;
+    if out.numel() == 0 {
+        return Ok(out);
+    }
+    let groups = [
+        to_u32(OP, "row groups", n.div_ceil(GEMV_ROWS))?,
+        to_u32(OP, "rows", m)?,
+        1,
+    ];
+    gpu.check_workgroups("quant::gemv_swiglu output groups", groups[0])?;
+    gpu.check_workgroups("quant::gemv_swiglu rows of x", groups[1])?;
+    let params = Params {
+        m: groups[1],
+        n: to_u32(OP, "n", n)?,
+        k: to_u32(OP, "k", k)?,
+        x_offset: x.offset_elements(),
+        ..Params::default()
+    };
+    let pipeline = gpu.pipeline(&KernelSource {
+        name: "quant",
+        body: SHADER,
+        dtype,
+        entry: "gemv_swiglu",
+        constants: &[("QTYPE", qtype_constant(gate.qtype()))],
+    });
+    let bindings = [
+        (0, gate.buffer()),
+        (1, x.buffer()),
+        (2, out.buffer()),
+        (5, up.buffer()),
+    ];
+    rec.dispatch_at(&pipeline, &bindings, 3, &params, groups);
+    Ok(out)
+}
+
+/// The whole matrix dequantized to `dtype` (f32, or f16 on adapters with `shader-f16`): `[n, k]`.
+pub fn dequantize(rec: &mut Recorder, w: &QTensor, dtype: DType) -> Result<Tensor> {
+    rows(rec, w, None, dtype)
+}
+
+/// Rows of `w` picked by `ids` (i32, any shape): `[..ids, k]`, as an embedding lookup does. Ids out of
+/// range give rows of zeros (callers check token ids on the CPU; sampled ids are in range).
+pub fn gather(rec: &mut Recorder, w: &QTensor, ids: &Tensor, dtype: DType) -> Result<Tensor> {
+    rows(rec, w, Some(ids), dtype)
+}
+
+fn rows(rec: &mut Recorder, w: &QTensor, ids: Option<&Tensor>, dtype: DType) -> Result<Tensor> {
+    const OP: &str = "quant::dequantize";
+    let gpu = rec.gpu().clone();
+    if dtype == DType::I32 || (dtype == DType::F16 && !gpu.capabilities().shader_f16) {
+        return Err(Error::DType {
+            op: OP,
+            message: "dequantizes to f32, or to f16 on adapters with shader-f16".into(),
+            got: dtype,
+        });
+    }
+    let &[n, k] = w.shape() else {
+        return Err(Error::shape(
+            OP,
+            format!("weight {:?} must be 2-D", w.shape()),
+        ));
+    };
+    let (shape, m) = match ids {
+        Some(ids) => {
+            if ids.dtype() != DType::I32 {
+                return Err(Error::DType {
+                    op: OP,
+                    message: "ids must be i32".into(),
+                    got: ids.dtype(),
+                });
+            }
+            let mut shape = ids.shape().to_vec();
+            shape.push(k);
+            (shape, ids.numel())
+        }
+        None => (vec![n, k], n),
+    };
+    let out = Tensor::empty(&gpu, &shape, dtype)?;
+    let threads = to_u32(OP, "blocks", m * (k / 32))?;
+    if threads == 0 {
+        return Ok(out);
+    }
+    let params = Params {
+        m: to_u32(OP, "rows", m)?,
+        n: to_u32(OP, "n", n)?,
+        k: to_u32(OP, "k", k)?,
+        out_offset: 0,
+        ids_offset: ids.map_or(0, Tensor::offset_elements),
+        ..Params::default()
+    };
+    let entry = if ids.is_some() { "gather" } else { "dequant" };
+    let pipeline = gpu.pipeline(&KernelSource {
+        name: "quant",
+        body: SHADER,
+        dtype,
+        entry,
+        constants: &[("QTYPE", qtype_constant(w.qtype()))],
+    });
+    let grid = grid_1d(&gpu, OP, threads.div_ceil(256))?;
+    let mut bindings = vec![(0, w.buffer()), (2, out.buffer())];
+    if let Some(ids) = ids {
+        bindings.push((6, ids.buffer()));
+    }
+    rec.dispatch_at(&pipeline, &bindings, 3, &params, grid);
+    Ok(out)
+}
