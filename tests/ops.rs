@@ -172,7 +172,7 @@ async fn norms() -> Result<()> {
 gpu_test!(layer_rms_l2_norms_match_reference, norms);
 
 /// RoPE reference: inv_freq and the angle in f32 as transformers computes them, sin/cos in f64.
-fn rope_ref(x: &[f32], shape: [usize; 4], pos0: usize, theta: f32) -> Vec<f32> {
+fn rope_ref(x: &[f32], shape: [usize; 4], pos0: usize, theta: f32, interleaved: bool) -> Vec<f32> {
     let [batch, seq, heads, d] = shape;
     let mut out = x.to_vec();
     for b in 0..batch {
@@ -183,9 +183,14 @@ fn rope_ref(x: &[f32], shape: [usize; 4], pos0: usize, theta: f32) -> Vec<f32> {
                     let inv_freq = 1.0f32 / theta.powf((2 * i) as f32 / d as f32);
                     let angle = f64::from((pos0 + s) as f32 * inv_freq);
                     let (sn, c) = angle.sin_cos();
-                    let (x0, x1) = (f64::from(x[base + i]), f64::from(x[base + i + d / 2]));
-                    out[base + i] = (x0 * c - x1 * sn) as f32;
-                    out[base + i + d / 2] = (x1 * c + x0 * sn) as f32;
+                    let (i0, i1) = if interleaved {
+                        (base + 2 * i, base + 2 * i + 1)
+                    } else {
+                        (base + i, base + i + d / 2)
+                    };
+                    let (x0, x1) = (f64::from(x[i0]), f64::from(x[i1]));
+                    out[i0] = (x0 * c - x1 * sn) as f32;
+                    out[i1] = (x1 * c + x0 * sn) as f32;
                 }
             }
         }
@@ -206,8 +211,21 @@ async fn rope_rotations() -> Result<()> {
             let n: usize = shape.iter().product();
             let mut x = Rng::new(n as u64 + pos0 as u64).vec(n);
             let tx = upload(&gpu, dtype, &mut x, &shape)?;
+            // The interleaved layout, written into rows 1.. of a larger tensor (a KV cache's view).
+            let [b0, s0, h0, d0] = shape;
+            let mut big = vec![7.0f32; (b0 * s0 + 2) * h0 * d0];
+            let tbig = upload(&gpu, dtype, &mut big, &[b0 * s0 + 2, h0, d0])?;
+            let view = tbig.narrow(1, b0 * s0)?.reshape(&shape)?;
             let mut rec = gpu.recorder();
             let y = rope::rope(&mut rec, &tx, pos0, theta)?;
+            rope::rope_with(
+                &mut rec,
+                &tx,
+                Some(&view),
+                pos0,
+                theta,
+                rope::Layout::Interleaved,
+            )?;
             rec.submit();
             // WGSL specifies sin/cos to 2^-11 absolute on [-π, π]; each output sums two products with
             // |x| ≤ 1: 2e-3 absolute. A wrong pairing or position is off by O(1).
@@ -215,7 +233,17 @@ async fn rope_rotations() -> Result<()> {
             assert_close(
                 &format!("rope {dtype:?} {shape:?} pos0 {pos0}"),
                 &y.to_f32_vec().await?,
-                &rope_ref(&x, shape, pos0, theta),
+                &rope_ref(&x, shape, pos0, theta, false),
+                t,
+                0.0,
+            );
+            let mut want = big.clone();
+            let row = h0 * d0;
+            want[row..row * (1 + b0 * s0)].copy_from_slice(&rope_ref(&x, shape, pos0, theta, true));
+            assert_close(
+                &format!("interleaved rope into a view {dtype:?} {shape:?} pos0 {pos0}"),
+                &tbig.to_f32_vec().await?,
+                &want,
                 t,
                 0.0,
             );

@@ -1,4 +1,5 @@
-//! Rotary position embedding, `shaders/rope.wgsl` (Hugging Face "rotate half" layout).
+//! Rotary position embedding, `shaders/rope.wgsl`: Hugging Face's "rotate half" layout, or GGML's
+//! interleaved pairs.
 
 use crate::error::{Error, Result};
 use crate::gpu::KernelSource;
@@ -21,10 +22,34 @@ struct Params {
     out_offset: u32,
 }
 
+/// Which elements of a head form the rotated pairs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// `(x[i], x[i + d/2])`: Hugging Face transformers.
+    #[default]
+    RotateHalf,
+    /// `(x[2i], x[2i + 1])`: GGML (GGUF files of LLaMA-family models, whose query and key weights
+    /// llama.cpp's converter permuted to match).
+    Interleaved,
+}
+
 /// Rotates `x` of shape `[batch, seq, heads, head_dim]`; sequence index `s` is at position
 /// `pos0 + s` (`pos0`: tokens already in the KV cache). `theta` is the config's `rope_theta`
 /// (10 000 in LLaMA 2, 100 000 in SmolLM2, 500 000 in LLaMA 3).
 pub fn rope(rec: &mut Recorder, x: &Tensor, pos0: usize, theta: f32) -> Result<Tensor> {
+    rope_with(rec, x, None, pos0, theta, Layout::RotateHalf)
+}
+
+/// [`rope`] in either [`Layout`], written into `out` when given (a view of `x`'s shape, e.g. the
+/// KV cache's next positions) rather than a new tensor.
+pub fn rope_with(
+    rec: &mut Recorder,
+    x: &Tensor,
+    out: Option<&Tensor>,
+    pos0: usize,
+    theta: f32,
+    layout: Layout,
+) -> Result<Tensor> {
     const OP: &str = "rope";
     let gpu = rec.gpu().clone();
     let dtype = check_dtypes(OP, &gpu, &[x])?;
@@ -43,7 +68,21 @@ pub fn rope(rec: &mut Recorder, x: &Tensor, pos0: usize, theta: f32) -> Result<T
             format!("head_dim {head_dim} must be even"),
         ));
     }
-    let out = Tensor::empty(&gpu, x.shape(), dtype)?;
+    let out = match out {
+        Some(o) if o.shape() != x.shape() || o.dtype() != dtype => {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "out {:?} {:?} must match x {:?} {dtype:?}",
+                    o.shape(),
+                    o.dtype(),
+                    x.shape()
+                ),
+            ));
+        }
+        Some(o) => o.clone(),
+        None => Tensor::empty(&gpu, x.shape(), dtype)?,
+    };
     if out.numel() == 0 {
         return Ok(out);
     }
@@ -63,7 +102,10 @@ pub fn rope(rec: &mut Recorder, x: &Tensor, pos0: usize, theta: f32) -> Result<T
         body: SHADER,
         dtype,
         entry: "main",
-        constants: &[],
+        constants: &[(
+            "INTERLEAVED",
+            f64::from(u8::from(layout == Layout::Interleaved)),
+        )],
     });
     let grid = grid_1d(&gpu, OP, pairs.div_ceil(256))?;
     rec.dispatch(&pipeline, &[x.buffer(), out.buffer()], &params, grid);
