@@ -21,7 +21,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> out: array<T>;
 @group(0) @binding(3) var<uniform> p: Params;
 
-// 0: add, 1: mul, 2: silu(a) * b (SwiGLU: a is the gate projection, b the up projection).
+// 0: add, 1: mul, 2: silu(a) * b (SwiGLU: a is the gate projection, b the up projection), 3: a
+// (a copy into a view, such as a KV cache's next rows).
 override OP: u32 = 0u;
 
 @compute @workgroup_size(256, 1, 1)
@@ -37,6 +38,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         r = x + y;
     } else if (OP == 1u) {
         r = x * y;
+    } else if (OP == 3u) {
+        r = x;
     } else {
         r = x / (1.0 + exp(-x)) * y;
     }

@@ -6,6 +6,11 @@
 //           (seed, step, row) always gives the same token.
 // top-k and top-p thresholds are found by bisection on the value (32 rounds, each a count or sum over
 // the row): no sort. Values tied with a threshold are all kept.
+// With PENALTY, the logits of tokens marked in `seen` (a bitset a row: the prompt and every token
+// chosen so far) first get transformers' repetition penalty (divided by it when positive, multiplied
+// when negative), and the chosen token is marked, so the next step sees it without a CPU round trip.
+
+override PENALTY: bool = false;
 
 struct Params {
     rows: u32,
@@ -15,12 +20,13 @@ struct Params {
     temperature: f32,  // ≤ 0: argmax
     top_p: f32,        // ≥ 1: off
     step: u32,
-    _pad: u32,
+    penalty: f32,      // > 1 penalizes (with PENALTY)
 }
 
 @group(0) @binding(0) var<storage, read> logits: array<T>;
 @group(0) @binding(1) var<storage, read_write> ids: array<i32>;
 @group(0) @binding(2) var<uniform> p: Params;
+@group(0) @binding(3) var<storage, read_write> seen: array<u32>;
 
 const WG: u32 = 256u;
 const LOWEST: f32 = -3.4028234663852886e38;
@@ -29,8 +35,25 @@ var<workgroup> red_v: array<f32, WG>;
 var<workgroup> red_i: array<u32, WG>;
 var<workgroup> sums: array<f32, WG>;
 
+fn seen_word(row: u32, i: u32) -> u32 {
+    return row * ((p.vocab + 31u) / 32u) + i / 32u;
+}
+
 fn row_value(row: u32, i: u32) -> f32 {
-    return f32(logits[row * p.vocab + i]);
+    let v = f32(logits[row * p.vocab + i]);
+    if (PENALTY && (seen[seen_word(row, i)] & (1u << (i % 32u))) != 0u) {
+        return select(v / p.penalty, v * p.penalty, v < 0.0);
+    }
+    return v;
+}
+
+// The row's choice (one thread calls this per row).
+fn emit(row: u32, id: i32) {
+    ids[row] = id;
+    if (PENALTY && id >= 0) {
+        let i = u32(id);
+        seen[seen_word(row, i)] |= 1u << (i % 32u);
+    }
 }
 
 // (max, first index of max) over the row; every thread gets it.
@@ -85,7 +108,7 @@ fn argmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups
     }
     let m = argmax_row(t, row);
     if (t == 0u) {
-        ids[row] = i32(bitcast<u32>(m.y));
+        emit(row, i32(bitcast<u32>(m.y)));
     }
 }
 
@@ -111,7 +134,7 @@ fn sample(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups
     let best = i32(bitcast<u32>(m.y));
     if (p.temperature <= 0.0) {
         if (t == 0u) {
-            ids[row] = best;
+            emit(row, best);
         }
         return;
     }
@@ -201,8 +224,8 @@ fn sample(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups
             }
         }
         // Rounding can leave u just past the chunk's last kept value: take that one.
-        ids[row] = select(pick, last, pick < 0);
+        emit(row, select(pick, last, pick < 0));
     } else if (t == WG - 1u && u >= kept_total) {
-        ids[row] = best;
+        emit(row, best);
     }
 }

@@ -7,6 +7,7 @@
 //! sync: `iters` runs are recorded, several per submit for small ops, then the GPU is waited for.
 //! Memory-bound ops rotate over enough copies of their weights to defeat the GPU's last-level cache.
 
+use crate::clock::now_ms;
 use serde_json::{Value, json};
 
 use crate::error::Result;
@@ -272,28 +273,4 @@ async fn time(
     let once = run(per_submit.min(4), op).await? / per_submit.min(4) as f64;
     let iters = ((cfg.target_ms / once.max(1e-3)) as usize).clamp(3, 2000);
     Ok(run(iters, op).await? / iters as f64)
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-fn now_ms() -> f64 {
-    use std::sync::OnceLock;
-    static START: OnceLock<std::time::Instant> = OnceLock::new();
-    START
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_secs_f64()
-        * 1e3
-}
-
-#[cfg(target_arch = "wasm32")]
-fn now_ms() -> f64 {
-    let global = js_sys::global();
-    js_sys::Reflect::get(&global, &"performance".into())
-        .ok()
-        .and_then(|perf| {
-            let now = js_sys::Reflect::get(&perf, &"now".into()).ok()?;
-            let now: js_sys::Function = wasm_bindgen::JsCast::dyn_into(now).ok()?;
-            now.call0(&perf).ok()?.as_f64()
-        })
-        .unwrap_or_else(js_sys::Date::now)
 }

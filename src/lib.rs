@@ -23,6 +23,7 @@
 
 pub mod bench;
 pub mod bridge;
+pub mod clock;
 pub mod error;
 pub mod formats;
 pub mod gpu;

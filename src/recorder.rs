@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use crate::bridge::buffer::GpuBuffer;
+use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::tensor::{Tensor, padded_size};
 
 /// Collects dispatches until [`Recorder::submit`].
 ///
@@ -155,9 +157,52 @@ impl Recorder {
     }
 
     /// Ends the compute pass and submits everything recorded, once.
-    pub fn submit(mut self) -> Option<wgpu::SubmissionIndex> {
+    pub fn submit(self) -> Option<wgpu::SubmissionIndex> {
+        self.submit_inner(None)
+    }
+
+    /// Submits, with `tensor`'s bytes copied to a mappable buffer at the end of the same submit, and
+    /// starts mapping it: await [`Readback::bytes`] for them. Work submitted after this call does not
+    /// delay the read (decoding submits the next token's step before reading this one's id).
+    pub fn submit_and_read(self, tensor: &Tensor) -> Readback {
+        let gpu = self.gpu.clone();
+        let len = tensor.size_in_bytes();
+        let staging = gpu.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: padded_size(len),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let submission = self.submit_inner(Some((tensor, &staging)));
+        let (sender, receiver) = futures_channel::oneshot::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |result| {
+            let _ = sender.send(result);
+        });
+        Readback {
+            gpu,
+            staging,
+            len,
+            submission,
+            receiver,
+        }
+    }
+
+    fn submit_inner(
+        mut self,
+        read: Option<(&Tensor, &Arc<GpuBuffer>)>,
+    ) -> Option<wgpu::SubmissionIndex> {
         // The pass must end before the encoder can finish.
         drop(self.pass.take());
+        if let Some((tensor, staging)) = read {
+            let encoder = self.encoder.get_or_insert_with(|| {
+                self.gpu
+                    .device()
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
+            });
+            let bytes = staging.size();
+            encoder.copy_buffer_to_buffer(tensor.buffer(), tensor.offset(), staging, 0, bytes);
+            self.retained.push(Arc::clone(tensor.buffer()));
+        }
         let encoder = self.encoder.take()?;
         for (chunk, bytes) in self.params.drain(..) {
             let len = (bytes.len() as u64).next_multiple_of(4) as usize;
@@ -171,6 +216,50 @@ impl Recorder {
         // after the work completes.
         self.retained.clear();
         Some(index)
+    }
+}
+
+/// Bytes on their way back from the GPU (see [`Recorder::submit_and_read`]).
+pub struct Readback {
+    gpu: Gpu,
+    staging: Arc<GpuBuffer>,
+    len: u64,
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    submission: Option<wgpu::SubmissionIndex>,
+    receiver: futures_channel::oneshot::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
+}
+
+impl Readback {
+    /// Waits for the submit that produced the bytes (natively by polling the device for that
+    /// submission only; in the browser by awaiting mapAsync) and copies them out.
+    pub async fn bytes(self) -> Result<Vec<u8>> {
+        #[cfg(not(target_arch = "wasm32"))]
+        self.gpu
+            .device()
+            .poll(wgpu::PollType::Wait {
+                submission_index: self.submission.clone(),
+                timeout: None,
+            })
+            .map_err(|e| Error::Readback(e.to_string()))?;
+        let mapped = self.receiver.await;
+        self.gpu.check()?;
+        match mapped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Error::Readback(e.to_string())),
+            Err(_) => {
+                return Err(Error::Readback(
+                    "the map callback was dropped (device lost?)".into(),
+                ));
+            }
+        }
+        let view = self
+            .staging
+            .get_mapped_range(..)
+            .map_err(|e| Error::Readback(e.to_string()))?;
+        let out = view[..self.len as usize].to_vec();
+        self.gpu.copy_stats().to_host(self.len);
+        self.gpu.copy_stats().wasm_in(self.len);
+        Ok(out)
     }
 }
 

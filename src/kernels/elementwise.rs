@@ -24,6 +24,7 @@ enum Op {
     Add = 0,
     Mul = 1,
     SiluMul = 2,
+    Copy = 3,
 }
 
 /// `a + b`. `b` has `a`'s shape or a suffix of it (leading 1s allowed), and repeats over the rest:
@@ -55,16 +56,48 @@ pub fn silu_mul(rec: &mut Recorder, gate: &Tensor, up: &Tensor) -> Result<Tensor
     binary(rec, Op::SiluMul, gate, up)
 }
 
+/// Copies `src` into `dst`, a tensor (typically a view: [`Tensor::narrow`]) of the same shape and type:
+/// how new keys and values land in a KV cache.
+pub fn copy_into(rec: &mut Recorder, src: &Tensor, dst: &Tensor) -> Result<()> {
+    if dst.shape() != src.shape() || dst.dtype() != src.dtype() {
+        return Err(Error::shape(
+            "copy_into",
+            format!(
+                "dst {:?} {:?} must match src {:?} {:?}",
+                dst.shape(),
+                dst.dtype(),
+                src.shape(),
+                src.dtype()
+            ),
+        ));
+    }
+    binary_into(rec, Op::Copy, src, src, Some(dst)).map(drop)
+}
+
 fn binary(rec: &mut Recorder, op: Op, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    binary_into(rec, op, a, b, None)
+}
+
+fn binary_into(
+    rec: &mut Recorder,
+    op: Op,
+    a: &Tensor,
+    b: &Tensor,
+    out: Option<&Tensor>,
+) -> Result<Tensor> {
     let name = match op {
         Op::Add => "add",
         Op::Mul => "mul",
         Op::SiluMul => "silu_mul",
+        Op::Copy => "copy_into",
     };
     let gpu = rec.gpu().clone();
     let dtype = check_dtypes(name, &gpu, &[a, b])?;
     check_suffix(name, a.shape(), b.shape())?;
-    let out = Tensor::empty(&gpu, a.shape(), dtype)?;
+    let out = match out {
+        Some(o) => o.clone(),
+        None => Tensor::empty(&gpu, a.shape(), dtype)?,
+    };
     if out.numel() == 0 {
         return Ok(out);
     }

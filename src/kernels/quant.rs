@@ -64,6 +64,18 @@ pub fn gemv(
     w: &QTensor,
     residual: Option<&Tensor>,
 ) -> Result<Tensor> {
+    gemv_into(rec, x, w, residual, None)
+}
+
+/// [`gemv`] written into `out` when given (a view of the result's shape and type, such as a KV
+/// cache's next rows) rather than a new tensor.
+pub fn gemv_into(
+    rec: &mut Recorder,
+    x: &Tensor,
+    w: &QTensor,
+    residual: Option<&Tensor>,
+    out: Option<&Tensor>,
+) -> Result<Tensor> {
     const OP: &str = "quant::gemv";
     let gpu = rec.gpu().clone();
     let res = residual.unwrap_or(x); // placeholder when absent: bound, never read
@@ -77,7 +89,20 @@ pub fn gemv(
             format!("residual {:?} must be {shape:?}", res.shape()),
         ));
     }
-    let out = Tensor::empty(&gpu, &shape, dtype)?;
+    let out = match out {
+        Some(o) if o.numel() != shape.iter().product::<usize>() || o.dtype() != dtype => {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "out {:?} {:?} must hold {shape:?} {dtype:?}",
+                    o.shape(),
+                    o.dtype()
+                ),
+            ));
+        }
+        Some(o) => o.clone(),
+        None => Tensor::empty(&gpu, &shape, dtype)?,
+    };
     if out.numel() == 0 {
         return Ok(out);
     }
@@ -93,7 +118,7 @@ pub fn gemv(
         n: to_u32(OP, "n", n)?,
         k: to_u32(OP, "k", k)?,
         x_offset: x.offset_elements(),
-        out_offset: 0,
+        out_offset: out.offset_elements(),
         res_offset: res.offset_elements(),
         ..Params::default()
     };

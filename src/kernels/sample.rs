@@ -43,12 +43,38 @@ struct Params {
     temperature: f32,
     top_p: f32,
     step: u32,
-    _pad: u32,
+    penalty: f32,
+}
+
+/// transformers' repetition penalty, applied on the GPU before the choice.
+#[derive(Clone, Copy)]
+pub struct Penalty<'a> {
+    /// i32 `[rows, ceil(vocab / 32)]`: a bitset a row of the tokens to penalize (the prompt's, see
+    /// [`seen_tokens`]); the kernel marks each token it chooses.
+    pub seen: &'a Tensor,
+    /// > 1 discourages repeats (transformers' `repetition_penalty`; 1.0 is off).
+    pub repetition_penalty: f32,
+}
+
+/// The bitset of [`Penalty::seen`] for one row with `ids` marked, uploaded.
+pub fn seen_tokens(gpu: &crate::Gpu, ids: &[u32], vocab: usize) -> Result<Tensor> {
+    let mut words = vec![0u32; vocab.div_ceil(32)];
+    for &id in ids {
+        if let Some(w) = words.get_mut(id as usize / 32) {
+            *w |= 1 << (id % 32);
+        }
+    }
+    Tensor::from_bytes(
+        gpu,
+        bytemuck::cast_slice(&words),
+        &[1, words.len()],
+        DType::I32,
+    )
 }
 
 /// Index of the largest logit in each row of `logits [.., vocab]` (the first on ties): i32 `[..]`.
 pub fn argmax(rec: &mut Recorder, logits: &Tensor) -> Result<Tensor> {
-    run(rec, logits, &Sampling::default(), 0, "argmax")
+    run(rec, logits, &Sampling::default(), 0, "argmax", None)
 }
 
 /// A token drawn from each row of `logits [.., vocab]` as `sampling` says; `step` (the position being
@@ -59,7 +85,18 @@ pub fn sample(
     sampling: &Sampling,
     step: u32,
 ) -> Result<Tensor> {
-    run(rec, logits, sampling, step, "sample")
+    run(rec, logits, sampling, step, "sample", None)
+}
+
+/// [`sample`] after a repetition [`Penalty`].
+pub fn sample_with(
+    rec: &mut Recorder,
+    logits: &Tensor,
+    sampling: &Sampling,
+    step: u32,
+    penalty: Option<Penalty<'_>>,
+) -> Result<Tensor> {
+    run(rec, logits, sampling, step, "sample", penalty)
 }
 
 fn run(
@@ -68,6 +105,7 @@ fn run(
     s: &Sampling,
     step: u32,
     entry: &'static str,
+    penalty: Option<Penalty<'_>>,
 ) -> Result<Tensor> {
     const OP: &str = "sample";
     let gpu = rec.gpu().clone();
@@ -91,6 +129,26 @@ fn run(
         ));
     }
     let rows = lead.iter().product::<usize>();
+    if let Some(pen) = penalty {
+        let ok = pen.seen.dtype() == DType::I32
+            && pen.seen.shape() == [rows, vocab.div_ceil(32)]
+            && pen.seen.offset() == 0
+            && pen.repetition_penalty.is_finite()
+            && pen.repetition_penalty > 0.0;
+        if !ok {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "the repetition penalty needs a positive factor (got {}) and an i32 bitset \
+                     [{rows}, {}] (got {:?} {:?})",
+                    pen.repetition_penalty,
+                    vocab.div_ceil(32),
+                    pen.seen.shape(),
+                    pen.seen.dtype()
+                ),
+            ));
+        }
+    }
     let out = Tensor::empty(&gpu, lead, DType::I32)?;
     if rows == 0 {
         return Ok(out);
@@ -103,16 +161,26 @@ fn run(
         temperature: s.temperature,
         top_p: s.top_p,
         step,
-        _pad: 0,
+        penalty: penalty.map_or(1.0, |p| p.repetition_penalty),
     };
     let pipeline = gpu.pipeline(&KernelSource {
         name: "sample",
         body: SHADER,
         dtype,
         entry,
-        constants: &[],
+        constants: &[("PENALTY", f64::from(u8::from(penalty.is_some())))],
     });
     let grid = grid_1d(&gpu, OP, params.rows)?;
-    rec.dispatch(&pipeline, &[logits.buffer(), out.buffer()], &params, grid);
+    // Without a penalty the kernel never touches `seen`, but its binding must be filled.
+    let placeholder;
+    let seen = match penalty {
+        Some(p) => p.seen,
+        None => {
+            placeholder = Tensor::empty(&gpu, &[1], DType::I32)?;
+            &placeholder
+        }
+    };
+    let bindings = [(0, logits.buffer()), (1, out.buffer()), (3, seen.buffer())];
+    rec.dispatch_at(&pipeline, &bindings, 2, &params, grid);
     Ok(out)
 }

@@ -2,4 +2,6 @@
 
 pub mod bert;
 pub mod embedder;
+pub mod generate;
+pub mod llama;
 pub mod text;

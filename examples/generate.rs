@@ -1,0 +1,149 @@
+//! Text generation from the command line, with a LLaMA-family model (a GGUF file or a Hugging Face
+//! folder).
+//!
+//! ```sh
+//! cargo run --release --example generate -- --model models/SmolLM2-135M-Instruct.Q4_1.gguf \
+//!     --prompt "What is the capital of France?" --chat --max-tokens 64
+//! ```
+//! Streams the text to stdout. With `--json` prints instead
+//! `{"prompt_ids","ids","text","first_step_top_logits":[[id, logit], ...],"prefill_tok_s",
+//! "decode_tok_s","stop_reason","adapter", ...}`. `--bench` prints one line
+//! `{"op":"decode","model","dtype","prompt_tokens","new_tokens","prefill_tok_s","decode_tok_s","adapter"}`
+//! (the best of 3 runs after a warm-up; generation does not stop at EOS there).
+
+#[cfg(target_arch = "wasm32")]
+fn main() {}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() {
+    if let Err(e) = pollster::block_on(run()) {
+        eprintln!("generate: {e}");
+        std::process::exit(1);
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+const USAGE: &str = "generate --model PATH --prompt TEXT [--chat] [--max-tokens N] [--temperature T] \
+[--top-k K] [--top-p P] [--seed S] [--repetition-penalty R] [--stop TEXT]... [--json] [--bench]";
+
+#[cfg(not(target_arch = "wasm32"))]
+async fn run() -> webgpu_infer::Result<()> {
+    use std::io::Write;
+    use webgpu_infer::models::generate::{GenerateOptions, Generator};
+    use webgpu_infer::{Error, Gpu};
+
+    let mut args = std::env::args().skip(1);
+    let (mut model, mut prompt, mut json, mut bench) = (None, None, false, false);
+    let mut opts = GenerateOptions {
+        max_tokens: 128,
+        ..Default::default()
+    };
+    let bad = |flag: &str| Error::Input(format!("{flag} needs a number\nusage: {USAGE}"));
+    while let Some(a) = args.next() {
+        let mut value = || {
+            args.next()
+                .ok_or_else(|| Error::Input(format!("{a} needs a value")))
+        };
+        match a.as_str() {
+            "--model" => model = Some(value()?),
+            "--prompt" => prompt = Some(value()?),
+            "--chat" => opts.chat = true,
+            "--json" => json = true,
+            "--bench" => bench = true,
+            "--max-tokens" => opts.max_tokens = value()?.parse().map_err(|_| bad(&a))?,
+            "--temperature" => opts.sampling.temperature = value()?.parse().map_err(|_| bad(&a))?,
+            "--top-k" => opts.sampling.top_k = value()?.parse().map_err(|_| bad(&a))?,
+            "--top-p" => opts.sampling.top_p = value()?.parse().map_err(|_| bad(&a))?,
+            "--seed" => opts.sampling.seed = value()?.parse().map_err(|_| bad(&a))?,
+            "--repetition-penalty" => {
+                opts.repetition_penalty = value()?.parse().map_err(|_| bad(&a))?
+            }
+            "--stop" => opts.stop.push(value()?),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            other => {
+                return Err(Error::Input(format!(
+                    "unknown argument {other:?}\nusage: {USAGE}"
+                )));
+            }
+        }
+    }
+    let model =
+        model.ok_or_else(|| Error::Input(format!("--model is required\nusage: {USAGE}")))?;
+    let prompt =
+        prompt.ok_or_else(|| Error::Input(format!("--prompt is required\nusage: {USAGE}")))?;
+    let gpu = Gpu::new().await?;
+    let generator = Generator::from_path(&gpu, model.as_ref(), &mut |_| {})?;
+    if bench {
+        opts.stop_at_eos = false;
+        generator.generate(&prompt, &opts, &mut |_| true).await?; // warm-up: pipelines compiled
+        let mut best: Option<webgpu_infer::models::generate::Generation> = None;
+        for _ in 0..3 {
+            let g = generator.generate(&prompt, &opts, &mut |_| true).await?;
+            if best
+                .as_ref()
+                .is_none_or(|b| g.stats.decode_tok_s > b.stats.decode_tok_s)
+            {
+                best = Some(g);
+            }
+        }
+        let s = best.map(|g| g.stats).unwrap_or_default();
+        let line = serde_json::json!({
+            "op": "decode",
+            "model": model,
+            "dtype": "f32 activations, weights as stored",
+            "prompt_tokens": s.prompt_tokens,
+            "new_tokens": s.new_tokens,
+            "prefill_tok_s": s.prefill_tok_s,
+            "decode_tok_s": s.decode_tok_s,
+            "bytes_read_back_per_token": s.bytes_read_back_per_token,
+            "adapter": gpu.adapter_name(),
+        });
+        println!("{line}");
+        return Ok(());
+    }
+    if json {
+        opts.top_logits = 10;
+    }
+    let mut stdout = std::io::stdout();
+    let g = generator
+        .generate(&prompt, &opts, &mut |piece| {
+            if !json {
+                let _ = write!(stdout, "{piece}");
+                let _ = stdout.flush();
+            }
+            true
+        })
+        .await?;
+    if json {
+        let value = serde_json::json!({
+            "model": model,
+            "prompt_ids": g.prompt_ids,
+            "ids": g.ids,
+            "text": g.text,
+            "first_step_top_logits": g.first_step_top_logits,
+            "stop_reason": g.stop_reason.name(),
+            "prompt_tokens": g.stats.prompt_tokens,
+            "new_tokens": g.stats.new_tokens,
+            "prefill_tok_s": g.stats.prefill_tok_s,
+            "decode_tok_s": g.stats.decode_tok_s,
+            "bytes_read_back_per_token": g.stats.bytes_read_back_per_token,
+            "adapter": gpu.adapter_name(),
+        });
+        println!("{value}");
+    } else {
+        println!();
+        eprintln!(
+            "[{} prompt tokens at {:.0} tok/s, {} new at {:.1} tok/s, stop: {}; {}]",
+            g.stats.prompt_tokens,
+            g.stats.prefill_tok_s,
+            g.stats.new_tokens,
+            g.stats.decode_tok_s,
+            g.stop_reason.name(),
+            gpu.adapter_name()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,574 @@
+//! [`Generator`]: text generation with a LLaMA-family model. The prompt (optionally through the
+//! model's chat template) is tokenized on the CPU and prefilled in one submit; then each new token is
+//! one submit: the forward step reads the previous token's id from the GPU, samples on the GPU, and
+//! only the new id (4 bytes) comes back. The next step is submitted before the current id is read, so
+//! the GPU does not wait for the CPU between tokens.
+
+use tokenizers::Tokenizer;
+
+use crate::bridge::Weights;
+use crate::clock::now_ms;
+use crate::error::{Error, Result};
+use crate::formats::gguf::{Header, Value};
+use crate::gpu::Gpu;
+use crate::kernels::sample::{Penalty, Sampling, sample_with, seen_tokens};
+use crate::models::llama::{Config, Llama};
+use crate::models::text::{ChatTemplate, Message, tokenizer_from_gguf};
+use crate::tensor::{DType, Tensor};
+
+/// How to generate.
+#[derive(Clone, Debug)]
+pub struct GenerateOptions {
+    /// New tokens at most (the EOS token, when produced, counts).
+    pub max_tokens: usize,
+    /// Temperature, top-k, top-p and seed; the default is greedy.
+    pub sampling: Sampling,
+    /// transformers' `repetition_penalty` (1.0: off).
+    pub repetition_penalty: f32,
+    /// Generation stops before any of these strings; the text returned ends before it.
+    pub stop: Vec<String>,
+    /// Apply the model's chat template to the prompt as one user message (and open the assistant's
+    /// turn).
+    pub chat: bool,
+    /// Stop at the model's end-of-sequence tokens (on by default).
+    pub stop_at_eos: bool,
+    /// Read back the first step's `top_logits` highest logits (0: none, the default: reading the
+    /// logits costs a vocabulary-sized read-back).
+    pub top_logits: usize,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions {
+            max_tokens: 256,
+            sampling: Sampling::default(),
+            repetition_penalty: 1.0,
+            stop: Vec::new(),
+            chat: false,
+            stop_at_eos: true,
+            top_logits: 0,
+        }
+    }
+}
+
+/// Why generation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    Eos,
+    StopString,
+    MaxTokens,
+    /// The model's context length was reached.
+    ContextFull,
+    /// The caller's callback asked to stop.
+    Cancelled,
+}
+
+impl StopReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            StopReason::Eos => "eos",
+            StopReason::StopString => "stop",
+            StopReason::MaxTokens => "max_tokens",
+            StopReason::ContextFull => "context_full",
+            StopReason::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Timings and traffic of one generation.
+#[derive(Clone, Debug, Default)]
+pub struct GenerationStats {
+    pub prompt_tokens: usize,
+    pub new_tokens: usize,
+    /// From the call until the first new token's id was on the CPU.
+    pub prefill_ms: f64,
+    /// From the first new token to the last.
+    pub decode_ms: f64,
+    pub prefill_tok_s: f64,
+    pub decode_tok_s: f64,
+    /// Bytes read back from the GPU a token (4 while decoding: the token id).
+    pub bytes_read_back_per_token: f64,
+}
+
+/// The result of [`Generator::generate`].
+#[derive(Clone, Debug)]
+pub struct Generation {
+    pub prompt_ids: Vec<u32>,
+    /// The new tokens, the EOS token included when it ended generation.
+    pub ids: Vec<u32>,
+    /// The new text (special tokens and a matched stop string left out).
+    pub text: String,
+    pub stop_reason: StopReason,
+    /// The first step's highest logits, `(id, logit)` best first ([`GenerateOptions::top_logits`]).
+    pub first_step_top_logits: Vec<(u32, f32)>,
+    pub stats: GenerationStats,
+}
+
+/// A language model with its tokenizer and chat template.
+pub struct Generator {
+    gpu: Gpu,
+    model: Llama,
+    tokenizer: Tokenizer,
+    template: Option<ChatTemplate>,
+    eos_ids: Vec<u32>,
+}
+
+fn model_error(source: &str, message: impl Into<String>) -> Error {
+    Error::Model {
+        source_name: source.to_string(),
+        message: message.into(),
+    }
+}
+
+impl Generator {
+    /// Builds a generator from a loaded GGUF file: the model from its `llama.*` metadata and tensors,
+    /// the tokenizer from `tokenizer.ggml.*`, the chat template from `tokenizer.chat_template`.
+    pub fn from_gguf(
+        gpu: &Gpu,
+        source: &str,
+        header: &Header,
+        weights: &Weights,
+    ) -> Result<Generator> {
+        let cfg = Config::from_gguf(source, header, weights)?;
+        let model = Llama::from_gguf(cfg, weights)?;
+        let tokenizer = tokenizer_from_gguf(source, header)?;
+        let token = |key: &str| -> Option<String> {
+            let id = header.metadata.get(key)?.as_u64()?;
+            tokenizer.id_to_token(id as u32)
+        };
+        let template = match header.metadata.get("tokenizer.chat_template") {
+            Some(Value::String(t)) => Some(ChatTemplate::new(
+                t,
+                &token("tokenizer.ggml.bos_token_id").unwrap_or_default(),
+                &token("tokenizer.ggml.eos_token_id").unwrap_or_default(),
+            )?),
+            _ => None,
+        };
+        let mut eos_ids: Vec<u32> = ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"]
+            .iter()
+            .filter_map(|k| header.metadata.get(*k)?.as_u64().map(|v| v as u32))
+            .collect();
+        eos_ids.extend(Self::end_tokens(&tokenizer));
+        eos_ids.dedup();
+        Self::new(gpu, model, tokenizer, template, eos_ids)
+    }
+
+    /// Builds a generator from a Hugging Face checkpoint: `config.json`, the weights, `tokenizer.json`
+    /// and (for the chat template and special tokens) `tokenizer_config.json`.
+    pub fn from_hf(
+        gpu: &Gpu,
+        weights: &Weights,
+        config: &[u8],
+        tokenizer_json: &[u8],
+        tokenizer_config: Option<&[u8]>,
+    ) -> Result<Generator> {
+        let cfg = Config::from_json("config.json", config)?;
+        let model = Llama::from_hf(cfg, weights)?;
+        let tokenizer = Tokenizer::from_bytes(tokenizer_json)
+            .map_err(|e| model_error("tokenizer.json", e.to_string()))?;
+        let tc: serde_json::Value = match tokenizer_config {
+            Some(bytes) => serde_json::from_slice(bytes)
+                .map_err(|e| model_error("tokenizer_config.json", e.to_string()))?,
+            None => serde_json::Value::Null,
+        };
+        let special = |key: &str| -> String {
+            match &tc[key] {
+                serde_json::Value::String(s) => s.clone(),
+                v => v["content"].as_str().unwrap_or_default().to_string(),
+            }
+        };
+        let template = match tc["chat_template"].as_str() {
+            Some(t) => Some(ChatTemplate::new(
+                t,
+                &special("bos_token"),
+                &special("eos_token"),
+            )?),
+            None => None,
+        };
+        let mut eos_ids: Vec<u32> = tokenizer
+            .token_to_id(&special("eos_token"))
+            .into_iter()
+            .collect();
+        eos_ids.extend(Self::end_tokens(&tokenizer));
+        eos_ids.dedup();
+        Self::new(gpu, model, tokenizer, template, eos_ids)
+    }
+
+    /// Loads a model natively: a `.gguf` file, or a Hugging Face folder (`config.json`, safetensors
+    /// weights, `tokenizer.json`, optionally `tokenizer_config.json`).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn from_path(
+        gpu: &Gpu,
+        path: &std::path::Path,
+        on_progress: crate::bridge::OnProgress<'_>,
+    ) -> Result<Generator> {
+        if path.is_file() {
+            let (header, weights) = crate::bridge::native::load_gguf(gpu, path, on_progress)?;
+            return Self::from_gguf(gpu, &path.display().to_string(), &header, &weights);
+        }
+        let read = |name: &str| {
+            std::fs::read(path.join(name)).map_err(|e| Error::Io {
+                source_name: path.join(name).display().to_string(),
+                message: e.to_string(),
+            })
+        };
+        let weights = crate::bridge::native::load(gpu, path, on_progress)?;
+        let tokenizer_config = read("tokenizer_config.json").ok();
+        Self::from_hf(
+            gpu,
+            &weights,
+            &read("config.json")?,
+            &read("tokenizer.json")?,
+            tokenizer_config.as_deref(),
+        )
+    }
+
+    /// The end-of-turn tokens of the common chat formats, where the vocabulary has them.
+    fn end_tokens(tokenizer: &Tokenizer) -> Vec<u32> {
+        ["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "</s>"]
+            .iter()
+            .filter_map(|t| tokenizer.token_to_id(t))
+            .collect()
+    }
+
+    fn new(
+        gpu: &Gpu,
+        model: Llama,
+        tokenizer: Tokenizer,
+        template: Option<ChatTemplate>,
+        mut eos_ids: Vec<u32>,
+    ) -> Result<Generator> {
+        eos_ids.sort_unstable();
+        eos_ids.dedup();
+        Ok(Generator {
+            gpu: gpu.clone(),
+            model,
+            tokenizer,
+            template,
+            eos_ids,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        self.model.config()
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Token ids that end generation.
+    pub fn eos_ids(&self) -> &[u32] {
+        &self.eos_ids
+    }
+
+    /// The prompt as the model sees it: through the chat template as one user message when `chat`.
+    pub fn render(&self, prompt: &str, chat: bool) -> Result<String> {
+        if !chat {
+            return Ok(prompt.to_string());
+        }
+        let template = self.template.as_ref().ok_or_else(|| {
+            Error::Input("this model has no chat template: generate with chat off".into())
+        })?;
+        template.render(&[Message::new("user", prompt)], true)
+    }
+
+    /// The prompt's token ids (special tokens in the text, such as `<|im_start|>`, are recognized).
+    pub fn encode(&self, prompt: &str, chat: bool) -> Result<Vec<u32>> {
+        let text = self.render(prompt, chat)?;
+        let encoding = self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| Error::Input(format!("tokenizing the prompt: {e}")))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    /// Text of `ids`, special tokens left out.
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.tokenizer
+            .decode(ids, true)
+            .map_err(|e| Error::Input(format!("decoding tokens: {e}")))
+    }
+
+    /// Generates a continuation of `prompt`. `on_piece` receives the text as it is produced (whole
+    /// characters, never part of a stop string) and returns `false` to stop.
+    pub async fn generate(
+        &self,
+        prompt: &str,
+        opts: &GenerateOptions,
+        on_piece: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Generation> {
+        let prompt_ids = self.encode(prompt, opts.chat)?;
+        self.generate_ids(prompt_ids, opts, on_piece).await
+    }
+
+    /// [`Generator::generate`] from token ids.
+    pub async fn generate_ids(
+        &self,
+        prompt_ids: Vec<u32>,
+        opts: &GenerateOptions,
+        on_piece: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Generation> {
+        let start = now_ms();
+        let cfg = self.model.config();
+        self.check(&prompt_ids, opts)?;
+        let context = cfg.max_position_embeddings;
+        // The cache holds the prompt and every token but the last (which is never fed back).
+        let capacity = (prompt_ids.len() + opts.max_tokens).min(context);
+        let mut cache = self.model.new_cache(&self.gpu, capacity)?;
+        let seen = if opts.repetition_penalty != 1.0 {
+            Some(seen_tokens(&self.gpu, &prompt_ids, cfg.vocab_size)?)
+        } else {
+            None
+        };
+        let penalty = seen.as_ref().map(|seen| Penalty {
+            seen,
+            repetition_penalty: opts.repetition_penalty,
+        });
+        let before = self.gpu.stats();
+        let ids: Vec<i32> = prompt_ids.iter().map(|&i| i as i32).collect();
+        let input = Tensor::from_bytes(
+            &self.gpu,
+            bytemuck::cast_slice(&ids),
+            &[ids.len()],
+            DType::I32,
+        )?;
+        let mut rec = self.gpu.recorder();
+        let logits = self.model.forward(&mut rec, &input, &mut cache)?;
+        let mut token = sample_with(&mut rec, &logits, &opts.sampling, 0, penalty)?;
+        let mut pending = rec.submit_and_read(&token);
+        let mut out = Output::new(self, opts);
+        let mut first_step_top_logits = Vec::new();
+        let mut first_ms = None;
+        let mut logits_bytes = 0; // the optional first-step logits, not part of a token's cost
+        let stop_reason = loop {
+            // Queue the next step (it reads this step's token on the GPU) before waiting for this id.
+            let produced = out.ids.len() + 1;
+            let next = if produced < opts.max_tokens && cache.len() < capacity {
+                let mut rec = self.gpu.recorder();
+                let logits = self.model.forward(&mut rec, &token, &mut cache)?;
+                token = sample_with(&mut rec, &logits, &opts.sampling, produced as u32, penalty)?;
+                Some(rec.submit_and_read(&token))
+            } else {
+                None
+            };
+            let id = i32::from_le_bytes(
+                pending.bytes().await?[..4]
+                    .try_into()
+                    .map_err(|_| Error::Readback("short token id".into()))?,
+            );
+            if first_ms.is_none() {
+                first_ms = Some(now_ms());
+                if opts.top_logits > 0 {
+                    first_step_top_logits =
+                        top_logits(&logits.to_f32_vec().await?, opts.top_logits);
+                    logits_bytes = logits.size_in_bytes();
+                }
+            }
+            if let Some(reason) = out.push(id as u32, on_piece)? {
+                break reason;
+            }
+            match next {
+                Some(n) => pending = n,
+                None if produced >= opts.max_tokens => break StopReason::MaxTokens,
+                None => break StopReason::ContextFull,
+            }
+        };
+        let end = now_ms();
+        let first = first_ms.unwrap_or(end);
+        let after = self.gpu.stats();
+        let new_tokens = out.ids.len();
+        let stats = GenerationStats {
+            prompt_tokens: prompt_ids.len(),
+            new_tokens,
+            prefill_ms: first - start,
+            decode_ms: end - first,
+            prefill_tok_s: prompt_ids.len() as f64 / ((first - start) / 1e3),
+            decode_tok_s: if new_tokens > 1 {
+                (new_tokens - 1) as f64 / ((end - first) / 1e3)
+            } else {
+                0.0
+            },
+            bytes_read_back_per_token: (after.gpu_to_host_bytes
+                - before.gpu_to_host_bytes
+                - logits_bytes) as f64
+                / new_tokens.max(1) as f64,
+        };
+        Ok(Generation {
+            prompt_ids,
+            text: out.text,
+            ids: out.ids,
+            stop_reason,
+            first_step_top_logits,
+            stats,
+        })
+    }
+
+    /// Refuses what generation cannot do, before any GPU work.
+    fn check(&self, prompt_ids: &[u32], opts: &GenerateOptions) -> Result<()> {
+        let cfg = self.model.config();
+        if prompt_ids.is_empty() {
+            return Err(Error::Input("the prompt is empty (no tokens)".into()));
+        }
+        if prompt_ids.len() >= cfg.max_position_embeddings {
+            return Err(Error::Input(format!(
+                "the prompt has {} tokens; the model's context length is {}: shorten it",
+                prompt_ids.len(),
+                cfg.max_position_embeddings
+            )));
+        }
+        if let Some(id) = prompt_ids.iter().find(|&&i| i as usize >= cfg.vocab_size) {
+            return Err(Error::Input(format!(
+                "token id {id} is past the model's vocabulary of {}",
+                cfg.vocab_size
+            )));
+        }
+        let s = &opts.sampling;
+        if opts.max_tokens == 0 {
+            return Err(Error::Input("max_tokens must be at least 1".into()));
+        }
+        if !(s.temperature.is_finite() && s.temperature >= 0.0) {
+            return Err(Error::Input(format!(
+                "temperature must be ≥ 0 (0: greedy), got {}",
+                s.temperature
+            )));
+        }
+        if !(s.top_p > 0.0 && s.top_p <= 1.0) {
+            return Err(Error::Input(format!(
+                "top_p must be in (0, 1], got {}",
+                s.top_p
+            )));
+        }
+        if !(opts.repetition_penalty.is_finite() && opts.repetition_penalty > 0.0) {
+            return Err(Error::Input(format!(
+                "repetition_penalty must be > 0 (1: off), got {}",
+                opts.repetition_penalty
+            )));
+        }
+        if opts.stop.iter().any(String::is_empty) {
+            return Err(Error::Input("stop strings must not be empty".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The `n` highest logits, best first.
+fn top_logits(logits: &[f32], n: usize) -> Vec<(u32, f32)> {
+    let mut order: Vec<u32> = (0..logits.len() as u32).collect();
+    order.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
+    order
+        .into_iter()
+        .take(n)
+        .map(|i| (i, logits[i as usize]))
+        .collect()
+}
+
+/// New tokens turned into text as they come: incremental detokenization (only whole characters are
+/// emitted) and stop strings (text that may begin one is held back until it cannot).
+struct Output<'a> {
+    generator: &'a Generator,
+    opts: &'a GenerateOptions,
+    ids: Vec<u32>,
+    /// `ids[prefix..read]` was decoded last time; text past it is new.
+    prefix: usize,
+    read: usize,
+    /// Everything decoded so far, and how much of it was handed to the callback.
+    text: String,
+    emitted: usize,
+}
+
+impl<'a> Output<'a> {
+    fn new(generator: &'a Generator, opts: &'a GenerateOptions) -> Self {
+        Output {
+            generator,
+            opts,
+            ids: Vec::new(),
+            prefix: 0,
+            read: 0,
+            text: String::new(),
+            emitted: 0,
+        }
+    }
+
+    /// Takes one new token; returns why to stop, if it is time.
+    fn push(
+        &mut self,
+        id: u32,
+        on_piece: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Option<StopReason>> {
+        self.ids.push(id);
+        if self.opts.stop_at_eos && self.generator.eos_ids.contains(&id) {
+            self.flush(self.text.len(), on_piece);
+            return Ok(Some(StopReason::Eos));
+        }
+        let g = self.generator;
+        let before = g.decode(&self.ids[self.prefix..self.read])?;
+        let now = g.decode(&self.ids[self.prefix..])?;
+        if now.len() > before.len() && !now.ends_with('\u{FFFD}') && now.starts_with(&before) {
+            self.text.push_str(&now[before.len()..]);
+            self.prefix = self.read;
+            self.read = self.ids.len();
+        }
+        if let Some(at) = self
+            .opts
+            .stop
+            .iter()
+            .filter_map(|s| self.text.find(s.as_str()))
+            .min()
+        {
+            self.text.truncate(at);
+            self.flush(at, on_piece);
+            return Ok(Some(StopReason::StopString));
+        }
+        // Hold back a tail that could still become a stop string.
+        let hold = self
+            .opts
+            .stop
+            .iter()
+            .map(|s| longest_prefix_suffix(&self.text, s))
+            .max()
+            .unwrap_or(0);
+        if !self.flush(self.text.len() - hold, on_piece) {
+            return Ok(Some(StopReason::Cancelled));
+        }
+        Ok(None)
+    }
+
+    /// Hands `text[emitted..upto]` to the callback; its answer (false: stop).
+    fn flush(&mut self, upto: usize, on_piece: &mut dyn FnMut(&str) -> bool) -> bool {
+        if upto <= self.emitted {
+            return true;
+        }
+        let piece = &self.text[self.emitted..upto];
+        self.emitted = upto;
+        on_piece(piece)
+    }
+}
+
+/// Bytes of the longest suffix of `text` that is a proper prefix of `stop`, at a char boundary.
+fn longest_prefix_suffix(text: &str, stop: &str) -> usize {
+    (1..stop.len())
+        .rev()
+        .find(|&n| stop.is_char_boundary(n) && text.ends_with(&stop[..n]))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_string_prefixes_are_held_back() {
+        assert_eq!(longest_prefix_suffix("hello <|im", "<|im_end|>"), 4);
+        assert_eq!(longest_prefix_suffix("hello", "<|im_end|>"), 0);
+        assert_eq!(longest_prefix_suffix("ab", "b"), 0); // a whole match is found, not held
+    }
+
+    #[test]
+    fn top_logits_are_sorted() {
+        assert_eq!(
+            top_logits(&[0.5, 2.0, -1.0, 1.0], 2),
+            vec![(1, 2.0), (3, 1.0)]
+        );
+    }
+}

@@ -1,0 +1,556 @@
+//! LLaMA-family decoders (LLaMA 2/3, SmolLM2, TinyLlama, ...), mirroring transformers'
+//! `models/llama/modeling_llama.py`: token embedding, `num_hidden_layers` pre-RMSNorm blocks of
+//! grouped-query attention with RoPE and a SwiGLU MLP, a final RMSNorm and the LM head (tied to the
+//! embedding or not). Weights come from a Hugging Face checkpoint (config.json + safetensors) or a
+//! GGUF file, whose quantized matrices stay quantized on the GPU.
+//!
+//! One forward call records every layer into the caller's [`Recorder`]: a whole prefill, or one
+//! decoding step, is a single submit. Keys and values are written straight into the [`KvCache`].
+
+use serde::Deserialize;
+
+use crate::bridge::Weights;
+use crate::bridge::load::AnyTensor;
+use crate::error::{Error, Result};
+use crate::formats::gguf::Header;
+use crate::kernels::attention::{self, attention};
+use crate::kernels::embedding::{Extras, embedding};
+use crate::kernels::matmul::linear;
+use crate::kernels::rope::{Layout, rope_with};
+use crate::kernels::{elementwise, norm::rms_norm, quant};
+use crate::recorder::Recorder;
+use crate::tensor::{DType, Tensor};
+
+/// Up to this many rows (tokens), quantized weights are read by the dequantizing GEMV; past it they
+/// are dequantized into a scratch tensor for the tiled matmul (prefill).
+const GEMV_MAX_ROWS: usize = 8;
+
+/// The hyper-parameters of a LLaMA-family model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub num_key_value_heads: usize,
+    pub head_dim: usize,
+    pub vocab_size: usize,
+    pub rms_norm_eps: f32,
+    pub rope_theta: f32,
+    /// The context length the model was trained for.
+    pub max_position_embeddings: usize,
+    pub tie_word_embeddings: bool,
+}
+
+/// The fields of a Hugging Face `config.json` read here.
+#[derive(Deserialize)]
+struct HfConfig {
+    #[serde(default)]
+    model_type: String,
+    hidden_size: usize,
+    intermediate_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    num_key_value_heads: Option<usize>,
+    head_dim: Option<usize>,
+    vocab_size: usize,
+    #[serde(default = "default_eps")]
+    rms_norm_eps: f32,
+    #[serde(default = "default_theta")]
+    rope_theta: f32,
+    #[serde(default)]
+    rope_scaling: Option<serde_json::Value>,
+    #[serde(default = "default_context")]
+    max_position_embeddings: usize,
+    #[serde(default)]
+    tie_word_embeddings: bool,
+    #[serde(default = "default_act")]
+    hidden_act: String,
+    #[serde(default)]
+    attention_bias: bool,
+    #[serde(default)]
+    mlp_bias: bool,
+}
+
+fn default_eps() -> f32 {
+    1e-6
+}
+fn default_theta() -> f32 {
+    10_000.0
+}
+fn default_context() -> usize {
+    2048
+}
+fn default_act() -> String {
+    "silu".into()
+}
+
+fn bad(source: &str, message: impl Into<String>) -> Error {
+    Error::Model {
+        source_name: source.to_string(),
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Parses a Hugging Face `config.json` of a LLaMA-architecture model.
+    pub fn from_json(source: &str, json: &[u8]) -> Result<Config> {
+        let c: HfConfig = serde_json::from_slice(json)
+            .map_err(|e| bad(source, format!("not a LLaMA config.json: {e}")))?;
+        if !["llama", "mistral", ""].contains(&c.model_type.as_str()) {
+            return Err(bad(
+                source,
+                format!(
+                    "model_type {:?} is not a LLaMA-family decoder",
+                    c.model_type
+                ),
+            ));
+        }
+        if c.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
+            return Err(bad(source, "rope_scaling is not supported yet"));
+        }
+        if c.hidden_act != "silu" || c.attention_bias || c.mlp_bias {
+            return Err(bad(
+                source,
+                "only SiLU MLPs without biases (LLaMA's) are implemented",
+            ));
+        }
+        let heads = c.num_attention_heads;
+        Config {
+            hidden_size: c.hidden_size,
+            intermediate_size: c.intermediate_size,
+            num_hidden_layers: c.num_hidden_layers,
+            num_attention_heads: heads,
+            num_key_value_heads: c.num_key_value_heads.unwrap_or(heads),
+            head_dim: c.head_dim.unwrap_or(c.hidden_size / heads.max(1)),
+            vocab_size: c.vocab_size,
+            rms_norm_eps: c.rms_norm_eps,
+            rope_theta: c.rope_theta,
+            max_position_embeddings: c.max_position_embeddings,
+            tie_word_embeddings: c.tie_word_embeddings,
+        }
+        .checked(source)
+    }
+
+    /// Reads the `llama.*` metadata of a GGUF file.
+    pub fn from_gguf(source: &str, header: &Header, weights: &Weights) -> Result<Config> {
+        let arch = header.architecture().unwrap_or("");
+        if arch != "llama" {
+            return Err(bad(
+                source,
+                format!(
+                    "general.architecture is {arch:?}; only \"llama\" GGUF files are supported"
+                ),
+            ));
+        }
+        let int = |key: &str| -> Result<usize> {
+            header
+                .get(source, &format!("llama.{key}"))?
+                .as_u64()
+                .map(|v| v as usize)
+                .ok_or_else(|| bad(source, format!("llama.{key} is not an integer")))
+        };
+        let float = |key: &str, default: f32| -> f32 {
+            header
+                .metadata
+                .get(&format!("llama.{key}"))
+                .and_then(|v| v.as_f64())
+                .map_or(default, |v| v as f32)
+        };
+        let heads = int("attention.head_count")?;
+        let hidden = int("embedding_length")?;
+        let vocab = match int("vocab_size") {
+            Ok(v) => v,
+            Err(_) => weights.get_any("token_embd.weight")?.shape()[0],
+        };
+        Config {
+            hidden_size: hidden,
+            intermediate_size: int("feed_forward_length")?,
+            num_hidden_layers: int("block_count")?,
+            num_attention_heads: heads,
+            num_key_value_heads: int("attention.head_count_kv").unwrap_or(heads),
+            head_dim: int("rope.dimension_count").unwrap_or(hidden / heads.max(1)),
+            vocab_size: vocab,
+            rms_norm_eps: float("attention.layer_norm_rms_epsilon", 1e-5),
+            rope_theta: float("rope.freq_base", 10_000.0),
+            max_position_embeddings: int("context_length").unwrap_or(2048),
+            tie_word_embeddings: !weights.contains("output.weight"),
+        }
+        .checked(source)
+    }
+
+    fn checked(self, source: &str) -> Result<Config> {
+        let ok = self.num_attention_heads > 0
+            && self.num_key_value_heads > 0
+            && self
+                .num_attention_heads
+                .is_multiple_of(self.num_key_value_heads)
+            && self.head_dim > 0
+            && self.head_dim.is_multiple_of(2)
+            && self.head_dim <= 256
+            && self.num_hidden_layers > 0
+            && self.vocab_size > 0;
+        if !ok {
+            return Err(bad(
+                source,
+                format!("inconsistent head counts or sizes: {self:?}"),
+            ));
+        }
+        Ok(self)
+    }
+}
+
+/// Where the weights' names come from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Names {
+    /// transformers' `model.layers.{i}.self_attn.q_proj.weight`.
+    Hf,
+    /// llama.cpp's `blk.{i}.attn_q.weight`.
+    Gguf,
+}
+
+impl Names {
+    fn layer(self, i: usize, part: &str) -> String {
+        match self {
+            Names::Hf => format!("model.layers.{i}.{part}.weight"),
+            Names::Gguf => {
+                let short = match part {
+                    "input_layernorm" => "attn_norm",
+                    "self_attn.q_proj" => "attn_q",
+                    "self_attn.k_proj" => "attn_k",
+                    "self_attn.v_proj" => "attn_v",
+                    "self_attn.o_proj" => "attn_output",
+                    "post_attention_layernorm" => "ffn_norm",
+                    "mlp.gate_proj" => "ffn_gate",
+                    "mlp.up_proj" => "ffn_up",
+                    _ => "ffn_down",
+                };
+                format!("blk.{i}.{short}.weight")
+            }
+        }
+    }
+
+    fn global(self, part: &str) -> &'static str {
+        match (self, part) {
+            (Names::Hf, "embed") => "model.embed_tokens.weight",
+            (Names::Hf, "norm") => "model.norm.weight",
+            (Names::Hf, _) => "lm_head.weight",
+            (Names::Gguf, "embed") => "token_embd.weight",
+            (Names::Gguf, "norm") => "output_norm.weight",
+            (Names::Gguf, _) => "output.weight",
+        }
+    }
+}
+
+/// A weight matrix `[out, in]`, dense or block-quantized, as a linear layer uses it.
+#[derive(Clone)]
+pub struct Linear {
+    weight: AnyTensor,
+}
+
+impl Linear {
+    fn load(weights: &Weights, name: &str, out: usize, inp: usize) -> Result<Linear> {
+        let weight = weights.get_any(name)?;
+        if weight.shape() != [out, inp] {
+            return Err(bad(
+                name,
+                format!(
+                    "has shape {:?}, the config implies [{out}, {inp}]",
+                    weight.shape()
+                ),
+            ));
+        }
+        Ok(Linear { weight })
+    }
+
+    /// `x · Wᵀ (+ residual)`, written into `out` when given.
+    fn forward(
+        &self,
+        rec: &mut Recorder,
+        x: &Tensor,
+        residual: Option<&Tensor>,
+        out: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let rows = x.numel() / x.shape().last().copied().unwrap_or(1).max(1);
+        let y = match &self.weight {
+            AnyTensor::Quant(w) if rows <= GEMV_MAX_ROWS => {
+                return quant::gemv_into(rec, x, w, residual, out);
+            }
+            AnyTensor::Quant(w) => {
+                let dense = quant::dequantize(rec, w, x.dtype())?;
+                linear(rec, x, &dense, None, None)?
+            }
+            AnyTensor::Dense(w) => linear(rec, x, w, None, None)?,
+        };
+        let y = match residual {
+            Some(r) => elementwise::add(rec, &y, r)?,
+            None => y,
+        };
+        if let Some(out) = out {
+            elementwise::copy_into(rec, &y.reshape(out.shape())?, out)?;
+            return Ok(out.clone());
+        }
+        Ok(y)
+    }
+}
+
+/// One decoder block.
+struct Block {
+    attn_norm: Tensor,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    mlp_norm: Tensor,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+/// Keys and values of every layer for the positions seen so far: `[1, capacity, kv_heads, head_dim]`
+/// a layer, filled in place by each forward call.
+pub struct KvCache {
+    k: Vec<Tensor>,
+    v: Vec<Tensor>,
+    capacity: usize,
+    len: usize,
+}
+
+impl KvCache {
+    /// Positions filled so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Forgets every position (the buffers are kept).
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Forgets positions from `len` on (to undo a speculative step).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+}
+
+/// A LLaMA-family model on the GPU.
+pub struct Llama {
+    cfg: Config,
+    embed: AnyTensor,
+    blocks: Vec<Block>,
+    norm: Tensor,
+    lm_head: Linear,
+    rope_layout: Layout,
+    /// The activations' type: the norms' (f32 for GGUF and f32 checkpoints).
+    dtype: DType,
+}
+
+impl Llama {
+    /// Builds the model from a Hugging Face checkpoint's weights.
+    pub fn from_hf(cfg: Config, weights: &Weights) -> Result<Llama> {
+        Self::load(cfg, weights, Names::Hf, Layout::RotateHalf)
+    }
+
+    /// Builds the model from a GGUF file's weights (llama.cpp permuted the query and key rows to
+    /// GGML's interleaved RoPE layout, which is what the kernel then uses).
+    pub fn from_gguf(cfg: Config, weights: &Weights) -> Result<Llama> {
+        Self::load(cfg, weights, Names::Gguf, Layout::Interleaved)
+    }
+
+    fn load(cfg: Config, weights: &Weights, names: Names, rope_layout: Layout) -> Result<Llama> {
+        let (d, ff) = (cfg.hidden_size, cfg.intermediate_size);
+        let (q_dim, kv_dim) = (
+            cfg.num_attention_heads * cfg.head_dim,
+            cfg.num_key_value_heads * cfg.head_dim,
+        );
+        let norm = |name: &str| -> Result<Tensor> {
+            let t = weights.get(name)?;
+            if t.shape() != [d] {
+                return Err(bad(name, format!("has shape {:?}, not [{d}]", t.shape())));
+            }
+            Ok(t.clone())
+        };
+        let blocks = (0..cfg.num_hidden_layers)
+            .map(|i| {
+                let l = |part: &str| names.layer(i, part);
+                Ok(Block {
+                    attn_norm: norm(&l("input_layernorm"))?,
+                    q: Linear::load(weights, &l("self_attn.q_proj"), q_dim, d)?,
+                    k: Linear::load(weights, &l("self_attn.k_proj"), kv_dim, d)?,
+                    v: Linear::load(weights, &l("self_attn.v_proj"), kv_dim, d)?,
+                    o: Linear::load(weights, &l("self_attn.o_proj"), d, q_dim)?,
+                    mlp_norm: norm(&l("post_attention_layernorm"))?,
+                    gate: Linear::load(weights, &l("mlp.gate_proj"), ff, d)?,
+                    up: Linear::load(weights, &l("mlp.up_proj"), ff, d)?,
+                    down: Linear::load(weights, &l("mlp.down_proj"), d, ff)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let embed_name = names.global("embed");
+        let embed = Linear::load(weights, embed_name, cfg.vocab_size, d)?;
+        let lm_head = if cfg.tie_word_embeddings {
+            embed.clone()
+        } else {
+            Linear::load(weights, names.global("lm_head"), cfg.vocab_size, d)?
+        };
+        let norm = norm(names.global("norm"))?;
+        let dtype = norm.dtype();
+        if let AnyTensor::Dense(t) = &embed.weight
+            && t.dtype() != dtype
+        {
+            return Err(bad(
+                embed_name,
+                format!("is {:?} but the norms are {dtype:?}", t.dtype()),
+            ));
+        }
+        Ok(Llama {
+            embed: embed.weight,
+            blocks,
+            norm,
+            lm_head,
+            rope_layout,
+            dtype,
+            cfg,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// An empty cache for up to `capacity` positions (at most the model's context length).
+    pub fn new_cache(&self, gpu: &crate::Gpu, capacity: usize) -> Result<KvCache> {
+        if capacity == 0 || capacity > self.cfg.max_position_embeddings {
+            return Err(Error::Input(format!(
+                "a KV cache of {capacity} positions: it must be 1 to the model's context length {}",
+                self.cfg.max_position_embeddings
+            )));
+        }
+        let shape = [1, capacity, self.cfg.num_key_value_heads, self.cfg.head_dim];
+        let layers = self.cfg.num_hidden_layers;
+        let make = || -> Result<Vec<Tensor>> {
+            (0..layers)
+                .map(|_| Tensor::empty(gpu, &shape, self.dtype))
+                .collect()
+        };
+        Ok(KvCache {
+            k: make()?,
+            v: make()?,
+            capacity,
+            len: 0,
+        })
+    }
+
+    /// Runs `ids` (i32 `[seq]`, on the GPU: a prompt, or the token the previous step sampled) at
+    /// positions `cache.len()..`, appends their keys and values to `cache`, and returns the next-token
+    /// logits of the last position, `[1, vocab]`.
+    pub fn forward(&self, rec: &mut Recorder, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+        let seq = ids.numel();
+        let pos0 = cache.len;
+        if seq == 0 {
+            return Err(Error::Input("forward: no tokens".into()));
+        }
+        if pos0 + seq > cache.capacity {
+            return Err(Error::Input(format!(
+                "{} positions are past the KV cache's {} (the context is full)",
+                pos0 + seq,
+                cache.capacity
+            )));
+        }
+        let c = &self.cfg;
+        let mut x = self.embed(rec, ids)?;
+        for (i, b) in self.blocks.iter().enumerate() {
+            x = self.block(rec, b, &x, &cache.k[i], &cache.v[i], pos0)?;
+        }
+        cache.len = pos0 + seq;
+        // modeling_llama.py LlamaForCausalLM.forward: only the last position's logits are needed.
+        let last = x.narrow(seq - 1, 1)?;
+        let h = rms_norm(rec, &last, &self.norm, c.rms_norm_eps)?;
+        self.lm_head.forward(rec, &h, None, None)
+    }
+
+    fn embed(&self, rec: &mut Recorder, ids: &Tensor) -> Result<Tensor> {
+        let seq = ids.numel();
+        let x = match &self.embed {
+            AnyTensor::Quant(table) => {
+                quant::gather(rec, table, &ids.reshape(&[seq])?, self.dtype)?
+            }
+            AnyTensor::Dense(table) => {
+                embedding(rec, &ids.reshape(&[1, seq])?, table, Extras::default())?
+            }
+        };
+        x.reshape(&[seq, self.cfg.hidden_size])
+    }
+
+    /// modeling_llama.py LlamaDecoderLayer.forward: `x + attn(norm(x))`, then `x + mlp(norm(x))`.
+    fn block(
+        &self,
+        rec: &mut Recorder,
+        b: &Block,
+        x: &Tensor,
+        k_cache: &Tensor,
+        v_cache: &Tensor,
+        pos0: usize,
+    ) -> Result<Tensor> {
+        let c = &self.cfg;
+        let seq = x.shape()[0];
+        let (heads, kv_heads, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim);
+        let h = rms_norm(rec, x, &b.attn_norm, c.rms_norm_eps)?;
+        // LlamaAttention.forward: project, rotate q and k, append k and v to the cache.
+        let q =
+            b.q.forward(rec, &h, None, None)?
+                .reshape(&[1, seq, heads, hd])?;
+        let q = rope_with(rec, &q, None, pos0, c.rope_theta, self.rope_layout)?;
+        let k =
+            b.k.forward(rec, &h, None, None)?
+                .reshape(&[1, seq, kv_heads, hd])?;
+        let cache_rows = |cache: &Tensor| -> Result<Tensor> {
+            let rows = cache.reshape(&cache.shape()[1..])?.narrow(pos0, seq)?;
+            rows.reshape(&[1, seq, kv_heads, hd])
+        };
+        rope_with(
+            rec,
+            &k,
+            Some(&cache_rows(k_cache)?),
+            pos0,
+            c.rope_theta,
+            self.rope_layout,
+        )?;
+        b.v.forward(
+            rec,
+            &h,
+            None,
+            Some(&cache_rows(v_cache)?.reshape(&[seq, kv_heads * hd])?),
+        )?;
+        let opts = attention::Options {
+            causal: true,
+            kv_len: Some(pos0 + seq),
+            ..Default::default()
+        };
+        let a = attention(rec, &q, k_cache, v_cache, opts)?.reshape(&[seq, heads * hd])?;
+        let x = b.o.forward(rec, &a, Some(x), None)?;
+        // LlamaMLP.forward: down(silu(gate(h)) * up(h)).
+        let h = rms_norm(rec, &x, &b.mlp_norm, c.rms_norm_eps)?;
+        let act = match (&b.gate.weight, &b.up.weight) {
+            (AnyTensor::Quant(g), AnyTensor::Quant(u))
+                if seq <= GEMV_MAX_ROWS && g.qtype() == u.qtype() =>
+            {
+                quant::gemv_swiglu(rec, &h, g, u)?
+            }
+            _ => {
+                let g = b.gate.forward(rec, &h, None, None)?;
+                let u = b.up.forward(rec, &h, None, None)?;
+                elementwise::silu_mul(rec, &g, &u)?
+            }
+        };
+        b.down.forward(rec, &act, Some(&x), None)
+    }
+}
