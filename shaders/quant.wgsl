@@ -263,3 +263,49 @@ fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     let id = ids[p.ids_offset + t / blocks];
     write_block(t / blocks, select(u32(id), p.n, id < 0), t % blocks);
 }
+
+// ---- One thread an output: for CPU adapters (llvmpipe, SwiftShader), where workgroup barriers are
+// expensive and memory coalescing does not matter. Same results as gemv / gemv_swiglu. --------------
+
+@compute @workgroup_size(64, 1, 1)
+fn gemv_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let row = gid.x;
+    let r = gid.y;
+    if (row >= p.n) {
+        return;
+    }
+    let blocks = p.k / 32u;
+    var acc = 0.0;
+    for (var b = 0u; b < blocks; b++) {
+        let v = dequant_block(row * blocks + b);
+        for (var i = 0u; i < 8u; i++) {
+            acc += dot(v[i], x4(r, b * 32u + 4u * i));
+        }
+    }
+    if (HAS_RESIDUAL) {
+        acc += f32(residual[p.res_offset + r * p.n + row]);
+    }
+    out[p.out_offset + r * p.n + row] = T(acc);
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn gemv_swiglu_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let row = gid.x;
+    let r = gid.y;
+    if (row >= p.n) {
+        return;
+    }
+    let blocks = p.k / 32u;
+    var gate = 0.0;
+    var up = 0.0;
+    for (var b = 0u; b < blocks; b++) {
+        let g = dequant_block(row * blocks + b);
+        let u = dequant_up(row * blocks + b);
+        for (var i = 0u; i < 8u; i++) {
+            let xv = x4(r, b * 32u + 4u * i);
+            gate += dot(g[i], xv);
+            up += dot(u[i], xv);
+        }
+    }
+    out[p.out_offset + r * p.n + row] = T(gate / (1.0 + exp(-gate)) * up);
+}

@@ -188,7 +188,7 @@ impl Tensor {
         };
         let row_bytes = (numel(rest) * self.dtype.size_in_bytes()) as u64;
         let offset = self.offset + start as u64 * row_bytes;
-        if start + len > rows || offset % 4 != 0 {
+        if start + len > rows || !offset.is_multiple_of(4) {
             return Err(Error::shape(
                 "narrow",
                 format!(

@@ -1,0 +1,255 @@
+//! SmolLM2-135M-Instruct (GGUF, Q4_1 + Q8_0) end to end against transformers loading the same file
+//! (tests/goldens/SmolLM2-135M-Instruct.Q4_1.json, made by scripts/goldens_smollm2.py): identical
+//! prompt token ids (raw and through the chat template), the ten highest first-step logits within
+//! 1e-2 (both sides compute in f32 from the same dequantized weights; the sums run in another order,
+//! measured ~3e-5 apart, so 1e-2 catches any wrong op and tolerates reordering), and the same greedy
+//! continuation for 16 tokens (32 natively for the first prompt). Plus the repetition penalty against
+//! a CPU reference, and bad input.
+mod common;
+
+use common::{gpu, log, read_asset};
+use webgpu_infer::models::generate::{GenerateOptions, Generator, StopReason};
+use webgpu_infer::{Error, Gpu, Result};
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+const MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+async fn smollm2(gpu: &Gpu) -> Result<Generator> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        Generator::from_path(gpu, MODEL.as_ref(), &mut |_| {})
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        use webgpu_infer::bridge::web::{Source, load_gguf};
+        let (header, weights) =
+            load_gguf(gpu, Source::Url(format!("/{MODEL}")), None, &mut |_| {}).await?;
+        Generator::from_gguf(gpu, MODEL, &header, &weights)
+    }
+}
+
+struct Case {
+    name: String,
+    chat: bool,
+    prompt: String,
+    prompt_ids: Vec<u32>,
+    top_logits: Vec<(u32, f32)>,
+    greedy_ids: Vec<u32>,
+}
+
+async fn goldens() -> Vec<Case> {
+    let json: serde_json::Value =
+        serde_json::from_slice(&read_asset("tests/goldens/SmolLM2-135M-Instruct.Q4_1.json").await)
+            .unwrap();
+    json["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| Case {
+            name: c["name"].as_str().unwrap().into(),
+            chat: c["chat"].as_bool().unwrap(),
+            prompt: c["prompt"].as_str().unwrap().into(),
+            prompt_ids: serde_json::from_value(c["prompt_ids"].clone()).unwrap(),
+            top_logits: serde_json::from_value(c["top_logits"].clone()).unwrap(),
+            greedy_ids: serde_json::from_value(c["greedy_ids"].clone()).unwrap(),
+        })
+        .collect()
+}
+
+async fn matches_transformers() -> Result<()> {
+    let gpu = gpu().await?;
+    let g = smollm2(&gpu).await?;
+    for (i, case) in goldens().await.iter().enumerate() {
+        assert_eq!(
+            g.encode(&case.prompt, case.chat)?,
+            case.prompt_ids,
+            "{}: prompt token ids",
+            case.name
+        );
+        let tokens = if i == 0 && cfg!(not(target_arch = "wasm32")) {
+            32
+        } else {
+            16
+        };
+        let opts = GenerateOptions {
+            max_tokens: tokens,
+            chat: case.chat,
+            stop_at_eos: false, // transformers' goldens ran past EOS
+            top_logits: 20,
+            ..Default::default()
+        };
+        let out = g.generate(&case.prompt, &opts, &mut |_| true).await?;
+        let (top_id, _) = case.top_logits[0];
+        assert_eq!(
+            out.first_step_top_logits[0].0, top_id,
+            "{}: top-1",
+            case.name
+        );
+        let mut worst = 0f32;
+        for &(id, want) in &case.top_logits {
+            let got = out
+                .first_step_top_logits
+                .iter()
+                .find(|(i, _)| *i == id)
+                .map(|&(_, v)| v)
+                .unwrap_or_else(|| {
+                    panic!("{}: token {id} of the top 10 is not in ours", case.name)
+                });
+            worst = worst.max((got - want).abs());
+        }
+        log(&format!(
+            "{}: {} prompt tokens, top-10 logits within {worst:.2e}, {:.1} tok/s decode, text {:?}",
+            case.name,
+            out.prompt_ids.len(),
+            out.stats.decode_tok_s,
+            out.text
+        ));
+        assert!(
+            worst <= 1e-2,
+            "{}: a top-10 logit is {worst} off",
+            case.name
+        );
+        assert_eq!(
+            out.ids,
+            case.greedy_ids[..tokens],
+            "{}: greedy ids",
+            case.name
+        );
+        assert_eq!(out.stop_reason, StopReason::MaxTokens);
+        assert_eq!(
+            out.stats.bytes_read_back_per_token, 4.0,
+            "only the token id comes back"
+        );
+    }
+    Ok(())
+}
+gpu_test!(smollm2_matches_transformers, matches_transformers);
+
+/// The first token under a repetition penalty is the argmax of the first-step logits penalized on the
+/// CPU (transformers' rule: prompt tokens' logits divided by the penalty when positive, multiplied
+/// when negative).
+async fn repetition_penalty() -> Result<()> {
+    let gpu = gpu().await?;
+    let g = smollm2(&gpu).await?;
+    let prompt = "one two one two one two one";
+    let vocab = g.config().vocab_size;
+    let plain = GenerateOptions {
+        max_tokens: 1,
+        top_logits: vocab,
+        ..Default::default()
+    };
+    let out = g.generate(prompt, &plain, &mut |_| true).await?;
+    let penalty = 3.0;
+    let mut logits = vec![0f32; vocab];
+    for &(id, v) in &out.first_step_top_logits {
+        logits[id as usize] = v;
+    }
+    for &id in &out.prompt_ids {
+        let v = &mut logits[id as usize];
+        *v = if *v < 0.0 { *v * penalty } else { *v / penalty };
+    }
+    let want = (0..vocab).max_by(|&a, &b| logits[a].total_cmp(&logits[b]).then(b.cmp(&a)));
+    let opts = GenerateOptions {
+        max_tokens: 3,
+        repetition_penalty: penalty,
+        ..Default::default()
+    };
+    let penalized = g.generate(prompt, &opts, &mut |_| true).await?;
+    assert_eq!(Some(penalized.ids[0] as usize), want);
+    assert_ne!(
+        penalized.ids[0], out.ids[0],
+        "the penalty should change this prompt's choice"
+    );
+    Ok(())
+}
+gpu_test!(repetition_penalty_matches_cpu, repetition_penalty);
+
+async fn stops_and_bad_input() -> Result<()> {
+    let gpu = gpu().await?;
+    let g = smollm2(&gpu).await?;
+    // A stop string ends the text before it; pieces streamed never include it.
+    let mut streamed = String::new();
+    let opts = GenerateOptions {
+        max_tokens: 16,
+        stop: vec!["answer".into()],
+        ..Default::default()
+    };
+    let out = g
+        .generate("The capital of France is", &opts, &mut |p| {
+            streamed.push_str(p);
+            true
+        })
+        .await?;
+    assert_eq!(out.stop_reason, StopReason::StopString);
+    assert_eq!(out.text, " Paris.\n\nThe ");
+    assert_eq!(streamed, out.text);
+    // The callback can stop generation.
+    let mut calls = 0;
+    let out = g
+        .generate("Hello", &GenerateOptions::default(), &mut |_| {
+            calls += 1;
+            calls < 2
+        })
+        .await?;
+    assert_eq!(out.stop_reason, StopReason::Cancelled);
+    // Bad input: typed errors before any GPU work.
+    let bad = |o: GenerateOptions| o;
+    let cases = [
+        ("", bad(GenerateOptions::default()), "empty"),
+        (
+            "x",
+            bad(GenerateOptions {
+                max_tokens: 0,
+                ..Default::default()
+            }),
+            "max_tokens",
+        ),
+        (
+            "x",
+            {
+                let mut o = GenerateOptions::default();
+                o.sampling.temperature = -1.0;
+                o
+            },
+            "temperature",
+        ),
+        (
+            "x",
+            {
+                let mut o = GenerateOptions::default();
+                o.sampling.top_p = 0.0;
+                o
+            },
+            "top_p",
+        ),
+        (
+            "x",
+            bad(GenerateOptions {
+                repetition_penalty: 0.0,
+                ..Default::default()
+            }),
+            "repetition_penalty",
+        ),
+    ];
+    for (prompt, opts, needle) in cases {
+        let Err(e) = g.generate(prompt, &opts, &mut |_| true).await else {
+            panic!("{needle}: accepted");
+        };
+        assert!(
+            matches!(e, Error::Input(_)) && e.to_string().contains(needle),
+            "{needle}: {e}"
+        );
+    }
+    let too_long = vec![1u32; g.config().max_position_embeddings];
+    let Err(e) = g
+        .generate_ids(too_long, &GenerateOptions::default(), &mut |_| true)
+        .await
+    else {
+        panic!("a prompt as long as the context was accepted");
+    };
+    assert!(e.to_string().contains("context length"), "{e}");
+    Ok(())
+}
+gpu_test!(generation_stops_and_refuses_bad_input, stops_and_bad_input);
