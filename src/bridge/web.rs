@@ -2,7 +2,8 @@
 //! final GPU buffers. Each tensor's buffer is created `mappedAtCreation`; its mapped range is an
 //! ArrayBuffer on the JS side, and network chunks are copied into it with `Uint8Array.set`, in JS.
 //! Only the safetensors header (and a shard index) is copied into WASM memory and parsed there; tensor
-//! bytes never are, and at most one tensor's buffer is mapped at a time.
+//! bytes never are, and at most one tensor's buffer is mapped at a time. GGUF files ([`load_gguf`])
+//! take the same path; their header also holds the tokenizer's vocabulary and chat template.
 
 use js_sys::{ArrayBuffer, Object, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
@@ -13,8 +14,11 @@ pub use crate::bridge::fetch::fetch_bytes;
 use crate::bridge::fetch::{
     abort_or_io, absolute_url, check_status, content_length, fetch, js_io, reader_of, response_name,
 };
-use crate::bridge::load::{OnProgress, Progress, Weights, finish_tensor, landing_buffer, plan_all};
+use crate::bridge::load::{
+    OnProgress, Plan, Progress, Weights, finish_tensor, landing_buffer, plan_all,
+};
 use crate::error::{Error, Result};
+use crate::formats::gguf;
 use crate::formats::safetensors::{Entry, Header, PREFIX_LEN, ShardIndex};
 use crate::gpu::Gpu;
 
@@ -281,34 +285,188 @@ async fn stream_safetensors(
     progress_base: u64,
     on_progress: OnProgress<'_>,
 ) -> Result<(Weights, u64)> {
-    let (header, mut chunk) = read_header(gpu, name, &mut chunks, known_len, signal).await?;
+    let (header, chunk) = read_header(gpu, name, &mut chunks, known_len, signal).await?;
     let plans = plan_all(gpu, name, &header.entries)?;
     // Where the length is known up front, a truncated or overlong file fails before any allocation.
     if let Some(len) = known_len {
         header.check_file_len(name, len)?;
     }
-    let total = header.file_len();
-    let mut pos = header.data_start; // file offset of `chunk`'s first byte
+    let layout = Layout {
+        data_start: header.data_start,
+        entries: &header.entries,
+        plans: &plans,
+        total: header.file_len(),
+        padding: 0,
+    };
+    let stream = Stream {
+        chunks: &mut chunks,
+        chunk,
+        pos: header.data_start,
+        signal,
+    };
+    let mut weights =
+        stream_tensors(gpu, name, &layout, stream, progress_base, on_progress).await?;
+    weights.set_metadata(header.metadata.clone());
+    Ok((weights, header.file_len()))
+}
+
+/// Loads a GGUF file (llama.cpp's format) from `source`, streaming: the header (metadata, the
+/// tokenizer's vocabulary) is copied into WASM memory and parsed there; each tensor streams into its
+/// own mapped GPU buffer, quantized ones kept in their blocks.
+pub async fn load_gguf(
+    gpu: &Gpu,
+    source: Source,
+    signal: Option<&AbortSignal>,
+    on_progress: OnProgress<'_>,
+) -> Result<(gguf::Header, Weights)> {
+    let (name, mut chunks, known_len) = match source {
+        Source::Url(url) => {
+            let response = fetch(&url, signal).await?;
+            let len = content_length(&response);
+            (url.clone(), Chunks::of_response(&url, &response)?, len)
+        }
+        Source::Response(response) => {
+            let name = response_name(&response);
+            check_status(&name, &response)?;
+            let len = content_length(&response);
+            (name.clone(), Chunks::of_response(&name, &response)?, len)
+        }
+        Source::Blob(blob) => {
+            let name = Reflect::get(&blob, &"name".into())
+                .ok()
+                .and_then(|n| n.as_string())
+                .unwrap_or_else(|| "Blob".into());
+            let len = Some(blob.size() as u64);
+            (
+                name.clone(),
+                Chunks::Reader(reader_of(&name, &blob.stream())?),
+                len,
+            )
+        }
+        Source::Bytes(bytes) => {
+            let len = Some(u64::from(bytes.length()));
+            ("ArrayBuffer".to_string(), Chunks::Once(Some(bytes)), len)
+        }
+    };
+    let (header, chunk, chunk_pos) = read_gguf_header(gpu, &name, &mut chunks, signal).await?;
+    let plans = plan_all(gpu, &name, &header.entries)?;
+    if let Some(len) = known_len {
+        header.check_file_len(&name, len)?;
+    }
+    let layout = Layout {
+        data_start: header.data_start,
+        entries: &header.entries,
+        plans: &plans,
+        total: header.file_len(),
+        padding: header.alignment - 1,
+    };
+    let stream = Stream {
+        chunks: &mut chunks,
+        chunk,
+        pos: chunk_pos,
+        signal,
+    };
+    let weights = stream_tensors(gpu, &name, &layout, stream, 0, on_progress).await?;
+    Ok((header, weights))
+}
+
+/// Reads chunks until the GGUF header is complete (its length is found by a cheap skim, retried as
+/// chunks arrive), copies exactly the header into WASM memory, parses it, and returns the rest of the
+/// last chunk, which starts the data section.
+async fn read_gguf_header(
+    gpu: &Gpu,
+    name: &str,
+    chunks: &mut Chunks,
+    signal: Option<&AbortSignal>,
+) -> Result<(gguf::Header, Uint8Array, u64)> {
+    let mut head: Vec<u8> = Vec::new();
+    loop {
+        let chunk = match chunks.next(name, signal).await? {
+            Some(c) => c,
+            None => return Err(truncated(name, head.len() as u64 + 1, head.len() as u64)),
+        };
+        let start = head.len();
+        // Copied whole for the skim; once the header's end is known, what lies past it is dropped
+        // here and taken again from the JS chunk below (the count is corrected to the header only).
+        head.resize(start + chunk.length() as usize, 0);
+        chunk.copy_to(&mut head[start..]);
+        let Some(data_start) = gguf::Header::data_start(name, &head)? else {
+            gpu.copy_stats().wasm_in(u64::from(chunk.length()));
+            continue;
+        };
+        let keep = (data_start as usize).min(head.len());
+        gpu.copy_stats().wasm_in((keep - start) as u64);
+        let header = gguf::Header::parse(name, &head[..keep])?
+            .ok_or_else(|| truncated(name, data_start, keep as u64))?;
+        let rest = chunk.subarray((keep - start) as u32, chunk.length());
+        // The alignment padding may continue into later chunks: the tensor stream skips it.
+        return Ok((header, rest, keep as u64));
+    }
+}
+
+/// Where each tensor lies in the file, and how it becomes a GPU tensor.
+struct Layout<'a> {
+    data_start: u64,
+    /// Sorted by offset; gaps between them (alignment padding) are skipped.
+    entries: &'a [Entry],
+    plans: &'a [Plan],
+    /// The file length the header implies.
+    total: u64,
+    /// Bytes of padding allowed after the last tensor (GGUF writers align the end).
+    padding: u64,
+}
+
+/// The byte stream past the header: the current chunk starts at file offset `pos`.
+struct Stream<'a> {
+    chunks: &'a mut Chunks,
+    chunk: Uint8Array,
+    pos: u64,
+    signal: Option<&'a AbortSignal>,
+}
+
+/// Streams every tensor of `layout` into its own mapped GPU buffer, recording the conversions into
+/// one submit.
+async fn stream_tensors(
+    gpu: &Gpu,
+    name: &str,
+    layout: &Layout<'_>,
+    s: Stream<'_>,
+    progress_base: u64,
+    on_progress: OnProgress<'_>,
+) -> Result<Weights> {
+    let entries = layout.entries;
     let mut rec = gpu.recorder();
     let mut weights = Weights::default();
-    weights.set_metadata(header.metadata.clone());
     let mut next = 0; // next entry to open
     let mut filling: Option<Filling> = None;
+    let mut pos = s.pos; // file offset of the current chunk's first byte
+    let mut chunk = s.chunk;
     loop {
         let mut used = 0u32;
         let len = chunk.length();
         loop {
-            if filling.is_none() && next < header.entries.len() {
-                filling = Some(open(gpu, name, &header.entries[next], next)?);
+            if filling.is_none() && next < entries.len() {
+                // Skip the padding before the next tensor.
+                let begin = layout.data_start + entries[next].start;
+                let here = pos + u64::from(used);
+                if here < begin {
+                    let skip = (begin - here).min(u64::from(len - used)) as u32;
+                    used += skip;
+                    if pos + u64::from(used) < begin {
+                        break; // this chunk is all padding
+                    }
+                }
+                filling = Some(open(gpu, name, &entries[next], next)?);
                 next += 1;
             }
             let Some(f) = filling.as_mut() else {
-                if used < len {
-                    return Err(trailing(name, total, pos + u64::from(len - used)));
+                let end = pos + u64::from(len);
+                if end > layout.total + layout.padding {
+                    return Err(trailing(name, layout.total, end));
                 }
                 break;
             };
-            let entry = &header.entries[f.index];
+            let entry = &entries[f.index];
             let take = (entry.bytes() - f.filled).min(u64::from(len - used)) as u32;
             if take > 0 {
                 f.mapped
@@ -319,54 +477,35 @@ async fn stream_safetensors(
             if f.filled < entry.bytes() {
                 break; // this chunk is used up
             }
-            let f = filling.take().expect("filling");
+            let Some(f) = filling.take() else { break };
             gpu.copy_stats().to_gpu(entry.bytes());
-            let tensor = finish_tensor(&mut rec, entry, plans[f.index], f.buffer)?;
+            let tensor = finish_tensor(&mut rec, entry, layout.plans[f.index], f.buffer)?;
             weights.insert(entry.name.clone(), tensor);
         }
         pos += u64::from(len);
         on_progress(Progress {
-            bytes_done: progress_base + pos,
-            bytes_total: progress_base + total,
-            tensor: filling
-                .as_ref()
-                .map_or("", |f| &header.entries[f.index].name),
+            bytes_done: progress_base + pos.min(layout.total),
+            bytes_total: progress_base + layout.total,
+            tensor: filling.as_ref().map_or("", |f| &entries[f.index].name),
         });
-        if filling.is_none() && next == header.entries.len() {
-            // Everything is in; anything more is an error (and an empty end is the normal case).
-            match chunks.next(name, signal).await? {
-                Some(extra) if extra.length() > 0 => {
-                    return Err(trailing(name, total, pos + u64::from(extra.length())));
+        if filling.is_none() && next == entries.len() {
+            // Everything is in; anything more than the allowed padding is an error.
+            while let Some(extra) = s.chunks.next(name, s.signal).await? {
+                pos += u64::from(extra.length());
+                if pos > layout.total + layout.padding {
+                    return Err(trailing(name, layout.total, pos));
                 }
-                Some(_) => continue_empty(&mut chunks, name, signal, total, pos).await?,
-                None => {}
             }
             break;
         }
-        chunk = match chunks.next(name, signal).await? {
+        chunk = match s.chunks.next(name, s.signal).await? {
             Some(c) => c,
-            None => return Err(truncated(name, total, pos)),
+            None => return Err(truncated(name, layout.total, pos)),
         };
     }
     rec.submit();
     gpu.check()?;
-    Ok((weights, total))
-}
-
-/// Drains empty chunks after the last tensor, refusing any further bytes.
-async fn continue_empty(
-    chunks: &mut Chunks,
-    name: &str,
-    signal: Option<&AbortSignal>,
-    total: u64,
-    pos: u64,
-) -> Result<()> {
-    while let Some(extra) = chunks.next(name, signal).await? {
-        if extra.length() > 0 {
-            return Err(trailing(name, total, pos + u64::from(extra.length())));
-        }
-    }
-    Ok(())
+    Ok(weights)
 }
 
 /// Creates the buffer of `entry`, mapped, and takes the JS view of its whole mapped range.

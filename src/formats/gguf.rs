@@ -122,6 +122,25 @@ impl Header {
         }
     }
 
+    /// Where the data section starts, from a prefix of the file, without building the header (no
+    /// allocation: cheap to retry as a stream grows): `Ok(None)` while `bytes` ends inside the header.
+    /// A stream copies exactly this many bytes into WASM memory, then calls [`Header::parse`].
+    pub fn data_start(source: &str, bytes: &[u8]) -> Result<Option<u64>> {
+        let mut r = Reader { bytes, pos: 0 };
+        match skim(&mut r) {
+            Ok(start) => Ok(Some(start)),
+            Err(Stop::NeedMore) if bytes.len() >= MAX_HEADER_LEN => Err(bad(
+                source,
+                format!("the header is longer than {MAX_HEADER_LEN} bytes"),
+            )),
+            Err(Stop::NeedMore) => Ok(None),
+            Err(Stop::Invalid(p)) => Err(Error::Format {
+                source_name: source.to_string(),
+                problem: p,
+            }),
+        }
+    }
+
     /// Total file length the header implies (the end of the last tensor).
     pub fn file_len(&self) -> u64 {
         self.data_start + self.data_len
@@ -266,6 +285,54 @@ impl Reader<'_> {
             t => return invalid(format!("`{key}`: unknown value type {t}")),
         })
     }
+}
+
+/// Walks the header as [`parse`] does, keeping nothing but `general.alignment`; returns the data
+/// section's offset.
+fn skim(r: &mut Reader<'_>) -> Parse<u64> {
+    if r.u32()? != MAGIC {
+        return invalid("the file does not start with \"GGUF\": not a GGUF file");
+    }
+    r.u32()?;
+    let n_tensors = r.count("tensor", 24)?;
+    let n_kv = r.count("metadata", 13)?;
+    let mut alignment = DEFAULT_ALIGNMENT;
+    for _ in 0..n_kv {
+        let len = r.count("a metadata key", 1)?;
+        let key = r.take(len)?;
+        let is_alignment = key == b"general.alignment";
+        let kind = r.u32()?;
+        match kind {
+            9 => {
+                let elem = r.u32()?;
+                let n = r.count("array", 1)?;
+                for _ in 0..n {
+                    skip_scalar(r, elem)?;
+                }
+            }
+            4 if is_alignment => alignment = u64::from(r.u32()?).max(1),
+            _ => skip_scalar(r, kind)?,
+        }
+    }
+    for _ in 0..n_tensors {
+        let len = r.count("a tensor name", 1)?;
+        r.take(len)?;
+        let n_dims = r.u32()?.min(MAX_DIMS + 1);
+        r.take(8 * u64::from(n_dims) + 12)?;
+    }
+    Ok((r.pos as u64).next_multiple_of(alignment))
+}
+
+fn skip_scalar(r: &mut Reader<'_>, kind: u32) -> Parse<()> {
+    let n = match kind {
+        0 | 1 | 7 => 1,
+        2 | 3 => 2,
+        4..=6 => 4,
+        10..=12 => 8,
+        8 => r.count("a string", 1)?,
+        t => return invalid(format!("unknown value type {t}")),
+    };
+    r.take(n).map(drop)
 }
 
 /// Tensor description as stored: name, GGML dims (innermost first), type, offset.

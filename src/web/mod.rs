@@ -3,11 +3,13 @@
 
 mod device;
 mod embedder;
+mod generator;
 mod stats;
 mod weights;
 
 pub use device::Device;
 pub use embedder::{Embedder, similarity};
+pub use generator::{Generator, TokenStream};
 pub use stats::{stats, wasm_memory_bytes};
 pub use weights::{TensorData, Weights};
 

@@ -1,0 +1,375 @@
+//! `Generator` for JS: text generation with a LLaMA-family model, tokens streamed as an async iterator.
+
+use std::cell::{Cell, RefCell};
+use std::pin::Pin;
+use std::rc::Rc;
+
+use futures_channel::mpsc::{UnboundedReceiver, unbounded};
+use futures_core::Stream;
+use js_sys::{Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{future_to_promise, spawn_local};
+
+use crate::bridge::web::{Source, fetch_bytes, load, load_gguf};
+use crate::error::Error;
+use crate::gpu::Gpu;
+use crate::models::generate::{GenerateOptions, Generation, Generator as RustGenerator};
+use crate::web::{Device, LoadOptions};
+
+#[wasm_bindgen(inline_js = "export function asyncIterable(o) { \
+    o[Symbol.asyncIterator] = function () { return this; }; return o; }")]
+extern "C" {
+    #[wasm_bindgen(js_name = asyncIterable)]
+    fn async_iterable(o: JsValue) -> JsValue;
+}
+
+/// A text-generation model on the GPU (LLaMA family: SmolLM2, TinyLlama, LLaMA 2/3 ...).
+///
+/// ```js
+/// const g = await Generator.load("/models/SmolLM2-135M-Instruct.Q4_1.gguf", { onProgress });
+/// for await (const piece of g.generate("What is the capital of France?", { chat: true, maxTokens: 64 })) {
+///   output.textContent += piece;
+/// }
+/// console.log(g.stats);  // { promptTokens, newTokens, prefillTokS, decodeTokS, bytesReadBackPerToken, ... }
+/// ```
+#[wasm_bindgen]
+pub struct Generator {
+    inner: Rc<RustGenerator>,
+    last: Rc<RefCell<JsValue>>,
+}
+
+#[wasm_bindgen]
+impl Generator {
+    /// Loads a model: a GGUF file (a URL, `Response`, `Blob`/`File` or `ArrayBuffer`), or a Hugging
+    /// Face folder (a URL ending in `/`: `config.json`, `model.safetensors`, `tokenizer.json`,
+    /// `tokenizer_config.json`). Weights stream into GPU buffers; options `onProgress` and `signal` as
+    /// `Device.loadWeights`. Creates its own device; `device.loadGenerator` shares one.
+    pub async fn load(
+        #[wasm_bindgen(unchecked_param_type = "string | URL | Response | Blob | ArrayBuffer")]
+        source: JsValue,
+        #[wasm_bindgen(
+            unchecked_param_type = "{ onProgress?: (p: { bytesDone: number, bytesTotal: number, tensor: string }) => void, signal?: AbortSignal }"
+        )]
+        options: Option<Object>,
+    ) -> Result<Generator, JsValue> {
+        let gpu = Gpu::new().await?;
+        load_generator(&gpu, source, options.as_ref()).await
+    }
+
+    /// Generates from `prompt`, as an async iterator of text pieces (whole characters; a stop string
+    /// is never emitted). Options: `maxTokens` (256), `temperature` (0: greedy), `topK`, `topP`,
+    /// `seed`, `repetitionPenalty` (1: off), `stop` (strings), `chat` (apply the model's chat template),
+    /// `signal` (an AbortSignal ends it early). Breaking out of the loop stops generation too. After
+    /// the loop, `stats` holds the figures of this generation.
+    #[wasm_bindgen(
+        unchecked_return_type = "AsyncIterableIterator<string> & { stats: GenerationStats | null }"
+    )]
+    pub fn generate(
+        &self,
+        prompt: String,
+        #[wasm_bindgen(
+            unchecked_param_type = "{ maxTokens?: number, temperature?: number, topK?: number, topP?: number, seed?: number, repetitionPenalty?: number, stop?: string[], chat?: boolean, signal?: AbortSignal }"
+        )]
+        options: Option<Object>,
+    ) -> Result<JsValue, JsValue> {
+        let (opts, signal) = generate_options(options.as_ref())?;
+        let (tx, rx) = unbounded::<Item>();
+        let cancelled = Rc::new(Cell::new(false));
+        let stream = TokenStream {
+            rx: Rc::new(RefCell::new(rx)),
+            cancelled: cancelled.clone(),
+            stats: Rc::new(RefCell::new(JsValue::NULL)),
+            last: self.last.clone(),
+        };
+        let generator = self.inner.clone();
+        spawn_local(async move {
+            let mut on_piece = |piece: &str| {
+                let _ = tx.unbounded_send(Item::Piece(piece.to_string()));
+                !cancelled.get() && !signal.as_ref().is_some_and(|s| s.aborted())
+            };
+            let item = match generator.generate(&prompt, &opts, &mut on_piece).await {
+                Ok(g) => Item::Done(Box::new(g)),
+                Err(e) => Item::Failed(e),
+            };
+            let _ = tx.unbounded_send(item);
+        });
+        Ok(async_iterable(stream.into()))
+    }
+
+    /// Generates the whole answer: `{ text, ids, promptIds, stopReason, stats }`.
+    #[wasm_bindgen(js_name = generateText)]
+    pub async fn generate_text(
+        &self,
+        prompt: String,
+        #[wasm_bindgen(
+            unchecked_param_type = "{ maxTokens?: number, temperature?: number, topK?: number, topP?: number, seed?: number, repetitionPenalty?: number, stop?: string[], chat?: boolean, signal?: AbortSignal }"
+        )]
+        options: Option<Object>,
+    ) -> Result<Object, JsValue> {
+        let (opts, signal) = generate_options(options.as_ref())?;
+        let mut on_piece = |_: &str| !signal.as_ref().is_some_and(|s| s.aborted());
+        let g = self.inner.generate(&prompt, &opts, &mut on_piece).await?;
+        let stats = stats_object(&g);
+        *self.last.borrow_mut() = stats.clone().into();
+        let o = Object::new();
+        set(&o, "text", &g.text.as_str().into());
+        set(
+            &o,
+            "ids",
+            &js_sys::Uint32Array::from(g.ids.as_slice()).into(),
+        );
+        set(
+            &o,
+            "promptIds",
+            &js_sys::Uint32Array::from(g.prompt_ids.as_slice()).into(),
+        );
+        set(&o, "stopReason", &g.stop_reason.name().into());
+        set(&o, "stats", &stats.into());
+        Ok(o)
+    }
+
+    /// The prompt's token ids (through the chat template when `chat`).
+    pub fn encode(&self, prompt: String, chat: Option<bool>) -> Result<Vec<u32>, JsValue> {
+        Ok(self.inner.encode(&prompt, chat.unwrap_or(false))?)
+    }
+
+    /// The figures of the last finished generation: `{ promptTokens, newTokens, prefillMs, decodeMs,
+    /// prefillTokS, decodeTokS, bytesReadBackPerToken, stopReason }`, or null.
+    #[wasm_bindgen(getter, unchecked_return_type = "GenerationStats | null")]
+    pub fn stats(&self) -> JsValue {
+        self.last.borrow().clone()
+    }
+
+    /// The model's context length in tokens.
+    #[wasm_bindgen(getter, js_name = contextLength)]
+    pub fn context_length(&self) -> usize {
+        self.inner.config().max_position_embeddings
+    }
+}
+
+#[wasm_bindgen(typescript_custom_section)]
+const GENERATION_STATS: &str = r#"
+/** Figures of one generation. */
+export interface GenerationStats {
+  promptTokens: number; newTokens: number; prefillMs: number; decodeMs: number;
+  prefillTokS: number; decodeTokS: number; bytesReadBackPerToken: number;
+  stopReason: "eos" | "stop" | "max_tokens" | "context_full" | "cancelled";
+}
+"#;
+
+enum Item {
+    Piece(String),
+    Done(Box<Generation>),
+    Failed(Error),
+}
+
+/// The async iterator `Generator.generate` returns.
+#[wasm_bindgen]
+pub struct TokenStream {
+    rx: Rc<RefCell<UnboundedReceiver<Item>>>,
+    cancelled: Rc<Cell<bool>>,
+    stats: Rc<RefCell<JsValue>>,
+    last: Rc<RefCell<JsValue>>,
+}
+
+#[wasm_bindgen]
+impl TokenStream {
+    /// The next piece: `{ value, done }`.
+    pub fn next(&self) -> Promise {
+        let rx = self.rx.clone();
+        let (stats, last) = (self.stats.clone(), self.last.clone());
+        future_to_promise(async move {
+            let item =
+                std::future::poll_fn(|cx| Pin::new(&mut *rx.borrow_mut()).poll_next(cx)).await;
+            let result = Object::new();
+            match item {
+                Some(Item::Piece(p)) => {
+                    set(&result, "value", &p.into());
+                    set(&result, "done", &false.into());
+                }
+                Some(Item::Done(g)) => {
+                    let s: JsValue = stats_object(&g).into();
+                    *stats.borrow_mut() = s.clone();
+                    *last.borrow_mut() = s;
+                    set(&result, "done", &true.into());
+                }
+                Some(Item::Failed(e)) => return Err(e.into()),
+                None => set(&result, "done", &true.into()),
+            }
+            Ok(result.into())
+        })
+    }
+
+    /// Ends generation early (a `break` out of `for await` calls this).
+    #[wasm_bindgen(js_name = "return")]
+    pub fn finish(&self) -> Promise {
+        self.cancelled.set(true);
+        let result = Object::new();
+        set(&result, "done", &true.into());
+        let value: JsValue = result.into();
+        Promise::resolve(&value)
+    }
+
+    /// This generation's figures once it has finished (else null).
+    #[wasm_bindgen(getter, unchecked_return_type = "GenerationStats | null")]
+    pub fn stats(&self) -> JsValue {
+        self.stats.borrow().clone()
+    }
+}
+
+#[wasm_bindgen]
+impl Device {
+    /// [`Generator::load`] on this device.
+    #[wasm_bindgen(js_name = loadGenerator)]
+    pub async fn load_generator(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string | URL | Response | Blob | ArrayBuffer")]
+        source: JsValue,
+        #[wasm_bindgen(
+            unchecked_param_type = "{ onProgress?: (p: { bytesDone: number, bytesTotal: number, tensor: string }) => void, signal?: AbortSignal }"
+        )]
+        options: Option<Object>,
+    ) -> Result<Generator, JsValue> {
+        load_generator(self.gpu(), source, options.as_ref()).await
+    }
+}
+
+fn set(o: &Object, key: &str, value: &JsValue) {
+    let _ = Reflect::set(o, &key.into(), value);
+}
+
+fn stats_object(g: &Generation) -> Object {
+    let s = &g.stats;
+    let o = Object::new();
+    set(&o, "promptTokens", &(s.prompt_tokens as f64).into());
+    set(&o, "newTokens", &(s.new_tokens as f64).into());
+    set(&o, "prefillMs", &s.prefill_ms.into());
+    set(&o, "decodeMs", &s.decode_ms.into());
+    set(&o, "prefillTokS", &s.prefill_tok_s.into());
+    set(&o, "decodeTokS", &s.decode_tok_s.into());
+    set(
+        &o,
+        "bytesReadBackPerToken",
+        &s.bytes_read_back_per_token.into(),
+    );
+    set(&o, "stopReason", &g.stop_reason.name().into());
+    o
+}
+
+/// Reads the JS options, refusing values of the wrong type by name.
+fn generate_options(
+    options: Option<&Object>,
+) -> Result<(GenerateOptions, Option<web_sys::AbortSignal>), JsValue> {
+    let mut opts = GenerateOptions::default();
+    let Some(o) = options else {
+        return Ok((opts, None));
+    };
+    let get = |k: &str| {
+        Reflect::get(o, &k.into())
+            .ok()
+            .filter(|v| !v.is_undefined() && !v.is_null())
+    };
+    let number = |k: &str| -> Result<Option<f64>, JsValue> {
+        match get(k) {
+            None => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .filter(|n| n.is_finite())
+                .map(Some)
+                .ok_or_else(|| {
+                    JsValue::from(Error::Input(format!(
+                        "generate: option `{k}` must be a finite number"
+                    )))
+                }),
+        }
+    };
+    let whole = |k: &str, v: f64| -> Result<u32, JsValue> {
+        if v < 0.0 || v.fract() != 0.0 || v > f64::from(u32::MAX) {
+            return Err(Error::Input(format!(
+                "generate: option `{k}` must be a whole number ≥ 0, got {v}"
+            ))
+            .into());
+        }
+        Ok(v as u32)
+    };
+    if let Some(v) = number("maxTokens")? {
+        opts.max_tokens = whole("maxTokens", v)? as usize;
+    }
+    if let Some(v) = number("temperature")? {
+        opts.sampling.temperature = v as f32;
+    }
+    if let Some(v) = number("topK")? {
+        opts.sampling.top_k = whole("topK", v)?;
+    }
+    if let Some(v) = number("topP")? {
+        opts.sampling.top_p = v as f32;
+    }
+    if let Some(v) = number("seed")? {
+        opts.sampling.seed = whole("seed", v)?;
+    }
+    if let Some(v) = number("repetitionPenalty")? {
+        opts.repetition_penalty = v as f32;
+    }
+    if let Some(v) = get("chat") {
+        opts.chat = v.is_truthy();
+    }
+    if let Some(v) = get("stop") {
+        let array: js_sys::Array = v.dyn_into().map_err(|_| {
+            JsValue::from(Error::Input(
+                "generate: option `stop` must be an array of strings".into(),
+            ))
+        })?;
+        for s in array.iter() {
+            opts.stop.push(s.as_string().ok_or_else(|| {
+                JsValue::from(Error::Input(
+                    "generate: option `stop` must hold strings".into(),
+                ))
+            })?);
+        }
+    }
+    let signal = get("signal").and_then(|s| s.dyn_into().ok());
+    Ok((opts, signal))
+}
+
+async fn load_generator(
+    gpu: &Gpu,
+    source: JsValue,
+    options: Option<&Object>,
+) -> Result<Generator, JsValue> {
+    let opts = LoadOptions::from_js(options);
+    let signal = opts.signal.as_ref();
+    let mut on_progress = |p: crate::bridge::Progress<'_>| opts.report(p);
+    let folder = source
+        .as_string()
+        .filter(|s| s.split(['?', '#']).next().is_some_and(|p| p.ends_with('/')));
+    let inner = match folder {
+        Some(base) => {
+            let text = |name: &'static str, optional: bool| {
+                let url = format!("{base}{name}");
+                async move { fetch_bytes(gpu, &url, signal, optional).await }
+            };
+            let config = text("config.json", false).await?.unwrap_or_default();
+            let tokenizer = text("tokenizer.json", false).await?.unwrap_or_default();
+            let tokenizer_config = text("tokenizer_config.json", true).await?;
+            let url = format!("{base}model.safetensors");
+            let weights = load(gpu, Source::Url(url), signal, &mut on_progress).await?;
+            RustGenerator::from_hf(
+                gpu,
+                &weights,
+                &config,
+                &tokenizer,
+                tokenizer_config.as_deref(),
+            )?
+        }
+        None => {
+            let name = source.as_string().unwrap_or_else(|| "GGUF".into());
+            let (header, weights) =
+                load_gguf(gpu, Source::from_js(source)?, signal, &mut on_progress).await?;
+            RustGenerator::from_gguf(gpu, &name, &header, &weights)?
+        }
+    };
+    Ok(Generator {
+        inner: Rc::new(inner),
+        last: Rc::new(RefCell::new(JsValue::NULL)),
+    })
+}
