@@ -4,7 +4,7 @@
 //  3. without --enable-unsafe-webgpu: whatever this Chromium then offers, the page ends in a clear state.
 // Screenshots go to screenshots/ (gitignored) to be looked at.
 import { chromium } from "playwright-core";
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import assert from "node:assert/strict";
 import { serve } from "../../scripts/serve.mjs";
 
@@ -95,6 +95,42 @@ await check("semantic search loads the model with progress and ranks the sentenc
     assert.ok(Number(rows[0][0]) > 0.5, `top score ${rows[0][0]}`);
     assert.match(await page.textContent("#stats"), /bytes copied into WASM memory/);
     console.log(`     top: ${rows[0][1]} (${rows[0][0]})`);
+  } finally {
+    await browser.close();
+  }
+});
+
+await check("chat streams the answer transformers gives (greedy) and shows tokens/s", async () => {
+  const chatUrl = url.replace(/\/www\/$/, "/www/chat.html");
+  const golden = JSON.parse(await readFile("tests/goldens/SmolLM2-135M-Instruct.Q4_1.json", "utf8"));
+  const chat = golden.cases.find((c) => c.name === "chat");
+  // The demo stops at the end-of-turn token; transformers' golden ran past it.
+  const expected = chat.greedy_text.split("<|im_end|>")[0];
+  const browser = await chromium.launch({ executablePath, args: [...BASE_ARGS, "--enable-unsafe-webgpu"] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1100, height: 1000 } });
+    const progress = [];
+    await page.exposeFunction("recordProgress", (v) => progress.push(v));
+    await page.goto(chatUrl);
+    await page.evaluate(() => {
+      const bar = document.getElementById("progress");
+      const tick = setInterval(() => {
+        window.recordProgress(bar.value);
+        if (bar.value >= 1) clearInterval(tick);
+      }, 20);
+    });
+    await page.waitForSelector('#load-status[data-state="loaded"]', { timeout: TIMEOUT });
+    assert.ok(progress.some((v) => v > 0 && v < 1), `the progress bar moved: ${progress.slice(0, 20)}`);
+    await page.fill("#prompt", chat.prompt);
+    await page.fill("#max-tokens", "16");
+    await page.click("#send");
+    await page.waitForSelector('#speed[data-state="done"]', { timeout: 300_000 });
+    await page.screenshot({ path: "screenshots/chat.png", fullPage: true });
+    assert.equal(await page.textContent("#answer"), expected);
+    const speed = await page.textContent("#speed");
+    assert.match(speed, /tok\/s/);
+    assert.match(speed, /4 bytes read back a token; stop: eos/);
+    console.log(`     ${JSON.stringify(expected)}; ${speed}`);
   } finally {
     await browser.close();
   }

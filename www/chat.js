@@ -1,0 +1,109 @@
+// Chat: load a Generator (progress bar), stream the answer token by token (the Stop button aborts),
+// show tokens/s and the library's copy counters.
+import init, { Device, stats } from "../pkg/webgpu_infer.js";
+
+const $ = (id) => document.getElementById(id);
+let device;
+let generator;
+let abort;
+
+function banner(kind, text) {
+  const b = $("banner");
+  b.className = `banner ${kind}`;
+  b.textContent = text;
+  b.hidden = false;
+}
+
+function showStats() {
+  const s = stats();
+  const rows = [
+    ["bytes copied into WASM memory", s.wasmBytesIn],
+    ["bytes written to the GPU", s.hostToGpuBytes],
+    ["bytes read back from the GPU", s.gpuToHostBytes],
+    ["submits", s.submits],
+    ["GPU buffers in use", `${s.liveBuffers} (${(s.liveBufferBytes / 2 ** 20).toFixed(1)} MiB)`],
+  ];
+  const body = $("stats").tBodies[0];
+  body.replaceChildren();
+  for (const [k, v] of rows) {
+    const tr = body.insertRow();
+    tr.insertCell().textContent = k;
+    tr.insertCell().textContent = typeof v === "number" ? v.toLocaleString("en") : v;
+  }
+}
+
+async function load() {
+  $("send").disabled = true;
+  $("load-status").textContent = "loading…";
+  const t0 = performance.now();
+  try {
+    generator?.free();
+    generator = await device.loadGenerator($("model").value, {
+      onProgress: ({ bytesDone, bytesTotal }) => {
+        if (bytesTotal > 0) $("progress").value = bytesDone / bytesTotal;
+        $("load-status").textContent = `${(bytesDone / 2 ** 20).toFixed(1)} / ${(bytesTotal / 2 ** 20).toFixed(1)} MiB`;
+      },
+    });
+  } catch (e) {
+    $("load-status").textContent = `failed: ${e.message ?? e}`;
+    return;
+  }
+  $("progress").value = 1;
+  $("load-status").textContent =
+    `loaded in ${(performance.now() - t0).toFixed(0)} ms (context ${generator.contextLength} tokens)`;
+  $("load-status").dataset.state = "loaded";
+  $("send").disabled = false;
+  showStats();
+}
+
+async function send() {
+  $("send").disabled = true;
+  $("stop").disabled = false;
+  $("answer").textContent = "";
+  $("speed").dataset.state = "";
+  abort = new AbortController();
+  const stream = generator.generate($("prompt").value, {
+    chat: true,
+    maxTokens: Number($("max-tokens").value),
+    temperature: Number($("temperature").value),
+    seed: 1,
+    signal: abort.signal,
+  });
+  try {
+    for await (const piece of stream) {
+      $("answer").textContent += piece;
+    }
+    const s = stream.stats;
+    $("speed").textContent =
+      `${s.promptTokens} prompt tokens at ${s.prefillTokS.toFixed(1)} tok/s; ${s.newTokens} new tokens at ` +
+      `${s.decodeTokS.toFixed(1)} tok/s; ${s.bytesReadBackPerToken} bytes read back a token; stop: ${s.stopReason}`;
+    $("speed").dataset.state = "done";
+  } catch (e) {
+    $("speed").textContent = `failed: ${e.message ?? e}`;
+  }
+  $("send").disabled = false;
+  $("stop").disabled = true;
+  showStats();
+}
+
+async function main() {
+  await init();
+  try {
+    device = await Device.create();
+  } catch (e) {
+    banner("error", e.message ?? String(e));
+    return;
+  }
+  if (device.info.software) {
+    banner("warn", `This adapter (${device.info.adapter}) is a software fallback: correct, but 10-100x slower than a GPU.`);
+  }
+  $("load").addEventListener("click", load);
+  $("stop").addEventListener("click", () => abort?.abort());
+  $("chat-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    send();
+  });
+  await load();
+}
+
+main();
