@@ -60,6 +60,9 @@ struct HfConfig {
     rope_theta: f32,
     #[serde(default)]
     rope_scaling: Option<serde_json::Value>,
+    /// transformers 5 writes `{"rope_theta", "rope_type"}` here instead of the two keys above.
+    #[serde(default)]
+    rope_parameters: Option<serde_json::Value>,
     #[serde(default = "default_context")]
     max_position_embeddings: usize,
     #[serde(default)]
@@ -109,6 +112,19 @@ impl Config {
         if c.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
             return Err(bad(source, "rope_scaling is not supported yet"));
         }
+        let mut rope_theta = c.rope_theta;
+        if let Some(p) = c.rope_parameters.as_ref().filter(|p| !p.is_null()) {
+            let kind = p["rope_type"].as_str().unwrap_or("default");
+            if kind != "default" {
+                return Err(bad(
+                    source,
+                    format!("rope_type {kind:?} is not supported yet (only \"default\")"),
+                ));
+            }
+            if let Some(theta) = p["rope_theta"].as_f64() {
+                rope_theta = theta as f32;
+            }
+        }
         if c.hidden_act != "silu" || c.attention_bias || c.mlp_bias {
             return Err(bad(
                 source,
@@ -125,7 +141,7 @@ impl Config {
             head_dim: c.head_dim.unwrap_or(c.hidden_size / heads.max(1)),
             vocab_size: c.vocab_size,
             rms_norm_eps: c.rms_norm_eps,
-            rope_theta: c.rope_theta,
+            rope_theta,
             max_position_embeddings: c.max_position_embeddings,
             tie_word_embeddings: c.tie_word_embeddings,
         }
