@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs the browser benchmark pages in headless Chromium (WebGPU on whatever adapter it gets: SwiftShader
 // on machines without a GPU) and prints their JSON lines; also writes them to bench-out/browser.jsonl.
-//   node scripts/bench-browser.mjs [--reps 5] [--synthetic-mb 256] [--only load|kernels]
+//   node scripts/bench-browser.mjs [--reps 5] [--synthetic-mb 256] [--only load|kernels|decode]
 //                                  [--kernel-query "max_square=256&ops=matmul"]
 // Needs pkg/ (npm run build) and models/ (scripts/fetch-models.sh).
 import { chromium } from "playwright-core";
@@ -27,6 +27,7 @@ const browser = await chromium.launch({
 const pages = [
   `/www/bench/load.html?reps=${reps}&synthetic_mb=${syntheticMb}`,
   `/www/bench/kernels.html?${arg("kernel-query", "")}`,
+  `/www/bench/decode.html?new_tokens=${arg("new-tokens", "16")}&reps=2`,
 ].filter((p) => !arg("only") || p.includes(arg("only")));
 const lines = [];
 try {

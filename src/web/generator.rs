@@ -59,7 +59,7 @@ impl Generator {
     /// Generates from `prompt`, as an async iterator of text pieces (whole characters; a stop string
     /// is never emitted). Options: `maxTokens` (256), `temperature` (0: greedy), `topK`, `topP`,
     /// `seed`, `repetitionPenalty` (1: off), `stop` (strings), `chat` (apply the model's chat template),
-    /// `signal` (an AbortSignal ends it early). Breaking out of the loop stops generation too. After
+    /// `stopAtEos` (true), `signal` (an AbortSignal ends it early). Breaking out of the loop stops generation too. After
     /// the loop, `stats` holds the figures of this generation.
     #[wasm_bindgen(
         unchecked_return_type = "AsyncIterableIterator<string> & { stats: GenerationStats | null }"
@@ -68,7 +68,7 @@ impl Generator {
         &self,
         prompt: String,
         #[wasm_bindgen(
-            unchecked_param_type = "{ maxTokens?: number, temperature?: number, topK?: number, topP?: number, seed?: number, repetitionPenalty?: number, stop?: string[], chat?: boolean, signal?: AbortSignal }"
+            unchecked_param_type = "{ maxTokens?: number, temperature?: number, topK?: number, topP?: number, seed?: number, repetitionPenalty?: number, stop?: string[], chat?: boolean, stopAtEos?: boolean, signal?: AbortSignal }"
         )]
         options: Option<Object>,
     ) -> Result<JsValue, JsValue> {
@@ -102,7 +102,7 @@ impl Generator {
         &self,
         prompt: String,
         #[wasm_bindgen(
-            unchecked_param_type = "{ maxTokens?: number, temperature?: number, topK?: number, topP?: number, seed?: number, repetitionPenalty?: number, stop?: string[], chat?: boolean, signal?: AbortSignal }"
+            unchecked_param_type = "{ maxTokens?: number, temperature?: number, topK?: number, topP?: number, seed?: number, repetitionPenalty?: number, stop?: string[], chat?: boolean, stopAtEos?: boolean, signal?: AbortSignal }"
         )]
         options: Option<Object>,
     ) -> Result<Object, JsValue> {
@@ -312,6 +312,9 @@ fn generate_options(
     }
     if let Some(v) = get("chat") {
         opts.chat = v.is_truthy();
+    }
+    if let Some(v) = get("stopAtEos") {
+        opts.stop_at_eos = v.is_truthy();
     }
     if let Some(v) = get("stop") {
         let array: js_sys::Array = v.dyn_into().map_err(|_| {
