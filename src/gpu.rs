@@ -27,6 +27,9 @@ pub struct GpuOptions {
     /// backend still enables the driver's robust buffer access; wgpu's extra per-access clamps cost
     /// up to 37× on the H100's matmul (bench-results/). Ignored in browsers, which always check.
     pub unchecked_shaders: bool,
+    /// Pick kernels written for CPU adapters (one thread an output, no workgroup barriers) rather than
+    /// for GPUs. `None` (the default) decides by the adapter: CPU kernels on software adapters.
+    pub cpu_kernels: Option<bool>,
 }
 
 impl Default for GpuOptions {
@@ -37,6 +40,7 @@ impl Default for GpuOptions {
             allow_f16: true,
             allow_mappable_storage: true,
             unchecked_shaders: true,
+            cpu_kernels: None,
         }
     }
 }
@@ -53,6 +57,8 @@ pub struct Capabilities {
     pub subgroup_max_size: u32,
     /// A CPU implementation (SwiftShader, llvmpipe, WARP): correct but 10-100x slower than a GPU.
     pub software: bool,
+    /// Kernels pick their CPU-adapter variants (see [`GpuOptions::cpu_kernels`]).
+    pub cpu_kernels: bool,
     /// CPU and GPU share memory (integrated GPUs, Apple Silicon, software adapters).
     pub unified_memory: bool,
     /// Storage buffers can be mapped by the CPU (native `MAPPABLE_PRIMARY_BUFFERS`, requested only on
@@ -154,7 +160,7 @@ impl Gpu {
             })
             .await
             .map_err(|e| Error::RequestDevice(e.to_string()))?;
-        let caps = capabilities(&info, device.features());
+        let caps = capabilities(&info, device.features(), options);
         let fault = Arc::new(Mutex::new(None));
         install_fault_handlers(&device, &fault);
         let stats = Arc::new(CopyStats::default());
@@ -416,7 +422,11 @@ fn is_unified_memory(info: &wgpu::AdapterInfo) -> bool {
     ) || is_software_name(&info.name)
 }
 
-fn capabilities(info: &wgpu::AdapterInfo, features: wgpu::Features) -> Capabilities {
+fn capabilities(
+    info: &wgpu::AdapterInfo,
+    features: wgpu::Features,
+    options: &GpuOptions,
+) -> Capabilities {
     let software = info.device_type == wgpu::DeviceType::Cpu || is_software_name(&info.name);
     Capabilities {
         mappable_storage: features.contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
@@ -425,6 +435,7 @@ fn capabilities(info: &wgpu::AdapterInfo, features: wgpu::Features) -> Capabilit
         subgroup_min_size: info.subgroup_min_size,
         subgroup_max_size: info.subgroup_max_size,
         software,
+        cpu_kernels: options.cpu_kernels.unwrap_or(software),
         unified_memory: is_unified_memory(info),
     }
 }

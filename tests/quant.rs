@@ -220,3 +220,76 @@ async fn bad_shapes_are_refused_body() -> Result<()> {
     Ok(())
 }
 gpu_test!(bad_shapes_are_refused, bad_shapes_are_refused_body);
+
+/// RMSNorm folded into the GEMVs (the cooperative kernel computes the statistic in each workgroup; the
+/// rows kernel runs the norm as a dispatch first): both against `rms_norm` on the CPU, then the product.
+async fn fused_rms_norm_matches_cpu_body() -> Result<()> {
+    let gpu = gpu().await?;
+    let eps = 1e-5f32;
+    for qtype in TYPES {
+        for (n, k) in SHAPES {
+            let m = 2;
+            let mut rng = Rng::new((3 * n + k) as u64);
+            let (wb, wv) = random_blocks(&mut rng, qtype, n, k);
+            let (ub, uv) = random_blocks(&mut rng, qtype, n, k);
+            let w = QTensor::from_blocks(&gpu, &wb, &[n, k], qtype)?;
+            let u = QTensor::from_blocks(&gpu, &ub, &[n, k], qtype)?;
+            let mut x: Vec<f32> = rng.vec(m * k).iter().map(|v| v * 3.0).collect();
+            let mut nw: Vec<f32> = rng.vec(k).iter().map(|v| 1.0 + 0.5 * v).collect();
+            let tx = upload(&gpu, DType::F32, &mut x, &[m, k])?;
+            let tn = upload(&gpu, DType::F32, &mut nw, &[k])?;
+            // CPU: rms_norm in f64, then the products.
+            let normed: Vec<f32> = x
+                .chunks(k)
+                .flat_map(|row| {
+                    let ms = row.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / k as f64;
+                    let inv = 1.0 / (ms + f64::from(eps)).sqrt();
+                    row.iter()
+                        .zip(&nw)
+                        .map(move |(&v, &w)| (f64::from(v) * inv * f64::from(w)) as f32)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            let want: Vec<f32> = gemv_ref(&normed, &wv, m, n, k)
+                .iter()
+                .map(|&v| v as f32)
+                .collect();
+            let g = gemv_ref(&normed, &wv, m, n, k);
+            let up = gemv_ref(&normed, &uv, m, n, k);
+            let want_swiglu: Vec<f32> = g
+                .iter()
+                .zip(&up)
+                .map(|(&g, &u)| (g / (1.0 + (-g).exp()) * u) as f32)
+                .collect();
+            for variant in [quant::Variant::Cooperative, quant::Variant::Rows] {
+                let mut rec = gpu.recorder();
+                let opts = quant::GemvOptions {
+                    rms_norm: Some((&tn, eps)),
+                    variant,
+                    ..Default::default()
+                };
+                let y = quant::gemv_with(&mut rec, &tx, &w, opts)?;
+                let s = quant::gemv_swiglu_with(&mut rec, &tx, &w, &u, Some((&tn, eps)), variant)?;
+                rec.submit();
+                let what = format!("{variant:?} {qtype:?} [{n}, {k}]");
+                // Inputs of size ~1 after the norm: the same 1e-4 as the plain GEMV.
+                assert_close(
+                    &format!("normed gemv {what}"),
+                    &y.to_f32_vec().await?,
+                    &want,
+                    1e-4,
+                    1e-4,
+                );
+                assert_close(
+                    &format!("normed swiglu {what}"),
+                    &s.to_f32_vec().await?,
+                    &want_swiglu,
+                    1e-4,
+                    1e-4,
+                );
+            }
+        }
+    }
+    Ok(())
+}
+gpu_test!(fused_rms_norm_matches_cpu, fused_rms_norm_matches_cpu_body);
