@@ -10,9 +10,6 @@
 
 override QTYPE: u32 = 1u;
 override HAS_RESIDUAL: bool = false;
-// The cooperative GEMVs can normalize x first (LLaMA's RMSNorm: x / sqrt(mean(x²) + eps) · norm_w),
-// each workgroup computing its row's statistic itself: one dispatch less before every projection.
-override NORM: bool = false;
 
 struct Params {
     m: u32,              // rows of x (tokens)
@@ -22,7 +19,7 @@ struct Params {
     out_offset: u32,     // in elements
     res_offset: u32,     // in elements
     ids_offset: u32,     // in elements (gather)
-    eps: f32,            // RMSNorm epsilon (NORM)
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<storage, read> w: array<u32>;
@@ -90,43 +87,11 @@ const LANES: u32 = 32u;
 @group(0) @binding(3) var<uniform> p: Params;
 @group(0) @binding(4) var<storage, read> residual: array<T>;
 
-@group(0) @binding(7) var<storage, read> norm_w: array<T>;
-
 var<workgroup> partial: array<f32, 256>;
-var<workgroup> inv_rms: f32;
 
 fn x4(r: u32, k: u32) -> vec4<f32> {
     let i = p.x_offset + r * p.k + k;
-    let v = vec4<f32>(f32(x[i]), f32(x[i + 1u]), f32(x[i + 2u]), f32(x[i + 3u]));
-    if (NORM) {
-        let w4 = vec4<f32>(f32(norm_w[k]), f32(norm_w[k + 1u]), f32(norm_w[k + 2u]), f32(norm_w[k + 3u]));
-        return v * inv_rms * w4;
-    }
-    return v;
-}
-
-// With NORM, sets inv_rms = 1 / sqrt(mean(x[r]²) + eps), all 256 threads cooperating (uniform call).
-fn prepare_norm(r: u32, lid: u32) {
-    if (!NORM) {
-        return;
-    }
-    var ss = 0.0;
-    for (var k = lid; k < p.k; k += 256u) {
-        let v = f32(x[p.x_offset + r * p.k + k]);
-        ss += v * v;
-    }
-    partial[lid] = ss;
-    for (var s = 128u; s > 0u; s /= 2u) {
-        workgroupBarrier();
-        if (lid < s) {
-            partial[lid] += partial[lid + s];
-        }
-    }
-    workgroupBarrier();
-    if (lid == 0u) {
-        inv_rms = inverseSqrt(partial[0] / f32(p.k) + p.eps);
-    }
-    workgroupBarrier();
+    return vec4<f32>(f32(x[i]), f32(x[i + 1u]), f32(x[i + 2u]), f32(x[i + 3u]));
 }
 
 fn row_dot(r: u32, row: u32, lane: u32) -> f32 {
@@ -156,7 +121,6 @@ fn reduce_lanes(lid: u32) {
 fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let row = wg.x * ROWS + lid / LANES;
     let r = wg.y;
-    prepare_norm(r, lid);
     var acc = 0.0;
     if (row < p.n) {
         acc = row_dot(r, row, lid % LANES);
@@ -226,7 +190,6 @@ fn gemv_swiglu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     let row = wg.x * ROWS + lid / LANES;
     let r = wg.y;
     let lane = lid % LANES;
-    prepare_norm(r, lid);
     var gate = 0.0;
     var up = 0.0;
     if (row < p.n) {

@@ -22,7 +22,7 @@ struct Params {
     out_offset: u32,
     res_offset: u32,
     ids_offset: u32,
-    eps: f32,
+    _pad: u32,
 }
 
 /// Which GEMV kernel runs.
@@ -31,9 +31,9 @@ pub enum Variant {
     /// Cooperative on GPUs, one thread a row on CPU adapters ([`crate::Capabilities::cpu_kernels`]).
     #[default]
     Auto,
-    /// 32 threads a row and a workgroup reduction (GPUs); can fuse the RMSNorm.
+    /// 32 threads a row and a workgroup reduction (GPUs).
     Cooperative,
-    /// One thread a row, no barriers (CPU adapters); a requested RMSNorm runs as its own dispatch.
+    /// One thread a row, no barriers (CPU adapters).
     Rows,
 }
 
@@ -45,8 +45,6 @@ pub struct GemvOptions<'a> {
     /// Written here (a view of the result's size and type, such as a KV cache's next rows) rather than
     /// into a new tensor.
     pub out: Option<&'a Tensor>,
-    /// RMSNorm of `x` first, `(weight [k], eps)`: `x / sqrt(mean(x²) + eps) · weight`.
-    pub rms_norm: Option<(&'a Tensor, f32)>,
     pub variant: Variant,
 }
 
@@ -92,60 +90,6 @@ fn layout(
             1,
         ],
     ))
-}
-
-/// Resolves the variant and the RMSNorm: fused into the cooperative kernel, or run first as its own
-/// dispatch for the rows kernel. Returns the `x` to multiply, the norm to fuse, the variant.
-fn prepare_norm<'a>(
-    rec: &mut Recorder,
-    x: &Tensor,
-    rms_norm: Option<(&'a Tensor, f32)>,
-    variant: Variant,
-) -> Result<Prepared<'a>> {
-    let variant = match variant {
-        Variant::Auto if rec.gpu().capabilities().cpu_kernels => Variant::Rows,
-        Variant::Auto => Variant::Cooperative,
-        v => v,
-    };
-    let Some((w, eps)) = rms_norm else {
-        return Ok(Prepared {
-            x: x.clone(),
-            norm: None,
-            variant,
-        });
-    };
-    let k = x.shape().last().copied().unwrap_or(0);
-    if w.shape() != [k] || w.dtype() != x.dtype() {
-        return Err(Error::shape(
-            "quant::gemv",
-            format!(
-                "the RMSNorm weight {:?} {:?} must be [{k}] of x's type {:?}",
-                w.shape(),
-                w.dtype(),
-                x.dtype()
-            ),
-        ));
-    }
-    if variant == Variant::Rows {
-        let normed = crate::kernels::norm::rms_norm(rec, x, w, eps)?;
-        return Ok(Prepared {
-            x: normed,
-            norm: None,
-            variant,
-        });
-    }
-    Ok(Prepared {
-        x: x.clone(),
-        norm: Some((w, eps)),
-        variant,
-    })
-}
-
-/// What [`prepare_norm`] decided: the `x` to multiply, the RMSNorm to fuse, the kernel variant.
-struct Prepared<'a> {
-    x: Tensor,
-    norm: Option<(&'a Tensor, f32)>,
-    variant: Variant,
 }
 
 /// The weight as `[n, k]`, checked against `x [.., k]`; returns (rows of x, n, k).
@@ -202,11 +146,8 @@ pub fn gemv_with(
     let GemvOptions {
         residual,
         out,
-        rms_norm,
         variant,
     } = opts;
-    let Prepared { x, norm, variant } = prepare_norm(rec, x, rms_norm, variant)?;
-    let x = &x;
     let res = residual.unwrap_or(x); // placeholder when absent: bound, never read
     let dtype = check_dtypes(OP, &gpu, &[x, res])?;
     let (m, n, k) = gemv_dims(OP, x, w)?;
@@ -245,7 +186,6 @@ pub fn gemv_with(
         x_offset: x.offset_elements(),
         out_offset: out.offset_elements(),
         res_offset: res.offset_elements(),
-        eps: norm.map_or(0.0, |(_, e)| e),
         ..Params::default()
     };
     let pipeline = gpu.pipeline(&KernelSource {
@@ -256,7 +196,6 @@ pub fn gemv_with(
         constants: &[
             ("QTYPE", qtype_constant(w.qtype())),
             ("HAS_RESIDUAL", f64::from(u8::from(residual.is_some()))),
-            ("NORM", f64::from(u8::from(norm.is_some()))),
         ],
     });
     let bindings = [
@@ -264,7 +203,6 @@ pub fn gemv_with(
         (1, x.buffer()),
         (2, out.buffer()),
         (4, res.buffer()),
-        (7, norm.map_or(x, |(t, _)| t).buffer()),
     ];
     rec.dispatch_at(&pipeline, &bindings, 3, &params, groups);
     Ok(out)
@@ -273,22 +211,19 @@ pub fn gemv_with(
 /// `silu(x · Wgᵀ) ⊙ (x · Wuᵀ)`, LLaMA's gated MLP input, in one kernel for two quantized weights of
 /// one shape and type.
 pub fn gemv_swiglu(rec: &mut Recorder, x: &Tensor, gate: &QTensor, up: &QTensor) -> Result<Tensor> {
-    gemv_swiglu_with(rec, x, gate, up, None, Variant::Auto)
+    gemv_swiglu_with(rec, x, gate, up, Variant::Auto)
 }
 
-/// [`gemv_swiglu`] of `rms_norm(x)` when `rms_norm` is `(weight [k], eps)`.
+/// [`gemv_swiglu`] with a choice of kernel.
 pub fn gemv_swiglu_with(
     rec: &mut Recorder,
     x: &Tensor,
     gate: &QTensor,
     up: &QTensor,
-    rms_norm: Option<(&Tensor, f32)>,
     variant: Variant,
 ) -> Result<Tensor> {
     const OP: &str = "quant::gemv_swiglu";
     let gpu = rec.gpu().clone();
-    let Prepared { x, norm, variant } = prepare_norm(rec, x, rms_norm, variant)?;
-    let x = &x;
     let dtype = check_dtypes(OP, &gpu, &[x])?;
     let (m, n, k) = gemv_dims(OP, x, gate)?;
     if up.shape() != gate.shape() || up.qtype() != gate.qtype() {
@@ -317,7 +252,6 @@ pub fn gemv_swiglu_with(
         n: to_u32(OP, "n", n)?,
         k: to_u32(OP, "k", k)?,
         x_offset: x.offset_elements(),
-        eps: norm.map_or(0.0, |(_, e)| e),
         ..Params::default()
     };
     let pipeline = gpu.pipeline(&KernelSource {
@@ -325,17 +259,13 @@ pub fn gemv_swiglu_with(
         body: SHADER,
         dtype,
         entry,
-        constants: &[
-            ("QTYPE", qtype_constant(gate.qtype())),
-            ("NORM", f64::from(u8::from(norm.is_some()))),
-        ],
+        constants: &[("QTYPE", qtype_constant(gate.qtype()))],
     });
     let bindings = [
         (0, gate.buffer()),
         (1, x.buffer()),
         (2, out.buffer()),
         (5, up.buffer()),
-        (7, norm.map_or(x, |(t, _)| t).buffer()),
     ];
     rec.dispatch_at(&pipeline, &bindings, 3, &params, groups);
     Ok(out)

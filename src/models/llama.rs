@@ -287,35 +287,15 @@ impl Linear {
         residual: Option<&Tensor>,
         out: Option<&Tensor>,
     ) -> Result<Tensor> {
-        self.forward_normed(rec, x, None, residual, out)
-    }
-
-    /// [`Linear::forward`] of `rms_norm(x)` when `norm` is given; only the quantized GEMV takes it
-    /// (see [`Llama::fuse_norm`]).
-    fn forward_normed(
-        &self,
-        rec: &mut Recorder,
-        x: &Tensor,
-        norm: Option<(&Tensor, f32)>,
-        residual: Option<&Tensor>,
-        out: Option<&Tensor>,
-    ) -> Result<Tensor> {
         let rows = x.numel() / x.shape().last().copied().unwrap_or(1).max(1);
         let y = match &self.weight {
             AnyTensor::Quant(w) if rows <= GEMV_MAX_ROWS => {
                 let opts = quant::GemvOptions {
                     residual,
                     out,
-                    rms_norm: norm,
                     ..Default::default()
                 };
                 return quant::gemv_with(rec, x, w, opts);
-            }
-            _ if norm.is_some() => {
-                return Err(Error::shape(
-                    "Linear",
-                    "a fused RMSNorm needs the quantized GEMV",
-                ));
             }
             AnyTensor::Quant(w) => {
                 let dense = quant::dequantize(rec, w, x.dtype())?;
@@ -531,16 +511,6 @@ impl Llama {
         x.reshape(&[seq, self.cfg.hidden_size])
     }
 
-    /// Whether this block's RMSNorms fold into the following quantized GEMVs: decoding (few rows) on a
-    /// GPU with every projection quantized. (On CPU adapters the one-thread-a-row GEMV cannot share
-    /// the statistic, so the norm stays a dispatch of its own.)
-    fn fuse_norm(&self, rec: &Recorder, b: &Block, seq: usize) -> bool {
-        let quantized = [&b.q, &b.k, &b.v, &b.gate, &b.up]
-            .iter()
-            .all(|l| matches!(l.weight, AnyTensor::Quant(_)));
-        quantized && seq <= GEMV_MAX_ROWS && !rec.gpu().capabilities().cpu_kernels
-    }
-
     /// modeling_llama.py LlamaDecoderLayer.forward: `x + attn(norm(x))`, then `x + mlp(norm(x))`.
     fn block(
         &self,
@@ -555,18 +525,14 @@ impl Llama {
         let seq = x.shape()[0];
         let (heads, kv_heads, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim);
         let eps = c.rms_norm_eps;
-        // Decoding on a GPU: each projection's GEMV normalizes x itself (one dispatch less).
-        let fuse = self.fuse_norm(rec, b, seq);
-        let (h, norm) = if fuse {
-            (x.clone(), Some((&b.attn_norm, eps)))
-        } else {
-            (rms_norm(rec, x, &b.attn_norm, eps)?, None)
-        };
+        // (Folding the RMSNorm into each projection's GEMV saves a dispatch but was slower on the
+        // H100: every workgroup then waits on a reduction first. See the README.)
+        let h = rms_norm(rec, x, &b.attn_norm, eps)?;
         // LlamaAttention.forward: project, rotate q and k, append k and v to the cache.
-        let q = b.q.forward_normed(rec, &h, norm, None, None)?;
+        let q = b.q.forward(rec, &h, None, None)?;
         let q = q.reshape(&[1, seq, heads, hd])?;
         let q = rope_with(rec, &q, None, pos0, c.rope_theta, self.rope_layout)?;
-        let k = b.k.forward_normed(rec, &h, norm, None, None)?;
+        let k = b.k.forward(rec, &h, None, None)?;
         let k = k.reshape(&[1, seq, kv_heads, hd])?;
         let cache_rows = |cache: &Tensor| -> Result<Tensor> {
             let rows = cache.reshape(&cache.shape()[1..])?.narrow(pos0, seq)?;
@@ -575,7 +541,7 @@ impl Llama {
         let k_rows = cache_rows(k_cache)?;
         rope_with(rec, &k, Some(&k_rows), pos0, c.rope_theta, self.rope_layout)?;
         let v_rows = cache_rows(v_cache)?.reshape(&[seq, kv_heads * hd])?;
-        b.v.forward_normed(rec, &h, norm, None, Some(&v_rows))?;
+        b.v.forward(rec, &h, None, Some(&v_rows))?;
         let opts = attention::Options {
             causal: true,
             kv_len: Some(pos0 + seq),
@@ -584,19 +550,14 @@ impl Llama {
         let a = attention(rec, &q, k_cache, v_cache, opts)?.reshape(&[seq, heads * hd])?;
         let x = b.o.forward(rec, &a, Some(x), None)?;
         // LlamaMLP.forward: down(silu(gate(h)) * up(h)).
+        let h = rms_norm(rec, &x, &b.mlp_norm, eps)?;
         let act = match (&b.gate.weight, &b.up.weight) {
-            (AnyTensor::Quant(g), AnyTensor::Quant(u)) if fuse && g.qtype() == u.qtype() => {
-                let norm = Some((&b.mlp_norm, eps));
-                quant::gemv_swiglu_with(rec, &x, g, u, norm, quant::Variant::Auto)?
-            }
             (AnyTensor::Quant(g), AnyTensor::Quant(u))
                 if seq <= GEMV_MAX_ROWS && g.qtype() == u.qtype() =>
             {
-                let h = rms_norm(rec, &x, &b.mlp_norm, eps)?;
                 quant::gemv_swiglu(rec, &h, g, u)?
             }
             _ => {
-                let h = rms_norm(rec, &x, &b.mlp_norm, eps)?;
                 let g = b.gate.forward(rec, &h, None, None)?;
                 let u = b.up.forward(rec, &h, None, None)?;
                 elementwise::silu_mul(rec, &g, &u)?
