@@ -1,36 +1,11 @@
 // Chat: load a Generator (progress bar), stream the answer token by token (the Stop button aborts),
 // show tokens/s and the library's copy counters.
-import init, { Device, stats } from "../pkg/webgpu_infer.js";
+import init, { Device } from "../pkg/webgpu_infer.js";
+import { $, banner, showStats } from "./common.js";
 
-const $ = (id) => document.getElementById(id);
 let device;
 let generator;
 let abort;
-
-function banner(kind, text) {
-  const b = $("banner");
-  b.className = `banner ${kind}`;
-  b.textContent = text;
-  b.hidden = false;
-}
-
-function showStats() {
-  const s = stats();
-  const rows = [
-    ["bytes copied into WASM memory", s.wasmBytesIn],
-    ["bytes written to the GPU", s.hostToGpuBytes],
-    ["bytes read back from the GPU", s.gpuToHostBytes],
-    ["submits", s.submits],
-    ["GPU buffers in use", `${s.liveBuffers} (${(s.liveBufferBytes / 2 ** 20).toFixed(1)} MiB)`],
-  ];
-  const body = $("stats").tBodies[0];
-  body.replaceChildren();
-  for (const [k, v] of rows) {
-    const tr = body.insertRow();
-    tr.insertCell().textContent = k;
-    tr.insertCell().textContent = typeof v === "number" ? v.toLocaleString("en") : v;
-  }
-}
 
 async function load() {
   $("send").disabled = true;

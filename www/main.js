@@ -1,20 +1,12 @@
 // The start page: the adapter and what the library will use of it, and a matmul run on the GPU
 // through the library, checked against a plain JavaScript matmul.
 import init, { Device } from "../pkg/webgpu_infer.js";
-
-const $ = (id) => document.getElementById(id);
+import { $, banner } from "./common.js";
 
 function row(table, label, value) {
   const tr = table.tBodies[0].insertRow();
   tr.insertCell().textContent = label;
   tr.insertCell().textContent = value;
-}
-
-function banner(kind, text) {
-  const b = $("banner");
-  b.className = `banner ${kind}`;
-  b.textContent = text;
-  b.hidden = false;
 }
 
 function mib(bytes) {

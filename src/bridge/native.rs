@@ -79,16 +79,22 @@ fn load_sharded(gpu: &Gpu, index_path: &Path, on_progress: OnProgress<'_>) -> Re
 
 /// Loads one `.safetensors` file.
 pub fn load_safetensors(gpu: &Gpu, path: &Path, on_progress: OnProgress<'_>) -> Result<Weights> {
+    let (source, map) = map_file(path)?;
+    load_bytes(gpu, &source, &map, on_progress)
+}
+
+/// The file memory-mapped, and its name for error messages.
+fn map_file(path: &Path) -> Result<(String, Mmap)> {
     let source = path.display().to_string();
     let io = |e: std::io::Error| Error::Io {
         source_name: source.clone(),
         message: e.to_string(),
     };
     let file = File::open(path).map_err(io)?;
-    // SAFETY: the map is read-only and lives only for this call; a file truncated by another process
+    // SAFETY: the map is read-only and lives only for the load; a file truncated by another process
     // meanwhile would fault, the usual caveat of memory maps, which every loader of large weights takes.
     let map = unsafe { Mmap::map(&file) }.map_err(io)?;
-    load_bytes(gpu, &source, &map, on_progress)
+    Ok((source, map))
 }
 
 /// Loads a safetensors image already in memory (or mapped).
@@ -123,14 +129,7 @@ pub fn load_gguf(
     path: &Path,
     on_progress: OnProgress<'_>,
 ) -> Result<(gguf::Header, Weights)> {
-    let source = path.display().to_string();
-    let io = |e: std::io::Error| Error::Io {
-        source_name: source.clone(),
-        message: e.to_string(),
-    };
-    let file = File::open(path).map_err(io)?;
-    // SAFETY: as in `load_safetensors`.
-    let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+    let (source, map) = map_file(path)?;
     load_gguf_bytes(gpu, &source, &map, on_progress)
 }
 

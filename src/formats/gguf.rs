@@ -107,38 +107,14 @@ impl Header {
     /// Parses the header at the start of `bytes`: `Ok(None)` if `bytes` ends inside it (give it more),
     /// an error if it is not a valid GGUF header.
     pub fn parse(source: &str, bytes: &[u8]) -> Result<Option<Header>> {
-        let mut r = Reader { bytes, pos: 0 };
-        match parse(&mut r) {
-            Ok(h) => Ok(Some(h)),
-            Err(Stop::NeedMore) if bytes.len() >= MAX_HEADER_LEN => Err(bad(
-                source,
-                format!("the header is longer than {MAX_HEADER_LEN} bytes"),
-            )),
-            Err(Stop::NeedMore) => Ok(None),
-            Err(Stop::Invalid(p)) => Err(Error::Format {
-                source_name: source.to_string(),
-                problem: p,
-            }),
-        }
+        conclude(source, bytes.len(), parse(&mut Reader { bytes, pos: 0 }))
     }
 
     /// Where the data section starts, from a prefix of the file, without building the header (no
     /// allocation: cheap to retry as a stream grows): `Ok(None)` while `bytes` ends inside the header.
     /// A stream copies exactly this many bytes into WASM memory, then calls [`Header::parse`].
     pub fn data_start(source: &str, bytes: &[u8]) -> Result<Option<u64>> {
-        let mut r = Reader { bytes, pos: 0 };
-        match skim(&mut r) {
-            Ok(start) => Ok(Some(start)),
-            Err(Stop::NeedMore) if bytes.len() >= MAX_HEADER_LEN => Err(bad(
-                source,
-                format!("the header is longer than {MAX_HEADER_LEN} bytes"),
-            )),
-            Err(Stop::NeedMore) => Ok(None),
-            Err(Stop::Invalid(p)) => Err(Error::Format {
-                source_name: source.to_string(),
-                problem: p,
-            }),
-        }
+        conclude(source, bytes.len(), skim(&mut Reader { bytes, pos: 0 }))
     }
 
     /// Total file length the header implies (the end of the last tensor).
@@ -192,6 +168,22 @@ enum Stop {
 }
 
 type Parse<T> = std::result::Result<T, Stop>;
+
+/// A parse's outcome for callers: `None` while more bytes may complete the header.
+fn conclude<T>(source: &str, len: usize, parsed: Parse<T>) -> Result<Option<T>> {
+    match parsed {
+        Ok(v) => Ok(Some(v)),
+        Err(Stop::NeedMore) if len >= MAX_HEADER_LEN => Err(bad(
+            source,
+            format!("the header is longer than {MAX_HEADER_LEN} bytes"),
+        )),
+        Err(Stop::NeedMore) => Ok(None),
+        Err(Stop::Invalid(p)) => Err(Error::Format {
+            source_name: source.to_string(),
+            problem: p,
+        }),
+    }
+}
 
 fn invalid<T>(detail: impl Into<String>) -> Parse<T> {
     Err(Stop::Invalid(FormatProblem::BadGguf(detail.into())))

@@ -67,24 +67,29 @@ await check("demo shows the adapter and a checked matmul", () =>
   }),
 );
 
+// Opens a model page and waits until its model is loaded, sampling the progress bar meanwhile: it
+// must have shown a value strictly between 0 and 1 (the weights streamed in, not in one jump).
+async function loadWithProgress(page, pageUrl) {
+  const progress = [];
+  await page.exposeFunction("recordProgress", (v) => progress.push(v));
+  await page.goto(pageUrl);
+  await page.evaluate(() => {
+    const bar = document.getElementById("progress");
+    const tick = setInterval(() => {
+      window.recordProgress(bar.value);
+      if (bar.value >= 1) clearInterval(tick);
+    }, 20);
+  });
+  await page.waitForSelector('#load-status[data-state="loaded"]', { timeout: TIMEOUT });
+  assert.ok(progress.some((v) => v > 0 && v < 1), `the progress bar moved: ${progress.slice(0, 20)}`);
+}
+
 await check("semantic search loads the model with progress and ranks the sentences", async () => {
   const searchUrl = url.replace(/\/www\/$/, "/www/search.html");
   const browser = await chromium.launch({ executablePath, args: [...BASE_ARGS, "--enable-unsafe-webgpu"] });
   try {
     const page = await browser.newPage({ viewport: { width: 1100, height: 1300 } });
-    const progress = [];
-    await page.exposeFunction("recordProgress", (v) => progress.push(v));
-    await page.goto(searchUrl);
-    // Sample the progress bar while the model streams in.
-    await page.evaluate(() => {
-      const bar = document.getElementById("progress");
-      const tick = setInterval(() => {
-        window.recordProgress(bar.value);
-        if (bar.value >= 1) clearInterval(tick);
-      }, 20);
-    });
-    await page.waitForSelector('#load-status[data-state="loaded"]', { timeout: TIMEOUT });
-    assert.ok(progress.some((v) => v > 0 && v < 1), `the progress bar moved: ${progress.slice(0, 20)}`);
+    await loadWithProgress(page, searchUrl);
     await page.click("#search");
     // On SwiftShader (a CPU) the first search also compiles every pipeline: allow minutes.
     await page.waitForSelector('#timing[data-state="done"]', { timeout: 300_000 });
@@ -109,18 +114,7 @@ await check("chat streams the answer transformers gives (greedy) and shows token
   const browser = await chromium.launch({ executablePath, args: [...BASE_ARGS, "--enable-unsafe-webgpu"] });
   try {
     const page = await browser.newPage({ viewport: { width: 1100, height: 1000 } });
-    const progress = [];
-    await page.exposeFunction("recordProgress", (v) => progress.push(v));
-    await page.goto(chatUrl);
-    await page.evaluate(() => {
-      const bar = document.getElementById("progress");
-      const tick = setInterval(() => {
-        window.recordProgress(bar.value);
-        if (bar.value >= 1) clearInterval(tick);
-      }, 20);
-    });
-    await page.waitForSelector('#load-status[data-state="loaded"]', { timeout: TIMEOUT });
-    assert.ok(progress.some((v) => v > 0 && v < 1), `the progress bar moved: ${progress.slice(0, 20)}`);
+    await loadWithProgress(page, chatUrl);
     await page.fill("#prompt", chat.prompt);
     await page.fill("#max-tokens", "16");
     await page.click("#send");
