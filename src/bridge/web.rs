@@ -371,8 +371,9 @@ pub async fn load_gguf(
 }
 
 /// Reads chunks until the GGUF header is complete (its length is found by a cheap skim, retried as
-/// chunks arrive), copies exactly the header into WASM memory, parses it, and returns the rest of the
-/// last chunk, which starts the data section.
+/// chunks arrive), parses it, and returns the rest of the last chunk, which starts the data section.
+/// Into WASM memory go the header and the rest of the network chunk it ends in (at most one chunk of
+/// tensor bytes, discarded there and counted in the stats).
 async fn read_gguf_header(
     gpu: &Gpu,
     name: &str,
@@ -386,16 +387,16 @@ async fn read_gguf_header(
             None => return Err(truncated(name, head.len() as u64 + 1, head.len() as u64)),
         };
         let start = head.len();
-        // Copied whole for the skim; once the header's end is known, what lies past it is dropped
-        // here and taken again from the JS chunk below (the count is corrected to the header only).
+        // Copied whole for the skim (the header's length is not stored, so it is found by walking
+        // it). The part of the last chunk past the header is dropped here and streamed to the GPU
+        // from the JS chunk below; it did pass through WASM memory once, and is counted.
         head.resize(start + chunk.length() as usize, 0);
         chunk.copy_to(&mut head[start..]);
+        gpu.copy_stats().wasm_in(u64::from(chunk.length()));
         let Some(data_start) = gguf::Header::data_start(name, &head)? else {
-            gpu.copy_stats().wasm_in(u64::from(chunk.length()));
             continue;
         };
         let keep = (data_start as usize).min(head.len());
-        gpu.copy_stats().wasm_in((keep - start) as u64);
         let header = gguf::Header::parse(name, &head[..keep])?
             .ok_or_else(|| truncated(name, data_start, keep as u64))?;
         let rest = chunk.subarray((keep - start) as u32, chunk.length());
