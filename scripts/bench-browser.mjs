@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // Runs the browser benchmark pages in headless Chromium (WebGPU on whatever adapter it gets: SwiftShader
 // on machines without a GPU) and prints their JSON lines; also writes them to bench-out/browser.jsonl.
-//   node scripts/bench-browser.mjs [--reps 5] [--synthetic-mb 256] [--only load|kernels|decode]
+//   node scripts/bench-browser.mjs [--reps 5] [--synthetic-mb 256] [--only load|kernels|decode|embed]
 //                                  [--kernel-query "max_square=256&ops=matmul"]
-// Needs pkg/ (npm run build) and models/ (scripts/fetch-models.sh).
+//                                  [--embed-reps 3] [--embed-shapes 8x128,1x128]
+// Needs pkg/ (npm run build) and models/ (scripts/fetch-models.sh); the embedding page's
+// onnxruntime-web baseline needs models/all-MiniLM-L6-v2/onnx/model.onnx (scripts/export_minilm_onnx.py).
 import { chromium } from "playwright-core";
 import { mkdir, writeFile } from "node:fs/promises";
 import { serve } from "./serve.mjs";
@@ -28,6 +30,7 @@ const pages = [
   `/www/bench/load.html?reps=${reps}&synthetic_mb=${syntheticMb}`,
   `/www/bench/kernels.html?${arg("kernel-query", "")}`,
   `/www/bench/decode.html?new_tokens=${arg("new-tokens", "16")}&reps=2`,
+  `/www/bench/embed.html?reps=${arg("embed-reps", "3")}&shapes=${arg("embed-shapes", "8x128,1x128")}`,
 ].filter((p) => !arg("only") || p.includes(arg("only")));
 const lines = [];
 try {

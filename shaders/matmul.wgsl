@@ -10,6 +10,7 @@
 //             registers (rows and columns strided by 16, so that workgroup-memory reads are consecutive
 //             across threads); K advances 16 at a time through tiles staged in workgroup memory.
 //   tiled128: 128×128 tiles, 8×8 outputs a thread as vec4 accumulators (below).
+//   direct:   CPU adapters: 4×4 outputs a thread straight from A and B, no workgroup memory (below).
 //   gemv:    one row of A (decoding): with TRANS_B, 64 threads share each output (coalesced reads of
 //            a weight row, tree-reduced); without, one thread a column.
 
@@ -347,4 +348,53 @@ fn tiled16(
             }
         }
     }
+}
+
+// ---- direct: for CPU adapters (SwiftShader, llvmpipe), no workgroup memory and no barriers ----
+// A CPU emulates workgroup memory with ordinary memory and each barrier with a switch between the
+// invocations of the workgroup, so staging tiles costs more there than it saves; its caches do the
+// reuse. Each thread computes a 4×4 block of C straight from A and B. Out-of-range rows and columns
+// read a clamped (valid) index and are not stored.
+@compute @workgroup_size(8, 8, 1)
+fn direct(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let row0 = gid.y * 4u;
+    let col0 = gid.x * 4u;
+    if (row0 >= p.m || col0 >= p.n) {
+        return;
+    }
+    let a_base = p.a_offset + gid.z * p.a_batch_stride;
+    let b_base = p.b_offset + gid.z * p.b_batch_stride;
+    var ra: array<u32, 4>;
+    var cb: array<u32, 4>;
+    for (var i = 0u; i < 4u; i++) {
+        ra[i] = a_base + min(row0 + i, p.m - 1u) * p.k;
+        let col = min(col0 + i, p.n - 1u);
+        if (TRANS_B) {
+            cb[i] = b_base + col * p.k;
+        } else {
+            cb[i] = b_base + col;
+        }
+    }
+    var c0 = vec4<f32>(0.0);
+    var c1 = vec4<f32>(0.0);
+    var c2 = vec4<f32>(0.0);
+    var c3 = vec4<f32>(0.0);
+    for (var kk = 0u; kk < p.k; kk++) {
+        var bv: vec4<f32>;
+        if (TRANS_B) {
+            bv = vec4<f32>(f32(b[cb[0] + kk]), f32(b[cb[1] + kk]), f32(b[cb[2] + kk]), f32(b[cb[3] + kk]));
+        } else {
+            let o = kk * p.n;
+            bv = vec4<f32>(f32(b[cb[0] + o]), f32(b[cb[1] + o]), f32(b[cb[2] + o]), f32(b[cb[3] + o]));
+        }
+        c0 = fma(vec4<f32>(f32(a[ra[0] + kk])), bv, c0);
+        c1 = fma(vec4<f32>(f32(a[ra[1] + kk])), bv, c1);
+        c2 = fma(vec4<f32>(f32(a[ra[2] + kk])), bv, c2);
+        c3 = fma(vec4<f32>(f32(a[ra[3] + kk])), bv, c3);
+    }
+    let base = p.c_offset + gid.z * p.m * p.n;
+    store4(base, row0, col0, c0);
+    store4(base, row0 + 1u, col0, c1);
+    store4(base, row0 + 2u, col0, c2);
+    store4(base, row0 + 3u, col0, c3);
 }

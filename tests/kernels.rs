@@ -65,6 +65,7 @@ async fn run_matmul(
         Kernel::Tiled64,
         Kernel::Tiled128,
         Kernel::Gemv,
+        Kernel::Direct,
     ] {
         let mut rec = gpu.recorder();
         let c = matmul::matmul_with(&mut rec, &ta, &tb, layout, Epilogue::default(), kernel)?;
@@ -160,6 +161,7 @@ async fn linear_epilogue() -> Result<()> {
                 Kernel::Tiled64,
                 Kernel::Tiled128,
                 Kernel::Gemv,
+                Kernel::Direct,
             ] {
                 let mut rec = gpu.recorder();
                 let epilogue = Epilogue {

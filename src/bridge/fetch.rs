@@ -9,15 +9,35 @@ use web_sys::{AbortSignal, ReadableStream, ReadableStreamDefaultReader, Response
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 
+/// How a loader fetches URLs: the `AbortSignal` that cancels it and the `fetch` function it calls
+/// (`globalThis.fetch` when `None`; the JS facade passes its Cache Storage fetch here). An
+/// `Option<&AbortSignal>` converts into one.
+#[derive(Clone, Copy, Default)]
+pub struct Net<'a> {
+    pub signal: Option<&'a AbortSignal>,
+    pub fetch: Option<&'a Function>,
+}
+
+impl<'a> From<Option<&'a AbortSignal>> for Net<'a> {
+    fn from(signal: Option<&'a AbortSignal>) -> Net<'a> {
+        Net {
+            signal,
+            fetch: None,
+        }
+    }
+}
+
 /// The body of `url`, copied into WASM memory (and counted there): for small text files such as
 /// `config.json` and `tokenizer.json`, never for weights. `Ok(None)` on HTTP 404 when `optional`.
-pub async fn fetch_bytes(
+pub async fn fetch_bytes<'a>(
     gpu: &Gpu,
     url: &str,
-    signal: Option<&AbortSignal>,
+    net: impl Into<Net<'a>>,
     optional: bool,
 ) -> Result<Option<Vec<u8>>> {
-    let response = match fetch(url, signal).await {
+    let net = net.into();
+    let signal = net.signal;
+    let response = match fetch(url, net).await {
         Err(Error::Http { status: 404, .. }) if optional => return Ok(None),
         other => other?,
     };
@@ -30,15 +50,19 @@ pub async fn fetch_bytes(
     Ok(Some(bytes))
 }
 
-pub(crate) async fn fetch(url: &str, signal: Option<&AbortSignal>) -> Result<Response> {
+pub(crate) async fn fetch(url: &str, net: Net<'_>) -> Result<Response> {
+    let signal = net.signal;
     let global = js_sys::global();
-    let fetch: Function = Reflect::get(&global, &"fetch".into())
-        .map_err(js_io(url))?
-        .dyn_into()
-        .map_err(|_| Error::Io {
-            source_name: url.into(),
-            message: "this global scope has no fetch()".into(),
-        })?;
+    let fetch: Function = match net.fetch {
+        Some(f) => f.clone(),
+        None => Reflect::get(&global, &"fetch".into())
+            .map_err(js_io(url))?
+            .dyn_into()
+            .map_err(|_| Error::Io {
+                source_name: url.into(),
+                message: "this global scope has no fetch()".into(),
+            })?,
+    };
     let init = Object::new();
     if let Some(signal) = signal {
         Reflect::set(&init, &"signal".into(), signal).map_err(js_io(url))?;
@@ -47,10 +71,13 @@ pub(crate) async fn fetch(url: &str, signal: Option<&AbortSignal>) -> Result<Res
         .call2(&global, &url.into(), &init)
         .map_err(js_io(url))?
         .unchecked_into();
-    let response: Response = JsFuture::from(promise)
+    let response = JsFuture::from(promise)
         .await
-        .map_err(|e| abort_or_io(url, signal, e))?
-        .unchecked_into();
+        .map_err(|e| abort_or_io(url, signal, e))?;
+    let response: Response = response.dyn_into().map_err(|_| Error::Io {
+        source_name: url.into(),
+        message: "the fetch function given did not resolve to a Response".into(),
+    })?;
     check_status(url, &response)?;
     Ok(response)
 }

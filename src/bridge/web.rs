@@ -10,7 +10,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Blob, ReadableStreamDefaultReader, Response};
 
-pub use crate::bridge::fetch::fetch_bytes;
+pub use crate::bridge::fetch::{Net, fetch_bytes};
 use crate::bridge::fetch::{
     abort_or_io, absolute_url, check_status, content_length, fetch, js_io, reader_of, response_name,
 };
@@ -114,12 +114,15 @@ pub fn tensor_from_js(
 }
 
 /// Loads safetensors weights from `source` into GPU buffers, streaming.
-pub async fn load(
+/// `net` is an `Option<&AbortSignal>` or a [`Net`] (signal and `fetch` function).
+pub async fn load<'a>(
     gpu: &Gpu,
     source: Source,
-    signal: Option<&AbortSignal>,
+    net: impl Into<Net<'a>>,
     on_progress: OnProgress<'_>,
 ) -> Result<Weights> {
+    let net = net.into();
+    let signal = net.signal;
     match source {
         Source::Url(url)
             if url
@@ -127,10 +130,10 @@ pub async fn load(
                 .next()
                 .is_some_and(|p| p.ends_with(".index.json")) =>
         {
-            load_sharded(gpu, &url, signal, on_progress).await
+            load_sharded(gpu, &url, net, on_progress).await
         }
         Source::Url(url) => {
-            let response = fetch(&url, signal).await?;
+            let response = fetch(&url, net).await?;
             let stream = Chunks::of_response(&url, &response)?;
             let len = content_length(&response);
             let (weights, _) =
@@ -171,11 +174,12 @@ pub async fn load(
 async fn load_sharded(
     gpu: &Gpu,
     index_url: &str,
-    signal: Option<&AbortSignal>,
+    net: Net<'_>,
     on_progress: OnProgress<'_>,
 ) -> Result<Weights> {
+    let signal = net.signal;
     let index_url = &absolute_url(index_url)?;
-    let response = fetch(index_url, signal).await?;
+    let response = fetch(index_url, net).await?;
     let text = JsFuture::from(response.text().map_err(js_io(index_url))?)
         .await
         .map_err(|e| abort_or_io(index_url, signal, e))?
@@ -189,7 +193,7 @@ async fn load_sharded(
         let url = web_sys::Url::new_with_base(file, index_url)
             .map_err(js_io(index_url))?
             .href();
-        let response = fetch(&url, signal).await?;
+        let response = fetch(&url, net).await?;
         let stream = Chunks::of_response(&url, &response)?;
         let known = content_length(&response);
         let (shard, len) = stream_safetensors(
@@ -313,15 +317,18 @@ async fn stream_safetensors(
 /// Loads a GGUF file (llama.cpp's format) from `source`, streaming: the header (metadata, the
 /// tokenizer's vocabulary) is copied into WASM memory and parsed there; each tensor streams into its
 /// own mapped GPU buffer, quantized ones kept in their blocks.
-pub async fn load_gguf(
+/// `net` as in [`load`].
+pub async fn load_gguf<'a>(
     gpu: &Gpu,
     source: Source,
-    signal: Option<&AbortSignal>,
+    net: impl Into<Net<'a>>,
     on_progress: OnProgress<'_>,
 ) -> Result<(gguf::Header, Weights)> {
+    let net = net.into();
+    let signal = net.signal;
     let (name, mut chunks, known_len) = match source {
         Source::Url(url) => {
-            let response = fetch(&url, signal).await?;
+            let response = fetch(&url, net).await?;
             let len = content_length(&response);
             (url.clone(), Chunks::of_response(&url, &response)?, len)
         }

@@ -33,6 +33,9 @@ pub enum Kernel {
     Tiled128,
     /// One workgroup per few outputs of one row of `a` (decoding).
     Gemv,
+    /// No workgroup memory and no barriers, 4×4 outputs a thread read straight from `a` and `b`:
+    /// what [`Kernel::Auto`] picks on CPU adapters (SwiftShader, llvmpipe), where barriers are costly.
+    Direct,
 }
 
 /// What happens to each output before it is stored: `activation(c + bias)`.
@@ -131,6 +134,7 @@ pub fn matmul_with(
         _pad: [0; 3],
     };
     let kernel = match kernel {
+        Kernel::Auto if gpu.capabilities().cpu_kernels && dims.m > 2 => Kernel::Direct,
         Kernel::Auto => dims.auto_kernel(),
         k => k,
     };
@@ -142,6 +146,10 @@ pub fn matmul_with(
         Kernel::Tiled16 => (
             "tiled16",
             [dims.n.div_ceil(64), dims.m.div_ceil(16), dims.batch],
+        ),
+        Kernel::Direct => (
+            "direct",
+            [dims.n.div_ceil(32), dims.m.div_ceil(32), dims.batch],
         ),
         Kernel::Tiled128 => (
             "tiled128",

@@ -29,10 +29,7 @@ impl Embedder {
     /// and `signal`, as `Device.loadWeights`. Creates its own device; `device.loadEmbedder` shares one.
     pub async fn load(
         base: String,
-        #[wasm_bindgen(
-            unchecked_param_type = "{ onProgress?: (p: { bytesDone: number, bytesTotal: number, tensor: string }) => void, signal?: AbortSignal }"
-        )]
-        options: Option<Object>,
+        #[wasm_bindgen(unchecked_param_type = "LoadOptions")] options: Option<Object>,
     ) -> Result<Embedder, JsValue> {
         let gpu = Gpu::new().await?;
         load_embedder(&gpu, &base, options.as_ref()).await
@@ -49,6 +46,12 @@ impl Embedder {
             .iter()
             .map(|v| JsValue::from(Float32Array::from(v.as_slice())))
             .collect())
+    }
+
+    /// The token ids of `text` as the model sees it: special tokens added, truncated at
+    /// `maxSeqLength`.
+    pub fn encode(&self, text: String) -> Result<Vec<u32>, JsValue> {
+        Ok(self.inner.tokenize(&text)?.0)
     }
 
     /// Whether each text would be truncated at `maxSeqLength` tokens.
@@ -77,10 +80,7 @@ impl Device {
     pub async fn load_embedder(
         &self,
         base: String,
-        #[wasm_bindgen(
-            unchecked_param_type = "{ onProgress?: (p: { bytesDone: number, bytesTotal: number, tensor: string }) => void, signal?: AbortSignal }"
-        )]
-        options: Option<Object>,
+        #[wasm_bindgen(unchecked_param_type = "LoadOptions")] options: Option<Object>,
     ) -> Result<Embedder, JsValue> {
         load_embedder(self.gpu(), &base, options.as_ref()).await
     }
@@ -108,10 +108,10 @@ async fn load_embedder(
         format!("{base}/")
     };
     let opts = crate::web::LoadOptions::from_js(options);
-    let signal = opts.signal.as_ref();
+    let net = opts.net();
     let text = |name: &'static str, optional: bool| {
         let url = format!("{base}{name}");
-        async move { fetch_bytes(gpu, &url, signal, optional).await }
+        async move { fetch_bytes(gpu, &url, net, optional).await }
     };
     let config = text("config.json", false).await?.unwrap_or_default();
     let tokenizer = text("tokenizer.json", false).await?.unwrap_or_default();
@@ -122,7 +122,7 @@ async fn load_embedder(
     let weights = load(
         gpu,
         Source::Url(format!("{base}model.safetensors")),
-        signal,
+        net,
         &mut on_progress,
     )
     .await?;

@@ -47,10 +47,7 @@ impl Generator {
     pub async fn load(
         #[wasm_bindgen(unchecked_param_type = "string | URL | Response | Blob | ArrayBuffer")]
         source: JsValue,
-        #[wasm_bindgen(
-            unchecked_param_type = "{ onProgress?: (p: { bytesDone: number, bytesTotal: number, tensor: string }) => void, signal?: AbortSignal }"
-        )]
-        options: Option<Object>,
+        #[wasm_bindgen(unchecked_param_type = "LoadOptions")] options: Option<Object>,
     ) -> Result<Generator, JsValue> {
         let gpu = Gpu::new().await?;
         load_generator(&gpu, source, options.as_ref()).await
@@ -67,10 +64,7 @@ impl Generator {
     pub fn generate(
         &self,
         prompt: String,
-        #[wasm_bindgen(
-            unchecked_param_type = "{ maxTokens?: number, temperature?: number, topK?: number, topP?: number, seed?: number, repetitionPenalty?: number, stop?: string[], chat?: boolean, stopAtEos?: boolean, signal?: AbortSignal }"
-        )]
-        options: Option<Object>,
+        #[wasm_bindgen(unchecked_param_type = "GenerateOptions")] options: Option<Object>,
     ) -> Result<JsValue, JsValue> {
         let (opts, signal) = generate_options(options.as_ref())?;
         let (tx, rx) = unbounded::<Item>();
@@ -101,10 +95,7 @@ impl Generator {
     pub async fn generate_text(
         &self,
         prompt: String,
-        #[wasm_bindgen(
-            unchecked_param_type = "{ maxTokens?: number, temperature?: number, topK?: number, topP?: number, seed?: number, repetitionPenalty?: number, stop?: string[], chat?: boolean, stopAtEos?: boolean, signal?: AbortSignal }"
-        )]
-        options: Option<Object>,
+        #[wasm_bindgen(unchecked_param_type = "GenerateOptions")] options: Option<Object>,
     ) -> Result<Object, JsValue> {
         let (opts, signal) = generate_options(options.as_ref())?;
         let mut on_piece = |_: &str| !signal.as_ref().is_some_and(|s| s.aborted());
@@ -225,10 +216,7 @@ impl Device {
         &self,
         #[wasm_bindgen(unchecked_param_type = "string | URL | Response | Blob | ArrayBuffer")]
         source: JsValue,
-        #[wasm_bindgen(
-            unchecked_param_type = "{ onProgress?: (p: { bytesDone: number, bytesTotal: number, tensor: string }) => void, signal?: AbortSignal }"
-        )]
-        options: Option<Object>,
+        #[wasm_bindgen(unchecked_param_type = "LoadOptions")] options: Option<Object>,
     ) -> Result<Generator, JsValue> {
         load_generator(self.gpu(), source, options.as_ref()).await
     }
@@ -340,7 +328,7 @@ async fn load_generator(
     options: Option<&Object>,
 ) -> Result<Generator, JsValue> {
     let opts = LoadOptions::from_js(options);
-    let signal = opts.signal.as_ref();
+    let net = opts.net();
     let mut on_progress = |p: crate::bridge::Progress<'_>| opts.report(p);
     let folder = source
         .as_string()
@@ -349,13 +337,13 @@ async fn load_generator(
         Some(base) => {
             let text = |name: &'static str, optional: bool| {
                 let url = format!("{base}{name}");
-                async move { fetch_bytes(gpu, &url, signal, optional).await }
+                async move { fetch_bytes(gpu, &url, net, optional).await }
             };
             let config = text("config.json", false).await?.unwrap_or_default();
             let tokenizer = text("tokenizer.json", false).await?.unwrap_or_default();
             let tokenizer_config = text("tokenizer_config.json", true).await?;
             let url = format!("{base}model.safetensors");
-            let weights = load(gpu, Source::Url(url), signal, &mut on_progress).await?;
+            let weights = load(gpu, Source::Url(url), net, &mut on_progress).await?;
             RustGenerator::from_hf(
                 gpu,
                 &weights,
@@ -367,7 +355,7 @@ async fn load_generator(
         None => {
             let name = source.as_string().unwrap_or_else(|| "GGUF".into());
             let (header, weights) =
-                load_gguf(gpu, Source::from_js(source)?, signal, &mut on_progress).await?;
+                load_gguf(gpu, Source::from_js(source)?, net, &mut on_progress).await?;
             RustGenerator::from_gguf(gpu, &name, &header, &weights)?
         }
     };

@@ -69,11 +69,45 @@ pub(crate) async fn complete_adapter_info(info: &mut wgpu::AdapterInfo) {
     }
 }
 
-/// `{ onProgress, signal }` of a JS load call: the progress callback (called with
-/// `{ bytesDone, bytesTotal, tensor }`; if it throws, the load goes on) and the AbortSignal.
+#[wasm_bindgen::prelude::wasm_bindgen(typescript_custom_section)]
+const LOAD_OPTIONS_TS: &str = r#"
+/** Options of every load call (`loadWeights`, `Embedder.load`, `Generator.load`, ...). */
+export interface LoadOptions {
+  /** Called as bytes arrive; if it throws, the load goes on. */
+  onProgress?: (p: { bytesDone: number, bytesTotal: number, tensor: string }) => void;
+  /** Cancels the load; what was loaded is freed. */
+  signal?: AbortSignal;
+  /** The function URLs are fetched with (default `globalThis.fetch`); the package's `cachedFetch`
+   *  keeps model files in Cache Storage. */
+  fetch?: (url: string, init: RequestInit) => Promise<Response>;
+}
+
+/** Options of `Generator.generate` and `generateText`. */
+export interface GenerateOptions {
+  maxTokens?: number;
+  /** 0 (the default) is greedy. */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+  repetitionPenalty?: number;
+  /** Strings that end the generation; never emitted. */
+  stop?: string[];
+  /** Render the prompt through the model's chat template as a user message. */
+  chat?: boolean;
+  /** Stop at the model's end-of-sequence / end-of-turn tokens (default true). */
+  stopAtEos?: boolean;
+  signal?: AbortSignal;
+}
+"#;
+
+/// `{ onProgress, signal, fetch }` of a JS load call: the progress callback (called with
+/// `{ bytesDone, bytesTotal, tensor }`; if it throws, the load goes on), the AbortSignal, and the
+/// function URLs are fetched with (`globalThis.fetch` when absent; the facade's `cachedFetch`).
 pub(crate) struct LoadOptions {
     on_progress: Option<js_sys::Function>,
     pub(crate) signal: Option<web_sys::AbortSignal>,
+    fetch: Option<js_sys::Function>,
 }
 
 impl LoadOptions {
@@ -86,6 +120,15 @@ impl LoadOptions {
         LoadOptions {
             on_progress: get("onProgress").and_then(|f| f.dyn_into().ok()),
             signal: get("signal").and_then(|s| s.dyn_into().ok()),
+            fetch: get("fetch").and_then(|f| f.dyn_into().ok()),
+        }
+    }
+
+    /// The signal and fetch function, for the loaders.
+    pub(crate) fn net(&self) -> crate::bridge::web::Net<'_> {
+        crate::bridge::web::Net {
+            signal: self.signal.as_ref(),
+            fetch: self.fetch.as_ref(),
         }
     }
 

@@ -106,15 +106,12 @@ impl Device {
             unchecked_param_type = "string | URL | Response | Blob | ArrayBuffer | ArrayBufferView"
         )]
         source: JsValue,
-        #[wasm_bindgen(
-            unchecked_param_type = "{ onProgress?: (p: { bytesDone: number, bytesTotal: number, tensor: string }) => void, signal?: AbortSignal }"
-        )]
-        options: Option<Object>,
+        #[wasm_bindgen(unchecked_param_type = "LoadOptions")] options: Option<Object>,
     ) -> Result<Weights, JsValue> {
         let source = Source::from_js(source)?;
         let opts = crate::web::LoadOptions::from_js(options.as_ref());
         let mut on_progress = |p: Progress<'_>| opts.report(p);
-        let inner = load(self.gpu(), source, opts.signal.as_ref(), &mut on_progress).await?;
+        let inner = load(self.gpu(), source, opts.net(), &mut on_progress).await?;
         Ok(Weights { inner })
     }
 }

@@ -1,0 +1,142 @@
+// Embedding benchmark: webgpu-infer's Embedder against onnxruntime-web (WebGPU EP) on the same model,
+// same texts, same page, runs alternating. Our time is `embed(texts)` end to end (tokenization, upload,
+// the forward pass, pooling, normalisation, read-back); onnxruntime-web's is `session.run` (ids given,
+// tokenized beforehand) plus pooling and normalisation in JS, as Transformers.js does them.
+import init, { Device } from "../../pkg/webgpu_infer.js";
+
+const q = new URLSearchParams(location.search);
+const modelDir = q.get("model") ?? "/models/all-MiniLM-L6-v2/";
+const onnxUrl = q.get("onnx") ?? `${modelDir}onnx/model.onnx`;
+const shapes = (q.get("shapes") ?? "8x128,1x128").split(",").map((s) => s.split("x").map(Number));
+const reps = Number(q.get("reps") ?? 3);
+const withOrt = q.get("ort") !== "0";
+const ORT_VERSION = "1.30.0";
+window.benchResults = [];
+const out = document.getElementById("out");
+const status = (s) => { document.getElementById("status").textContent = s; };
+const emit = (line) => { window.benchResults.push(line); out.textContent += JSON.stringify(line) + "\n"; };
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+// Words that are one WordPiece token each in the uncased BERT vocabulary, so a text of n words is
+// n + 2 tokens ([CLS] ... [SEP]); checked with the model's own tokenizer below.
+const WORDS = ("the city grew along the river where people built houses of stone and wood while "
+  + "traders brought salt fish and cloth from the north and the south every year in the warm season "
+  + "when the roads were dry and the market was full of music food and news from far away").split(" ");
+
+function textsOf(embedder, batch, seq) {
+  const texts = [];
+  for (let b = 0; b < batch; b++) {
+    const words = [];
+    for (let i = 0; i < seq - 2; i++) words.push(WORDS[(i * (b + 1) + b) % WORDS.length]);
+    const text = words.join(" ");
+    const n = embedder.encode(text).length;
+    if (n !== seq) throw new Error(`text ${b} is ${n} tokens, not ${seq}: fix the word list`);
+    texts.push(text);
+  }
+  return texts;
+}
+
+// Transformers.js' feature-extraction pipeline: mean over the mask, then L2 normalisation.
+function poolAndNormalize(hidden, mask, batch, seq, dims) {
+  const vecs = [];
+  for (let b = 0; b < batch; b++) {
+    const v = new Float32Array(dims);
+    let count = 0;
+    for (let s = 0; s < seq; s++) {
+      if (!mask[b * seq + s]) continue;
+      count++;
+      const row = (b * seq + s) * dims;
+      for (let d = 0; d < dims; d++) v[d] += hidden[row + d];
+    }
+    let norm = 0;
+    for (let d = 0; d < dims; d++) { v[d] /= count; norm += v[d] * v[d]; }
+    norm = Math.max(Math.sqrt(norm), 1e-12);
+    for (let d = 0; d < dims; d++) v[d] /= norm;
+    vecs.push(v);
+  }
+  return vecs;
+}
+
+async function ortRunner(embedder, texts, seq) {
+  const batch = texts.length;
+  const ids = new BigInt64Array(batch * seq);
+  texts.forEach((t, b) => embedder.encode(t).forEach((id, s) => { ids[b * seq + s] = BigInt(id); }));
+  const mask = new BigInt64Array(batch * seq).fill(1n);
+  const types = new BigInt64Array(batch * seq);
+  const ort = window.ort;
+  const feeds = {
+    input_ids: new ort.Tensor("int64", ids, [batch, seq]),
+    attention_mask: new ort.Tensor("int64", mask, [batch, seq]),
+    token_type_ids: new ort.Tensor("int64", types, [batch, seq]),
+  };
+  const maskNum = new Uint8Array(batch * seq).fill(1);
+  return async () => {
+    const { last_hidden_state: h } = await window.ortSession.run(feeds);
+    const vecs = poolAndNormalize(h.data, maskNum, batch, seq, h.dims[2]);
+    h.dispose?.();
+    return vecs;
+  };
+}
+
+async function loadOrt() {
+  const ort = await import(`/node_modules/onnxruntime-web/dist/ort.webgpu.min.mjs`);
+  ort.env.wasm.wasmPaths = "/node_modules/onnxruntime-web/dist/";
+  ort.env.logLevel = "error";
+  window.ort = ort;
+  const head = await fetch(onnxUrl, { method: "HEAD" });
+  if (!head.ok) {
+    throw new Error(`${onnxUrl}: HTTP ${head.status}; export it first with scripts/export_minilm_onnx.py, or pass ort=0`);
+  }
+  window.ortSession = await ort.InferenceSession.create(onnxUrl, {
+    executionProviders: ["webgpu"], graphOptimizationLevel: "all",
+  });
+}
+
+async function main() {
+  await init();
+  const device = await Device.create();
+  status("loading the model…");
+  const e = await device.loadEmbedder(modelDir);
+  if (withOrt) { status("loading onnxruntime-web…"); await loadOrt(); }
+  const adapter = device.info.adapter;
+  for (const [batch, seq] of shapes) {
+    const texts = textsOf(e, batch, seq);
+    const ours = () => e.embed(texts);
+    const theirs = withOrt ? await ortRunner(e, texts, seq) : null;
+    status(`${batch}×${seq}: warming up…`);
+    const a = await ours();
+    let agreement = null;
+    if (theirs) {
+      const b = await theirs();
+      let maxDiff = 0;
+      a.forEach((v, i) => v.forEach((x, d) => { maxDiff = Math.max(maxDiff, Math.abs(x - b[i][d])); }));
+      agreement = maxDiff;
+    }
+    const times = { ours: [], ort: [] };
+    for (let r = 0; r < reps; r++) {
+      status(`${batch}×${seq}: run ${r + 1} of ${reps}…`);
+      let t = performance.now(); await ours(); times.ours.push(performance.now() - t);
+      if (theirs) { t = performance.now(); await theirs(); times.ort.push(performance.now() - t); }
+    }
+    const line = (impl, ms) => ({
+      op: "embed", impl, model: "all-MiniLM-L6-v2", batch, seq, ms: +ms.toFixed(1),
+      texts_per_s: +(batch / (ms / 1000)).toFixed(2), adapter,
+    });
+    const oursMs = median(times.ours);
+    const ourLine = line("webgpu-infer", oursMs);
+    if (theirs) {
+      const ortMs = median(times.ort);
+      ourLine.ratio_vs_ort = +(oursMs / ortMs).toFixed(3);
+      ourLine.max_abs_diff_vs_ort = agreement;
+      emit(ourLine);
+      emit(line(`onnxruntime-web ${ORT_VERSION} (webgpu)`, ortMs));
+    } else {
+      emit(ourLine);
+    }
+  }
+  status("done");
+}
+
+main()
+  .catch((err) => { window.benchError = err.message ?? String(err); status(window.benchError); })
+  .finally(() => { window.benchDone = true; });
