@@ -11,15 +11,17 @@
 // nothing into WASM memory.
 
 export const CACHE_NAME = "webgpu-infer-v1";
-const META = "#webgpu-infer-meta";
+// The meta entries live in a cache of their own under the same URLs (Cache Storage ignores a URL's
+// #fragment, so a suffix there would overwrite the file itself).
+const META_CACHE = `${CACHE_NAME}-meta`;
 
 const available = () => typeof caches !== "undefined";
 
 /** Counters of what the cache did in this page (or worker): hits, misses, revalidations, writes. */
 export const cacheStats = { hits: 0, misses: 0, revalidated: 0, stale: 0, stored: 0, storeFailed: 0 };
 
-async function readMeta(cache, url) {
-  const m = await cache.match(url + META);
+async function readMeta(url) {
+  const m = await (await caches.open(META_CACHE)).match(url);
   if (!m) return null;
   try { return await m.json(); } catch { return null; }
 }
@@ -44,13 +46,18 @@ async function store(cache, url, response) {
     const len = response.headers.get("content-length");
     if (len !== null && Number(len) !== bytes) throw new Error("truncated");
     const meta = { bytes, etag: response.headers.get("etag"), lastModified: response.headers.get("last-modified"), storedAt: Date.now() };
-    await cache.put(url + META, new Response(JSON.stringify(meta), { headers: { "content-type": "application/json" } }));
+    const metas = await caches.open(META_CACHE);
+    await metas.put(url, new Response(JSON.stringify(meta), { headers: { "content-type": "application/json" } }));
     cacheStats.stored++;
   } catch {
     cacheStats.storeFailed++;
-    await cache.delete(url);
-    await cache.delete(url + META);
+    await drop(url);
   }
+}
+
+async function drop(url) {
+  await (await caches.open(CACHE_NAME)).delete(url);
+  await (await caches.open(META_CACHE)).delete(url);
 }
 
 /**
@@ -65,7 +72,7 @@ export async function cachedFetch(input, init = {}) {
   }
   const cache = await caches.open(CACHE_NAME);
   const hit = await cache.match(url);
-  const meta = hit ? await readMeta(cache, url) : null;
+  const meta = hit ? await readMeta(url) : null;
   if (hit && complete(meta, hit)) {
     const validator = {};
     if (meta.etag) validator["if-none-match"] = meta.etag;
@@ -84,7 +91,7 @@ export async function cachedFetch(input, init = {}) {
     if (!fresh.ok) return fresh;    // the loader reports the HTTP status
     return keep(cache, url, fresh);
   }
-  if (hit) { await cache.delete(url); await cache.delete(url + META); }
+  if (hit) await drop(url);
   cacheStats.misses++;
   const res = await fetch(input, init);
   return res.ok ? keep(cache, url, res) : res;
@@ -99,19 +106,15 @@ function keep(cache, url, res) {
 /** Deletes `url`'s cached copy (e.g. after its header failed the loader's checks). */
 export async function evict(url) {
   if (!available()) return;
-  const abs = new URL(url, globalThis.location?.href).href;
-  const cache = await caches.open(CACHE_NAME);
-  await cache.delete(abs);
-  await cache.delete(abs + META);
+  await drop(new URL(url, globalThis.location?.href).href);
 }
 
 /** Deletes every model file this library cached. Resolves to the number of files removed. */
 export async function clearCache() {
   if (!available()) return 0;
-  const cache = await caches.open(CACHE_NAME);
-  const keys = await cache.keys();
-  const files = keys.filter((r) => !r.url.endsWith(META)).length;
+  const files = (await (await caches.open(CACHE_NAME)).keys()).length;
   await caches.delete(CACHE_NAME);
+  await caches.delete(META_CACHE);
   return files;
 }
 
@@ -121,10 +124,8 @@ export async function cachedFiles() {
   const cache = await caches.open(CACHE_NAME);
   const out = [];
   for (const req of await cache.keys()) {
-    if (!req.url.endsWith(META)) continue;
-    const url = req.url.slice(0, -META.length);
-    const meta = await readMeta(cache, url);
-    if (meta) out.push({ url, bytes: meta.bytes, storedAt: meta.storedAt });
+    const meta = await readMeta(req.url);
+    if (meta) out.push({ url: req.url, bytes: meta.bytes, storedAt: meta.storedAt });
   }
   return out;
 }

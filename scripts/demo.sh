@@ -8,5 +8,5 @@ scripts/setup.sh
 scripts/fetch-models.sh
 # wasm-pack runs the wasm-opt it finds first on PATH: npm's binaryen (see scripts/setup.sh).
 export PATH="$PWD/node_modules/.bin:$PATH"
-wasm-pack build --target web --release
+npm run build
 exec node scripts/serve.mjs --port "${PORT:-8080}"

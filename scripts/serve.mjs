@@ -29,11 +29,23 @@ export function serve(port = 8080) {
       return;
     }
     try {
-      if ((await stat(path)).isDirectory()) path = join(path, "index.html");
+      let info = await stat(path);
+      if (info.isDirectory()) {
+        path = join(path, "index.html");
+        info = await stat(path);
+      }
+      // An ETag, so that the package's weight cache can revalidate with a conditional request.
+      const etag = `"${info.size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`;
+      if (req.headers["if-none-match"] === etag) {
+        res.writeHead(304, { etag }).end();
+        return;
+      }
       const body = await readFile(path);
       res.writeHead(200, {
         "content-type": types[extname(path)] ?? "application/octet-stream",
+        "content-length": body.length,
         "cache-control": "no-store",
+        etag,
       });
       res.end(body);
     } catch {

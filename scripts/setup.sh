@@ -76,8 +76,9 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wb_version"
   cargo install wasm-bindgen-cli --version "$wb_version" --force --quiet
 fi
 
-# --- npm packages: playwright-core (drives Debian's chromium; never downloads a browser) and binaryen
-# (wasm-opt for wasm-pack; scripts put node_modules/.bin first on PATH) ---
+# --- npm packages: playwright-core (drives Debian's chromium; never downloads a browser), binaryen
+# (wasm-opt for wasm-pack; scripts put node_modules/.bin first on PATH), vite and typescript (the
+# example app), onnxruntime-web (the browser benchmark's baseline) ---
 if [ -f package-lock.json ] && { [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; }; then
   log "npm ci"
   npm ci --no-audit --no-fund --silent

@@ -31,8 +31,22 @@ export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-900}"
 wasm-pack test --headless --chrome
 
 step "npm package (wasm-pack build --target web --release)"
-wasm-pack build --target web --release
+npm run build
 test -f pkg/webgpu_infer.d.ts
+
+step "the packed npm package in a Vite app (npm pack, tsc, vite build)"
+# What a user installs: the tarball npm would publish, installed into the example app, type-checked
+# and bundled; tests/e2e/demo.mjs then opens the bundle.
+rm -rf target/npm examples/vite-app/node_modules examples/vite-app/dist
+mkdir -p target/npm
+npm pack --ignore-scripts --pack-destination target/npm >/dev/null
+(
+  cd examples/vite-app
+  npm install --no-save --no-package-lock --ignore-scripts --no-audit --no-fund --omit=dev \
+    ../../target/npm/webgpu-infer-*.tgz >/dev/null
+  ../../node_modules/.bin/tsc -p .
+  ../../node_modules/.bin/vite build --logLevel warn
+)
 
 step "demo page end to end (Playwright, headless Chromium)"
 node tests/e2e/demo.mjs

@@ -1,34 +1,22 @@
 // Chat: load a Generator (progress bar), stream the answer token by token (the Stop button aborts),
 // show tokens/s and the library's copy counters.
-import init, { Device } from "../pkg/webgpu_infer.js";
-import { $, banner, showStats } from "./common.js";
+import { Generator, clearCache } from "../js/index.js";
+import { $, loadWithProgress, showStats, startWorker, wireClearCache } from "./common.js";
 
-let device;
+let worker;
 let generator;
 let abort;
 
 async function load() {
   $("send").disabled = true;
-  $("load-status").textContent = "loading…";
-  const t0 = performance.now();
-  try {
-    generator?.free();
-    generator = await device.loadGenerator($("model").value, {
-      onProgress: ({ bytesDone, bytesTotal }) => {
-        if (bytesTotal > 0) $("progress").value = bytesDone / bytesTotal;
-        $("load-status").textContent = `${(bytesDone / 2 ** 20).toFixed(1)} / ${(bytesTotal / 2 ** 20).toFixed(1)} MiB`;
-      },
-    });
-  } catch (e) {
-    $("load-status").textContent = `failed: ${e.message ?? e}`;
-    return;
-  }
-  $("progress").value = 1;
-  $("load-status").textContent =
-    `loaded in ${(performance.now() - t0).toFixed(0)} ms (context ${generator.contextLength} tokens)`;
-  $("load-status").dataset.state = "loaded";
+  await generator?.dispose();
+  generator = await loadWithProgress(
+    (onProgress) => Generator.inWorker($("model").value, { worker, onProgress }),
+    (g) => `context ${g.contextLength} tokens (in a Web Worker)`,
+  );
+  if (!generator) return;
   $("send").disabled = false;
-  showStats();
+  showStats(await worker.stats());
 }
 
 async function send() {
@@ -58,21 +46,14 @@ async function send() {
   }
   $("send").disabled = false;
   $("stop").disabled = true;
-  showStats();
+  showStats(await worker.stats());
 }
 
 async function main() {
-  await init();
-  try {
-    device = await Device.create();
-  } catch (e) {
-    banner("error", e.message ?? String(e));
-    return;
-  }
-  if (device.info.software) {
-    banner("warn", `This adapter (${device.info.adapter}) is a software fallback: correct, but 10-100x slower than a GPU.`);
-  }
+  worker = await startWorker();
+  if (!worker) return;
   $("load").addEventListener("click", load);
+  wireClearCache(clearCache);
   $("stop").addEventListener("click", () => abort?.abort());
   $("chat-form").addEventListener("submit", (ev) => {
     ev.preventDefault();

@@ -1,36 +1,23 @@
 // Semantic search: load an Embedder (progress bar), embed the sentences and the query on the GPU, rank by
 // cosine similarity. Shows timings and the library's copy counters.
-import init, { Device, similarity } from "../pkg/webgpu_infer.js";
-import { $, banner, showStats } from "./common.js";
+import { Embedder, similarity, clearCache } from "../js/index.js";
+import { $, loadWithProgress, showStats, startWorker, wireClearCache } from "./common.js";
 
-let device;
+let worker;
 let embedder;
 let corpusCache = { text: null, vectors: null };
 
 async function load() {
   $("search").disabled = true;
-  $("load-status").textContent = "loading…";
-  const t0 = performance.now();
-  try {
-    embedder?.free();
-    embedder = await device.loadEmbedder($("model").value, {
-      onProgress: ({ bytesDone, bytesTotal }) => {
-        if (bytesTotal > 0) $("progress").value = bytesDone / bytesTotal;
-        $("load-status").textContent = `${(bytesDone / 2 ** 20).toFixed(1)} / ${(bytesTotal / 2 ** 20).toFixed(1)} MiB`;
-      },
-    });
-  } catch (e) {
-    $("load-status").textContent = `failed: ${e.message ?? e}`;
-    return;
-  }
-  $("progress").value = 1;
-  $("load-status").textContent =
-    `loaded in ${(performance.now() - t0).toFixed(0)} ms: ${embedder.dims} dimensions, ` +
-    `up to ${embedder.maxSeqLength} tokens a text`;
-  $("load-status").dataset.state = "loaded";
+  await embedder?.dispose();
+  embedder = await loadWithProgress(
+    (onProgress) => Embedder.inWorker($("model").value, { worker, onProgress }),
+    (e) => `${e.dims} dimensions, up to ${e.maxSeqLength} tokens a text (in a Web Worker)`,
+  );
+  if (!embedder) return;
   corpusCache = { text: null, vectors: null };
   $("search").disabled = false;
-  showStats();
+  showStats(await worker.stats());
 }
 
 async function search() {
@@ -56,21 +43,14 @@ async function search() {
     `${sentences.length} sentences embedded in ${(t1 - t0).toFixed(0)} ms (cached after the first search), ` +
     `query in ${(t2 - t1).toFixed(0)} ms`;
   $("timing").dataset.state = "done";
-  showStats();
+  showStats(await worker.stats());
 }
 
 async function main() {
-  await init();
-  try {
-    device = await Device.create();
-  } catch (e) {
-    banner("error", e.message ?? String(e));
-    return;
-  }
-  if (device.info.software) {
-    banner("warn", `This adapter (${device.info.adapter}) is a software fallback: correct, but 10-100x slower than a GPU.`);
-  }
+  worker = await startWorker();
+  if (!worker) return;
   $("load").addEventListener("click", load);
+  wireClearCache(clearCache);
   $("search-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     search();

@@ -100,6 +100,30 @@ await check("semantic search loads the model with progress and ranks the sentenc
     assert.ok(Number(rows[0][0]) > 0.5, `top score ${rows[0][0]}`);
     assert.match(await page.textContent("#stats"), /bytes copied into WASM memory/);
     console.log(`     top: ${rows[0][1]} (${rows[0][0]})`);
+    // The model ran in a Web Worker: the page's own WASM module was never even loaded.
+    assert.equal(await page.evaluate(() => performance.getEntriesByType("resource")
+      .filter((r) => r.name.endsWith(".wasm")).length), 0);
+    // Loading again in the same browser profile: the weights come from Cache Storage (revalidated
+    // with the server's ETag), and the ranking is the same.
+    assert.equal(await page.getAttribute("#load-status", "data-cache"), "miss");
+    await page.reload();
+    await page.waitForSelector('#load-status[data-state="loaded"]', { timeout: TIMEOUT });
+    assert.equal(await page.getAttribute("#load-status", "data-cache"), "hit", await page.textContent("#load-status"));
+    await page.screenshot({ path: "screenshots/search-cached.png", fullPage: true });
+    // A cached file that is damaged (here: cut short) is caught by the loader, evicted and fetched again.
+    await page.evaluate(async () => {
+      const cache = await caches.open("webgpu-infer-v1");
+      const url = new URL("/models/all-MiniLM-L6-v2/model.safetensors", location.href).href;
+      const whole = await (await cache.match(url)).arrayBuffer();
+      const headers = { "content-type": "application/octet-stream", etag: (await cache.match(url)).headers.get("etag") };
+      await cache.put(url, new Response(whole.slice(0, 1 << 20), { headers }));
+    });
+    await page.reload();
+    await page.waitForSelector('#load-status[data-state="loaded"]', { timeout: TIMEOUT });
+    assert.equal(await page.getAttribute("#load-status", "data-cache"), "miss", await page.textContent("#load-status"));
+    await page.click("#clear-cache");
+    await page.waitForFunction(() => /cache cleared \(\d+ files?\)/.test(document.getElementById("load-status").textContent));
+    assert.equal(await page.evaluate(async () => (await (await caches.open("webgpu-infer-v1")).keys()).length), 0);
   } finally {
     await browser.close();
   }
@@ -125,6 +149,28 @@ await check("chat streams the answer transformers gives (greedy) and shows token
     assert.match(speed, /tok\/s/);
     assert.match(speed, /4 bytes read back a token; stop: eos/);
     console.log(`     ${JSON.stringify(expected)}; ${speed}`);
+  } finally {
+    await browser.close();
+  }
+});
+
+await check("the packed npm package works in a Vite app (Embedder.inWorker)", async () => {
+  const appUrl = url.replace(/\/www\/$/, "/examples/vite-app/dist/index.html");
+  const browser = await chromium.launch({ executablePath, args: [...BASE_ARGS, "--enable-unsafe-webgpu"] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 900, height: 600 } });
+    page.on("pageerror", (e) => console.log(`     page error: ${e.message}`));
+    await page.goto(appUrl);
+    await page.waitForSelector('#out[data-state="done"], #out[data-state="failed"]', { timeout: 300_000 });
+    await page.screenshot({ path: "screenshots/vite-app.png", fullPage: true });
+    const text = await page.textContent("#out");
+    assert.equal(await page.getAttribute("#out", "data-state"), "done", text);
+    const r = JSON.parse(text);
+    assert.equal(r.dims, 384);
+    // sentence-transformers 6.2 on the CPU (the environment of scripts/goldens_minilm.py) gives
+    // 0.68883 and 0.00373 for these pairs; embeddings match it to 1e-4 a component (tests/bert.rs).
+    assert.ok(Math.abs(r.meal_vs_food - 0.68883) < 1e-3 && Math.abs(r.meal_vs_market - 0.00373) < 1e-3, text);
+    console.log(`     ${JSON.stringify(r)}`);
   } finally {
     await browser.close();
   }

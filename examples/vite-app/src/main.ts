@@ -1,0 +1,31 @@
+// The smallest app that uses the npm package through a bundler: the model runs in a Web Worker that
+// the package starts itself, the page stays responsive, the weights are cached after the first visit.
+import { Embedder, similarity, cachedFiles } from "webgpu-infer";
+
+const out = document.getElementById("out") as HTMLPreElement;
+const bar = document.getElementById("progress") as HTMLProgressElement;
+const model = new URLSearchParams(location.search).get("model") ?? "/models/all-MiniLM-L6-v2/";
+
+async function main(): Promise<void> {
+  const embedder = await Embedder.inWorker(model, {
+    onProgress: ({ bytesDone, bytesTotal }) => { if (bytesTotal > 0) bar.value = bytesDone / bytesTotal; },
+  });
+  const [meal, food, market] = await embedder.embed([
+    "A man is eating food.", "Someone is having a meal.", "The stock market fell sharply today.",
+  ]);
+  const result = {
+    adapter: embedder.info.adapter,
+    dims: embedder.dims,
+    meal_vs_food: similarity(meal, food),
+    meal_vs_market: similarity(meal, market),
+    cached_files: (await cachedFiles()).length,
+  };
+  out.textContent = JSON.stringify(result, null, 2);
+  out.dataset.state = "done";
+  await embedder.dispose();
+}
+
+main().catch((e: unknown) => {
+  out.textContent = `failed: ${e instanceof Error ? e.message : String(e)}`;
+  out.dataset.state = "failed";
+});

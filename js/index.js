@@ -1,0 +1,78 @@
+// webgpu-infer: the npm package's entry point. Everything wasm-bindgen generates (pkg/) is re-exported
+// as it is; this facade adds what a web app needs around it:
+//   - no init() call to remember: `ready()` runs once, and the load functions below await it;
+//   - weight caching: `Embedder.load`, `Generator.load`, `Device.loadEmbedder/loadGenerator/loadWeights`
+//     fetch through Cache Storage unless `{ cache: false }` (see cache.js); a cached file that fails
+//     the loader's checks is evicted and fetched again once;
+//   - a Web Worker mode: `Embedder.inWorker(source)`, `Generator.inWorker(source)` (worker-client.js).
+import init, * as wasm from "../pkg/webgpu_infer.js";
+import { cachedFetch, clearCache, cachedFiles, evict, cacheStats, CACHE_NAME } from "./cache.js";
+import { ModelWorker, EmbedderWorker, GeneratorWorker } from "./worker-client.js";
+
+export * from "../pkg/webgpu_infer.js";
+export { init, cachedFetch, clearCache, cachedFiles, evict, cacheStats, CACHE_NAME };
+export { ModelWorker, EmbedderWorker, GeneratorWorker };
+
+/** Cosine similarity of two vectors (0 when either is zero); plain JS, usable before `ready()`. */
+export function similarity(a, b) {
+  if (a.length !== b.length) throw new Error(`vectors of ${a.length} and ${b.length} values: similarity needs equal lengths`);
+  let dot = 0, na = 0, nb = 0;
+  for (let i = 0; i < a.length; i++) { dot += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }
+  return na === 0 || nb === 0 ? 0 : dot / Math.sqrt(na * nb);
+}
+
+let initialized = null;
+/** Loads and instantiates the WASM module once; `module_or_path` as wasm-bindgen's `init`. */
+export function ready(module_or_path) {
+  initialized ??= init(module_or_path ? { module_or_path } : undefined);
+  return initialized;
+}
+
+// Runs `load(options)` with the caching fetch, recording which URLs came from the cache; if the load
+// fails while any did, those entries are evicted and the load runs once more from the network.
+async function withCache(options, load) {
+  await ready();
+  if (options?.cache === false || typeof caches === "undefined" || options?.fetch) return load(options ?? {});
+  let fromCache = [];
+  const fetch = async (url, init) => {
+    const before = cacheStats.hits;
+    const res = await cachedFetch(url, init);
+    if (cacheStats.hits > before) fromCache.push(url);
+    return res;
+  };
+  let model;
+  try {
+    model = await load({ ...options, fetch });
+  } catch (e) {
+    if (fromCache.length === 0 || options?.signal?.aborted) throw e;
+    await Promise.all(fromCache.map(evict));
+    fromCache = [];
+    model = await load({ ...options, fetch });
+  }
+  // Whether any of the model's files came from the cache (shown by the demo, used by tests).
+  model.fromCache = fromCache.length > 0;
+  return model;
+}
+
+const wrapStatic = (cls, name) => {
+  const raw = cls[name];
+  cls[name] = (source, options) => withCache(options, (o) => raw.call(cls, source, o));
+};
+const wrapMethod = (cls, name) => {
+  const raw = cls.prototype[name];
+  cls.prototype[name] = function (source, options) {
+    return withCache(options, (o) => raw.call(this, source, o));
+  };
+};
+wrapStatic(wasm.Embedder, "load");
+wrapStatic(wasm.Generator, "load");
+wrapMethod(wasm.Device, "loadEmbedder");
+wrapMethod(wasm.Device, "loadGenerator");
+wrapMethod(wasm.Device, "loadWeights");
+const rawCreate = wasm.Device.create;
+wasm.Device.create = async (options) => { await ready(); return rawCreate.call(wasm.Device, options); };
+
+/** Loads a sentence-embedding model in a Web Worker; see `EmbedderWorker`. */
+wasm.Embedder.inWorker = (source, options) => EmbedderWorker.load(source, options);
+/** Loads a text-generation model in a Web Worker; see `GeneratorWorker`. */
+wasm.Generator.inWorker = (source, options) => GeneratorWorker.load(source, options);

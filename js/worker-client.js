@@ -1,0 +1,195 @@
+// The page side of the worker mode: models run in a Web Worker (worker.js), so loading and inference
+// never block the page's main thread. Progress, generated text and results come back as messages;
+// embeddings come back as transferred Float32Arrays (moved, not copied).
+
+/** One Web Worker with one GPU device; several models may share it (`{ worker }` in the options). */
+export class ModelWorker {
+  /** Starts a worker and its device. Rejects (with the library's message) when there is no WebGPU. */
+  static async create(options = {}) {
+    const w = new ModelWorker(new Worker(new URL("./worker.js", import.meta.url), { type: "module" }));
+    try {
+      w.info = await w.call("init", { options: options.device ?? {} });
+    } catch (e) {
+      w.terminate();
+      throw e;
+    }
+    return w;
+  }
+
+  constructor(worker) {
+    this.worker = worker;
+    this.pending = new Map();
+    this.nextId = 1;
+    this.models = 0;
+    /** The worker's adapter: a `DeviceInfo`. */
+    this.info = null;
+    worker.onmessage = ({ data }) => {
+      const p = this.pending.get(data.id);
+      if (!p) return;
+      if (data.error !== undefined) { this.pending.delete(data.id); p.reject(new Error(data.error)); }
+      else if (data.done) { this.pending.delete(data.id); p.resolve(data.result); }
+      else p.onMessage?.(data);
+    };
+    worker.onerror = (ev) => {
+      const err = new Error(`the model worker failed: ${ev.message ?? "error"} (is worker.js served next to index.js?)`);
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    };
+  }
+
+  /** Sends one operation; `onMessage` sees its progress / piece messages; `signal` cancels it. */
+  call(op, args = {}, { onMessage, signal } = {}) {
+    if (signal?.aborted) return Promise.reject(new DOMException("aborted", "AbortError"));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, onMessage });
+      signal?.addEventListener("abort", () => this.worker.postMessage({ op: "cancel", target: id }), { once: true });
+      this.worker.postMessage({ id, op, ...args });
+    });
+  }
+
+  /** The copy counters of the worker's device (`CopyStats`). */
+  stats() { return this.call("stats"); }
+
+  /** Ends the worker: every model in it is gone. */
+  terminate() {
+    this.worker.terminate();
+    for (const p of this.pending.values()) p.reject(new Error("the model worker was terminated"));
+    this.pending.clear();
+  }
+}
+
+const splitOptions = (options = {}) => {
+  const { onProgress, signal, worker, device, ...rest } = options;
+  return { onProgress, signal, worker, device, rest };
+};
+
+class WorkerModel {
+  constructor(host, handle, ownsWorker, fromCache) {
+    this.host = host;
+    this.handle = handle;
+    this.ownsWorker = ownsWorker;
+    /** Whether any of the model's files came from Cache Storage. */
+    this.fromCache = fromCache;
+    this.disposed = false;
+  }
+
+  static async loadIn(op, source, options) {
+    const { onProgress, signal, worker, device, rest } = splitOptions(options);
+    const host = worker ?? await ModelWorker.create({ device });
+    try {
+      const meta = await host.call(op, { source, options: rest }, {
+        signal,
+        onMessage: (m) => m.progress && onProgress?.(m.progress),
+      });
+      host.models++;
+      return { host, meta, owns: !worker };
+    } catch (e) {
+      if (!worker) host.terminate();
+      throw e;
+    }
+  }
+
+  call(op, args, extra) {
+    if (this.disposed) return Promise.reject(new Error("this model was disposed: load it again"));
+    return this.host.call(op, { handle: this.handle, ...args }, extra);
+  }
+
+  /** The worker's adapter (`DeviceInfo`). */
+  get info() { return this.host.info; }
+
+  /** The copy counters of the worker's device (`CopyStats`). */
+  copyStats() { return this.host.stats(); }
+
+  /** Frees the model's GPU memory; ends the worker too when this model started it. */
+  async dispose() {
+    if (this.disposed) return;
+    this.disposed = true;
+    await this.host.call("dispose", { handle: this.handle }).catch(() => {});
+    this.host.models--;
+    if (this.ownsWorker) this.host.terminate();
+  }
+}
+
+/** `Embedder`'s API, run in a Web Worker. `Embedder.inWorker(source, options)` makes one. */
+export class EmbedderWorker extends WorkerModel {
+  /** `options`: those of `Embedder.load` (`onProgress`, `signal`, `cache`) plus `worker` (a
+   *  `ModelWorker` to share) and `device` (`Device.create`'s options). */
+  static async load(source, options) {
+    const { host, meta, owns } = await WorkerModel.loadIn("loadEmbedder", source, options);
+    const e = new EmbedderWorker(host, meta.handle, owns, meta.fromCache);
+    e.dims = meta.dims;
+    e.maxSeqLength = meta.maxSeqLength;
+    return e;
+  }
+
+  /** One `Float32Array` of `dims` values a text. */
+  embed(texts) { return this.call("embed", { texts }); }
+
+  /** The token ids of `text` as the model sees it. */
+  encode(text) { return this.call("encode", { text }); }
+
+  /** Whether each text would be truncated at `maxSeqLength` tokens. */
+  truncated(texts) { return this.call("truncated", { texts }); }
+}
+
+/** `Generator`'s API, run in a Web Worker. `Generator.inWorker(source, options)` makes one. */
+export class GeneratorWorker extends WorkerModel {
+  static async load(source, options) {
+    const { host, meta, owns } = await WorkerModel.loadIn("loadGenerator", source, options);
+    const g = new GeneratorWorker(host, meta.handle, owns, meta.fromCache);
+    g.contextLength = meta.contextLength;
+    g.lastStats = null;
+    return g;
+  }
+
+  /** The figures of the last finished generation (`GenerationStats`), or null. */
+  get stats() { return this.lastStats; }
+
+  /** The prompt's token ids (through the chat template when `chat`). */
+  encode(prompt, chat = false) { return this.call("encode", { text: prompt, chat }); }
+
+  /** `{ text, ids, stats }` of a whole generation. */
+  async generateText(prompt, options = {}) {
+    const { signal, ...rest } = options;
+    const r = await this.call("generateText", { prompt, options: rest }, { signal });
+    this.lastStats = r.stats;
+    return r;
+  }
+
+  /** An async iterator of text pieces, as `Generator.generate`; `.stats` once it has ended. Breaking
+   *  out of the loop, `return()`, or `options.signal` stop the generation in the worker. */
+  generate(prompt, options = {}) {
+    const { signal, ...rest } = options;
+    const queue = [];
+    let wake = null;
+    let finished = false;
+    let failure = null;
+    const cancel = new AbortController();
+    signal?.addEventListener("abort", () => cancel.abort(), { once: true });
+    const stream = {
+      stats: null,
+      [Symbol.asyncIterator]() { return this; },
+      async next() {
+        while (queue.length === 0 && !finished) await new Promise((r) => { wake = r; });
+        if (queue.length > 0) return { value: queue.shift(), done: false };
+        if (failure) throw failure;
+        return { value: undefined, done: true };
+      },
+      async return() {
+        cancel.abort();
+        finished = true;
+        return { value: undefined, done: true };
+      },
+    };
+    const poke = () => { wake?.(); wake = null; };
+    this.call("generate", { prompt, options: rest }, {
+      signal: cancel.signal,
+      onMessage: (m) => { if (m.piece !== undefined) { queue.push(m.piece); poke(); } },
+    }).then(
+      (s) => { stream.stats = s; this.lastStats = s; },
+      (e) => { failure = e; },
+    ).finally(() => { finished = true; poke(); });
+    return stream;
+  }
+}

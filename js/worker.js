@@ -1,0 +1,85 @@
+// The Web Worker side of the worker mode: holds one Device and the models loaded into it, and answers
+// the messages of worker-client.js: { id, op, ...args } → { id, progress } / { id, piece } while it
+// runs, then { id, done: true, result } or { id, error }. { op: "cancel", target } aborts a call.
+import { Device, ready, stats, clearCache } from "./index.js";
+
+let device = null;
+const models = new Map();
+const running = new Map();
+let nextHandle = 1;
+
+const model = (handle) => {
+  const m = models.get(handle);
+  if (!m) throw new Error(`model ${handle} was disposed (or never loaded in this worker)`);
+  return m;
+};
+const keep = (m) => { const handle = nextHandle++; models.set(handle, m); return handle; };
+const infoOf = (d) => ({ ...d.info });
+
+const ops = {
+  async init({ options }) {
+    await ready();
+    device ??= await Device.create(options);
+    return { value: infoOf(device) };
+  },
+  async loadEmbedder({ source, options }, signal, post) {
+    const e = await device.loadEmbedder(source, { ...options, signal, onProgress: (p) => post({ progress: p }) });
+    return { value: { handle: keep(e), dims: e.dims, maxSeqLength: e.maxSeqLength, fromCache: !!e.fromCache } };
+  },
+  async embed({ handle, texts }) {
+    const vecs = await model(handle).embed(texts);
+    return { value: vecs, transfer: vecs.map((v) => v.buffer) };
+  },
+  async encode({ handle, text, chat }) {
+    return { value: model(handle).encode(text, chat) };
+  },
+  async truncated({ handle, texts }) {
+    return { value: model(handle).truncated(texts) };
+  },
+  async loadGenerator({ source, options }, signal, post) {
+    const g = await device.loadGenerator(source, { ...options, signal, onProgress: (p) => post({ progress: p }) });
+    return { value: { handle: keep(g), contextLength: g.contextLength, fromCache: !!g.fromCache } };
+  },
+  async generate({ handle, prompt, options }, signal, post) {
+    const g = model(handle);
+    const stream = g.generate(prompt, { ...options, signal });
+    for await (const piece of stream) post({ piece });
+    return { value: stream.stats };
+  },
+  async generateText({ handle, prompt, options }, signal) {
+    const { text, ids, stats: s } = await model(handle).generateText(prompt, { ...options, signal });
+    return { value: { text, ids, stats: s } };
+  },
+  async dispose({ handle }) {
+    models.get(handle)?.free();
+    models.delete(handle);
+    return { value: models.size };
+  },
+  async stats() {
+    return { value: stats() };
+  },
+  async clearCache() {
+    return { value: await clearCache() };
+  },
+};
+
+self.onmessage = async ({ data: msg }) => {
+  const { id, op } = msg;
+  if (op === "cancel") {
+    running.get(msg.target)?.abort();
+    return;
+  }
+  const ctl = new AbortController();
+  running.set(id, ctl);
+  try {
+    if (!ops[op]) throw new Error(`unknown worker operation ${JSON.stringify(op)}`);
+    if (op !== "init" && !device) throw new Error("the worker has no device yet: call init first");
+    const post = (m) => self.postMessage({ id, ...m });
+    const { value, transfer } = await ops[op](msg, ctl.signal, post);
+    self.postMessage({ id, done: true, result: value }, transfer ?? []);
+  } catch (e) {
+    self.postMessage({ id, error: String(e?.message ?? e) });
+  } finally {
+    running.delete(id);
+  }
+};
