@@ -3,7 +3,7 @@
 //! the pipeline cache.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::bridge::buffer::{BufferPool, GpuBuffer};
 use crate::bridge::stats::{CopyStats, Stats};
@@ -221,7 +221,7 @@ impl Gpu {
             .inner
             .fault
             .lock()
-            .expect("fault lock poisoned")
+            .unwrap_or_else(PoisonError::into_inner)
             .clone();
         match fault {
             None => Ok(()),
@@ -242,7 +242,7 @@ impl Gpu {
             .inner
             .pipelines
             .lock()
-            .expect("pipeline cache poisoned");
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(p) = pipelines.get(&key) {
             return p.clone();
         }
@@ -267,7 +267,11 @@ impl Gpu {
     }
 
     fn module(&self, src: &KernelSource<'_>) -> wgpu::ShaderModule {
-        let mut modules = self.inner.modules.lock().expect("module cache poisoned");
+        let mut modules = self
+            .inner
+            .modules
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         modules
             .entry((src.name, src.dtype))
             .or_insert_with(|| {
@@ -467,14 +471,14 @@ fn no_adapter_hint(err: &str) -> String {
 fn install_fault_handlers(device: &wgpu::Device, fault: &Arc<Mutex<Option<Fault>>>) {
     let on_error = Arc::clone(fault);
     device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-        let mut slot = on_error.lock().expect("fault lock poisoned");
+        let mut slot = on_error.lock().unwrap_or_else(PoisonError::into_inner);
         if slot.is_none() {
             *slot = Some(Fault::Error(e.to_string()));
         }
     }));
     let on_lost = Arc::clone(fault);
     device.set_device_lost_callback(move |reason, message| {
-        let mut slot = on_lost.lock().expect("fault lock poisoned");
+        let mut slot = on_lost.lock().unwrap_or_else(PoisonError::into_inner);
         *slot = Some(Fault::Lost {
             reason: format!("{reason:?}"),
             message,

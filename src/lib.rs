@@ -21,6 +21,18 @@
 //! # Ok(()) }
 //! ```
 
+// No panics on paths public input reaches: errors are `Error`s. (Tests may unwrap.)
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
+
 pub mod bench;
 pub mod bridge;
 pub mod clock;

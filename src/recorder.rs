@@ -128,13 +128,17 @@ impl Recorder {
         let fits = |used: &Vec<u8>| {
             (used.len() as u64).next_multiple_of(align) + bytes.len() as u64 <= PARAMS_CHUNK
         };
-        if !self.params.last().is_some_and(|(_, used)| fits(used)) {
-            let usage = wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST;
-            let chunk = self.gpu.pooled_buffer(PARAMS_CHUNK, usage);
-            self.params
-                .push((chunk, Vec::with_capacity(PARAMS_CHUNK as usize)));
-        }
-        let (chunk, used) = self.params.last_mut().expect("a chunk");
+        let (chunk, used) = match self.params.last_mut() {
+            Some(last) if fits(&last.1) => last,
+            _ => {
+                let usage = wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST;
+                let chunk = self.gpu.pooled_buffer(PARAMS_CHUNK, usage);
+                self.params
+                    .push((chunk, Vec::with_capacity(PARAMS_CHUNK as usize)));
+                let n = self.params.len();
+                &mut self.params[n - 1]
+            }
+        };
         let offset = (used.len() as u64).next_multiple_of(align);
         used.resize(offset as usize, 0);
         used.extend_from_slice(bytes);
@@ -142,18 +146,16 @@ impl Recorder {
     }
 
     fn pass(&mut self) -> &mut wgpu::ComputePass<'static> {
-        if self.pass.is_none() {
-            let encoder = self.encoder.get_or_insert_with(|| {
-                self.gpu
-                    .device()
-                    .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
-            });
-            let pass = encoder
+        let (gpu, encoder) = (&self.gpu, &mut self.encoder);
+        self.pass.get_or_insert_with(|| {
+            encoder
+                .get_or_insert_with(|| {
+                    gpu.device()
+                        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
+                })
                 .begin_compute_pass(&wgpu::ComputePassDescriptor::default())
-                .forget_lifetime();
-            self.pass = Some(pass);
-        }
-        self.pass.as_mut().expect("pass was just opened")
+                .forget_lifetime()
+        })
     }
 
     /// Ends the compute pass and submits everything recorded, once.

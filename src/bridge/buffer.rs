@@ -10,7 +10,7 @@
 //! because one queue executes in submission order.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::bridge::stats::CopyStats;
 
@@ -90,7 +90,7 @@ impl BufferPool {
         let reused = self
             .free
             .lock()
-            .expect("pool lock poisoned")
+            .unwrap_or_else(PoisonError::into_inner)
             .get_mut(&(size, usage.bits()))
             .and_then(Vec::pop);
         let buffer = match reused {
@@ -126,7 +126,7 @@ impl BufferPool {
         let key = (size, buffer.usage().bits());
         self.free
             .lock()
-            .expect("pool lock poisoned")
+            .unwrap_or_else(PoisonError::into_inner)
             .entry(key)
             .or_default()
             .push(buffer);
@@ -134,7 +134,7 @@ impl BufferPool {
 
     /// Destroys every free buffer.
     pub(crate) fn clear(&self) {
-        let mut free = self.free.lock().expect("pool lock poisoned");
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
         for buffer in free.drain().flat_map(|(_, v)| v) {
             self.stats.unpooled(buffer.size());
             buffer.destroy();

@@ -211,7 +211,9 @@ impl Reader<'_> {
     }
 
     fn array<const N: usize>(&mut self) -> Parse<[u8; N]> {
-        Ok(self.take(N as u64)?.try_into().expect("N bytes"))
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N as u64)?);
+        Ok(out)
     }
 
     fn u32(&mut self) -> Parse<u32> {

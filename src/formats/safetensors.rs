@@ -47,7 +47,9 @@ impl Header {
                 },
             ));
         };
-        let n = u64::from_le_bytes(first.try_into().expect("8 bytes"));
+        let mut le = [0u8; PREFIX_LEN];
+        le.copy_from_slice(first);
+        let n = u64::from_le_bytes(le);
         if n > MAX_HEADER_LEN || file_len.is_some_and(|len| n + PREFIX_LEN as u64 > len) {
             return Err(problem(
                 source,

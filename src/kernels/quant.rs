@@ -152,7 +152,9 @@ pub fn gemv_with(
     let dtype = check_dtypes(OP, &gpu, &[x, res])?;
     let (m, n, k) = gemv_dims(OP, x, w)?;
     let mut shape = x.shape().to_vec();
-    *shape.last_mut().expect("an axis") = n;
+    if let Some(last) = shape.last_mut() {
+        *last = n;
+    }
     if residual.is_some_and(|r| r.shape() != shape) {
         return Err(Error::shape(
             OP,
@@ -239,7 +241,9 @@ pub fn gemv_swiglu_with(
         ));
     }
     let mut shape = x.shape().to_vec();
-    *shape.last_mut().expect("an axis") = n;
+    if let Some(last) = shape.last_mut() {
+        *last = n;
+    }
     let out = Tensor::empty(&gpu, &shape, dtype)?;
     if out.numel() == 0 {
         return Ok(out);
