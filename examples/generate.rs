@@ -24,7 +24,7 @@ fn main() {
 
 #[cfg(not(target_arch = "wasm32"))]
 const USAGE: &str = "generate --model PATH --prompt TEXT [--chat] [--max-tokens N] [--temperature T] \
-[--top-k K] [--top-p P] [--seed S] [--repetition-penalty R] [--stop TEXT]... [--json] [--bench]";
+[--top-k K] [--top-p P] [--seed S] [--repetition-penalty R] [--stop TEXT]... [--json] [--bench] [--long N]";
 
 #[cfg(not(target_arch = "wasm32"))]
 async fn run() -> webgpu_infer::Result<()> {
@@ -34,6 +34,7 @@ async fn run() -> webgpu_infer::Result<()> {
 
     let mut args = std::env::args().skip(1);
     let (mut model, mut prompt, mut json, mut bench) = (None, None, false, false);
+    let mut long: Option<usize> = None;
     let mut opts = GenerateOptions {
         max_tokens: 128,
         ..Default::default()
@@ -50,6 +51,15 @@ async fn run() -> webgpu_infer::Result<()> {
             "--chat" => opts.chat = true,
             "--json" => json = true,
             "--bench" => bench = true,
+            "--long" => {
+                long = Some(
+                    args.next()
+                        .and_then(|v| v.parse::<usize>().ok())
+                        .ok_or_else(|| {
+                            Error::Input(format!("--long takes a token count\nusage: {USAGE}"))
+                        })?,
+                )
+            }
             "--max-tokens" => opts.max_tokens = value()?.parse().map_err(|_| bad(&a))?,
             "--temperature" => opts.sampling.temperature = value()?.parse().map_err(|_| bad(&a))?,
             "--top-k" => opts.sampling.top_k = value()?.parse().map_err(|_| bad(&a))?,
@@ -76,6 +86,9 @@ async fn run() -> webgpu_infer::Result<()> {
         prompt.ok_or_else(|| Error::Input(format!("--prompt is required\nusage: {USAGE}")))?;
     let gpu = Gpu::new().await?;
     let generator = Generator::from_path(&gpu, model.as_ref(), &mut |_| {})?;
+    if let Some(n) = long {
+        return long_run(&gpu, &generator, &model, &prompt, n).await;
+    }
     if bench {
         opts.stop_at_eos = false;
         generator.generate(&prompt, &opts, &mut |_| true).await?; // warm-up: pipelines compiled
@@ -145,5 +158,74 @@ async fn run() -> webgpu_infer::Result<()> {
             gpu.adapter_name()
         );
     }
+    Ok(())
+}
+
+/// `--long N`: one generation of N tokens (greedy, not stopped at EOS), after a warm-up; prints one
+/// `{"op":"decode_window",...}` line a 512-token window (tok/s in it, GPU memory in use after it) and a
+/// summary: memory must stay flat (the KV cache is sized once) and speed steady, apart from the
+/// attention's growth with the context.
+#[cfg(not(target_arch = "wasm32"))]
+async fn long_run(
+    gpu: &webgpu_infer::Gpu,
+    generator: &webgpu_infer::models::generate::Generator,
+    model: &str,
+    prompt: &str,
+    n: usize,
+) -> webgpu_infer::Result<()> {
+    use webgpu_infer::models::generate::GenerateOptions;
+    let warm = GenerateOptions {
+        max_tokens: 8,
+        stop_at_eos: false,
+        ..Default::default()
+    };
+    generator.generate(prompt, &warm, &mut |_| true).await?;
+    let before = gpu.stats();
+    let opts = GenerateOptions {
+        max_tokens: n,
+        stop_at_eos: false,
+        ..Default::default()
+    };
+    let mut at_windows = Vec::new();
+    let mut count = 0usize;
+    let g = generator
+        .generate(prompt, &opts, &mut |_| {
+            count += 1;
+            if count.is_multiple_of(64) {
+                at_windows.push(gpu.stats().live_buffer_bytes);
+            }
+            true
+        })
+        .await?;
+    let after = gpu.stats();
+    const WINDOW: usize = 512;
+    for (w, chunk) in g.token_ms.chunks(WINDOW).enumerate() {
+        let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else {
+            continue;
+        };
+        let prev = if w == 0 {
+            *first
+        } else {
+            g.token_ms[w * WINDOW - 1]
+        };
+        let tokens = if w == 0 { chunk.len() - 1 } else { chunk.len() };
+        let line = serde_json::json!({
+            "op": "decode_window", "model": model, "from_token": w * WINDOW,
+            "tokens": chunk.len(), "tok_s": tokens as f64 / ((last - prev) / 1e3),
+            "context": g.prompt_ids.len() + (w + 1) * WINDOW, "adapter": gpu.adapter_name(),
+        });
+        println!("{line}");
+    }
+    let line = serde_json::json!({
+        "op": "decode_long", "model": model, "new_tokens": g.ids.len(),
+        "decode_tok_s": g.stats.decode_tok_s,
+        "live_buffer_bytes_before": before.live_buffer_bytes,
+        "live_buffer_bytes_after": after.live_buffer_bytes,
+        "live_buffer_bytes_min_during": at_windows.iter().min(),
+        "live_buffer_bytes_max_during": at_windows.iter().max(),
+        "live_buffers_before": before.live_buffers, "live_buffers_after": after.live_buffers,
+        "stop_reason": g.stop_reason.name(), "adapter": gpu.adapter_name(),
+    });
+    println!("{line}");
     Ok(())
 }

@@ -93,3 +93,26 @@ export function evict(url: string): Promise<void>;
 /** What the cache did in this page or worker. */
 export const cacheStats: { hits: number; misses: number; revalidated: number; stale: number; stored: number; storeFailed: number };
 export const CACHE_NAME: string;
+
+// What the facade adds to the generated classes.
+declare module "../pkg/webgpu_infer.js" {
+  interface Embedder {
+    /** `free()`: releases the model's GPU memory; later calls throw "… was disposed …". */
+    dispose(): void;
+    /** Whether any of the model's files came from Cache Storage (loads through the facade). */
+    readonly fromCache?: boolean;
+  }
+  interface Generator {
+    dispose(): void;
+    readonly fromCache?: boolean;
+  }
+  interface Weights {
+    dispose(): void;
+  }
+  interface Device {
+    dispose(): void;
+  }
+  interface TensorData {
+    dispose(): void;
+  }
+}

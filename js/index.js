@@ -72,6 +72,28 @@ wrapMethod(wasm.Device, "loadWeights");
 const rawCreate = wasm.Device.create;
 wasm.Device.create = async (options) => { await ready(); return rawCreate.call(wasm.Device, options); };
 
+// A call on an object after `free()` would reach Rust with a null pointer (wasm-bindgen's own
+// "null pointer passed to rust"); instead it throws saying what happened. `dispose()` is `free()`
+// under the worker mode's name. (`__wbg_ptr` is wasm-bindgen 0.2.130's handle; 0 once freed.)
+function guardFreed(cls, name) {
+  const proto = cls.prototype;
+  const guard = (f) => function (...args) {
+    if (this.__wbg_ptr === 0) throw new Error(`this ${name} was disposed (free() or dispose()): load it again`);
+    return f.apply(this, args);
+  };
+  for (const key of Object.getOwnPropertyNames(proto)) {
+    if (key === "constructor" || key === "free" || key.startsWith("__")) continue;
+    const d = Object.getOwnPropertyDescriptor(proto, key);
+    if (typeof d.value === "function") Object.defineProperty(proto, key, { ...d, value: guard(d.value) });
+    else if (d.get) Object.defineProperty(proto, key, { ...d, get: guard(d.get) });
+  }
+  if (!proto.dispose) proto.dispose = function () { if (this.__wbg_ptr !== 0) this.free(); };
+}
+for (const [cls, name] of [[wasm.Embedder, "Embedder"], [wasm.Generator, "Generator"], [wasm.Weights, "Weights"],
+  [wasm.Device, "Device"], [wasm.TensorData, "TensorData"]]) {
+  guardFreed(cls, name);
+}
+
 /** Loads a sentence-embedding model in a Web Worker; see `EmbedderWorker`. */
 wasm.Embedder.inWorker = (source, options) => EmbedderWorker.load(source, options);
 /** Loads a text-generation model in a Web Worker; see `GeneratorWorker`. */

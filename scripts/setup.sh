@@ -76,6 +76,12 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wb_version"
   cargo install wasm-bindgen-cli --version "$wb_version" --force --quiet
 fi
 
+# --- cargo-fuzz, for the fuzz smoke run (scripts/fuzz.sh; stable Rust, no sanitizer) ---
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  log "cargo install cargo-fuzz (about 1 minute)"
+  cargo install cargo-fuzz --version 0.13.2 --locked --quiet
+fi
+
 # --- npm packages: playwright-core (drives Debian's chromium; never downloads a browser), binaryen
 # (wasm-opt for wasm-pack; scripts put node_modules/.bin first on PATH), vite and typescript (the
 # example app), onnxruntime-web (the browser benchmark's baseline) ---

@@ -22,6 +22,9 @@ step "clippy (native, wasm32)"
 cargo clippy --locked --all-targets -- -D warnings
 cargo clippy --locked --all-targets --target wasm32-unknown-unknown -- -D warnings
 
+step "fuzz smoke run (cargo-fuzz, 30 s a target)"
+scripts/fuzz.sh 30
+
 step "native tests (cargo test)"
 cargo test --locked
 

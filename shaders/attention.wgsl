@@ -14,7 +14,10 @@
 //   prefill: a workgroup of 64 threads takes 64 query rows of one (batch, head); K/V tiles are staged
 //            in workgroup memory and every thread walks them for its own row.
 //   decode:  a workgroup of 256 threads takes one query row; threads split the keys for the scores and
-//            (key group, dimension) pairs for the output, for few queries over a long cache.
+//            (key group, dimension) pairs for the output, for few queries over a short cache.
+//   decode_split + decode_combine: split-K ("flash decoding") for a long cache: one workgroup a
+//            (row, head, range of SPLIT_KEYS keys) writes its partial softmax state; a second pass
+//            merges the ranges. Keeps the GPU busy when heads alone are too few workgroups.
 
 struct Params {
     batch: u32,
@@ -27,7 +30,7 @@ struct Params {
     causal: u32,
     has_mask: u32,
     scale: f32,
-    _pad0: u32,
+    n_splits: u32, // decode_split / decode_combine: key ranges of SPLIT_KEYS a row
     _pad1: u32,
 }
 
@@ -37,6 +40,9 @@ struct Params {
 @group(0) @binding(3) var<storage, read> mask: array<i32>;
 @group(0) @binding(4) var<storage, read_write> out: array<T>;
 @group(0) @binding(5) var<uniform> p: Params;
+// decode_split → decode_combine: per (batch, row, head, split) the running max m, the normaliser l and
+// the unnormalised output (head_dim values): [m, l, o_0 .. o_{d-1}].
+@group(0) @binding(6) var<storage, read_write> part: array<f32>;
 
 const MAX_HEAD_DIM: u32 = 128u;
 const TILE_FLOATS: u32 = 2048u; // K and V tiles: 2 × 8 KiB, within WebGPU's 16 KiB minimum
@@ -165,33 +171,31 @@ fn reduce_sum(t: u32, x: f32) -> f32 {
     return r;
 }
 
-// One workgroup a (query row, head, batch). head_dim divides 256: thread t owns dimension t % d of key
-// group t / d for the output.
-@compute @workgroup_size(256, 1, 1)
-fn decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
-    let i = wid.x;
-    let h = wid.y;
-    let b = wid.z;
+// The online-softmax state of one workgroup over keys [begin, stop) of query row i, head h: m and l
+// are the same in every thread; acc is thread t's (key group t / d, dimension t % d) share of the
+// unnormalised output. begin and stop must be the same across the workgroup (barriers inside).
+struct Partial {
+    m: f32,
+    l: f32,
+    acc: f32,
+}
+
+fn decode_range(i: u32, h: u32, b: u32, t: u32, begin: u32, stop: u32) -> Partial {
     let kvh = h / (p.n_heads / p.n_kv_heads);
     let d = p.head_dim;
     let groups = DWG / d;
     let g = t / d;
     let c = t % d;
     let qb = q_index(b, i, h);
-
     var m = LOWEST;
     var l = 0.0;
-    var acc = 0.0; // this thread's (group g, dimension c) share of the output
-    var end = p.kv_len;
-    if (p.causal == 1u) {
-        end = p.kv_len - p.q_len + i + 1u;
-    }
-    for (var j0 = 0u; j0 < end; j0 += DWG) {
+    var acc = 0.0;
+    for (var j0 = begin; j0 < stop; j0 += DWG) {
         // Scores: thread t takes key j0 + t.
         let j = j0 + t;
         var s = LOWEST;
         var ok = false;
-        if (j < end && visible(b, i, j)) {
+        if (j < stop && visible(b, i, j)) {
             ok = true;
             let kb = kv_index(b, j, kvh);
             s = 0.0;
@@ -211,23 +215,104 @@ fn decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
         l = l * corr + reduce_sum(t, w); // reduce_sum's barriers also publish `scores`
         m = m_new;
         // Output: group g sums keys g, g + groups, ... of this tile for dimension c.
-        var part = 0.0;
-        let n = min(DWG, end - j0);
+        var part_sum = 0.0;
+        let n = min(DWG, stop - j0);
         for (var jj = g; jj < n; jj += groups) {
-            part = fma(scores[jj], f32(v[kv_index(b, j0 + jj, kvh) + c]), part);
+            part_sum = fma(scores[jj], f32(v[kv_index(b, j0 + jj, kvh) + c]), part_sum);
         }
-        acc = acc * corr + part;
+        acc = acc * corr + part_sum;
         workgroupBarrier();
     }
-    // Sum the groups' shares of each dimension.
+    return Partial(m, l, acc);
+}
+
+// Sums the key groups' shares of each dimension: thread t < d gets dimension t's total.
+fn sum_groups(t: u32, acc: f32) -> f32 {
+    let d = p.head_dim;
     reduce_buf[t] = acc;
     workgroupBarrier();
+    var o = 0.0;
     if (t < d) {
-        var o = 0.0;
-        for (var gg = 0u; gg < groups; gg++) {
+        for (var gg = 0u; gg < DWG / d; gg++) {
             o += reduce_buf[gg * d + t];
         }
-        let inv = select(0.0, 1.0 / l, l > 0.0);
+    }
+    return o;
+}
+
+// Keys row i may see: all kv_len, or up to its own position when causal.
+fn row_end(i: u32) -> u32 {
+    if (p.causal == 1u) {
+        return p.kv_len - p.q_len + i + 1u;
+    }
+    return p.kv_len;
+}
+
+// One workgroup a (query row, head, batch). head_dim divides 256: thread t owns dimension t % d of key
+// group t / d for the output.
+@compute @workgroup_size(256, 1, 1)
+fn decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+    let i = wid.x;
+    let h = wid.y;
+    let b = wid.z;
+    let r = decode_range(i, h, b, t, 0u, row_end(i));
+    let o = sum_groups(t, r.acc);
+    if (t < p.head_dim) {
+        let inv = select(0.0, 1.0 / r.l, r.l > 0.0);
         out[q_index(b, i, h) + t] = T(o * inv);
     }
+}
+
+const SPLIT_KEYS: u32 = 256u;
+
+fn part_index(b: u32, i: u32, h: u32, split: u32) -> u32 {
+    return (((b * p.q_len + i) * p.n_heads + h) * p.n_splits + split) * (p.head_dim + 2u);
+}
+
+// Workgroup (row × split, head, batch): keys [split·SPLIT_KEYS, +SPLIT_KEYS) of row i, as decode does
+// them, written unnormalised to `part`. A range past the row's last key writes m = LOWEST, l = 0.
+@compute @workgroup_size(256, 1, 1)
+fn decode_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+    let i = wid.x / p.n_splits;
+    let split = wid.x % p.n_splits;
+    let h = wid.y;
+    let b = wid.z;
+    let begin = split * SPLIT_KEYS;
+    let stop = max(begin, min(row_end(i), begin + SPLIT_KEYS));
+    let r = decode_range(i, h, b, t, begin, stop);
+    let o = sum_groups(t, r.acc);
+    let base = part_index(b, i, h, split);
+    if (t < p.head_dim) {
+        part[base + 2u + t] = o;
+    }
+    if (t == 0u) {
+        part[base] = r.m;
+        part[base + 1u] = r.l;
+    }
+}
+
+// Workgroup (row, head, batch), thread t one output dimension: merges the splits' states, each scaled
+// by exp(m_s - M) for the overall maximum M, and normalises.
+@compute @workgroup_size(256, 1, 1)
+fn decode_combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+    let i = wid.x;
+    let h = wid.y;
+    let b = wid.z;
+    if (t >= p.head_dim) {
+        return;
+    }
+    var big = LOWEST;
+    for (var s = 0u; s < p.n_splits; s++) {
+        big = max(big, part[part_index(b, i, h, s)]);
+    }
+    var l = 0.0;
+    var o = 0.0;
+    for (var s = 0u; s < p.n_splits; s++) {
+        let base = part_index(b, i, h, s);
+        let w = exp(part[base] - big);
+        l = fma(part[base + 1u], w, l);
+        o = fma(part[base + 2u + t], w, o);
+    }
+    let inv = select(0.0, 1.0 / l, l > 0.0);
+    out[q_index(b, i, h) + t] = T(o * inv);
 }

@@ -71,6 +71,17 @@ async fn lost_device_is_an_error() -> Result<()> {
         other => panic!("reading from a destroyed device gave {other:?}"),
     }
     assert!(gpu.check().is_err(), "the loss is remembered");
+    // Later calls on the lost device fail too, with an error rather than a hang.
+    let later = Tensor::from_f32(&gpu, &[3.0], &[1]);
+    let later = match later {
+        Ok(t) => t.to_f32_vec().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    assert!(later.is_err(), "a call after the loss succeeded");
+    // A new device can be made, and works.
+    let fresh = common::gpu().await?;
+    let t = Tensor::from_f32(&fresh, &[1.0, 2.0], &[2])?;
+    assert_eq!(t.to_f32_vec().await?, vec![1.0, 2.0]);
     Ok(())
 }
 gpu_test!(

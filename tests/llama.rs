@@ -382,3 +382,112 @@ fn gpu_kernels_match_transformers() {
     })
     .expect("gpu kernels");
 }
+
+/// Two generations on one model at once (as two JS calls without awaiting the first would run): each
+/// keeps its own KV cache, so both give exactly what they give alone (transformers' greedy ids).
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn concurrent_generations_do_not_interfere() {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::Poll;
+    pollster::block_on(async {
+        let g = smollm2().await?;
+        let cases = goldens().await;
+        let (a, b) = (&cases[0], &cases[1]);
+        let opts = |chat| GenerateOptions {
+            max_tokens: 8,
+            chat,
+            stop_at_eos: false,
+            ..Default::default()
+        };
+        let (oa, ob) = (opts(a.chat), opts(b.chat));
+        let (mut ca, mut cb) = (|_: &str| true, |_: &str| true);
+        let mut fa = pin!(g.generate(&a.prompt, &oa, &mut ca));
+        let mut fb = pin!(g.generate(&b.prompt, &ob, &mut cb));
+        let (mut ra, mut rb) = (None, None);
+        // Polls both in turn until both are done (they interleave at their await points).
+        std::future::poll_fn(|cx| {
+            if ra.is_none()
+                && let Poll::Ready(r) = fa.as_mut().poll(cx)
+            {
+                ra = Some(r);
+            }
+            if rb.is_none()
+                && let Poll::Ready(r) = fb.as_mut().poll(cx)
+            {
+                rb = Some(r);
+            }
+            if ra.is_some() && rb.is_some() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+        let (Some(ra), Some(rb)) = (ra, rb) else {
+            unreachable!()
+        };
+        assert_eq!(ra?.ids, a.greedy_ids[..8], "{}", a.name);
+        assert_eq!(rb?.ids, b.greedy_ids[..8], "{}", b.name);
+        Ok::<(), Error>(())
+    })
+    .unwrap();
+}
+
+/// Loading a model, generating and dropping it, 20 times: GPU buffers (the copy counters' live count
+/// and bytes) come back to where they were after the second round, and WASM memory (in the browser)
+/// does not grow after it either. Uses the tiny HF fixture so that 20 loads take seconds.
+async fn load_dispose_20_times() -> Result<()> {
+    const DIR: &str = "tests/fixtures/tiny-llama";
+    let gpu = gpu().await?;
+    let asset = |name: &str| read_asset_owned(format!("{DIR}/{name}"));
+    let (config, tokenizer, tokenizer_config) = (
+        asset("config.json").await,
+        asset("tokenizer.json").await,
+        asset("tokenizer_config.json").await,
+    );
+    let opts = GenerateOptions {
+        max_tokens: 4,
+        stop_at_eos: false,
+        ..Default::default()
+    };
+    let mut after_first = None;
+    for round in 0..20 {
+        #[cfg(not(target_arch = "wasm32"))]
+        let weights = webgpu_infer::bridge::native::load(&gpu, DIR.as_ref(), &mut |_| {})?;
+        #[cfg(target_arch = "wasm32")]
+        let weights = webgpu_infer::bridge::web::load(
+            &gpu,
+            webgpu_infer::bridge::web::Source::Url(format!("/{DIR}/model.safetensors")),
+            None,
+            &mut |_| {},
+        )
+        .await?;
+        let g = Generator::from_hf(&gpu, &weights, &config, &tokenizer, Some(&tokenizer_config))?;
+        drop(weights);
+        let out = g.generate("Hello", &opts, &mut |_| true).await?;
+        assert_eq!(out.ids.len(), 4);
+        drop(g);
+        let s = gpu.stats();
+        #[cfg(target_arch = "wasm32")]
+        let wasm_pages = core::arch::wasm32::memory_size(0);
+        #[cfg(not(target_arch = "wasm32"))]
+        let wasm_pages = 0usize;
+        let now = (s.live_buffers, s.live_buffer_bytes, wasm_pages);
+        // Two warm-up rounds (pools and the allocator settle), then nothing may grow.
+        match after_first {
+            None if round == 1 => after_first = Some(now),
+            None => {}
+            Some(first) => assert_eq!(
+                now, first,
+                "round {round}: (buffers, bytes, wasm pages) grew"
+            ),
+        }
+    }
+    gpu.check()
+}
+gpu_test!(
+    load_and_dispose_20_times_grows_nothing,
+    load_dispose_20_times
+);

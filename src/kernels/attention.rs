@@ -18,11 +18,18 @@ const DECODE_MAX_ROWS: usize = 8;
 /// Which kernel runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {
-    /// Chosen by shape: decode for at most 8 query rows (when head_dim divides 256), else prefill.
+    /// Chosen by shape: for at most 8 query rows (when head_dim divides 256) decode, or split decode
+    /// past 256 cached keys; else prefill.
     Auto,
     Prefill,
+    /// One workgroup a (row, head) walks every key.
     Decode,
+    /// Split-K: one workgroup a (row, head, 256 keys), then a pass that merges the ranges.
+    DecodeSplit,
 }
+
+/// Keys a workgroup of the split decode takes (`SPLIT_KEYS` in the shader).
+const SPLIT_KEYS: usize = 256;
 
 /// Options of [`attention`].
 #[derive(Clone, Copy)]
@@ -63,7 +70,8 @@ struct Params {
     causal: u32,
     has_mask: u32,
     scale: f32,
-    _pad: [u32; 2],
+    n_splits: u32,
+    _pad: u32,
 }
 
 /// `softmax(q·kᵀ·scale + mask)·v` for `q [batch, q_len, n_heads, head_dim]` and a cache
@@ -141,11 +149,15 @@ pub fn attention(
     }
     let decode_ok = head_dim <= 256 && 256 % head_dim == 0;
     let variant = match opts.variant {
+        Variant::Auto if q_len <= DECODE_MAX_ROWS && decode_ok && kv_len > SPLIT_KEYS => {
+            Variant::DecodeSplit
+        }
         Variant::Auto if q_len <= DECODE_MAX_ROWS && decode_ok => Variant::Decode,
         Variant::Auto => Variant::Prefill,
         v => v,
     };
-    if variant == Variant::Decode && !decode_ok {
+    let is_decode = matches!(variant, Variant::Decode | Variant::DecodeSplit);
+    if is_decode && !decode_ok {
         return Err(Error::shape(
             OP,
             format!("the decode kernel needs head_dim dividing 256, got {head_dim}"),
@@ -172,10 +184,15 @@ pub fn attention(
         causal: u32::from(opts.causal),
         has_mask: u32::from(opts.mask.is_some()),
         scale: opts.scale.unwrap_or(1.0 / (head_dim as f32).sqrt()),
-        _pad: [0; 2],
+        n_splits: to_u32(OP, "key ranges", kv_len.div_ceil(SPLIT_KEYS).max(1))?,
+        _pad: 0,
     };
+    if variant == Variant::DecodeSplit {
+        split_decode(rec, [q, k, v, opts.mask.unwrap_or(q), &out], &params, dtype)?;
+        return Ok(out);
+    }
     let (entry, rows_x) = match variant {
-        Variant::Decode => ("decode", q_len),
+        Variant::Decode | Variant::DecodeSplit => ("decode", q_len),
         _ => ("prefill", q_len.div_ceil(PREFILL_ROWS)),
     };
     let groups = [
@@ -211,6 +228,68 @@ pub fn attention(
         groups,
     );
     Ok(out)
+}
+
+/// The split decode: `decode_split` over (row × key range, head, batch) into a scratch tensor of
+/// partial softmax states, then `decode_combine` over (row, head, batch).
+fn split_decode(
+    rec: &mut Recorder,
+    [q, k, v, mask, out]: [&Tensor; 5],
+    params: &Params,
+    dtype: DType,
+) -> Result<()> {
+    const OP: &str = "attention";
+    let gpu = rec.gpu().clone();
+    let (batch, q_len, n_heads, n_splits) = (
+        params.batch as usize,
+        params.q_len as usize,
+        params.n_heads as usize,
+        params.n_splits as usize,
+    );
+    let part_len = batch * q_len * n_heads * n_splits * (params.head_dim as usize + 2);
+    let part = Tensor::empty(&gpu, &[part_len], DType::F32)?;
+    let rows_x = to_u32(OP, "rows × key ranges", q_len * n_splits)?;
+    for (what, n) in [
+        ("attention rows × key ranges", rows_x),
+        ("attention heads", params.n_heads),
+        ("attention batch", params.batch),
+    ] {
+        gpu.check_workgroups(what, n)?;
+    }
+    let pipeline = |entry| {
+        gpu.pipeline(&KernelSource {
+            name: "attention",
+            body: SHADER,
+            dtype,
+            entry,
+            constants: &[],
+        })
+    };
+    let split_bindings = [
+        (0, q.buffer()),
+        (1, k.buffer()),
+        (2, v.buffer()),
+        (3, mask.buffer()),
+        (6, part.buffer()),
+    ];
+    let groups = [rows_x, params.n_heads, params.batch];
+    rec.dispatch_at(
+        &pipeline("decode_split"),
+        &split_bindings,
+        5,
+        params,
+        groups,
+    );
+    let combine_bindings = [(4, out.buffer()), (6, part.buffer())];
+    let groups = [params.q_len, params.n_heads, params.batch];
+    rec.dispatch_at(
+        &pipeline("decode_combine"),
+        &combine_bindings,
+        5,
+        params,
+        groups,
+    );
+    Ok(())
 }
 
 /// Floating-point operations of one attention call (QKᵀ and PV, causal halving ignored):

@@ -102,6 +102,9 @@ pub struct Generation {
     /// The first step's highest logits, `(id, logit)` best first ([`GenerateOptions::top_logits`]).
     pub first_step_top_logits: Vec<(u32, f32)>,
     pub stats: GenerationStats,
+    /// When each new token's id arrived, in ms since the call began (`token_ms[i]` for `ids[i]`):
+    /// per-token latency, and speed over any window of a long generation.
+    pub token_ms: Vec<f64>,
 }
 
 /// A language model with its tokenizer and chat template.
@@ -341,6 +344,7 @@ impl Generator {
         let mut first_step_top_logits = Vec::new();
         let mut first_ms = None;
         let mut logits_bytes = 0; // the optional first-step logits, not part of a token's cost
+        let mut token_ms = Vec::with_capacity(opts.max_tokens.min(capacity));
         let stop_reason = loop {
             // Queue the next step (it reads this step's token on the GPU) before waiting for this id.
             let produced = out.ids.len() + 1;
@@ -365,6 +369,7 @@ impl Generator {
                     logits_bytes = logits.size_in_bytes();
                 }
             }
+            token_ms.push(now_ms() - start);
             if let Some(reason) = out.push(id as u32, on_piece)? {
                 break reason;
             }
@@ -401,6 +406,7 @@ impl Generator {
             stop_reason,
             first_step_top_logits,
             stats,
+            token_ms,
         })
     }
 

@@ -63,6 +63,14 @@ await check("demo shows the adapter and a checked matmul", () =>
     const adapter = await page.textContent("#adapter");
     assert.match(adapter, /max storage buffer binding/);
     assert.match(await page.textContent("#matmul"), /GFLOP\/s/);
+    // Through the package's entry point: a call after dispose() says so instead of reaching Rust.
+    const afterDispose = await page.evaluate(async () => {
+      const { Device } = await import("/js/index.js");
+      const d = await Device.create();
+      d.dispose();
+      try { d.info; return "accepted"; } catch (e) { return e.message; }
+    });
+    assert.match(afterDispose, /Device was disposed/);
     console.log(`     ${status.trim()}`);
   }),
 );
@@ -170,6 +178,8 @@ await check("the packed npm package works in a Vite app (Embedder.inWorker)", as
     // sentence-transformers 6.2 on the CPU (the environment of scripts/goldens_minilm.py) gives
     // 0.68883 and 0.00373 for these pairs; embeddings match it to 1e-4 a component (tests/bert.rs).
     assert.ok(Math.abs(r.meal_vs_food - 0.68883) < 1e-3 && Math.abs(r.meal_vs_market - 0.00373) < 1e-3, text);
+    assert.equal(r.concurrent_same, true, "two concurrent embed calls give the same vector");
+    assert.match(r.after_dispose, /disposed/);
     console.log(`     ${JSON.stringify(r)}`);
   } finally {
     await browser.close();

@@ -13,16 +13,22 @@ async function main(): Promise<void> {
   const [meal, food, market] = await embedder.embed([
     "A man is eating food.", "Someone is having a meal.", "The stock market fell sharply today.",
   ]);
+  // Two calls at once on one model, then a call after dispose(): both answered clearly.
+  const [x, y] = await Promise.all([embedder.embed(["A man is eating food."]), embedder.embed(["A man is eating food."])]);
+  const concurrentSame = x[0].every((v, i) => v === y[0][i]);
   const result = {
     adapter: embedder.info.adapter,
     dims: embedder.dims,
     meal_vs_food: similarity(meal, food),
     meal_vs_market: similarity(meal, market),
     cached_files: (await cachedFiles()).length,
+    concurrent_same: concurrentSame,
+    after_dispose: "",
   };
+  await embedder.dispose();
+  result.after_dispose = await embedder.embed(["x"]).then(() => "accepted", (e: Error) => e.message);
   out.textContent = JSON.stringify(result, null, 2);
   out.dataset.state = "done";
-  await embedder.dispose();
 }
 
 main().catch((e: unknown) => {
