@@ -30,7 +30,7 @@ impl Device {
     /// an integrated GPU.
     pub async fn create(
         #[wasm_bindgen(
-            unchecked_param_type = "{ allowF16?: boolean, powerPreference?: 'low-power' | 'high-performance' }"
+            unchecked_optional_param_type = "{ allowF16?: boolean, powerPreference?: 'low-power' | 'high-performance' }"
         )]
         options: Option<Object>,
     ) -> Result<Device, JsValue> {

@@ -29,7 +29,7 @@ impl Embedder {
     /// and `signal`, as `Device.loadWeights`. Creates its own device; `device.loadEmbedder` shares one.
     pub async fn load(
         base: String,
-        #[wasm_bindgen(unchecked_param_type = "LoadOptions")] options: Option<Object>,
+        #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<Object>,
     ) -> Result<Embedder, JsValue> {
         let gpu = Gpu::new().await?;
         load_embedder(&gpu, &base, options.as_ref()).await
@@ -80,7 +80,7 @@ impl Device {
     pub async fn load_embedder(
         &self,
         base: String,
-        #[wasm_bindgen(unchecked_param_type = "LoadOptions")] options: Option<Object>,
+        #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<Object>,
     ) -> Result<Embedder, JsValue> {
         load_embedder(self.gpu(), &base, options.as_ref()).await
     }

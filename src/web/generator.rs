@@ -47,7 +47,7 @@ impl Generator {
     pub async fn load(
         #[wasm_bindgen(unchecked_param_type = "string | URL | Response | Blob | ArrayBuffer")]
         source: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "LoadOptions")] options: Option<Object>,
+        #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<Object>,
     ) -> Result<Generator, JsValue> {
         let gpu = Gpu::new().await?;
         load_generator(&gpu, source, options.as_ref()).await
@@ -64,7 +64,7 @@ impl Generator {
     pub fn generate(
         &self,
         prompt: String,
-        #[wasm_bindgen(unchecked_param_type = "GenerateOptions")] options: Option<Object>,
+        #[wasm_bindgen(unchecked_optional_param_type = "GenerateOptions")] options: Option<Object>,
     ) -> Result<JsValue, JsValue> {
         let (opts, signal) = generate_options(options.as_ref())?;
         let (tx, rx) = unbounded::<Item>();
@@ -95,7 +95,7 @@ impl Generator {
     pub async fn generate_text(
         &self,
         prompt: String,
-        #[wasm_bindgen(unchecked_param_type = "GenerateOptions")] options: Option<Object>,
+        #[wasm_bindgen(unchecked_optional_param_type = "GenerateOptions")] options: Option<Object>,
     ) -> Result<Object, JsValue> {
         let (opts, signal) = generate_options(options.as_ref())?;
         let mut on_piece = |_: &str| !signal.as_ref().is_some_and(|s| s.aborted());
@@ -216,7 +216,7 @@ impl Device {
         &self,
         #[wasm_bindgen(unchecked_param_type = "string | URL | Response | Blob | ArrayBuffer")]
         source: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "LoadOptions")] options: Option<Object>,
+        #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<Object>,
     ) -> Result<Generator, JsValue> {
         load_generator(self.gpu(), source, options.as_ref()).await
     }

@@ -106,7 +106,7 @@ impl Device {
             unchecked_param_type = "string | URL | Response | Blob | ArrayBuffer | ArrayBufferView"
         )]
         source: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "LoadOptions")] options: Option<Object>,
+        #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<Object>,
     ) -> Result<Weights, JsValue> {
         let source = Source::from_js(source)?;
         let opts = crate::web::LoadOptions::from_js(options.as_ref());
