@@ -13,7 +13,11 @@ seconds="${1:-30}"
 shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(safetensors_header gguf_header model_config tokenizer_input)
-cargo fuzz build -s none -O
+# Built once up front; a failed build is retried once (a second failure shows cargo's own output).
+if ! cargo fuzz build -s none -O; then
+  echo "fuzz build failed; retrying once" >&2
+  cargo fuzz build -s none -O -v
+fi
 for t in "${targets[@]}"; do
   mkdir -p "target/fuzz-corpus/$t"
   echo "--- fuzz $t for ${seconds}s"
