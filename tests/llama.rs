@@ -107,18 +107,12 @@ async fn matches_transformers() -> Result<()> {
             "{}: top-1",
             case.name
         );
-        let mut worst = 0f32;
-        for &(id, want) in &case.top_logits {
-            let got = out
-                .first_step_top_logits
-                .iter()
-                .find(|(i, _)| *i == id)
-                .map(|&(_, v)| v)
-                .unwrap_or_else(|| {
-                    panic!("{}: token {id} of the top 10 is not in ours", case.name)
-                });
-            worst = worst.max((got - want).abs());
-        }
+        let worst = top_logits_within(
+            &case.name,
+            &out.first_step_top_logits,
+            &case.top_logits,
+            1e-2,
+        );
         log(&format!(
             "{}: {} prompt tokens, top-10 logits within {worst:.2e}, {:.1} tok/s decode, text {:?}",
             case.name,
@@ -318,24 +312,29 @@ async fn tiny_hf_llama() -> Result<()> {
         };
         let out = g.generate(prompt, &opts, &mut |_| true).await?;
         let top: Vec<(u32, f32)> = serde_json::from_value(case["top_logits"].clone()).unwrap();
-        for &(id, want) in &top {
-            let got = out
-                .first_step_top_logits
-                .iter()
-                .find(|(i, _)| *i == id)
-                .unwrap()
-                .1;
-            assert!(
-                (got - want).abs() <= 1e-3,
-                "{name}: logit of {id}: {got} vs {want}"
-            );
-        }
+        top_logits_within(name, &out.first_step_top_logits, &top, 1e-3);
         let greedy: Vec<u32> = serde_json::from_value(case["greedy_ids"].clone()).unwrap();
         assert_eq!(out.ids, greedy, "{name}: greedy ids");
     }
     Ok(())
 }
 gpu_test!(tiny_hf_llama_matches_transformers, tiny_hf_llama);
+
+/// Asserts that every `(id, logit)` of `want` is among `got` with a logit within `bound`; returns the
+/// largest difference.
+fn top_logits_within(name: &str, got: &[(u32, f32)], want: &[(u32, f32)], bound: f32) -> f32 {
+    let mut worst = 0f32;
+    for &(id, w) in want {
+        let g = got
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|&(_, v)| v)
+            .unwrap_or_else(|| panic!("{name}: token {id} of the reference's top is not in ours"));
+        assert!((g - w).abs() <= bound, "{name}: logit of {id}: {g} vs {w}");
+        worst = worst.max((g - w).abs());
+    }
+    worst
+}
 
 async fn read_asset_owned(path: String) -> Vec<u8> {
     read_asset(&path).await
@@ -363,19 +362,12 @@ fn gpu_kernels_match_transformers() {
                 ..Default::default()
             };
             let out = g.generate(&case.prompt, &opts, &mut |_| true).await?;
-            for &(id, want) in &case.top_logits {
-                let got = out
-                    .first_step_top_logits
-                    .iter()
-                    .find(|(i, _)| *i == id)
-                    .unwrap()
-                    .1;
-                assert!(
-                    (got - want).abs() <= 1e-2,
-                    "{}: logit of {id}: {got} vs {want}",
-                    case.name
-                );
-            }
+            top_logits_within(
+                &case.name,
+                &out.first_step_top_logits,
+                &case.top_logits,
+                1e-2,
+            );
             assert_eq!(out.ids, case.greedy_ids[..8], "{}: greedy ids", case.name);
         }
         Ok::<(), Error>(())
