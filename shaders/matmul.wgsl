@@ -36,8 +36,7 @@ struct Params {
 @group(0) @binding(4) var<uniform> p: Params;
 
 override TRANS_B: bool = false;
-// 0: none, 1: GELU (erf), 2: SiLU.
-override ACT: u32 = 0u;
+// The epilogue's activation: ACT in shaders/act.wgsl (prepended).
 const TM: u32 = 4u;
 const TN: u32 = 4u;
 const BK: u32 = 16u;
@@ -48,25 +47,12 @@ const THREADS: u32 = 256u;
 var<workgroup> a_tile: array<f32, 1024>;
 var<workgroup> b_tile: array<f32, 1024>;
 
-fn erf(v: f32) -> f32 {
-    // Abramowitz & Stegun 7.1.26, |error| ≤ 1.5e-7 (as in activation.wgsl).
-    let x = abs(v);
-    let t = 1.0 / (1.0 + 0.3275911 * x);
-    let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
-    return sign(v) * (1.0 - poly * exp(-x * x));
-}
-
 fn epilogue(v: f32, col: u32) -> f32 {
     var r = v;
     if (p.has_bias == 1u) {
         r += f32(bias[col]);
     }
-    if (ACT == 1u) {
-        r = 0.5 * r * (1.0 + erf(r * 0.70710678118654752));
-    } else if (ACT == 2u) {
-        r = r / (1.0 + exp(-r));
-    }
-    return r;
+    return act(r);
 }
 
 fn load_a(base: u32, row: u32, col: u32) -> f32 {

@@ -1,4 +1,5 @@
-//! GELU (erf form) and SiLU, `shaders/activation.wgsl`.
+//! Element-wise activations (GELU in the erf form, SiLU/Swish, ReLU, ReLU6, sigmoid),
+//! `shaders/activation.wgsl`. The same functions are fused into the epilogues of `matmul` and `conv`.
 
 use crate::error::Result;
 use crate::gpu::KernelSource;
@@ -6,15 +7,32 @@ use crate::kernels::{check_dtypes, grid_1d, to_u32};
 use crate::recorder::Recorder;
 use crate::tensor::Tensor;
 
-const SHADER: &str = include_str!("../../shaders/activation.wgsl");
+const SHADER: &str = concat!(
+    include_str!("../../shaders/act.wgsl"),
+    include_str!("../../shaders/activation.wgsl")
+);
 
 /// An element-wise activation function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
     /// `0.5·x·(1 + erf(x/√2))`, as BERT's `gelu` (not the tanh approximation).
     Gelu = 0,
-    /// `x·sigmoid(x)`.
+    /// `x·sigmoid(x)` (also called Swish).
     Silu = 1,
+    /// `max(x, 0)`.
+    Relu = 2,
+    /// `min(max(x, 0), 6)`, as MobileNet and EfficientNet-Lite use.
+    Relu6 = 3,
+    /// `1 / (1 + e^-x)`.
+    Sigmoid = 4,
+}
+
+impl Activation {
+    /// The code the kernels' `ACT` override takes: 0 for none, else the variant's number + 1
+    /// (`shaders/act.wgsl`).
+    pub(crate) fn code(f: Option<Activation>) -> u32 {
+        f.map_or(0, |f| f as u32 + 1)
+    }
 }
 
 #[repr(C)]
@@ -47,7 +65,7 @@ pub fn activation(rec: &mut Recorder, x: &Tensor, f: Activation) -> Result<Tenso
         body: SHADER,
         dtype,
         entry: "main",
-        constants: &[("OP", f64::from(f as u8))],
+        constants: &[("ACT", f64::from(Activation::code(Some(f))))],
     });
     let grid = grid_1d(&gpu, OP, len.div_ceil(256))?;
     rec.dispatch(&pipeline, &[x.buffer(), out.buffer()], &params, grid);
@@ -62,4 +80,9 @@ pub fn gelu(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
 /// SiLU.
 pub fn silu(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
     activation(rec, x, Activation::Silu)
+}
+
+/// ReLU.
+pub fn relu(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
+    activation(rec, x, Activation::Relu)
 }

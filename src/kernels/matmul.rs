@@ -7,7 +7,10 @@ use crate::kernels::{check_dtypes, to_u32};
 use crate::recorder::Recorder;
 use crate::tensor::Tensor;
 
-const SHADER: &str = include_str!("../../shaders/matmul.wgsl");
+const SHADER: &str = concat!(
+    include_str!("../../shaders/act.wgsl"),
+    include_str!("../../shaders/matmul.wgsl")
+);
 
 /// How the second operand is laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,11 +171,7 @@ pub fn matmul_with(
     gpu.check_workgroups("matmul column tiles", groups[0])?;
     gpu.check_workgroups("matmul row tiles", groups[1])?;
     gpu.check_workgroups("matmul batch", groups[2])?;
-    let act = match epilogue.activation {
-        None => 0,
-        Some(Activation::Gelu) => 1,
-        Some(Activation::Silu) => 2,
-    };
+    let act = Activation::code(epilogue.activation);
     let pipeline = gpu.pipeline(&crate::gpu::KernelSource {
         name: "matmul",
         body: SHADER,

@@ -4,9 +4,11 @@
 pub mod activation;
 pub mod attention;
 pub mod cast;
+pub mod conv;
 pub mod copy;
 pub mod elementwise;
 pub mod embedding;
+pub mod image;
 pub mod matmul;
 pub mod norm;
 pub mod pool;

@@ -1,0 +1,389 @@
+//! Image-model helpers over NHWC tensors, `shaders/image.wgsl`: global and windowed average pooling,
+//! nearest upsampling, channel concatenation, batch-norm folding into convolution weights, and packing
+//! to RGBA8.
+
+use std::sync::Arc;
+
+use crate::bridge::buffer::GpuBuffer;
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, KernelSource};
+use crate::kernels::{check_dtypes, grid_1d, to_u32};
+use crate::recorder::Recorder;
+use crate::tensor::{DType, Tensor};
+
+const SHADER: &str = include_str!("../../shaders/image.wgsl");
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    batch: u32,
+    in_h: u32,
+    in_w: u32,
+    in_c: u32,
+    out_h: u32,
+    out_w: u32,
+    out_c: u32,
+    k_h: u32,
+    k_w: u32,
+    stride_h: u32,
+    stride_w: u32,
+    pad_top: u32,
+    pad_left: u32,
+    c_offset: u32,
+    x_offset: u32,
+    out_offset: u32,
+    len: u32,
+    eps: f32,
+    _pad: [u32; 2],
+}
+
+fn nhwc(op: &'static str, x: &Tensor) -> Result<[usize; 4]> {
+    match *x.shape() {
+        [n, h, w, c] => Ok([n, h, w, c]),
+        _ => Err(Error::shape(
+            op,
+            format!(
+                "x must be NHWC [batch, height, width, channels], got {:?}",
+                x.shape()
+            ),
+        )),
+    }
+}
+
+fn params_of(op: &'static str, x: &Tensor, out: &Tensor, len: usize) -> Result<Params> {
+    let [n, h, w, c] = nhwc(op, x)?;
+    let mut p = Params {
+        batch: to_u32(op, "batch", n)?,
+        in_h: to_u32(op, "height", h)?,
+        in_w: to_u32(op, "width", w)?,
+        in_c: to_u32(op, "channels", c)?,
+        x_offset: x.offset_elements(),
+        out_offset: out.offset_elements(),
+        len: to_u32(op, "elements", len)?,
+        ..Params::default()
+    };
+    if let [_, oh, ow, oc] = *out.shape() {
+        p.out_h = to_u32(op, "output height", oh)?;
+        p.out_w = to_u32(op, "output width", ow)?;
+        p.out_c = to_u32(op, "output channels", oc)?;
+    }
+    to_u32(
+        op,
+        "input elements",
+        x.numel() + x.offset_elements() as usize,
+    )?;
+    Ok(p)
+}
+
+fn run(
+    rec: &mut Recorder,
+    op: &'static str,
+    entry: &'static str,
+    dtype: DType,
+    bindings: &[(u32, &Arc<GpuBuffer>)],
+    params: &Params,
+) -> Result<()> {
+    let gpu: Gpu = rec.gpu().clone();
+    let grid = grid_1d(&gpu, op, params.len.div_ceil(256))?;
+    let pipeline = gpu.pipeline(&KernelSource {
+        name: "image",
+        body: SHADER,
+        dtype,
+        entry,
+        constants: &[],
+    });
+    rec.dispatch_at(&pipeline, bindings, 2, params, grid);
+    Ok(())
+}
+
+/// Mean over height and width: `x [N, H, W, C]` → `[N, C]`.
+pub fn global_avg_pool(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
+    const OP: &str = "global_avg_pool";
+    let gpu = rec.gpu().clone();
+    let dtype = check_dtypes(OP, &gpu, &[x])?;
+    let [n, h, w, c] = nhwc(OP, x)?;
+    if h * w == 0 {
+        return Err(Error::shape(OP, "the image is empty (height or width 0)"));
+    }
+    let out = Tensor::empty(&gpu, &[n, c], dtype)?;
+    if out.numel() == 0 {
+        return Ok(out);
+    }
+    let p = params_of(OP, x, &out, n * c)?;
+    run(
+        rec,
+        OP,
+        "global_avg_pool",
+        dtype,
+        &[(0, x.buffer()), (1, out.buffer())],
+        &p,
+    )?;
+    Ok(out)
+}
+
+/// Average over `kernel` windows moved by `stride`, with `padding = [top, left]` zeros not counted
+/// (PyTorch's `count_include_pad=False`): `[N, OH, OW, C]` where `OH = (H + 2·top − KH) / SH + 1`.
+pub fn avg_pool2d(
+    rec: &mut Recorder,
+    x: &Tensor,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> Result<Tensor> {
+    const OP: &str = "avg_pool2d";
+    let gpu = rec.gpu().clone();
+    let dtype = check_dtypes(OP, &gpu, &[x])?;
+    let [n, h, w, c] = nhwc(OP, x)?;
+    if kernel.contains(&0)
+        || stride.contains(&0)
+        || padding[0] >= kernel[0]
+        || padding[1] >= kernel[1]
+    {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "kernel {kernel:?} and stride {stride:?} must be ≥ 1, padding {padding:?} below the kernel"
+            ),
+        ));
+    }
+    let (ph, pw) = (h + 2 * padding[0], w + 2 * padding[1]);
+    if ph < kernel[0] || pw < kernel[1] {
+        return Err(Error::shape(
+            OP,
+            format!("the padded input {ph}x{pw} is smaller than the kernel {kernel:?}"),
+        ));
+    }
+    let (oh, ow) = (
+        (ph - kernel[0]) / stride[0] + 1,
+        (pw - kernel[1]) / stride[1] + 1,
+    );
+    let out = Tensor::empty(&gpu, &[n, oh, ow, c], dtype)?;
+    if out.numel() == 0 {
+        return Ok(out);
+    }
+    let mut p = params_of(OP, x, &out, out.numel())?;
+    p.k_h = to_u32(OP, "kernel", kernel[0])?;
+    p.k_w = to_u32(OP, "kernel", kernel[1])?;
+    p.stride_h = to_u32(OP, "stride", stride[0])?;
+    p.stride_w = to_u32(OP, "stride", stride[1])?;
+    p.pad_top = to_u32(OP, "padding", padding[0])?;
+    p.pad_left = to_u32(OP, "padding", padding[1])?;
+    run(
+        rec,
+        OP,
+        "avg_pool",
+        dtype,
+        &[(0, x.buffer()), (1, out.buffer())],
+        &p,
+    )?;
+    Ok(out)
+}
+
+/// Nearest-neighbour upsampling by integer factors `[vertical, horizontal]`: `[N, H·fh, W·fw, C]`.
+pub fn upsample_nearest(rec: &mut Recorder, x: &Tensor, factor: [usize; 2]) -> Result<Tensor> {
+    const OP: &str = "upsample_nearest";
+    let gpu = rec.gpu().clone();
+    let dtype = check_dtypes(OP, &gpu, &[x])?;
+    let [n, h, w, c] = nhwc(OP, x)?;
+    if factor.contains(&0) {
+        return Err(Error::shape(OP, "the factors must be at least 1"));
+    }
+    let out = Tensor::empty(&gpu, &[n, h * factor[0], w * factor[1], c], dtype)?;
+    if out.numel() == 0 {
+        return Ok(out);
+    }
+    let mut p = params_of(OP, x, &out, out.numel())?;
+    p.stride_h = to_u32(OP, "factor", factor[0])?;
+    p.stride_w = to_u32(OP, "factor", factor[1])?;
+    run(
+        rec,
+        OP,
+        "upsample_nearest",
+        dtype,
+        &[(0, x.buffer()), (1, out.buffer())],
+        &p,
+    )?;
+    Ok(out)
+}
+
+/// Concatenation along the last axis (channels, in NHWC) of tensors that agree on every other axis.
+pub fn concat_channels(rec: &mut Recorder, xs: &[&Tensor]) -> Result<Tensor> {
+    const OP: &str = "concat_channels";
+    let gpu = rec.gpu().clone();
+    let Some(first) = xs.first() else {
+        return Err(Error::shape(OP, "nothing to concatenate"));
+    };
+    let dtype = check_dtypes(OP, &gpu, xs)?;
+    let lead = &first.shape()[..first.shape().len().saturating_sub(1)];
+    if first.shape().is_empty()
+        || xs
+            .iter()
+            .any(|t| t.shape().len() != first.shape().len() || &t.shape()[..lead.len()] != lead)
+    {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "all inputs must agree on every axis but the last: {:?}",
+                xs.iter().map(|t| t.shape().to_vec()).collect::<Vec<_>>()
+            ),
+        ));
+    }
+    let total: usize = xs.iter().map(|t| t.shape()[lead.len()]).sum();
+    let mut shape = lead.to_vec();
+    shape.push(total);
+    let out = Tensor::empty(&gpu, &shape, dtype)?;
+    let mut c_offset = 0;
+    for x in xs {
+        let c = x.shape()[lead.len()];
+        if x.numel() > 0 {
+            let p = Params {
+                in_c: to_u32(OP, "channels", c)?,
+                out_c: to_u32(OP, "channels", total)?,
+                c_offset: to_u32(OP, "channels", c_offset)?,
+                x_offset: x.offset_elements(),
+                out_offset: out.offset_elements(),
+                len: to_u32(OP, "elements", x.numel())?,
+                ..Params::default()
+            };
+            to_u32(OP, "output elements", out.numel())?;
+            run(
+                rec,
+                OP,
+                "concat",
+                dtype,
+                &[(0, x.buffer()), (1, out.buffer())],
+                &p,
+            )?;
+        }
+        c_offset += c;
+    }
+    Ok(out)
+}
+
+/// Batch-norm parameters of one layer, each `[C]`: `gamma·(x − mean)/√(var + eps) + beta`.
+pub struct BatchNorm<'a> {
+    pub gamma: &'a Tensor,
+    pub beta: &'a Tensor,
+    pub mean: &'a Tensor,
+    pub var: &'a Tensor,
+    pub eps: f32,
+}
+
+/// Folds a batch norm that follows a convolution into it, on the GPU: returns the new weight (the
+/// same shape, each output channel scaled by `gamma/√(var + eps)`) and bias (`beta − mean·scale`, plus
+/// the convolution's own `bias·scale`). The originals are left as they are.
+pub fn fold_batchnorm(
+    rec: &mut Recorder,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    bn: &BatchNorm<'_>,
+) -> Result<(Tensor, Tensor)> {
+    const OP: &str = "fold_batchnorm";
+    let gpu = rec.gpu().clone();
+    let dtype = check_dtypes(OP, &gpu, &[weight, bn.gamma, bn.beta, bn.mean, bn.var])?;
+    let Some(&c) = weight.shape().first() else {
+        return Err(Error::shape(OP, "the weight has no output-channel axis"));
+    };
+    let per_channel = [
+        Some(bn.gamma),
+        Some(bn.beta),
+        Some(bn.mean),
+        Some(bn.var),
+        bias,
+    ];
+    if let Some(t) = per_channel.iter().flatten().find(|t| t.shape() != [c]) {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "batch-norm parameters and bias must be [{c}], got {:?}",
+                t.shape()
+            ),
+        ));
+    }
+    if c == 0 || weight.numel() == 0 {
+        return Err(Error::shape(OP, "the weight is empty"));
+    }
+    // The five per-channel vectors side by side, so the kernel binds one buffer for them.
+    let zeros;
+    let conv_bias = match bias {
+        Some(b) => {
+            check_dtypes(OP, &gpu, &[weight, b])?;
+            b
+        }
+        None => {
+            zeros = match dtype {
+                DType::F16 => Tensor::from_f16(&gpu, &vec![half::f16::ZERO; c], &[c])?,
+                _ => Tensor::from_f32(&gpu, &vec![0.0; c], &[c])?,
+            };
+            &zeros
+        }
+    };
+    let stacked = concat_channels(
+        rec,
+        &[
+            &bn.gamma.reshape(&[1, c])?,
+            &bn.beta.reshape(&[1, c])?,
+            &bn.mean.reshape(&[1, c])?,
+            &bn.var.reshape(&[1, c])?,
+            &conv_bias.reshape(&[1, c])?,
+        ],
+    )?;
+    let folded = Tensor::empty(&gpu, weight.shape(), dtype)?;
+    let new_bias = Tensor::empty(&gpu, &[c], dtype)?;
+    if weight.offset() != 0 {
+        return Err(Error::shape(
+            OP,
+            "the weight must start at its buffer's beginning",
+        ));
+    }
+    let p = Params {
+        in_c: to_u32(OP, "weights per channel", weight.numel() / c)?,
+        out_c: to_u32(OP, "channels", c)?,
+        len: to_u32(OP, "elements", weight.numel())?,
+        eps: bn.eps,
+        ..Params::default()
+    };
+    run(
+        rec,
+        OP,
+        "fold_batchnorm",
+        dtype,
+        &[
+            (0, weight.buffer()),
+            (1, folded.buffer()),
+            (3, stacked.buffer()),
+            (4, new_bias.buffer()),
+        ],
+        &p,
+    )?;
+    Ok((folded, new_bias))
+}
+
+/// Packs `x [N, H, W, 3 or 4]` with values on 0..255 into RGBA8 pixels, one `u32` each (R in the low
+/// byte; alpha 255 for 3 channels), rounded and clamped: an `i32` tensor `[N, H, W]` holding the bytes.
+pub fn to_rgba8(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
+    const OP: &str = "to_rgba8";
+    let gpu = rec.gpu().clone();
+    let dtype = check_dtypes(OP, &gpu, &[x])?;
+    let [n, h, w, c] = nhwc(OP, x)?;
+    if c != 3 && c != 4 {
+        return Err(Error::shape(
+            OP,
+            format!("x must have 3 or 4 channels, got {c}"),
+        ));
+    }
+    let out = Tensor::empty(&gpu, &[n, h, w], DType::I32)?;
+    if out.numel() == 0 {
+        return Ok(out);
+    }
+    let p = params_of(OP, x, &out, n * h * w)?;
+    run(
+        rec,
+        OP,
+        "to_rgba8",
+        dtype,
+        &[(0, x.buffer()), (5, out.buffer())],
+        &p,
+    )?;
+    Ok(out)
+}
