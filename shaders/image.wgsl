@@ -131,8 +131,10 @@ fn fold_batchnorm(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     }
 }
 
-// x [N, H, W, 3 or 4] on 0..255 to RGBA8 packed in u32 (little-endian: R in the low byte), rounded to
-// nearest and clamped; alpha 255 when x has 3 channels. Thread per pixel.
+// A rectangle of x [1, H, W, 3 or 4] (values on 0..255) to RGBA8 packed in u32 (little-endian: R in
+// the low byte), rounded to nearest and clamped, alpha 255 when x has 3 channels, written into a
+// rectangle of an image of row stride c_offset pixels. Rectangle: out_h × out_w pixels from
+// (pad_top, pad_left) of x (rows of in_w) to (k_h, k_w) of the image. Thread per pixel.
 @group(0) @binding(5) var<storage, read_write> rgba: array<u32>;
 
 @compute @workgroup_size(256, 1, 1)
@@ -141,12 +143,14 @@ fn to_rgba8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     if (i >= p.len) {
         return;
     }
-    let base = p.x_offset + i * p.in_c;
+    let ry = i / p.out_w;
+    let rx = i % p.out_w;
+    let base = p.x_offset + ((p.pad_top + ry) * p.in_w + p.pad_left + rx) * p.in_c;
     var a = 255.0;
     if (p.in_c == 4u) {
         a = f32(x[base + 3u]);
     }
     let v = clamp(round(vec4<f32>(f32(x[base]), f32(x[base + 1u]), f32(x[base + 2u]), a)), vec4<f32>(0.0), vec4<f32>(255.0));
     let u = vec4<u32>(v);
-    rgba[p.out_offset + i] = u.x | (u.y << 8u) | (u.z << 16u) | (u.w << 24u);
+    rgba[p.out_offset + (p.k_h + ry) * p.c_offset + p.k_w + rx] = u.x | (u.y << 8u) | (u.z << 16u) | (u.w << 24u);
 }

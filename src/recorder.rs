@@ -30,6 +30,8 @@ pub struct Recorder {
     /// Every buffer a recorded dispatch binds, kept alive until the work is submitted (dropped buffers
     /// are destroyed, which would invalidate the recorded commands).
     retained: Vec<Arc<GpuBuffer>>,
+    /// Textures a dispatch samples (image inputs), kept alive likewise.
+    retained_textures: Vec<wgpu::Texture>,
     /// Kernel parameters: slots of one uniform buffer (a new chunk when one fills), written once at
     /// submit rather than one buffer and one write per dispatch.
     params: Vec<(Arc<GpuBuffer>, Vec<u8>)>,
@@ -46,6 +48,7 @@ impl Recorder {
             pass: None,
             dispatches: 0,
             retained: Vec::new(),
+            retained_textures: Vec::new(),
             params: Vec::new(),
         }
     }
@@ -88,6 +91,40 @@ impl Recorder {
         params: &P,
         workgroups: [u32; 3],
     ) {
+        self.dispatch_inner(pipeline, None, bindings, params_binding, params, workgroups);
+    }
+
+    /// Records one dispatch that reads `texture` (whole, mip 0) at binding 0, then the buffers.
+    pub(crate) fn dispatch_texture<P: bytemuck::Pod>(
+        &mut self,
+        pipeline: &wgpu::ComputePipeline,
+        texture: &wgpu::Texture,
+        bindings: &[(u32, &Arc<GpuBuffer>)],
+        params_binding: u32,
+        params: &P,
+        workgroups: [u32; 3],
+    ) {
+        self.dispatch_inner(
+            pipeline,
+            Some(texture),
+            bindings,
+            params_binding,
+            params,
+            workgroups,
+        );
+        self.retained_textures.push(texture.clone());
+    }
+
+    fn dispatch_inner<P: bytemuck::Pod>(
+        &mut self,
+        pipeline: &wgpu::ComputePipeline,
+        texture: Option<&wgpu::Texture>,
+        bindings: &[(u32, &Arc<GpuBuffer>)],
+        params_binding: u32,
+        params: &P,
+        workgroups: [u32; 3],
+    ) {
+        let view = texture.map(|t| t.create_view(&wgpu::TextureViewDescriptor::default()));
         let (uniform, offset) = self.param_slot(bytemuck::bytes_of(params));
         let size = std::num::NonZeroU64::new(bytemuck::bytes_of(params).len() as u64);
         let entries: Vec<wgpu::BindGroupEntry<'_>> = bindings
@@ -104,6 +141,10 @@ impl Recorder {
                     size,
                 }),
             }])
+            .chain(view.as_ref().map(|v| wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::TextureView(v),
+            }))
             .collect();
         let bind_group = self
             .gpu
@@ -217,6 +258,7 @@ impl Recorder {
         // Submitted: destroying these buffers now (if no tensor holds them) is safe, WebGPU frees them
         // after the work completes.
         self.retained.clear();
+        self.retained_textures.clear();
         Some(index)
     }
 }

@@ -145,7 +145,14 @@ async fn linear_epilogue() -> Result<()> {
             .enumerate()
             .map(|(i, &v)| f64::from(v) + f64::from(bias[i % n]))
             .collect();
-        for act in [None, Some(Activation::Gelu), Some(Activation::Silu)] {
+        for act in [
+            None,
+            Some(Activation::Gelu),
+            Some(Activation::Silu),
+            Some(Activation::Relu),
+            Some(Activation::Relu6),
+            Some(Activation::Sigmoid),
+        ] {
             let want: Vec<f32> = pre
                 .iter()
                 .map(|&v| match act {
@@ -154,6 +161,9 @@ async fn linear_epilogue() -> Result<()> {
                         0.5 * v * (1.0 + libm::erf(v / std::f64::consts::SQRT_2))
                     }
                     Some(Activation::Silu) => v / (1.0 + (-v).exp()),
+                    Some(Activation::Relu) => v.max(0.0),
+                    Some(Activation::Relu6) => v.clamp(0.0, 6.0),
+                    Some(Activation::Sigmoid) => 1.0 / (1.0 + (-v).exp()),
                 } as f32)
                 .collect();
             for kernel in [

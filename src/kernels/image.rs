@@ -364,26 +364,75 @@ pub fn fold_batchnorm(
 pub fn to_rgba8(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
     const OP: &str = "to_rgba8";
     let gpu = rec.gpu().clone();
+    let [n, h, w, _] = nhwc(OP, x)?;
+    let out = Tensor::empty(&gpu, &[n, h, w], DType::I32)?;
+    if out.numel() > 0 {
+        // The batch's images stacked are one image of n·h rows.
+        let stacked = x.reshape(&[1, n * h, w, x.shape()[3]])?;
+        let rect = [0, 0, w, n * h];
+        to_rgba8_into(rec, &stacked, rect, &out.reshape(&[n * h, w])?, [0, 0])?;
+    }
+    Ok(out)
+}
+
+/// Packs the rectangle `src = [x, y, width, height]` of `x [1, H, W, 3 or 4]` (values on 0..255) as
+/// [`to_rgba8`] does, into `image` (an `i32` tensor `[rows, row_stride]` of RGBA8 pixels) at `at = [x, y]`:
+/// how a tile's output lands in the whole picture.
+pub fn to_rgba8_into(
+    rec: &mut Recorder,
+    x: &Tensor,
+    src: [usize; 4],
+    image: &Tensor,
+    at: [usize; 2],
+) -> Result<()> {
+    const OP: &str = "to_rgba8";
+    let gpu = rec.gpu().clone();
     let dtype = check_dtypes(OP, &gpu, &[x])?;
     let [n, h, w, c] = nhwc(OP, x)?;
-    if c != 3 && c != 4 {
+    let &[rows, stride] = image.shape() else {
         return Err(Error::shape(
             OP,
-            format!("x must have 3 or 4 channels, got {c}"),
+            format!("image must be [rows, row stride], got {:?}", image.shape()),
+        ));
+    };
+    let [sx, sy, rw, rh] = src;
+    if n != 1 || (c != 3 && c != 4) || image.dtype() != DType::I32 {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "x must be [1, H, W, 3 or 4] (got {:?}) and image i32",
+                x.shape()
+            ),
         ));
     }
-    let out = Tensor::empty(&gpu, &[n, h, w], DType::I32)?;
-    if out.numel() == 0 {
-        return Ok(out);
+    if sx + rw > w || sy + rh > h || at[0] + rw > stride || at[1] + rh > rows {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "rectangle {src:?} of a {w}x{h} input does not fit a {stride}x{rows} image at {at:?}"
+            ),
+        ));
     }
-    let p = params_of(OP, x, &out, n * h * w)?;
+    if rw * rh == 0 {
+        return Ok(());
+    }
+    let mut p = params_of(OP, x, x, rw * rh)?;
+    p.out_h = to_u32(OP, "rows", rh)?;
+    p.out_w = to_u32(OP, "columns", rw)?;
+    p.pad_top = to_u32(OP, "y", sy)?;
+    p.pad_left = to_u32(OP, "x", sx)?;
+    p.k_h = to_u32(OP, "y", at[1])?;
+    p.k_w = to_u32(OP, "x", at[0])?;
+    p.c_offset = to_u32(OP, "row stride", stride)?;
+    p.out_offset = image.offset_elements();
+    to_u32(OP, "image pixels", image.numel())?;
     run(
         rec,
         OP,
         "to_rgba8",
         dtype,
-        &[(0, x.buffer()), (5, out.buffer())],
+        &[(0, x.buffer()), (5, image.buffer())],
         &p,
     )?;
-    Ok(out)
+    Ok(())
 }

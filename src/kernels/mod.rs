@@ -12,6 +12,7 @@ pub mod image;
 pub mod matmul;
 pub mod norm;
 pub mod pool;
+pub mod preprocess;
 pub mod quant;
 pub mod rope;
 pub mod sample;

@@ -1,0 +1,394 @@
+//! [`Classifier`]: EfficientNet-Lite image classification (ImageNet, 1000 classes). The image is
+//! preprocessed on the GPU (centre crop, bilinear resize, normalise: [`crate::kernels::preprocess`]),
+//! the network runs in one submit with batch norms folded into the convolutions at load (on the GPU),
+//! and only the logits (4 KB) are read back.
+//!
+//! Layout: NHWC activations, PyTorch-layout weights and names as in the efficientnet-lite-pytorch
+//! package (`_conv_stem`, `_blocks.N._expand_conv`, `_bn0` ...); `config.json` as written by
+//! `scripts/convert_efficientnet_lite.py`.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use crate::bridge::Weights;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::kernels::activation::Activation;
+use crate::kernels::conv::{Conv2d, ConvEpilogue, Padding, conv2d};
+use crate::kernels::image::{BatchNorm, fold_batchnorm, global_avg_pool};
+use crate::kernels::matmul::linear;
+use crate::kernels::preprocess::{Crop, GpuImage, Preprocess, image_to_tensor};
+use crate::recorder::Recorder;
+use crate::tensor::{DType, Tensor};
+
+/// `config.json` of a converted EfficientNet-Lite.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Config {
+    pub architecture: String,
+    pub image_size: u32,
+    /// Block groups: `[repeats, kernel, stride, expand ratio, in channels, out channels]`.
+    pub blocks: Vec<[usize; 6]>,
+    pub stem_channels: usize,
+    pub head_channels: usize,
+    pub batch_norm_eps: f32,
+    pub activation: String,
+    /// Per-channel normalisation of 0..1 pixel values.
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    pub num_classes: usize,
+    #[serde(default)]
+    pub id2label: HashMap<String, String>,
+}
+
+impl Config {
+    pub fn from_json(source: &str, json: &[u8]) -> Result<Config> {
+        let config: Config = serde_json::from_slice(json).map_err(|e| Error::Model {
+            source_name: source.into(),
+            message: format!("not an EfficientNet-Lite config: {e}"),
+        })?;
+        let bad = |m: String| Error::Model {
+            source_name: source.into(),
+            message: m,
+        };
+        if config.architecture != "efficientnet-lite" {
+            return Err(bad(format!(
+                "architecture `{}`: this loader reads `efficientnet-lite`",
+                config.architecture
+            )));
+        }
+        if config.activation != "relu6" {
+            return Err(bad(format!(
+                "activation `{}`: only relu6 is supported",
+                config.activation
+            )));
+        }
+        if config.image_size == 0 || config.image_size > 4096 || config.blocks.is_empty() {
+            return Err(bad(
+                "image_size must be 1..=4096 and blocks non-empty".into()
+            ));
+        }
+        if config.blocks.iter().any(|b| {
+            b[0] == 0
+                || b[1] % 2 == 0
+                || b[2] == 0
+                || b[2] > 2
+                || b[3] == 0
+                || b[4] == 0
+                || b[5] == 0
+        }) {
+            return Err(bad(
+                "each block group needs repeats ≥ 1, an odd kernel, stride 1 or 2, expand ≥ 1 and channels ≥ 1"
+                    .into(),
+            ));
+        }
+        if config.std.iter().any(|&s| s == 0.0) || config.num_classes == 0 {
+            return Err(bad("std must be non-zero and num_classes ≥ 1".into()));
+        }
+        Ok(config)
+    }
+}
+
+/// A convolution with its batch norm folded in, and its activation.
+struct ConvBn {
+    weight: Tensor,
+    bias: Tensor,
+    conv: Conv2d,
+    act: Option<Activation>,
+}
+
+impl ConvBn {
+    fn load(
+        rec: &mut Recorder,
+        weights: &Weights,
+        conv_name: &str,
+        bn_name: &str,
+        conv: Conv2d,
+        act: Option<Activation>,
+        eps: f32,
+    ) -> Result<ConvBn> {
+        let get = |suffix: &str| weights.get(&format!("{bn_name}.{suffix}"));
+        let (gamma, beta, mean, var) = (
+            get("weight")?,
+            get("bias")?,
+            get("running_mean")?,
+            get("running_var")?,
+        );
+        let w = weights.get(&format!("{conv_name}.weight"))?;
+        let bn = BatchNorm {
+            gamma,
+            beta,
+            mean,
+            var,
+            eps,
+        };
+        let (weight, bias) = fold_batchnorm(rec, w, None, &bn)?;
+        Ok(ConvBn {
+            weight,
+            bias,
+            conv,
+            act,
+        })
+    }
+
+    fn forward(&self, rec: &mut Recorder, x: &Tensor, residual: Option<&Tensor>) -> Result<Tensor> {
+        let epilogue = ConvEpilogue {
+            bias: Some(&self.bias),
+            activation: self.act,
+            residual,
+        };
+        conv2d(rec, x, &self.weight, &self.conv, epilogue)
+    }
+}
+
+struct Block {
+    expand: Option<ConvBn>,
+    depthwise: ConvBn,
+    project: ConvBn,
+    skip: bool,
+}
+
+/// One predicted class.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prediction {
+    pub index: usize,
+    pub label: String,
+    /// Softmax probability.
+    pub score: f32,
+}
+
+/// The result of [`Classifier::classify`].
+#[derive(Clone, Debug)]
+pub struct Classification {
+    /// The `top_k` classes, most probable first.
+    pub top: Vec<Prediction>,
+    /// All logits, in class order.
+    pub logits: Vec<f32>,
+}
+
+/// An EfficientNet-Lite classifier on the GPU.
+pub struct Classifier {
+    gpu: Gpu,
+    config: Config,
+    labels: Vec<String>,
+    stem: ConvBn,
+    blocks: Vec<Block>,
+    head: ConvBn,
+    fc_weight: Tensor,
+    fc_bias: Tensor,
+}
+
+impl Classifier {
+    /// Builds the classifier from loaded weights (f32) and `config.json`, folding every batch norm into
+    /// its convolution on the GPU (one submit). `weights` can be dropped afterwards.
+    pub fn new(gpu: &Gpu, weights: &Weights, config_json: &[u8]) -> Result<Classifier> {
+        let config = Config::from_json("config.json", config_json)?;
+        let eps = config.batch_norm_eps;
+        let relu6 = Some(Activation::Relu6);
+        let same = |stride: usize, groups: usize| Conv2d {
+            stride: [stride, stride],
+            padding: Padding::Same,
+            groups,
+        };
+        let mut rec = gpu.recorder();
+        let stem = ConvBn::load(
+            &mut rec,
+            weights,
+            "_conv_stem",
+            "_bn0",
+            same(2, 1),
+            relu6,
+            eps,
+        )?;
+        let mut blocks = Vec::new();
+        for &[repeats, kernel, stride, expand, c_in, c_out] in &config.blocks {
+            for r in 0..repeats {
+                let (c_in, stride) = if r == 0 { (c_in, stride) } else { (c_out, 1) };
+                let p = format!("_blocks.{}", blocks.len());
+                let hidden = c_in * expand;
+                let expand_conv = if expand == 1 {
+                    None
+                } else {
+                    let c = format!("{p}._expand_conv");
+                    Some(ConvBn::load(
+                        &mut rec,
+                        weights,
+                        &c,
+                        &format!("{p}._bn0"),
+                        same(1, 1),
+                        relu6,
+                        eps,
+                    )?)
+                };
+                let dw = format!("{p}._depthwise_conv");
+                let depthwise = ConvBn::load(
+                    &mut rec,
+                    weights,
+                    &dw,
+                    &format!("{p}._bn1"),
+                    same(stride, hidden),
+                    relu6,
+                    eps,
+                )?;
+                let pc = format!("{p}._project_conv");
+                let project = ConvBn::load(
+                    &mut rec,
+                    weights,
+                    &pc,
+                    &format!("{p}._bn2"),
+                    same(1, 1),
+                    None,
+                    eps,
+                )?;
+                if depthwise.weight.shape() != [hidden, 1, kernel, kernel] {
+                    return Err(Error::Model {
+                        source_name: "config.json".into(),
+                        message: format!(
+                            "{dw}.weight is {:?}, the config implies [{hidden}, 1, {kernel}, {kernel}]",
+                            depthwise.weight.shape()
+                        ),
+                    });
+                }
+                blocks.push(Block {
+                    expand: expand_conv,
+                    depthwise,
+                    project,
+                    skip: stride == 1 && c_in == c_out,
+                });
+            }
+        }
+        let head = ConvBn::load(
+            &mut rec,
+            weights,
+            "_conv_head",
+            "_bn1",
+            same(1, 1),
+            relu6,
+            eps,
+        )?;
+        rec.submit();
+        let fc_weight = weights.get("_fc.weight")?.clone();
+        let fc_bias = weights.get("_fc.bias")?.clone();
+        if fc_weight.shape() != [config.num_classes, config.head_channels] {
+            return Err(Error::Model {
+                source_name: "model.safetensors".into(),
+                message: format!(
+                    "_fc.weight is {:?}, want [{}, {}]",
+                    fc_weight.shape(),
+                    config.num_classes,
+                    config.head_channels
+                ),
+            });
+        }
+        if [&stem.weight, &fc_weight]
+            .iter()
+            .any(|t| t.dtype() != DType::F32)
+        {
+            return Err(Error::Model {
+                source_name: "model.safetensors".into(),
+                message: "the classifier takes f32 weights".into(),
+            });
+        }
+        let labels = (0..config.num_classes)
+            .map(|i| {
+                config
+                    .id2label
+                    .get(&i.to_string())
+                    .cloned()
+                    .unwrap_or_else(|| format!("class {i}"))
+            })
+            .collect();
+        Ok(Classifier {
+            gpu: gpu.clone(),
+            config,
+            labels,
+            stem,
+            blocks,
+            head,
+            fc_weight,
+            fc_bias,
+        })
+    }
+
+    /// Loads `model.safetensors` and `config.json` from a folder.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn from_dir(gpu: &Gpu, dir: &std::path::Path) -> Result<Classifier> {
+        let config = std::fs::read(dir.join("config.json")).map_err(|e| Error::Io {
+            source_name: dir.join("config.json").display().to_string(),
+            message: e.to_string(),
+        })?;
+        let weights =
+            crate::bridge::native::load(gpu, &dir.join("model.safetensors"), &mut |_| {})?;
+        Classifier::new(gpu, &weights, &config)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Class names, in class order.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// How an image becomes the network's input.
+    pub fn preprocess(&self) -> Preprocess {
+        Preprocess {
+            size: [self.config.image_size; 2],
+            crop: Crop::CenterSquare,
+            mean: self.config.mean,
+            std: self.config.std,
+        }
+    }
+
+    /// Logits `[N, classes]` for preprocessed images `x [N, size, size, 3]`, recorded into `rec`.
+    pub fn forward(&self, rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
+        let mut h = self.stem.forward(rec, x, None)?;
+        for b in &self.blocks {
+            let mut y = match &b.expand {
+                Some(e) => e.forward(rec, &h, None)?,
+                None => h.clone(),
+            };
+            y = b.depthwise.forward(rec, &y, None)?;
+            y = b.project.forward(rec, &y, b.skip.then_some(&h))?;
+            h = y;
+        }
+        let h = self.head.forward(rec, &h, None)?;
+        let pooled = global_avg_pool(rec, &h)?;
+        linear(rec, &pooled, &self.fc_weight, Some(&self.fc_bias), None)
+    }
+
+    /// Classifies `image`: the `top_k` classes with softmax scores, and all logits.
+    pub async fn classify(&self, image: &GpuImage, top_k: usize) -> Result<Classification> {
+        let mut rec = self.gpu.recorder();
+        let x = image_to_tensor(&mut rec, image, &self.preprocess(), DType::F32)?;
+        let logits = self.forward(&mut rec, &x)?;
+        let logits = rec.submit_and_read(&logits).bytes().await?;
+        let logits: Vec<f32> = bytemuck::pod_collect_to_vec(&logits);
+        Ok(Classification {
+            top: top_k_softmax(&logits, top_k, &self.labels),
+            logits,
+        })
+    }
+}
+
+/// The `k` most probable classes under softmax (computed in f64), most probable first.
+pub fn top_k_softmax(logits: &[f32], k: usize, labels: &[String]) -> Vec<Prediction> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f64> = logits.iter().map(|&v| f64::from(v - max).exp()).collect();
+    let sum: f64 = exps.iter().sum();
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+    order
+        .into_iter()
+        .take(k)
+        .map(|i| Prediction {
+            index: i,
+            label: labels
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("class {i}")),
+            score: (exps[i] / sum) as f32,
+        })
+        .collect()
+}

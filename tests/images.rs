@@ -1,0 +1,187 @@
+//! The image models end to end against their references: EfficientNet-Lite0 logits against the
+//! PyTorch goldens (`scripts/goldens_efficientnet.py`, efficientnet-lite-pytorch on the same
+//! preprocessing) and the RDN upscaler against @upscalerjs/esrgan-slim's own sample outputs (PSNR).
+//! Natively the PNGs are decoded by the `png` crate and uploaded; in the browser they are decoded by
+//! `createImageBitmap` and copied into the texture by `copyExternalImageToTexture`.
+mod common;
+
+use common::{gpu, log, read_asset};
+use webgpu_infer::kernels::preprocess::GpuImage;
+use webgpu_infer::models::efficientnet::Classifier;
+use webgpu_infer::models::rdn::Upscaler;
+use webgpu_infer::{Gpu, Result};
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+const EFFNET: &str = "models/efficientnet-lite0";
+const RDN: &str = "models/esrgan-slim";
+
+#[derive(serde::Deserialize)]
+struct Goldens {
+    images: Vec<GoldenImage>,
+}
+
+#[derive(serde::Deserialize)]
+struct GoldenImage {
+    image: String,
+    logits: Vec<f32>,
+    top5: Vec<Top>,
+}
+
+#[derive(serde::Deserialize)]
+struct Top {
+    index: usize,
+    score: f32,
+}
+
+/// Decodes a PNG into RGBA8 (natively with the png crate).
+#[cfg(not(target_arch = "wasm32"))]
+fn decode_png(bytes: &[u8]) -> (Vec<u8>, u32, u32) {
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder.read_info().expect("png header");
+    let mut buf = vec![0; reader.output_buffer_size().expect("png size")];
+    let info = reader.next_frame(&mut buf).expect("png frame");
+    buf.truncate(info.buffer_size());
+    let rgba = match info.color_type {
+        png::ColorType::Rgba => buf,
+        png::ColorType::Rgb => buf
+            .chunks_exact(3)
+            .flat_map(|p| [p[0], p[1], p[2], 255])
+            .collect(),
+        other => panic!("test images are RGB or RGBA, got {other:?}"),
+    };
+    (rgba, info.width, info.height)
+}
+
+/// The image file as a texture, through each target's own path.
+async fn image(gpu: &Gpu, path: &str) -> Result<GpuImage> {
+    let bytes = read_asset(path).await;
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let (rgba, w, h) = decode_png(&bytes);
+        GpuImage::from_rgba8(gpu, &rgba, w, h)
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let bitmap = common::web::image_bitmap(&bytes).await;
+        webgpu_infer::web::image_from_bitmap(gpu, &bitmap)
+    }
+}
+
+/// Pixels of a PNG as RGB bytes, for comparing outputs (decoded on the CPU on both targets: the png
+/// crate natively, an OffscreenCanvas in the browser).
+async fn rgb_pixels(path: &str) -> (Vec<u8>, u32, u32) {
+    let bytes = read_asset(path).await;
+    #[cfg(not(target_arch = "wasm32"))]
+    let (rgba, w, h) = decode_png(&bytes);
+    #[cfg(target_arch = "wasm32")]
+    let (rgba, w, h) = common::web::decode_rgba(&bytes).await;
+    (
+        rgba.chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect(),
+        w,
+        h,
+    )
+}
+
+// Tolerance: logits within 1e-3 of PyTorch's (the bound). Both sides compute in f32 with the
+// same preprocessing; the remaining differences are summation order over up to 1152 terms per output
+// across 65 layers (measured max ~1e-4 on lavapipe), far below a wrong weight or tap (errors ≥ 0.1).
+const LOGIT_ATOL: f32 = 1e-3;
+
+async fn classifier_matches_pytorch() -> Result<()> {
+    let gpu = gpu().await?;
+    let goldens: Goldens =
+        serde_json::from_slice(&read_asset("tests/goldens/efficientnet_lite0.json").await).unwrap();
+    let config = read_asset(&format!("{EFFNET}/config.json")).await;
+    let weights = common::load_image(
+        &gpu,
+        &read_asset(&format!("{EFFNET}/model.safetensors")).await,
+    )
+    .await?;
+    let classifier = Classifier::new(&gpu, &weights, &config)?;
+    drop(weights);
+    for g in &goldens.images {
+        let img = image(&gpu, &format!("tests/fixtures/images/{}", g.image)).await?;
+        let result = classifier.classify(&img, 5).await?;
+        let max_diff = result
+            .logits
+            .iter()
+            .zip(&g.logits)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        log(&format!(
+            "{}: top-1 {} ({:.4}), max |logit diff| vs PyTorch {max_diff:.2e}",
+            g.image, result.top[0].label, result.top[0].score
+        ));
+        assert_eq!(result.logits.len(), 1000);
+        assert!(
+            max_diff <= LOGIT_ATOL,
+            "{}: logits differ by {max_diff}",
+            g.image
+        );
+        let got: Vec<usize> = result.top.iter().map(|p| p.index).collect();
+        let want: Vec<usize> = g.top5.iter().map(|t| t.index).collect();
+        assert_eq!(got, want, "{}: top-5 classes", g.image);
+        for (p, t) in result.top.iter().zip(&g.top5) {
+            assert!(
+                (p.score - t.score).abs() < 1e-4,
+                "{}: score {} vs {}",
+                g.image,
+                p.score,
+                t.score
+            );
+        }
+    }
+    Ok(())
+}
+gpu_test!(
+    efficientnet_lite0_matches_pytorch_goldens,
+    classifier_matches_pytorch
+);
+
+fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let mse = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum::<f64>()
+        / a.len() as f64;
+    10.0 * (255.0f64.powi(2) / mse.max(1e-12)).log10()
+}
+
+async fn upscaler_matches_package_samples() -> Result<()> {
+    let gpu = gpu().await?;
+    let input = image(&gpu, &format!("{RDN}/samples/fixture.png")).await?;
+    for scale in [2, 4] {
+        let dir = format!("{RDN}/x{scale}");
+        let config = read_asset(&format!("{dir}/config.json")).await;
+        let weights =
+            common::load_image(&gpu, &read_asset(&format!("{dir}/model.safetensors")).await)
+                .await?;
+        // A small tile size, so the tiled path (with its overlapping context) is what is checked.
+        let upscaler = Upscaler::new(&gpu, &weights, &config)?.with_tile(48);
+        let out = upscaler.upscale(&input).await?;
+        let (want, w, h) = rgb_pixels(&format!("{RDN}/samples/{scale}x.png")).await;
+        assert_eq!((out.width, out.height), (w, h), "x{scale} output size");
+        let got: Vec<u8> = out
+            .rgba
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect();
+        let db = psnr(&got, &want);
+        log(&format!(
+            "x{scale}: {w}x{h}, PSNR vs the package's sample {db:.1} dB"
+        ));
+        assert!(db >= 40.0, "x{scale}: PSNR {db:.1} dB below 40");
+    }
+    Ok(())
+}
+gpu_test!(
+    rdn_upscaler_matches_esrgan_slim_samples,
+    upscaler_matches_package_samples
+);
