@@ -98,6 +98,9 @@ pub struct Gpu {
 }
 
 struct Inner {
+    /// Kept for surfaces (drawing into a canvas on the web).
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    instance: wgpu::Instance,
     device: wgpu::Device,
     queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
@@ -166,6 +169,7 @@ impl Gpu {
         let stats = Arc::new(CopyStats::default());
         Ok(Gpu {
             inner: Arc::new(Inner {
+                instance,
                 device,
                 queue,
                 info,
@@ -183,6 +187,11 @@ impl Gpu {
 
     pub fn device(&self) -> &wgpu::Device {
         &self.inner.device
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) fn instance(&self) -> &wgpu::Instance {
+        &self.inner.instance
     }
 
     pub fn queue(&self) -> &wgpu::Queue {

@@ -99,13 +99,13 @@ impl GpuImage {
 
     /// `rgb` (3 bytes a pixel) as [`GpuImage::from_rgba8`] with opaque alpha.
     pub fn from_rgb8(gpu: &Gpu, rgb: &[u8], width: u32, height: u32) -> Result<GpuImage> {
+        if !rgb.len().is_multiple_of(3) {
+            return Err(Error::shape("image", "RGB data must hold 3 bytes a pixel"));
+        }
         let rgba: Vec<u8> = rgb
             .chunks_exact(3)
             .flat_map(|p| [p[0], p[1], p[2], 255])
             .collect();
-        if rgb.len() % 3 != 0 {
-            return Err(Error::shape("image", "RGB data must hold 3 bytes a pixel"));
-        }
         GpuImage::from_rgba8(gpu, &rgba, width, height)
     }
 

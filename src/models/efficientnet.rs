@@ -82,7 +82,7 @@ impl Config {
                     .into(),
             ));
         }
-        if config.std.iter().any(|&s| s == 0.0) || config.num_classes == 0 {
+        if config.std.contains(&0.0) || config.num_classes == 0 {
             return Err(bad("std must be non-zero and num_classes ≥ 1".into()));
         }
         Ok(config)

@@ -5,12 +5,14 @@ mod device;
 mod embedder;
 mod generator;
 mod stats;
+mod vision;
 mod weights;
 
 pub use device::Device;
 pub use embedder::{Embedder, similarity};
 pub use generator::{Generator, TokenStream};
 pub use stats::{stats, wasm_memory_bytes};
+pub use vision::{Classifier, Upscaler, image_from_bitmap, image_from_source};
 pub use weights::{TensorData, Weights};
 
 use wasm_bindgen::prelude::*;

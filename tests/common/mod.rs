@@ -200,6 +200,17 @@ export function chunked_response(bytes, chunk) {
   });
   return new Response(body);
 }
+export async function image_bitmap_js(bytes) {
+  return await createImageBitmap(new Blob([bytes], { type: "image/png" }),
+    { colorSpaceConversion: "none", premultiplyAlpha: "none" });
+}
+export async function decode_rgba_js(bytes) {
+  const b = await image_bitmap_js(bytes);
+  const ctx = new OffscreenCanvas(b.width, b.height).getContext("2d");
+  ctx.drawImage(b, 0, 0);
+  const d = ctx.getImageData(0, 0, b.width, b.height);
+  return [new Uint8Array(d.data.buffer), b.width, b.height];
+}
 export async function fetch_bytes(url) {
   const r = await fetch(url);
   if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
@@ -210,6 +221,30 @@ export async function fetch_bytes(url) {
         pub fn chunked_response(bytes: &js_sys::Uint8Array, chunk: u32) -> web_sys::Response;
         #[wasm_bindgen(catch)]
         async fn fetch_bytes(url: &str) -> Result<JsValue, JsValue>;
+        #[wasm_bindgen(catch)]
+        async fn image_bitmap_js(bytes: &js_sys::Uint8Array) -> Result<JsValue, JsValue>;
+        #[wasm_bindgen(catch)]
+        async fn decode_rgba_js(bytes: &js_sys::Uint8Array) -> Result<JsValue, JsValue>;
+    }
+
+    /// Decodes an image file the way a page does (`createImageBitmap`).
+    pub async fn image_bitmap(bytes: &[u8]) -> web_sys::ImageBitmap {
+        use wasm_bindgen::JsCast;
+        image_bitmap_js(&js_sys::Uint8Array::from(bytes))
+            .await
+            .expect("createImageBitmap")
+            .unchecked_into()
+    }
+
+    /// RGBA pixels of an image file, decoded by the browser and read from a 2D canvas.
+    pub async fn decode_rgba(bytes: &[u8]) -> (Vec<u8>, u32, u32) {
+        let out: js_sys::Array = decode_rgba_js(&js_sys::Uint8Array::from(bytes))
+            .await
+            .expect("decode")
+            .into();
+        let pixels = js_sys::Uint8Array::new(&out.get(0)).to_vec();
+        let dim = |i| out.get(i).as_f64().expect("size") as u32;
+        (pixels, dim(1), dim(2))
     }
 
     /// The test's own copy of a served file (into WASM memory: only for reference values).

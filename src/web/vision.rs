@@ -1,0 +1,379 @@
+//! `Classifier` and `Upscaler` for JS: image models whose input is copied by the browser straight into
+//! a GPU texture (`copyExternalImageToTexture`: no pixels through WASM or JS memory) and, for the
+//! upscaler, whose output can be drawn into a canvas without leaving the GPU.
+
+use js_sys::{Array, Float32Array, Object, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::{Clamped, JsCast};
+
+use crate::bridge::web::{Source, fetch_bytes, load};
+use crate::error::Error;
+use crate::gpu::Gpu;
+use crate::kernels::preprocess::GpuImage;
+use crate::models::efficientnet::Classifier as RustClassifier;
+use crate::models::rdn::Upscaler as RustUpscaler;
+use crate::web::Device;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_IMAGE: &str = r#"
+/** What the image models take: anything `copyExternalImageToTexture` copies. */
+export type ImageInput = ImageBitmap | HTMLImageElement | HTMLCanvasElement | OffscreenCanvas | ImageData | HTMLVideoElement;
+/** One class of a classification. */
+export interface Prediction { index: number; label: string; score: number; }
+"#;
+
+const EXPECTED: &str = "an ImageBitmap, HTMLImageElement, HTMLCanvasElement, OffscreenCanvas, ImageData or HTMLVideoElement";
+
+/// Copies a browser image into a new GPU texture (the browser decodes and uploads it; nothing passes
+/// through WASM memory).
+pub fn image_from_source(gpu: &Gpu, source: &JsValue) -> Result<GpuImage, Error> {
+    use wgpu::ExternalImageSource as S;
+    let (src, width, height) = if let Some(b) = source.dyn_ref::<web_sys::ImageBitmap>() {
+        (S::ImageBitmap(b.clone()), b.width(), b.height())
+    } else if let Some(i) = source.dyn_ref::<web_sys::HtmlImageElement>() {
+        if !i.complete() || i.natural_width() == 0 {
+            return Err(Error::Input(
+                "the <img> has not loaded (or failed to): await img.decode() before passing it"
+                    .into(),
+            ));
+        }
+        (
+            S::HTMLImageElement(i.clone()),
+            i.natural_width(),
+            i.natural_height(),
+        )
+    } else if let Some(c) = source.dyn_ref::<web_sys::HtmlCanvasElement>() {
+        (S::HTMLCanvasElement(c.clone()), c.width(), c.height())
+    } else if let Some(c) = source.dyn_ref::<web_sys::OffscreenCanvas>() {
+        (S::OffscreenCanvas(c.clone()), c.width(), c.height())
+    } else if let Some(d) = source.dyn_ref::<web_sys::ImageData>() {
+        (S::ImageData(d.clone()), d.width(), d.height())
+    } else if let Some(v) = source.dyn_ref::<web_sys::HtmlVideoElement>() {
+        (
+            S::HTMLVideoElement(v.clone()),
+            v.video_width(),
+            v.video_height(),
+        )
+    } else {
+        return Err(Error::Input(format!(
+            "expected {EXPECTED}, got {}",
+            source.js_typeof().as_string().unwrap_or_default()
+        )));
+    };
+    let image = GpuImage::empty(gpu, width, height)?;
+    gpu.queue().copy_external_image_to_texture(
+        &wgpu::CopyExternalImageSourceInfo {
+            source: src,
+            origin: wgpu::Origin2d::ZERO,
+            flip_y: false,
+        },
+        wgpu::CopyExternalImageDestInfo {
+            texture: &image.texture,
+            mip_level: 0,
+            origin: wgpu::Origin3d::ZERO,
+            aspect: wgpu::TextureAspect::All,
+            color_space: wgpu::PredefinedColorSpace::Srgb,
+            premultiplied_alpha: false,
+        },
+        image.extent(),
+    );
+    Ok(image)
+}
+
+/// [`image_from_source`] for an `ImageBitmap` (what the tests decode with `createImageBitmap`).
+pub fn image_from_bitmap(gpu: &Gpu, bitmap: &web_sys::ImageBitmap) -> crate::Result<GpuImage> {
+    image_from_source(gpu, bitmap.as_ref())
+}
+
+fn folder(base: &str) -> String {
+    if base.ends_with('/') {
+        base.to_string()
+    } else {
+        format!("{base}/")
+    }
+}
+
+/// Loads `config.json` and `model.safetensors` (streamed into GPU buffers) from a model folder.
+async fn load_folder(
+    gpu: &Gpu,
+    base: &str,
+    options: Option<&Object>,
+) -> Result<(Vec<u8>, crate::bridge::Weights), JsValue> {
+    let base = folder(base);
+    let opts = crate::web::LoadOptions::from_js(options);
+    let net = opts.net();
+    let config = fetch_bytes(gpu, &format!("{base}config.json"), net, false)
+        .await?
+        .unwrap_or_default();
+    let mut on_progress = |p: crate::bridge::Progress<'_>| opts.report(p);
+    let weights = load(
+        gpu,
+        Source::Url(format!("{base}model.safetensors")),
+        net,
+        &mut on_progress,
+    )
+    .await?;
+    Ok((config, weights))
+}
+
+/// An image classifier (EfficientNet-Lite, ImageNet) on the GPU.
+///
+/// ```js
+/// const c = await Classifier.load("/models/efficientnet-lite0/");
+/// const top = await c.classify(imageBitmap, 5); // [{ index, label, score }, ...]
+/// ```
+#[wasm_bindgen]
+pub struct Classifier {
+    inner: RustClassifier,
+    gpu: Gpu,
+}
+
+#[wasm_bindgen]
+impl Classifier {
+    /// Loads the model folder at `base`: `config.json` (architecture, preprocessing, labels) and
+    /// `model.safetensors`, streamed into GPU buffers; batch norms are folded into the convolutions on
+    /// the GPU. Options as `Device.loadWeights` (`onProgress`, `signal`, `fetch`).
+    pub async fn load(
+        base: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<Object>,
+    ) -> Result<Classifier, JsValue> {
+        let gpu = Gpu::new().await?;
+        load_classifier(&gpu, &base, options.as_ref()).await
+    }
+
+    /// The `topK` (default 5) most probable classes of `image`, most probable first, with softmax
+    /// scores. The image is centre-cropped to a square and resized on the GPU.
+    #[wasm_bindgen(unchecked_return_type = "Prediction[]")]
+    pub async fn classify(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "ImageInput")] image: JsValue,
+        #[wasm_bindgen(js_name = topK)] top_k: Option<usize>,
+    ) -> Result<Array, JsValue> {
+        let img = image_from_source(&self.gpu, &image)?;
+        let result = self.inner.classify(&img, top_k.unwrap_or(5)).await?;
+        let out = Array::new();
+        for p in result.top {
+            let o = Object::new();
+            Reflect::set(&o, &"index".into(), &(p.index as u32).into())?;
+            Reflect::set(&o, &"label".into(), &p.label.into())?;
+            Reflect::set(&o, &"score".into(), &p.score.into())?;
+            out.push(&o);
+        }
+        Ok(out)
+    }
+
+    /// All class logits of `image`.
+    pub async fn logits(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "ImageInput")] image: JsValue,
+    ) -> Result<Float32Array, JsValue> {
+        let img = image_from_source(&self.gpu, &image)?;
+        let result = self.inner.classify(&img, 0).await?;
+        Ok(Float32Array::from(result.logits.as_slice()))
+    }
+
+    /// Class names, in class order.
+    #[wasm_bindgen(getter)]
+    pub fn labels(&self) -> Vec<String> {
+        self.inner.labels().to_vec()
+    }
+
+    /// The network's input size (pixels, square).
+    #[wasm_bindgen(getter, js_name = imageSize)]
+    pub fn image_size(&self) -> u32 {
+        self.inner.config().image_size
+    }
+}
+
+async fn load_classifier(
+    gpu: &Gpu,
+    base: &str,
+    options: Option<&Object>,
+) -> Result<Classifier, JsValue> {
+    let (config, weights) = load_folder(gpu, base, options).await?;
+    let inner = RustClassifier::new(gpu, &weights, &config)?;
+    Ok(Classifier {
+        inner,
+        gpu: gpu.clone(),
+    })
+}
+
+/// A super-resolution network (RDN, from @upscalerjs/esrgan-slim) on the GPU.
+///
+/// ```js
+/// const u = await Upscaler.load("/models/esrgan-slim/x2/");
+/// await u.upscaleToCanvas(imageBitmap, canvas); // drawn from the GPU, no read-back
+/// const pixels = await u.upscale(imageBitmap);    // or an ImageData
+/// ```
+#[wasm_bindgen]
+pub struct Upscaler {
+    inner: RustUpscaler,
+    gpu: Gpu,
+}
+
+#[wasm_bindgen]
+impl Upscaler {
+    /// Loads the model folder at `base` (`config.json`, `model.safetensors`). Options as
+    /// `Device.loadWeights`.
+    pub async fn load(
+        base: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<Object>,
+    ) -> Result<Upscaler, JsValue> {
+        let gpu = Gpu::new().await?;
+        load_upscaler(&gpu, &base, options.as_ref()).await
+    }
+
+    /// The upscaled image, read back as an `ImageData` (`scale` times the input's size).
+    pub async fn upscale(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "ImageInput")] image: JsValue,
+    ) -> Result<web_sys::ImageData, JsValue> {
+        let img = image_from_source(&self.gpu, &image)?;
+        let out = self.inner.upscale(&img).await?;
+        web_sys::ImageData::new_with_u8_clamped_array_and_sh(
+            Clamped(out.rgba.as_slice()),
+            out.width,
+            out.height,
+        )
+    }
+
+    /// Upscales `image` and draws the result into `canvas` (an `HTMLCanvasElement` or `OffscreenCanvas`,
+    /// resized to the output and configured for WebGPU on this model's device), straight from the GPU:
+    /// the pixels are never read back. Resolves with `{ width, height }` once the GPU has finished.
+    #[wasm_bindgen(js_name = upscaleToCanvas)]
+    pub async fn upscale_to_canvas(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "ImageInput")] image: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "HTMLCanvasElement | OffscreenCanvas")]
+        canvas: JsValue,
+    ) -> Result<Object, JsValue> {
+        let img = image_from_source(&self.gpu, &image)?;
+        let (pixels, [width, height]) = self.inner.upscale_to_gpu(&img)?;
+        let target = if let Some(c) = canvas.dyn_ref::<web_sys::HtmlCanvasElement>() {
+            c.set_width(width);
+            c.set_height(height);
+            wgpu::SurfaceTarget::Canvas(c.clone())
+        } else if let Some(c) = canvas.dyn_ref::<web_sys::OffscreenCanvas>() {
+            c.set_width(width);
+            c.set_height(height);
+            wgpu::SurfaceTarget::OffscreenCanvas(c.clone())
+        } else {
+            return Err(Error::Input(
+                "upscaleToCanvas: expected an HTMLCanvasElement or OffscreenCanvas".into(),
+            )
+            .into());
+        };
+        let surface = self.gpu.instance().create_surface(target).map_err(|e| {
+            Error::Input(format!(
+                "upscaleToCanvas: no WebGPU context on the canvas: {e}"
+            ))
+        })?;
+        surface.configure(
+            self.gpu.device(),
+            &wgpu::SurfaceConfiguration {
+                usage: wgpu::TextureUsages::COPY_DST | wgpu::TextureUsages::RENDER_ATTACHMENT,
+                format: wgpu::TextureFormat::Rgba8Unorm,
+                color_space: wgpu::SurfaceColorSpace::Auto,
+                width,
+                height,
+                present_mode: wgpu::PresentMode::Fifo,
+                desired_maximum_frame_latency: 2,
+                alpha_mode: wgpu::CompositeAlphaMode::Opaque,
+                view_formats: vec![],
+            },
+        );
+        let frame = match surface.get_current_texture() {
+            wgpu::CurrentSurfaceTexture::Success(f)
+            | wgpu::CurrentSurfaceTexture::Suboptimal(f) => f,
+            other => {
+                return Err(Error::Input(format!(
+                    "upscaleToCanvas: the canvas gave no texture ({other:?})"
+                ))
+                .into());
+            }
+        };
+        let mut encoder =
+            self.gpu
+                .device()
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("to canvas"),
+                });
+        let stride_bytes = pixels.shape()[1] as u32 * 4;
+        encoder.copy_buffer_to_texture(
+            wgpu::TexelCopyBufferInfo {
+                buffer: pixels.buffer().raw(),
+                layout: wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(stride_bytes),
+                    rows_per_image: Some(height),
+                },
+            },
+            wgpu::TexelCopyTextureInfo {
+                texture: &frame.texture,
+                mip_level: 0,
+                origin: wgpu::Origin3d::ZERO,
+                aspect: wgpu::TextureAspect::All,
+            },
+            wgpu::Extent3d {
+                width,
+                height,
+                depth_or_array_layers: 1,
+            },
+        );
+        self.gpu.queue().submit([encoder.finish()]);
+        self.gpu.queue().present(frame);
+        // Resolve once the GPU is done (timings that mean something; the buffer may then be reused).
+        let (sender, receiver) = futures_channel::oneshot::channel();
+        self.gpu.queue().on_submitted_work_done(move || {
+            let _ = sender.send(());
+        });
+        let _ = receiver.await;
+        drop(pixels);
+        let o = Object::new();
+        Reflect::set(&o, &"width".into(), &width.into())?;
+        Reflect::set(&o, &"height".into(), &height.into())?;
+        Ok(o)
+    }
+
+    /// The upscaling factor.
+    #[wasm_bindgen(getter)]
+    pub fn scale(&self) -> usize {
+        self.inner.scale()
+    }
+}
+
+async fn load_upscaler(
+    gpu: &Gpu,
+    base: &str,
+    options: Option<&Object>,
+) -> Result<Upscaler, JsValue> {
+    let (config, weights) = load_folder(gpu, base, options).await?;
+    let inner = RustUpscaler::new(gpu, &weights, &config)?;
+    Ok(Upscaler {
+        inner,
+        gpu: gpu.clone(),
+    })
+}
+
+#[wasm_bindgen]
+impl Device {
+    /// [`Classifier::load`] on this device.
+    #[wasm_bindgen(js_name = loadClassifier)]
+    pub async fn load_classifier(
+        &self,
+        base: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<Object>,
+    ) -> Result<Classifier, JsValue> {
+        load_classifier(self.gpu(), &base, options.as_ref()).await
+    }
+
+    /// [`Upscaler::load`] on this device.
+    #[wasm_bindgen(js_name = loadUpscaler)]
+    pub async fn load_upscaler(
+        &self,
+        base: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<Object>,
+    ) -> Result<Upscaler, JsValue> {
+        load_upscaler(self.gpu(), &base, options.as_ref()).await
+    }
+}
