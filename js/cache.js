@@ -63,7 +63,8 @@ async function drop(url) {
 /**
  * A `fetch` that answers GET requests from Cache Storage when the cached file is complete and still
  * current, and stores what it fetches. Same signature as `fetch`. Falls back to plain `fetch` where
- * Cache Storage is missing (http pages other than localhost, some private modes).
+ * Cache Storage is missing (http pages other than localhost, some private modes). A response served
+ * from the cache has `fromCache === true`.
  */
 export async function cachedFetch(input, init = {}) {
   const url = new URL(typeof input === "string" ? input : input.url, globalThis.location?.href).href;
@@ -77,16 +78,16 @@ export async function cachedFetch(input, init = {}) {
     const validator = {};
     if (meta.etag) validator["if-none-match"] = meta.etag;
     else if (meta.lastModified) validator["if-modified-since"] = meta.lastModified;
-    if (Object.keys(validator).length === 0) { cacheStats.hits++; return hit; }
+    if (Object.keys(validator).length === 0) { cacheStats.hits++; return served(hit); }
     let fresh;
     try {
       fresh = await fetch(url, { ...init, headers: { ...(init.headers ?? {}), ...validator }, cache: "no-store" });
     } catch (e) {
       if (init.signal?.aborted) throw e;
       cacheStats.hits++;            // offline: a complete entry is reused as it is
-      return hit;
+      return served(hit);
     }
-    if (fresh.status === 304) { cacheStats.hits++; cacheStats.revalidated++; return hit; }
+    if (fresh.status === 304) { cacheStats.hits++; cacheStats.revalidated++; return served(hit); }
     cacheStats.stale++;
     if (!fresh.ok) return fresh;    // the loader reports the HTTP status
     return keep(cache, url, fresh);
@@ -95,6 +96,13 @@ export async function cachedFetch(input, init = {}) {
   cacheStats.misses++;
   const res = await fetch(input, init);
   return res.ok ? keep(cache, url, res) : res;
+}
+
+// Marks a response answered from the cache (`response.fromCache === true`), so a caller can tell its
+// own hits apart from those of loads running beside it.
+function served(res) {
+  Object.defineProperty(res, "fromCache", { value: true });
+  return res;
 }
 
 function keep(cache, url, res) {

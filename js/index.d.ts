@@ -106,6 +106,14 @@ declare module "../pkg/webgpu_infer.js" {
     dispose(): void;
     readonly fromCache?: boolean;
   }
+  interface Classifier {
+    dispose(): void;
+    readonly fromCache?: boolean;
+  }
+  interface Upscaler {
+    dispose(): void;
+    readonly fromCache?: boolean;
+  }
   interface Weights {
     dispose(): void;
   }

@@ -1,7 +1,8 @@
 // webgpu-infer: the npm package's entry point. Everything wasm-bindgen generates (pkg/) is re-exported
 // as it is; this facade adds what a web app needs around it:
 //   - no init() call to remember: `ready()` runs once, and the load functions below await it;
-//   - weight caching: `Embedder.load`, `Generator.load`, `Device.loadEmbedder/loadGenerator/loadWeights`
+//   - weight caching: `Embedder.load`, `Generator.load`, `Classifier.load`, `Upscaler.load`,
+//     `Device.loadEmbedder/loadGenerator/loadClassifier/loadUpscaler/loadWeights`
 //     fetch through Cache Storage unless `{ cache: false }` (see cache.js); a cached file that fails
 //     the loader's checks is evicted and fetched again once;
 //   - a Web Worker mode: `Embedder.inWorker(source)`, `Generator.inWorker(source)` (worker-client.js).
@@ -35,9 +36,8 @@ async function withCache(options, load) {
   if (options?.cache === false || typeof caches === "undefined" || options?.fetch) return load(options ?? {});
   let fromCache = [];
   const fetch = async (url, init) => {
-    const before = cacheStats.hits;
     const res = await cachedFetch(url, init);
-    if (cacheStats.hits > before) fromCache.push(url);
+    if (res.fromCache) fromCache.push(url);
     return res;
   };
   let model;
@@ -64,10 +64,11 @@ const wrapMethod = (cls, name) => {
     return withCache(options, (o) => raw.call(this, source, o));
   };
 };
-wrapStatic(wasm.Embedder, "load");
-wrapStatic(wasm.Generator, "load");
+for (const cls of [wasm.Embedder, wasm.Generator, wasm.Classifier, wasm.Upscaler]) wrapStatic(cls, "load");
 wrapMethod(wasm.Device, "loadEmbedder");
 wrapMethod(wasm.Device, "loadGenerator");
+wrapMethod(wasm.Device, "loadClassifier");
+wrapMethod(wasm.Device, "loadUpscaler");
 wrapMethod(wasm.Device, "loadWeights");
 const rawCreate = wasm.Device.create;
 wasm.Device.create = async (options) => { await ready(); return rawCreate.call(wasm.Device, options); };
@@ -90,7 +91,8 @@ function guardFreed(cls, name) {
   if (!proto.dispose) proto.dispose = function () { if (this.__wbg_ptr !== 0) this.free(); };
 }
 for (const [cls, name] of [[wasm.Embedder, "Embedder"], [wasm.Generator, "Generator"], [wasm.Weights, "Weights"],
-  [wasm.Device, "Device"], [wasm.TensorData, "TensorData"]]) {
+  [wasm.Device, "Device"], [wasm.TensorData, "TensorData"], [wasm.Classifier, "Classifier"],
+  [wasm.Upscaler, "Upscaler"]]) {
   guardFreed(cls, name);
 }
 

@@ -101,11 +101,18 @@ impl Upscaler {
             }
             convs.insert(name, (w, b));
         }
+        // One submit a tile: on a CPU adapter (SwiftShader, llvmpipe) a 256² tile is tens of seconds
+        // of work in one submit, long enough for the browser to give up on the device.
+        let tile = if gpu.capabilities().cpu_kernels {
+            64
+        } else {
+            256
+        };
         Ok(Upscaler {
             gpu: gpu.clone(),
             config,
             convs,
-            tile: 256,
+            tile,
         })
     }
 
@@ -122,10 +129,21 @@ impl Upscaler {
     }
 
     /// Tiles of at most `tile × tile` input pixels (plus context): smaller tiles bound GPU memory
-    /// (a 256² tile needs about 70 MB), larger ones waste less work on the overlaps. At least 16.
+    /// (a 256² tile needs about 70 MB) and the length of one submit, larger ones waste less work on the
+    /// overlaps. At least 16. Default: 256, or 64 on CPU adapters.
     pub fn with_tile(mut self, tile: usize) -> Upscaler {
-        self.tile = tile.max(16);
+        self.set_tile(tile);
         self
+    }
+
+    /// [`Upscaler::with_tile`] in place.
+    pub fn set_tile(&mut self, tile: usize) {
+        self.tile = tile.max(16);
+    }
+
+    /// The tile size in input pixels (see [`Upscaler::with_tile`]).
+    pub fn tile(&self) -> usize {
+        self.tile
     }
 
     pub fn scale(&self) -> usize {

@@ -2,9 +2,9 @@
 //! a GPU texture (`copyExternalImageToTexture`: no pixels through WASM or JS memory) and, for the
 //! upscaler, whose output can be drawn into a canvas without leaving the GPU.
 
-use js_sys::{Array, Float32Array, Object, Reflect};
+use js_sys::{Array, Float32Array, Object, Reflect, Uint8ClampedArray};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::{Clamped, JsCast};
+use wasm_bindgen::JsCast;
 
 use crate::bridge::web::{Source, fetch_bytes, load};
 use crate::error::Error;
@@ -28,6 +28,9 @@ const EXPECTED: &str = "an ImageBitmap, HTMLImageElement, HTMLCanvasElement, Off
 /// through WASM memory).
 pub fn image_from_source(gpu: &Gpu, source: &JsValue) -> Result<GpuImage, Error> {
     use wgpu::ExternalImageSource as S;
+    // On a lost device the browser throws from copyExternalImageToTexture, which wgpu turns into a
+    // panic: say what happened instead.
+    gpu.check()?;
     let (src, width, height) = if let Some(b) = source.dyn_ref::<web_sys::ImageBitmap>() {
         (S::ImageBitmap(b.clone()), b.width(), b.height())
     } else if let Some(i) = source.dyn_ref::<web_sys::HtmlImageElement>() {
@@ -223,18 +226,23 @@ impl Upscaler {
         load_upscaler(&gpu, &base, options.as_ref()).await
     }
 
-    /// The upscaled image, read back as an `ImageData` (`scale` times the input's size).
+    /// The upscaled image, read back as an `ImageData` (`scale` times the input's size). Its pixels
+    /// are copied once, from the mapped read-back buffer into the `ImageData` (not through WASM memory).
     pub async fn upscale(
         &self,
         #[wasm_bindgen(unchecked_param_type = "ImageInput")] image: JsValue,
     ) -> Result<web_sys::ImageData, JsValue> {
         let img = image_from_source(&self.gpu, &image)?;
-        let out = self.inner.upscale(&img).await?;
-        web_sys::ImageData::new_with_u8_clamped_array_and_sh(
-            Clamped(out.rgba.as_slice()),
-            out.width,
-            out.height,
-        )
+        let (pixels, [width, height]) = self.inner.upscale_to_gpu(&img)?;
+        let mapped = pixels.read_mapped().await?;
+        let view = mapped.as_uint8array();
+        let stride = pixels.shape()[1] as u32 * 4;
+        let row = width * 4;
+        let data = Uint8ClampedArray::new_with_length(row * height);
+        for y in 0..height {
+            data.set(&view.subarray(y * stride, y * stride + row), y * row);
+        }
+        web_sys::ImageData::new_with_js_u8_clamped_array_and_sh(&data, width, height)
     }
 
     /// Upscales `image` and draws the result into `canvas` (an `HTMLCanvasElement` or `OffscreenCanvas`,
@@ -248,6 +256,21 @@ impl Upscaler {
         canvas: JsValue,
     ) -> Result<Object, JsValue> {
         let img = image_from_source(&self.gpu, &image)?;
+        let limit = self.gpu.limits().max_texture_dimension_2d;
+        let scale = self.inner.scale() as u64;
+        let (out_w, out_h) = (
+            u64::from(img.width()) * scale,
+            u64::from(img.height()) * scale,
+        );
+        if out_w.max(out_h) > u64::from(limit) {
+            return Err(Error::LimitExceeded {
+                what: format!("upscaleToCanvas: the {out_w}x{out_h} result as a canvas (use upscale() or a smaller image)"),
+                value: out_w.max(out_h),
+                limit_name: "maxTextureDimension2D",
+                limit: u64::from(limit),
+            }
+            .into());
+        }
         let (pixels, [width, height]) = self.inner.upscale_to_gpu(&img)?;
         let target = if let Some(c) = canvas.dyn_ref::<web_sys::HtmlCanvasElement>() {
             c.set_width(width);
@@ -329,6 +352,9 @@ impl Upscaler {
         });
         let _ = receiver.await;
         drop(pixels);
+        // Some browser set-ups lose the device when a WebGPU canvas is used (headless Chromium with
+        // its default GL compositing): report it rather than resolving with a blank canvas.
+        self.gpu.check()?;
         let o = Object::new();
         Reflect::set(&o, &"width".into(), &width.into())?;
         Reflect::set(&o, &"height".into(), &height.into())?;
@@ -339,6 +365,18 @@ impl Upscaler {
     #[wasm_bindgen(getter)]
     pub fn scale(&self) -> usize {
         self.inner.scale()
+    }
+
+    /// Tile size in input pixels: images are upscaled tile by tile, one GPU submit each (the result is
+    /// the same for any tile size). Default 256, or 64 on software adapters; at least 16.
+    #[wasm_bindgen(getter)]
+    pub fn tile(&self) -> usize {
+        self.inner.tile()
+    }
+
+    #[wasm_bindgen(setter)]
+    pub fn set_tile(&mut self, tile: usize) {
+        self.inner.set_tile(tile);
     }
 }
 
