@@ -56,7 +56,7 @@ async fn bench() -> Result<()> {
             }
             "-h" | "--help" => {
                 println!(
-                    "bench_kernels [--quick] [--checked] [--ops copy,matmul,linear,gemv,attention,decode] [--max-square N]"
+                    "bench_kernels [--quick] [--checked] [--ops copy,matmul,linear,gemv,attention,conv,decode] [--max-square N]"
                 );
                 return Ok(());
             }

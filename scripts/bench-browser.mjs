@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // Runs the browser benchmark pages in headless Chromium (WebGPU on whatever adapter it gets: SwiftShader
 // on machines without a GPU) and prints their JSON lines; also writes them to bench-out/browser.jsonl.
-//   node scripts/bench-browser.mjs [--reps 5] [--synthetic-mb 256] [--only load|kernels|decode|embed]
+//   node scripts/bench-browser.mjs [--reps 5] [--synthetic-mb 256] [--only load|kernels|decode|embed|images]
 //                                  [--kernel-query "max_square=256&ops=matmul"]
-//                                  [--embed-reps 3] [--embed-shapes 8x128,1x128]
+//                                  [--embed-reps 3] [--embed-shapes 8x128,1x128] [--image-sizes 64,128]
 // Needs pkg/ (npm run build) and models/ (scripts/fetch-models.sh); the embedding page's
 // onnxruntime-web baseline needs models/all-MiniLM-L6-v2/onnx/model.onnx (scripts/export_minilm_onnx.py).
 import { chromium } from "playwright-core";
@@ -24,6 +24,8 @@ const browser = await chromium.launch({
   args: [
     "--headless=new", "--no-sandbox", "--enable-unsafe-webgpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    // WebGPU canvases (the images page) need Vulkan compositing in headless Chromium.
+    "--enable-features=Vulkan", "--use-vulkan=swiftshader", "--use-angle=swiftshader",
   ],
 });
 const pages = [
@@ -31,6 +33,7 @@ const pages = [
   `/www/bench/kernels.html?${arg("kernel-query", "")}`,
   `/www/bench/decode.html?new_tokens=${arg("new-tokens", "16")}&reps=2`,
   `/www/bench/embed.html?reps=${arg("embed-reps", "3")}&shapes=${arg("embed-shapes", "8x128,1x128")}`,
+  `/www/bench/images.html?reps=3&sizes=${arg("image-sizes", "64,128")}`,
 ].filter((p) => !arg("only") || p.includes(arg("only")));
 const lines = [];
 try {

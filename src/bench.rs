@@ -100,6 +100,11 @@ pub async fn run(gpu: &Gpu, cfg: &BenchConfig, emit: &mut dyn FnMut(Value)) -> R
                 }
             }
         }
+        if cfg.wants("conv") {
+            for case in CONV_CASES {
+                out(bench_conv(gpu, cfg, dtype, case).await?);
+            }
+        }
         if cfg.wants("decode") {
             for kv_len in [1, 128, 512, 1024, 2048]
                 .into_iter()
@@ -242,6 +247,42 @@ async fn bench_decode(gpu: &Gpu, cfg: &BenchConfig, dtype: DType, kv_len: usize)
         "op": "decode_attention", "dtype": dtype.name(), "m": 1, "n": kv_len, "k": d, "heads": heads,
         "kv_heads": kv_heads, "ms": ms, "gbps": kv_bytes as f64 / (ms * 1e6),
         "gflops": attention::flops(1, heads, 1, kv_len, d) / (ms * 1e6),
+    }))
+}
+
+/// Convolution shapes of the image models: (name, [H, W, C_in], [C_out, KH, KW], stride, groups).
+type ConvCase = (&'static str, [usize; 3], [usize; 3], usize, usize);
+const CONV_CASES: &[ConvCase] = &[
+    // EfficientNet-Lite0: the stem, a depthwise 3x3 and a pointwise projection of the first stages.
+    ("stem 3x3/2", [224, 224, 3], [32, 3, 3], 2, 1),
+    ("depthwise 3x3", [112, 112, 96], [96, 3, 3], 1, 96),
+    ("pointwise", [56, 56, 144], [24, 1, 1], 1, 1),
+    // RDN (esrgan-slim): the 64-channel 3x3 and the 5x5 of the upsampling network, on a 128² tile.
+    ("rdn 3x3", [128, 128, 64], [64, 3, 3], 1, 1),
+    ("rdn 5x5", [128, 128, 64], [64, 5, 5], 1, 1),
+];
+
+async fn bench_conv(gpu: &Gpu, cfg: &BenchConfig, dtype: DType, case: &ConvCase) -> Result<Value> {
+    use crate::kernels::conv::{Conv2d, ConvEpilogue, Padding, conv2d};
+    let &(name, [h, w, c_in], [c_out, kh, kw], stride, groups) = case;
+    let x = filled(gpu, dtype, &[1, h, w, c_in])?;
+    let weight = filled(gpu, dtype, &[c_out, c_in / groups, kh, kw])?;
+    let conv = Conv2d {
+        stride: [stride, stride],
+        padding: Padding::Same,
+        groups,
+    };
+    let (oh, ow) = (h.div_ceil(stride), w.div_ceil(stride));
+    let out_bytes = (oh * ow * c_out * dtype.size_in_bytes()) as u64;
+    let ms = time(gpu, cfg, out_bytes, &mut |rec| {
+        conv2d(rec, &x, &weight, &conv, ConvEpilogue::default())
+    })
+    .await?;
+    let flops = crate::kernels::conv::flops(&[1, oh, ow, c_out], weight.shape());
+    Ok(json!({
+        "op": "conv2d", "dtype": dtype.name(), "name": name,
+        "m": oh * ow, "n": c_out, "k": c_in / groups * kh * kw,
+        "ms": ms, "gflops": flops / (ms * 1e6),
     }))
 }
 

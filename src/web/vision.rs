@@ -3,8 +3,8 @@
 //! upscaler, whose output can be drawn into a canvas without leaving the GPU.
 
 use js_sys::{Array, Float32Array, Object, Reflect, Uint8ClampedArray};
-use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
 
 use crate::bridge::web::{Source, fetch_bytes, load};
 use crate::error::Error;
