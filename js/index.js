@@ -5,14 +5,15 @@
 //     `Device.loadEmbedder/loadGenerator/loadClassifier/loadUpscaler/loadWeights`
 //     fetch through Cache Storage unless `{ cache: false }` (see cache.js); a cached file that fails
 //     the loader's checks is evicted and fetched again once;
-//   - a Web Worker mode: `Embedder.inWorker(source)`, `Generator.inWorker(source)` (worker-client.js).
+//   - a Web Worker mode: `Embedder.inWorker(source)`, `Generator.inWorker(source)`,
+//     `Classifier.inWorker(source)`, `Upscaler.inWorker(source)` (worker-client.js).
 import init, * as wasm from "../pkg/webgpu_infer.js";
 import { cachedFetch, clearCache, cachedFiles, evict, cacheStats, CACHE_NAME } from "./cache.js";
-import { ModelWorker, EmbedderWorker, GeneratorWorker } from "./worker-client.js";
+import { ModelWorker, EmbedderWorker, GeneratorWorker, ClassifierWorker, UpscalerWorker } from "./worker-client.js";
 
 export * from "../pkg/webgpu_infer.js";
 export { init, cachedFetch, clearCache, cachedFiles, evict, cacheStats, CACHE_NAME };
-export { ModelWorker, EmbedderWorker, GeneratorWorker };
+export { ModelWorker, EmbedderWorker, GeneratorWorker, ClassifierWorker, UpscalerWorker };
 
 /** Cosine similarity of two vectors (0 when either is zero); plain JS, usable before `ready()`. */
 export function similarity(a, b) {
@@ -100,3 +101,7 @@ for (const [cls, name] of [[wasm.Embedder, "Embedder"], [wasm.Generator, "Genera
 wasm.Embedder.inWorker = (source, options) => EmbedderWorker.load(source, options);
 /** Loads a text-generation model in a Web Worker; see `GeneratorWorker`. */
 wasm.Generator.inWorker = (source, options) => GeneratorWorker.load(source, options);
+/** Loads an image classifier in a Web Worker; see `ClassifierWorker`. */
+wasm.Classifier.inWorker = (source, options) => ClassifierWorker.load(source, options);
+/** Loads an upscaler in a Web Worker; see `UpscalerWorker`. */
+wasm.Upscaler.inWorker = (source, options) => UpscalerWorker.load(source, options);

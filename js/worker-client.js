@@ -1,6 +1,7 @@
 // The page side of the worker mode: models run in a Web Worker (worker.js), so loading and inference
 // never block the page's main thread. Progress, generated text and results come back as messages;
-// embeddings come back as transferred Float32Arrays (moved, not copied).
+// embeddings, logits and upscaled pixels come back transferred (moved, not copied). Images go to the
+// worker as ImageBitmaps (made by the browser from whatever the page passes, then transferred).
 
 /** One Web Worker with one GPU device; several models may share it (`{ worker }` in the options). */
 export class ModelWorker {
@@ -38,13 +39,13 @@ export class ModelWorker {
   }
 
   /** Sends one operation; `onMessage` sees its progress / piece messages; `signal` cancels it. */
-  call(op, args = {}, { onMessage, signal } = {}) {
+  call(op, args = {}, { onMessage, signal, transfer } = {}) {
     if (signal?.aborted) return Promise.reject(new DOMException("aborted", "AbortError"));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onMessage });
       signal?.addEventListener("abort", () => this.worker.postMessage({ op: "cancel", target: id }), { once: true });
-      this.worker.postMessage({ id, op, ...args });
+      this.worker.postMessage({ id, op, ...args }, transfer ?? []);
     });
   }
 
@@ -91,7 +92,10 @@ class WorkerModel {
   }
 
   call(op, args, extra) {
-    if (this.disposed) return Promise.reject(new Error("this model was disposed: load it again"));
+    if (this.disposed) {
+      for (const t of extra?.transfer ?? []) t.close?.(); // the bitmaps made for this call
+      return Promise.reject(new Error("this model was disposed: load it again"));
+    }
     return this.host.call(op, { handle: this.handle, ...args }, extra);
   }
 
@@ -191,5 +195,80 @@ export class GeneratorWorker extends WorkerModel {
       (e) => { failure = e; },
     ).finally(() => { finished = true; poke(); });
     return stream;
+  }
+}
+
+// An ImageBitmap of `image` to transfer to the worker: a new one (the caller's own stays usable),
+// decoded by the browser. HTMLImageElement, canvas, video, ImageData, ImageBitmap, OffscreenCanvas.
+async function bitmapOf(image) {
+  try {
+    return await createImageBitmap(image);
+  } catch (e) {
+    throw new Error(`expected an ImageBitmap, HTMLImageElement, HTMLCanvasElement, OffscreenCanvas, ImageData or HTMLVideoElement (${e.message})`);
+  }
+}
+
+/** `Classifier`'s API, run in a Web Worker. `Classifier.inWorker(source, options)` makes one. */
+export class ClassifierWorker extends WorkerModel {
+  static async load(source, options) {
+    const { host, meta, owns } = await WorkerModel.loadIn("loadClassifier", source, options);
+    const c = new ClassifierWorker(host, meta.handle, owns, meta.fromCache);
+    c.labels = meta.labels;
+    c.imageSize = meta.imageSize;
+    return c;
+  }
+
+  /** The `topK` most probable classes, `[{ index, label, score }]`. */
+  async classify(image, topK = 5) {
+    const bitmap = await bitmapOf(image);
+    return this.call("classify", { image: bitmap, topK }, { transfer: [bitmap] });
+  }
+
+  /** All class logits, a `Float32Array`. */
+  async logits(image) {
+    const bitmap = await bitmapOf(image);
+    return this.call("logits", { image: bitmap }, { transfer: [bitmap] });
+  }
+}
+
+const canvasIds = new WeakMap();
+let nextCanvas = 1;
+
+/** `Upscaler`'s API, run in a Web Worker. `Upscaler.inWorker(source, options)` makes one. */
+export class UpscalerWorker extends WorkerModel {
+  static async load(source, options) {
+    const { host, meta, owns } = await WorkerModel.loadIn("loadUpscaler", source, options);
+    const u = new UpscalerWorker(host, meta.handle, owns, meta.fromCache);
+    u.scale = meta.scale;
+    u.tileSize = meta.tile;
+    return u;
+  }
+
+  /** Sets the tile size (input pixels; the result does not depend on it). */
+  async setTile(tile) { this.tileSize = await this.call("setTile", { tile }); }
+
+  /** The upscaled image as an `ImageData`. */
+  async upscale(image) {
+    const bitmap = await bitmapOf(image);
+    return this.call("upscale", { image: bitmap }, { transfer: [bitmap] });
+  }
+
+  /** Draws the upscaled image into `canvas` from the worker's GPU. The first call hands the canvas to
+   *  the worker (`transferControlToOffscreen`): from then on only this worker can draw into it, and an
+   *  `OffscreenCanvas` passed here is moved into the worker. Resolves with `{ width, height }`. */
+  async upscaleToCanvas(image, canvas) {
+    const bitmap = await bitmapOf(image);
+    let canvasId = canvasIds.get(canvas);
+    const args = { image: bitmap };
+    const transfer = [bitmap];
+    if (canvasId === undefined) {
+      canvasId = nextCanvas++;
+      const offscreen = typeof canvas.transferControlToOffscreen === "function" ? canvas.transferControlToOffscreen() : canvas;
+      canvasIds.set(canvas, canvasId);
+      args.canvas = offscreen;
+      transfer.push(offscreen);
+    }
+    args.canvasId = canvasId;
+    return this.call("upscaleToCanvas", args, { transfer });
   }
 }

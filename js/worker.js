@@ -6,6 +6,7 @@ import { Device, ready, stats, clearCache } from "./index.js";
 let device = null;
 const models = new Map();
 const running = new Map();
+const canvases = new Map();
 let nextHandle = 1;
 
 const model = (handle) => {
@@ -49,6 +50,52 @@ const ops = {
   async generateText({ handle, prompt, options }, signal) {
     const { text, ids, stats: s } = await model(handle).generateText(prompt, { ...options, signal });
     return { value: { text, ids, stats: s } };
+  },
+  async loadClassifier({ source, options }, signal, post) {
+    const c = await device.loadClassifier(source, { ...options, signal, onProgress: (p) => post({ progress: p }) });
+    return { value: { handle: keep(c), labels: c.labels, imageSize: c.imageSize, fromCache: !!c.fromCache } };
+  },
+  async classify({ handle, image, topK }) {
+    try {
+      return { value: await model(handle).classify(image, topK) };
+    } finally {
+      image.close?.();
+    }
+  },
+  async logits({ handle, image }) {
+    try {
+      const l = await model(handle).logits(image);
+      return { value: l, transfer: [l.buffer] };
+    } finally {
+      image.close?.();
+    }
+  },
+  async loadUpscaler({ source, options }, signal, post) {
+    const u = await device.loadUpscaler(source, { ...options, signal, onProgress: (p) => post({ progress: p }) });
+    return { value: { handle: keep(u), scale: u.scale, tile: u.tile, fromCache: !!u.fromCache } };
+  },
+  async upscale({ handle, image }) {
+    try {
+      const d = await model(handle).upscale(image);
+      return { value: d, transfer: [d.data.buffer] };
+    } finally {
+      image.close?.();
+    }
+  },
+  // A page canvas arrives once, as an OffscreenCanvas (transferControlToOffscreen), under an id.
+  async upscaleToCanvas({ handle, image, canvasId, canvas }) {
+    if (canvas) canvases.set(canvasId, canvas);
+    const target = canvases.get(canvasId);
+    if (!target) throw new Error(`canvas ${canvasId} is unknown to this worker`);
+    try {
+      return { value: await model(handle).upscaleToCanvas(image, target) };
+    } finally {
+      image.close?.();
+    }
+  },
+  async setTile({ handle, tile }) {
+    model(handle).tile = tile;
+    return { value: model(handle).tile };
   },
   async dispose({ handle }) {
     models.get(handle)?.free();

@@ -212,6 +212,25 @@ await check("images page: top-5 labels as PyTorch's, the upscaled picture drawn 
       try { await window.demo.classifier.classify("cat.png"); return "accepted"; } catch (e) { return e.message; }
     });
     assert.match(refused, /expected an ImageBitmap, HTMLImageElement/);
+    // Worker mode: the same pixels as on the page, and the canvas handed to the worker gets drawn.
+    const w = await page.evaluate(async () => {
+      const { Upscaler, Classifier } = await import("/js/index.js");
+      const img = document.getElementById("original");
+      const bitmap = await createImageBitmap(img, 0, 0, 32, 24);
+      const u = await Upscaler.inWorker("/models/esrgan-slim/x2/");
+      const inWorker = await u.upscale(bitmap);
+      const onPage = await window.demo.upscaler.upscale(bitmap);
+      let off = 0;
+      for (let i = 0; i < onPage.data.length; i++) if (Math.abs(onPage.data[i] - inWorker.data[i]) > 1) off++;
+      const canvas = document.createElement("canvas");
+      const dims = await u.upscaleToCanvas(bitmap, canvas);
+      const c = await Classifier.inWorker("/models/efficientnet-lite0/", { worker: u.host });
+      const top = await c.classify(img, 1);
+      await c.dispose();
+      await u.dispose();
+      return { off, size: `${inWorker.width}x${inWorker.height}`, dims, top: top[0].label };
+    });
+    assert.deepEqual(w, { off: 0, size: "64x48", dims: { width: 64, height: 48 }, top: cat.top5[0].label });
     console.log(`     ${labels[0]}; ${timing}`);
   } finally {
     await browser.close();
@@ -236,6 +255,9 @@ await check("the packed npm package works in a Vite app (Embedder.inWorker)", as
     assert.ok(Math.abs(r.meal_vs_food - 0.68883) < 1e-3 && Math.abs(r.meal_vs_market - 0.00373) < 1e-3, text);
     assert.equal(r.concurrent_same, true, "two concurrent embed calls give the same vector");
     assert.match(r.after_dispose, /disposed/);
+    // EfficientNet-Lite0 in the same worker, on tests/fixtures/images/cat.png: PyTorch's top 3.
+    const cat = JSON.parse(await readFile("tests/goldens/efficientnet_lite0.json", "utf8")).images.find((g) => g.image === "cat.png");
+    assert.deepEqual(r.top_labels, cat.top5.slice(0, 3).map((t) => t.label));
     console.log(`     ${JSON.stringify(r)}`);
   } finally {
     await browser.close();

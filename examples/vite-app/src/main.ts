@@ -1,6 +1,7 @@
 // The smallest app that uses the npm package through a bundler: the model runs in a Web Worker that
 // the package starts itself, the page stays responsive, the weights are cached after the first visit.
-import { Embedder, similarity, cachedFiles } from "webgpu-infer";
+import { Embedder, Classifier, similarity, cachedFiles } from "webgpu-infer";
+import type { Prediction } from "webgpu-infer";
 
 const out = document.getElementById("out") as HTMLPreElement;
 const bar = document.getElementById("progress") as HTMLProgressElement;
@@ -24,7 +25,16 @@ async function main(): Promise<void> {
     cached_files: (await cachedFiles()).length,
     concurrent_same: concurrentSame,
     after_dispose: "",
+    top_labels: [] as string[],
   };
+  // An image model in the same worker (one GPU device): the <img> goes over as an ImageBitmap.
+  const classifier = await Classifier.inWorker("/models/efficientnet-lite0/", { worker: embedder.host });
+  const img = new Image();
+  img.src = "/tests/fixtures/images/cat.png";
+  await img.decode();
+  const top: Prediction[] = await classifier.classify(img, 3);
+  result.top_labels = top.map((p) => p.label);
+  await classifier.dispose();
   await embedder.dispose();
   result.after_dispose = await embedder.embed(["x"]).then(() => "accepted", (e: Error) => e.message);
   out.textContent = JSON.stringify(result, null, 2);
