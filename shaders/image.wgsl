@@ -154,3 +154,31 @@ fn to_rgba8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     let u = vec4<u32>(v);
     rgba[p.out_offset + (p.k_h + ry) * p.c_offset + p.k_w + rx] = u.x | (u.y << 8u) | (u.z << 16u) | (u.w << 24u);
 }
+
+// im2col for a dense convolution: out [N·OH·OW, C·KH·KW] (row: output pixel; column: c·KH·KW + ky·KW
+// + kx, the order of a PyTorch [C_out, C, KH, KW] weight flattened), zeros in the padding, so the
+// convolution becomes a matrix product with the tiled matmul. Thread per element of out.
+@compute @workgroup_size(256, 1, 1)
+fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = index(gid, groups);
+    if (i >= p.len) {
+        return;
+    }
+    let khw = p.k_h * p.k_w;
+    let cols = p.in_c * khw;
+    let col = i % cols;
+    let pixel = i / cols;
+    let c = col / khw;
+    let ky = (col % khw) / p.k_w;
+    let kx = col % p.k_w;
+    let ox = pixel % p.out_w;
+    let oy = (pixel / p.out_w) % p.out_h;
+    let n = pixel / (p.out_w * p.out_h);
+    let iy = i32(oy * p.stride_h + ky) - i32(p.pad_top);
+    let ix = i32(ox * p.stride_w + kx) - i32(p.pad_left);
+    var v = T(0.0);
+    if (iy >= 0 && iy < i32(p.in_h) && ix >= 0 && ix < i32(p.in_w)) {
+        v = x[p.x_offset + ((n * p.in_h + u32(iy)) * p.in_w + u32(ix)) * p.in_c + c];
+    }
+    out[p.out_offset + i] = v;
+}

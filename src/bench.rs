@@ -101,8 +101,13 @@ pub async fn run(gpu: &Gpu, cfg: &BenchConfig, emit: &mut dyn FnMut(Value)) -> R
             }
         }
         if cfg.wants("conv") {
+            use crate::kernels::conv::ConvKernel;
             for case in CONV_CASES {
-                out(bench_conv(gpu, cfg, dtype, case).await?);
+                out(bench_conv(gpu, cfg, dtype, case, ConvKernel::Direct).await?);
+                // Dense convolutions with a real kernel: also through im2col + the tiled matmul.
+                if case.4 == 1 && case.2[1] > 1 {
+                    out(bench_conv(gpu, cfg, dtype, case, ConvKernel::Im2col).await?);
+                }
             }
         }
         if cfg.wants("decode") {
@@ -262,8 +267,14 @@ const CONV_CASES: &[ConvCase] = &[
     ("rdn 5x5", [128, 128, 64], [64, 5, 5], 1, 1),
 ];
 
-async fn bench_conv(gpu: &Gpu, cfg: &BenchConfig, dtype: DType, case: &ConvCase) -> Result<Value> {
-    use crate::kernels::conv::{Conv2d, ConvEpilogue, Padding, conv2d};
+async fn bench_conv(
+    gpu: &Gpu,
+    cfg: &BenchConfig,
+    dtype: DType,
+    case: &ConvCase,
+    kernel: crate::kernels::conv::ConvKernel,
+) -> Result<Value> {
+    use crate::kernels::conv::{Conv2d, ConvEpilogue, Padding, conv2d_with};
     let &(name, [h, w, c_in], [c_out, kh, kw], stride, groups) = case;
     let x = filled(gpu, dtype, &[1, h, w, c_in])?;
     let weight = filled(gpu, dtype, &[c_out, c_in / groups, kh, kw])?;
@@ -275,12 +286,12 @@ async fn bench_conv(gpu: &Gpu, cfg: &BenchConfig, dtype: DType, case: &ConvCase)
     let (oh, ow) = (h.div_ceil(stride), w.div_ceil(stride));
     let out_bytes = (oh * ow * c_out * dtype.size_in_bytes()) as u64;
     let ms = time(gpu, cfg, out_bytes, &mut |rec| {
-        conv2d(rec, &x, &weight, &conv, ConvEpilogue::default())
+        conv2d_with(rec, &x, &weight, &conv, ConvEpilogue::default(), kernel)
     })
     .await?;
     let flops = crate::kernels::conv::flops(&[1, oh, ow, c_out], weight.shape());
     Ok(json!({
-        "op": "conv2d", "dtype": dtype.name(), "name": name,
+        "op": "conv2d", "dtype": dtype.name(), "name": name, "kernel": format!("{kernel:?}").to_lowercase(),
         "m": oh * ow, "n": c_out, "k": c_in / groups * kh * kw,
         "ms": ms, "gflops": flops / (ms * 1e6),
     }))

@@ -6,7 +6,7 @@ mod common;
 
 use common::{Rng, assert_close, gpu, upload};
 use webgpu_infer::kernels::activation::{self, Activation};
-use webgpu_infer::kernels::conv::{Conv2d, ConvEpilogue, Padding, conv2d};
+use webgpu_infer::kernels::conv::{Conv2d, ConvEpilogue, ConvKernel, Padding, conv2d, conv2d_with};
 use webgpu_infer::kernels::image;
 use webgpu_infer::{DType, Error, Gpu, Result, Tensor};
 
@@ -219,40 +219,35 @@ async fn conv_cases() -> Result<()> {
             let tr = upload(&gpu, dtype, &mut r, &shape)?;
             let (want_act, _) = conv_ref(case, &x, &w, &b, act, None);
             let (want_res, _) = conv_ref(case, &x, &w, &b, act, Some(&r));
-            let mut rec = gpu.recorder();
-            let plain = conv2d(&mut rec, &tx, &tw, &conv, ConvEpilogue::default())?;
-            let with_act = conv2d(
-                &mut rec,
-                &tx,
-                &tw,
-                &conv,
-                ConvEpilogue {
-                    bias: Some(&tb),
-                    activation: act,
-                    residual: None,
-                },
-            )?;
-            let with_res = conv2d(
-                &mut rec,
-                &tx,
-                &tw,
-                &conv,
-                ConvEpilogue {
-                    bias: Some(&tb),
-                    activation: act,
-                    residual: Some(&tr),
-                },
-            )?;
-            rec.submit();
-            let (atol, rtol) = tol(dtype);
-            for (name, t, want) in [
-                ("plain", &plain, &want_plain),
-                ("bias+act", &with_act, &want_act),
-                ("bias+act+residual", &with_res, &want_res),
-            ] {
-                assert_eq!(t.shape(), shape, "case {i} {name}");
-                let what = format!("conv case {i} {name} {dtype:?} act={act:?}");
-                assert_close(&what, &t.to_f32_vec().await?, want, atol, rtol);
+            // Both implementations where they apply (im2col: one group).
+            let kernels: &[ConvKernel] = if case.groups == 1 {
+                &[ConvKernel::Direct, ConvKernel::Im2col]
+            } else {
+                &[ConvKernel::Direct]
+            };
+            for &kernel in kernels {
+                let mut rec = gpu.recorder();
+                let epi = |bias, residual| ConvEpilogue {
+                    bias,
+                    activation: if bias.is_some() { act } else { None },
+                    residual,
+                };
+                let plain = conv2d_with(&mut rec, &tx, &tw, &conv, epi(None, None), kernel)?;
+                let with_act =
+                    conv2d_with(&mut rec, &tx, &tw, &conv, epi(Some(&tb), None), kernel)?;
+                let with_res =
+                    conv2d_with(&mut rec, &tx, &tw, &conv, epi(Some(&tb), Some(&tr)), kernel)?;
+                rec.submit();
+                let (atol, rtol) = tol(dtype);
+                for (name, t, want) in [
+                    ("plain", &plain, &want_plain),
+                    ("bias+act", &with_act, &want_act),
+                    ("bias+act+residual", &with_res, &want_res),
+                ] {
+                    assert_eq!(t.shape(), shape, "case {i} {name}");
+                    let what = format!("conv case {i} {name} {kernel:?} {dtype:?} act={act:?}");
+                    assert_close(&what, &t.to_f32_vec().await?, want, atol, rtol);
+                }
             }
         }
     }

@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::KernelSource;
 use crate::kernels::activation::Activation;
-use crate::kernels::{check_dtypes, elementwise, matmul, to_u32};
+use crate::kernels::{check_dtypes, elementwise, image, matmul, to_u32};
 use crate::recorder::Recorder;
 use crate::tensor::Tensor;
 
@@ -44,6 +44,22 @@ impl Default for Conv2d {
             groups: 1,
         }
     }
+}
+
+/// Which implementation runs a convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ConvKernel {
+    /// `Direct` (pointwise convolutions are a matrix product either way). On the H100 `Im2col` is 2.6×
+    /// faster for a 3×3, 64-channel f32 convolution on a 128² tile but 5× slower for a 5×5 one and
+    /// slower in f16 (`bench-results/conv-h100-vulkan.jsonl`), and it needs a scratch matrix of
+    /// pixels × C·KH·KW, so it is not chosen automatically yet.
+    #[default]
+    Auto,
+    /// The direct kernel (`conv`, `depthwise` in `shaders/conv.wgsl`): no scratch memory.
+    Direct,
+    /// Unfold the input (`im2col`, `shaders/image.wgsl`) and multiply by the weight with the tiled
+    /// matmul: more memory traffic, tensor-core-free GEMM speed. Dense (one group) only.
+    Im2col,
 }
 
 /// What happens to each output before it is stored: `activation(conv + bias) + residual`.
@@ -146,6 +162,18 @@ pub fn conv2d(
     conv: &Conv2d,
     epilogue: ConvEpilogue<'_>,
 ) -> Result<Tensor> {
+    conv2d_with(rec, x, weight, conv, epilogue, ConvKernel::Auto)
+}
+
+/// [`conv2d`] with a choice of implementation.
+pub fn conv2d_with(
+    rec: &mut Recorder,
+    x: &Tensor,
+    weight: &Tensor,
+    conv: &Conv2d,
+    epilogue: ConvEpilogue<'_>,
+    kernel: ConvKernel,
+) -> Result<Tensor> {
     const OP: &str = "conv2d";
     let gpu = rec.gpu().clone();
     let bias = epilogue.bias.unwrap_or(x); // placeholders when absent: bound, never read
@@ -217,13 +245,25 @@ pub fn conv2d(
     }
 
     // Pointwise: a matrix product over the pixels, [N·H·W, C_in] · [C_out, C_in]ᵀ.
-    if k_h == 1 && k_w == 1 && groups == 1 && conv.stride == [1, 1] && pad_top == 0 && pad_left == 0
-    {
-        let rows = x.reshape(&[batch * in_h * in_w, in_c])?;
-        let w2 = weight.reshape(&[out_c, in_c])?;
+    let pointwise = k_h == 1
+        && k_w == 1
+        && groups == 1
+        && conv.stride == [1, 1]
+        && pad_top == 0
+        && pad_left == 0;
+    let pixels = batch * out_h * out_w;
+    let use_im2col = kernel == ConvKernel::Im2col && groups == 1;
+    if pointwise || use_im2col {
+        let rows = if pointwise {
+            x.reshape(&[pixels, in_c])?
+        } else {
+            let pad = [pad_top, pad_left];
+            image::im2col(rec, x, [k_h, k_w], conv.stride, pad, [out_h, out_w])?
+        };
+        let w2 = weight.reshape(&[out_c, in_c * k_h * k_w])?;
         let y = matmul::linear(rec, &rows, &w2, epilogue.bias, epilogue.activation)?;
         let y = match epilogue.residual {
-            Some(r) => elementwise::add(rec, &y, &r.reshape(&[batch * in_h * in_w, out_c])?)?,
+            Some(r) => elementwise::add(rec, &y, &r.reshape(&[pixels, out_c])?)?,
             None => y,
         };
         return y.reshape(&out_shape);

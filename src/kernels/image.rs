@@ -436,3 +436,44 @@ pub fn to_rgba8_into(
     )?;
     Ok(())
 }
+
+/// im2col of `x [N, H, W, C]` for a dense `kernel = [KH, KW]` convolution with `stride` and leading
+/// padding `pad = [top, left]` giving an `[OH, OW]` output: `[N·OH·OW, C·KH·KW]`, columns in the order of
+/// a flattened PyTorch weight. The convolution is then `im2col · weightᵀ`.
+pub(crate) fn im2col(
+    rec: &mut Recorder,
+    x: &Tensor,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    pad: [usize; 2],
+    out_size: [usize; 2],
+) -> Result<Tensor> {
+    const OP: &str = "im2col";
+    let gpu = rec.gpu().clone();
+    let dtype = check_dtypes(OP, &gpu, &[x])?;
+    let [n, _, _, c] = nhwc(OP, x)?;
+    let rows = n * out_size[0] * out_size[1];
+    let cols = c * kernel[0] * kernel[1];
+    let out = Tensor::empty(&gpu, &[rows, cols], dtype)?;
+    if out.numel() == 0 {
+        return Ok(out);
+    }
+    let mut p = params_of(OP, x, &out, rows * cols)?;
+    p.out_h = to_u32(OP, "output height", out_size[0])?;
+    p.out_w = to_u32(OP, "output width", out_size[1])?;
+    p.k_h = to_u32(OP, "kernel", kernel[0])?;
+    p.k_w = to_u32(OP, "kernel", kernel[1])?;
+    p.stride_h = to_u32(OP, "stride", stride[0])?;
+    p.stride_w = to_u32(OP, "stride", stride[1])?;
+    p.pad_top = to_u32(OP, "padding", pad[0])?;
+    p.pad_left = to_u32(OP, "padding", pad[1])?;
+    run(
+        rec,
+        OP,
+        "im2col",
+        dtype,
+        &[(0, x.buffer()), (1, out.buffer())],
+        &p,
+    )?;
+    Ok(out)
+}
