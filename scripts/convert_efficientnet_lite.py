@@ -19,6 +19,8 @@ import struct
 import sys
 from array import array
 
+from safetensors_write import write_safetensors
+
 DTYPES = {"FloatStorage": ("f", 4, "F32"), "LongStorage": ("q", 8, "I64")}
 
 
@@ -137,27 +139,6 @@ def main(src, out_dir):
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         json.dump(config, f, indent=1)
     print(f"{len(tensors)} tensors -> {out_dir}")
-
-
-def write_safetensors(path, tensors):
-    header, offset = {}, 0
-    for name in sorted(tensors):
-        arr, shape = tensors[name]
-        nbytes = 4 * len(arr)
-        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + nbytes]}
-        offset += nbytes
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)
-    with open(path + ".part", "wb") as f:
-        f.write(struct.pack("<Q", len(raw)))
-        f.write(raw)
-        for name in sorted(tensors):
-            arr = tensors[name][0]
-            if sys.byteorder != "little":
-                arr = array("f", arr)
-                arr.byteswap()
-            f.write(arr.tobytes())
-    os.replace(path + ".part", path)
 
 
 if __name__ == "__main__":

@@ -11,10 +11,11 @@ names ("F_0.weight", "F_0.bias"). Plain Python (no numpy), so the test set-up ne
 import json
 import os
 import re
-import struct
 import sys
 
 from array import array
+
+from safetensors_write import write_safetensors
 
 
 def convert(model_dir, out_dir):
@@ -83,27 +84,6 @@ def hwio_to_oihw(arr, shape):
                 for o in range(co):
                     out[((o * ci + i) * kh + y) * kw + x] = arr[src + o]
     return out, [co, ci, kh, kw]
-
-
-def write_safetensors(path, tensors):
-    header, offset = {}, 0
-    for name in sorted(tensors):
-        arr, shape = tensors[name]
-        nbytes = 4 * len(arr)
-        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + nbytes]}
-        offset += nbytes
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)
-    with open(path + ".part", "wb") as f:
-        f.write(struct.pack("<Q", len(raw)))
-        f.write(raw)
-        for name in sorted(tensors):
-            arr = tensors[name][0]
-            if sys.byteorder != "little":
-                arr = array("f", arr)
-                arr.byteswap()
-            f.write(arr.tobytes())
-    os.replace(path + ".part", path)
 
 
 if __name__ == "__main__":
