@@ -33,6 +33,14 @@ fn index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
     return gid.x + gid.y * groups.x * 256u;
 }
 
+// (n, y, x, channel) of element i of the NHWC output [N, out_h, out_w, out_c].
+fn output_coords(i: u32) -> vec4<u32> {
+    let c = i % p.out_c;
+    let ox = (i / p.out_c) % p.out_w;
+    let oy = (i / (p.out_c * p.out_w)) % p.out_h;
+    return vec4<u32>(i / (p.out_c * p.out_w * p.out_h), oy, ox, c);
+}
+
 // out [N, C] = mean of x [N, H, W, C] over H and W. Thread (n, c).
 @compute @workgroup_size(256, 1, 1)
 fn global_avg_pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
@@ -59,10 +67,11 @@ fn avg_pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     if (i >= p.len) {
         return;
     }
-    let c = i % p.out_c;
-    let ox = (i / p.out_c) % p.out_w;
-    let oy = (i / (p.out_c * p.out_w)) % p.out_h;
-    let n = i / (p.out_c * p.out_w * p.out_h);
+    let o = output_coords(i);
+    let n = o.x;
+    let oy = o.y;
+    let ox = o.z;
+    let c = o.w;
     var sum = 0.0;
     var count = 0u;
     for (var ky = 0u; ky < p.k_h; ky++) {
@@ -89,10 +98,11 @@ fn upsample_nearest(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     if (i >= p.len) {
         return;
     }
-    let c = i % p.out_c;
-    let ox = (i / p.out_c) % p.out_w;
-    let oy = (i / (p.out_c * p.out_w)) % p.out_h;
-    let n = i / (p.out_c * p.out_w * p.out_h);
+    let o = output_coords(i);
+    let n = o.x;
+    let oy = o.y;
+    let ox = o.z;
+    let c = o.w;
     let src = ((n * p.in_h + oy / p.stride_h) * p.in_w + ox / p.stride_w) * p.in_c + c;
     out[p.out_offset + i] = x[p.x_offset + src];
 }

@@ -119,12 +119,7 @@ impl Upscaler {
     /// Loads `model.safetensors` and `config.json` from a folder.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn from_dir(gpu: &Gpu, dir: &std::path::Path) -> Result<Upscaler> {
-        let config = std::fs::read(dir.join("config.json")).map_err(|e| Error::Io {
-            source_name: dir.join("config.json").display().to_string(),
-            message: e.to_string(),
-        })?;
-        let weights =
-            crate::bridge::native::load(gpu, &dir.join("model.safetensors"), &mut |_| {})?;
+        let (config, weights) = crate::models::read_folder(gpu, dir)?;
         Upscaler::new(gpu, &weights, &config)
     }
 
