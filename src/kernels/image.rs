@@ -37,6 +37,26 @@ struct Params {
     _pad: [u32; 2],
 }
 
+impl Params {
+    /// The sliding window of a pooling or convolution: `kernel`, `stride`, leading `pad`, each
+    /// `[vertical, horizontal]`.
+    fn set_window(
+        &mut self,
+        op: &'static str,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        pad: [usize; 2],
+    ) -> Result<()> {
+        self.k_h = to_u32(op, "kernel", kernel[0])?;
+        self.k_w = to_u32(op, "kernel", kernel[1])?;
+        self.stride_h = to_u32(op, "stride", stride[0])?;
+        self.stride_w = to_u32(op, "stride", stride[1])?;
+        self.pad_top = to_u32(op, "padding", pad[0])?;
+        self.pad_left = to_u32(op, "padding", pad[1])?;
+        Ok(())
+    }
+}
+
 fn nhwc(op: &'static str, x: &Tensor) -> Result<[usize; 4]> {
     match *x.shape() {
         [n, h, w, c] => Ok([n, h, w, c]),
@@ -162,12 +182,7 @@ pub fn avg_pool2d(
         return Ok(out);
     }
     let mut p = params_of(OP, x, &out, out.numel())?;
-    p.k_h = to_u32(OP, "kernel", kernel[0])?;
-    p.k_w = to_u32(OP, "kernel", kernel[1])?;
-    p.stride_h = to_u32(OP, "stride", stride[0])?;
-    p.stride_w = to_u32(OP, "stride", stride[1])?;
-    p.pad_top = to_u32(OP, "padding", padding[0])?;
-    p.pad_left = to_u32(OP, "padding", padding[1])?;
+    p.set_window(OP, kernel, stride, padding)?;
     run(
         rec,
         OP,
@@ -461,12 +476,7 @@ pub(crate) fn im2col(
     let mut p = params_of(OP, x, &out, rows * cols)?;
     p.out_h = to_u32(OP, "output height", out_size[0])?;
     p.out_w = to_u32(OP, "output width", out_size[1])?;
-    p.k_h = to_u32(OP, "kernel", kernel[0])?;
-    p.k_w = to_u32(OP, "kernel", kernel[1])?;
-    p.stride_h = to_u32(OP, "stride", stride[0])?;
-    p.stride_w = to_u32(OP, "stride", stride[1])?;
-    p.pad_top = to_u32(OP, "padding", pad[0])?;
-    p.pad_left = to_u32(OP, "padding", pad[1])?;
+    p.set_window(OP, kernel, stride, pad)?;
     run(
         rec,
         OP,
