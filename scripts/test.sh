@@ -7,8 +7,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n=== %s\n' "$*"; }
+# WEBGPU_INFER_LEAN_DISK=1 (set by .ci/run): delete each build's output once no later step needs it
+# (fuzz binaries after the fuzz run, the native test build after the native tests), so a clean run peaks
+# at a few GB of disk instead of the sum of all builds.
+lean="${WEBGPU_INFER_LEAN_DISK:-0}"
+free_disk() { df -Pk . | awk 'NR==2 { printf "%.1f GB free on %s\n", $4 / 1048576, $6 }'; }
 
 step "set-up"
+free_disk
 scripts/setup.sh
 scripts/fetch-models.sh
 # wasm-pack runs the wasm-opt it finds first on PATH: npm's binaryen (see scripts/setup.sh).
@@ -24,9 +30,11 @@ cargo clippy --locked --all-targets --target wasm32-unknown-unknown -- -D warnin
 
 step "fuzz smoke run (cargo-fuzz, 30 s a target)"
 scripts/fuzz.sh 30
+if [ "$lean" = 1 ]; then rm -rf fuzz/target; free_disk; fi
 
 step "native tests (cargo test)"
 cargo test --locked
+if [ "$lean" = 1 ]; then rm -rf target/debug; free_disk; fi
 
 step "browser tests (wasm-pack test --headless --chrome)"
 # SwiftShader runs WebGPU on the CPU: allow a test file (all its tests, one page) up to 15 minutes.
@@ -54,4 +62,5 @@ npm pack --ignore-scripts --pack-destination target/npm >/dev/null
 step "demo page end to end (Playwright, headless Chromium)"
 node tests/e2e/demo.mjs
 
+free_disk
 step "all tests passed"
