@@ -40,6 +40,7 @@ async fn bench() -> Result<()> {
                 cfg.target_ms = 100.0;
             }
             "--checked" => options.unchecked_shaders = false,
+            "--no-coop" => options.allow_cooperative_matrix = false,
             "--ops" => {
                 i += 1;
                 cfg.ops = args
@@ -56,7 +57,7 @@ async fn bench() -> Result<()> {
             }
             "-h" | "--help" => {
                 println!(
-                    "bench_kernels [--quick] [--checked] [--ops copy,matmul,linear,gemv,attention,conv,decode] [--max-square N]"
+                    "bench_kernels [--quick] [--checked] [--no-coop] [--ops copy,matmul,linear,gemv,attention,conv,decode] [--max-square N]"
                 );
                 return Ok(());
             }

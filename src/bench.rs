@@ -185,6 +185,9 @@ async fn bench_matmul(
         "matmul"
     };
     let mut v = json!({"op": op, "dtype": dtype.name(), "m": m, "n": n, "k": k, "ms": ms, "gflops": gflops});
+    if dtype == DType::F16 && m > 32 && gpu.capabilities().cooperative_matrix {
+        v["kernel"] = json!("coop"); // Kernel::Auto's choice: tensor cores
+    }
     if m <= 2 {
         // Memory-bound: what matters is the weight bytes streamed per second.
         v["gbps"] = json!(b_bytes as f64 / (ms * 1e6));

@@ -27,6 +27,11 @@ pub struct GpuOptions {
     /// backend still enables the driver's robust buffer access; wgpu's extra per-access clamps cost
     /// up to 37× on the H100's matmul (bench-results/). Ignored in browsers, which always check.
     pub unchecked_shaders: bool,
+    /// Natively, use tensor cores for f16 matrix products where the adapter offers wgpu's
+    /// `EXPERIMENTAL_COOPERATIVE_MATRIX` with 16×16×16 f16 → f32 products and 32-wide subgroups (NVIDIA
+    /// through Vulkan; default on). wgpu marks the feature experimental: turn this off to keep every
+    /// kernel on portable WGSL. Ignored in browsers, which have no such feature.
+    pub allow_cooperative_matrix: bool,
     /// Pick kernels written for CPU adapters (one thread an output, no workgroup barriers) rather than
     /// for GPUs. `None` (the default) decides by the adapter: CPU kernels on software adapters.
     pub cpu_kernels: Option<bool>,
@@ -40,6 +45,7 @@ impl Default for GpuOptions {
             allow_f16: true,
             allow_mappable_storage: true,
             unchecked_shaders: true,
+            allow_cooperative_matrix: true,
             cpu_kernels: None,
         }
     }
@@ -52,6 +58,8 @@ pub struct Capabilities {
     pub shader_f16: bool,
     /// Subgroup operations (natively only in wgpu 30).
     pub subgroups: bool,
+    /// f16 matrix products run on tensor cores (see [`GpuOptions::allow_cooperative_matrix`]).
+    pub cooperative_matrix: bool,
     /// Smallest and largest subgroup size the adapter reports (0 when unknown).
     pub subgroup_min_size: u32,
     pub subgroup_max_size: u32,
@@ -147,7 +155,10 @@ impl Gpu {
         let mut info = adapter.get_info();
         #[cfg(target_arch = "wasm32")]
         crate::web::complete_adapter_info(&mut info).await;
-        let wanted = wanted_features(options, &info);
+        let mut wanted = wanted_features(options, &info);
+        if options.allow_cooperative_matrix && has_f16_coop_16x16(&adapter, &info) {
+            wanted |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+        }
         let features = adapter.features() & wanted;
         // Every limit raised to what the adapter offers: big weights need max_buffer_size and
         // max_storage_buffer_binding_size, tiled kernels need workgroup storage.
@@ -157,7 +168,16 @@ impl Gpu {
                 label: Some("webgpu-infer"),
                 required_features: features,
                 required_limits: limits.clone(),
-                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                experimental_features: if features
+                    .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+                {
+                    // SAFETY: only the cooperative-matrix feature is experimental here, opted into by
+                    // GpuOptions::allow_cooperative_matrix; one kernel (shaders/matmul_coop.wgsl)
+                    // uses it, tested against a CPU reference where the adapter has it.
+                    unsafe { wgpu::ExperimentalFeatures::enabled() }
+                } else {
+                    wgpu::ExperimentalFeatures::disabled()
+                },
                 memory_hints: wgpu::MemoryHints::Performance,
                 trace: wgpu::Trace::Off,
             })
@@ -284,7 +304,17 @@ impl Gpu {
         modules
             .entry((src.name, src.dtype))
             .or_insert_with(|| {
-                let source = format!("{}{}", src.dtype.wgsl_prelude(), src.body);
+                // `enable` directives must precede every declaration, the prelude's alias included.
+                let (enables, rest): (Vec<&str>, Vec<&str>) = src
+                    .body
+                    .lines()
+                    .partition(|line| line.starts_with("enable "));
+                let source = format!(
+                    "{}{}{}",
+                    enables.iter().map(|l| format!("{l}\n")).collect::<String>(),
+                    src.dtype.wgsl_prelude(),
+                    rest.join("\n")
+                );
                 let desc = wgpu::ShaderModuleDescriptor {
                     label: Some(src.name),
                     source: wgpu::ShaderSource::Wgsl(source.into()),
@@ -428,6 +458,20 @@ fn wanted_features(options: &GpuOptions, info: &wgpu::AdapterInfo) -> wgpu::Feat
     wanted
 }
 
+/// The adapter multiplies 16×16×16 f16 tiles into f32 accumulators on 32-wide subgroups: what
+/// shaders/matmul_coop.wgsl assumes (it maps subgroups to tiles by invocation index / 32).
+fn has_f16_coop_16x16(adapter: &wgpu::Adapter, info: &wgpu::AdapterInfo) -> bool {
+    if cfg!(target_arch = "wasm32") || info.subgroup_min_size != 32 || info.subgroup_max_size != 32
+    {
+        return false;
+    }
+    adapter.cooperative_matrix_properties().iter().any(|p| {
+        (p.m_size, p.n_size, p.k_size) == (16, 16, 16)
+            && p.ab_type == wgpu::CooperativeScalarType::F16
+            && p.cr_type == wgpu::CooperativeScalarType::F32
+    })
+}
+
 fn is_unified_memory(info: &wgpu::AdapterInfo) -> bool {
     matches!(
         info.device_type,
@@ -445,6 +489,8 @@ fn capabilities(
         mappable_storage: features.contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
         shader_f16: features.contains(wgpu::Features::SHADER_F16),
         subgroups: features.contains(wgpu::Features::SUBGROUP),
+        cooperative_matrix: features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+            && features.contains(wgpu::Features::SHADER_F16),
         subgroup_min_size: info.subgroup_min_size,
         subgroup_max_size: info.subgroup_max_size,
         software,

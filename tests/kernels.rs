@@ -202,6 +202,98 @@ async fn expect_missing_f16(gpu: &Gpu) -> Result<()> {
     }
 }
 
+/// Shapes for the tensor-core kernel (K and N multiples of 8, as it requires): edges of its 128×128
+/// tiles, of a subgroup's 64×32 part and of the K step of 32.
+const COOP_SHAPES: &[(usize, usize, usize, usize)] = &[
+    // (batch, m, n, k)
+    (1, 33, 8, 8),
+    (1, 130, 72, 40),
+    (2, 65, 136, 264),
+    (1, 128, 128, 32),
+    (3, 257, 200, 16),
+];
+
+/// [`Kernel::Coop`] (f16 on tensor cores, native only) against the CPU reference with a bias and an
+/// activation; where the device lacks it, asking for it must fail with `MissingFeature`.
+async fn matmul_coop() -> Result<()> {
+    let gpu = gpu().await?;
+    if !gpu.capabilities().cooperative_matrix {
+        let x = Tensor::from_f32(&gpu, &[1.0; 64], &[8, 8])?;
+        let mut rec = gpu.recorder();
+        let got = matmul::matmul_with(
+            &mut rec,
+            &x,
+            &x,
+            BLayout::NK,
+            Epilogue::default(),
+            Kernel::Coop,
+        );
+        assert!(
+            matches!(got, Err(Error::MissingFeature { .. })),
+            "Kernel::Coop without tensor cores gave {:?}",
+            got.err()
+        );
+        eprintln!("matmul_coop: this adapter has no f16 cooperative matrices: refusal checked");
+        return Ok(());
+    }
+    for &(batch, m, n, k) in COOP_SHAPES {
+        for layout in [BLayout::KN, BLayout::NK] {
+            for b_batched in [false, true] {
+                let mut rng = Rng::new((batch * 7919 + m * 131 + n * 17 + k) as u64);
+                let b_count = if b_batched { batch } else { 1 };
+                let (mut a, mut b, mut bias) =
+                    (rng.vec(batch * m * k), rng.vec(b_count * k * n), rng.vec(n));
+                let mut b_shape = if b_batched { vec![batch] } else { vec![] };
+                b_shape.extend(if layout == BLayout::NK {
+                    [n, k]
+                } else {
+                    [k, n]
+                });
+                let (ta, tb) =
+                    upload_pair(&gpu, DType::F16, &mut a, &[batch, m, k], &mut b, &b_shape)?;
+                let tbias = upload(&gpu, DType::F16, &mut bias, &[n])?;
+                let want: Vec<f32> =
+                    matmul_ref(&a, &b, batch, m, n, k, layout == BLayout::NK, b_batched)
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &v)| (v + bias[i % n]).max(0.0))
+                        .collect();
+                let epilogue = Epilogue {
+                    bias: Some(&tbias),
+                    activation: Some(Activation::Relu),
+                };
+                for kernel in [Kernel::Coop, Kernel::Auto] {
+                    let mut rec = gpu.recorder();
+                    let c = matmul::matmul_with(&mut rec, &ta, &tb, layout, epilogue, kernel)?;
+                    rec.submit();
+                    let what = format!(
+                        "matmul {kernel:?} f16 {layout:?} b_batched={b_batched} {batch}x{m}x{n}x{k}"
+                    );
+                    assert_close(&what, &c.to_f32_vec().await?, &want, F16_TOL, F16_TOL);
+                }
+            }
+        }
+    }
+    // K not a multiple of 8: refused by name when asked for, and Auto falls back.
+    let x = Tensor::from_f16(&gpu, &[f16::ONE; 12 * 40], &[40, 12])?;
+    let mut rec = gpu.recorder();
+    let err = matmul::matmul_with(
+        &mut rec,
+        &x,
+        &x,
+        BLayout::NK,
+        Epilogue::default(),
+        Kernel::Coop,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("multiples of 8"), "{err}");
+    let y = matmul::matmul(&mut rec, &x, &x, BLayout::NK)?;
+    rec.submit();
+    assert!(y.to_f32_vec().await?.iter().all(|&v| v == 12.0));
+    Ok(())
+}
+gpu_test!(matmul_f16_tensor_cores, matmul_coop);
+
 async fn matmul_rejects_bad_operands() -> Result<()> {
     let gpu = gpu().await?;
     let a = Tensor::from_f32(&gpu, &[0.0; 6], &[2, 3])?;
@@ -389,3 +481,24 @@ async fn chained_kernels_one_submit() -> Result<()> {
     Ok(())
 }
 gpu_test!(linear_bias_softmax_chain, chained_kernels_one_submit);
+
+/// The tensor-core shader compiles (naga's WGSL front end and validator, every capability on) even
+/// where the adapter cannot run it, as on CI's lavapipe: a WGSL slip shows here, not only on a GPU.
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn matmul_coop_shader_validates() {
+    use wgpu::naga;
+    let source = format!(
+        "enable wgpu_cooperative_matrix;\nenable f16;\nalias T = f16;\n{}{}",
+        include_str!("../shaders/act.wgsl"),
+        include_str!("../shaders/matmul_coop.wgsl").replace("enable wgpu_cooperative_matrix;", "")
+    );
+    let module = naga::front::wgsl::parse_str(&source)
+        .unwrap_or_else(|e| panic!("{}", e.emit_to_string(&source)));
+    naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    )
+    .validate(&module)
+    .unwrap_or_else(|e| panic!("{}", e.emit_to_string(&source)));
+}

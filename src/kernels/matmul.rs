@@ -11,6 +11,10 @@ const SHADER: &str = concat!(
     include_str!("../../shaders/act.wgsl"),
     include_str!("../../shaders/matmul.wgsl")
 );
+const COOP_SHADER: &str = concat!(
+    include_str!("../../shaders/act.wgsl"),
+    include_str!("../../shaders/matmul_coop.wgsl")
+);
 
 /// How the second operand is laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,7 +28,8 @@ pub enum BLayout {
 /// Which kernel computes the product.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernel {
-    /// By shape: [`Kernel::Gemv`] for one or two rows, [`Kernel::Tiled16`] up to 32 rows,
+    /// By shape: [`Kernel::Gemv`] for one or two rows, [`Kernel::Tiled16`] up to 32 rows; then
+    /// [`Kernel::Coop`] for f16 where the device has it and the shape allows; else
     /// [`Kernel::Tiled128`] when there are at least 256 such tiles to spread over the GPU, else
     /// [`Kernel::Tiled64`].
     Auto,
@@ -36,6 +41,10 @@ pub enum Kernel {
     Tiled128,
     /// One workgroup per few outputs of one row of `a` (decoding).
     Gemv,
+    /// f16 on tensor cores (native only, [`crate::Capabilities::cooperative_matrix`]): 128×128
+    /// workgroup tiles of 16×16 cooperative-matrix products, f32 accumulation. Needs K, the operands'
+    /// offsets (and N for [`BLayout::KN`]) to be multiples of 8.
+    Coop,
     /// No workgroup memory and no barriers, 4×4 outputs a thread read straight from `a` and `b`:
     /// what [`Kernel::Auto`] picks on CPU adapters (SwiftShader, llvmpipe), where barriers are costly.
     Direct,
@@ -136,9 +145,15 @@ pub fn matmul_with(
         has_bias: u32::from(epilogue.bias.is_some()),
         _pad: [0; 3],
     };
+    let coop = coop_fits(&gpu, dtype, &dims, layout, &params);
     let kernel = match kernel {
         Kernel::Auto if gpu.capabilities().cpu_kernels && dims.m > 2 => Kernel::Direct,
+        Kernel::Auto if dims.m > 32 && coop.is_ok() => Kernel::Coop,
         Kernel::Auto => dims.auto_kernel(),
+        Kernel::Coop => {
+            coop?;
+            Kernel::Coop
+        }
         k => k,
     };
     let (entry, groups) = match kernel {
@@ -158,6 +173,10 @@ pub fn matmul_with(
             "tiled128",
             [dims.n.div_ceil(128), dims.m.div_ceil(128), dims.batch],
         ),
+        Kernel::Coop => (
+            "coop",
+            [dims.n.div_ceil(128), dims.m.div_ceil(128), dims.batch],
+        ),
         _ => (
             "tiled",
             [dims.n.div_ceil(64), dims.m.div_ceil(64), dims.batch],
@@ -172,9 +191,14 @@ pub fn matmul_with(
     gpu.check_workgroups("matmul row tiles", groups[1])?;
     gpu.check_workgroups("matmul batch", groups[2])?;
     let act = Activation::code(epilogue.activation);
+    let (name, body) = if kernel == Kernel::Coop {
+        ("matmul_coop", COOP_SHADER)
+    } else {
+        ("matmul", SHADER)
+    };
     let pipeline = gpu.pipeline(&crate::gpu::KernelSource {
-        name: "matmul",
-        body: SHADER,
+        name,
+        body,
         dtype,
         entry,
         constants: &[
@@ -189,6 +213,50 @@ pub fn matmul_with(
         groups,
     );
     Ok(c)
+}
+
+/// Whether [`Kernel::Coop`] can run this product, or why not.
+fn coop_fits(
+    gpu: &crate::Gpu,
+    dtype: crate::DType,
+    dims: &Dims,
+    layout: BLayout,
+    params: &Params,
+) -> Result<()> {
+    const OP: &str = "matmul (Kernel::Coop)";
+    if !gpu.capabilities().cooperative_matrix {
+        return Err(Error::MissingFeature {
+            op: OP,
+            feature: "wgpu-cooperative-matrix (16x16x16 f16, 32-wide subgroups; native only)",
+        });
+    }
+    if dtype != crate::DType::F16 {
+        return Err(Error::shape(
+            OP,
+            format!("runs f16 operands, got {dtype:?}"),
+        ));
+    }
+    let n_whole = layout == BLayout::NK || dims.n.is_multiple_of(8);
+    let aligned = [
+        params.k,
+        params.a_offset,
+        params.b_offset,
+        params.a_batch_stride,
+        params.b_batch_stride,
+    ]
+    .iter()
+    .all(|v| v.is_multiple_of(8));
+    if !(aligned && n_whole) {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "K ({}), the operands' offsets (and N for BLayout::KN) must be multiples of 8; use \
+                 Kernel::Auto to fall back",
+                dims.k
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The sizes of one product, read off the operands' shapes.

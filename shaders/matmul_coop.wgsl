@@ -1,0 +1,218 @@
+enable wgpu_cooperative_matrix;
+// f16 matrix products on tensor cores (native only: wgpu's EXPERIMENTAL_COOPERATIVE_MATRIX, Vulkan's
+// VK_KHR_cooperative_matrix). The prelude is f16's (`enable f16; alias T = f16;`); products are
+// accumulated in f32, as in shaders/matmul.wgsl, with the same Params and the same epilogue
+// act(c + bias), stored as f16.
+//
+// A 256-thread workgroup (8 subgroups of 32) computes a 128×128 tile of C; each subgroup a 64×32 part
+// of it as 4×2 cooperative 16×16 f32 accumulators. K advances 32 at a time: the next A and B tiles are
+// read from global memory into registers (8 halves a vec4<u32>) while the current ones, staged in
+// workgroup memory, go through the tensor cores. Edges are zero-filled, so any M and N is correct;
+// the host requires K, the offsets, the batch strides (and N without TRANS_B) to be multiples of 8,
+// so that every vec4 read is whole and aligned.
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    a_batch_stride: u32,
+    b_batch_stride: u32,
+    a_offset: u32,
+    b_offset: u32,
+    c_offset: u32,
+    has_bias: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<storage, read> a: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read> b: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> bias: array<T>;
+@group(0) @binding(3) var<storage, read_write> c: array<T>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+override TRANS_B: bool = false;
+
+const BM: u32 = 128u;
+const BN: u32 = 128u;
+const BK: u32 = 32u;
+// Row strides of the staged tiles, in halves, padded by 8 against bank conflicts.
+const AS: u32 = 40u;      // a_s: [BM][AS], k contiguous
+const BS_NK: u32 = 40u;   // b_s with TRANS_B: [BN][BS_NK], k contiguous
+const BS_KN: u32 = 136u;  // b_s without: [BK][BS_KN], n contiguous
+
+var<workgroup> a_s: array<f16, 5120>;   // BM * AS
+var<workgroup> b_s: array<f16, 5120>;   // max(BN * BS_NK, BK * BS_KN)
+var<workgroup> c_s: array<f32, 2048>;   // one 16×16 accumulator a subgroup, for the epilogue
+
+fn epilogue(v: f32, col: u32) -> f32 {
+    var r = v;
+    if (p.has_bias == 1u) {
+        r += f32(bias[col]);
+    }
+    return act(r);
+}
+
+// Eight halves of row `row` (< rows), from column `col` (a multiple of 8; the host checked
+// cols % 8 == 0), of the matrix at `base` (in halves) with `cols` columns.
+fn load_a8(base: u32, row: u32, col: u32) -> vec4<u32> {
+    if (row < p.m && col < p.k) {
+        return a[(base + row * p.k + col) / 8u];
+    }
+    return vec4<u32>(0u);
+}
+
+fn load_b8(base: u32, row: u32, col: u32, rows: u32, cols: u32) -> vec4<u32> {
+    if (row < rows && col < cols) {
+        return b[(base + row * cols + col) / 8u];
+    }
+    return vec4<u32>(0u);
+}
+
+fn put8(tile: u32, at: u32, v: vec4<u32>) {
+    // unpack2x16float widens exactly, so the f16 round trip loses nothing.
+    let h0 = vec2<f16>(unpack2x16float(v.x));
+    let h1 = vec2<f16>(unpack2x16float(v.y));
+    let h2 = vec2<f16>(unpack2x16float(v.z));
+    let h3 = vec2<f16>(unpack2x16float(v.w));
+    if (tile == 0u) {
+        a_s[at] = h0.x; a_s[at + 1u] = h0.y; a_s[at + 2u] = h1.x; a_s[at + 3u] = h1.y;
+        a_s[at + 4u] = h2.x; a_s[at + 5u] = h2.y; a_s[at + 6u] = h3.x; a_s[at + 7u] = h3.y;
+    } else {
+        b_s[at] = h0.x; b_s[at + 1u] = h0.y; b_s[at + 2u] = h1.x; b_s[at + 3u] = h1.y;
+        b_s[at + 4u] = h2.x; b_s[at + 5u] = h2.y; b_s[at + 6u] = h3.x; b_s[at + 7u] = h3.y;
+    }
+}
+
+// Where the vec4 number `v` (0..511) of a 128×32 or 32×128 tile goes: (row, column) in the tile.
+fn a_slot(v: u32) -> vec2<u32> {
+    return vec2<u32>(v / 4u, (v % 4u) * 8u);
+}
+
+fn b_slot(v: u32) -> vec2<u32> {
+    if (TRANS_B) {
+        return vec2<u32>(v / 4u, (v % 4u) * 8u);   // [n][k]
+    }
+    return vec2<u32>(v / 16u, (v % 16u) * 8u);     // [k][n]
+}
+
+fn fetch_b(base: u32, col0: u32, k0: u32, v: u32) -> vec4<u32> {
+    let s = b_slot(v);
+    if (TRANS_B) {
+        return load_b8(base, col0 + s.x, k0 + s.y, p.n, p.k);
+    }
+    return load_b8(base, k0 + s.x, col0 + s.y, p.k, p.n);
+}
+
+fn store_b(v: u32, val: vec4<u32>) {
+    let s = b_slot(v);
+    if (TRANS_B) {
+        put8(1u, s.x * BS_NK + s.y, val);
+    } else {
+        put8(1u, s.x * BS_KN + s.y, val);
+    }
+}
+
+fn b_frag(n0: u32, kk: u32) -> coop_mat16x16<f16, B> {
+    if (TRANS_B) {
+        // Element (k, n) at n * BS_NK + k: column-major.
+        return coopLoad<coop_mat16x16<f16, B>>(&b_s[n0 * BS_NK + kk], BS_NK);
+    }
+    return coopLoadT<coop_mat16x16<f16, B>>(&b_s[kk * BS_KN + n0], BS_KN);
+}
+
+fn a_frag(m0: u32, kk: u32) -> coop_mat16x16<f16, A> {
+    return coopLoadT<coop_mat16x16<f16, A>>(&a_s[m0 * AS + kk], AS);
+}
+
+// The epilogue of one 16×16 accumulator: staged row-major in c_s, then 8 outputs a lane.
+fn write_out(acc: coop_mat16x16<f32, C>, sg: u32, lane: u32, row0: u32, col0: u32, c_base: u32) {
+    coopStoreT(acc, &c_s[sg * 256u], 16u);
+    workgroupBarrier();
+    for (var t = 0u; t < 8u; t++) {
+        let e = lane * 8u + t;
+        let row = row0 + e / 16u;
+        let col = col0 + e % 16u;
+        if (row < p.m && col < p.n) {
+            c[c_base + row * p.n + col] = T(epilogue(c_s[sg * 256u + e], col));
+        }
+    }
+    workgroupBarrier();
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn coop(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lidx: u32,
+) {
+    let batch = wid.z;
+    let row0 = wid.y * BM;
+    let col0 = wid.x * BN;
+    let a_base = p.a_offset + batch * p.a_batch_stride;
+    let b_base = p.b_offset + batch * p.b_batch_stride;
+    let sg = lidx / 32u;
+    let lane = lidx % 32u;
+    let sm = (sg / 4u) * 64u;   // this subgroup's rows in the tile
+    let sn = (sg % 4u) * 32u;   // and columns
+
+    var c00: coop_mat16x16<f32, C>;
+    var c01: coop_mat16x16<f32, C>;
+    var c10: coop_mat16x16<f32, C>;
+    var c11: coop_mat16x16<f32, C>;
+    var c20: coop_mat16x16<f32, C>;
+    var c21: coop_mat16x16<f32, C>;
+    var c30: coop_mat16x16<f32, C>;
+    var c31: coop_mat16x16<f32, C>;
+
+    let sa0 = a_slot(lidx);
+    let sa1 = a_slot(lidx + 256u);
+    var ra0 = load_a8(a_base, row0 + sa0.x, sa0.y);
+    var ra1 = load_a8(a_base, row0 + sa1.x, sa1.y);
+    var rb0 = fetch_b(b_base, col0, 0u, lidx);
+    var rb1 = fetch_b(b_base, col0, 0u, lidx + 256u);
+
+    for (var k0 = 0u; k0 < p.k; k0 += BK) {
+        put8(0u, sa0.x * AS + sa0.y, ra0);
+        put8(0u, sa1.x * AS + sa1.y, ra1);
+        store_b(lidx, rb0);
+        store_b(lidx + 256u, rb1);
+        workgroupBarrier();
+        let kn = k0 + BK;
+        if (kn < p.k) {
+            ra0 = load_a8(a_base, row0 + sa0.x, kn + sa0.y);
+            ra1 = load_a8(a_base, row0 + sa1.x, kn + sa1.y);
+            rb0 = fetch_b(b_base, col0, kn, lidx);
+            rb1 = fetch_b(b_base, col0, kn, lidx + 256u);
+        }
+        for (var kk = 0u; kk < BK; kk += 16u) {
+            let b0 = b_frag(sn, kk);
+            let b1 = b_frag(sn + 16u, kk);
+            var af = a_frag(sm, kk);
+            c00 = coopMultiplyAdd(af, b0, c00);
+            c01 = coopMultiplyAdd(af, b1, c01);
+            af = a_frag(sm + 16u, kk);
+            c10 = coopMultiplyAdd(af, b0, c10);
+            c11 = coopMultiplyAdd(af, b1, c11);
+            af = a_frag(sm + 32u, kk);
+            c20 = coopMultiplyAdd(af, b0, c20);
+            c21 = coopMultiplyAdd(af, b1, c21);
+            af = a_frag(sm + 48u, kk);
+            c30 = coopMultiplyAdd(af, b0, c30);
+            c31 = coopMultiplyAdd(af, b1, c31);
+        }
+        workgroupBarrier();
+    }
+
+    let c_base = p.c_offset + batch * p.m * p.n;
+    let r = row0 + sm;
+    let q = col0 + sn;
+    write_out(c00, sg, lane, r, q, c_base);
+    write_out(c01, sg, lane, r, q + 16u, c_base);
+    write_out(c10, sg, lane, r + 16u, q, c_base);
+    write_out(c11, sg, lane, r + 16u, q + 16u, c_base);
+    write_out(c20, sg, lane, r + 32u, q, c_base);
+    write_out(c21, sg, lane, r + 32u, q + 16u, c_base);
+    write_out(c30, sg, lane, r + 48u, q, c_base);
+    write_out(c31, sg, lane, r + 48u, q + 16u, c_base);
+}
