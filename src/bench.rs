@@ -96,7 +96,10 @@ pub async fn run(gpu: &Gpu, cfg: &BenchConfig, emit: &mut dyn FnMut(Value)) -> R
         if cfg.wants("attention") {
             for seq in [128, 512, 2048].into_iter().filter(|&s| s <= cfg.max_seq) {
                 for causal in [false, true] {
-                    out(bench_attention(gpu, cfg, dtype, seq, causal).await?);
+                    // What Auto picks (the tiled kernel on GPUs), and the one-row-a-thread kernel.
+                    for variant in [Variant::Auto, Variant::Prefill] {
+                        out(bench_attention(gpu, cfg, dtype, seq, causal, variant).await?);
+                    }
                 }
             }
         }
@@ -202,6 +205,7 @@ async fn bench_attention(
     dtype: DType,
     seq: usize,
     causal: bool,
+    variant: Variant,
 ) -> Result<Value> {
     let (heads, d) = (12, 64);
     let q = filled(gpu, dtype, &[1, seq, heads, d])?;
@@ -210,7 +214,7 @@ async fn bench_attention(
     let out_bytes = q.size_in_bytes();
     let opts = Options {
         causal,
-        variant: Variant::Prefill,
+        variant,
         ..Default::default()
     };
     let ms = time(gpu, cfg, out_bytes, &mut |rec| {
@@ -221,7 +225,8 @@ async fn bench_attention(
     let flops = attention::flops(1, heads, seq, seq, d) * if causal { 0.5 } else { 1.0 };
     Ok(json!({
         "op": "attention", "dtype": dtype.name(), "m": seq, "n": seq, "k": d, "heads": heads,
-        "causal": causal, "ms": ms, "gflops": flops / (ms * 1e6),
+        "causal": causal, "variant": format!("{variant:?}").to_lowercase(), "ms": ms,
+        "gflops": flops / (ms * 1e6),
     }))
 }
 

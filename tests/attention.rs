@@ -121,6 +121,23 @@ async fn run(gpu: &Gpu, c: Case, dtype: DType, variants: &[Variant]) -> Result<(
     Ok(())
 }
 
+/// The prefill kernels that can run head_dim on this device: the one-row-a-thread kernel always, the
+/// tiled one for head_dim 32 and 64 where the device has the workgroup memory it needs.
+fn prefills(gpu: &Gpu, head_dim: usize) -> Vec<Variant> {
+    let needed = match head_dim {
+        64 => 32 << 10,
+        32 => 20 << 10,
+        _ => return vec![Variant::Prefill],
+    };
+    if gpu.limits().max_compute_workgroup_storage_size < needed {
+        eprintln!(
+            "attention: {needed} bytes of workgroup memory needed, fewer here: tiled prefill not run"
+        );
+        return vec![Variant::Prefill];
+    }
+    vec![Variant::Prefill, Variant::PrefillTiled]
+}
+
 const fn case(
     batch: usize,
     q_len: usize,
@@ -159,8 +176,13 @@ async fn bidirectional_with_padding() -> Result<()> {
             pad: Some(1),
             ..case(3, 17, 17, 4, 4, 16, false)
         },
+        // Two row blocks of the tiled kernel, four key tiles, the last partial; rows of padding.
+        Case {
+            pad: Some(37),
+            ..case(2, 100, 100, 2, 1, 64, false)
+        },
     ] {
-        run(&gpu, c, DType::F32, &[Variant::Prefill]).await?;
+        run(&gpu, c, DType::F32, &prefills(&gpu, c.head_dim)).await?;
     }
     Ok(())
 }
@@ -176,8 +198,12 @@ async fn causal_gqa() -> Result<()> {
         case(2, 129, 129, 4, 2, 64, true),
         case(1, 70, 70, 2, 1, 128, true),
         case(1, 3, 3, 6, 3, 8, true),
+        case(1, 200, 200, 2, 2, 32, true),
     ] {
-        run(&gpu, c, DType::F32, &[Variant::Prefill]).await?;
+        run(&gpu, c, DType::F32, &prefills(&gpu, c.head_dim)).await?;
+        if gpu.capabilities().shader_f16 {
+            run(&gpu, c, DType::F16, &prefills(&gpu, c.head_dim)).await?;
+        }
     }
     Ok(())
 }
@@ -214,13 +240,9 @@ async fn kv_cache_decode() -> Result<()> {
                 ..case(1, 1, 1900, 9, 3, 64, true)
             },
         ] {
-            run(
-                &gpu,
-                c,
-                dtype,
-                &[Variant::Decode, Variant::DecodeSplit, Variant::Prefill],
-            )
-            .await?;
+            let mut variants = vec![Variant::Decode, Variant::DecodeSplit];
+            variants.extend(prefills(&gpu, c.head_dim));
+            run(&gpu, c, dtype, &variants).await?;
         }
     }
     Ok(())

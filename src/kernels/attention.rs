@@ -8,6 +8,16 @@ use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
 const SHADER: &str = include_str!("../../shaders/attention.wgsl");
+const TILED_64: &str = concat!(
+    "const HD: u32 = 64u;\n",
+    include_str!("../../shaders/attention_tiled.wgsl")
+);
+const TILED_32: &str = concat!(
+    "const HD: u32 = 32u;\n",
+    include_str!("../../shaders/attention_tiled.wgsl")
+);
+/// Query rows per tiled prefill workgroup (BR in the shader).
+const TILED_ROWS: usize = 64;
 /// Query rows per prefill workgroup.
 const PREFILL_ROWS: usize = 64;
 /// Largest head_dim the prefill kernel holds in registers (MAX_HEAD_DIM in the shader).
@@ -19,9 +29,14 @@ const DECODE_MAX_ROWS: usize = 8;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {
     /// Chosen by shape: for at most 8 query rows (when head_dim divides 256) decode, or split decode
-    /// past 256 cached keys; else prefill.
+    /// past 256 cached keys; else the tiled prefill where it applies (a GPU, head_dim 32 or 64 and
+    /// the workgroup memory it needs), or prefill.
     Auto,
+    /// One thread a query row, any head_dim up to 128 (and the pick on CPU adapters).
     Prefill,
+    /// Q·Kᵀ and P·V as tiled products, 64 query rows × 32 keys a step, for head_dim 32 or 64; needs
+    /// 32 KiB (head_dim 64) or 20 KiB (32) of workgroup memory.
+    PrefillTiled,
     /// One workgroup a (row, head) walks every key.
     Decode,
     /// Split-K: one workgroup a (row, head, 256 keys), then a pass that merges the ranges.
@@ -153,9 +168,15 @@ pub fn attention(
             Variant::DecodeSplit
         }
         Variant::Auto if q_len <= DECODE_MAX_ROWS && decode_ok => Variant::Decode,
+        Variant::Auto if !gpu.capabilities().cpu_kernels && tiled_fits(&gpu, head_dim).is_ok() => {
+            Variant::PrefillTiled
+        }
         Variant::Auto => Variant::Prefill,
         v => v,
     };
+    if variant == Variant::PrefillTiled {
+        tiled_fits(&gpu, head_dim)?;
+    }
     let is_decode = matches!(variant, Variant::Decode | Variant::DecodeSplit);
     if is_decode && !decode_ok {
         return Err(Error::shape(
@@ -191,9 +212,19 @@ pub fn attention(
         split_decode(rec, [q, k, v, opts.mask.unwrap_or(q), &out], &params, dtype)?;
         return Ok(out);
     }
-    let (entry, rows_x) = match variant {
-        Variant::Decode | Variant::DecodeSplit => ("decode", q_len),
-        _ => ("prefill", q_len.div_ceil(PREFILL_ROWS)),
+    let (name, body, entry, rows_x) = match variant {
+        Variant::Decode | Variant::DecodeSplit => ("attention", SHADER, "decode", q_len),
+        Variant::PrefillTiled => (
+            if head_dim == 64 {
+                "attention_tiled64"
+            } else {
+                "attention_tiled32"
+            },
+            if head_dim == 64 { TILED_64 } else { TILED_32 },
+            "prefill_tiled",
+            q_len.div_ceil(TILED_ROWS),
+        ),
+        _ => ("attention", SHADER, "prefill", q_len.div_ceil(PREFILL_ROWS)),
     };
     let groups = [
         to_u32(OP, "row groups", rows_x)?,
@@ -208,8 +239,8 @@ pub fn attention(
         gpu.check_workgroups(what, n)?;
     }
     let pipeline = gpu.pipeline(&KernelSource {
-        name: "attention",
-        body: SHADER,
+        name,
+        body,
         dtype,
         entry,
         constants: &[],
@@ -228,6 +259,32 @@ pub fn attention(
         groups,
     );
     Ok(out)
+}
+
+/// Whether [`Variant::PrefillTiled`] can run this head_dim on this device, or why not.
+fn tiled_fits(gpu: &crate::Gpu, head_dim: usize) -> Result<()> {
+    let needed: u32 = match head_dim {
+        64 => 32 << 10,
+        32 => 20 << 10,
+        _ => {
+            return Err(Error::shape(
+                "attention (Variant::PrefillTiled)",
+                format!(
+                    "the tiled prefill takes head_dim 32 or 64, got {head_dim}; use Variant::Prefill"
+                ),
+            ));
+        }
+    };
+    let limit = gpu.limits().max_compute_workgroup_storage_size;
+    if limit < needed {
+        return Err(Error::LimitExceeded {
+            what: format!("the tiled attention's workgroup memory for head_dim {head_dim}"),
+            value: u64::from(needed),
+            limit_name: "maxComputeWorkgroupStorageSize",
+            limit: u64::from(limit),
+        });
+    }
+    Ok(())
 }
 
 /// The split decode: `decode_split` over (row × key range, head, batch) into a scratch tensor of
