@@ -1,6 +1,10 @@
 // Prefill attention as two tiled products (the layout, Params and semantics of shaders/attention.wgsl,
 // whose `prefill` entry this replaces on GPUs). The host prepends `const HD: u32 = 32u | 64u;`, the
-// head dimension, so that every array below has a fixed size.
+// head dimension, so that every array below has a fixed size, and one of two small files:
+// attention_tiled_wg.wgsl (portable: SG = false) or attention_tiled_sg.wgsl (SG = true, native with
+// subgroups of at least 8 lanes: a row's maximum by three lane shuffles instead of a round trip
+// through workgroup memory, and V staged with K in a buffer of its own, `v_put`/`v_get`: 3 barriers a
+// key tile instead of 4).
 //
 // A workgroup of 128 threads takes BR = 64 query rows of one (batch, head) and walks the keys BC = 32
 // at a time. Thread (tx, ty) = (index % 8, index / 8) owns rows ty + 16r and keys tx + 8c (r, c < 4)
@@ -68,7 +72,21 @@ fn stage_kv(src: u32, b: u32, kvh: u32, j0: u32, end: u32, t: u32) {
         if (j < end) {
             val = load4(src, ((b * p.kv_cap + j) * p.n_kv_heads + kvh) * HD + c4 * 4u);
         }
-        kv_s[slot(r, c4)] = val;
+        if (src == 1u) {
+            kv_s[slot(r, c4)] = val;
+        } else {
+            v_put(slot(r, c4), val);
+        }
+    }
+}
+
+// This thread's 4×4 scores (or probabilities) into p_s.
+fn put_scores(tx: u32, ty: u32, s: ptr<function, array<f32, 16>>) {
+    for (var r = 0u; r < 4u; r++) {
+        for (var c = 0u; c < 4u; c++) {
+            let key = tx + 8u * c;
+            p_s[(ty + 16u * r) * 8u + key / 4u][key % 4u] = (*s)[r * 4u + c];
+        }
     }
 }
 
@@ -111,6 +129,9 @@ fn prefill_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
     }
     for (var j0 = 0u; j0 < end; j0 += BC) {
         stage_kv(1u, b, kvh, j0, end, t);
+        if (SG) {
+            stage_kv(2u, b, kvh, j0, end, t);
+        }
         workgroupBarrier();
         for (var x = 0u; x < 16u; x++) {
             s[x] = 0.0;
@@ -135,18 +156,24 @@ fn prefill_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
                 if (i >= p.q_len || j >= end || !visible(b, i, j)) {
                     s[r * 4u + c] = LOWEST;
                 }
-                let key = tx + 8u * c;
-                p_s[(ty + 16u * r) * 8u + key / 4u][key % 4u] = s[r * 4u + c];
             }
         }
-        workgroupBarrier();
+        if (!SG) {
+            put_scores(tx, ty, &s);
+            workgroupBarrier();
+        }
         for (var r = 0u; r < 4u; r++) {
-            let row = (ty + 16u * r) * 8u;
-            var mx = m[r];
-            for (var c = 0u; c < 8u; c++) {
-                let w = p_s[row + c];
-                mx = max(mx, max(max(w.x, w.y), max(w.z, w.w)));
+            var mx = max(max(s[r * 4u], s[r * 4u + 1u]), max(s[r * 4u + 2u], s[r * 4u + 3u]));
+            if (SG) {
+                mx = row_max8(mx);
+            } else {
+                let row = (ty + 16u * r) * 8u;
+                for (var c = 0u; c < 8u; c++) {
+                    let w = p_s[row + c];
+                    mx = max(mx, max(max(w.x, w.y), max(w.z, w.w)));
+                }
             }
+            mx = max(mx, m[r]);
             let corr = exp(m[r] - mx);
             m[r] = mx;
             l[r] *= corr;
@@ -160,14 +187,11 @@ fn prefill_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
                 l[r] += pe;
             }
         }
-        workgroupBarrier();
-        for (var r = 0u; r < 4u; r++) {
-            for (var c = 0u; c < 4u; c++) {
-                let key = tx + 8u * c;
-                p_s[(ty + 16u * r) * 8u + key / 4u][key % 4u] = s[r * 4u + c];
-            }
+        if (!SG) {
+            workgroupBarrier();   // every row maximum read before P overwrites S and V overwrites K
+            stage_kv(2u, b, kvh, j0, end, t);
         }
-        stage_kv(2u, b, kvh, j0, end, t);
+        put_scores(tx, ty, &s);
         workgroupBarrier();
         for (var j4 = 0u; j4 < BC / 4u; j4++) {
             for (var r = 0u; r < 4u; r++) {
@@ -175,10 +199,10 @@ fn prefill_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
                 for (var e = 0u; e < OE; e++) {
                     let col = tx + 8u * e;
                     var acc = o[r * OE + e];
-                    acc = fma(vec4<f32>(pv.x), kv_s[slot(j4 * 4u, col)], acc);
-                    acc = fma(vec4<f32>(pv.y), kv_s[slot(j4 * 4u + 1u, col)], acc);
-                    acc = fma(vec4<f32>(pv.z), kv_s[slot(j4 * 4u + 2u, col)], acc);
-                    acc = fma(vec4<f32>(pv.w), kv_s[slot(j4 * 4u + 3u, col)], acc);
+                    acc = fma(vec4<f32>(pv.x), v_get(slot(j4 * 4u, col)), acc);
+                    acc = fma(vec4<f32>(pv.y), v_get(slot(j4 * 4u + 1u, col)), acc);
+                    acc = fma(vec4<f32>(pv.z), v_get(slot(j4 * 4u + 2u, col)), acc);
+                    acc = fma(vec4<f32>(pv.w), v_get(slot(j4 * 4u + 3u, col)), acc);
                     o[r * OE + e] = acc;
                 }
             }

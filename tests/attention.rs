@@ -122,20 +122,28 @@ async fn run(gpu: &Gpu, c: Case, dtype: DType, variants: &[Variant]) -> Result<(
 }
 
 /// The prefill kernels that can run head_dim on this device: the one-row-a-thread kernel always, the
-/// tiled one for head_dim 32 and 64 where the device has the workgroup memory it needs.
+/// tiled ones for head_dim 32 and 64 where the device has the workgroup memory (and for the subgroup
+/// variant, the subgroups) they need.
 fn prefills(gpu: &Gpu, head_dim: usize) -> Vec<Variant> {
-    let needed = match head_dim {
-        64 => 32 << 10,
-        32 => 20 << 10,
-        _ => return vec![Variant::Prefill],
-    };
-    if gpu.limits().max_compute_workgroup_storage_size < needed {
-        eprintln!(
-            "attention: {needed} bytes of workgroup memory needed, fewer here: tiled prefill not run"
-        );
-        return vec![Variant::Prefill];
+    let mut variants = vec![Variant::Prefill];
+    if head_dim != 32 && head_dim != 64 {
+        return variants;
     }
-    vec![Variant::Prefill, Variant::PrefillTiled]
+    let row = head_dim as u32 * 4;
+    let limit = gpu.limits().max_compute_workgroup_storage_size;
+    let caps = gpu.capabilities();
+    if limit >= 96 * row + 8192 {
+        variants.push(Variant::PrefillTiled);
+    }
+    if caps.subgroups && caps.subgroup_min_size >= 8 && limit >= 128 * row + 8192 {
+        variants.push(Variant::PrefillTiledSubgroup);
+    }
+    if variants.len() < 3 {
+        eprintln!(
+            "attention: head_dim {head_dim}: {variants:?} only (workgroup memory {limit}, {caps:?})"
+        );
+    }
+    variants
 }
 
 const fn case(

@@ -8,14 +8,22 @@ use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
 const SHADER: &str = include_str!("../../shaders/attention.wgsl");
-const TILED_64: &str = concat!(
-    "const HD: u32 = 64u;\n",
-    include_str!("../../shaders/attention_tiled.wgsl")
-);
-const TILED_32: &str = concat!(
-    "const HD: u32 = 32u;\n",
-    include_str!("../../shaders/attention_tiled.wgsl")
-);
+/// The tiled prefill for one head_dim: portable, or with subgroup shuffles (`_sg`).
+macro_rules! tiled_source {
+    ($hd:literal, $helpers:literal) => {
+        concat!(
+            "const HD: u32 = ",
+            $hd,
+            "u;\n",
+            include_str!("../../shaders/attention_tiled.wgsl"),
+            include_str!($helpers)
+        )
+    };
+}
+const TILED_64: &str = tiled_source!("64", "../../shaders/attention_tiled_wg.wgsl");
+const TILED_32: &str = tiled_source!("32", "../../shaders/attention_tiled_wg.wgsl");
+const TILED_64_SG: &str = tiled_source!("64", "../../shaders/attention_tiled_sg.wgsl");
+const TILED_32_SG: &str = tiled_source!("32", "../../shaders/attention_tiled_sg.wgsl");
 /// Query rows per tiled prefill workgroup (BR in the shader).
 const TILED_ROWS: usize = 64;
 /// Query rows per prefill workgroup.
@@ -29,14 +37,18 @@ const DECODE_MAX_ROWS: usize = 8;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {
     /// Chosen by shape: for at most 8 query rows (when head_dim divides 256) decode, or split decode
-    /// past 256 cached keys; else the tiled prefill where it applies (a GPU, head_dim 32 or 64 and
-    /// the workgroup memory it needs), or prefill.
+    /// past 256 cached keys; else on GPUs, for head_dim 32 or 64, the tiled prefill (with subgroups
+    /// where the device has them); else prefill.
     Auto,
     /// One thread a query row, any head_dim up to 128 (and the pick on CPU adapters).
     Prefill,
     /// Q·Kᵀ and P·V as tiled products, 64 query rows × 32 keys a step, for head_dim 32 or 64; needs
     /// 32 KiB (head_dim 64) or 20 KiB (32) of workgroup memory.
     PrefillTiled,
+    /// [`Variant::PrefillTiled`] with subgroup shuffles for the row maxima and V in its own tile
+    /// (one barrier fewer a key tile): native devices with subgroups of at least 8 lanes; 40 KiB
+    /// (head_dim 64) or 24 KiB (32) of workgroup memory.
+    PrefillTiledSubgroup,
     /// One workgroup a (row, head) walks every key.
     Decode,
     /// Split-K: one workgroup a (row, head, 256 keys), then a pass that merges the ranges.
@@ -168,14 +180,21 @@ pub fn attention(
             Variant::DecodeSplit
         }
         Variant::Auto if q_len <= DECODE_MAX_ROWS && decode_ok => Variant::Decode,
-        Variant::Auto if !gpu.capabilities().cpu_kernels && tiled_fits(&gpu, head_dim).is_ok() => {
-            Variant::PrefillTiled
+        Variant::Auto if !gpu.capabilities().cpu_kernels => {
+            if tiled_fits(&gpu, head_dim, true).is_ok() {
+                Variant::PrefillTiledSubgroup
+            } else if tiled_fits(&gpu, head_dim, false).is_ok() {
+                Variant::PrefillTiled
+            } else {
+                Variant::Prefill
+            }
         }
         Variant::Auto => Variant::Prefill,
         v => v,
     };
-    if variant == Variant::PrefillTiled {
-        tiled_fits(&gpu, head_dim)?;
+    let subgroup = variant == Variant::PrefillTiledSubgroup;
+    if subgroup || variant == Variant::PrefillTiled {
+        tiled_fits(&gpu, head_dim, subgroup)?;
     }
     let is_decode = matches!(variant, Variant::Decode | Variant::DecodeSplit);
     if is_decode && !decode_ok {
@@ -214,16 +233,15 @@ pub fn attention(
     }
     let (name, body, entry, rows_x) = match variant {
         Variant::Decode | Variant::DecodeSplit => ("attention", SHADER, "decode", q_len),
-        Variant::PrefillTiled => (
-            if head_dim == 64 {
-                "attention_tiled64"
-            } else {
-                "attention_tiled32"
-            },
-            if head_dim == 64 { TILED_64 } else { TILED_32 },
-            "prefill_tiled",
-            q_len.div_ceil(TILED_ROWS),
-        ),
+        Variant::PrefillTiled | Variant::PrefillTiledSubgroup => {
+            let (name, body) = match (head_dim, subgroup) {
+                (64, false) => ("attention_tiled64", TILED_64),
+                (64, true) => ("attention_tiled64_sg", TILED_64_SG),
+                (_, false) => ("attention_tiled32", TILED_32),
+                (_, true) => ("attention_tiled32_sg", TILED_32_SG),
+            };
+            (name, body, "prefill_tiled", q_len.div_ceil(TILED_ROWS))
+        }
         _ => ("attention", SHADER, "prefill", q_len.div_ceil(PREFILL_ROWS)),
     };
     let groups = [
@@ -261,20 +279,28 @@ pub fn attention(
     Ok(out)
 }
 
-/// Whether [`Variant::PrefillTiled`] can run this head_dim on this device, or why not.
-fn tiled_fits(gpu: &crate::Gpu, head_dim: usize) -> Result<()> {
-    let needed: u32 = match head_dim {
-        64 => 32 << 10,
-        32 => 20 << 10,
-        _ => {
-            return Err(Error::shape(
-                "attention (Variant::PrefillTiled)",
-                format!(
-                    "the tiled prefill takes head_dim 32 or 64, got {head_dim}; use Variant::Prefill"
-                ),
-            ));
-        }
-    };
+/// Whether [`Variant::PrefillTiled`] (or with `subgroup`, [`Variant::PrefillTiledSubgroup`]) can run
+/// this head_dim on this device, or why not.
+fn tiled_fits(gpu: &crate::Gpu, head_dim: usize, subgroup: bool) -> Result<()> {
+    const OP: &str = "attention (tiled prefill)";
+    // Q (64 rows), K (32 rows), P (64 × 32 f32), and V (32 rows) apart with subgroups.
+    let row_bytes = head_dim as u32 * 4;
+    let needed = 64 * row_bytes + 32 * row_bytes + 8192 + if subgroup { 32 * row_bytes } else { 0 };
+    if head_dim != 32 && head_dim != 64 {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "the tiled prefill takes head_dim 32 or 64, got {head_dim}; use Variant::Prefill"
+            ),
+        ));
+    }
+    let caps = gpu.capabilities();
+    if subgroup && !(caps.subgroups && caps.subgroup_min_size >= 8) {
+        return Err(Error::MissingFeature {
+            op: OP,
+            feature: "subgroups of at least 8 lanes (native only)",
+        });
+    }
     let limit = gpu.limits().max_compute_workgroup_storage_size;
     if limit < needed {
         return Err(Error::LimitExceeded {
