@@ -10,7 +10,7 @@
 use crate::clock::now_ms;
 use serde_json::{Value, json};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::attention::{self, Options, Variant};
 use crate::kernels::copy::copy;
@@ -71,9 +71,12 @@ pub async fn run(gpu: &Gpu, cfg: &BenchConfig, emit: &mut dyn FnMut(Value)) -> R
     if cfg.wants("copy") {
         let n = cfg.copy_bytes / 4;
         let x = filled(gpu, DType::F32, &[n])?;
-        let ms = time(gpu, cfg, x.size_in_bytes(), &mut |rec| copy(rec, &x)).await?;
+        let t = time(gpu, cfg, x.size_in_bytes(), &mut |rec| copy(rec, &x)).await?;
+        let ms = t.ms;
         let gbps = 2.0 * x.size_in_bytes() as f64 / (ms * 1e6);
-        out(json!({"op": "copy", "dtype": "f32", "m": 1, "n": n, "k": 1, "ms": ms, "gbps": gbps}));
+        out(t.tag(
+            json!({"op": "copy", "dtype": "f32", "m": 1, "n": n, "k": 1, "ms": ms, "gbps": gbps}),
+        ));
     }
     for &dtype in &dtypes {
         if cfg.wants("matmul") {
@@ -173,12 +176,13 @@ async fn bench_matmul(
         .collect::<Result<_>>()?;
     let out_bytes = (m * n * dtype.size_in_bytes()) as u64;
     let mut i = 0;
-    let ms = time(gpu, cfg, out_bytes, &mut |rec| {
+    let t = time(gpu, cfg, out_bytes, &mut |rec| {
         i += 1;
         let b = &bs[i % bs.len()];
         matmul::matmul_with(rec, &a, b, layout, Epilogue::default(), Kernel::Auto)
     })
     .await?;
+    let ms = t.ms;
     let gflops = matmul::flops(1, m, n, k) / (ms * 1e6);
     let op = if m <= 2 {
         "gemv"
@@ -194,8 +198,11 @@ async fn bench_matmul(
     if m <= 2 {
         // Memory-bound: what matters is the weight bytes streamed per second.
         v["gbps"] = json!(b_bytes as f64 / (ms * 1e6));
+        if let Some(g) = t.gpu_ms {
+            v["gpu_gbps"] = json!(b_bytes as f64 / (g * 1e6));
+        }
     }
-    Ok(v)
+    Ok(t.tag(v))
 }
 
 /// BERT-base-like prefill: 12 heads of 64, batch 1.
@@ -217,17 +224,18 @@ async fn bench_attention(
         variant,
         ..Default::default()
     };
-    let ms = time(gpu, cfg, out_bytes, &mut |rec| {
+    let t = time(gpu, cfg, out_bytes, &mut |rec| {
         attention::attention(rec, &q, &k, &v, opts)
     })
     .await?;
+    let ms = t.ms;
     // Causal attention does about half the work; count the work done.
     let flops = attention::flops(1, heads, seq, seq, d) * if causal { 0.5 } else { 1.0 };
-    Ok(json!({
+    Ok(t.tag(json!({
         "op": "attention", "dtype": dtype.name(), "m": seq, "n": seq, "k": d, "heads": heads,
         "causal": causal, "variant": format!("{variant:?}").to_lowercase(), "ms": ms,
         "gflops": flops / (ms * 1e6),
-    }))
+    })))
 }
 
 /// SmolLM2-135M-like decoding step: one query, 9 heads over 3 KV heads of 64, `kv_len` cached.
@@ -250,17 +258,18 @@ async fn bench_decode(gpu: &Gpu, cfg: &BenchConfig, dtype: DType, kv_len: usize)
         ..Default::default()
     };
     let mut i = 0;
-    let ms = time(gpu, cfg, q.size_in_bytes(), &mut |rec| {
+    let t = time(gpu, cfg, q.size_in_bytes(), &mut |rec| {
         i += 1;
         let (k, v) = &caches[i % caches.len()];
         attention::attention(rec, &q, k, v, opts)
     })
     .await?;
-    Ok(json!({
+    let ms = t.ms;
+    Ok(t.tag(json!({
         "op": "decode_attention", "dtype": dtype.name(), "m": 1, "n": kv_len, "k": d, "heads": heads,
         "kv_heads": kv_heads, "ms": ms, "gbps": kv_bytes as f64 / (ms * 1e6),
         "gflops": attention::flops(1, heads, 1, kv_len, d) / (ms * 1e6),
-    }))
+    })))
 }
 
 /// Convolution shapes of the image models: (name, [H, W, C_in], [C_out, KH, KW], stride, groups).
@@ -293,27 +302,110 @@ async fn bench_conv(
     };
     let (oh, ow) = (h.div_ceil(stride), w.div_ceil(stride));
     let out_bytes = (oh * ow * c_out * dtype.size_in_bytes()) as u64;
-    let ms = time(gpu, cfg, out_bytes, &mut |rec| {
+    let t = time(gpu, cfg, out_bytes, &mut |rec| {
         conv2d_with(rec, &x, &weight, &conv, ConvEpilogue::default(), kernel)
     })
     .await?;
+    let ms = t.ms;
     let flops = crate::kernels::conv::flops(&[1, oh, ow, c_out], weight.shape());
-    Ok(json!({
+    Ok(t.tag(json!({
         "op": "conv2d", "dtype": dtype.name(), "name": name, "kernel": format!("{kernel:?}").to_lowercase(),
         "m": oh * ow, "n": c_out, "k": c_in / groups * kh * kw,
         "ms": ms, "gflops": flops / (ms * 1e6),
-    }))
+    })))
 }
 
 /// Milliseconds per run of `op`: a warm-up (compiles the pipeline), a calibration run, then enough runs
 /// for about `cfg.target_ms`, several per submit when each output is small.
+/// Operations recorded into one submit by [`time`] and [`gpu_time`]: up to 32, fewer for big outputs.
+fn per_submit(out_bytes: u64) -> usize {
+    ((64u64 << 20) / out_bytes.max(1)).clamp(1, 32) as usize
+}
+
+/// GPU time of one `op` in ms, from timestamps written at the start and end of a compute pass of
+/// [`per_submit`] of them: what the GPU spends, launches and the gaps between dispatches included,
+/// CPU-side recording and submission left out (which [`time`] counts). `None` where the device has
+/// no `TIMESTAMP_QUERY`. Call after [`time`], so that pipelines exist and caches are warm.
+async fn gpu_time(
+    gpu: &Gpu,
+    out_bytes: u64,
+    op: &mut dyn FnMut(&mut Recorder) -> Result<Tensor>,
+) -> Result<Option<f64>> {
+    if !gpu
+        .device()
+        .features()
+        .contains(wgpu::Features::TIMESTAMP_QUERY)
+    {
+        return Ok(None);
+    }
+    let n = per_submit(out_bytes);
+    let device = gpu.device();
+    let query_set = device.create_query_set(&wgpu::QuerySetDescriptor {
+        label: Some("bench timestamps"),
+        ty: wgpu::QueryType::Timestamp,
+        count: 2,
+    });
+    let buffer = |usage| {
+        device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("bench timestamps"),
+            size: 16,
+            usage,
+            mapped_at_creation: false,
+        })
+    };
+    let resolved = buffer(wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC);
+    let read = buffer(wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
+    let mut rec = gpu.recorder();
+    rec.time_pass(&query_set);
+    for _ in 0..n {
+        op(&mut rec)?;
+    }
+    rec.resolve_timestamps(&resolved, &read);
+    rec.submit();
+    let (sender, receiver) = futures_channel::oneshot::channel();
+    read.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+        let _ = sender.send(r);
+    });
+    gpu.sync().await?;
+    receiver
+        .await
+        .map_err(|_| Error::Readback("timestamp read-back dropped".into()))?
+        .map_err(|e| Error::Readback(e.to_string()))?;
+    let view = read
+        .slice(..)
+        .get_mapped_range()
+        .map_err(|e| Error::Readback(e.to_string()))?;
+    let ticks: [u64; 2] = bytemuck::pod_read_unaligned(&view[..16]);
+    drop(view);
+    let ns =
+        ticks[1].saturating_sub(ticks[0]) as f64 * f64::from(gpu.queue().get_timestamp_period());
+    Ok(Some(ns / 1e6 / n as f64))
+}
+
+/// Wall-clock time of one `op` (CPU recording, submission and GPU work, as a caller sees it) and,
+/// where the device has timestamps, its GPU time ([`gpu_time`]).
+struct Timing {
+    ms: f64,
+    gpu_ms: Option<f64>,
+}
+
+impl Timing {
+    /// `v` with `"gpu_ms"` added where measured.
+    fn tag(&self, mut v: Value) -> Value {
+        if let Some(g) = self.gpu_ms {
+            v["gpu_ms"] = json!(g);
+        }
+        v
+    }
+}
+
 async fn time(
     gpu: &Gpu,
     cfg: &BenchConfig,
     out_bytes: u64,
     op: &mut dyn FnMut(&mut Recorder) -> Result<Tensor>,
-) -> Result<f64> {
-    let per_submit = ((64u64 << 20) / out_bytes.max(1)).clamp(1, 32) as usize;
+) -> Result<Timing> {
+    let per_submit = per_submit(out_bytes);
     let run =
         async |n: usize, op: &mut dyn FnMut(&mut Recorder) -> Result<Tensor>| -> Result<f64> {
             let start = now_ms();
@@ -332,5 +424,7 @@ async fn time(
     run(1, op).await?;
     let once = run(per_submit.min(4), op).await? / per_submit.min(4) as f64;
     let iters = ((cfg.target_ms / once.max(1e-3)) as usize).clamp(3, 2000);
-    Ok(run(iters, op).await? / iters as f64)
+    let ms = run(iters, op).await? / iters as f64;
+    let gpu_ms = gpu_time(gpu, out_bytes, op).await?;
+    Ok(Timing { ms, gpu_ms })
 }

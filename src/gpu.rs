@@ -446,7 +446,8 @@ fn instance_descriptor() -> wgpu::InstanceDescriptor {
 }
 
 fn wanted_features(options: &GpuOptions, info: &wgpu::AdapterInfo) -> wgpu::Features {
-    let mut wanted = wgpu::Features::SUBGROUP;
+    // TIMESTAMP_QUERY: benchmarks time compute passes on the GPU (src/bench.rs).
+    let mut wanted = wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY;
     if options.allow_f16 {
         wanted |= wgpu::Features::SHADER_F16;
     }

@@ -35,6 +35,8 @@ pub struct Recorder {
     /// Kernel parameters: slots of one uniform buffer (a new chunk when one fills), written once at
     /// submit rather than one buffer and one write per dispatch.
     params: Vec<(Arc<GpuBuffer>, Vec<u8>)>,
+    /// Benchmarks: the compute pass writes GPU timestamps at its start and end into queries 0 and 1.
+    timestamps: Option<wgpu::QuerySet>,
 }
 
 /// Bytes of one uniform chunk: 256 parameter slots at the usual 256-byte offset alignment.
@@ -50,6 +52,7 @@ impl Recorder {
             retained: Vec::new(),
             retained_textures: Vec::new(),
             params: Vec::new(),
+            timestamps: None,
         }
     }
 
@@ -187,16 +190,42 @@ impl Recorder {
     }
 
     fn pass(&mut self) -> &mut wgpu::ComputePass<'static> {
-        let (gpu, encoder) = (&self.gpu, &mut self.encoder);
+        let (gpu, encoder, timestamps) = (&self.gpu, &mut self.encoder, &self.timestamps);
         self.pass.get_or_insert_with(|| {
             encoder
                 .get_or_insert_with(|| {
                     gpu.device()
                         .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
                 })
-                .begin_compute_pass(&wgpu::ComputePassDescriptor::default())
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: None,
+                    timestamp_writes: timestamps.as_ref().map(|query_set| {
+                        wgpu::ComputePassTimestampWrites {
+                            query_set,
+                            beginning_of_pass_write_index: Some(0),
+                            end_of_pass_write_index: Some(1),
+                        }
+                    }),
+                })
                 .forget_lifetime()
         })
+    }
+
+    /// Benchmarks (devices with `TIMESTAMP_QUERY`): the compute pass, which must not have started yet,
+    /// writes GPU timestamps into queries 0 (start) and 1 (end) of `query_set`.
+    pub(crate) fn time_pass(&mut self, query_set: &wgpu::QuerySet) {
+        debug_assert!(self.pass.is_none(), "time_pass after the pass began");
+        self.timestamps = Some(query_set.clone());
+    }
+
+    /// Ends the pass and resolves the two timestamps of [`Recorder::time_pass`] into `dst`
+    /// (`QUERY_RESOLVE | COPY_SRC`, 16 bytes), then copies them to `read` (`MAP_READ`).
+    pub(crate) fn resolve_timestamps(&mut self, dst: &wgpu::Buffer, read: &wgpu::Buffer) {
+        drop(self.pass.take());
+        if let (Some(query_set), Some(encoder)) = (&self.timestamps, self.encoder.as_mut()) {
+            encoder.resolve_query_set(query_set, 0..2, dst, 0);
+            encoder.copy_buffer_to_buffer(dst, 0, read, 0, 16);
+        }
     }
 
     /// Ends the compute pass and submits everything recorded, once.
