@@ -325,7 +325,8 @@ fn per_submit(out_bytes: u64) -> usize {
 /// GPU time of one `op` in ms, from timestamps written at the start and end of a compute pass of
 /// [`per_submit`] of them: what the GPU spends, launches and the gaps between dispatches included,
 /// CPU-side recording and submission left out (which [`time`] counts). `None` where the device has
-/// no `TIMESTAMP_QUERY`. Call after [`time`], so that pipelines exist and caches are warm.
+/// no `TIMESTAMP_QUERY`, and in browsers, which quantize timestamps (Chrome: to 100 µs). Call after
+/// [`time`], so that pipelines exist and caches are warm.
 async fn gpu_time(
     gpu: &Gpu,
     out_bytes: u64,
