@@ -55,6 +55,23 @@ fn decode_png(bytes: &[u8]) -> (Vec<u8>, u32, u32) {
     (rgba, info.width, info.height)
 }
 
+/// A model folder's `model.safetensors` through each target's loader: natively memory-mapped, in the
+/// browser streamed from `fetch` of its URL (what a page does). Not `common::load_image`, whose
+/// 7-byte chunks (for chunk-edge tests on small files) would keep the page's event loop busy for
+/// tens of seconds on an 18 MB file, long enough for ChromeDriver to give up on the page.
+async fn load_model(gpu: &Gpu, dir: &str) -> Result<webgpu_infer::bridge::Weights> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        webgpu_infer::bridge::native::load(gpu, dir.as_ref(), &mut |_| {})
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        use webgpu_infer::bridge::web::{Source, load};
+        let url = format!("/{dir}/model.safetensors");
+        load(gpu, Source::Url(url), None, &mut |_| {}).await
+    }
+}
+
 /// The image file as a texture, through each target's own path.
 async fn image(gpu: &Gpu, path: &str) -> Result<GpuImage> {
     let bytes = read_asset(path).await;
@@ -97,11 +114,7 @@ async fn classifier_matches_pytorch() -> Result<()> {
     let goldens: Goldens =
         serde_json::from_slice(&read_asset("tests/goldens/efficientnet_lite0.json").await).unwrap();
     let config = read_asset(&format!("{EFFNET}/config.json")).await;
-    let weights = common::load_image(
-        &gpu,
-        &read_asset(&format!("{EFFNET}/model.safetensors")).await,
-    )
-    .await?;
+    let weights = load_model(&gpu, EFFNET).await?;
     let classifier = Classifier::new(&gpu, &weights, &config)?;
     drop(weights);
     for g in &goldens.images {
@@ -160,9 +173,7 @@ async fn upscaler_matches_package_samples() -> Result<()> {
     for scale in [2, 4] {
         let dir = format!("{RDN}/x{scale}");
         let config = read_asset(&format!("{dir}/config.json")).await;
-        let weights =
-            common::load_image(&gpu, &read_asset(&format!("{dir}/model.safetensors")).await)
-                .await?;
+        let weights = load_model(&gpu, &dir).await?;
         // A small tile size, so the tiled path (with its overlapping context) is what is checked.
         let upscaler = Upscaler::new(&gpu, &weights, &config)?.with_tile(48);
         let out = upscaler.upscale(&input).await?;
