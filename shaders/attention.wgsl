@@ -19,53 +19,16 @@
 //            (row, head, range of SPLIT_KEYS keys) writes its partial softmax state; a second pass
 //            merges the ranges. Keeps the GPU busy when heads alone are too few workgroups.
 
-struct Params {
-    batch: u32,
-    q_len: u32,
-    kv_len: u32,
-    kv_cap: u32,
-    n_heads: u32,
-    n_kv_heads: u32,
-    head_dim: u32,
-    causal: u32,
-    has_mask: u32,
-    scale: f32,
-    n_splits: u32, // decode_split / decode_combine: key ranges of SPLIT_KEYS a row
-    _pad1: u32,
-}
-
-@group(0) @binding(0) var<storage, read> q: array<T>;
-@group(0) @binding(1) var<storage, read> k: array<T>;
-@group(0) @binding(2) var<storage, read> v: array<T>;
-@group(0) @binding(3) var<storage, read> mask: array<i32>;
-@group(0) @binding(4) var<storage, read_write> out: array<T>;
-@group(0) @binding(5) var<uniform> p: Params;
+// Params, bindings 0-5, LOWEST, q_index, kv_index and visible: shaders/attention_common.wgsl.
 // decode_split → decode_combine: per (batch, row, head, split) the running max m, the normaliser l and
 // the unnormalised output (head_dim values): [m, l, o_0 .. o_{d-1}].
 @group(0) @binding(6) var<storage, read_write> part: array<f32>;
 
 const MAX_HEAD_DIM: u32 = 128u;
 const TILE_FLOATS: u32 = 2048u; // K and V tiles: 2 × 8 KiB, within WebGPU's 16 KiB minimum
-const LOWEST: f32 = -3.4028234663852886e38;
 
 var<workgroup> k_tile: array<f32, TILE_FLOATS>;
 var<workgroup> v_tile: array<f32, TILE_FLOATS>;
-
-fn q_index(b: u32, i: u32, h: u32) -> u32 {
-    return ((b * p.q_len + i) * p.n_heads + h) * p.head_dim;
-}
-
-fn kv_index(b: u32, j: u32, kvh: u32) -> u32 {
-    return ((b * p.kv_cap + j) * p.n_kv_heads + kvh) * p.head_dim;
-}
-
-// Whether query row i (of q_len) may attend key j.
-fn visible(b: u32, i: u32, j: u32) -> bool {
-    if (p.causal == 1u && j > p.kv_len - p.q_len + i) {
-        return false;
-    }
-    return p.has_mask == 0u || mask[b * p.kv_cap + j] != 0;
-}
 
 @compute @workgroup_size(64, 1, 1)
 fn prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {

@@ -17,33 +17,12 @@
 // rotated by the row number (`slot`), so that threads reading different rows at the same column hit
 // different memory banks without padding: 16 + 8 + 8 KiB of workgroup memory for HD = 64.
 
-struct Params {
-    batch: u32,
-    q_len: u32,
-    kv_len: u32,
-    kv_cap: u32,
-    n_heads: u32,
-    n_kv_heads: u32,
-    head_dim: u32,
-    causal: u32,
-    has_mask: u32,
-    scale: f32,
-    n_splits: u32,
-    _pad1: u32,
-}
-
-@group(0) @binding(0) var<storage, read> q: array<T>;
-@group(0) @binding(1) var<storage, read> k: array<T>;
-@group(0) @binding(2) var<storage, read> v: array<T>;
-@group(0) @binding(3) var<storage, read> mask: array<i32>;
-@group(0) @binding(4) var<storage, read_write> out: array<T>;
-@group(0) @binding(5) var<uniform> p: Params;
+// Params, bindings 0-5, LOWEST, q_index, kv_index and visible: shaders/attention_common.wgsl.
 
 const BR: u32 = 64u;
 const BC: u32 = 32u;
 const V4: u32 = HD / 4u;     // vec4s a row of Q, K, V
 const OE: u32 = V4 / 8u;     // output vec4s a thread a row
-const LOWEST: f32 = -3.4028234663852886e38;
 
 var<workgroup> q_s: array<vec4<f32>, BR * V4>;
 var<workgroup> kv_s: array<vec4<f32>, BC * V4>;
@@ -70,7 +49,7 @@ fn stage_kv(src: u32, b: u32, kvh: u32, j0: u32, end: u32, t: u32) {
         let j = j0 + r;
         var val = vec4<f32>(0.0);
         if (j < end) {
-            val = load4(src, ((b * p.kv_cap + j) * p.n_kv_heads + kvh) * HD + c4 * 4u);
+            val = load4(src, kv_index(b, j, kvh) + c4 * 4u);
         }
         if (src == 1u) {
             kv_s[slot(r, c4)] = val;
@@ -90,13 +69,6 @@ fn put_scores(tx: u32, ty: u32, s: ptr<function, array<f32, 16>>) {
     }
 }
 
-fn visible(b: u32, i: u32, j: u32) -> bool {
-    if (p.causal == 1u && j > p.kv_len - p.q_len + i) {
-        return false;
-    }
-    return p.has_mask == 0u || mask[b * p.kv_cap + j] != 0;
-}
-
 @compute @workgroup_size(128, 1, 1)
 fn prefill_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
     let h = wid.y;
@@ -112,7 +84,7 @@ fn prefill_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
         let i = row0 + r;
         var val = vec4<f32>(0.0);
         if (i < p.q_len) {
-            val = load4(0u, ((b * p.q_len + i) * p.n_heads + h) * HD + c4 * 4u) * p.scale;
+            val = load4(0u, q_index(b, i, h) + c4 * 4u) * p.scale;
         }
         q_s[slot(r, c4)] = val;
     }
@@ -223,7 +195,7 @@ fn prefill_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
         let row = (ty + 16u * r) * 8u;
         let total = dot(p_s[row] + p_s[row + 1u], vec4<f32>(1.0));
         let inv = select(0.0, 1.0 / total, total > 0.0);
-        let base = ((b * p.q_len + i) * p.n_heads + h) * HD;
+        let base = q_index(b, i, h);
         for (var e = 0u; e < OE; e++) {
             let val = o[r * OE + e] * inv;
             let at = base + (tx + 8u * e) * 4u;

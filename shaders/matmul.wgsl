@@ -14,20 +14,7 @@
 //   gemv:    one row of A (decoding): with TRANS_B, 64 threads share each output (coalesced reads of
 //            a weight row, tree-reduced); without, one thread a column.
 
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    a_batch_stride: u32,
-    b_batch_stride: u32,
-    a_offset: u32,
-    b_offset: u32,
-    c_offset: u32,
-    has_bias: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
+// Params and epilogue(): shaders/matmul_common.wgsl (prepended, with act.wgsl).
 
 @group(0) @binding(0) var<storage, read> a: array<T>;
 @group(0) @binding(1) var<storage, read> b: array<T>;
@@ -46,14 +33,6 @@ const THREADS: u32 = 256u;
 // k-major tiles, [BK][BM] and [BK][BN] (64 × 16 each).
 var<workgroup> a_tile: array<f32, 1024>;
 var<workgroup> b_tile: array<f32, 1024>;
-
-fn epilogue(v: f32, col: u32) -> f32 {
-    var r = v;
-    if (p.has_bias == 1u) {
-        r += f32(bias[col]);
-    }
-    return act(r);
-}
 
 fn load_a(base: u32, row: u32, col: u32) -> f32 {
     if (row < p.m && col < p.k) {

@@ -11,20 +11,7 @@ enable wgpu_cooperative_matrix;
 // the host requires K, the offsets, the batch strides (and N without TRANS_B) to be multiples of 8,
 // so that every vec4 read is whole and aligned.
 
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    a_batch_stride: u32,
-    b_batch_stride: u32,
-    a_offset: u32,
-    b_offset: u32,
-    c_offset: u32,
-    has_bias: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
+// Params and epilogue(): shaders/matmul_common.wgsl (prepended, with act.wgsl).
 
 @group(0) @binding(0) var<storage, read> a: array<vec4<u32>>;
 @group(0) @binding(1) var<storage, read> b: array<vec4<u32>>;
@@ -45,14 +32,6 @@ const BS_KN: u32 = 136u;  // b_s without: [BK][BS_KN], n contiguous
 var<workgroup> a_s: array<f16, 5120>;   // BM * AS
 var<workgroup> b_s: array<f16, 5120>;   // max(BN * BS_NK, BK * BS_KN)
 var<workgroup> c_s: array<f32, 2048>;   // one 16×16 accumulator a subgroup, for the epilogue
-
-fn epilogue(v: f32, col: u32) -> f32 {
-    var r = v;
-    if (p.has_bias == 1u) {
-        r += f32(bias[col]);
-    }
-    return act(r);
-}
 
 // Eight halves of row `row` (< rows), from column `col` (a multiple of 8; the host checked
 // cols % 8 == 0), of the matrix at `base` (in halves) with `cols` columns.

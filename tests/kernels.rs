@@ -489,8 +489,9 @@ gpu_test!(linear_bias_softmax_chain, chained_kernels_one_submit);
 fn matmul_coop_shader_validates() {
     use wgpu::naga;
     let source = format!(
-        "enable wgpu_cooperative_matrix;\nenable f16;\nalias T = f16;\n{}{}",
+        "enable wgpu_cooperative_matrix;\nenable f16;\nalias T = f16;\n{}{}{}",
         include_str!("../shaders/act.wgsl"),
+        include_str!("../shaders/matmul_common.wgsl"),
         include_str!("../shaders/matmul_coop.wgsl").replace("enable wgpu_cooperative_matrix;", "")
     );
     let module = naga::front::wgsl::parse_str(&source)

@@ -7,7 +7,10 @@ use crate::kernels::{check_dtypes, require_whole, to_u32};
 use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
-const SHADER: &str = include_str!("../../shaders/attention.wgsl");
+const SHADER: &str = concat!(
+    include_str!("../../shaders/attention_common.wgsl"),
+    include_str!("../../shaders/attention.wgsl")
+);
 /// The tiled prefill for one head_dim: portable, or with subgroup shuffles (`_sg`).
 macro_rules! tiled_source {
     ($hd:literal, $helpers:literal) => {
@@ -15,6 +18,7 @@ macro_rules! tiled_source {
             "const HD: u32 = ",
             $hd,
             "u;\n",
+            include_str!("../../shaders/attention_common.wgsl"),
             include_str!("../../shaders/attention_tiled.wgsl"),
             include_str!($helpers)
         )

@@ -1,0 +1,43 @@
+// What every attention kernel shares (prepended to shaders/attention.wgsl and
+// shaders/attention_tiled.wgsl by src/kernels/attention.rs): the parameters, the bindings, the
+// index of a query or key row, and which keys a query sees.
+
+struct Params {
+    batch: u32,
+    q_len: u32,
+    kv_len: u32,
+    kv_cap: u32,
+    n_heads: u32,
+    n_kv_heads: u32,
+    head_dim: u32,
+    causal: u32,
+    has_mask: u32,
+    scale: f32,
+    n_splits: u32, // decode_split / decode_combine: key ranges of SPLIT_KEYS a row
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<storage, read> q: array<T>;
+@group(0) @binding(1) var<storage, read> k: array<T>;
+@group(0) @binding(2) var<storage, read> v: array<T>;
+@group(0) @binding(3) var<storage, read> mask: array<i32>;
+@group(0) @binding(4) var<storage, read_write> out: array<T>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+const LOWEST: f32 = -3.4028234663852886e38;
+
+fn q_index(b: u32, i: u32, h: u32) -> u32 {
+    return ((b * p.q_len + i) * p.n_heads + h) * p.head_dim;
+}
+
+fn kv_index(b: u32, j: u32, kvh: u32) -> u32 {
+    return ((b * p.kv_cap + j) * p.n_kv_heads + kvh) * p.head_dim;
+}
+
+// Whether query row i (of q_len) may attend key j.
+fn visible(b: u32, i: u32, j: u32) -> bool {
+    if (p.causal == 1u && j > p.kv_len - p.q_len + i) {
+        return false;
+    }
+    return p.has_mask == 0u || mask[b * p.kv_cap + j] != 0;
+}
