@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::bind_groups::{BindGroupCache, BoundBuffer};
 use crate::bridge::buffer::{BufferPool, GpuBuffer};
 use crate::bridge::stats::{CopyStats, Stats};
 use crate::error::{Error, Result};
@@ -77,6 +78,10 @@ pub struct Capabilities {
 /// Bytes of free intermediate buffers kept for reuse.
 const POOL_BYTES: u64 = 1 << 30;
 
+/// Bind groups kept for reuse: a decoding step of a 30-layer model makes ~330, a step's buffers
+/// alternate between two sets as the pool hands them back; room for several models' steps.
+const BIND_GROUP_CACHE: usize = 8192;
+
 /// Identifies one compiled pipeline: a shader module, its storage type, its entry point and the
 /// pipeline-override constants of this variant.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -121,6 +126,7 @@ struct Inner {
     fault: Arc<Mutex<Option<Fault>>>,
     stats: Arc<CopyStats>,
     pool: Arc<BufferPool>,
+    bind_groups: Mutex<BindGroupCache>,
 }
 
 #[derive(Clone, Debug)]
@@ -200,6 +206,7 @@ impl Gpu {
                 modules: Mutex::new(HashMap::new()),
                 fault,
                 pool: BufferPool::new(POOL_BYTES, &stats),
+                bind_groups: Mutex::new(BindGroupCache::new(BIND_GROUP_CACHE)),
                 stats,
             }),
         })
@@ -374,9 +381,34 @@ impl Gpu {
         Arc::new(buffer)
     }
 
-    /// Frees the GPU memory of every buffer the pool keeps for reuse.
+    /// Frees the GPU memory of every buffer the pool keeps for reuse, and forgets the cached bind
+    /// groups (which hold buffer handles).
     pub fn trim_pool(&self) {
         self.inner.pool.clear();
+        self.bind_groups().clear();
+    }
+
+    fn bind_groups(&self) -> std::sync::MutexGuard<'_, BindGroupCache> {
+        self.inner
+            .bind_groups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The bind group of `pipeline` over `entries` (cached: see `bind_groups.rs`), and whether it was
+    /// made now.
+    pub(crate) fn bind_group(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        entries: Vec<BoundBuffer>,
+    ) -> (wgpu::BindGroup, bool) {
+        self.bind_groups()
+            .get_or_create(&self.inner.device, pipeline, entries)
+    }
+
+    /// Bind groups kept for reuse now.
+    pub fn cached_bind_groups(&self) -> usize {
+        self.bind_groups().len()
     }
 
     /// `queue.write_buffer`, counted.

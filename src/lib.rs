@@ -34,6 +34,7 @@
 )]
 
 pub mod bench;
+mod bind_groups;
 pub mod bridge;
 pub mod clock;
 pub mod error;

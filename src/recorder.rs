@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::bind_groups::BoundBuffer;
 use crate::bridge::buffer::GpuBuffer;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -127,36 +128,29 @@ impl Recorder {
         params: &P,
         workgroups: [u32; 3],
     ) {
-        let view = texture.map(|t| t.create_view(&wgpu::TextureViewDescriptor::default()));
         let (uniform, offset) = self.param_slot(bytemuck::bytes_of(params));
-        let size = std::num::NonZeroU64::new(bytemuck::bytes_of(params).len() as u64);
-        let entries: Vec<wgpu::BindGroupEntry<'_>> = bindings
+        let size = bytemuck::bytes_of(params).len() as u64;
+        let entries: Vec<BoundBuffer> = bindings
             .iter()
-            .map(|&(binding, buffer)| wgpu::BindGroupEntry {
+            .map(|&(binding, buffer)| BoundBuffer {
                 binding,
-                resource: buffer.as_entire_binding(),
+                buffer: buffer.raw().clone(),
+                offset: 0,
+                size: 0,
             })
-            .chain([wgpu::BindGroupEntry {
+            .chain([BoundBuffer {
                 binding: params_binding,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: &uniform,
-                    offset,
-                    size,
-                }),
+                buffer: uniform.raw().clone(),
+                offset,
+                size,
             }])
-            .chain(view.as_ref().map(|v| wgpu::BindGroupEntry {
-                binding: 0,
-                resource: wgpu::BindingResource::TextureView(v),
-            }))
             .collect();
-        let bind_group = self
-            .gpu
-            .device()
-            .create_bind_group(&wgpu::BindGroupDescriptor {
-                label: None,
-                layout: &pipeline.get_bind_group_layout(0),
-                entries: &entries,
-            });
+        let (bind_group, created) = match texture {
+            // Texture views are made per dispatch: no cache for them (image inputs, one dispatch).
+            Some(t) => (self.texture_bind_group(pipeline, t, &entries), true),
+            None => self.gpu.bind_group(pipeline, entries),
+        };
+        self.gpu.copy_stats().dispatch(created);
         let pass = self.pass();
         pass.set_pipeline(pipeline);
         pass.set_bind_group(0, &bind_group, &[]);
@@ -164,6 +158,38 @@ impl Recorder {
         self.dispatches += 1;
         self.retained
             .extend(bindings.iter().map(|&(_, b)| Arc::clone(b)));
+    }
+
+    /// A bind group with `texture` (whole, mip 0) at binding 0 and `entries`.
+    fn texture_bind_group(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        texture: &wgpu::Texture,
+        entries: &[BoundBuffer],
+    ) -> wgpu::BindGroup {
+        let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+        let entries: Vec<wgpu::BindGroupEntry<'_>> = entries
+            .iter()
+            .map(|e| wgpu::BindGroupEntry {
+                binding: e.binding,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &e.buffer,
+                    offset: e.offset,
+                    size: std::num::NonZeroU64::new(e.size),
+                }),
+            })
+            .chain([wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::TextureView(&view),
+            }])
+            .collect();
+        self.gpu
+            .device()
+            .create_bind_group(&wgpu::BindGroupDescriptor {
+                label: None,
+                layout: &pipeline.get_bind_group_layout(0),
+                entries: &entries,
+            })
     }
 
     /// Reserves an aligned slot for `bytes` in the current parameter chunk (a new chunk when full).

@@ -483,3 +483,41 @@ gpu_test!(
     load_and_dispose_20_times_grows_nothing,
     load_dispose_20_times
 );
+
+/// Bind groups are made once and reused: a second generation of the same prompt (same shapes, same
+/// weights, pooled activations handed out in the same order) creates almost none, yet gives the same
+/// tokens. On the web path each bind group is a dear JS call, ~330 of them a token before the cache.
+async fn bind_groups_are_reused() -> Result<()> {
+    let g = smollm2().await?;
+    let case = &goldens().await[0];
+    let opts = GenerateOptions {
+        max_tokens: 8,
+        chat: case.chat,
+        stop_at_eos: false,
+        ..Default::default()
+    };
+    let gpu = g.gpu().clone();
+    let first = g.generate(&case.prompt, &opts, &mut |_| true).await?;
+    gpu.reset_stats();
+    let second = g.generate(&case.prompt, &opts, &mut |_| true).await?;
+    let stats = gpu.stats();
+    assert_eq!(first.ids, second.ids);
+    assert_eq!(second.ids, case.greedy_ids[..8], "{}", case.name);
+    log(&format!(
+        "second generation: {} dispatches, {} bind groups created",
+        stats.dispatches, stats.bind_groups_created
+    ));
+    // Every step has ~330 dispatches; allow a handful of new groups (a buffer the pool had to make).
+    assert!(stats.dispatches > 8 * 300, "{stats:?}");
+    assert!(
+        stats.bind_groups_created * 50 < stats.dispatches,
+        "{} of {} dispatches made a bind group",
+        stats.bind_groups_created,
+        stats.dispatches
+    );
+    Ok(())
+}
+gpu_test!(
+    bind_groups_are_reused_across_generations,
+    bind_groups_are_reused
+);

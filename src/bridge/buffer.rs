@@ -8,8 +8,12 @@
 //! Intermediate tensors come from a [`BufferPool`]: a dropped one goes back to the pool and the next
 //! tensor of the same size reuses it, so a forward pass run again allocates nothing. Reuse is safe
 //! because one queue executes in submission order.
+//!
+//! The pool hands out the free buffer of lowest identity first (not the last one returned): a forward
+//! pass that starts from the same free buffers then gets the same buffer for each tensor every time,
+//! so the bind groups it made the first time are found again (`bind_groups.rs`) instead of made anew.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::bridge::stats::CopyStats;
@@ -63,9 +67,9 @@ impl Drop for GpuBuffer {
     }
 }
 
-/// Unused buffers by (size, usage), up to a byte budget.
+/// Unused buffers by (size, usage), up to a byte budget, each set ordered by identity.
 pub struct BufferPool {
-    free: Mutex<HashMap<(u64, u32), Vec<wgpu::Buffer>>>,
+    free: Mutex<HashMap<(u64, u32), BTreeSet<wgpu::Buffer>>>,
     max_bytes: u64,
     stats: Arc<CopyStats>,
 }
@@ -92,7 +96,7 @@ impl BufferPool {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get_mut(&(size, usage.bits()))
-            .and_then(Vec::pop);
+            .and_then(BTreeSet::pop_first);
         let buffer = match reused {
             Some(b) => {
                 self.stats.unpooled(size);
@@ -129,7 +133,7 @@ impl BufferPool {
             .unwrap_or_else(PoisonError::into_inner)
             .entry(key)
             .or_default()
-            .push(buffer);
+            .insert(buffer);
     }
 
     /// Destroys every free buffer.

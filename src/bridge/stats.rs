@@ -10,6 +10,8 @@ pub struct CopyStats {
     host_to_gpu_bytes: AtomicU64,
     gpu_to_host_bytes: AtomicU64,
     submits: AtomicU64,
+    dispatches: AtomicU64,
+    bind_groups_created: AtomicU64,
     live_buffers: AtomicU64,
     live_buffer_bytes: AtomicU64,
     pooled_buffers: AtomicU64,
@@ -28,6 +30,11 @@ pub struct Stats {
     pub gpu_to_host_bytes: u64,
     /// `queue.submit` calls.
     pub submits: u64,
+    /// Compute dispatches recorded.
+    pub dispatches: u64,
+    /// Bind groups created (a dispatch whose pipeline and buffers were bound before reuses its group:
+    /// see `bind_groups.rs`); on the web path each one is a dear JS call.
+    pub bind_groups_created: u64,
     /// GPU buffers in use now, and their bytes (not reset by [`CopyStats::reset`]: they are state).
     pub live_buffers: u64,
     pub live_buffer_bytes: u64,
@@ -43,6 +50,8 @@ impl CopyStats {
             host_to_gpu_bytes: self.host_to_gpu_bytes.load(Relaxed),
             gpu_to_host_bytes: self.gpu_to_host_bytes.load(Relaxed),
             submits: self.submits.load(Relaxed),
+            dispatches: self.dispatches.load(Relaxed),
+            bind_groups_created: self.bind_groups_created.load(Relaxed),
             live_buffers: self.live_buffers.load(Relaxed),
             live_buffer_bytes: self.live_buffer_bytes.load(Relaxed),
             pooled_buffers: self.pooled_buffers.load(Relaxed),
@@ -50,12 +59,14 @@ impl CopyStats {
         }
     }
 
-    /// Zeroes the byte and submit counters; live buffers are left as they are.
+    /// Zeroes the byte, submit and dispatch counters; live buffers are left as they are.
     pub fn reset(&self) {
         self.wasm_bytes_in.store(0, Relaxed);
         self.host_to_gpu_bytes.store(0, Relaxed);
         self.gpu_to_host_bytes.store(0, Relaxed);
         self.submits.store(0, Relaxed);
+        self.dispatches.store(0, Relaxed);
+        self.bind_groups_created.store(0, Relaxed);
     }
 
     pub(crate) fn wasm_in(&self, bytes: u64) {
@@ -72,6 +83,13 @@ impl CopyStats {
 
     pub(crate) fn submit(&self) {
         self.submits.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn dispatch(&self, bind_group_created: bool) {
+        self.dispatches.fetch_add(1, Relaxed);
+        if bind_group_created {
+            self.bind_groups_created.fetch_add(1, Relaxed);
+        }
     }
 
     pub(crate) fn buffer_created(&self, bytes: u64) {

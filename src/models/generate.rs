@@ -256,6 +256,11 @@ impl Generator {
         self.model.config()
     }
 
+    /// The device the model lives on.
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
     }

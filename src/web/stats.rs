@@ -23,7 +23,8 @@ pub(crate) fn register(gpu: &Gpu) {
 }
 
 /// The copy counters summed over every live `Device`:
-/// `{ wasmBytesIn, hostToGpuBytes, gpuToHostBytes, submits, liveBuffers, liveBufferBytes }`.
+/// `{ wasmBytesIn, hostToGpuBytes, gpuToHostBytes, submits, dispatches, bindGroupsCreated,
+/// liveBuffers, liveBufferBytes }`.
 #[wasm_bindgen(unchecked_return_type = "CopyStats")]
 pub fn stats() -> Object {
     let mut sum = Stats::default();
@@ -34,6 +35,8 @@ pub fn stats() -> Object {
             sum.host_to_gpu_bytes += s.host_to_gpu_bytes;
             sum.gpu_to_host_bytes += s.gpu_to_host_bytes;
             sum.submits += s.submits;
+            sum.dispatches += s.dispatches;
+            sum.bind_groups_created += s.bind_groups_created;
             sum.live_buffers += s.live_buffers;
             sum.live_buffer_bytes += s.live_buffer_bytes;
         }
@@ -67,6 +70,8 @@ pub(crate) fn to_js(s: &Stats) -> Object {
         ("hostToGpuBytes", s.host_to_gpu_bytes),
         ("gpuToHostBytes", s.gpu_to_host_bytes),
         ("submits", s.submits),
+        ("dispatches", s.dispatches),
+        ("bindGroupsCreated", s.bind_groups_created),
         ("liveBuffers", s.live_buffers),
         ("liveBufferBytes", s.live_buffer_bytes),
     ] {
@@ -84,6 +89,10 @@ export interface CopyStats {
   hostToGpuBytes: number;
   gpuToHostBytes: number;
   submits: number;
+  /** Compute dispatches recorded. */
+  dispatches: number;
+  /** Bind groups created: a dispatch that binds what an earlier one bound reuses its group. */
+  bindGroupsCreated: number;
   liveBuffers: number;
   liveBufferBytes: number;
 }
