@@ -521,3 +521,46 @@ gpu_test!(
     bind_groups_are_reused_across_generations,
     bind_groups_are_reused
 );
+
+/// Steps run ahead of the read-back (GenerateOptions::run_ahead) change nothing a caller sees: the
+/// same ids, text and stop reason with 1 and with 16 steps in flight, when generation runs to
+/// max_tokens, when a stop string ends it early (steps in flight are thrown away) and at the
+/// context's end.
+async fn run_ahead_changes_nothing() -> Result<()> {
+    let g = smollm2().await?;
+    #[cfg(not(target_arch = "wasm32"))]
+    let cases = [
+        (20, vec![]),
+        (16, vec!["answer".to_string()]), // stops at token ~5 (see stops_and_bad_input)
+    ];
+    // SwiftShader takes ~a second a token: the stop-string case only.
+    #[cfg(target_arch = "wasm32")]
+    let cases = [(16, vec!["answer".to_string()])];
+    for (max_tokens, stop) in cases {
+        let run = |run_ahead| {
+            let stop = stop.clone();
+            let g = g.clone();
+            async move {
+                let opts = GenerateOptions {
+                    max_tokens,
+                    stop,
+                    stop_at_eos: false,
+                    run_ahead,
+                    ..Default::default()
+                };
+                g.generate("The capital of France is", &opts, &mut |_| true)
+                    .await
+            }
+        };
+        let (one, many) = (run(1).await?, run(16).await?);
+        assert_eq!(one.ids, many.ids);
+        assert_eq!(one.text, many.text);
+        assert_eq!(one.stop_reason, many.stop_reason);
+        assert_eq!(many.stats.bytes_read_back_per_token, 4.0);
+    }
+    Ok(())
+}
+gpu_test!(
+    run_ahead_changes_nothing_callers_see,
+    run_ahead_changes_nothing
+);

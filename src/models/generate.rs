@@ -4,6 +4,8 @@
 //! only the new id (4 bytes) comes back. The next step is submitted before the current id is read, so
 //! the GPU does not wait for the CPU between tokens.
 
+use std::collections::VecDeque;
+
 use tokenizers::Tokenizer;
 
 use crate::bridge::Weights;
@@ -35,7 +37,18 @@ pub struct GenerateOptions {
     /// Read back the first step's `top_logits` highest logits (0: none, the default: reading the
     /// logits costs a vocabulary-sized read-back).
     pub top_logits: usize,
+    /// Decoding steps kept submitted ahead of the token id being read (0: chosen for the adapter).
+    /// Each step reads its input token on the GPU, so the ids can come back later, several at a
+    /// time: the read-back latency (a `mapAsync` round trip, ~11 ms in Deno's WebGPU, a GPU-process
+    /// hop in browsers) is paid once for many tokens. The price: when generation stops early (EOS,
+    /// a stop string), up to this many steps already submitted are computed and thrown away.
+    pub run_ahead: usize,
 }
+
+/// [`GenerateOptions::run_ahead`] on GPUs: enough to cover ~11 ms of read-back latency at ~1 ms a
+/// token. Software adapters (seconds a step) keep one step ahead of the read, as before.
+const RUN_AHEAD_GPU: usize = 16;
+const RUN_AHEAD_CPU: usize = 2;
 
 impl Default for GenerateOptions {
     fn default() -> Self {
@@ -47,6 +60,7 @@ impl Default for GenerateOptions {
             chat: false,
             stop_at_eos: true,
             top_logits: 0,
+            run_ahead: 0,
         }
     }
 }
@@ -344,22 +358,40 @@ impl Generator {
         let mut rec = self.gpu.recorder();
         let logits = self.model.forward(&mut rec, &input, &mut cache)?;
         let mut token = sample_with(&mut rec, &logits, &opts.sampling, 0, penalty)?;
-        let mut pending = rec.submit_and_read(&token);
+        // Steps submitted whose ids are not read yet, oldest first (the prompt's step is the first).
+        let mut in_flight = VecDeque::from([rec.submit_and_read(&token)]);
+        let mut submitted = 1; // steps submitted so far: each samples one token
+        let depth = match opts.run_ahead {
+            0 if self.gpu.capabilities().cpu_kernels => RUN_AHEAD_CPU,
+            0 => RUN_AHEAD_GPU,
+            n => n,
+        };
         let mut out = Output::new(self, opts);
         let mut first_step_top_logits = Vec::new();
         let mut first_ms = None;
         let mut logits_bytes = 0; // the optional first-step logits, not part of a token's cost
         let mut token_ms = Vec::with_capacity(opts.max_tokens.min(capacity));
         let stop_reason = loop {
-            // Queue the next step (it reads this step's token on the GPU) before waiting for this id.
-            let produced = out.ids.len() + 1;
-            let next = if produced < opts.max_tokens && cache.len() < capacity {
+            // Queue further steps (each reads the previous step's token on the GPU) before waiting;
+            // only one ahead until the first id is read, so that recording them does not delay it.
+            let ahead = if first_ms.is_none() {
+                depth.min(2)
+            } else {
+                depth
+            };
+            while in_flight.len() < ahead && submitted < opts.max_tokens && cache.len() < capacity {
                 let mut rec = self.gpu.recorder();
                 let logits = self.model.forward(&mut rec, &token, &mut cache)?;
-                token = sample_with(&mut rec, &logits, &opts.sampling, produced as u32, penalty)?;
-                Some(rec.submit_and_read(&token))
-            } else {
-                None
+                token = sample_with(&mut rec, &logits, &opts.sampling, submitted as u32, penalty)?;
+                in_flight.push_back(rec.submit_and_read(&token));
+                submitted += 1;
+            }
+            let Some(pending) = in_flight.pop_front() else {
+                break if submitted >= opts.max_tokens {
+                    StopReason::MaxTokens
+                } else {
+                    StopReason::ContextFull
+                };
             };
             let id = i32::from_le_bytes(
                 pending.bytes().await?[..4]
@@ -376,34 +408,17 @@ impl Generator {
             }
             token_ms.push(now_ms() - start);
             if let Some(reason) = out.push(id as u32, on_piece)? {
+                // Steps still in flight are dropped: their ids are never read.
                 break reason;
             }
-            match next {
-                Some(n) => pending = n,
-                None if produced >= opts.max_tokens => break StopReason::MaxTokens,
-                None => break StopReason::ContextFull,
-            }
         };
-        let end = now_ms();
-        let first = first_ms.unwrap_or(end);
-        let after = self.gpu.stats();
-        let new_tokens = out.ids.len();
-        let stats = GenerationStats {
-            prompt_tokens: prompt_ids.len(),
-            new_tokens,
-            prefill_ms: first - start,
-            decode_ms: end - first,
-            prefill_tok_s: prompt_ids.len() as f64 / ((first - start) / 1e3),
-            decode_tok_s: if new_tokens > 1 {
-                (new_tokens - 1) as f64 / ((end - first) / 1e3)
-            } else {
-                0.0
-            },
-            bytes_read_back_per_token: (after.gpu_to_host_bytes
-                - before.gpu_to_host_bytes
-                - logits_bytes) as f64
-                / new_tokens.max(1) as f64,
-        };
+        let stats = stats_of(
+            &prompt_ids,
+            out.ids.len(),
+            start,
+            first_ms,
+            (after_bytes(&self.gpu) - before.gpu_to_host_bytes - logits_bytes) as f64,
+        );
         Ok(Generation {
             prompt_ids,
             text: out.text,
@@ -461,6 +476,35 @@ impl Generator {
         }
         Ok(())
     }
+}
+
+/// The stats of a generation that began at `start` and read its first id at `first_ms`.
+fn stats_of(
+    prompt_ids: &[u32],
+    new_tokens: usize,
+    start: f64,
+    first_ms: Option<f64>,
+    bytes_read_back: f64,
+) -> GenerationStats {
+    let end = now_ms();
+    let first = first_ms.unwrap_or(end);
+    GenerationStats {
+        prompt_tokens: prompt_ids.len(),
+        new_tokens,
+        prefill_ms: first - start,
+        decode_ms: end - first,
+        prefill_tok_s: prompt_ids.len() as f64 / ((first - start) / 1e3),
+        decode_tok_s: if new_tokens > 1 {
+            (new_tokens - 1) as f64 / ((end - first) / 1e3)
+        } else {
+            0.0
+        },
+        bytes_read_back_per_token: bytes_read_back / new_tokens.max(1) as f64,
+    }
+}
+
+fn after_bytes(gpu: &Gpu) -> u64 {
+    gpu.stats().gpu_to_host_bytes
 }
 
 /// The `n` highest logits, best first.

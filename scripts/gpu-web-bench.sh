@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# The web path on a real GPU, next to the native build, in one call on the GPU machine (issue #20).
+#
+#   scripts/gpu-web-bench.sh stage [BEFORE_PKG]   # here: fills bench-bin/ (ignored) with what travels
+#   scripts/gpu-web-bench.sh run                  # there: prints JSON lines, writes $OUT/web-bench.jsonl
+#
+# What travels (bench-bin/, ~50 MB; the GPU machine takes 64 MiB in all): the npm package's WASM + JS
+# (pkg/, and optionally a second package to compare, e.g. built from an older commit), Deno (npm
+# @deno/linux-x64-glibc, xz-compressed: its `navigator.gpu` is wgpu on Vulkan), the native release
+# examples (generate, embed, bench_kernels), and headers of the test models (scripts/synth_gguf.py,
+# scripts/synth_safetensors.py: the real metadata and tokenizers with synthetic weights of the same
+# types and sizes). Name `bench-bin` and `.gl` (the Vulkan loader, ../shared/ENVIRONMENT.md) in the
+# call's carry. Every line carries "runtime" ("native wgpu" or "deno … webgpu"), the adapter and
+# "pkg" (which package ran).
+#
+# Env for `run`: ONLY (decode,embed,kernels), NEW_TOKENS (128,512), KERNEL_OPS (matmul,gemv,attention,
+# decode,copy), SKIP_NATIVE=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log() { printf '[gpu-web-bench] %s\n' "$*" >&2; }
+DENO_VERSION=2.9.6
+
+stage() {
+  local before="${1:-}"
+  mkdir -p bench-bin
+  export PATH="$PWD/node_modules/.bin:$PATH"
+  [ -f pkg/webgpu_infer_bg.wasm ] || npm run build
+  log "native release examples"
+  cargo build --release --quiet --example generate --example embed --example bench_kernels
+  for b in generate embed bench_kernels; do
+    strip -o "bench-bin/$b" "target/release/examples/$b"
+    gzip -f -9 "bench-bin/$b"
+  done
+  tar czf bench-bin/pkg.tgz pkg/webgpu_infer.js pkg/webgpu_infer_bg.wasm pkg/snippets
+  if [ -n "$before" ]; then
+    tar czf bench-bin/pkg-before.tgz -C "$before/.." "$(basename "$before")/webgpu_infer.js" \
+      "$(basename "$before")/webgpu_infer_bg.wasm" "$(basename "$before")/snippets"
+  fi
+  if [ ! -f bench-bin/deno.xz ]; then
+    log "deno $DENO_VERSION (npm @deno/linux-x64-glibc)"
+    local tmp
+    tmp=$(mktemp -d)
+    (cd "$tmp" && npm pack --silent "@deno/linux-x64-glibc@$DENO_VERSION" >/dev/null && tar xzf ./*.tgz)
+    xz -T0 -6 -c "$tmp/package/deno" >bench-bin/deno.xz
+    rm -rf "$tmp"
+  fi
+  scripts/fetch-models.sh
+  python3 -c "import gguf" 2>/dev/null || python3 -m pip install --quiet gguf
+  python3 scripts/synth_gguf.py layout models/SmolLM2-135M-Instruct.Q4_1.gguf bench-bin/smollm2
+  python3 scripts/synth_safetensors.py layout models/all-MiniLM-L6-v2 bench-bin/minilm
+  du -sh bench-bin
+}
+
+run() {
+  : "${OUT:=bench-out}"
+  mkdir -p "$OUT" /tmp/wb/models
+  local only="${ONLY:-decode,embed,kernels}" tokens="${NEW_TOKENS:-128,512}"
+  local ops="${KERNEL_OPS:-matmul,gemv,attention,decode,copy}"
+  local wb=/tmp/wb models=/tmp/wb/models
+  log "staging in $wb"
+  xz -dc bench-bin/deno.xz >$wb/deno && chmod +x $wb/deno
+  for b in generate embed bench_kernels; do gzip -dc "bench-bin/$b.gz" >"$wb/$b" && chmod +x "$wb/$b"; done
+  tar xzf bench-bin/pkg.tgz -C $wb
+  [ -f bench-bin/pkg-before.tgz ] && tar xzf bench-bin/pkg-before.tgz -C $wb
+  python3 scripts/synth_gguf.py build bench-bin/smollm2 $models/SmolLM2-135M-Instruct.Q4_1.gguf
+  python3 scripts/synth_safetensors.py build bench-bin/minilm $models/all-MiniLM-L6-v2
+  local jsonl="$OUT/web-bench.jsonl"
+  : >"$jsonl"
+  tag() { # adds "runtime" and "pkg" to each JSON line of stdin
+    python3 -c 'import json,sys
+for l in sys.stdin:
+    l=l.strip()
+    if not l.startswith("{"): print(l, file=sys.stderr); continue
+    o=json.loads(l); o.setdefault("runtime", sys.argv[1]); o["pkg"]=sys.argv[2]; print(json.dumps(o), flush=True)' "$1" "$2" \
+      | tee -a "$jsonl"
+  }
+  if [ -z "${SKIP_NATIVE:-}" ]; then
+    log "native"
+    local prompt="The history of the city begins in the early middle ages, when a small settlement grew"
+    if [[ $only == *decode* ]]; then
+      for n in ${tokens//,/ }; do
+        $wb/generate --model $models/SmolLM2-135M-Instruct.Q4_1.gguf --prompt "$prompt" --bench \
+          --max-tokens "$n" 2>&1 | tag "native wgpu" native
+      done
+    fi
+    if [[ $only == *embed* ]]; then
+      for s in 1x128 8x128 32x128; do
+        $wb/embed --model $models/all-MiniLM-L6-v2 --bench $s 2>&1 | tag "native wgpu" native
+      done
+    fi
+    if [[ $only == *kernels* ]]; then
+      $wb/bench_kernels --ops "$ops" 2>&1 | tag "native wgpu" native
+    fi
+  fi
+  for p in pkg-before pkg; do
+    [ -d "$wb/$p" ] || continue
+    log "deno, $p"
+    mkdir -p "$wb/run-$p/scripts/web-bench"
+    cp scripts/web-bench/deno.mjs "$wb/run-$p/scripts/web-bench/"
+    ln -sfn "$wb/$p" "$wb/run-$p/pkg"
+    (cd "$wb/run-$p" && timeout 900 $wb/deno run -A --unstable-webgpu scripts/web-bench/deno.mjs \
+      --models $models --only "$only" --new-tokens "$tokens" --kernel-ops "$ops" 2>&1) | tag deno "$p"
+  done
+  log "wrote $jsonl"
+}
+
+case "${1:-}" in
+  stage) shift; stage "$@" ;;
+  run) run ;;
+  *) echo "usage: $0 stage [BEFORE_PKG] | run" >&2; exit 2 ;;
+esac
