@@ -8,8 +8,11 @@
 //! Streams the text to stdout. With `--json` prints instead
 //! `{"prompt_ids","ids","text","first_step_top_logits":[[id, logit], ...],"prefill_tok_s",
 //! "decode_tok_s","stop_reason","adapter", ...}`. `--bench` prints one line
-//! `{"op":"decode","model","dtype","prompt_tokens","new_tokens","prefill_tok_s","decode_tok_s","adapter"}`
-//! (the best of 3 runs after a warm-up; generation does not stop at EOS there).
+//! `{"op":"decode","model","dtype","prompt_tokens","new_tokens","prefill_tok_s","decode_tok_s",
+//! "ttft_ms","decode_ms","record_ms","wait_ms","run_ahead","adapter"}` (the best of 3 runs after a
+//! warm-up; generation does not stop at EOS there). `--prompt-tokens N` makes the prompt exactly N
+//! tokens (the prompt's ids repeated), `--run-ahead N` sets how many steps run ahead of the read-back
+//! (0: the adapter's default).
 
 #[cfg(target_arch = "wasm32")]
 fn main() {}
@@ -24,7 +27,8 @@ fn main() {
 
 #[cfg(not(target_arch = "wasm32"))]
 const USAGE: &str = "generate --model PATH --prompt TEXT [--chat] [--max-tokens N] [--temperature T] \
-[--top-k K] [--top-p P] [--seed S] [--repetition-penalty R] [--stop TEXT]... [--json] [--bench] [--long N]";
+[--top-k K] [--top-p P] [--seed S] [--repetition-penalty R] [--stop TEXT]... [--json] [--bench] [--long N] \
+[--run-ahead N] [--prompt-tokens N (with --bench: a synthetic prompt of N tokens)]";
 
 #[cfg(not(target_arch = "wasm32"))]
 async fn run() -> webgpu_infer::Result<()> {
@@ -35,6 +39,7 @@ async fn run() -> webgpu_infer::Result<()> {
     let mut args = std::env::args().skip(1);
     let (mut model, mut prompt, mut json, mut bench) = (None, None, false, false);
     let mut long: Option<usize> = None;
+    let mut prompt_tokens: Option<usize> = None;
     let mut opts = GenerateOptions {
         max_tokens: 128,
         ..Default::default()
@@ -69,6 +74,10 @@ async fn run() -> webgpu_infer::Result<()> {
                 opts.repetition_penalty = value()?.parse().map_err(|_| bad(&a))?
             }
             "--stop" => opts.stop.push(value()?),
+            "--run-ahead" => opts.run_ahead = value()?.parse().map_err(|_| bad(&a))?,
+            "--prompt-tokens" => {
+                prompt_tokens = Some(value()?.parse::<usize>().map_err(|_| bad(&a))?)
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -91,10 +100,20 @@ async fn run() -> webgpu_infer::Result<()> {
     }
     if bench {
         opts.stop_at_eos = false;
-        generator.generate(&prompt, &opts, &mut |_| true).await?; // warm-up: pipelines compiled
+        let mut ids = generator.encode(&prompt, opts.chat)?;
+        if let Some(n) = prompt_tokens {
+            // A synthetic prompt of exactly n tokens: the prompt's ids, repeated.
+            ids = ids.iter().copied().cycle().take(n).collect();
+        }
+        // Warm-up: pipelines compiled.
+        generator
+            .generate_ids(ids.clone(), &opts, &mut |_| true)
+            .await?;
         let mut best: Option<webgpu_infer::models::generate::Generation> = None;
         for _ in 0..3 {
-            let g = generator.generate(&prompt, &opts, &mut |_| true).await?;
+            let g = generator
+                .generate_ids(ids.clone(), &opts, &mut |_| true)
+                .await?;
             if best
                 .as_ref()
                 .is_none_or(|b| g.stats.decode_tok_s > b.stats.decode_tok_s)
@@ -112,6 +131,11 @@ async fn run() -> webgpu_infer::Result<()> {
             "prefill_tok_s": s.prefill_tok_s,
             "decode_tok_s": s.decode_tok_s,
             "bytes_read_back_per_token": s.bytes_read_back_per_token,
+            "ttft_ms": s.prefill_ms,
+            "decode_ms": s.decode_ms,
+            "record_ms": s.record_ms,
+            "wait_ms": s.wait_ms,
+            "run_ahead": opts.run_ahead,
             "adapter": gpu.adapter_name(),
         });
         println!("{line}");

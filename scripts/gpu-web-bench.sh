@@ -13,8 +13,8 @@
 # call's carry. Every line carries "runtime" ("native wgpu" or "deno … webgpu"), the adapter and
 # "pkg" (which package ran).
 #
-# Env for `run`: ONLY (decode,embed,kernels), NEW_TOKENS (128,512), KERNEL_OPS (matmul,gemv,attention,
-# decode,copy), SKIP_NATIVE=1.
+# Env for `run`: ONLY (latency,decode,embed,kernels), NEW_TOKENS (128,512), KERNEL_OPS (matmul,gemv,attention,
+# decode,copy), SKIP_NATIVE=1, ONLY_BEFORE (what the second package runs; default ONLY).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf '[gpu-web-bench] %s\n' "$*" >&2; }
@@ -33,8 +33,8 @@ stage() {
   done
   tar czf bench-bin/pkg.tgz pkg/webgpu_infer.js pkg/webgpu_infer_bg.wasm pkg/snippets
   if [ -n "$before" ]; then
-    tar czf bench-bin/pkg-before.tgz -C "$before/.." "$(basename "$before")/webgpu_infer.js" \
-      "$(basename "$before")/webgpu_infer_bg.wasm" "$(basename "$before")/snippets"
+    tar czf bench-bin/pkg-before.tgz -C "$before" --transform 's,^,pkg-before/,' \
+      webgpu_infer.js webgpu_infer_bg.wasm snippets
   fi
   if [ ! -f bench-bin/deno.xz ]; then
     log "deno $DENO_VERSION (npm @deno/linux-x64-glibc)"
@@ -54,7 +54,7 @@ stage() {
 run() {
   : "${OUT:=bench-out}"
   mkdir -p "$OUT" /tmp/wb/models
-  local only="${ONLY:-decode,embed,kernels}" tokens="${NEW_TOKENS:-128,512}"
+  local only="${ONLY:-latency,decode,embed,kernels}" tokens="${NEW_TOKENS:-128,512}"
   local ops="${KERNEL_OPS:-matmul,gemv,attention,decode,copy}"
   local wb=/tmp/wb models=/tmp/wb/models
   log "staging in $wb"
@@ -98,8 +98,10 @@ for l in sys.stdin:
     mkdir -p "$wb/run-$p/scripts/web-bench"
     cp scripts/web-bench/deno.mjs "$wb/run-$p/scripts/web-bench/"
     ln -sfn "$wb/$p" "$wb/run-$p/pkg"
+    local what="$only"
+    [ "$p" = pkg-before ] && what="${ONLY_BEFORE:-$only}"
     (cd "$wb/run-$p" && timeout 900 $wb/deno run -A --unstable-webgpu scripts/web-bench/deno.mjs \
-      --models $models --only "$only" --new-tokens "$tokens" --kernel-ops "$ops" 2>&1) | tag deno "$p"
+      --models $models --only "$what" --new-tokens "$tokens" --kernel-ops "$ops" 2>&1) | tag deno "$p"
   done
   log "wrote $jsonl"
 }

@@ -259,9 +259,14 @@ impl Recorder {
         self.submit_inner(None)
     }
 
-    /// Submits, with `tensor`'s bytes copied to a mappable buffer at the end of the same submit, and
-    /// starts mapping it: await [`Readback::bytes`] for them. Work submitted after this call does not
-    /// delay the read (decoding submits the next token's step before reading this one's id).
+    /// Submits, with `tensor`'s bytes copied to a mappable buffer at the end of the same submit:
+    /// await [`Readback::bytes`] for them. Work submitted after this call does not delay the read
+    /// (decoding submits further steps before reading this one's id).
+    ///
+    /// The buffer is mapped only when asked ([`Readback::start`], or `bytes`): in some WebGPU
+    /// runtimes (Deno) `mapAsync` waits, on the calling thread, until the GPU has finished everything
+    /// submitted, and resolves no sooner than ~11 ms later; starting many maps at once pays that
+    /// once, and starting none per step lets the GPU run while the CPU records the next steps.
     pub fn submit_and_read(self, tensor: &Tensor) -> Readback {
         let gpu = self.gpu.clone();
         let len = tensor.size_in_bytes();
@@ -272,16 +277,12 @@ impl Recorder {
             mapped_at_creation: false,
         });
         let submission = self.submit_inner(Some((tensor, &staging)));
-        let (sender, receiver) = futures_channel::oneshot::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |result| {
-            let _ = sender.send(result);
-        });
         Readback {
             gpu,
             staging,
             len,
             submission,
-            receiver,
+            receiver: None,
         }
     }
 
@@ -325,13 +326,29 @@ pub struct Readback {
     len: u64,
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     submission: Option<wgpu::SubmissionIndex>,
-    receiver: futures_channel::oneshot::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
+    /// Set once the map has started.
+    receiver:
+        Option<futures_channel::oneshot::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>>,
 }
 
 impl Readback {
+    /// Starts mapping the bytes (idempotent; `bytes` starts it too).
+    pub fn start(&mut self) {
+        if self.receiver.is_some() {
+            return;
+        }
+        let (sender, receiver) = futures_channel::oneshot::channel();
+        self.staging
+            .map_async(wgpu::MapMode::Read, .., move |result| {
+                let _ = sender.send(result);
+            });
+        self.receiver = Some(receiver);
+    }
+
     /// Waits for the submit that produced the bytes (natively by polling the device for that
     /// submission only; in the browser by awaiting mapAsync) and copies them out.
-    pub async fn bytes(self) -> Result<Vec<u8>> {
+    pub async fn bytes(mut self) -> Result<Vec<u8>> {
+        self.start();
         #[cfg(not(target_arch = "wasm32"))]
         self.gpu
             .device()
@@ -340,7 +357,10 @@ impl Readback {
                 timeout: None,
             })
             .map_err(|e| Error::Readback(e.to_string()))?;
-        let mapped = self.receiver.await;
+        let Some(receiver) = self.receiver.take() else {
+            return Err(Error::Readback("the read-back was never mapped".into()));
+        };
+        let mapped = receiver.await;
         self.gpu.check()?;
         match mapped {
             Ok(Ok(())) => {}

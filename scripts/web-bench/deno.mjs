@@ -18,7 +18,7 @@ const root = new URL("../../", import.meta.url);
 const abs = (p) => (p.startsWith("/") ? new URL(`file://${p}/`) : new URL(`${p}/`, root));
 const pkg = abs(arg("pkg", "pkg"));
 const models = abs(arg("models", "models"));
-const only = (arg("only", "decode,embed,kernels")).split(",");
+const only = (arg("only", "latency,runtime,decode,embed,kernels")).split(",");
 const reps = Number(arg("reps", "3"));
 const runtime = `deno ${Deno.version.deno} webgpu`;
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -47,7 +47,9 @@ async function decode() {
       decode_tok_s_runs: runs.map((s) => +s.decodeTokS.toFixed(1)),
       ttft_ms: +median(runs.map((s) => s.prefillMs)).toFixed(2),
       prefill_tok_s: +median(runs.map((s) => s.prefillTokS)).toFixed(1),
-      bytes_read_back_per_token: best.bytesReadBackPerToken, adapter,
+      bytes_read_back_per_token: best.bytesReadBackPerToken,
+      record_ms: +best.recordMs.toFixed(1), wait_ms: +best.waitMs.toFixed(1),
+      decode_ms: +best.decodeMs.toFixed(1), adapter,
     });
   }
 }
@@ -87,7 +89,104 @@ async function kernels() {
   });
 }
 
-for (const [name, run] of [["decode", decode], ["embed", embed], ["kernels", kernels]]) {
+// The runtime's own floor, without the library: a 16-byte copy submitted, then mapAsync of its
+// destination (what each read-back waits for), and onSubmittedWorkDone after an empty submit.
+async function latency() {
+  const adapter2 = await navigator.gpu.requestAdapter();
+  const dev = await adapter2.requestDevice();
+  const src = dev.createBuffer({ size: 16, usage: GPUBufferUsage.COPY_SRC });
+  const map = [], done = [];
+  for (let i = 0; i < 20; i++) {
+    const dst = dev.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const enc = dev.createCommandEncoder();
+    enc.copyBufferToBuffer(src, 0, dst, 0, 16);
+    dev.queue.submit([enc.finish()]);
+    let t = performance.now();
+    await dst.mapAsync(GPUMapMode.READ);
+    map.push(performance.now() - t);
+    dst.destroy();
+    dev.queue.submit([]);
+    t = performance.now();
+    await dev.queue.onSubmittedWorkDone();
+    done.push(performance.now() - t);
+  }
+  emit({ op: "latency", map_async_ms: +median(map).toFixed(3), on_submitted_work_done_ms: +median(done).toFixed(3), adapter });
+  dev.destroy();
+}
+
+// What the runtime itself gives, without the library: bandwidth of copyBufferToBuffer and of a plain
+// copy shader over 256 MiB, and the CPU cost of encoding a dispatch (1000 tiny dispatches, one bind
+// group, one pass) next to the GPU time they take.
+async function runtimeProbe() {
+  const adapter2 = await navigator.gpu.requestAdapter();
+  const dev = await adapter2.requestDevice({ requiredLimits: {
+    maxStorageBufferBindingSize: adapter2.limits.maxStorageBufferBindingSize,
+    maxBufferSize: adapter2.limits.maxBufferSize } });
+  const bytes = Math.min(256 * 2 ** 20, adapter2.limits.maxStorageBufferBindingSize);
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  const a = dev.createBuffer({ size: bytes, usage }), b = dev.createBuffer({ size: bytes, usage });
+  const timed = async (reps, encode) => {
+    const enc = dev.createCommandEncoder();
+    encode(enc, 1);
+    dev.queue.submit([enc.finish()]);
+    await dev.queue.onSubmittedWorkDone();
+    const t0 = performance.now();
+    const enc2 = dev.createCommandEncoder();
+    encode(enc2, reps);
+    const t1 = performance.now();
+    dev.queue.submit([enc2.finish()]);
+    await dev.queue.onSubmittedWorkDone();
+    return { encode_ms: t1 - t0, total_ms: performance.now() - t0 };
+  };
+  const c = await timed(20, (enc, n) => { for (let i = 0; i < n; i++) enc.copyBufferToBuffer(a, 0, b, 0, bytes); });
+  emit({ op: "runtime_copy_buffer", bytes, reps: 20, total_ms: +c.total_ms.toFixed(2),
+    gbps_incl_latency: +(2 * bytes * 20 / (c.total_ms * 1e6)).toFixed(1), adapter });
+  // The same copies, one submit each.
+  let t = performance.now();
+  for (let i = 0; i < 20; i++) {
+    const enc = dev.createCommandEncoder();
+    enc.copyBufferToBuffer(a, 0, b, 0, bytes);
+    dev.queue.submit([enc.finish()]);
+  }
+  const submitMs = performance.now() - t;
+  await dev.queue.onSubmittedWorkDone();
+  const total = performance.now() - t;
+  emit({ op: "runtime_copy_buffer_submits", bytes, submits: 20, submit_calls_ms: +submitMs.toFixed(2),
+    total_ms: +total.toFixed(2), adapter });
+  const module = dev.createShaderModule({ code: `
+    @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+    @group(0) @binding(1) var<storage, read_write> y: array<vec4<f32>>;
+    @compute @workgroup_size(256) fn main(@builtin(global_invocation_id) g: vec3<u32>,
+        @builtin(num_workgroups) n: vec3<u32>) {
+      let i = g.x + g.y * n.x * 256u;
+      if (i < arrayLength(&x)) { y[i] = x[i]; }
+    }` });
+  const pipeline = dev.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" } });
+  const group = dev.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [
+    { binding: 0, resource: { buffer: a } }, { binding: 1, resource: { buffer: b } }] });
+  const vecs = bytes / 16, wg = vecs / 256;
+  const k = await timed(20, (enc, n) => {
+    const pass = enc.beginComputePass();
+    pass.setPipeline(pipeline); pass.setBindGroup(0, group);
+    for (let i = 0; i < n; i++) pass.dispatchWorkgroups(Math.min(wg, 32768), Math.ceil(wg / 32768));
+    pass.end();
+  });
+  emit({ op: "runtime_copy_shader", bytes, reps: 20, total_ms: +k.total_ms.toFixed(2),
+    gbps_incl_latency: +(2 * bytes * 20 / (k.total_ms * 1e6)).toFixed(1), adapter });
+  const small = dev.createBuffer({ size: 4096, usage });
+  const g2 = dev.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [
+    { binding: 0, resource: { buffer: small } }, { binding: 1, resource: { buffer: b, size: 4096 } }] });
+  const d = await timed(1000, (enc, n) => {
+    const pass = enc.beginComputePass();
+    for (let i = 0; i < n; i++) { pass.setPipeline(pipeline); pass.setBindGroup(0, g2); pass.dispatchWorkgroups(1); }
+    pass.end();
+  });
+  emit({ op: "runtime_dispatch", dispatches: 1000, encode_us_per_dispatch: +(d.encode_ms).toFixed(3),
+    total_us_per_dispatch: +(d.total_ms).toFixed(3), adapter });
+  dev.destroy();
+}
+
+for (const [name, run] of [["latency", latency], ["runtime", runtimeProbe], ["decode", decode], ["embed", embed], ["kernels", kernels]]) {
   if (!only.includes(name)) continue;
   try {
     await run();

@@ -16,6 +16,7 @@ use crate::gpu::Gpu;
 use crate::kernels::sample::{Penalty, Sampling, sample_with, seen_tokens};
 use crate::models::llama::{Config, Llama};
 use crate::models::text::{ChatTemplate, Message, tokenizer_from_gguf};
+use crate::recorder::Readback;
 use crate::tensor::{DType, Tensor};
 
 /// How to generate.
@@ -37,18 +38,20 @@ pub struct GenerateOptions {
     /// Read back the first step's `top_logits` highest logits (0: none, the default: reading the
     /// logits costs a vocabulary-sized read-back).
     pub top_logits: usize,
-    /// Decoding steps kept submitted ahead of the token id being read (0: chosen for the adapter).
-    /// Each step reads its input token on the GPU, so the ids can come back later, several at a
-    /// time: the read-back latency (a `mapAsync` round trip, ~11 ms in Deno's WebGPU, a GPU-process
-    /// hop in browsers) is paid once for many tokens. The price: when generation stops early (EOS,
-    /// a stop string), up to this many steps already submitted are computed and thrown away.
+    /// How many token ids come back in one read-back round trip at most (0: chosen for the
+    /// adapter). Each step reads its input token on the GPU, so ids can come back later, many at a
+    /// time: the read-back's latency (a `mapAsync` round trip: ~11 ms in Deno's WebGPU, a
+    /// GPU-process hop in browsers) is paid once for a batch, and the next batch is recorded while
+    /// it travels. Batches grow 1, 2, 4 ... up to this. The price: when generation stops early (EOS,
+    /// a stop string), up to twice this many steps already submitted are computed and thrown away.
     pub run_ahead: usize,
 }
 
-/// [`GenerateOptions::run_ahead`] on GPUs: enough to cover ~11 ms of read-back latency at ~1 ms a
-/// token. Software adapters (seconds a step) keep one step ahead of the read, as before.
+/// [`GenerateOptions::run_ahead`] on GPUs: a batch recorded at ~1 ms a step covers ~11 ms of
+/// read-back latency. Software adapters (a second or more a step) read each id as it comes, one step
+/// ahead, so that little is thrown away at the end.
 const RUN_AHEAD_GPU: usize = 16;
-const RUN_AHEAD_CPU: usize = 2;
+const RUN_AHEAD_CPU: usize = 1;
 
 impl Default for GenerateOptions {
     fn default() -> Self {
@@ -102,6 +105,11 @@ pub struct GenerationStats {
     pub decode_tok_s: f64,
     /// Bytes read back from the GPU a token (4 while decoding: the token id).
     pub bytes_read_back_per_token: f64,
+    /// Where the time went: recording and submitting the decoding steps (CPU: the kernels' Rust
+    /// side and the WebGPU calls), and waiting for token ids to come back (the GPU's work and the
+    /// read-back's latency, less what overlapped with recording).
+    pub record_ms: f64,
+    pub wait_ms: f64,
 }
 
 /// The result of [`Generator::generate`].
@@ -358,33 +366,46 @@ impl Generator {
         let mut rec = self.gpu.recorder();
         let logits = self.model.forward(&mut rec, &input, &mut cache)?;
         let mut token = sample_with(&mut rec, &logits, &opts.sampling, 0, penalty)?;
-        // Steps submitted whose ids are not read yet, oldest first (the prompt's step is the first).
+        // Steps submitted whose ids are not read yet, oldest first (the prompt's step is the first);
+        // the oldest `mapped` of them have their read-backs started.
         let mut in_flight = VecDeque::from([rec.submit_and_read(&token)]);
+        let mut mapped = 0;
         let mut submitted = 1; // steps submitted so far: each samples one token
         let depth = match opts.run_ahead {
             0 if self.gpu.capabilities().cpu_kernels => RUN_AHEAD_CPU,
             0 => RUN_AHEAD_GPU,
             n => n,
         };
+        // Read-backs go in batches that grow 1, 2, 4 ... up to `depth`: the first ids come back at
+        // once, later ones many a round trip.
+        let mut batch = 1;
         let mut out = Output::new(self, opts);
         let mut first_step_top_logits = Vec::new();
         let mut first_ms = None;
         let mut logits_bytes = 0; // the optional first-step logits, not part of a token's cost
         let mut token_ms = Vec::with_capacity(opts.max_tokens.min(capacity));
+        let (mut record_ms, mut wait_ms) = (0.0, 0.0);
         let stop_reason = loop {
-            // Queue further steps (each reads the previous step's token on the GPU) before waiting;
-            // only one ahead until the first id is read, so that recording them does not delay it.
-            let ahead = if first_ms.is_none() {
-                depth.min(2)
-            } else {
-                depth
-            };
-            while in_flight.len() < ahead && submitted < opts.max_tokens && cache.len() < capacity {
-                let mut rec = self.gpu.recorder();
-                let logits = self.model.forward(&mut rec, &token, &mut cache)?;
-                token = sample_with(&mut rec, &logits, &opts.sampling, submitted as u32, penalty)?;
-                in_flight.push_back(rec.submit_and_read(&token));
-                submitted += 1;
+            if mapped == 0 {
+                // Start reading back every step in flight (one round trip for all of them), then
+                // record and submit the next batch (each step reads the previous step's token on
+                // the GPU) while those ids travel.
+                in_flight.iter_mut().for_each(Readback::start);
+                mapped = in_flight.len();
+                let t = now_ms();
+                while in_flight.len() < mapped + batch
+                    && submitted < opts.max_tokens
+                    && cache.len() < capacity
+                {
+                    let mut rec = self.gpu.recorder();
+                    let logits = self.model.forward(&mut rec, &token, &mut cache)?;
+                    token =
+                        sample_with(&mut rec, &logits, &opts.sampling, submitted as u32, penalty)?;
+                    in_flight.push_back(rec.submit_and_read(&token));
+                    submitted += 1;
+                }
+                record_ms += now_ms() - t;
+                batch = (batch * 2).min(depth);
             }
             let Some(pending) = in_flight.pop_front() else {
                 break if submitted >= opts.max_tokens {
@@ -393,11 +414,14 @@ impl Generator {
                     StopReason::ContextFull
                 };
             };
+            mapped = mapped.saturating_sub(1);
+            let t = now_ms();
             let id = i32::from_le_bytes(
                 pending.bytes().await?[..4]
                     .try_into()
                     .map_err(|_| Error::Readback("short token id".into()))?,
             );
+            wait_ms += now_ms() - t;
             if first_ms.is_none() {
                 first_ms = Some(now_ms());
                 if opts.top_logits > 0 {
@@ -412,13 +436,14 @@ impl Generator {
                 break reason;
             }
         };
-        let stats = stats_of(
+        let mut stats = stats_of(
             &prompt_ids,
             out.ids.len(),
             start,
             first_ms,
             (after_bytes(&self.gpu) - before.gpu_to_host_bytes - logits_bytes) as f64,
         );
+        (stats.record_ms, stats.wait_ms) = (record_ms, wait_ms);
         Ok(Generation {
             prompt_ids,
             text: out.text,
@@ -500,6 +525,8 @@ fn stats_of(
             0.0
         },
         bytes_read_back_per_token: bytes_read_back / new_tokens.max(1) as f64,
+        record_ms: 0.0,
+        wait_ms: 0.0,
     }
 }
 

@@ -144,6 +144,8 @@ const GENERATION_STATS: &str = r#"
 export interface GenerationStats {
   promptTokens: number; newTokens: number; prefillMs: number; decodeMs: number;
   prefillTokS: number; decodeTokS: number; bytesReadBackPerToken: number;
+  /** CPU time recording and submitting steps, and time waiting for token ids to come back. */
+  recordMs: number; waitMs: number;
   stopReason: "eos" | "stop" | "max_tokens" | "context_full" | "cancelled";
 }
 "#;
@@ -240,6 +242,8 @@ fn stats_object(g: &Generation) -> Object {
         "bytesReadBackPerToken",
         &s.bytes_read_back_per_token.into(),
     );
+    set(&o, "recordMs", &s.record_ms.into());
+    set(&o, "waitMs", &s.wait_ms.into());
     set(&o, "stopReason", &g.stop_reason.name().into());
     o
 }
