@@ -270,12 +270,12 @@ impl Recorder {
     pub fn submit_and_read(self, tensor: &Tensor) -> Readback {
         let gpu = self.gpu.clone();
         let len = tensor.size_in_bytes();
-        let staging = gpu.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: padded_size(len),
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        // From the pool (creating a buffer is dear on the web path); `bytes` unmaps it before it
+        // goes back, and one dropped while mapped or mapping is destroyed instead (BufferPool::put).
+        let staging = gpu.pooled_buffer(
+            padded_size(len),
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        );
         let submission = self.submit_inner(Some((tensor, &staging)));
         Readback {
             gpu,
@@ -283,6 +283,8 @@ impl Recorder {
             len,
             submission,
             receiver: None,
+            started: false,
+            unmapped: false,
         }
     }
 
@@ -329,14 +331,27 @@ pub struct Readback {
     /// Set once the map has started.
     receiver:
         Option<futures_channel::oneshot::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>>,
+    /// The map was started, and the staging buffer was read and unmapped: only a buffer never
+    /// mapped, or mapped and unmapped again, may go back to the pool.
+    started: bool,
+    unmapped: bool,
+}
+
+impl Drop for Readback {
+    fn drop(&mut self) {
+        if self.started && !self.unmapped {
+            self.staging.discard_on_drop();
+        }
+    }
 }
 
 impl Readback {
     /// Starts mapping the bytes (idempotent; `bytes` starts it too).
     pub fn start(&mut self) {
-        if self.receiver.is_some() {
+        if self.started {
             return;
         }
+        self.started = true;
         let (sender, receiver) = futures_channel::oneshot::channel();
         self.staging
             .map_async(wgpu::MapMode::Read, .., move |result| {
@@ -376,6 +391,9 @@ impl Readback {
             .get_mapped_range(..)
             .map_err(|e| Error::Readback(e.to_string()))?;
         let out = view[..self.len as usize].to_vec();
+        drop(view);
+        self.staging.unmap();
+        self.unmapped = true;
         self.gpu.copy_stats().to_host(self.len);
         self.gpu.copy_stats().wasm_in(self.len);
         Ok(out)

@@ -23,6 +23,8 @@ pub struct GpuBuffer {
     stats: Arc<CopyStats>,
     /// Where the buffer goes when dropped; `None`: destroyed.
     pool: Option<Arc<BufferPool>>,
+    /// Destroy on drop even if pooled: a read-back buffer dropped while (perhaps) still mapping.
+    discard: std::sync::atomic::AtomicBool,
 }
 
 impl GpuBuffer {
@@ -37,11 +39,19 @@ impl GpuBuffer {
             buffer,
             stats: Arc::clone(stats),
             pool: None,
+            discard: false.into(),
         }
     }
 
     pub fn raw(&self) -> &wgpu::Buffer {
         &self.buffer
+    }
+
+    /// Destroys the buffer when dropped instead of returning it to the pool (its map state is not
+    /// known to be unmapped).
+    pub(crate) fn discard_on_drop(&self) {
+        self.discard
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Allocated size in bytes (a multiple of 4).
@@ -61,8 +71,10 @@ impl Drop for GpuBuffer {
     fn drop(&mut self) {
         self.stats.buffer_dropped(self.buffer.size());
         match &self.pool {
-            Some(pool) => pool.put(self.buffer.clone()),
-            None => self.buffer.destroy(),
+            Some(pool) if !self.discard.load(std::sync::atomic::Ordering::Relaxed) => {
+                pool.put(self.buffer.clone())
+            }
+            _ => self.buffer.destroy(),
         }
     }
 }
@@ -117,6 +129,7 @@ impl BufferPool {
             buffer,
             stats: Arc::clone(&self.stats),
             pool: Some(Arc::clone(self)),
+            discard: false.into(),
         }
     }
 

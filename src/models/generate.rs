@@ -390,8 +390,10 @@ impl Generator {
                 // Start reading back every step in flight (one round trip for all of them), then
                 // record and submit the next batch (each step reads the previous step's token on
                 // the GPU) while those ids travel.
-                in_flight.iter_mut().for_each(Readback::start);
+                let t = now_ms();
+                in_flight.iter_mut().for_each(Readback::start); // Deno: waits for the GPU here
                 mapped = in_flight.len();
+                wait_ms += now_ms() - t;
                 let t = now_ms();
                 while in_flight.len() < mapped + batch
                     && submitted < opts.max_tokens
