@@ -28,6 +28,12 @@ await init({ module_or_path: await Deno.readFile(new URL("webgpu_infer_bg.wasm",
 const device = await Device.create();
 const adapter = device.info.adapter;
 console.error(`[web-bench] ${runtime}, adapter ${adapter}`);
+{
+  const raw = (await navigator.gpu.requestAdapter()).info;
+  const { software, subgroups, shaderF16, features } = device.info;
+  emit({ op: "adapter_info", is_fallback_adapter: raw.isFallbackAdapter, software, subgroups,
+    shader_f16: shaderF16, features, adapter });
+}
 
 async function decode() {
   const model = new URL(arg("gguf", "SmolLM2-135M-Instruct.Q4_1.gguf"), models).href;
@@ -186,7 +192,9 @@ async function runtimeProbe() {
   dev.destroy();
 }
 
-for (const [name, run] of [["latency", latency], ["runtime", runtimeProbe], ["decode", decode], ["embed", embed], ["kernels", kernels]]) {
+// The probes make devices of their own: they run last, so that the library's runs share the runtime
+// with nothing else.
+for (const [name, run] of [["decode", decode], ["embed", embed], ["kernels", kernels], ["latency", latency], ["runtime", runtimeProbe]]) {
   if (!only.includes(name)) continue;
   try {
     await run();
