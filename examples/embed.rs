@@ -8,7 +8,8 @@
 //! with `--json`; otherwise a line per text with its token count and first values.
 //! `--bench [BATCH]x[SEQ]` (default 8x128) prints instead
 //! `{"op":"embed","model","batch","seq","ms","texts_per_s","adapter"}`, the median of 10 runs after a
-//! warm-up, for texts of exactly SEQ tokens.
+//! warm-up, for texts of exactly SEQ tokens. `--checked` turns WebGPU's runtime shader checks on, as
+//! browsers always do.
 
 #[cfg(target_arch = "wasm32")]
 fn main() {}
@@ -28,11 +29,13 @@ async fn run() -> webgpu_infer::Result<()> {
 
     let mut args = std::env::args().skip(1);
     let (mut model, mut json, mut texts, mut bench) = (None, false, Vec::new(), None);
+    let mut checked = false;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--model" => model = args.next(),
             "--json" => json = true,
             "--bench" => bench = Some(args.next().unwrap_or_else(|| "8x128".into())),
+            "--checked" => checked = true,
             "-h" | "--help" => {
                 println!(
                     "embed --model DIR [--json] [TEXT ...]   (texts from stdin, one a line, when none given)"
@@ -45,7 +48,12 @@ async fn run() -> webgpu_infer::Result<()> {
     let model = model.ok_or_else(|| {
         Error::Input("--model DIR is required (a sentence-transformers folder)".into())
     })?;
-    let gpu = Gpu::new().await?;
+    // --checked: WebGPU's runtime shader checks on, as in browsers.
+    let gpu = Gpu::with_options(&webgpu_infer::GpuOptions {
+        unchecked_shaders: !checked,
+        ..Default::default()
+    })
+    .await?;
     let embedder = Embedder::from_dir(&gpu, model.as_ref())?;
     if let Some(shape) = bench {
         return run_bench(&gpu, &embedder, &model, &shape).await;
@@ -117,6 +125,7 @@ async fn run_bench(
     let line = serde_json::json!({
         "op": "embed", "model": model, "batch": batch, "seq": seq, "ms": ms,
         "texts_per_s": batch as f64 / (ms / 1e3), "adapter": gpu.adapter_name(),
+        "shader_checks": !gpu.unchecked_shaders(),
     });
     println!("{line}");
     Ok(())

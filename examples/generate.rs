@@ -28,7 +28,7 @@ fn main() {
 #[cfg(not(target_arch = "wasm32"))]
 const USAGE: &str = "generate --model PATH --prompt TEXT [--chat] [--max-tokens N] [--temperature T] \
 [--top-k K] [--top-p P] [--seed S] [--repetition-penalty R] [--stop TEXT]... [--json] [--bench] [--long N] \
-[--run-ahead N] [--prompt-tokens N (with --bench: a synthetic prompt of N tokens)]";
+[--run-ahead N] [--prompt-tokens N (with --bench: a synthetic prompt of N tokens)] [--checked]";
 
 #[cfg(not(target_arch = "wasm32"))]
 async fn run() -> webgpu_infer::Result<()> {
@@ -40,6 +40,7 @@ async fn run() -> webgpu_infer::Result<()> {
     let (mut model, mut prompt, mut json, mut bench) = (None, None, false, false);
     let mut long: Option<usize> = None;
     let mut prompt_tokens: Option<usize> = None;
+    let mut checked = false;
     let mut opts = GenerateOptions {
         max_tokens: 128,
         ..Default::default()
@@ -74,6 +75,7 @@ async fn run() -> webgpu_infer::Result<()> {
                 opts.repetition_penalty = value()?.parse().map_err(|_| bad(&a))?
             }
             "--stop" => opts.stop.push(value()?),
+            "--checked" => checked = true,
             "--run-ahead" => opts.run_ahead = value()?.parse().map_err(|_| bad(&a))?,
             "--prompt-tokens" => {
                 prompt_tokens = Some(value()?.parse::<usize>().map_err(|_| bad(&a))?)
@@ -93,7 +95,13 @@ async fn run() -> webgpu_infer::Result<()> {
         model.ok_or_else(|| Error::Input(format!("--model is required\nusage: {USAGE}")))?;
     let prompt =
         prompt.ok_or_else(|| Error::Input(format!("--prompt is required\nusage: {USAGE}")))?;
-    let gpu = Gpu::new().await?;
+    // --checked: WebGPU's runtime shader checks on (as in every browser), to measure natively what
+    // the web path's kernels cost.
+    let gpu = Gpu::with_options(&webgpu_infer::GpuOptions {
+        unchecked_shaders: !checked,
+        ..Default::default()
+    })
+    .await?;
     let generator = Generator::from_path(&gpu, model.as_ref(), &mut |_| {})?;
     if let Some(n) = long {
         return long_run(&gpu, &generator, &model, &prompt, n).await;
@@ -136,6 +144,7 @@ async fn run() -> webgpu_infer::Result<()> {
             "record_ms": s.record_ms,
             "wait_ms": s.wait_ms,
             "run_ahead": opts.run_ahead,
+            "shader_checks": checked,
             "adapter": gpu.adapter_name(),
         });
         println!("{line}");

@@ -13,7 +13,7 @@
 # call's carry. Every line carries "runtime" ("native wgpu" or "deno … webgpu"), the adapter and
 # "pkg" (which package ran).
 #
-# Env for `run`: ONLY (latency,decode,embed,kernels), NEW_TOKENS (128,512), KERNEL_OPS (matmul,gemv,attention,
+# Env for `run`: ONLY (decode,embed,kernels,latency,runtime), NEW_TOKENS (128,512), KERNEL_OPS (matmul,gemv,attention,
 # decode,copy), SKIP_NATIVE=1, ONLY_BEFORE (what the second package runs; default ONLY).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,7 +54,7 @@ stage() {
 run() {
   : "${OUT:=bench-out}"
   mkdir -p "$OUT" /tmp/wb/models
-  local only="${ONLY:-latency,decode,embed,kernels}" tokens="${NEW_TOKENS:-128,512}"
+  local only="${ONLY:-decode,embed,kernels,latency,runtime}" tokens="${NEW_TOKENS:-128,512}"
   local ops="${KERNEL_OPS:-matmul,gemv,attention,decode,copy}"
   local wb=/tmp/wb models=/tmp/wb/models
   log "staging in $wb"

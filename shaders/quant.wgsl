@@ -46,34 +46,50 @@ fn f16_at(b: u32) -> f32 {
     return unpack2x16float(select(word, word >> 16u, (b & 3u) != 0u)).x;
 }
 
-// The 32 elements of block `blk` as 8 vec4s: element 4·i + j is out[i][j].
-fn dequant_block(blk: u32) -> array<vec4<f32>, 8> {
+// A block's scale d, offset m (w = d·q + m) and where its quants start. Blocks are read as 8 quads
+// of 4 elements through `quad`, not as an array: with WebGPU's runtime checks (always on in browsers)
+// a private array indexed in a loop is not kept in registers and spills to memory.
+struct BlockHead {
+    d: f32,
+    m: f32,
+    qs: u32,
+}
+
+fn head_of(d: f32, m_or_d: f32, base: u32) -> BlockHead {
+    switch QTYPE {
+        case 0u: { return BlockHead(d, -8.0 * d, base + 2u); } // Q4_0: d·(q − 8)
+        case 1u: { return BlockHead(d, m_or_d, base + 4u); }
+        default: { return BlockHead(d, 0.0, base + 2u); }
+    }
+}
+
+fn block_head(blk: u32) -> BlockHead {
     let base = blk * block_bytes();
-    var out: array<vec4<f32>, 8>;
-    let d = f16_at(base);
+    return head_of(f16_at(base), f16_at(base + 2u), base);
+}
+
+// Elements 4·i .. 4·i + 3 of a block from the quant word `q` (the word `quad_word` names).
+fn quad_of(h: BlockHead, q: u32, i: u32) -> vec4<f32> {
     if (QTYPE == 2u) {
-        for (var i = 0u; i < 8u; i++) {
-            let q = word_at(base + 2u + 4u * i);
-            let v = vec4<i32>(
-                i32(q << 24u) >> 24u, i32(q << 16u) >> 24u, i32(q << 8u) >> 24u, i32(q) >> 24u);
-            out[i] = d * vec4<f32>(v);
-        }
-        return out;
+        let v = vec4<i32>(i32(q << 24u) >> 24u, i32(q << 16u) >> 24u, i32(q << 8u) >> 24u, i32(q) >> 24u);
+        return h.d * vec4<f32>(v);
     }
-    var m = -8.0 * d; // Q4_0: d·(q − 8) = d·q − 8d
-    var qs = base + 2u;
-    if (QTYPE == 1u) {
-        m = f16_at(base + 2u);
-        qs = base + 4u;
+    // 4-bit: byte j holds element j (low nibble) and j + 16 (high nibble).
+    let s = select(0u, 4u, i >= 4u);
+    let v = vec4<u32>(q >> s, q >> (8u + s), q >> (16u + s), q >> (24u + s)) & vec4<u32>(15u);
+    return h.d * vec4<f32>(v) + h.m;
+}
+
+// Byte offset of the quant word holding quad i.
+fn quad_word(h: BlockHead, i: u32) -> u32 {
+    if (QTYPE == 2u) {
+        return h.qs + 4u * i;
     }
-    for (var i = 0u; i < 4u; i++) {
-        let q = word_at(qs + 4u * i); // bytes 4i .. 4i+3
-        let lo = vec4<f32>(vec4<u32>(q, q >> 8u, q >> 16u, q >> 24u) & vec4<u32>(15u));
-        let hi = vec4<f32>(vec4<u32>(q >> 4u, q >> 12u, q >> 20u, q >> 28u) & vec4<u32>(15u));
-        out[i] = d * lo + m;       // elements 4i .. 4i+3
-        out[i + 4u] = d * hi + m;  // elements 16 + 4i ..
-    }
-    return out;
+    return h.qs + 4u * (i & 3u);
+}
+
+fn quad(h: BlockHead, i: u32) -> vec4<f32> {
+    return quad_of(h, word_at(quad_word(h, i)), i);
 }
 
 // ---- GEMV: out[r, j] = Σ_k x[r, k] · W[j, k] (+ residual[r, j]) --------------------------------------
@@ -98,9 +114,9 @@ fn row_dot(r: u32, row: u32, lane: u32) -> f32 {
     let blocks = p.k / 32u;
     var acc = 0.0;
     for (var b = lane; b < blocks; b += LANES) {
-        let v = dequant_block(row * blocks + b);
+        let h = block_head(row * blocks + b);
         for (var i = 0u; i < 8u; i++) {
-            acc += dot(v[i], x4(r, b * 32u + 4u * i));
+            acc += dot(quad(h, i), x4(r, b * 32u + 4u * i));
         }
     }
     return acc;
@@ -155,34 +171,14 @@ fn up_word_at(b: u32) -> u32 {
     return (w_up[i] >> 16u) | (w_up[i + 1u] << 16u);
 }
 
-// dequant_block for w_up (WGSL cannot pass a storage array to a function).
-fn dequant_up(blk: u32) -> array<vec4<f32>, 8> {
+// block_head and quad for w_up (WGSL cannot pass a storage array to a function).
+fn block_head_up(blk: u32) -> BlockHead {
     let base = blk * block_bytes();
-    var out: array<vec4<f32>, 8>;
-    let d = up_f16_at(base);
-    if (QTYPE == 2u) {
-        for (var i = 0u; i < 8u; i++) {
-            let q = up_word_at(base + 2u + 4u * i);
-            let v = vec4<i32>(
-                i32(q << 24u) >> 24u, i32(q << 16u) >> 24u, i32(q << 8u) >> 24u, i32(q) >> 24u);
-            out[i] = d * vec4<f32>(v);
-        }
-        return out;
-    }
-    var m = -8.0 * d;
-    var qs = base + 2u;
-    if (QTYPE == 1u) {
-        m = up_f16_at(base + 2u);
-        qs = base + 4u;
-    }
-    for (var i = 0u; i < 4u; i++) {
-        let q = up_word_at(qs + 4u * i);
-        let lo = vec4<f32>(vec4<u32>(q, q >> 8u, q >> 16u, q >> 24u) & vec4<u32>(15u));
-        let hi = vec4<f32>(vec4<u32>(q >> 4u, q >> 12u, q >> 20u, q >> 28u) & vec4<u32>(15u));
-        out[i] = d * lo + m;
-        out[i + 4u] = d * hi + m;
-    }
-    return out;
+    return head_of(up_f16_at(base), up_f16_at(base + 2u), base);
+}
+
+fn quad_up(h: BlockHead, i: u32) -> vec4<f32> {
+    return quad_of(h, up_word_at(quad_word(h, i)), i);
 }
 
 @compute @workgroup_size(256, 1, 1)
@@ -195,12 +191,12 @@ fn gemv_swiglu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     if (row < p.n) {
         let blocks = p.k / 32u;
         for (var b = lane; b < blocks; b += LANES) {
-            let g = dequant_block(row * blocks + b);
-            let u = dequant_up(row * blocks + b);
+            let g = block_head(row * blocks + b);
+            let u = block_head_up(row * blocks + b);
             for (var i = 0u; i < 8u; i++) {
                 let xv = x4(r, b * 32u + 4u * i);
-                gate += dot(g[i], xv);
-                up += dot(u[i], xv);
+                gate += dot(quad(g, i), xv);
+                up += dot(quad_up(u, i), xv);
             }
         }
     }
@@ -234,12 +230,13 @@ fn write_block(i: u32, src_row: u32, b: u32) {
         }
         return;
     }
-    let v = dequant_block(src_row * blocks + b);
+    let h = block_head(src_row * blocks + b);
     for (var j = 0u; j < 8u; j++) {
-        out[base + 4u * j] = T(v[j].x);
-        out[base + 4u * j + 1u] = T(v[j].y);
-        out[base + 4u * j + 2u] = T(v[j].z);
-        out[base + 4u * j + 3u] = T(v[j].w);
+        let v = quad(h, j);
+        out[base + 4u * j] = T(v.x);
+        out[base + 4u * j + 1u] = T(v.y);
+        out[base + 4u * j + 2u] = T(v.z);
+        out[base + 4u * j + 3u] = T(v.w);
     }
 }
 
@@ -277,9 +274,9 @@ fn gemv_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
     let blocks = p.k / 32u;
     var acc = 0.0;
     for (var b = 0u; b < blocks; b++) {
-        let v = dequant_block(row * blocks + b);
+        let h = block_head(row * blocks + b);
         for (var i = 0u; i < 8u; i++) {
-            acc += dot(v[i], x4(r, b * 32u + 4u * i));
+            acc += dot(quad(h, i), x4(r, b * 32u + 4u * i));
         }
     }
     if (HAS_RESIDUAL) {
@@ -299,12 +296,12 @@ fn gemv_swiglu_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
     var gate = 0.0;
     var up = 0.0;
     for (var b = 0u; b < blocks; b++) {
-        let g = dequant_block(row * blocks + b);
-        let u = dequant_up(row * blocks + b);
+        let g = block_head(row * blocks + b);
+        let u = block_head_up(row * blocks + b);
         for (var i = 0u; i < 8u; i++) {
             let xv = x4(r, b * 32u + 4u * i);
-            gate += dot(g[i], xv);
-            up += dot(u[i], xv);
+            gate += dot(quad(g, i), xv);
+            up += dot(quad_up(u, i), xv);
         }
     }
     out[p.out_offset + r * p.n + row] = T(gate / (1.0 + exp(-gate)) * up);

@@ -342,6 +342,11 @@ impl Gpu {
             .clone()
     }
 
+    /// Whether shaders run without WebGPU's runtime checks (native only, `GpuOptions::unchecked_shaders`).
+    pub fn unchecked_shaders(&self) -> bool {
+        self.inner.unchecked_shaders
+    }
+
     /// What has been copied where so far (see [`Stats`]).
     pub fn stats(&self) -> Stats {
         self.inner.stats.snapshot()

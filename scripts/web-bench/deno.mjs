@@ -54,7 +54,8 @@ async function decode() {
       ttft_ms: +median(runs.map((s) => s.prefillMs)).toFixed(2),
       prefill_tok_s: +median(runs.map((s) => s.prefillTokS)).toFixed(1),
       bytes_read_back_per_token: best.bytesReadBackPerToken,
-      record_ms: +best.recordMs.toFixed(1), wait_ms: +best.waitMs.toFixed(1),
+      record_ms: best.recordMs === undefined ? null : +best.recordMs.toFixed(1), // older packages lack
+      wait_ms: best.waitMs === undefined ? null : +best.waitMs.toFixed(1), // the time split
       decode_ms: +best.decodeMs.toFixed(1), adapter,
     });
   }
