@@ -91,7 +91,10 @@ async function embed() {
 
 async function kernels() {
   const ops = arg("kernel-ops", "copy,matmul,gemv,attention,decode").split(",");
-  await device.benchKernels({ ops, maxSquare: 4096, maxSeq: 2048, targetMs: 200 }, (line) => {
+  // A device of its own: the generator's pooled buffers (its prefill's dequantized weights) would
+  // otherwise fill the pool, and every benchmark output would be a new, zero-filled buffer.
+  const kernelDevice = await Device.create();
+  await kernelDevice.benchKernels({ ops, maxSquare: 4096, maxSeq: 2048, targetMs: 200 }, (line) => {
     emit(JSON.parse(line));
   });
 }
