@@ -9,16 +9,19 @@ the page, as Transformers.js does them.
 Run by hand (never in CI), after scripts/fetch-models.sh:
     python3 -m venv /tmp/venv && /tmp/venv/bin/pip install torch transformers onnx onnxscript
     /tmp/venv/bin/python scripts/export_minilm_onnx.py
-Writes models/all-MiniLM-L6-v2/onnx/model.onnx (one file, weights inside) and checks it against
+Writes MODEL_DIR/onnx/model.onnx (default models/all-MiniLM-L6-v2/) (one file, weights inside) and checks it against
 PyTorch with onnxruntime when that package is installed.
 """
 import os
+import sys
 
 import torch
 from transformers import AutoModel
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODEL = os.path.join(HERE, "..", "models", "all-MiniLM-L6-v2")
+# The model folder: models/all-MiniLM-L6-v2, or the first argument (scripts/gpu-web-bench.sh passes
+# its synthetic-weight copy on the GPU machine).
+MODEL = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "models", "all-MiniLM-L6-v2")
 OUT = os.path.join(MODEL, "onnx", "model.onnx")
 
 

@@ -7,7 +7,8 @@
 # What travels (bench-bin/, ~50 MB; the GPU machine takes 64 MiB in all): the npm package's WASM + JS
 # (pkg/, and optionally a second package to compare, e.g. built from an older commit), Deno (npm
 # @deno/linux-x64-glibc, xz-compressed: its `navigator.gpu` is wgpu on Vulkan), the native release
-# examples (generate, embed, bench_kernels), and headers of the test models (scripts/synth_gguf.py,
+# examples (generate, embed, bench_kernels), onnxruntime-web's WebGPU build (the embedding peer; the
+# ONNX export is made there with the machine's torch), and headers of the test models (scripts/synth_gguf.py,
 # scripts/synth_safetensors.py: the real metadata and tokenizers with synthetic weights of the same
 # types and sizes). Name `bench-bin` and `.gl` (the Vulkan loader, ../shared/ENVIRONMENT.md) in the
 # call's carry. Every line carries "runtime" ("native wgpu" or "deno … webgpu"), the adapter and
@@ -44,6 +45,9 @@ stage() {
     xz -T0 -6 -c "$tmp/package/deno" >bench-bin/deno.xz
     rm -rf "$tmp"
   fi
+  # onnxruntime-web (the embedding peer): its WebGPU build and the WASM it loads, ~7 MB gzipped.
+  tar czf bench-bin/ort.tgz -C node_modules/onnxruntime-web/dist ort.webgpu.min.mjs \
+    ort-wasm-simd-threaded.asyncify.mjs ort-wasm-simd-threaded.asyncify.wasm
   scripts/fetch-models.sh
   python3 -c "import gguf" 2>/dev/null || python3 -m pip install --quiet gguf
   python3 scripts/synth_gguf.py layout models/SmolLM2-135M-Instruct.Q4_1.gguf bench-bin/smollm2
@@ -64,6 +68,12 @@ run() {
   [ -f bench-bin/pkg-before.tgz ] && tar xzf bench-bin/pkg-before.tgz -C $wb
   python3 scripts/synth_gguf.py build bench-bin/smollm2 $models/SmolLM2-135M-Instruct.Q4_1.gguf
   python3 scripts/synth_safetensors.py build bench-bin/minilm $models/all-MiniLM-L6-v2
+  local ort_args=()
+  if [ -f bench-bin/ort.tgz ]; then
+    mkdir -p $wb/ort && tar xzf bench-bin/ort.tgz -C $wb/ort
+    # The ONNX export of the same (synthetic) weights, with the GPU machine's torch.
+    python3 scripts/export_minilm_onnx.py $models/all-MiniLM-L6-v2 >&2 && ort_args=(--ort $wb/ort)
+  fi
   local jsonl="$OUT/web-bench.jsonl"
   : >"$jsonl"
   tag() { # adds "runtime" and "pkg" to each JSON line of stdin
@@ -101,7 +111,8 @@ for l in sys.stdin:
     local what="$only"
     [ "$p" = pkg-before ] && what="${ONLY_BEFORE:-$only}"
     (cd "$wb/run-$p" && timeout 900 $wb/deno run -A --unstable-webgpu scripts/web-bench/deno.mjs \
-      --models $models --only "$what" --new-tokens "$tokens" --kernel-ops "$ops" 2>&1) | tag deno "$p"
+      --models $models --only "$what" --new-tokens "$tokens" --kernel-ops "$ops" "${ort_args[@]}" 2>&1) \
+      | tag deno "$p"
   done
   log "wrote $jsonl"
 }

@@ -66,8 +66,41 @@ const WORDS = ("the city grew along the river where people built houses of stone
   + "traders brought salt fish and cloth from the north and the south every year in the warm season "
   + "when the roads were dry and the market was full of music food and news from far away").split(" ");
 
+// onnxruntime-web (the engine Transformers.js runs on), WebGPU execution provider, same runtime and
+// GPU: `session.run` on the model exported to ONNX (scripts/export_minilm_onnx.py) with the ids our
+// tokenizer gives, then mean pooling and normalisation in JS, as Transformers.js does them.
+async function ortEmbedder(dir) {
+  const ortDir = dir.endsWith("/") ? dir : `${dir}/`;
+  const ort = await import(`file://${ortDir}ort.webgpu.min.mjs`);
+  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.wasmPaths = `file://${ortDir}`;
+  ort.env.logLevel = "error";
+  const bytes = await Deno.readFile(new URL("all-MiniLM-L6-v2/onnx/model.onnx", models));
+  const session = await ort.InferenceSession.create(bytes, { executionProviders: ["webgpu"], graphOptimizationLevel: "all" });
+  return { ort, session };
+}
+
+function poolAndNormalize(hidden, batch, seq, dims) {
+  const vecs = [];
+  for (let b = 0; b < batch; b++) {
+    const v = new Float32Array(dims);
+    for (let s = 0; s < seq; s++) for (let d = 0; d < dims; d++) v[d] += hidden[(b * seq + s) * dims + d];
+    let norm = 0;
+    for (let d = 0; d < dims; d++) { v[d] /= seq; norm += v[d] * v[d]; }
+    norm = Math.max(Math.sqrt(norm), 1e-12);
+    for (let d = 0; d < dims; d++) v[d] /= norm;
+    vecs.push(v);
+  }
+  return vecs;
+}
+
 async function embed() {
   const e = await device.loadEmbedder(new URL("all-MiniLM-L6-v2/", models).href);
+  const ortDir = arg("ort", null);
+  let peer = null;
+  if (ortDir) {
+    try { peer = await ortEmbedder(ortDir); } catch (err) { emit({ op: "embed", impl: "onnxruntime-web", error: String(err?.message ?? err), adapter }); }
+  }
   for (const [batch, seq] of arg("embed-shapes", "1x128,8x128,32x128").split(",").map((s) => s.split("x").map(Number))) {
     const texts = [];
     for (let b = 0; b < batch; b++) {
@@ -84,8 +117,43 @@ async function embed() {
       await e.embed(texts);
       times.push(performance.now() - t);
     }
-    emit({ op: "embed", impl: "webgpu-infer", model: "all-MiniLM-L6-v2", batch, seq,
-      ms: +median(times).toFixed(2), ms_runs: times.map((t) => +t.toFixed(2)), adapter });
+    const ours = median(times);
+    const line = { op: "embed", impl: "webgpu-infer", model: "all-MiniLM-L6-v2", batch, seq,
+      ms: +ours.toFixed(2), ms_runs: times.map((t) => +t.toFixed(2)), adapter };
+    if (peer) {
+      const { ort, session } = peer;
+      const ids = new BigInt64Array(batch * seq);
+      texts.forEach((t, b) => e.encode(t).forEach((id, s) => { ids[b * seq + s] = BigInt(id); }));
+      const feeds = {
+        input_ids: new ort.Tensor("int64", ids, [batch, seq]),
+        attention_mask: new ort.Tensor("int64", new BigInt64Array(batch * seq).fill(1n), [batch, seq]),
+        token_type_ids: new ort.Tensor("int64", new BigInt64Array(batch * seq), [batch, seq]),
+      };
+      const theirs = async () => {
+        const { last_hidden_state: h } = await session.run(feeds);
+        return poolAndNormalize(h.data, batch, seq, h.dims[2]);
+      };
+      await theirs();
+      const ortTimes = [];
+      for (let r = 0; r < Math.max(reps, 5); r++) {
+        // Alternating with ours: the same conditions for both.
+        let t = performance.now();
+        await theirs();
+        ortTimes.push(performance.now() - t);
+        t = performance.now();
+        await e.embed(texts);
+        times.push(performance.now() - t);
+      }
+      const ortMs = median(ortTimes);
+      line.ms = +median(times).toFixed(2);
+      line.ms_runs = times.map((t) => +t.toFixed(2));
+      line.ratio_vs_ort = +(median(times) / ortMs).toFixed(3);
+      emit(line);
+      emit({ op: "embed", impl: "onnxruntime-web 1.30.0 (webgpu)", model: "all-MiniLM-L6-v2", batch, seq,
+        ms: +ortMs.toFixed(2), ms_runs: ortTimes.map((t) => +t.toFixed(2)), adapter });
+    } else {
+      emit(line);
+    }
   }
 }
 
