@@ -10,7 +10,7 @@
 //! can only match while the same buffer is bound again. The cache is bounded: when full it is emptied
 //! (a forward pass of new shapes then makes its groups anew).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 /// One bound buffer: its binding number, the buffer, and the bound range (`size` 0: to the end).
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -29,14 +29,14 @@ struct Key {
 
 /// Bind groups by (pipeline, bound buffers).
 pub(crate) struct BindGroupCache {
-    groups: HashMap<Key, wgpu::BindGroup>,
+    groups: FxHashMap<Key, wgpu::BindGroup>,
     capacity: usize,
 }
 
 impl BindGroupCache {
     pub(crate) fn new(capacity: usize) -> Self {
         BindGroupCache {
-            groups: HashMap::new(),
+            groups: FxHashMap::default(),
             capacity,
         }
     }

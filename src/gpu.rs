@@ -3,6 +3,8 @@
 //! the pipeline cache.
 
 use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::bind_groups::{BindGroupCache, BoundBuffer};
@@ -89,7 +91,8 @@ struct PipelineKey {
     shader: &'static str,
     dtype: DType,
     entry: &'static str,
-    variant: String,
+    /// The override constants, values as f64 bits (no formatting on the per-dispatch path).
+    variant: Vec<(&'static str, u64)>,
 }
 
 /// Everything needed to build one compute pipeline.
@@ -119,7 +122,7 @@ struct Inner {
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
     caps: Capabilities,
-    pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+    pipelines: Mutex<FxHashMap<PipelineKey, wgpu::ComputePipeline>>,
     unchecked_shaders: bool,
     modules: Mutex<HashMap<(&'static str, DType), wgpu::ShaderModule>>,
     /// First error WebGPU reported outside an error scope, or the device-lost reason.
@@ -201,7 +204,7 @@ impl Gpu {
                 info,
                 limits,
                 caps,
-                pipelines: Mutex::new(HashMap::new()),
+                pipelines: Mutex::new(FxHashMap::default()),
                 unchecked_shaders: options.unchecked_shaders && !cfg!(target_arch = "wasm32"),
                 modules: Mutex::new(HashMap::new()),
                 fault,
@@ -272,7 +275,11 @@ impl Gpu {
             shader: src.name,
             dtype: src.dtype,
             entry: src.entry,
-            variant: format!("{:?}", src.constants),
+            variant: src
+                .constants
+                .iter()
+                .map(|&(k, v)| (k, v.to_bits()))
+                .collect(),
         };
         let mut pipelines = self
             .inner
