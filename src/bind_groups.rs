@@ -55,7 +55,7 @@ impl BindGroupCache {
         if let Some(group) = self.groups.get(&key) {
             return (group.clone(), false);
         }
-        let group = create(device, pipeline, &key.entries);
+        let group = create(device, pipeline, &key.entries, None);
         if self.groups.len() >= self.capacity {
             self.groups.clear();
         }
@@ -72,13 +72,15 @@ impl BindGroupCache {
     }
 }
 
-/// A bind group of `pipeline`'s group 0 over `entries`, made without the cache.
+/// A bind group of `pipeline`'s group 0 over `buffers`, and a texture view at binding 0 when given,
+/// made without the cache.
 pub(crate) fn create(
     device: &wgpu::Device,
     pipeline: &wgpu::ComputePipeline,
-    entries: &[BoundBuffer],
+    buffers: &[BoundBuffer],
+    texture: Option<&wgpu::TextureView>,
 ) -> wgpu::BindGroup {
-    let entries: Vec<wgpu::BindGroupEntry<'_>> = entries
+    let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
         .iter()
         .map(|e| wgpu::BindGroupEntry {
             binding: e.binding,
@@ -88,6 +90,10 @@ pub(crate) fn create(
                 size: std::num::NonZeroU64::new(e.size),
             }),
         })
+        .chain(texture.map(|view| wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::TextureView(view),
+        }))
         .collect();
     device.create_bind_group(&wgpu::BindGroupDescriptor {
         label: None,

@@ -168,28 +168,7 @@ impl Recorder {
         entries: &[BoundBuffer],
     ) -> wgpu::BindGroup {
         let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
-        let entries: Vec<wgpu::BindGroupEntry<'_>> = entries
-            .iter()
-            .map(|e| wgpu::BindGroupEntry {
-                binding: e.binding,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: &e.buffer,
-                    offset: e.offset,
-                    size: std::num::NonZeroU64::new(e.size),
-                }),
-            })
-            .chain([wgpu::BindGroupEntry {
-                binding: 0,
-                resource: wgpu::BindingResource::TextureView(&view),
-            }])
-            .collect();
-        self.gpu
-            .device()
-            .create_bind_group(&wgpu::BindGroupDescriptor {
-                label: None,
-                layout: &pipeline.get_bind_group_layout(0),
-                entries: &entries,
-            })
+        crate::bind_groups::create(self.gpu.device(), pipeline, entries, Some(&view))
     }
 
     /// Reserves an aligned slot for `bytes` in the current parameter chunk (a new chunk when full).
