@@ -59,13 +59,82 @@ fn stage_kv(src: u32, b: u32, kvh: u32, j0: u32, end: u32, t: u32) {
     }
 }
 
-// This thread's 4×4 scores (or probabilities) into p_s.
-fn put_scores(tx: u32, ty: u32, s: ptr<function, array<f32, 16>>) {
-    for (var r = 0u; r < 4u; r++) {
-        for (var c = 0u; c < 4u; c++) {
-            let key = tx + 8u * c;
-            p_s[(ty + 16u * r) * 8u + key / 4u][key % 4u] = (*s)[r * 4u + c];
+// A thread's state lives in named vectors, not private arrays: with WebGPU's runtime checks (always on
+// in browsers) an array indexed in a loop is not kept in registers and spills to memory. Row r's 4
+// scores are one vec4 (component c: key tx + 8c); its output vec4s are o{r}_{e} (e < OE ≤ 2).
+
+// Row `row` of this thread's scores (or probabilities) into p_s: key tx + 8c is component tx % 4 of
+// vec4 tx / 4 + 2c of the row.
+fn put_row(row: u32, tx: u32, s: vec4<f32>) {
+    let at = row * 8u + tx / 4u;
+    p_s[at][tx % 4u] = s.x;
+    p_s[at + 2u][tx % 4u] = s.y;
+    p_s[at + 4u][tx % 4u] = s.z;
+    p_s[at + 6u][tx % 4u] = s.w;
+}
+
+// Scores of query row i against keys j0 + tx + 8c, LOWEST where the key is past `end`, the row past
+// the queries, or the key not visible to it.
+fn masked(s: vec4<f32>, b: u32, i: u32, j0: u32, tx: u32, end: u32) -> vec4<f32> {
+    var out = s;
+    let j = j0 + tx;
+    if (i >= p.q_len || j >= end || !visible(b, i, j)) { out.x = LOWEST; }
+    if (i >= p.q_len || j + 8u >= end || !visible(b, i, j + 8u)) { out.y = LOWEST; }
+    if (i >= p.q_len || j + 16u >= end || !visible(b, i, j + 16u)) { out.z = LOWEST; }
+    if (i >= p.q_len || j + 24u >= end || !visible(b, i, j + 24u)) { out.w = LOWEST; }
+    return out;
+}
+
+// The running maximum of row `row` after this tile (SG: from the 8 lanes of the row group; else from
+// the scores put in p_s).
+fn row_max(s: vec4<f32>, row: u32, m: f32) -> f32 {
+    var mx = max(max(s.x, s.y), max(s.z, s.w));
+    if (SG) {
+        mx = row_max8(mx);
+    } else {
+        for (var c = 0u; c < 8u; c++) {
+            let w = p_s[row * 8u + c];
+            mx = max(mx, max(max(w.x, w.y), max(w.z, w.w)));
         }
+    }
+    return max(mx, m);
+}
+
+// exp(s − mx), 0 for masked scores.
+fn probs(s: vec4<f32>, mx: f32) -> vec4<f32> {
+    return select(vec4<f32>(0.0), exp(s - vec4<f32>(mx)), s > vec4<f32>(LOWEST));
+}
+
+// acc + P(row) · V for 4 keys: pv their probabilities, v0..v3 their V vec4s at this thread's column.
+fn pv_fma(pv: vec4<f32>, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>, acc: vec4<f32>)
+    -> vec4<f32> {
+    var out = fma(vec4<f32>(pv.x), v0, acc);
+    out = fma(vec4<f32>(pv.y), v1, out);
+    out = fma(vec4<f32>(pv.z), v2, out);
+    return fma(vec4<f32>(pv.w), v3, out);
+}
+
+// Query row i's output columns tx + 8e (e < OE), divided by the row's sum.
+fn store_row(b: u32, h: u32, i: u32, tx: u32, row: u32, o0: vec4<f32>, o1: vec4<f32>) {
+    if (i >= p.q_len) {
+        return;
+    }
+    let total = dot(p_s[row * 8u] + p_s[row * 8u + 1u], vec4<f32>(1.0));
+    let inv = select(0.0, 1.0 / total, total > 0.0);
+    let base = q_index(b, i, h);
+    var val = o0 * inv;
+    var at = base + tx * 4u;
+    out[at] = T(val.x);
+    out[at + 1u] = T(val.y);
+    out[at + 2u] = T(val.z);
+    out[at + 3u] = T(val.w);
+    if (OE > 1u) {
+        val = o1 * inv;
+        at = base + (tx + 8u) * 4u;
+        out[at] = T(val.x);
+        out[at + 1u] = T(val.y);
+        out[at + 2u] = T(val.z);
+        out[at + 3u] = T(val.w);
     }
 }
 
@@ -77,6 +146,11 @@ fn prefill_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
     let row0 = wid.x * BR;
     let tx = t % 8u;
     let ty = t / 8u;
+    // This thread's rows in the tile, and the query rows they are.
+    let r0 = ty;
+    let r1 = ty + 16u;
+    let r2 = ty + 32u;
+    let r3 = ty + 48u;
 
     for (var e = t; e < BR * V4; e += 128u) {
         let r = e / V4;
@@ -89,10 +163,10 @@ fn prefill_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
         q_s[slot(r, c4)] = val;
     }
 
-    var o: array<vec4<f32>, 4u * OE>;
-    var m = array<f32, 4>(LOWEST, LOWEST, LOWEST, LOWEST);
-    var l = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
-    var s: array<f32, 16>;
+    var o0_0 = vec4<f32>(0.0); var o1_0 = vec4<f32>(0.0); var o2_0 = vec4<f32>(0.0); var o3_0 = vec4<f32>(0.0);
+    var o0_1 = vec4<f32>(0.0); var o1_1 = vec4<f32>(0.0); var o2_1 = vec4<f32>(0.0); var o3_1 = vec4<f32>(0.0);
+    var m = vec4<f32>(LOWEST); // row r's running maximum in component r
+    var l = vec4<f32>(0.0);    // and its running sum
 
     // Keys past the last one any row of this workgroup sees are skipped (causal), uniformly.
     var end = p.kv_len;
@@ -105,104 +179,84 @@ fn prefill_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
             stage_kv(2u, b, kvh, j0, end, t);
         }
         workgroupBarrier();
-        for (var x = 0u; x < 16u; x++) {
-            s[x] = 0.0;
-        }
+        var s0 = vec4<f32>(0.0); var s1 = vec4<f32>(0.0); var s2 = vec4<f32>(0.0); var s3 = vec4<f32>(0.0);
         for (var c4 = 0u; c4 < V4; c4++) {
             let k0 = kv_s[slot(tx, c4)];
             let k1 = kv_s[slot(tx + 8u, c4)];
             let k2 = kv_s[slot(tx + 16u, c4)];
             let k3 = kv_s[slot(tx + 24u, c4)];
-            for (var r = 0u; r < 4u; r++) {
-                let qv = q_s[slot(ty + 16u * r, c4)];
-                s[r * 4u] += dot(qv, k0);
-                s[r * 4u + 1u] += dot(qv, k1);
-                s[r * 4u + 2u] += dot(qv, k2);
-                s[r * 4u + 3u] += dot(qv, k3);
-            }
+            let q0 = q_s[slot(r0, c4)];
+            let q1 = q_s[slot(r1, c4)];
+            let q2 = q_s[slot(r2, c4)];
+            let q3 = q_s[slot(r3, c4)];
+            s0 += vec4<f32>(dot(q0, k0), dot(q0, k1), dot(q0, k2), dot(q0, k3));
+            s1 += vec4<f32>(dot(q1, k0), dot(q1, k1), dot(q1, k2), dot(q1, k3));
+            s2 += vec4<f32>(dot(q2, k0), dot(q2, k1), dot(q2, k2), dot(q2, k3));
+            s3 += vec4<f32>(dot(q3, k0), dot(q3, k1), dot(q3, k2), dot(q3, k3));
         }
-        for (var r = 0u; r < 4u; r++) {
-            let i = row0 + ty + 16u * r;
-            for (var c = 0u; c < 4u; c++) {
-                let j = j0 + tx + 8u * c;
-                if (i >= p.q_len || j >= end || !visible(b, i, j)) {
-                    s[r * 4u + c] = LOWEST;
-                }
-            }
-        }
+        s0 = masked(s0, b, row0 + r0, j0, tx, end);
+        s1 = masked(s1, b, row0 + r1, j0, tx, end);
+        s2 = masked(s2, b, row0 + r2, j0, tx, end);
+        s3 = masked(s3, b, row0 + r3, j0, tx, end);
         if (!SG) {
-            put_scores(tx, ty, &s);
+            put_row(r0, tx, s0); put_row(r1, tx, s1); put_row(r2, tx, s2); put_row(r3, tx, s3);
             workgroupBarrier();
         }
-        for (var r = 0u; r < 4u; r++) {
-            var mx = max(max(s[r * 4u], s[r * 4u + 1u]), max(s[r * 4u + 2u], s[r * 4u + 3u]));
-            if (SG) {
-                mx = row_max8(mx);
-            } else {
-                let row = (ty + 16u * r) * 8u;
-                for (var c = 0u; c < 8u; c++) {
-                    let w = p_s[row + c];
-                    mx = max(mx, max(max(w.x, w.y), max(w.z, w.w)));
-                }
-            }
-            mx = max(mx, m[r]);
-            let corr = exp(m[r] - mx);
-            m[r] = mx;
-            l[r] *= corr;
-            for (var e = 0u; e < OE; e++) {
-                o[r * OE + e] *= corr;
-            }
-            for (var c = 0u; c < 4u; c++) {
-                let x = s[r * 4u + c];
-                let pe = select(0.0, exp(x - mx), x > LOWEST);
-                s[r * 4u + c] = pe;
-                l[r] += pe;
-            }
-        }
+        // Online softmax: each row's new maximum, its accumulators rescaled, scores → probabilities.
+        let mx = vec4<f32>(row_max(s0, r0, m.x), row_max(s1, r1, m.y), row_max(s2, r2, m.z),
+                           row_max(s3, r3, m.w));
+        let corr = exp(m - mx);
+        m = mx;
+        s0 = probs(s0, mx.x);
+        s1 = probs(s1, mx.y);
+        s2 = probs(s2, mx.z);
+        s3 = probs(s3, mx.w);
+        let one = vec4<f32>(1.0);
+        l = l * corr + vec4<f32>(dot(s0, one), dot(s1, one), dot(s2, one), dot(s3, one));
+        o0_0 *= corr.x; o1_0 *= corr.y; o2_0 *= corr.z; o3_0 *= corr.w;
+        o0_1 *= corr.x; o1_1 *= corr.y; o2_1 *= corr.z; o3_1 *= corr.w;
         if (!SG) {
             workgroupBarrier();   // every row maximum read before P overwrites S and V overwrites K
             stage_kv(2u, b, kvh, j0, end, t);
         }
-        put_scores(tx, ty, &s);
+        put_row(r0, tx, s0); put_row(r1, tx, s1); put_row(r2, tx, s2); put_row(r3, tx, s3);
         workgroupBarrier();
         for (var j4 = 0u; j4 < BC / 4u; j4++) {
-            for (var r = 0u; r < 4u; r++) {
-                let pv = p_s[(ty + 16u * r) * 8u + j4];
-                for (var e = 0u; e < OE; e++) {
-                    let col = tx + 8u * e;
-                    var acc = o[r * OE + e];
-                    acc = fma(vec4<f32>(pv.x), v_get(slot(j4 * 4u, col)), acc);
-                    acc = fma(vec4<f32>(pv.y), v_get(slot(j4 * 4u + 1u, col)), acc);
-                    acc = fma(vec4<f32>(pv.z), v_get(slot(j4 * 4u + 2u, col)), acc);
-                    acc = fma(vec4<f32>(pv.w), v_get(slot(j4 * 4u + 3u, col)), acc);
-                    o[r * OE + e] = acc;
-                }
+            let p0 = p_s[r0 * 8u + j4];
+            let p1 = p_s[r1 * 8u + j4];
+            let p2 = p_s[r2 * 8u + j4];
+            let p3 = p_s[r3 * 8u + j4];
+            let j = j4 * 4u;
+            let a0 = v_get(slot(j, tx));
+            let a1 = v_get(slot(j + 1u, tx));
+            let a2 = v_get(slot(j + 2u, tx));
+            let a3 = v_get(slot(j + 3u, tx));
+            o0_0 = pv_fma(p0, a0, a1, a2, a3, o0_0);
+            o1_0 = pv_fma(p1, a0, a1, a2, a3, o1_0);
+            o2_0 = pv_fma(p2, a0, a1, a2, a3, o2_0);
+            o3_0 = pv_fma(p3, a0, a1, a2, a3, o3_0);
+            if (OE > 1u) {
+                let c0 = v_get(slot(j, tx + 8u));
+                let c1 = v_get(slot(j + 1u, tx + 8u));
+                let c2 = v_get(slot(j + 2u, tx + 8u));
+                let c3 = v_get(slot(j + 3u, tx + 8u));
+                o0_1 = pv_fma(p0, c0, c1, c2, c3, o0_1);
+                o1_1 = pv_fma(p1, c0, c1, c2, c3, o1_1);
+                o2_1 = pv_fma(p2, c0, c1, c2, c3, o2_1);
+                o3_1 = pv_fma(p3, c0, c1, c2, c3, o3_1);
             }
         }
         workgroupBarrier();
     }
 
     // Row sums: each thread's part over its keys, added up through p_s (8 partials a row).
-    for (var r = 0u; r < 4u; r++) {
-        p_s[(ty + 16u * r) * 8u + tx / 4u][tx % 4u] = l[r];
-    }
+    p_s[r0 * 8u + tx / 4u][tx % 4u] = l.x;
+    p_s[r1 * 8u + tx / 4u][tx % 4u] = l.y;
+    p_s[r2 * 8u + tx / 4u][tx % 4u] = l.z;
+    p_s[r3 * 8u + tx / 4u][tx % 4u] = l.w;
     workgroupBarrier();
-    for (var r = 0u; r < 4u; r++) {
-        let i = row0 + ty + 16u * r;
-        if (i >= p.q_len) {
-            continue;
-        }
-        let row = (ty + 16u * r) * 8u;
-        let total = dot(p_s[row] + p_s[row + 1u], vec4<f32>(1.0));
-        let inv = select(0.0, 1.0 / total, total > 0.0);
-        let base = q_index(b, i, h);
-        for (var e = 0u; e < OE; e++) {
-            let val = o[r * OE + e] * inv;
-            let at = base + (tx + 8u * e) * 4u;
-            out[at] = T(val.x);
-            out[at + 1u] = T(val.y);
-            out[at + 2u] = T(val.z);
-            out[at + 3u] = T(val.w);
-        }
-    }
+    store_row(b, h, row0 + r0, tx, r0, o0_0, o0_1);
+    store_row(b, h, row0 + r1, tx, r1, o1_0, o1_1);
+    store_row(b, h, row0 + r2, tx, r2, o2_0, o2_1);
+    store_row(b, h, row0 + r3, tx, r3, o3_0, o3_1);
 }
