@@ -5,7 +5,9 @@
 //                                  [--kernel-query "max_square=256&ops=matmul"]
 //                                  [--embed-reps 3] [--embed-shapes 8x128,1x128] [--image-sizes 64,128]
 // Needs pkg/ (npm run build) and models/ (scripts/fetch-models.sh); the embedding page's
-// onnxruntime-web baseline needs models/all-MiniLM-L6-v2/onnx/model.onnx (scripts/export_minilm_onnx.py).
+// onnxruntime-web baseline needs models/all-MiniLM-L6-v2/onnx/model.onnx (scripts/export_minilm_onnx.py);
+// Transformers.js (embed) and wllama (decode) come from bench-peers/ (scripts/fetch-web-peers.sh, which
+// `npm run bench:browser` runs). Pages are served cross-origin isolated (wllama's threads need it).
 import { chromium } from "playwright-core";
 import { mkdir, writeFile } from "node:fs/promises";
 import { serve } from "./serve.mjs";
@@ -17,7 +19,7 @@ const arg = (name, dflt) => {
 const reps = arg("reps", "5");
 const syntheticMb = arg("synthetic-mb", "256");
 
-const server = await serve(0);
+const server = await serve(0, { isolated: true });
 const base = `http://127.0.0.1:${server.address().port}`;
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",

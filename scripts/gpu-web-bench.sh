@@ -8,13 +8,15 @@
 # (pkg/, and optionally a second package to compare, e.g. built from an older commit), Deno (npm
 # @deno/linux-x64-glibc, xz-compressed: its `navigator.gpu` is wgpu on Vulkan), the native release
 # examples (generate, embed, bench_kernels), onnxruntime-web's WebGPU build (the embedding peer; the
-# ONNX export is made there with the machine's torch), and headers of the test models (scripts/synth_gguf.py,
+# ONNX export is made there with the machine's torch), the other peers (bench-peers/ from
+# scripts/fetch-web-peers.sh, xz-compressed: Transformers.js next to ours in the embedding run, wllama
+# decoding the same GGUF in a Deno process of its own, WebGPU and CPU builds), and headers of the test models (scripts/synth_gguf.py,
 # scripts/synth_safetensors.py: the real metadata and tokenizers with synthetic weights of the same
 # types and sizes). Name `bench-bin` and `.gl` (the Vulkan loader, ../shared/ENVIRONMENT.md) in the
 # call's carry. Every line carries "runtime" ("native wgpu" or "deno … webgpu"), the adapter and
 # "pkg" (which package ran).
 #
-# Env for `run`: ONLY (decode,embed,kernels,latency,runtime), NEW_TOKENS (128,512), KERNEL_OPS (matmul,gemv,attention,
+# Env for `run`: ONLY (decode,embed,kernels,latency,runtime,wllama), NEW_TOKENS (128,512), KERNEL_OPS (matmul,gemv,attention,
 # decode,copy), SKIP_NATIVE=1, ONLY_BEFORE (what the second package runs; default ONLY).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,8 +48,11 @@ stage() {
     rm -rf "$tmp"
   fi
   # onnxruntime-web (the embedding peer): its WebGPU build and the WASM it loads, ~7 MB gzipped.
-  tar czf bench-bin/ort.tgz -C node_modules/onnxruntime-web/dist ort.webgpu.min.mjs \
-    ort-wasm-simd-threaded.asyncify.mjs ort-wasm-simd-threaded.asyncify.wasm
+  rm -f bench-bin/ort.tgz
+  tar cf - -C node_modules/onnxruntime-web/dist ort.webgpu.min.mjs \
+    ort-wasm-simd-threaded.asyncify.mjs ort-wasm-simd-threaded.asyncify.wasm | xz -T0 -6 >bench-bin/ort.txz
+  scripts/fetch-web-peers.sh
+  tar cf - bench-peers | xz -T0 -6 >bench-bin/peers.txz
   scripts/fetch-models.sh
   python3 -c "import gguf" 2>/dev/null || python3 -m pip install --quiet gguf
   python3 scripts/synth_gguf.py layout models/SmolLM2-135M-Instruct.Q4_1.gguf bench-bin/smollm2
@@ -58,7 +63,7 @@ stage() {
 run() {
   : "${OUT:=bench-out}"
   mkdir -p "$OUT" /tmp/wb/models
-  local only="${ONLY:-decode,embed,kernels,latency,runtime}" tokens="${NEW_TOKENS:-128,512}"
+  local only="${ONLY:-decode,embed,kernels,latency,runtime,wllama}" tokens="${NEW_TOKENS:-128,512}"
   local ops="${KERNEL_OPS:-matmul,gemv,attention,decode,copy}"
   local wb=/tmp/wb models=/tmp/wb/models
   log "staging in $wb"
@@ -68,11 +73,15 @@ run() {
   [ -f bench-bin/pkg-before.tgz ] && tar xzf bench-bin/pkg-before.tgz -C $wb
   python3 scripts/synth_gguf.py build bench-bin/smollm2 $models/SmolLM2-135M-Instruct.Q4_1.gguf
   python3 scripts/synth_safetensors.py build bench-bin/minilm $models/all-MiniLM-L6-v2
-  local ort_args=()
-  if [ -f bench-bin/ort.tgz ]; then
-    mkdir -p $wb/ort && tar xzf bench-bin/ort.tgz -C $wb/ort
+  local ort_args=() peer_args=()
+  if [ -f bench-bin/ort.txz ]; then
+    mkdir -p $wb/ort && xz -dc bench-bin/ort.txz | tar xf - -C $wb/ort
     # The ONNX export of the same (synthetic) weights, with the GPU machine's torch.
     python3 scripts/export_minilm_onnx.py $models/all-MiniLM-L6-v2 >&2 && ort_args=(--ort $wb/ort)
+  fi
+  if [ -f bench-bin/peers.txz ]; then
+    xz -dc bench-bin/peers.txz | tar xf - -C $wb
+    [ ${#ort_args[@]} -gt 0 ] && peer_args+=(--transformers $wb/bench-peers/transformers)
   fi
   local jsonl="$OUT/web-bench.jsonl"
   : >"$jsonl"
@@ -108,12 +117,21 @@ for l in sys.stdin:
     mkdir -p "$wb/run-$p/scripts/web-bench"
     cp scripts/web-bench/deno.mjs "$wb/run-$p/scripts/web-bench/"
     ln -sfn "$wb/$p" "$wb/run-$p/pkg"
-    local what="$only"
-    [ "$p" = pkg-before ] && what="${ONLY_BEFORE:-$only}"
+    local what="${only//wllama/}"
+    [ "$p" = pkg-before ] && what="${ONLY_BEFORE:-$what}"
+    [ -z "${what//,/}" ] && continue
+    local extra=("${ort_args[@]}")
+    [ "$p" = pkg ] && extra+=("${peer_args[@]}")
     (cd "$wb/run-$p" && timeout 900 $wb/deno run -A --unstable-webgpu scripts/web-bench/deno.mjs \
-      --models $models --only "$what" --new-tokens "$tokens" --kernel-ops "$ops" "${ort_args[@]}" 2>&1) \
+      --models $models --only "$what" --new-tokens "$tokens" --kernel-ops "$ops" "${extra[@]}" 2>&1) \
       | tag deno "$p"
   done
+  if [[ $only == *wllama* ]] && [ -d $wb/bench-peers/wllama ]; then
+    log "deno, wllama (a process of its own)"
+    (cd "$wb/run-pkg" && timeout 900 $wb/deno run -A --unstable-webgpu --location http://127.0.0.1/ \
+      scripts/web-bench/deno.mjs --models $models --only wllama --wllama $wb/bench-peers/wllama \
+      --new-tokens "$tokens" 2>&1) | tag deno wllama
+  fi
   log "wrote $jsonl"
 }
 

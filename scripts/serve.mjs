@@ -20,7 +20,9 @@ const types = {
   ".ts": "text/plain; charset=utf-8",
 };
 
-export function serve(port = 8080) {
+// `isolated`: cross-origin isolation headers (COOP/COEP), so that pages get SharedArrayBuffer (the
+// benchmark pages' multi-threaded wllama peer needs it; everything served is same-origin).
+export function serve(port = 8080, { isolated = false } = {}) {
   const server = createServer(async (req, res) => {
     const url = new URL(req.url, "http://127.0.0.1");
     let path = normalize(join(root, decodeURIComponent(url.pathname)));
@@ -46,6 +48,10 @@ export function serve(port = 8080) {
         "content-length": body.length,
         "cache-control": "no-store",
         etag,
+        ...(isolated ? {
+          "cross-origin-opener-policy": "same-origin",
+          "cross-origin-embedder-policy": "require-corp",
+        } : {}),
       });
       res.end(body);
     } catch {

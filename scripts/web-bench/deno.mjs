@@ -5,8 +5,12 @@
 //   deno run -A --unstable-webgpu scripts/web-bench/deno.mjs [--pkg pkg] [--models models]
 //        [--only decode,embed,kernels] [--new-tokens 128] [--reps 3] [--embed-shapes 1x128,8x128,32x128]
 //        [--kernel-ops matmul,gemv,attention,decode,copy] [--ort DIR]   (DIR: onnxruntime-web's dist/)
+//        [--transformers DIR] (bench-peers/transformers: Transformers.js next to ours in `embed`)
+//        [--wllama DIR]       (bench-peers/wllama: `--only wllama` decodes the same GGUF with wllama;
+//                              needs `--location http://127.0.0.1/`, see wllamaDecode)
 //
-// scripts/gpu-web-bench.sh runs it on the GPU machine next to the native binaries.
+// scripts/gpu-web-bench.sh runs it on the GPU machine next to the native binaries;
+// scripts/fetch-web-peers.sh fetches the peers.
 import init, { Device } from "../../pkg/webgpu_infer.js";
 
 const args = Deno.args;
@@ -19,26 +23,35 @@ const abs = (p) => (p.startsWith("/") ? new URL(`file://${p}/`) : new URL(`${p}/
 const pkg = abs(arg("pkg", "pkg"));
 const models = abs(arg("models", "models"));
 const only = (arg("only", "latency,runtime,decode,embed,kernels")).split(",");
+const PROMPT = "The history of the city begins in the early middle ages, when a small settlement grew";
 const reps = Number(arg("reps", "3"));
 const runtime = `deno ${Deno.version.deno} webgpu`;
+// An absolute directory path with a trailing slash (peers are imported through file:// URLs).
+const dirOf = (p) => `${Deno.realPathSync(p)}/`;
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const emit = (line) => console.log(JSON.stringify({ runtime, ...line }));
 
-await init({ module_or_path: await Deno.readFile(new URL("webgpu_infer_bg.wasm", pkg)) });
-const device = await Device.create();
-const adapter = device.info.adapter;
-console.error(`[web-bench] ${runtime}, adapter ${adapter}`);
-{
+// `--only wllama` runs a peer alone: no device of ours in its process.
+const oursToo = only.some((w) => w !== "wllama");
+let device = null, adapter;
+if (oursToo) {
+  await init({ module_or_path: await Deno.readFile(new URL("webgpu_infer_bg.wasm", pkg)) });
+  device = await Device.create();
+  adapter = device.info.adapter;
   const raw = (await navigator.gpu.requestAdapter()).info;
   const { software, subgroups, shaderF16, features } = device.info;
   emit({ op: "adapter_info", is_fallback_adapter: raw.isFallbackAdapter, software, subgroups,
     shader_f16: shaderF16, features, adapter });
+} else {
+  const info = (await navigator.gpu.requestAdapter()).info;
+  adapter = `${info.description || info.device || info.vendor} (BrowserWebGpu)`;
 }
+console.error(`[web-bench] ${runtime}, adapter ${adapter}`);
 
 async function decode() {
   const model = new URL(arg("gguf", "SmolLM2-135M-Instruct.Q4_1.gguf"), models).href;
   const g = await device.loadGenerator(model);
-  const prompt = "The history of the city begins in the early middle ages, when a small settlement grew";
+  const prompt = PROMPT;
   await g.generateText(prompt, { maxTokens: 8, stopAtEos: false }); // pipelines compile here
   for (const newTokens of arg("new-tokens", "128").split(",").map(Number)) {
     const runs = [];
@@ -80,6 +93,29 @@ async function ortEmbedder(dir) {
   return { ort, session };
 }
 
+// Transformers.js (its `feature-extraction` pipeline, WebGPU, fp32: what its docs show for this
+// model), loading the same folder (config.json, tokenizer.json, onnx/model.onnx) from file:// URLs.
+// Deno is a runtime it knows ("Deno's web runtime"): there it wants the WASM paths as an object and
+// its WASM cache on.
+async function transformersEmbedder(dir) {
+  const tdir = dirOf(dir);
+  const { pipeline, env } = await import(`file://${tdir}transformers.min.js`);
+  env.allowRemoteModels = false;
+  env.allowLocalModels = true;
+  env.localModelPath = models.href;
+  env.useBrowserCache = false;
+  env.useWasmCache = true;
+  env.backends.onnx.wasm.numThreads = 1;
+  env.backends.onnx.wasm.wasmPaths = {
+    mjs: `file://${tdir}ort-wasm-simd-threaded.asyncify.mjs`,
+    wasm: `file://${tdir}ort-wasm-simd-threaded.asyncify.wasm`,
+  };
+  env.backends.onnx.logLevel = "error";
+  const extractor = await pipeline("feature-extraction", "all-MiniLM-L6-v2", { device: "webgpu", dtype: "fp32" });
+  const version = (await Deno.readTextFile(`${tdir}VERSION`)).trim();
+  return { extractor, impl: `transformers.js ${version} (webgpu, fp32)` };
+}
+
 function poolAndNormalize(hidden, batch, seq, dims) {
   const vecs = [];
   for (let b = 0; b < batch; b++) {
@@ -97,9 +133,13 @@ function poolAndNormalize(hidden, batch, seq, dims) {
 async function embed() {
   const e = await device.loadEmbedder(new URL("all-MiniLM-L6-v2/", models).href);
   const ortDir = arg("ort", null);
-  let peer = null;
+  let peer = null, tjs = null;
   if (ortDir) {
     try { peer = await ortEmbedder(ortDir); } catch (err) { emit({ op: "embed", impl: "onnxruntime-web", error: String(err?.message ?? err), adapter }); }
+  }
+  const tjsDir = arg("transformers", null);
+  if (tjsDir) {
+    try { tjs = await transformersEmbedder(tjsDir); } catch (err) { emit({ op: "embed", impl: "transformers.js", error: String(err?.message ?? err), adapter }); }
   }
   for (const [batch, seq] of arg("embed-shapes", "1x128,8x128,32x128").split(",").map((s) => s.split("x").map(Number))) {
     const texts = [];
@@ -154,6 +194,93 @@ async function embed() {
     } else {
       emit(line);
     }
+    if (tjs) {
+      // End to end as ours is (tokenization, the forward pass, pooling, normalisation, read-back),
+      // alternating with ours.
+      const theirs = async () => (await tjs.extractor(texts, { pooling: "mean", normalize: true })).tolist();
+      const a = await e.embed(texts), b = await theirs();
+      let maxDiff = 0;
+      a.forEach((v, i) => v.forEach((x, d) => { maxDiff = Math.max(maxDiff, Math.abs(x - b[i][d])); }));
+      const tTimes = [], oTimes = [];
+      for (let r = 0; r < Math.max(reps, 5); r++) {
+        let t = performance.now();
+        await theirs();
+        tTimes.push(performance.now() - t);
+        t = performance.now();
+        await e.embed(texts);
+        oTimes.push(performance.now() - t);
+      }
+      const tMs = median(tTimes), oMs = median(oTimes);
+      emit({ op: "embed", impl: "webgpu-infer", vs: "transformers.js", model: "all-MiniLM-L6-v2", batch, seq,
+        ms: +oMs.toFixed(2), ms_runs: oTimes.map((t) => +t.toFixed(2)), ratio_vs_transformers_js: +(oMs / tMs).toFixed(3),
+        max_abs_diff_vs_transformers_js: maxDiff, adapter });
+      emit({ op: "embed", impl: tjs.impl, model: "all-MiniLM-L6-v2", batch, seq,
+        ms: +tMs.toFixed(2), ms_runs: tTimes.map((t) => +t.toFixed(2)), adapter });
+    }
+  }
+}
+
+// wllama (llama.cpp compiled to WASM with its WebGPU backend) on the same GGUF, greedy, the prompt
+// and token counts of `decode`; its own timings (llama.cpp's prompt_ms / predicted_per_second) and
+// the wall clock. Run in a process of its own (`--only wllama`). Two shims for this runtime, neither
+// touching wllama's work: Deno gives workers a Node-like `process`, so the Emscripten worker would
+// take itself for Node and call require() (the worker's `process` is hidden), and Emscripten fetches
+// its WASM over http (file:// goes through XMLHttpRequest, which Deno lacks), so a local server
+// serves it; wllama also reads `self.location` (deno's --location).
+async function wllamaDecode() {
+  const dir = arg("wllama", null);
+  if (!dir) throw new Error("--only wllama needs --wllama DIR (scripts/fetch-web-peers.sh)");
+  const wdir = dirOf(dir);
+  const NativeWorker = globalThis.Worker;
+  globalThis.Worker = class extends NativeWorker {
+    constructor(url, opts) {
+      const src = `delete globalThis.process;\nawait import(${JSON.stringify(String(url))});`;
+      super(URL.createObjectURL(new Blob([src], { type: "text/javascript" })), opts);
+    }
+  };
+  const wasm = await Deno.readFile(`${wdir}esm/wasm/wllama.wasm`);
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} },
+    () => new Response(wasm, { headers: { "content-type": "application/wasm" } }));
+  try {
+    await wllamaRuns(wdir, `http://127.0.0.1:${server.addr.port}/wllama.wasm`);
+  } finally {
+    await server.shutdown();
+  }
+}
+
+async function wllamaRuns(wdir, wasmUrl) {
+  const version = (await Deno.readTextFile(`${wdir}VERSION`)).trim();
+  const { Wllama } = await import(`file://${wdir}esm/index.js`);
+  const quiet = { debug() {}, log() {}, warn: (...a) => console.error(...a), error: (...a) => console.error(...a) };
+  const gguf = await Deno.readFile(new URL(arg("gguf", "SmolLM2-135M-Instruct.Q4_1.gguf"), models));
+  for (const gpu of (arg("wllama-gpu", "99,0")).split(",").map(Number)) {
+    const w = new Wllama({ default: wasmUrl },
+      { logger: quiet, cacheManager: {}, suppressNativeLog: true });
+    const t0 = performance.now();
+    await w.loadModel([new Blob([gguf])], { n_ctx: 1024, n_gpu_layers: gpu, n_threads: 1 });
+    const loadMs = performance.now() - t0;
+    const complete = (n) => w.createCompletion({ prompt: PROMPT, max_tokens: n, temperature: 0,
+      ignore_eos: true, cache_prompt: false });
+    await complete(8); // warm-up (pipelines compile)
+    for (const newTokens of arg("new-tokens", "128").split(",").map(Number)) {
+      const runs = [];
+      for (let r = 0; r < reps; r++) {
+        const t = performance.now();
+        const res = await complete(newTokens);
+        runs.push({ wall: performance.now() - t, timings: res.timings, text: res.choices?.[0]?.text ?? "" });
+      }
+      const best = runs.reduce((a, b) => (b.timings.predicted_per_second > a.timings.predicted_per_second ? b : a));
+      emit({
+        op: "decode", impl: `wllama ${version} (${gpu ? "webgpu" : "cpu, 1 thread"})`,
+        model: "SmolLM2-135M-Instruct.Q4_1.gguf", prompt_tokens: best.timings.prompt_n,
+        new_tokens: best.timings.predicted_n, decode_tok_s: +best.timings.predicted_per_second.toFixed(1),
+        decode_tok_s_runs: runs.map((x) => +x.timings.predicted_per_second.toFixed(1)),
+        ttft_ms: +median(runs.map((x) => x.timings.prompt_ms)).toFixed(2),
+        wall_ms: +median(runs.map((x) => x.wall)).toFixed(1), load_ms: +loadMs.toFixed(0),
+        text_start: best.text.slice(0, 48), adapter: gpu ? adapter : "cpu (wasm)",
+      });
+    }
+    await w.exit();
   }
 }
 
@@ -266,7 +393,8 @@ async function runtimeProbe() {
 
 // The probes make devices of their own: they run last, so that the library's runs share the runtime
 // with nothing else.
-for (const [name, run] of [["decode", decode], ["embed", embed], ["kernels", kernels], ["latency", latency], ["runtime", runtimeProbe]]) {
+for (const [name, run] of [["decode", decode], ["embed", embed], ["kernels", kernels], ["wllama", wllamaDecode],
+  ["latency", latency], ["runtime", runtimeProbe]]) {
   if (!only.includes(name)) continue;
   try {
     await run();

@@ -1,4 +1,8 @@
-// Decoding benchmark: load a Generator, warm up (pipelines compile), then the best of `reps` runs.
+// Decoding benchmark: load a Generator, warm up (pipelines compile), then the best of `reps` runs; then
+// wllama (llama.cpp in WASM) on the same GGUF, prompt and token count, with its WebGPU backend and with
+// its CPU backend (what a user without a GPU gets), when bench-peers/ holds it
+// (scripts/fetch-web-peers.sh; `wllama=0` leaves it out). Its multi-threaded CPU backend needs a
+// cross-origin isolated page: scripts/bench-browser.mjs serves one.
 import init, { Device } from "../../pkg/webgpu_infer.js";
 
 const q = new URLSearchParams(location.search);
@@ -6,7 +10,51 @@ const model = q.get("model") ?? "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
 const newTokens = Number(q.get("new_tokens") ?? 32);
 const reps = Number(q.get("reps") ?? 2);
 const prompt = "The history of the city begins in the early middle ages, when a small settlement grew";
+const withWllama = q.get("wllama") !== "0";
+const WLLAMA = "/bench-peers/wllama/";
 window.benchResults = [];
+const emit = (line) => {
+  window.benchResults.push(line);
+  document.getElementById("out").textContent += JSON.stringify(line) + "\n";
+};
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+// wllama: its own timings (llama.cpp's prompt_ms and predicted_per_second), greedy, no prompt cache.
+async function wllama(adapter) {
+  const version = await fetch(`${WLLAMA}VERSION`);
+  if (!version.ok) {
+    emit({ op: "decode", impl: "wllama", error: "not in bench-peers/: run scripts/fetch-web-peers.sh" });
+    return;
+  }
+  const v = (await version.text()).trim();
+  const { Wllama } = await import(`${WLLAMA}esm/index.js`);
+  const gguf = await (await fetch(model)).blob();
+  const threads = self.crossOriginIsolated ? navigator.hardwareConcurrency : 1;
+  for (const [gpu, label] of [[99, "webgpu"], [0, `cpu, ${threads} thread${threads > 1 ? "s" : ""}`]]) {
+    const w = new Wllama({ default: `${WLLAMA}esm/wasm/wllama.wasm` }, {
+      suppressNativeLog: true, logger: { debug() {}, log() {}, warn: console.warn, error: console.error },
+    });
+    try {
+      await w.loadModel([gguf], { n_ctx: 1024, n_gpu_layers: gpu, n_threads: threads });
+      const complete = (n) => w.createCompletion({ prompt, max_tokens: n, temperature: 0, ignore_eos: true, cache_prompt: false });
+      await complete(4);
+      const runs = [];
+      for (let i = 0; i < reps; i++) runs.push((await complete(newTokens)).timings);
+      const best = runs.reduce((a, b) => (b.predicted_per_second > a.predicted_per_second ? b : a));
+      emit({
+        op: "decode", impl: `wllama ${v} (${label})`, model, prompt_tokens: best.prompt_n,
+        new_tokens: best.predicted_n, prefill_tok_s: +(best.prompt_n / (best.prompt_ms / 1000)).toFixed(2),
+        decode_tok_s: +best.predicted_per_second.toFixed(2),
+        ttft_ms: +median(runs.map((r) => r.prompt_ms)).toFixed(1),
+        adapter: gpu ? adapter : "cpu (wasm)",
+      });
+    } catch (e) {
+      emit({ op: "decode", impl: `wllama ${v} (${label})`, error: String(e?.message ?? e) });
+    } finally {
+      await w.exit().catch(() => {});
+    }
+  }
+}
 
 async function main() {
   await init();
@@ -20,13 +68,16 @@ async function main() {
     if (!best || stats.decodeTokS > best.decodeTokS) best = stats;
   }
   const line = {
-    op: "decode", model, dtype: "f32 activations, weights as stored",
+    op: "decode", impl: "webgpu-infer", model, dtype: "f32 activations, weights as stored",
     prompt_tokens: best.promptTokens, new_tokens: best.newTokens,
-    prefill_tok_s: best.prefillTokS, decode_tok_s: best.decodeTokS,
+    prefill_tok_s: best.prefillTokS, decode_tok_s: best.decodeTokS, ttft_ms: +best.prefillMs.toFixed(1),
     adapter: device.info.adapter,
   };
-  window.benchResults.push(line);
-  document.getElementById("out").textContent = JSON.stringify(line);
+  emit(line);
+  if (withWllama) {
+    document.getElementById("status").textContent = "wllama…";
+    await wllama(device.info.adapter);
+  }
   document.getElementById("status").textContent = "done";
 }
 

@@ -1,7 +1,9 @@
 // Embedding benchmark: webgpu-infer's Embedder against onnxruntime-web (WebGPU EP) on the same model,
 // same texts, same page, runs alternating. Our time is `embed(texts)` end to end (tokenization, upload,
 // the forward pass, pooling, normalisation, read-back); onnxruntime-web's is `session.run` (ids given,
-// tokenized beforehand) plus pooling and normalisation in JS, as Transformers.js does them.
+// tokenized beforehand) plus pooling and normalisation in JS, as Transformers.js does them; and
+// Transformers.js itself (its feature-extraction pipeline, WebGPU, fp32), end to end as ours is, when
+// bench-peers/ holds it (scripts/fetch-web-peers.sh; `transformers=0` leaves it out).
 import init, { Device } from "../../pkg/webgpu_infer.js";
 
 const q = new URLSearchParams(location.search);
@@ -10,6 +12,8 @@ const onnxUrl = q.get("onnx") ?? `${modelDir}onnx/model.onnx`;
 const shapes = (q.get("shapes") ?? "8x128,1x128").split(",").map((s) => s.split("x").map(Number));
 const reps = Number(q.get("reps") ?? 3);
 const withOrt = q.get("ort") !== "0";
+const withTransformers = q.get("transformers") !== "0";
+const PEERS = "/bench-peers/transformers/";
 const ORT_VERSION = "1.30.0";
 window.benchResults = [];
 const out = document.getElementById("out");
@@ -92,12 +96,34 @@ async function loadOrt() {
   });
 }
 
+// null when bench-peers/ lacks it (a line says so).
+async function loadTransformers() {
+  const version = await fetch(`${PEERS}VERSION`);
+  if (!version.ok) return null;
+  const { pipeline, env } = await import(`${PEERS}transformers.min.js`);
+  env.allowRemoteModels = false;
+  env.allowLocalModels = true;
+  env.localModelPath = modelDir.replace(/[^/]+\/$/, "");
+  env.useBrowserCache = false;
+  env.backends.onnx.wasm.wasmPaths = PEERS;
+  env.backends.onnx.logLevel = "error";
+  const name = modelDir.replace(/\/$/, "").split("/").pop();
+  const extractor = await pipeline("feature-extraction", name, { device: "webgpu", dtype: "fp32" });
+  return { extractor, impl: `transformers.js ${(await version.text()).trim()} (webgpu, fp32)` };
+}
+
 async function main() {
   await init();
   const device = await Device.create();
   status("loading the model…");
   const e = await device.loadEmbedder(modelDir);
   if (withOrt) { status("loading onnxruntime-web…"); await loadOrt(); }
+  let tjs = null;
+  if (withTransformers) {
+    status("loading Transformers.js…");
+    tjs = await loadTransformers();
+    if (!tjs) emit({ op: "embed", impl: "transformers.js", error: "not in bench-peers/: run scripts/fetch-web-peers.sh" });
+  }
   const adapter = device.info.adapter;
   for (const [batch, seq] of shapes) {
     const texts = textsOf(e, batch, seq);
@@ -132,6 +158,23 @@ async function main() {
       emit(line(`onnxruntime-web ${ORT_VERSION} (webgpu)`, ortMs));
     } else {
       emit(ourLine);
+    }
+    if (tjs) {
+      const tjsRun = async () => (await tjs.extractor(texts, { pooling: "mean", normalize: true })).tolist();
+      status(`${batch}×${seq}: Transformers.js, warming up…`);
+      const b = await tjsRun();
+      let maxDiff = 0;
+      a.forEach((v, i) => v.forEach((x, d) => { maxDiff = Math.max(maxDiff, Math.abs(x - b[i][d])); }));
+      const tt = { ours: [], tjs: [] };
+      for (let r = 0; r < reps; r++) {
+        status(`${batch}×${seq}: Transformers.js, run ${r + 1} of ${reps}…`);
+        let t = performance.now(); await tjsRun(); tt.tjs.push(performance.now() - t);
+        t = performance.now(); await ours(); tt.ours.push(performance.now() - t);
+      }
+      const o = median(tt.ours), th = median(tt.tjs);
+      emit({ ...line("webgpu-infer", o), vs: "transformers.js", ratio_vs_transformers_js: +(o / th).toFixed(3),
+        max_abs_diff_vs_transformers_js: maxDiff });
+      emit(line(tjs.impl, th));
     }
   }
   status("done");
