@@ -17,7 +17,8 @@
 # "pkg" (which package ran).
 #
 # Env for `run`: ONLY (decode,embed,kernels,latency,runtime,wllama), NEW_TOKENS (128,512), KERNEL_OPS (matmul,gemv,attention,
-# decode,copy), SKIP_NATIVE=1, ONLY_BEFORE (what the second package runs; default ONLY).
+# decode,copy), SKIP_NATIVE=1, ONLY_BEFORE (what the second package runs; default ONLY), WLLAMA_ARGS
+# (more deno.mjs flags for the wllama run, e.g. "--reps 2 --wllama-gpu 0 --wllama-count-maps").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf '[gpu-web-bench] %s\n' "$*" >&2; }
@@ -74,7 +75,7 @@ run() {
   python3 scripts/synth_gguf.py build bench-bin/smollm2 $models/SmolLM2-135M-Instruct.Q4_1.gguf
   python3 scripts/synth_safetensors.py build bench-bin/minilm $models/all-MiniLM-L6-v2
   local ort_args=() peer_args=()
-  if [ -f bench-bin/ort.txz ]; then
+  if [ -f bench-bin/ort.txz ] && [[ $only == *embed* ]]; then
     mkdir -p $wb/ort && xz -dc bench-bin/ort.txz | tar xf - -C $wb/ort
     # The ONNX export of the same (synthetic) weights, with the GPU machine's torch.
     python3 scripts/export_minilm_onnx.py $models/all-MiniLM-L6-v2 >&2 && ort_args=(--ort $wb/ort)
@@ -130,7 +131,7 @@ for l in sys.stdin:
     log "deno, wllama (a process of its own)"
     (cd "$wb/run-pkg" && timeout 900 $wb/deno run -A --unstable-webgpu --location http://127.0.0.1/ \
       scripts/web-bench/deno.mjs --models $models --only wllama --wllama $wb/bench-peers/wllama \
-      --new-tokens "$tokens" 2>&1) | tag deno wllama
+      --new-tokens "$tokens" ${WLLAMA_ARGS:-} 2>&1) | tag deno wllama
   fi
   log "wrote $jsonl"
 }

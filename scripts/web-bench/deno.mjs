@@ -234,7 +234,16 @@ async function wllamaDecode() {
   const NativeWorker = globalThis.Worker;
   globalThis.Worker = class extends NativeWorker {
     constructor(url, opts) {
-      const src = `delete globalThis.process;\nawait import(${JSON.stringify(String(url))});`;
+      // --wllama-count-maps: the worker also counts its mapAsync / onSubmittedWorkDone calls (every
+      // one waits ≥ 10 ms in Deno) and prints the counts every 5 s.
+      const count = args.includes("--wllama-count-maps") ? `
+        const n = { mapAsync: 0, onSubmittedWorkDone: 0 };
+        for (const [proto, name] of [[GPUBuffer.prototype, "mapAsync"], [GPUQueue.prototype, "onSubmittedWorkDone"]]) {
+          const f = proto[name];
+          proto[name] = function (...a) { n[name]++; return f.apply(this, a); };
+        }
+        setInterval(() => console.error("[wllama worker] " + JSON.stringify(n)), 5000);` : "";
+      const src = `delete globalThis.process;${count}\nawait import(${JSON.stringify(String(url))});`;
       super(URL.createObjectURL(new Blob([src], { type: "text/javascript" })), opts);
     }
   };
