@@ -28,7 +28,8 @@ fn main() {
 #[cfg(not(target_arch = "wasm32"))]
 const USAGE: &str = "generate --model PATH --prompt TEXT [--chat] [--max-tokens N] [--temperature T] \
 [--top-k K] [--top-p P] [--seed S] [--repetition-penalty R] [--stop TEXT]... [--json] [--bench] [--long N] \
-[--run-ahead N] [--prompt-tokens N (with --bench: a synthetic prompt of N tokens)] [--checked]";
+[--run-ahead N] [--prompt-tokens N (with --bench: a synthetic prompt of N tokens; then --prompt is optional)] \
+[--checked]";
 
 #[cfg(not(target_arch = "wasm32"))]
 async fn run() -> webgpu_infer::Result<()> {
@@ -93,8 +94,16 @@ async fn run() -> webgpu_infer::Result<()> {
     }
     let model =
         model.ok_or_else(|| Error::Input(format!("--model is required\nusage: {USAGE}")))?;
-    let prompt =
-        prompt.ok_or_else(|| Error::Input(format!("--prompt is required\nusage: {USAGE}")))?;
+    // With --bench --prompt-tokens the prompt only supplies the ids to repeat: a default will do.
+    let prompt = match (prompt, bench.then_some(prompt_tokens).flatten()) {
+        (Some(p), _) => p,
+        (None, Some(_)) => "The history of the city begins in the early middle ages".to_string(),
+        (None, None) => {
+            return Err(Error::Input(format!(
+                "--prompt is required\nusage: {USAGE}"
+            )));
+        }
+    };
     // --checked: WebGPU's runtime shader checks on (as in every browser), to measure natively what
     // the web path's kernels cost.
     let gpu = Gpu::with_options(&webgpu_infer::GpuOptions {
@@ -117,11 +126,14 @@ async fn run() -> webgpu_infer::Result<()> {
         generator
             .generate_ids(ids.clone(), &opts, &mut |_| true)
             .await?;
+        let pipelines_after_warmup = gpu.pipeline_count();
         let mut best: Option<webgpu_infer::models::generate::Generation> = None;
+        let mut ttft_runs = vec![];
         for _ in 0..3 {
             let g = generator
                 .generate_ids(ids.clone(), &opts, &mut |_| true)
                 .await?;
+            ttft_runs.push(g.stats.prefill_ms);
             if best
                 .as_ref()
                 .is_none_or(|b| g.stats.decode_tok_s > b.stats.decode_tok_s)
@@ -140,6 +152,9 @@ async fn run() -> webgpu_infer::Result<()> {
             "decode_tok_s": s.decode_tok_s,
             "bytes_read_back_per_token": s.bytes_read_back_per_token,
             "ttft_ms": s.prefill_ms,
+            "ttft_ms_runs": ttft_runs,
+            // Pipelines compiled during the timed runs (0 when the warm-up saw every shape).
+            "pipelines_compiled_in_runs": gpu.pipeline_count() - pipelines_after_warmup,
             "decode_ms": s.decode_ms,
             "record_ms": s.record_ms,
             "wait_ms": s.wait_ms,

@@ -269,6 +269,16 @@ impl Gpu {
         }
     }
 
+    /// Compute pipelines compiled so far (each kept for reuse): a count that stays put once every
+    /// shape a model runs has been seen.
+    pub fn pipeline_count(&self) -> usize {
+        self.inner
+            .pipelines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
     /// The compute pipeline for `src`, compiled once per (shader, entry point, constants) and cached.
     pub fn pipeline(&self, src: &KernelSource<'_>) -> wgpu::ComputePipeline {
         let key = PipelineKey {
