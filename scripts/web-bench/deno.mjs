@@ -130,6 +130,19 @@ function poolAndNormalize(hidden, batch, seq, dims) {
   return vecs;
 }
 
+// Times `theirs` and `ours` run after run, alternating (the same conditions for both): ms lists.
+async function alternate(theirs, ours, runs) {
+  const out = { theirs: [], ours: [] };
+  for (let r = 0; r < runs; r++) {
+    for (const [name, run] of [["theirs", theirs], ["ours", ours]]) {
+      const t = performance.now();
+      await run();
+      out[name].push(performance.now() - t);
+    }
+  }
+  return out;
+}
+
 async function embed() {
   const e = await device.loadEmbedder(new URL("all-MiniLM-L6-v2/", models).href);
   const ortDir = arg("ort", null);
@@ -174,16 +187,9 @@ async function embed() {
         return poolAndNormalize(h.data, batch, seq, h.dims[2]);
       };
       await theirs();
-      const ortTimes = [];
-      for (let r = 0; r < Math.max(reps, 5); r++) {
-        // Alternating with ours: the same conditions for both.
-        let t = performance.now();
-        await theirs();
-        ortTimes.push(performance.now() - t);
-        t = performance.now();
-        await e.embed(texts);
-        times.push(performance.now() - t);
-      }
+      const alt = await alternate(theirs, () => e.embed(texts), Math.max(reps, 5));
+      const ortTimes = alt.theirs;
+      times.push(...alt.ours);
       const ortMs = median(ortTimes);
       line.ms = +median(times).toFixed(2);
       line.ms_runs = times.map((t) => +t.toFixed(2));
@@ -201,15 +207,7 @@ async function embed() {
       const a = await e.embed(texts), b = await theirs();
       let maxDiff = 0;
       a.forEach((v, i) => v.forEach((x, d) => { maxDiff = Math.max(maxDiff, Math.abs(x - b[i][d])); }));
-      const tTimes = [], oTimes = [];
-      for (let r = 0; r < Math.max(reps, 5); r++) {
-        let t = performance.now();
-        await theirs();
-        tTimes.push(performance.now() - t);
-        t = performance.now();
-        await e.embed(texts);
-        oTimes.push(performance.now() - t);
-      }
+      const { theirs: tTimes, ours: oTimes } = await alternate(theirs, () => e.embed(texts), Math.max(reps, 5));
       const tMs = median(tTimes), oMs = median(oTimes);
       emit({ op: "embed", impl: "webgpu-infer", vs: "transformers.js", model: "all-MiniLM-L6-v2", batch, seq,
         ms: +oMs.toFixed(2), ms_runs: oTimes.map((t) => +t.toFixed(2)), ratio_vs_transformers_js: +(oMs / tMs).toFixed(3),
