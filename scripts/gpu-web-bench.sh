@@ -48,7 +48,7 @@ stage() {
     xz -T0 -6 -c "$tmp/package/deno" >bench-bin/deno.xz
     rm -rf "$tmp"
   fi
-  # onnxruntime-web (the embedding peer): its WebGPU build and the WASM it loads, ~7 MB gzipped.
+  # onnxruntime-web (the embedding peer): its WebGPU build and the WASM it loads, ~4 MB as xz.
   rm -f bench-bin/ort.tgz
   tar cf - -C node_modules/onnxruntime-web/dist ort.webgpu.min.mjs \
     ort-wasm-simd-threaded.asyncify.mjs ort-wasm-simd-threaded.asyncify.wasm | xz -T0 -6 >bench-bin/ort.txz
@@ -82,7 +82,8 @@ run() {
   fi
   if [ -f bench-bin/peers.txz ]; then
     xz -dc bench-bin/peers.txz | tar xf - -C $wb
-    [ ${#ort_args[@]} -gt 0 ] && peer_args+=(--transformers $wb/bench-peers/transformers)
+    # Transformers.js needs the same ONNX export.
+    if [ ${#ort_args[@]} -gt 0 ]; then peer_args+=(--transformers $wb/bench-peers/transformers); fi
   fi
   local jsonl="$OUT/web-bench.jsonl"
   : >"$jsonl"
