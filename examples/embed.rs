@@ -9,7 +9,9 @@
 //! `--bench [BATCH]x[SEQ]` (default 8x128) prints instead
 //! `{"op":"embed","model","batch","seq","ms","texts_per_s","adapter"}`, the median of 10 runs after a
 //! warm-up, for texts of exactly SEQ tokens. `--checked` turns WebGPU's runtime shader checks on, as
-//! browsers always do.
+//! browsers always do; `--no-subgroups` leaves subgroups off, as browsers offer none today;
+//! `--web-like` is both, and no tensor cores: the kernels a page runs. `--profile` (with `--bench`)
+//! adds the GPU time of each kernel in one forward pass, a JSON line each, most first.
 
 #[cfg(target_arch = "wasm32")]
 fn main() {}
@@ -30,12 +32,16 @@ async fn run() -> webgpu_infer::Result<()> {
     let mut args = std::env::args().skip(1);
     let (mut model, mut json, mut texts, mut bench) = (None, false, Vec::new(), None);
     let mut checked = false;
+    let (mut subgroups, mut coop, mut profile) = (true, true, false);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--model" => model = args.next(),
             "--json" => json = true,
             "--bench" => bench = Some(args.next().unwrap_or_else(|| "8x128".into())),
             "--checked" => checked = true,
+            "--no-subgroups" => subgroups = false,
+            "--web-like" => (checked, subgroups, coop) = (true, false, false),
+            "--profile" => profile = true,
             "-h" | "--help" => {
                 println!(
                     "embed --model DIR [--json] [TEXT ...]   (texts from stdin, one a line, when none given)"
@@ -51,12 +57,14 @@ async fn run() -> webgpu_infer::Result<()> {
     // --checked: WebGPU's runtime shader checks on, as in browsers.
     let gpu = Gpu::with_options(&webgpu_infer::GpuOptions {
         unchecked_shaders: !checked,
+        allow_subgroups: subgroups,
+        allow_cooperative_matrix: coop,
         ..Default::default()
     })
     .await?;
     let embedder = Embedder::from_dir(&gpu, model.as_ref())?;
     if let Some(shape) = bench {
-        return run_bench(&gpu, &embedder, &model, &shape).await;
+        return run_bench(&gpu, &embedder, &model, &shape, profile).await;
     }
     if texts.is_empty() {
         texts = std::io::stdin()
@@ -94,6 +102,7 @@ async fn run_bench(
     embedder: &webgpu_infer::models::embedder::Embedder,
     model: &str,
     shape: &str,
+    profile: bool,
 ) -> webgpu_infer::Result<()> {
     use webgpu_infer::Error;
     let parse = |s: Option<&str>| s.and_then(|v| v.parse::<usize>().ok());
@@ -126,7 +135,25 @@ async fn run_bench(
         "op": "embed", "model": model, "batch": batch, "seq": seq, "ms": ms,
         "texts_per_s": batch as f64 / (ms / 1e3), "adapter": gpu.adapter_name(),
         "shader_checks": !gpu.unchecked_shaders(),
+        "subgroups": gpu.capabilities().subgroups,
     });
     println!("{line}");
+    if profile {
+        gpu.set_profiling(true)?;
+        let done = embedder.embed(&texts).await;
+        gpu.set_profiling(false)?;
+        done?;
+        let kernels = gpu.take_profile().await?;
+        let total: f64 = kernels.iter().map(|k| k.ms).sum();
+        for k in kernels {
+            let line = serde_json::json!({
+                "op": "profile", "phase": "embed", "batch": batch, "seq": seq, "kernel": k.kernel,
+                "dispatches": k.dispatches, "gpu_ms": k.ms, "share": k.ms / total.max(1e-12),
+                "shader_checks": !gpu.unchecked_shaders(), "subgroups": gpu.capabilities().subgroups,
+                "adapter": gpu.adapter_name(),
+            });
+            println!("{line}");
+        }
+    }
     Ok(())
 }

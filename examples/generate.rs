@@ -29,7 +29,8 @@ fn main() {
 const USAGE: &str = "generate --model PATH --prompt TEXT [--chat] [--max-tokens N] [--temperature T] \
 [--top-k K] [--top-p P] [--seed S] [--repetition-penalty R] [--stop TEXT]... [--json] [--bench] [--long N] \
 [--run-ahead N] [--prompt-tokens N (with --bench: a synthetic prompt of N tokens; then --prompt is optional)] \
-[--checked]";
+[--checked] [--no-subgroups] [--web-like (= --checked --no-subgroups, no tensor cores: the kernels a page runs)] \
+[--profile (with --bench: GPU time by kernel, prefill and a decoding step, JSON lines)]";
 
 #[cfg(not(target_arch = "wasm32"))]
 async fn run() -> webgpu_infer::Result<()> {
@@ -42,6 +43,7 @@ async fn run() -> webgpu_infer::Result<()> {
     let mut long: Option<usize> = None;
     let mut prompt_tokens: Option<usize> = None;
     let mut checked = false;
+    let (mut subgroups, mut coop, mut profile) = (true, true, false);
     let mut opts = GenerateOptions {
         max_tokens: 128,
         ..Default::default()
@@ -77,6 +79,9 @@ async fn run() -> webgpu_infer::Result<()> {
             }
             "--stop" => opts.stop.push(value()?),
             "--checked" => checked = true,
+            "--no-subgroups" => subgroups = false,
+            "--web-like" => (checked, subgroups, coop) = (true, false, false),
+            "--profile" => profile = true,
             "--run-ahead" => opts.run_ahead = value()?.parse().map_err(|_| bad(&a))?,
             "--prompt-tokens" => {
                 prompt_tokens = Some(value()?.parse::<usize>().map_err(|_| bad(&a))?)
@@ -108,6 +113,8 @@ async fn run() -> webgpu_infer::Result<()> {
     // the web path's kernels cost.
     let gpu = Gpu::with_options(&webgpu_infer::GpuOptions {
         unchecked_shaders: !checked,
+        allow_subgroups: subgroups,
+        allow_cooperative_matrix: coop,
         ..Default::default()
     })
     .await?;
@@ -160,9 +167,13 @@ async fn run() -> webgpu_infer::Result<()> {
             "wait_ms": s.wait_ms,
             "run_ahead": opts.run_ahead,
             "shader_checks": checked,
+            "subgroups": gpu.capabilities().subgroups,
             "adapter": gpu.adapter_name(),
         });
         println!("{line}");
+        if profile {
+            profile_generation(&gpu, &generator, &ids, &opts).await?;
+        }
         return Ok(());
     }
     if json {
@@ -213,6 +224,65 @@ async fn run() -> webgpu_infer::Result<()> {
 /// `{"op":"decode_window",...}` line a 512-token window (tok/s in it, GPU memory in use after it) and a
 /// summary: memory must stay flat (the KV cache is sized once) and speed steady, apart from the
 /// attention's growth with the context.
+/// `--profile`: GPU time by kernel of a prefill (a generation of one token) and of one decoding step
+/// (a generation of 17 tokens less the prefill, over 16), one JSON line a kernel and phase, most first.
+#[cfg(not(target_arch = "wasm32"))]
+async fn profile_generation(
+    gpu: &webgpu_infer::Gpu,
+    generator: &webgpu_infer::models::generate::Generator,
+    ids: &[u32],
+    opts: &webgpu_infer::models::generate::GenerateOptions,
+) -> webgpu_infer::Result<()> {
+    let steps = 16;
+    let run = async |max_tokens: usize| {
+        let opts = webgpu_infer::models::generate::GenerateOptions {
+            max_tokens,
+            ..opts.clone()
+        };
+        gpu.set_profiling(true)?;
+        let done = generator
+            .generate_ids(ids.to_vec(), &opts, &mut |_| true)
+            .await;
+        gpu.set_profiling(false)?;
+        done?;
+        gpu.take_profile().await
+    };
+    let prefill = run(1).await?;
+    let whole = run(1 + steps).await?;
+    let emit = |phase: &str, kernel: &str, dispatches: f64, ms: f64, total: f64| {
+        let line = serde_json::json!({
+            "op": "profile", "phase": phase, "kernel": kernel, "dispatches": dispatches,
+            "gpu_ms": ms, "share": ms / total.max(1e-12), "shader_checks": !gpu.unchecked_shaders(),
+            "subgroups": gpu.capabilities().subgroups, "adapter": gpu.adapter_name(),
+        });
+        println!("{line}");
+    };
+    let total: f64 = prefill.iter().map(|k| k.ms).sum();
+    for k in &prefill {
+        emit("prefill", &k.kernel, k.dispatches.into(), k.ms, total);
+    }
+    let mut step: Vec<(String, f64, f64)> = whole
+        .iter()
+        .map(|k| {
+            let before = prefill.iter().find(|p| p.kernel == k.kernel);
+            let (d, ms) = before.map_or((0.0, 0.0), |p| (p.dispatches.into(), p.ms));
+            let n = steps as f64;
+            (
+                k.kernel.clone(),
+                (f64::from(k.dispatches) - d) / n,
+                (k.ms - ms) / n,
+            )
+        })
+        .filter(|(_, d, _)| *d > 0.0)
+        .collect();
+    step.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let total: f64 = step.iter().map(|k| k.2).sum();
+    for (kernel, d, ms) in &step {
+        emit("decode_step", kernel, *d, *ms, total);
+    }
+    Ok(())
+}
+
 #[cfg(not(target_arch = "wasm32"))]
 async fn long_run(
     gpu: &webgpu_infer::Gpu,

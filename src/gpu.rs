@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use rustc_hash::FxHashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::bind_groups::{BindGroupCache, BoundBuffer};
@@ -38,6 +39,10 @@ pub struct GpuOptions {
     /// Pick kernels written for CPU adapters (one thread an output, no workgroup barriers) rather than
     /// for GPUs. `None` (the default) decides by the adapter: CPU kernels on software adapters.
     pub cpu_kernels: Option<bool>,
+    /// Request subgroup operations where the adapter has them (default). Browsers offer none today
+    /// (wgpu's web backend, Chrome without the `subgroups` feature): turn this off, with
+    /// `unchecked_shaders` off, to run natively the kernels a page runs.
+    pub allow_subgroups: bool,
 }
 
 impl Default for GpuOptions {
@@ -50,6 +55,7 @@ impl Default for GpuOptions {
             unchecked_shaders: true,
             allow_cooperative_matrix: true,
             cpu_kernels: None,
+            allow_subgroups: true,
         }
     }
 }
@@ -123,6 +129,12 @@ struct Inner {
     limits: wgpu::Limits,
     caps: Capabilities,
     pipelines: Mutex<FxHashMap<PipelineKey, wgpu::ComputePipeline>>,
+    /// Each pipeline's label for profiles (`shader/entry dtype constants`).
+    pipeline_labels: Mutex<FxHashMap<wgpu::ComputePipeline, Arc<str>>>,
+    /// [`Gpu::set_profiling`]: recorders time every dispatch.
+    profiling: AtomicBool,
+    /// Timestamps of submitted, profiled work not yet read ([`Gpu::take_profile`]).
+    profile: Mutex<Vec<crate::profile::Pending>>,
     unchecked_shaders: bool,
     modules: Mutex<HashMap<(&'static str, DType), wgpu::ShaderModule>>,
     /// First error WebGPU reported outside an error scope, or the device-lost reason.
@@ -205,6 +217,9 @@ impl Gpu {
                 limits,
                 caps,
                 pipelines: Mutex::new(FxHashMap::default()),
+                pipeline_labels: Mutex::new(FxHashMap::default()),
+                profiling: AtomicBool::new(false),
+                profile: Mutex::new(Vec::new()),
                 unchecked_shaders: options.unchecked_shaders && !cfg!(target_arch = "wasm32"),
                 modules: Mutex::new(HashMap::new()),
                 fault,
@@ -315,8 +330,72 @@ impl Gpu {
                     },
                     cache: None,
                 });
+        let mut label = format!("{}/{} {:?}", src.name, src.entry, src.dtype);
+        for (k, v) in src.constants {
+            label.push_str(&format!(" {k}={v}"));
+        }
+        self.inner
+            .pipeline_labels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(pipeline.clone(), label.into());
         pipelines.insert(key, pipeline.clone());
         pipeline
+    }
+
+    /// The label of a pipeline made by [`Gpu::pipeline`] (for profiles).
+    pub(crate) fn pipeline_label(&self, pipeline: &wgpu::ComputePipeline) -> Arc<str> {
+        self.inner
+            .pipeline_labels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(pipeline)
+            .cloned()
+            .unwrap_or_else(|| "unnamed pipeline".into())
+    }
+
+    /// Turns per-kernel GPU timing on or off for recorders made from now on (see [`crate::profile`]):
+    /// each dispatch then runs in a compute pass of its own, which slows the whole down a little.
+    /// Needs `TIMESTAMP_QUERY` (natively on most GPUs; never requested in browsers).
+    pub fn set_profiling(&self, on: bool) -> Result<()> {
+        if on
+            && !self
+                .inner
+                .device
+                .features()
+                .contains(wgpu::Features::TIMESTAMP_QUERY)
+        {
+            return Err(Error::MissingFeature {
+                op: "profiling",
+                feature: "timestamp-query",
+            });
+        }
+        self.inner.profiling.store(on, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub(crate) fn profiling(&self) -> bool {
+        self.inner.profiling.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn push_profile(&self, pending: crate::profile::Pending) {
+        self.inner
+            .profile
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(pending);
+    }
+
+    /// GPU time by kernel of everything profiled and submitted since the last call, most first.
+    pub async fn take_profile(&self) -> Result<Vec<crate::profile::KernelTime>> {
+        let pending = std::mem::take(
+            &mut *self
+                .inner
+                .profile
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        crate::profile::collect(self, pending).await
     }
 
     fn module(&self, src: &KernelSource<'_>) -> wgpu::ShaderModule {
@@ -500,7 +579,10 @@ fn instance_descriptor() -> wgpu::InstanceDescriptor {
 }
 
 fn wanted_features(options: &GpuOptions, info: &wgpu::AdapterInfo) -> wgpu::Features {
-    let mut wanted = wgpu::Features::SUBGROUP;
+    let mut wanted = wgpu::Features::empty();
+    if options.allow_subgroups {
+        wanted |= wgpu::Features::SUBGROUP;
+    }
     // Natively, benchmarks time compute passes on the GPU (src/bench.rs); browsers quantize timestamps.
     if !cfg!(target_arch = "wasm32") {
         wanted |= wgpu::Features::TIMESTAMP_QUERY;

@@ -42,6 +42,7 @@ pub mod formats;
 pub mod gpu;
 pub mod kernels;
 pub mod models;
+pub mod profile;
 pub mod quant;
 pub mod recorder;
 pub mod tensor;

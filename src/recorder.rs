@@ -38,6 +38,8 @@ pub struct Recorder {
     params: Vec<(Arc<GpuBuffer>, Vec<u8>)>,
     /// Benchmarks: the compute pass writes GPU timestamps at its start and end into queries 0 and 1.
     timestamps: Option<wgpu::QuerySet>,
+    /// [`Gpu::set_profiling`]: the query sets timing each dispatch, the last one being filled.
+    profile: Option<Vec<crate::profile::QueryBatch>>,
 }
 
 /// Bytes of one uniform chunk: 256 parameter slots at the usual 256-byte offset alignment.
@@ -54,6 +56,7 @@ impl Recorder {
             retained_textures: Vec::new(),
             params: Vec::new(),
             timestamps: None,
+            profile: gpu.profiling().then(Vec::new),
         }
     }
 
@@ -151,6 +154,9 @@ impl Recorder {
             None => self.gpu.bind_group(pipeline, entries),
         };
         self.gpu.copy_stats().dispatch(created);
+        if self.profile.is_some() {
+            self.profiled_pass(pipeline);
+        }
         let pass = self.pass();
         pass.set_pipeline(pipeline);
         pass.set_bind_group(0, &bind_group, &[]);
@@ -192,6 +198,39 @@ impl Recorder {
         used.resize(offset as usize, 0);
         used.extend_from_slice(bytes);
         (Arc::clone(chunk), offset)
+    }
+
+    /// Profiling: ends the current pass and begins one for the next dispatch alone, timed into the
+    /// next two queries under `pipeline`'s label.
+    fn profiled_pass(&mut self, pipeline: &wgpu::ComputePipeline) {
+        drop(self.pass.take());
+        let label = self.gpu.pipeline_label(pipeline);
+        let batches = self.profile.get_or_insert_with(Vec::new);
+        if batches.last().is_none_or(crate::profile::QueryBatch::full) {
+            batches.push(crate::profile::QueryBatch::new(&self.gpu));
+        }
+        let Some(batch) = batches.last_mut() else {
+            return;
+        };
+        let index = batch.labels.len() as u32 * 2;
+        batch.labels.push(label);
+        let encoder = self.encoder.get_or_insert_with(|| {
+            self.gpu
+                .device()
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
+        });
+        self.pass = Some(
+            encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: None,
+                    timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                        query_set: &batch.set,
+                        beginning_of_pass_write_index: Some(index),
+                        end_of_pass_write_index: Some(index + 1),
+                    }),
+                })
+                .forget_lifetime(),
+        );
     }
 
     fn pass(&mut self) -> &mut wgpu::ComputePass<'static> {
@@ -283,7 +322,11 @@ impl Recorder {
             encoder.copy_buffer_to_buffer(tensor.buffer(), tensor.offset(), staging, 0, bytes);
             self.retained.push(Arc::clone(tensor.buffer()));
         }
-        let encoder = self.encoder.take()?;
+        let mut encoder = self.encoder.take()?;
+        for batch in self.profile.take().unwrap_or_default() {
+            let pending = batch.resolve(&self.gpu, &mut encoder);
+            self.gpu.push_profile(pending);
+        }
         for (chunk, bytes) in self.params.drain(..) {
             let len = (bytes.len() as u64).next_multiple_of(4) as usize;
             let mut padded = bytes;

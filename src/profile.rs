@@ -1,0 +1,125 @@
+//! GPU time per kernel: with [`Gpu::set_profiling`] on, every dispatch a [`crate::Recorder`] records
+//! runs in a compute pass of its own that writes GPU timestamps at its start and end, labelled with
+//! its pipeline (shader, entry point, storage type, override constants). [`Gpu::take_profile`] reads
+//! them back and sums them by kernel.
+//!
+//! Native only in practice: it needs `TIMESTAMP_QUERY`, which the library requests only natively
+//! (browsers quantize timestamps). A pass per dispatch adds the gaps between passes to the wall time
+//! but not to the times measured here, which cover each dispatch alone: the sum is what the kernels
+//! cost, not what the forward pass costs end to end.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+
+/// Timestamp queries in one query set: 2 a dispatch.
+pub(crate) const QUERIES: u32 = 4096;
+
+/// GPU time spent in one kernel, summed over its dispatches.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct KernelTime {
+    /// The pipeline: `shader/entry dtype` and its override constants.
+    pub kernel: String,
+    pub dispatches: u32,
+    /// Sum of the dispatches' GPU time, in ms.
+    pub ms: f64,
+}
+
+/// One query set being filled by a recorder: a label a dispatch.
+pub(crate) struct QueryBatch {
+    pub(crate) set: wgpu::QuerySet,
+    pub(crate) labels: Vec<Arc<str>>,
+}
+
+impl QueryBatch {
+    pub(crate) fn new(gpu: &Gpu) -> Self {
+        QueryBatch {
+            set: gpu.device().create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("profile timestamps"),
+                ty: wgpu::QueryType::Timestamp,
+                count: QUERIES,
+            }),
+            labels: Vec::new(),
+        }
+    }
+
+    pub(crate) fn full(&self) -> bool {
+        self.labels.len() as u32 * 2 >= QUERIES
+    }
+
+    /// Resolves the timestamps into a mappable buffer at the end of `encoder`; the result waits in
+    /// the GPU's profile until [`Gpu::take_profile`].
+    pub(crate) fn resolve(self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder) -> Pending {
+        let n = self.labels.len() as u32 * 2;
+        let bytes = u64::from(n.max(2)) * 8;
+        let buffer = |usage| {
+            gpu.device().create_buffer(&wgpu::BufferDescriptor {
+                label: Some("profile timestamps"),
+                size: bytes,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        let resolved = buffer(wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC);
+        let read = buffer(wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
+        if n > 0 {
+            encoder.resolve_query_set(&self.set, 0..n, &resolved, 0);
+            encoder.copy_buffer_to_buffer(&resolved, 0, &read, 0, bytes);
+        }
+        Pending {
+            read,
+            labels: self.labels,
+        }
+    }
+}
+
+/// Timestamps resolved by a submitted recorder, not yet read.
+pub(crate) struct Pending {
+    read: wgpu::Buffer,
+    labels: Vec<Arc<str>>,
+}
+
+/// Reads `pending` (after its work was submitted) and sums the time by label, most first.
+pub(crate) async fn collect(gpu: &Gpu, pending: Vec<Pending>) -> Result<Vec<KernelTime>> {
+    let mut totals: Vec<KernelTime> = Vec::new();
+    let period = f64::from(gpu.queue().get_timestamp_period());
+    for p in pending {
+        if p.labels.is_empty() {
+            continue;
+        }
+        let (sender, receiver) = futures_channel::oneshot::channel();
+        p.read.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = sender.send(r);
+        });
+        gpu.sync().await?;
+        receiver
+            .await
+            .map_err(|_| Error::Readback("profile read-back dropped".into()))?
+            .map_err(|e| Error::Readback(e.to_string()))?;
+        let view = p
+            .read
+            .slice(..)
+            .get_mapped_range()
+            .map_err(|e| Error::Readback(e.to_string()))?;
+        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&view[..p.labels.len() * 16]);
+        drop(view);
+        p.read.unmap();
+        for (label, pair) in p.labels.iter().zip(ticks.chunks_exact(2)) {
+            let ms = pair[1].saturating_sub(pair[0]) as f64 * period / 1e6;
+            match totals.iter_mut().find(|t| *t.kernel == **label) {
+                Some(t) => {
+                    t.dispatches += 1;
+                    t.ms += ms;
+                }
+                None => totals.push(KernelTime {
+                    kernel: label.to_string(),
+                    dispatches: 1,
+                    ms,
+                }),
+            }
+        }
+    }
+    totals.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+    Ok(totals)
+}
