@@ -88,3 +88,76 @@ gpu_test!(
     lost_device_fails_reads_with_an_error,
     lost_device_is_an_error
 );
+
+/// Profiling times each dispatch under its kernel's label, changes no result, and stops when turned
+/// off. In browsers (no timestamp queries requested) it is refused with the feature named.
+async fn profile_counts_dispatches() -> Result<()> {
+    use webgpu_infer::kernels::{elementwise, matmul};
+    let gpu = gpu().await?;
+    if !gpu
+        .device()
+        .features()
+        .contains(wgpu::Features::TIMESTAMP_QUERY)
+    {
+        let err = gpu.set_profiling(true).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::MissingFeature {
+                    feature: "timestamp-query",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        return gpu.check();
+    }
+    let (m, k, n) = (64, 96, 80);
+    let mut rng = Rng::new(7);
+    let (av, bv) = (rng.vec(m * k), rng.vec(k * n));
+    let a = Tensor::from_f32(&gpu, &av, &[m, k])?;
+    let b = Tensor::from_f32(&gpu, &bv, &[k, n])?;
+    let run = async || -> Result<Vec<f32>> {
+        let mut rec = gpu.recorder();
+        let c = matmul::matmul(&mut rec, &a, &b, matmul::BLayout::KN)?;
+        let mut d = elementwise::add(&mut rec, &c, &c)?;
+        for _ in 0..2 {
+            d = elementwise::add(&mut rec, &d, &c)?;
+        }
+        let e = elementwise::mul(&mut rec, &d, &c)?;
+        rec.submit();
+        e.to_f32_vec().await
+    };
+    let plain = run().await?;
+    gpu.set_profiling(true)?;
+    let profiled = run().await?;
+    gpu.set_profiling(false)?;
+    // The same kernels on the same inputs: bit for bit the same output.
+    assert_eq!(plain, profiled);
+    let kernels = gpu.take_profile().await?;
+    log(&format!("{kernels:?}"));
+    let count = |prefix: &str| -> u32 {
+        kernels
+            .iter()
+            .filter(|k| k.kernel.starts_with(prefix))
+            .map(|k| k.dispatches)
+            .sum()
+    };
+    assert_eq!(count("matmul/"), 1, "{kernels:?}");
+    assert_eq!(count("elementwise/"), 4, "{kernels:?}");
+    assert_eq!(kernels.iter().map(|k| k.dispatches).sum::<u32>(), 5);
+    // Times are GPU durations: not negative, and the matmul's (64×96×80) is not zero.
+    assert!(kernels.iter().all(|k| k.ms >= 0.0), "{kernels:?}");
+    assert!(
+        kernels
+            .iter()
+            .any(|k| k.kernel.starts_with("matmul/") && k.ms > 0.0)
+    );
+    // Sorted, most time first.
+    assert!(kernels.windows(2).all(|w| w[0].ms >= w[1].ms));
+    // Off: nothing more is recorded.
+    run().await?;
+    assert!(gpu.take_profile().await?.is_empty());
+    gpu.check()
+}
+gpu_test!(profile_times_each_dispatch, profile_counts_dispatches);
