@@ -16,7 +16,7 @@
 # call's carry. Every line carries "runtime" ("native wgpu" or "deno … webgpu"), the adapter and
 # "pkg" (which package ran).
 #
-# Env for `run`: ONLY (decode,embed,kernels,latency,runtime,wllama), NEW_TOKENS (128,512), KERNEL_OPS (matmul,gemv,attention,
+# Env for `run`: ONLY (decode,embed,kernels,latency,runtime,wllama; also profile: GPU time by kernel, native), NEW_TOKENS (128,512), KERNEL_OPS (matmul,gemv,attention,
 # decode,copy), SKIP_NATIVE=1, ONLY_BEFORE (what the second package runs; default ONLY), WLLAMA_ARGS
 # (more deno.mjs flags for the wllama run, e.g. "--reps 2 --wllama-gpu 0 --wllama-count-maps").
 set -euo pipefail
@@ -112,6 +112,17 @@ for l in sys.stdin:
     if [[ $only == *kernels* ]]; then
       $wb/bench_kernels --ops "$ops" 2>&1 | tag "native wgpu" native
     fi
+    if [[ $only == *profile* ]]; then
+      # GPU time by kernel ("op":"profile" lines), as native runs them and as a page does (--web-like:
+      # runtime checks on, no subgroups, no tensor cores).
+      for mode in "" --web-like; do
+        $wb/generate --model $models/SmolLM2-135M-Instruct.Q4_1.gguf --bench --prompt-tokens 15 \
+          --max-tokens 32 --profile $mode 2>&1 | tag "native wgpu" native
+        for s in 1x128 32x128; do
+          $wb/embed --model $models/all-MiniLM-L6-v2 --bench $s --profile $mode 2>&1 | tag "native wgpu" native
+        done
+      done
+    fi
   fi
   for p in pkg-before pkg; do
     [ -d "$wb/$p" ] || continue
@@ -120,6 +131,7 @@ for l in sys.stdin:
     cp scripts/web-bench/deno.mjs "$wb/run-$p/scripts/web-bench/"
     ln -sfn "$wb/$p" "$wb/run-$p/pkg"
     local what="${only//wllama/}"
+    what="${what//profile/}"
     [ "$p" = pkg-before ] && what="${ONLY_BEFORE:-$what}"
     [ -z "${what//,/}" ] && continue
     local extra=("${ort_args[@]}")
