@@ -216,6 +216,102 @@ fn gemv_swiglu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     }
 }
 
+// ---- GEMV over 4 rows of x at once (short prompts): each weight quad is dequantized once and dotted
+// with 4 rows of x, so the weights are read m/4 times rather than m. Rows past p.m read row p.m − 1 and
+// are not written. Accumulators are named vectors (component j: row 4·wg.y + j), not arrays. -----------
+
+var<workgroup> partial4: array<vec4<f32>, 256>;
+var<workgroup> partial4_up: array<vec4<f32>, 256>;
+
+// Rows 4·g .. 4·g + 3 of x, clamped to the last.
+fn x_rows(g: u32) -> vec4<u32> {
+    let last = p.m - 1u;
+    let r = 4u * g;
+    return vec4<u32>(min(r, last), min(r + 1u, last), min(r + 2u, last), min(r + 3u, last));
+}
+
+// quad q times the 4 rows' elements k .. k + 3.
+fn dot4(q: vec4<f32>, rs: vec4<u32>, k: u32) -> vec4<f32> {
+    return vec4<f32>(dot(q, x4(rs.x, k)), dot(q, x4(rs.y, k)), dot(q, x4(rs.z, k)), dot(q, x4(rs.w, k)));
+}
+
+fn reduce_lanes4(lid: u32, up: bool) {
+    for (var s = LANES / 2u; s > 0u; s /= 2u) {
+        workgroupBarrier();
+        if (lid % LANES < s) {
+            partial4[lid] += partial4[lid + s];
+            if (up) {
+                partial4_up[lid] += partial4_up[lid + s];
+            }
+        }
+    }
+    workgroupBarrier();
+}
+
+// Writes y[j] to row 4·g + j of the output, column `row`, for the rows that exist.
+fn store4(g: u32, row: u32, y: vec4<f32>) {
+    for (var j = 0u; j < 4u; j++) {
+        let r = 4u * g + j;
+        if (r < p.m) {
+            out[p.out_offset + r * p.n + row] = T(y[j]);
+        }
+    }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn gemv4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = wg.x * ROWS + lid / LANES;
+    let rs = x_rows(wg.y);
+    var acc = vec4<f32>(0.0);
+    if (row < p.n) {
+        let blocks = p.k / 32u;
+        for (var b = lid % LANES; b < blocks; b += LANES) {
+            let h = block_head(row * blocks + b);
+            for (var i = 0u; i < 8u; i++) {
+                acc += dot4(quad(h, i), rs, b * 32u + 4u * i);
+            }
+        }
+    }
+    partial4[lid] = acc;
+    reduce_lanes4(lid, false);
+    if (row < p.n && lid % LANES == 0u) {
+        var y = partial4[lid];
+        if (HAS_RESIDUAL) {
+            let i = p.res_offset + row;
+            y += vec4<f32>(f32(residual[i + rs.x * p.n]), f32(residual[i + rs.y * p.n]),
+                f32(residual[i + rs.z * p.n]), f32(residual[i + rs.w * p.n]));
+        }
+        store4(wg.y, row, y);
+    }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn gemv_swiglu4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = wg.x * ROWS + lid / LANES;
+    let rs = x_rows(wg.y);
+    var gate = vec4<f32>(0.0);
+    var up = vec4<f32>(0.0);
+    if (row < p.n) {
+        let blocks = p.k / 32u;
+        for (var b = lid % LANES; b < blocks; b += LANES) {
+            let g = block_head(row * blocks + b);
+            let u = block_head_up(row * blocks + b);
+            for (var i = 0u; i < 8u; i++) {
+                let k = b * 32u + 4u * i;
+                gate += dot4(quad(g, i), rs, k);
+                up += dot4(quad_up(u, i), rs, k);
+            }
+        }
+    }
+    partial4[lid] = gate;
+    partial4_up[lid] = up;
+    reduce_lanes4(lid, true);
+    if (row < p.n && lid % LANES == 0u) {
+        let g = partial4[lid];
+        store4(wg.y, row, g / (vec4<f32>(1.0) + exp(-g)) * partial4_up[lid]);
+    }
+}
+
 // ---- Dequantize rows: out[i, :] = W[row_i, :], row_i = i, or ids[i] (embedding gather) ---------------
 // One thread a block. `p.m` is the number of output rows; `p.n` the weight's rows (ids past it give 0).
 

@@ -225,10 +225,10 @@ gpu_test!(bad_shapes_are_refused, bad_shapes_are_refused_body);
 /// adapters) on this adapter, whichever `Auto` would pick, against the CPU.
 async fn both_gemv_variants_match_cpu_body() -> Result<()> {
     let gpu = gpu().await?;
-    for qtype in TYPES {
+    // m 1: decoding's kernel; 2 and 7: on GPUs the 4-rows-a-workgroup kernel, 7 with a partial group.
+    for (qtype, m) in TYPES.iter().flat_map(|&q| [(q, 1), (q, 2), (q, 7)]) {
         for (n, k) in SHAPES {
-            let m = 2;
-            let mut rng = Rng::new((3 * n + k) as u64);
+            let mut rng = Rng::new((3 * n + k + 101 * m) as u64);
             let (wb, wv) = random_blocks(&mut rng, qtype, n, k);
             let (ub, uv) = random_blocks(&mut rng, qtype, n, k);
             let w = QTensor::from_blocks(&gpu, &wb, &[n, k], qtype)?;
@@ -259,7 +259,7 @@ async fn both_gemv_variants_match_cpu_body() -> Result<()> {
                 let y = quant::gemv_with(&mut rec, &tx, &w, opts)?;
                 let s = quant::gemv_swiglu_with(&mut rec, &tx, &w, &u, variant)?;
                 rec.submit();
-                let what = format!("{variant:?} {qtype:?} [{n}, {k}]");
+                let what = format!("{variant:?} {qtype:?} m {m} [{n}, {k}]");
                 assert_close(
                     &format!("gemv {what}"),
                     &y.to_f32_vec().await?,

@@ -70,23 +70,21 @@ fn layout(
         Variant::Auto => gpu.capabilities().cpu_kernels,
         v => v == Variant::Rows,
     };
-    let (entry, per_group) = if rows {
-        (
-            if entry == "gemv" {
-                "gemv_rows"
-            } else {
-                "gemv_swiglu_rows"
-            },
-            64,
-        )
-    } else {
-        (entry, GEMV_ROWS)
+    let swiglu = entry == "gemv_swiglu";
+    // GPUs, more than one row of x: 4 rows a workgroup (`gemv4`), each weight read once for them.
+    let (entry, per_group, x_rows) = match (rows, swiglu, m > 1) {
+        (true, false, _) => ("gemv_rows", 64, 1),
+        (true, true, _) => ("gemv_swiglu_rows", 64, 1),
+        (false, false, false) => ("gemv", GEMV_ROWS, 1),
+        (false, true, false) => ("gemv_swiglu", GEMV_ROWS, 1),
+        (false, false, true) => ("gemv4", GEMV_ROWS, 4),
+        (false, true, true) => ("gemv_swiglu4", GEMV_ROWS, 4),
     };
     Ok((
         entry,
         [
             to_u32(op, "row groups", n.div_ceil(per_group))?,
-            to_u32(op, "rows", m)?,
+            to_u32(op, "row groups of x", m.div_ceil(x_rows))?,
             1,
         ],
     ))
@@ -116,7 +114,7 @@ fn gemv_dims(op: &'static str, x: &Tensor, w: &QTensor) -> Result<(usize, usize,
 }
 
 /// `x · Wᵀ (+ residual)` for `x [.., k]` and a quantized `W [n, k]`: one workgroup per 8 outputs of
-/// each row of `x`, so meant for a few rows (decoding). Returns `[.., n]` in `x`'s type.
+/// each row of `x` (decoding), or of 4 rows of `x` at once (short prompts), so meant for a few rows. Returns `[.., n]` in `x`'s type.
 pub fn gemv(
     rec: &mut Recorder,
     x: &Tensor,
@@ -182,7 +180,7 @@ pub fn gemv_with(
     gpu.check_workgroups("quant::gemv output groups", groups[0])?;
     gpu.check_workgroups("quant::gemv rows of x", groups[1])?;
     let params = Params {
-        m: groups[1],
+        m: to_u32(OP, "rows of x", m)?,
         n: to_u32(OP, "n", n)?,
         k: to_u32(OP, "k", k)?,
         x_offset: x.offset_elements(),
@@ -252,7 +250,7 @@ pub fn gemv_swiglu_with(
     gpu.check_workgroups("quant::gemv_swiglu output groups", groups[0])?;
     gpu.check_workgroups("quant::gemv_swiglu rows of x", groups[1])?;
     let params = Params {
-        m: groups[1],
+        m: to_u32(OP, "rows of x", m)?,
         n: to_u32(OP, "n", n)?,
         k: to_u32(OP, "k", k)?,
         x_offset: x.offset_elements(),

@@ -22,8 +22,12 @@ use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
 /// Up to this many rows (tokens), quantized weights are read by the dequantizing GEMV; past it they
-/// are dequantized into a scratch tensor for the tiled matmul (prefill).
-const GEMV_MAX_ROWS: usize = 8;
+/// are dequantized into a scratch tensor for the tiled matmul (prefill). On GPUs the GEMV takes 4 rows
+/// a workgroup and wins up to ~32 rows (H200: a 15-token prefill's matmuls TODO); CPU adapters run
+/// one row a thread, and 8 rows.
+fn gemv_max_rows(gpu: &crate::Gpu) -> usize {
+    if gpu.capabilities().cpu_kernels { 8 } else { 32 }
+}
 
 /// The hyper-parameters of a LLaMA-family model.
 #[derive(Clone, Debug, PartialEq)]
@@ -289,7 +293,7 @@ impl Linear {
     ) -> Result<Tensor> {
         let rows = x.numel() / x.shape().last().copied().unwrap_or(1).max(1);
         let y = match &self.weight {
-            AnyTensor::Quant(w) if rows <= GEMV_MAX_ROWS => {
+            AnyTensor::Quant(w) if rows <= gemv_max_rows(rec.gpu()) => {
                 let opts = quant::GemvOptions {
                     residual,
                     out,
@@ -553,7 +557,7 @@ impl Llama {
         let h = rms_norm(rec, &x, &b.mlp_norm, eps)?;
         let act = match (&b.gate.weight, &b.up.weight) {
             (AnyTensor::Quant(g), AnyTensor::Quant(u))
-                if seq <= GEMV_MAX_ROWS && g.qtype() == u.qtype() =>
+                if seq <= gemv_max_rows(rec.gpu()) && g.qtype() == u.qtype() =>
             {
                 quant::gemv_swiglu(rec, &h, g, u)?
             }
