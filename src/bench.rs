@@ -91,6 +91,19 @@ pub async fn run(gpu: &Gpu, cfg: &BenchConfig, emit: &mut dyn FnMut(Value)) -> R
         if cfg.wants("linear") {
             out(bench_matmul(gpu, cfg, dtype, (128, 1536, 384), BLayout::NK).await?);
         }
+        if cfg.wants("linear_kernels") && dtype == DType::F32 {
+            // Every tiled kernel on MiniLM's linears at 1 / 8 / 32 texts of 128 tokens: which one
+            // Kernel::Auto should pick for each.
+            for rows in [128, 1024, 4096] {
+                for (n, k) in [(384, 384), (1536, 384), (384, 1536)] {
+                    for kernel in [Kernel::Tiled16, Kernel::Tiled64, Kernel::Tiled128] {
+                        let mut v = bench_linear_kernel(gpu, cfg, (rows, n, k), kernel).await?;
+                        v["kernel"] = json!(format!("{kernel:?}"));
+                        out(v);
+                    }
+                }
+            }
+        }
         if cfg.wants("gemv") {
             for n in [1536, 49152] {
                 out(bench_matmul(gpu, cfg, dtype, (1, n, 576), BLayout::NK).await?);
@@ -203,6 +216,25 @@ async fn bench_matmul(
         }
     }
     Ok(t.tag(v))
+}
+
+/// `x [m, k] · W [n, k]ᵀ` in f32 with one given kernel.
+async fn bench_linear_kernel(
+    gpu: &Gpu,
+    cfg: &BenchConfig,
+    (m, n, k): (usize, usize, usize),
+    kernel: Kernel,
+) -> Result<Value> {
+    let a = filled(gpu, DType::F32, &[m, k])?;
+    let b = filled(gpu, DType::F32, &[n, k])?;
+    let t = time(gpu, cfg, (m * n * 4) as u64, &mut |rec| {
+        matmul::matmul_with(rec, &a, &b, BLayout::NK, Epilogue::default(), kernel)
+    })
+    .await?;
+    let gflops = matmul::flops(1, m, n, k) / (t.ms * 1e6);
+    Ok(t.tag(
+        json!({"op": "linear_kernel", "dtype": "f32", "m": m, "n": n, "k": k, "ms": t.ms, "gflops": gflops}),
+    ))
 }
 
 /// BERT-base-like prefill: 12 heads of 64, batch 1.

@@ -26,7 +26,11 @@ use crate::tensor::{DType, Tensor};
 /// a workgroup and wins up to ~32 rows (H200: a 15-token prefill's matmuls TODO); CPU adapters run
 /// one row a thread, and 8 rows.
 fn gemv_max_rows(gpu: &crate::Gpu) -> usize {
-    if gpu.capabilities().cpu_kernels { 8 } else { 32 }
+    if gpu.capabilities().cpu_kernels {
+        8
+    } else {
+        32
+    }
 }
 
 /// The hyper-parameters of a LLaMA-family model.
