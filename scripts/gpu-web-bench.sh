@@ -16,7 +16,8 @@
 # call's carry. Every line carries "runtime" ("native wgpu" or "deno … webgpu"), the adapter and
 # "pkg" (which package ran).
 #
-# Env for `run`: ONLY (decode,embed,kernels,latency,runtime,wllama; also profile: GPU time by kernel, native), NEW_TOKENS (128,512), KERNEL_OPS (matmul,gemv,attention,
+# Env for `run`: ONLY (decode,embed,kernels,latency,runtime,wllama; also, native only, profile: GPU time
+# by kernel, and prefill: time to first token at 15 / 32 / 128 / 512 prompt tokens), NEW_TOKENS (128,512), KERNEL_OPS (matmul,gemv,attention,
 # decode,copy), SKIP_NATIVE=1, ONLY_BEFORE (what the second package runs; default ONLY), WLLAMA_ARGS
 # (more deno.mjs flags for the wllama run, e.g. "--reps 2 --wllama-gpu 0 --wllama-count-maps").
 set -euo pipefail
@@ -112,6 +113,15 @@ for l in sys.stdin:
     if [[ $only == *kernels* ]]; then
       $wb/bench_kernels --ops "$ops" 2>&1 | tag "native wgpu" native
     fi
+    if [[ $only == *prefill* ]]; then
+      # Time to first token by prompt length (synthetic prompts), natively and as a page runs kernels.
+      for n in 15 32 128 512; do
+        $wb/generate --model $models/SmolLM2-135M-Instruct.Q4_1.gguf --bench --prompt-tokens $n \
+          --max-tokens 16 2>&1 | tag "native wgpu" native
+      done
+      $wb/generate --model $models/SmolLM2-135M-Instruct.Q4_1.gguf --bench --prompt-tokens 15 \
+        --max-tokens 16 --web-like 2>&1 | tag "native wgpu" native
+    fi
     if [[ $only == *profile* ]]; then
       # GPU time by kernel ("op":"profile" lines), as native runs them and as a page does (--web-like:
       # runtime checks on, no subgroups, no tensor cores).
@@ -131,7 +141,7 @@ for l in sys.stdin:
     cp scripts/web-bench/deno.mjs "$wb/run-$p/scripts/web-bench/"
     ln -sfn "$wb/$p" "$wb/run-$p/pkg"
     local what="${only//wllama/}"
-    what="${what//profile/}"
+    what="${what//profile/}"; what="${what//prefill/}"
     [ "$p" = pkg-before ] && what="${ONLY_BEFORE:-$what}"
     [ -z "${what//,/}" ] && continue
     local extra=("${ort_args[@]}")
