@@ -19,7 +19,14 @@ struct Params {
     out_offset: u32,     // in elements
     res_offset: u32,     // in elements
     ids_offset: u32,     // in elements (gather)
-    _pad: u32,
+    n_kv: u32,           // gemv_qkv: rows of the key and of the value weight
+    k_offset: u32,       // gemv_qkv: where the key row goes (a KV cache's next row), in elements
+    v_offset: u32,       // gemv_qkv: where the value row goes
+    pos: u32,            // gemv_qkv: the token's position, for RoPE
+    theta: f32,          // gemv_qkv: RoPE base
+    head_dim: u32,       // gemv_qkv: RoPE's head size (0: no RoPE)
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<storage, read> w: array<u32>;
@@ -309,6 +316,104 @@ fn gemv_swiglu4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     if (row < p.n && lid % LANES == 0u) {
         let g = partial4[lid];
         store4(wg.y, row, g / (vec4<f32>(1.0) + exp(-g)) * partial4_up[lid]);
+    }
+}
+
+// ---- Decoding's attention input in one dispatch: q = Wq·x, k = Wk·x, v = Wv·x for one token (three
+// weights of one type), RoPE applied to q and k in GGML's interleaved layout (pairs of adjacent rows,
+// which sit in one workgroup), k and v written straight into the KV cache's next rows. The weights'
+// rows are laid end to end, q's then k's then v's; each workgroup's 8 rows lie in one of them (row
+// counts are multiples of 8). The angle is computed as shaders/rope.wgsl does. ----------------------
+
+@group(0) @binding(7) var<storage, read> w_v: array<u32>;
+@group(0) @binding(8) var<storage, read_write> out_k: array<T>;
+@group(0) @binding(9) var<storage, read_write> out_v: array<T>;
+
+fn v_f16_at(b: u32) -> f32 {
+    let word = w_v[b / 4u];
+    return unpack2x16float(select(word, word >> 16u, (b & 3u) != 0u)).x;
+}
+
+fn v_word_at(b: u32) -> u32 {
+    let i = b / 4u;
+    if ((b & 3u) == 0u) {
+        return w_v[i];
+    }
+    return (w_v[i] >> 16u) | (w_v[i + 1u] << 16u);
+}
+
+fn block_head_v(blk: u32) -> BlockHead {
+    let base = blk * block_bytes();
+    return head_of(v_f16_at(base), v_f16_at(base + 2u), base);
+}
+
+fn quad_v(h: BlockHead, i: u32) -> vec4<f32> {
+    return quad_of(h, v_word_at(quad_word(h, i)), i);
+}
+
+const QKV_TWO_PI: f32 = 6.283185307179586;
+
+@compute @workgroup_size(256, 1, 1)
+fn gemv_qkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row_all = wg.x * ROWS + lid / LANES;
+    let lane = lid % LANES;
+    let blocks = p.k / 32u;
+    // Which weight this workgroup reads (uniform across it): 0 q, 1 k, 2 v.
+    let first = wg.x * ROWS;
+    var which = 0u;
+    var row = row_all;
+    if (first >= p.n + p.n_kv) {
+        which = 2u;
+        row = row_all - p.n - p.n_kv;
+    } else if (first >= p.n) {
+        which = 1u;
+        row = row_all - p.n;
+    }
+    var acc = 0.0;
+    for (var b = lane; b < blocks; b += LANES) {
+        let k0 = b * 32u;
+        if (which == 0u) {
+            let h = block_head(row * blocks + b);
+            for (var i = 0u; i < 8u; i++) {
+                acc += dot(quad(h, i), x4(0u, k0 + 4u * i));
+            }
+        } else if (which == 1u) {
+            let h = block_head_up(row * blocks + b);
+            for (var i = 0u; i < 8u; i++) {
+                acc += dot(quad_up(h, i), x4(0u, k0 + 4u * i));
+            }
+        } else {
+            let h = block_head_v(row * blocks + b);
+            for (var i = 0u; i < 8u; i++) {
+                acc += dot(quad_v(h, i), x4(0u, k0 + 4u * i));
+            }
+        }
+    }
+    partial[lid] = acc;
+    reduce_lanes(lid);
+    if (lane != 0u) {
+        return;
+    }
+    var y = partial[lid];
+    if (which < 2u && p.head_dim > 0u) {
+        // The partner of row 2i is 2i + 1 and back: the row next to this one, 32 lanes away.
+        let other = partial[lid ^ LANES];
+        let i = (row % p.head_dim) / 2u;
+        let inv_freq = 1.0 / pow(p.theta, f32(2u * i) / f32(p.head_dim));
+        let angle = f32(p.pos) * inv_freq;
+        let reduced = angle - QKV_TWO_PI * round(angle / QKV_TWO_PI);
+        let c = cos(reduced);
+        let sn = sin(reduced);
+        if ((row & 1u) == 0u) {
+            y = y * c - other * sn;
+        } else {
+            y = y * c + other * sn;
+        }
+    }
+    switch which {
+        case 0u: { out[p.out_offset + row] = T(y); }
+        case 1u: { out_k[p.k_offset + row] = T(y); }
+        default: { out_v[p.v_offset + row] = T(y); }
     }
 }
 

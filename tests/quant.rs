@@ -1,6 +1,6 @@
 //! Kernels over GGML block-quantized weights (Q4_0, Q4_1, Q8_0) against a CPU dequantizer written
 //! here from the GGML block layouts, over odd shapes: dequantize, gather, GEMV (with and without a
-//! residual), fused SwiGLU GEMV.
+//! residual), fused SwiGLU GEMV, the 4-rows-a-workgroup GEMV, and the fused QKV + RoPE GEMV of decoding.
 mod common;
 
 use common::{Rng, assert_close, gpu, upload};
@@ -283,3 +283,96 @@ gpu_test!(
     both_gemv_variants_match_cpu,
     both_gemv_variants_match_cpu_body
 );
+
+/// GGML's interleaved RoPE on the CPU (pairs 2i, 2i + 1 of each head), as transformers computes the
+/// angle: inv_freq in f32, then position · inv_freq in f32, sin and cos in f64.
+fn rope_interleaved_ref(v: &mut [f64], head_dim: usize, pos: usize, theta: f32) {
+    for head in v.chunks_mut(head_dim) {
+        for i in 0..head_dim / 2 {
+            let inv_freq = 1.0 / theta.powf((2 * i) as f32 / head_dim as f32);
+            let angle = f64::from(pos as f32 * inv_freq);
+            let (s, c) = angle.sin_cos();
+            let (x0, x1) = (head[2 * i], head[2 * i + 1]);
+            head[2 * i] = x0 * c - x1 * s;
+            head[2 * i + 1] = x1 * c + x0 * s;
+        }
+    }
+}
+
+/// Decoding's fused attention input: q, k and v of one token and RoPE on q and k in one dispatch, k
+/// and v written into a cache's row, against CPU GEMVs and RoPE.
+async fn gemv_qkv_matches_cpu_body() -> Result<()> {
+    let gpu = gpu().await?;
+    // q: 4 heads of 16, k and v: 2 heads of 16 (grouped-query attention), 96 inputs (3 blocks).
+    let (nq, nkv, k, head_dim, pos, theta) = (64, 32, 96, 16, 37, 10000.0f32);
+    for qtype in TYPES {
+        let mut rng = Rng::new(nq as u64 + 5);
+        let (qb, qv) = random_blocks(&mut rng, qtype, nq, k);
+        let (kb, kv) = random_blocks(&mut rng, qtype, nkv, k);
+        let (vb, vv) = random_blocks(&mut rng, qtype, nkv, k);
+        let wq = QTensor::from_blocks(&gpu, &qb, &[nq, k], qtype)?;
+        let wk = QTensor::from_blocks(&gpu, &kb, &[nkv, k], qtype)?;
+        let wv = QTensor::from_blocks(&gpu, &vb, &[nkv, k], qtype)?;
+        let mut x = rng.vec(k);
+        let tx = upload(&gpu, DType::F32, &mut x, &[1, k])?;
+        // A cache of 3 rows; the token goes into row 1, rows 0 and 2 must stay as they were.
+        let k_cache = Tensor::from_f32(&gpu, &vec![7.0; 3 * nkv], &[3, nkv])?;
+        let v_cache = Tensor::from_f32(&gpu, &vec![9.0; 3 * nkv], &[3, nkv])?;
+        let (k_row, v_row) = (k_cache.narrow(1, 1)?, v_cache.narrow(1, 1)?);
+        let rope = quant::Rope {
+            pos,
+            theta,
+            head_dim,
+        };
+        let mut rec = gpu.recorder();
+        let q = quant::gemv_qkv(&mut rec, &tx, &wq, &wk, &wv, &k_row, &v_row, Some(rope))?;
+        rec.submit();
+        let mut want_q = gemv_ref(&x, &qv, 1, nq, k);
+        let mut want_k = gemv_ref(&x, &kv, 1, nkv, k);
+        let want_v = gemv_ref(&x, &vv, 1, nkv, k);
+        rope_interleaved_ref(&mut want_q, head_dim, pos, theta);
+        rope_interleaved_ref(&mut want_k, head_dim, pos, theta);
+        let f = |v: &[f64]| -> Vec<f32> { v.iter().map(|&x| x as f32).collect() };
+        let row = |fill: f32, mid: &[f64]| -> Vec<f32> {
+            let mut r = vec![fill; nkv];
+            r.extend(f(mid));
+            r.extend(vec![fill; nkv]);
+            r
+        };
+        // f32 accumulation over 96 terms (1e-4 absolute, as the GEMV tests), and WGSL's sin/cos on a
+        // reduced angle (absolute error ~1e-6 on values of size ≤ ~5).
+        let what = format!("gemv_qkv {qtype:?}");
+        assert_close(
+            &format!("{what} q"),
+            &q.to_f32_vec().await?,
+            &f(&want_q),
+            1e-4,
+            1e-4,
+        );
+        assert_close(
+            &format!("{what} k cache"),
+            &k_cache.to_f32_vec().await?,
+            &row(7.0, &want_k),
+            1e-4,
+            1e-4,
+        );
+        assert_close(
+            &format!("{what} v cache"),
+            &v_cache.to_f32_vec().await?,
+            &row(9.0, &want_v),
+            1e-4,
+            1e-4,
+        );
+        // Refused: two rows of x; k and v in one buffer.
+        let mut rec = gpu.recorder();
+        let two = Tensor::from_f32(&gpu, &vec![0.0; 2 * k], &[2, k])?;
+        let err = quant::gemv_qkv(&mut rec, &two, &wq, &wk, &wv, &k_row, &v_row, None).unwrap_err();
+        assert!(err.to_string().contains("one row"), "{err}");
+        let other_row = k_cache.narrow(2, 1)?;
+        let err =
+            quant::gemv_qkv(&mut rec, &tx, &wq, &wk, &wv, &k_row, &other_row, None).unwrap_err();
+        assert!(err.to_string().contains("three buffers"), "{err}");
+    }
+    gpu.check()
+}
+gpu_test!(gemv_qkv_matches_cpu, gemv_qkv_matches_cpu_body);

@@ -22,7 +22,13 @@ struct Params {
     out_offset: u32,
     res_offset: u32,
     ids_offset: u32,
-    _pad: u32,
+    n_kv: u32,
+    k_offset: u32,
+    v_offset: u32,
+    pos: u32,
+    theta: f32,
+    head_dim: u32,
+    _pad: [u32; 2],
 }
 
 /// Which GEMV kernel runs.
@@ -271,6 +277,126 @@ pub fn gemv_swiglu_with(
     ];
     rec.dispatch_at(&pipeline, &bindings, 3, &params, groups);
     Ok(out)
+}
+
+/// RoPE for [`gemv_qkv`]: GGML's interleaved layout (adjacent pairs), as `kernels::rope` computes it.
+#[derive(Clone, Copy, Debug)]
+pub struct Rope {
+    /// The token's position.
+    pub pos: usize,
+    pub theta: f32,
+    pub head_dim: usize,
+}
+
+/// One token's attention inputs in one dispatch: `q = x · Wqᵀ`, `k = x · Wkᵀ` and `v = x · Wvᵀ` for
+/// `x [1, k]` (three quantized weights of one type, q `[nq, k]`, k and v `[nkv, k]`, row counts
+/// multiples of 8), with `rope` applied to q and k in GGML's interleaved layout, k and v written into
+/// `k_out` and `v_out` (`nkv` elements each: a KV cache's next row). Returns q `[1, nq]`.
+/// Cooperative (GPU) kernel only: CPU adapters run the three GEMVs and `rope` apart.
+#[allow(clippy::too_many_arguments)]
+pub fn gemv_qkv(
+    rec: &mut Recorder,
+    x: &Tensor,
+    wq: &QTensor,
+    wk: &QTensor,
+    wv: &QTensor,
+    k_out: &Tensor,
+    v_out: &Tensor,
+    rope: Option<Rope>,
+) -> Result<Tensor> {
+    const OP: &str = "quant::gemv_qkv";
+    let gpu = rec.gpu().clone();
+    let dtype = check_dtypes(OP, &gpu, &[x, k_out, v_out])?;
+    let (m, nq, k) = gemv_dims(OP, x, wq)?;
+    let (_, nkv, _) = gemv_dims(OP, x, wk)?;
+    if m != 1 {
+        return Err(Error::shape(
+            OP,
+            format!("x must be one row, got {:?}", x.shape()),
+        ));
+    }
+    if wv.shape() != wk.shape() || wk.qtype() != wq.qtype() || wv.qtype() != wq.qtype() {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "k {:?} {:?} and v {:?} {:?} must have one shape, and q {:?} their type",
+                wk.shape(),
+                wk.qtype(),
+                wv.shape(),
+                wv.qtype(),
+                wq.qtype()
+            ),
+        ));
+    }
+    if nq % GEMV_ROWS != 0 || nkv % GEMV_ROWS != 0 {
+        return Err(Error::shape(
+            OP,
+            format!("q's {nq} and k's {nkv} rows must be multiples of {GEMV_ROWS}"),
+        ));
+    }
+    if k_out.numel() != nkv || v_out.numel() != nkv {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "k_out {:?} and v_out {:?} must hold {nkv} values",
+                k_out.shape(),
+                v_out.shape()
+            ),
+        ));
+    }
+    let same = |a: &Tensor, b: &Tensor| std::sync::Arc::ptr_eq(a.buffer(), b.buffer());
+    if same(k_out, v_out) || same(x, k_out) || same(x, v_out) {
+        return Err(Error::shape(
+            OP,
+            "x, k_out and v_out must be three buffers (WebGPU binds a written buffer once)",
+        ));
+    }
+    if let Some(r) = rope
+        && (r.head_dim == 0 || r.head_dim % 2 != 0 || nq % r.head_dim != 0 || nkv % r.head_dim != 0)
+    {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "RoPE's head size {} must be even and divide {nq} and {nkv}",
+                r.head_dim
+            ),
+        ));
+    }
+    let q = Tensor::empty(&gpu, &[1, nq], dtype)?;
+    let groups = to_u32(OP, "row groups", (nq + 2 * nkv) / GEMV_ROWS)?;
+    gpu.check_workgroups("quant::gemv_qkv output groups", groups)?;
+    let params = Params {
+        m: 1,
+        n: to_u32(OP, "n", nq)?,
+        k: to_u32(OP, "k", k)?,
+        x_offset: x.offset_elements(),
+        out_offset: q.offset_elements(),
+        n_kv: to_u32(OP, "n_kv", nkv)?,
+        k_offset: k_out.offset_elements(),
+        v_offset: v_out.offset_elements(),
+        pos: rope.map_or(Ok(0), |r| to_u32(OP, "position", r.pos))?,
+        theta: rope.map_or(0.0, |r| r.theta),
+        head_dim: rope.map_or(Ok(0), |r| to_u32(OP, "head_dim", r.head_dim))?,
+        ..Params::default()
+    };
+    let pipeline = gpu.pipeline(&KernelSource {
+        name: "quant",
+        body: SHADER,
+        dtype,
+        entry: "gemv_qkv",
+        constants: &[("QTYPE", qtype_constant(wq.qtype()))],
+    });
+    let bindings = [
+        (0, wq.buffer()),
+        (1, x.buffer()),
+        (2, q.buffer()),
+        (5, wk.buffer()),
+        (7, wv.buffer()),
+        (8, k_out.buffer()),
+        (9, v_out.buffer()),
+    ];
+    rec.dispatch_at(&pipeline, &bindings, 3, &params, [groups, 1, 1]);
+    Ok(q)
 }
 
 /// The whole matrix dequantized to `dtype` (f32, or f16 on adapters with `shader-f16`): `[n, k]`.

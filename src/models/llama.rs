@@ -538,19 +538,42 @@ impl Llama {
         // H100: every workgroup then waits on a reduction first. See the README.)
         let h = rms_norm(rec, x, &b.attn_norm, eps)?;
         // LlamaAttention.forward: project, rotate q and k, append k and v to the cache.
-        let q = b.q.forward(rec, &h, None, None)?;
-        let q = q.reshape(&[1, seq, heads, hd])?;
-        let q = rope_with(rec, &q, None, pos0, c.rope_theta, self.rope_layout)?;
-        let k = b.k.forward(rec, &h, None, None)?;
-        let k = k.reshape(&[1, seq, kv_heads, hd])?;
         let cache_rows = |cache: &Tensor| -> Result<Tensor> {
             let rows = cache.reshape(&cache.shape()[1..])?.narrow(pos0, seq)?;
             rows.reshape(&[1, seq, kv_heads, hd])
         };
         let k_rows = cache_rows(k_cache)?;
-        rope_with(rec, &k, Some(&k_rows), pos0, c.rope_theta, self.rope_layout)?;
         let v_rows = cache_rows(v_cache)?.reshape(&[seq, kv_heads * hd])?;
-        b.v.forward(rec, &h, None, Some(&v_rows))?;
+        let q = match (&b.q.weight, &b.k.weight, &b.v.weight) {
+            // Decoding on a GPU: the three projections and RoPE in one dispatch.
+            (AnyTensor::Quant(wq), AnyTensor::Quant(wk), AnyTensor::Quant(wv))
+                if seq == 1
+                    && self.rope_layout == Layout::Interleaved
+                    && !rec.gpu().capabilities().cpu_kernels
+                    && wq.qtype() == wk.qtype()
+                    && wk.qtype() == wv.qtype()
+                    && (heads * hd) % 8 == 0
+                    && (kv_heads * hd) % 8 == 0 =>
+            {
+                let rope = quant::Rope {
+                    pos: pos0,
+                    theta: c.rope_theta,
+                    head_dim: hd,
+                };
+                quant::gemv_qkv(rec, &h, wq, wk, wv, &k_rows, &v_rows, Some(rope))?
+                    .reshape(&[1, seq, heads, hd])?
+            }
+            _ => {
+                let q = b.q.forward(rec, &h, None, None)?;
+                let q = q.reshape(&[1, seq, heads, hd])?;
+                let q = rope_with(rec, &q, None, pos0, c.rope_theta, self.rope_layout)?;
+                let k = b.k.forward(rec, &h, None, None)?;
+                let k = k.reshape(&[1, seq, kv_heads, hd])?;
+                rope_with(rec, &k, Some(&k_rows), pos0, c.rope_theta, self.rope_layout)?;
+                b.v.forward(rec, &h, None, Some(&v_rows))?;
+                q
+            }
+        };
         let opts = attention::Options {
             causal: true,
             kv_len: Some(pos0 + seq),
