@@ -30,7 +30,8 @@ const USAGE: &str = "generate --model PATH --prompt TEXT [--chat] [--max-tokens 
 [--top-k K] [--top-p P] [--seed S] [--repetition-penalty R] [--stop TEXT]... [--json] [--bench] [--long N] \
 [--run-ahead N] [--prompt-tokens N (with --bench: a synthetic prompt of N tokens; then --prompt is optional)] \
 [--checked] [--no-subgroups] [--web-like (= --checked --no-subgroups, no tensor cores: the kernels a page runs)] \
-[--profile (with --bench: GPU time by kernel, prefill and a decoding step, JSON lines)]";
+[--profile (with --bench: GPU time by kernel, prefill and a decoding step, JSON lines)] \
+[--fold-norms (decoding on GPUs: RMSNorms folded into the GEMVs that read them; an experiment)]";
 
 #[cfg(not(target_arch = "wasm32"))]
 async fn run() -> webgpu_infer::Result<()> {
@@ -43,7 +44,7 @@ async fn run() -> webgpu_infer::Result<()> {
     let mut long: Option<usize> = None;
     let mut prompt_tokens: Option<usize> = None;
     let mut checked = false;
-    let (mut subgroups, mut coop, mut profile) = (true, true, false);
+    let (mut subgroups, mut coop, mut profile, mut fold_norms) = (true, true, false, false);
     let mut opts = GenerateOptions {
         max_tokens: 128,
         ..Default::default()
@@ -82,6 +83,7 @@ async fn run() -> webgpu_infer::Result<()> {
             "--no-subgroups" => subgroups = false,
             "--web-like" => (checked, subgroups, coop) = (true, false, false),
             "--profile" => profile = true,
+            "--fold-norms" => fold_norms = true,
             "--run-ahead" => opts.run_ahead = value()?.parse().map_err(|_| bad(&a))?,
             "--prompt-tokens" => {
                 prompt_tokens = Some(value()?.parse::<usize>().map_err(|_| bad(&a))?)
@@ -118,7 +120,8 @@ async fn run() -> webgpu_infer::Result<()> {
         ..Default::default()
     })
     .await?;
-    let generator = Generator::from_path(&gpu, model.as_ref(), &mut |_| {})?;
+    let mut generator = Generator::from_path(&gpu, model.as_ref(), &mut |_| {})?;
+    generator.set_fold_norms(fold_norms);
     if let Some(n) = long {
         return long_run(&gpu, &generator, &model, &prompt, n).await;
     }
@@ -168,6 +171,7 @@ async fn run() -> webgpu_infer::Result<()> {
             "run_ahead": opts.run_ahead,
             "shader_checks": checked,
             "subgroups": gpu.capabilities().subgroups,
+            "fold_norms": fold_norms,
             "adapter": gpu.adapter_name(),
         });
         println!("{line}");

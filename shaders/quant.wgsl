@@ -10,6 +10,9 @@
 
 override QTYPE: u32 = 1u;
 override HAS_RESIDUAL: bool = false;
+// gemv_qkv and gemv_swiglu (one row of x): RMSNorm folded in, x / sqrt(mean(x²) + eps) · norm_w,
+// computed by every workgroup for itself (shaders/norm.wgsl's MODE 1, summed in another order).
+override NORM: bool = false;
 
 struct Params {
     m: u32,              // rows of x (tokens)
@@ -25,8 +28,8 @@ struct Params {
     pos: u32,            // gemv_qkv: the token's position, for RoPE
     theta: f32,          // gemv_qkv: RoPE base
     head_dim: u32,       // gemv_qkv: RoPE's head size (0: no RoPE)
-    _pad0: u32,
-    _pad1: u32,
+    eps: f32,            // NORM: RMSNorm's epsilon
+    norm_offset: u32,    // NORM: the norm weight's offset, in elements
 }
 
 @group(0) @binding(0) var<storage, read> w: array<u32>;
@@ -140,6 +143,39 @@ fn reduce_lanes(lid: u32) {
     workgroupBarrier();
 }
 
+@group(0) @binding(10) var<storage, read> norm_w: array<T>;
+var<private> inv_rms: f32;
+
+// NORM: 1/sqrt(mean(x[0]²) + eps) into inv_rms, for every thread; leaves `partial` free again.
+fn fold_norm(lid: u32) {
+    var ss = 0.0;
+    for (var i = lid; i < p.k; i += 256u) {
+        let v = f32(x[p.x_offset + i]);
+        ss += v * v;
+    }
+    partial[lid] = ss;
+    for (var s = 128u; s > 0u; s /= 2u) {
+        workgroupBarrier();
+        if (lid < s) {
+            partial[lid] += partial[lid + s];
+        }
+    }
+    workgroupBarrier();
+    inv_rms = inverseSqrt(partial[0] / f32(p.k) + p.eps);
+    workgroupBarrier();
+}
+
+// Elements k .. k + 3 of row r of x, normalised when NORM (then r is 0).
+fn xin(r: u32, k: u32) -> vec4<f32> {
+    let v = x4(r, k);
+    if (NORM) {
+        let i = p.norm_offset + k;
+        let w = vec4<f32>(f32(norm_w[i]), f32(norm_w[i + 1u]), f32(norm_w[i + 2u]), f32(norm_w[i + 3u]));
+        return v * inv_rms * w;
+    }
+    return v;
+}
+
 @compute @workgroup_size(256, 1, 1)
 fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let row = wg.x * ROWS + lid / LANES;
@@ -190,6 +226,9 @@ fn quad_up(h: BlockHead, i: u32) -> vec4<f32> {
 
 @compute @workgroup_size(256, 1, 1)
 fn gemv_swiglu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    if (NORM) {
+        fold_norm(lid);
+    }
     let row = wg.x * ROWS + lid / LANES;
     let r = wg.y;
     let lane = lid % LANES;
@@ -201,7 +240,7 @@ fn gemv_swiglu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
             let g = block_head(row * blocks + b);
             let u = block_head_up(row * blocks + b);
             for (var i = 0u; i < 8u; i++) {
-                let xv = x4(r, b * 32u + 4u * i);
+                let xv = xin(r, b * 32u + 4u * i);
                 gate += dot(quad(g, i), xv);
                 up += dot(quad_up(u, i), xv);
             }
@@ -355,6 +394,9 @@ const QKV_TWO_PI: f32 = 6.283185307179586;
 
 @compute @workgroup_size(256, 1, 1)
 fn gemv_qkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    if (NORM) {
+        fold_norm(lid);
+    }
     let row_all = wg.x * ROWS + lid / LANES;
     let lane = lid % LANES;
     let blocks = p.k / 32u;
@@ -375,17 +417,17 @@ fn gemv_qkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
         if (which == 0u) {
             let h = block_head(row * blocks + b);
             for (var i = 0u; i < 8u; i++) {
-                acc += dot(quad(h, i), x4(0u, k0 + 4u * i));
+                acc += dot(quad(h, i), xin(0u, k0 + 4u * i));
             }
         } else if (which == 1u) {
             let h = block_head_up(row * blocks + b);
             for (var i = 0u; i < 8u; i++) {
-                acc += dot(quad_up(h, i), x4(0u, k0 + 4u * i));
+                acc += dot(quad_up(h, i), xin(0u, k0 + 4u * i));
             }
         } else {
             let h = block_head_v(row * blocks + b);
             for (var i = 0u; i < 8u; i++) {
-                acc += dot(quad_v(h, i), x4(0u, k0 + 4u * i));
+                acc += dot(quad_v(h, i), xin(0u, k0 + 4u * i));
             }
         }
     }

@@ -340,8 +340,9 @@ async fn read_asset_owned(path: String) -> Vec<u8> {
     read_asset(&path).await
 }
 
-/// The GPU-flavoured kernels (cooperative GEMVs with RMSNorm folded in, which a real GPU runs) on this
-/// machine's adapter, whatever it is: the same logits and greedy tokens as transformers. Natively only
+/// The GPU-flavoured kernels (cooperative GEMVs, the 4-row GEMV of short prompts, decoding's fused
+/// QKV + RoPE GEMV, with and without the RMSNorms folded in: what a real GPU runs) on this machine's
+/// adapter, whatever it is: the same logits and greedy tokens as transformers. Natively only
 /// (on SwiftShader these kernels take minutes).
 #[cfg(not(target_arch = "wasm32"))]
 #[test]
@@ -352,23 +353,32 @@ fn gpu_kernels_match_transformers() {
             ..Default::default()
         };
         let gpu = webgpu_infer::Gpu::with_options(&options).await?;
-        let g = Generator::from_path(&gpu, MODEL.as_ref(), &mut |_| {})?;
-        for case in goldens().await.iter().filter(|c| c.name != "raw_long") {
-            let opts = GenerateOptions {
-                max_tokens: 8,
-                chat: case.chat,
-                stop_at_eos: false,
-                top_logits: 20,
-                ..Default::default()
-            };
-            let out = g.generate(&case.prompt, &opts, &mut |_| true).await?;
-            top_logits_within(
-                &case.name,
-                &out.first_step_top_logits,
-                &case.top_logits,
-                1e-2,
-            );
-            assert_eq!(out.ids, case.greedy_ids[..8], "{}: greedy ids", case.name);
+        let mut g = Generator::from_path(&gpu, MODEL.as_ref(), &mut |_| {})?;
+        // Decoding's RMSNorms apart (the default), then folded into the GEMVs that read them.
+        for fold in [false, true] {
+            g.set_fold_norms(fold);
+            for case in goldens().await.iter().filter(|c| c.name != "raw_long") {
+                let opts = GenerateOptions {
+                    max_tokens: 8,
+                    chat: case.chat,
+                    stop_at_eos: false,
+                    top_logits: 20,
+                    ..Default::default()
+                };
+                let out = g.generate(&case.prompt, &opts, &mut |_| true).await?;
+                top_logits_within(
+                    &case.name,
+                    &out.first_step_top_logits,
+                    &case.top_logits,
+                    1e-2,
+                );
+                assert_eq!(
+                    out.ids,
+                    case.greedy_ids[..8],
+                    "{}: greedy ids, fold_norms {fold}",
+                    case.name
+                );
+            }
         }
         Ok::<(), Error>(())
     })

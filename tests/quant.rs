@@ -284,6 +284,16 @@ gpu_test!(
     both_gemv_variants_match_cpu_body
 );
 
+/// RMSNorm on the CPU (f64 sums): x / sqrt(mean(x²) + eps) · w, rounded to f32.
+fn rms_norm_ref(x: &[f32], w: &[f32], eps: f64) -> Vec<f32> {
+    let ms = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / x.len() as f64;
+    let inv = 1.0 / (ms + eps).sqrt();
+    x.iter()
+        .zip(w)
+        .map(|(&v, &w)| (f64::from(v) * inv * f64::from(w)) as f32)
+        .collect()
+}
+
 /// GGML's interleaved RoPE on the CPU (pairs 2i, 2i + 1 of each head), as transformers computes the
 /// angle: inv_freq in f32, then position · inv_freq in f32, sin and cos in f64.
 fn rope_interleaved_ref(v: &mut [f64], head_dim: usize, pos: usize, theta: f32) {
@@ -324,55 +334,129 @@ async fn gemv_qkv_matches_cpu_body() -> Result<()> {
             theta,
             head_dim,
         };
-        let mut rec = gpu.recorder();
-        let q = quant::gemv_qkv(&mut rec, &tx, &wq, &wk, &wv, &k_row, &v_row, Some(rope))?;
-        rec.submit();
-        let mut want_q = gemv_ref(&x, &qv, 1, nq, k);
-        let mut want_k = gemv_ref(&x, &kv, 1, nkv, k);
-        let want_v = gemv_ref(&x, &vv, 1, nkv, k);
-        rope_interleaved_ref(&mut want_q, head_dim, pos, theta);
-        rope_interleaved_ref(&mut want_k, head_dim, pos, theta);
-        let f = |v: &[f64]| -> Vec<f32> { v.iter().map(|&x| x as f32).collect() };
-        let row = |fill: f32, mid: &[f64]| -> Vec<f32> {
-            let mut r = vec![fill; nkv];
-            r.extend(f(mid));
-            r.extend(vec![fill; nkv]);
-            r
-        };
-        // f32 accumulation over 96 terms (1e-4 absolute, as the GEMV tests), and WGSL's sin/cos on a
-        // reduced angle (absolute error ~1e-6 on values of size ≤ ~5).
-        let what = format!("gemv_qkv {qtype:?}");
-        assert_close(
-            &format!("{what} q"),
-            &q.to_f32_vec().await?,
-            &f(&want_q),
-            1e-4,
-            1e-4,
-        );
-        assert_close(
-            &format!("{what} k cache"),
-            &k_cache.to_f32_vec().await?,
-            &row(7.0, &want_k),
-            1e-4,
-            1e-4,
-        );
-        assert_close(
-            &format!("{what} v cache"),
-            &v_cache.to_f32_vec().await?,
-            &row(9.0, &want_v),
-            1e-4,
-            1e-4,
-        );
+        // Without and with the RMSNorm folded in (weight around 1, eps 1e-5).
+        let norm_w: Vec<f32> = rng.vec(k).iter().map(|v| 1.0 + 0.5 * v).collect();
+        let tnorm = Tensor::from_f32(&gpu, &norm_w, &[k])?;
+        for folded in [false, true] {
+            let norm = folded.then_some(quant::Norm {
+                weight: &tnorm,
+                eps: 1e-5,
+            });
+            let mut rec = gpu.recorder();
+            let q = quant::gemv_qkv(
+                &mut rec,
+                &tx,
+                &wq,
+                &wk,
+                &wv,
+                &k_row,
+                &v_row,
+                Some(rope),
+                norm,
+            )?;
+            rec.submit();
+            let xn = if folded {
+                rms_norm_ref(&x, &norm_w, 1e-5)
+            } else {
+                x.clone()
+            };
+            let mut want_q = gemv_ref(&xn, &qv, 1, nq, k);
+            let mut want_k = gemv_ref(&xn, &kv, 1, nkv, k);
+            let want_v = gemv_ref(&xn, &vv, 1, nkv, k);
+            rope_interleaved_ref(&mut want_q, head_dim, pos, theta);
+            rope_interleaved_ref(&mut want_k, head_dim, pos, theta);
+            let f = |v: &[f64]| -> Vec<f32> { v.iter().map(|&x| x as f32).collect() };
+            let row = |fill: f32, mid: &[f64]| -> Vec<f32> {
+                let mut r = vec![fill; nkv];
+                r.extend(f(mid));
+                r.extend(vec![fill; nkv]);
+                r
+            };
+            // f32 accumulation over 96 terms (1e-4 absolute, as the GEMV tests), and WGSL's sin/cos
+            // on a reduced angle (absolute error ~1e-6 on values of size ≤ ~5).
+            let what = format!("gemv_qkv {qtype:?} norm {folded}");
+            assert_close(
+                &format!("{what} q"),
+                &q.to_f32_vec().await?,
+                &f(&want_q),
+                1e-4,
+                1e-4,
+            );
+            assert_close(
+                &format!("{what} k cache"),
+                &k_cache.to_f32_vec().await?,
+                &row(7.0, &want_k),
+                1e-4,
+                1e-4,
+            );
+            assert_close(
+                &format!("{what} v cache"),
+                &v_cache.to_f32_vec().await?,
+                &row(9.0, &want_v),
+                1e-4,
+                1e-4,
+            );
+        }
         // Refused: two rows of x; k and v in one buffer.
         let mut rec = gpu.recorder();
         let two = Tensor::from_f32(&gpu, &vec![0.0; 2 * k], &[2, k])?;
-        let err = quant::gemv_qkv(&mut rec, &two, &wq, &wk, &wv, &k_row, &v_row, None).unwrap_err();
+        let err =
+            quant::gemv_qkv(&mut rec, &two, &wq, &wk, &wv, &k_row, &v_row, None, None).unwrap_err();
         assert!(err.to_string().contains("one row"), "{err}");
         let other_row = k_cache.narrow(2, 1)?;
-        let err =
-            quant::gemv_qkv(&mut rec, &tx, &wq, &wk, &wv, &k_row, &other_row, None).unwrap_err();
+        let err = quant::gemv_qkv(&mut rec, &tx, &wq, &wk, &wv, &k_row, &other_row, None, None)
+            .unwrap_err();
         assert!(err.to_string().contains("three buffers"), "{err}");
     }
     gpu.check()
 }
 gpu_test!(gemv_qkv_matches_cpu, gemv_qkv_matches_cpu_body);
+
+/// The SwiGLU GEMV with the MLP's RMSNorm folded in, against a CPU norm and GEMVs; refused for two rows.
+async fn swiglu_norm_matches_cpu_body() -> Result<()> {
+    let gpu = gpu().await?;
+    for qtype in TYPES {
+        for (n, k) in SHAPES {
+            let mut rng = Rng::new((5 * n + k) as u64);
+            let (gb, gv) = random_blocks(&mut rng, qtype, n, k);
+            let (ub, uv) = random_blocks(&mut rng, qtype, n, k);
+            let gate = QTensor::from_blocks(&gpu, &gb, &[n, k], qtype)?;
+            let up = QTensor::from_blocks(&gpu, &ub, &[n, k], qtype)?;
+            let x = rng.vec(k);
+            let norm_w: Vec<f32> = rng.vec(k).iter().map(|v| 1.0 + 0.5 * v).collect();
+            let tx = Tensor::from_f32(&gpu, &x, &[1, k])?;
+            let tnorm = Tensor::from_f32(&gpu, &norm_w, &[k])?;
+            let norm = quant::Norm {
+                weight: &tnorm,
+                eps: 1e-6,
+            };
+            let mut rec = gpu.recorder();
+            let y = quant::gemv_swiglu_norm(&mut rec, &tx, &gate, &up, norm)?;
+            rec.submit();
+            let xn = rms_norm_ref(&x, &norm_w, 1e-6);
+            let g = gemv_ref(&xn, &gv, 1, n, k);
+            let u = gemv_ref(&xn, &uv, 1, n, k);
+            let want: Vec<f32> = g
+                .iter()
+                .zip(&u)
+                .map(|(&g, &u)| (g / (1.0 + (-g).exp()) * u) as f32)
+                .collect();
+            // As the plain SwiGLU test; the norm's scale is ≤ ~2 here.
+            let what = format!("swiglu+norm {qtype:?} [{n}, {k}]");
+            assert_close(&what, &y.to_f32_vec().await?, &want, 1e-4, 1e-4);
+        }
+    }
+    let (bytes, _) = random_blocks(&mut Rng::new(3), QuantType::Q8_0, 8, 64);
+    let w = QTensor::from_blocks(&gpu, &bytes, &[8, 64], QuantType::Q8_0)?;
+    let two = Tensor::from_f32(&gpu, &[0.5; 128], &[2, 64])?;
+    let tnorm = Tensor::from_f32(&gpu, &[1.0; 64], &[64])?;
+    let norm = quant::Norm {
+        weight: &tnorm,
+        eps: 1e-6,
+    };
+    let mut rec = gpu.recorder();
+    let err = quant::gemv_swiglu_norm(&mut rec, &two, &w, &w, norm).unwrap_err();
+    assert!(err.to_string().contains("one row"), "{err}");
+    gpu.check()
+}
+gpu_test!(swiglu_norm_matches_cpu, swiglu_norm_matches_cpu_body);

@@ -28,7 +28,8 @@ struct Params {
     pos: u32,
     theta: f32,
     head_dim: u32,
-    _pad: [u32; 2],
+    eps: f32,
+    norm_offset: u32,
 }
 
 /// Which GEMV kernel runs.
@@ -228,6 +229,28 @@ pub fn gemv_swiglu_with(
     up: &QTensor,
     variant: Variant,
 ) -> Result<Tensor> {
+    swiglu(rec, x, gate, up, variant, None)
+}
+
+/// [`gemv_swiglu`] of `norm(x)` for one row `x [1, k]`, the RMSNorm folded in ([`Norm`]; GPU kernel).
+pub fn gemv_swiglu_norm(
+    rec: &mut Recorder,
+    x: &Tensor,
+    gate: &QTensor,
+    up: &QTensor,
+    norm: Norm<'_>,
+) -> Result<Tensor> {
+    swiglu(rec, x, gate, up, Variant::Cooperative, Some(norm))
+}
+
+fn swiglu(
+    rec: &mut Recorder,
+    x: &Tensor,
+    gate: &QTensor,
+    up: &QTensor,
+    variant: Variant,
+    norm: Option<Norm<'_>>,
+) -> Result<Tensor> {
     const OP: &str = "quant::gemv_swiglu";
     let gpu = rec.gpu().clone();
     let dtype = check_dtypes(OP, &gpu, &[x])?;
@@ -252,6 +275,7 @@ pub fn gemv_swiglu_with(
     if out.numel() == 0 {
         return Ok(out);
     }
+    check_norm(OP, norm, x, m, k)?;
     let (entry, groups) = layout(&gpu, OP, "gemv_swiglu", m, n, variant)?;
     gpu.check_workgroups("quant::gemv_swiglu output groups", groups[0])?;
     gpu.check_workgroups("quant::gemv_swiglu rows of x", groups[1])?;
@@ -260,23 +284,66 @@ pub fn gemv_swiglu_with(
         n: to_u32(OP, "n", n)?,
         k: to_u32(OP, "k", k)?,
         x_offset: x.offset_elements(),
+        eps: norm.map_or(0.0, |n| n.eps),
+        norm_offset: norm.map_or(0, |n| n.weight.offset_elements()),
         ..Params::default()
     };
+    let mut constants = vec![("QTYPE", qtype_constant(gate.qtype()))];
+    if entry == "gemv_swiglu" {
+        constants.push(("NORM", f64::from(u8::from(norm.is_some()))));
+    }
     let pipeline = gpu.pipeline(&KernelSource {
         name: "quant",
         body: SHADER,
         dtype,
         entry,
-        constants: &[("QTYPE", qtype_constant(gate.qtype()))],
+        constants: &constants,
     });
-    let bindings = [
+    let mut bindings = vec![
         (0, gate.buffer()),
         (1, x.buffer()),
         (2, out.buffer()),
         (5, up.buffer()),
     ];
+    // gemv_swiglu reads the norm weight (x stands in when there is none: bound, never read).
+    if entry == "gemv_swiglu" {
+        bindings.push((10, norm.map_or(x, |n| n.weight).buffer()));
+    }
     rec.dispatch_at(&pipeline, &bindings, 3, &params, groups);
     Ok(out)
+}
+
+/// An RMSNorm folded into a one-row GEMV ([`gemv_qkv`], [`gemv_swiglu_norm`]): `x` is used as
+/// `x / sqrt(mean(x²) + eps) · weight`, as `kernels::norm::rms_norm` computes it, without a dispatch of
+/// its own. Each workgroup reduces the row itself.
+#[derive(Clone, Copy)]
+pub struct Norm<'a> {
+    /// `[k]`, `x`'s type.
+    pub weight: &'a Tensor,
+    pub eps: f32,
+}
+
+fn check_norm(
+    op: &'static str,
+    norm: Option<Norm<'_>>,
+    x: &Tensor,
+    m: usize,
+    k: usize,
+) -> Result<()> {
+    let Some(n) = norm else { return Ok(()) };
+    if m != 1 || n.weight.shape() != [k] || n.weight.dtype() != x.dtype() {
+        return Err(Error::shape(
+            op,
+            format!(
+                "a folded norm needs one row of x and a [{k}] {:?} weight, got x {:?} and {:?} {:?}",
+                x.dtype(),
+                x.shape(),
+                n.weight.shape(),
+                n.weight.dtype()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// RoPE for [`gemv_qkv`]: GGML's interleaved layout (adjacent pairs), as `kernels::rope` computes it.
@@ -303,6 +370,7 @@ pub fn gemv_qkv(
     k_out: &Tensor,
     v_out: &Tensor,
     rope: Option<Rope>,
+    norm: Option<Norm<'_>>,
 ) -> Result<Tensor> {
     const OP: &str = "quant::gemv_qkv";
     let gpu = rec.gpu().clone();
@@ -362,6 +430,7 @@ pub fn gemv_qkv(
             ),
         ));
     }
+    check_norm(OP, norm, x, m, k)?;
     let q = Tensor::empty(&gpu, &[1, nq], dtype)?;
     let groups = to_u32(OP, "row groups", (nq + 2 * nkv) / GEMV_ROWS)?;
     gpu.check_workgroups("quant::gemv_qkv output groups", groups)?;
@@ -377,6 +446,8 @@ pub fn gemv_qkv(
         pos: rope.map_or(Ok(0), |r| to_u32(OP, "position", r.pos))?,
         theta: rope.map_or(0.0, |r| r.theta),
         head_dim: rope.map_or(Ok(0), |r| to_u32(OP, "head_dim", r.head_dim))?,
+        eps: norm.map_or(0.0, |n| n.eps),
+        norm_offset: norm.map_or(0, |n| n.weight.offset_elements()),
         ..Params::default()
     };
     let pipeline = gpu.pipeline(&KernelSource {
@@ -384,7 +455,10 @@ pub fn gemv_qkv(
         body: SHADER,
         dtype,
         entry: "gemv_qkv",
-        constants: &[("QTYPE", qtype_constant(wq.qtype()))],
+        constants: &[
+            ("QTYPE", qtype_constant(wq.qtype())),
+            ("NORM", f64::from(u8::from(norm.is_some()))),
+        ],
     });
     let bindings = [
         (0, wq.buffer()),
@@ -394,6 +468,8 @@ pub fn gemv_qkv(
         (7, wv.buffer()),
         (8, k_out.buffer()),
         (9, v_out.buffer()),
+        // The norm weight; x stands in when there is none (bound, never read).
+        (10, norm.map_or(x, |n| n.weight).buffer()),
     ];
     rec.dispatch_at(&pipeline, &bindings, 3, &params, [groups, 1, 1]);
     Ok(q)

@@ -138,6 +138,13 @@ pub struct Generator {
     eos_ids: Vec<u32>,
 }
 
+impl Generator {
+    /// See [`Llama::set_fold_norms`].
+    pub fn set_fold_norms(&mut self, on: bool) {
+        self.model.set_fold_norms(on);
+    }
+}
+
 fn model_error(source: &str, message: impl Into<String>) -> Error {
     Error::Model {
         source_name: source.to_string(),

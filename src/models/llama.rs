@@ -381,6 +381,8 @@ pub struct Llama {
     rope_layout: Layout,
     /// The activations' type: the norms' (f32 for GGUF and f32 checkpoints).
     dtype: DType,
+    /// Decoding on GPUs: fold each RMSNorm into the GEMV that reads it ([`Llama::set_fold_norms`]).
+    fold_norms: bool,
 }
 
 impl Llama {
@@ -448,8 +450,18 @@ impl Llama {
             lm_head,
             rope_layout,
             dtype,
+            fold_norms: false,
             cfg,
         })
+    }
+
+    /// Decoding on GPUs (GGUF weights): fold each RMSNorm into the fused QKV + RoPE GEMV and the SwiGLU
+    /// GEMV that read it, 2 dispatches a layer fewer (5 rather than 7), each workgroup reducing the row
+    /// itself. Off by default: an earlier fold (into every projection's GEMV) was slower on the H100
+    /// (419.8 against 453.1 tokens/s, 2026-11), and this one is not yet measured on a GPU
+    /// (`generate --bench --fold-norms`). Same results within rounding (tests/quant.rs).
+    pub fn set_fold_norms(&mut self, on: bool) {
+        self.fold_norms = on;
     }
 
     pub fn config(&self) -> &Config {
@@ -534,18 +546,9 @@ impl Llama {
         let seq = x.shape()[0];
         let (heads, kv_heads, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim);
         let eps = c.rms_norm_eps;
-        // (Folding the RMSNorm into each projection's GEMV saves a dispatch but was slower on the
-        // H100: every workgroup then waits on a reduction first. See the README.)
-        let h = rms_norm(rec, x, &b.attn_norm, eps)?;
-        // LlamaAttention.forward: project, rotate q and k, append k and v to the cache.
-        let cache_rows = |cache: &Tensor| -> Result<Tensor> {
-            let rows = cache.reshape(&cache.shape()[1..])?.narrow(pos0, seq)?;
-            rows.reshape(&[1, seq, kv_heads, hd])
-        };
-        let k_rows = cache_rows(k_cache)?;
-        let v_rows = cache_rows(v_cache)?.reshape(&[seq, kv_heads * hd])?;
-        let q = match (&b.q.weight, &b.k.weight, &b.v.weight) {
-            // Decoding on a GPU: the three projections and RoPE in one dispatch.
+        // Decoding on a GPU, GGUF weights of one type: the three projections and RoPE in one dispatch
+        // (quant::gemv_qkv); with fold_norms the RMSNorms too (into it and the SwiGLU GEMV).
+        let fused = match (&b.q.weight, &b.k.weight, &b.v.weight) {
             (AnyTensor::Quant(wq), AnyTensor::Quant(wk), AnyTensor::Quant(wv))
                 if seq == 1
                     && self.rope_layout == Layout::Interleaved
@@ -555,24 +558,44 @@ impl Llama {
                     && (heads * hd) % 8 == 0
                     && (kv_heads * hd) % 8 == 0 =>
             {
-                let rope = quant::Rope {
-                    pos: pos0,
-                    theta: c.rope_theta,
-                    head_dim: hd,
+                Some((wq, wk, wv))
+            }
+            _ => None,
+        };
+        // LlamaAttention.forward: project, rotate q and k, append k and v to the cache.
+        let cache_rows = |cache: &Tensor| -> Result<Tensor> {
+            let rows = cache.reshape(&cache.shape()[1..])?.narrow(pos0, seq)?;
+            rows.reshape(&[1, seq, kv_heads, hd])
+        };
+        let k_rows = cache_rows(k_cache)?;
+        let v_rows = cache_rows(v_cache)?.reshape(&[seq, kv_heads * hd])?;
+        let q = if let Some((wq, wk, wv)) = fused {
+            let rope = quant::Rope {
+                pos: pos0,
+                theta: c.rope_theta,
+                head_dim: hd,
+            };
+            let q = if self.fold_norms {
+                let norm = quant::Norm {
+                    weight: &b.attn_norm,
+                    eps,
                 };
-                quant::gemv_qkv(rec, &h, wq, wk, wv, &k_rows, &v_rows, Some(rope))?
-                    .reshape(&[1, seq, heads, hd])?
-            }
-            _ => {
-                let q = b.q.forward(rec, &h, None, None)?;
-                let q = q.reshape(&[1, seq, heads, hd])?;
-                let q = rope_with(rec, &q, None, pos0, c.rope_theta, self.rope_layout)?;
-                let k = b.k.forward(rec, &h, None, None)?;
-                let k = k.reshape(&[1, seq, kv_heads, hd])?;
-                rope_with(rec, &k, Some(&k_rows), pos0, c.rope_theta, self.rope_layout)?;
-                b.v.forward(rec, &h, None, Some(&v_rows))?;
-                q
-            }
+                quant::gemv_qkv(rec, x, wq, wk, wv, &k_rows, &v_rows, Some(rope), Some(norm))?
+            } else {
+                let h = rms_norm(rec, x, &b.attn_norm, eps)?;
+                quant::gemv_qkv(rec, &h, wq, wk, wv, &k_rows, &v_rows, Some(rope), None)?
+            };
+            q.reshape(&[1, seq, heads, hd])?
+        } else {
+            let h = rms_norm(rec, x, &b.attn_norm, eps)?;
+            let q = b.q.forward(rec, &h, None, None)?;
+            let q = q.reshape(&[1, seq, heads, hd])?;
+            let q = rope_with(rec, &q, None, pos0, c.rope_theta, self.rope_layout)?;
+            let k = b.k.forward(rec, &h, None, None)?;
+            let k = k.reshape(&[1, seq, kv_heads, hd])?;
+            rope_with(rec, &k, Some(&k_rows), pos0, c.rope_theta, self.rope_layout)?;
+            b.v.forward(rec, &h, None, Some(&v_rows))?;
+            q
         };
         let opts = attention::Options {
             causal: true,
@@ -581,7 +604,18 @@ impl Llama {
         };
         let a = attention(rec, &q, k_cache, v_cache, opts)?.reshape(&[seq, heads * hd])?;
         let x = b.o.forward(rec, &a, Some(x), None)?;
-        // LlamaMLP.forward: down(silu(gate(h)) * up(h)).
+        // LlamaMLP.forward: down(silu(gate(h)) * up(h)), h = norm(x).
+        if let (Some(_), true, AnyTensor::Quant(g), AnyTensor::Quant(u)) =
+            (fused, self.fold_norms, &b.gate.weight, &b.up.weight)
+            && g.qtype() == u.qtype()
+        {
+            let norm = quant::Norm {
+                weight: &b.mlp_norm,
+                eps,
+            };
+            let act = quant::gemv_swiglu_norm(rec, &x, g, u, norm)?;
+            return b.down.forward(rec, &act, Some(&x), None);
+        }
         let h = rms_norm(rec, &x, &b.mlp_norm, eps)?;
         let act = match (&b.gate.weight, &b.up.weight) {
             (AnyTensor::Quant(g), AnyTensor::Quant(u))
