@@ -18,7 +18,7 @@ use crate::kernels::activation::Activation;
 use crate::kernels::conv::{Conv2d, ConvEpilogue, Padding, conv2d};
 use crate::kernels::image::{BatchNorm, fold_batchnorm, global_avg_pool};
 use crate::kernels::matmul::linear;
-use crate::kernels::preprocess::{Crop, GpuImage, Preprocess, image_to_tensor};
+use crate::kernels::preprocess::{Crop, GpuImage, Interpolation, Preprocess, image_to_tensor};
 use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
@@ -333,6 +333,8 @@ impl Classifier {
             crop: Crop::CenterSquare,
             mean: self.config.mean,
             std: self.config.std,
+            interpolation: Interpolation::Bilinear,
+            antialias: false,
         }
     }
 
