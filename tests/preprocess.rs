@@ -142,7 +142,7 @@ async fn preprocessing_matches_pytorch_body() -> Result<()> {
         (Crop::CenterSquare, [(w - h) / 2, 0, h, h]),
         (
             Crop::CenterFraction(0.875),
-            [(w - s + 1) / 2, (h - s + 1) / 2, s, s],
+            [(w - s).div_ceil(2), (h - s).div_ceil(2), s, s], // TF: (d + 1) // 2
         ),
         (Crop::Rect([3, 5, 17, 11]), [3, 5, 17, 11]),
     ];
