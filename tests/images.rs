@@ -1,6 +1,6 @@
 //! The image models end to end against their references: EfficientNet-Lite0 logits against the
-//! PyTorch goldens (`scripts/goldens_efficientnet.py`, efficientnet-lite-pytorch on the same
-//! preprocessing) and the RDN upscaler against @upscalerjs/esrgan-slim's own sample outputs (PSNR).
+//! PyTorch goldens (`scripts/goldens_efficientnet.py`: efficientnet-lite-pytorch after Pillow and
+//! torchvision preprocess as the model was evaluated; six pictures, three of other sizes and aspects) and the RDN upscaler against @upscalerjs/esrgan-slim's own sample outputs (PSNR).
 //! Natively the PNGs are decoded by the `png` crate and uploaded; in the browser they are decoded by
 //! `createImageBitmap` and copied into the texture by `copyExternalImageToTexture`.
 mod common;
@@ -104,10 +104,12 @@ async fn rgb_pixels(path: &str) -> (Vec<u8>, u32, u32) {
     )
 }
 
-// Tolerance: logits within 1e-3 of PyTorch's (the bound). Both sides compute in f32 with the
-// same preprocessing; the remaining differences are summation order over up to 1152 terms per output
-// across 65 layers (measured max ~1e-4 on lavapipe), far below a wrong weight or tap (errors ≥ 0.1).
-const LOGIT_ATOL: f32 = 1e-3;
+// Tolerance: logits within 2e-4 of PyTorch's. The goldens' preprocessing is Pillow + torchvision
+// (scripts/goldens_efficientnet.py), ours the GPU kernel; both compute in f32, and the remaining
+// differences are summation order in the resize (up to ~100 taps a pixel) and over up to 1152 terms
+// per output across 65 layers: measured max 1.0e-5 on lavapipe (2026-12-04, the antialiased Hubble
+// strip the largest), so 20× that. A wrong tap, crop offset or filter moves logits by ≥ 1e-2.
+const LOGIT_ATOL: f32 = 2e-4;
 
 async fn classifier_matches_pytorch() -> Result<()> {
     let gpu = gpu().await?;
