@@ -198,3 +198,50 @@ gpu_test!(
     rdn_upscaler_matches_esrgan_slim_samples,
     upscaler_matches_package_samples
 );
+
+/// The preprocessing fields of EfficientNet's `config.json`: defaults as the model was evaluated, the
+/// size of the antialiasing switch, and clear errors for values the kernel cannot honour.
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn classifier_config_sets_preprocessing() {
+    use webgpu_infer::kernels::preprocess::{Crop, Interpolation};
+    use webgpu_infer::models::efficientnet::Config;
+    let base = std::fs::read_to_string(format!("{EFFNET}/config.json")).expect("config.json");
+    let mut json: serde_json::Value = serde_json::from_str(&base).unwrap();
+    let obj = json.as_object_mut().unwrap();
+    for key in ["crop_pct", "interpolation", "antialias"] {
+        obj.remove(key);
+    }
+    let with = |extra: serde_json::Value| -> webgpu_infer::Result<Config> {
+        let mut j = json.clone();
+        for (k, v) in extra.as_object().unwrap() {
+            j[k] = v.clone();
+        }
+        Config::from_json("config.json", j.to_string().as_bytes())
+    };
+    let c = with(serde_json::json!({})).expect("defaults");
+    assert_eq!((c.crop_pct, c.interpolation.as_str()), (0.875, "bicubic"));
+    assert_eq!(c.interpolation_mode(), Ok(Interpolation::Bicubic));
+    assert!(with(serde_json::json!({"interpolation": "nearest", "antialias": false})).is_ok());
+    for bad in [
+        serde_json::json!({"crop_pct": 0.0}),
+        serde_json::json!({"crop_pct": 1.5}),
+        serde_json::json!({"interpolation": "lanczos"}),
+        serde_json::json!({"antialias": "sometimes"}),
+    ] {
+        let err = with(bad.clone()).expect_err("refused");
+        let msg = err.to_string();
+        let key = bad.as_object().unwrap().keys().next().unwrap().clone();
+        assert!(msg.contains(&key), "{bad}: {msg}");
+    }
+    // The crop and the antialiasing switch as a Classifier computes them (TF's central crop; on when
+    // the square exceeds 2 × 224 = 448); the goldens record the same rectangles.
+    assert_eq!(
+        Crop::CenterFraction(0.875).rect(741, 500),
+        [152, 32, 437, 437]
+    );
+    assert_eq!(
+        Crop::CenterFraction(0.875).rect(520, 872),
+        [33, 209, 455, 455]
+    );
+}
