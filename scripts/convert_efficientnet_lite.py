@@ -131,6 +131,10 @@ def main(src, out_dir):
         # TF EfficientNet-Lite's preprocessing: (pixel - 127) / 128 on 0..255 values.
         "mean": [127.0 / 255.0] * 3,
         "std": [128.0 / 255.0] * 3,
+        # As evaluated (TF's eval crop 224 of 256, bicubic; timm's pretrained_cfg says the same).
+        "crop_pct": 0.875,
+        "interpolation": "bicubic",
+        "antialias": "auto",
         "num_classes": len(labels),
         "id2label": {str(i): label for i, label in enumerate(labels)},
     }

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Writes the test images tests/fixtures/images/*.png from scikit-image's sample data (public domain /
-CC0 pictures shipped in its wheel): a cat, a cup of coffee, a rocket. Scaled so the shorter side is 240
-pixels (Pillow, Lanczos) and stored as 8-bit RGB PNG, so every decoder (Pillow, the png crate, the
-browser) reads the same pixels.
+CC0 pictures shipped in its wheel): a cat, a cup of coffee, a rocket, scaled so the shorter side is 240
+pixels (Pillow, Lanczos); and at their own size an astronaut (512x512), a motorcycle (741x500) and a
+portrait strip of the Hubble deep field (520x872). Stored as 8-bit RGB PNG, so every decoder (Pillow,
+the png crate, the browser) reads the same pixels.
 
     pip install pillow && python3 scripts/make_image_fixtures.py
 """
@@ -17,6 +18,14 @@ import zipfile
 from PIL import Image
 
 IMAGES = {"chelsea.png": "cat.png", "coffee.png": "coffee.png", "rocket.jpg": "rocket.png"}
+# Kept at their own size (other aspect ratios and sizes, for the preprocessing's crop and resize):
+# name in the wheel -> (file, box to cut or None). The Hubble strip is a portrait cut of the 1000x872
+# picture, 520 wide, so its crop (455) is more than twice the model's 224: the antialiased resize.
+NATIVE = {
+    "astronaut.png": ("astronaut.png", None),
+    "motorcycle_left.png": ("motorcycle.png", None),
+    "hubble_deep_field.jpg": ("hubble-portrait.png", (240, 0, 760, 872)),
+}
 
 out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "images")
 os.makedirs(out_dir, exist_ok=True)
@@ -29,5 +38,11 @@ with tempfile.TemporaryDirectory() as tmp:
             img = Image.open(io.BytesIO(z.read(f"skimage/data/{src}"))).convert("RGB")
             scale = 240 / min(img.size)
             img = img.resize((round(img.width * scale), round(img.height * scale)), Image.LANCZOS)
+            img.save(os.path.join(out_dir, dst), optimize=True)
+            print(dst, img.size)
+        for src, (dst, box) in NATIVE.items():
+            img = Image.open(io.BytesIO(z.read(f"skimage/data/{src}"))).convert("RGB")
+            if box:
+                img = img.crop(box)
             img.save(os.path.join(out_dir, dst), optimize=True)
             print(dst, img.size)

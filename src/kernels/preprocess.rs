@@ -127,24 +127,64 @@ impl GpuImage {
 }
 
 /// Which part of the image becomes the model's input.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Crop {
     /// All of it (the aspect ratio changes if the output's differs).
     Full,
     /// The largest centred square (offset `floor((side − short side) / 2)`), as classifiers expect.
     CenterSquare,
+    /// The centred square of side `floor(f · short side)` (offset `ceil((side − square) / 2)`), as
+    /// TensorFlow's EfficientNet evaluation crops (`f` = 224 / 256 = 0.875, timm's `crop_pct`).
+    /// `f` in (0, 1].
+    CenterFraction(f32),
     /// `[x, y, width, height]` in pixels.
     Rect([u32; 4]),
 }
 
+/// How the crop is resized, as PyTorch's `F.interpolate(size=..., align_corners=False)` does it in
+/// float (torchvision's `Resize` on a float tensor).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Interpolation {
+    /// Two taps an axis (half-pixel centres).
+    #[default]
+    Bilinear,
+    /// Keys' cubic convolution, a = −0.75, four taps an axis (edge pixels repeated).
+    Bicubic,
+    /// The source pixel at `floor(o · in / out)`.
+    Nearest,
+}
+
 /// How an image becomes a model input: `(pixel − mean) / std` per channel on 0..1 values, after the
-/// crop is resized to `size = [height, width]`.
+/// crop is resized to `size = [height, width]` by `interpolation`; with `antialias` (bilinear and
+/// bicubic) as `F.interpolate(antialias=True)` resizes, which is Pillow's resampling: the filter
+/// (triangle, or Keys with a = −0.5) stretched by the downscaling factor so that every source pixel
+/// counts, weights normalised. Without it a downscale by more than 2× skips pixels (aliasing).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Preprocess {
     pub size: [u32; 2],
     pub crop: Crop,
     pub mean: [f32; 3],
     pub std: [f32; 3],
+    pub interpolation: Interpolation,
+    pub antialias: bool,
+}
+
+impl Crop {
+    /// `[x, y, width, height]` of this crop in a `w × h` image.
+    pub fn rect(&self, w: u32, h: u32) -> [u32; 4] {
+        match *self {
+            Crop::Full => [0, 0, w, h],
+            Crop::CenterSquare => {
+                let s = w.min(h);
+                [(w - s) / 2, (h - s) / 2, s, s]
+            }
+            Crop::CenterFraction(f) => {
+                let s = (f64::from(f) * f64::from(w.min(h))).floor() as u32;
+                [(w - s.min(w)).div_ceil(2), (h - s.min(h)).div_ceil(2), s, s]
+            }
+            Crop::Rect(r) => r,
+        }
+    }
 }
 
 #[repr(C)]
@@ -169,14 +209,15 @@ pub fn image_to_tensor(
     const OP: &str = "image_to_tensor";
     let gpu = rec.gpu().clone();
     let (w, h) = (image.width, image.height);
-    let crop = match pre.crop {
-        Crop::Full => [0, 0, w, h],
-        Crop::CenterSquare => {
-            let s = w.min(h);
-            [(w - s) / 2, (h - s) / 2, s, s]
-        }
-        Crop::Rect(r) => r,
-    };
+    if let Crop::CenterFraction(f) = pre.crop
+        && !(f > 0.0 && f <= 1.0)
+    {
+        return Err(Error::shape(
+            OP,
+            format!("the centre crop's fraction {f} must be in (0, 1]"),
+        ));
+    }
+    let crop = pre.crop.rect(w, h);
     let inside = crop[2] > 0
         && crop[3] > 0
         && u64::from(crop[0]) + u64::from(crop[2]) <= u64::from(w)
@@ -228,7 +269,17 @@ pub fn image_to_tensor(
         body: SHADER,
         dtype,
         entry: "main",
-        constants: &[],
+        constants: &[
+            (
+                "MODE",
+                match pre.interpolation {
+                    Interpolation::Bilinear => 0.0,
+                    Interpolation::Bicubic => 1.0,
+                    Interpolation::Nearest => 2.0,
+                },
+            ),
+            ("ANTIALIAS", f64::from(u8::from(pre.antialias))),
+        ],
     });
     rec.dispatch_texture(
         &pipeline,

@@ -18,7 +18,7 @@ use crate::kernels::activation::Activation;
 use crate::kernels::conv::{Conv2d, ConvEpilogue, Padding, conv2d};
 use crate::kernels::image::{BatchNorm, fold_batchnorm, global_avg_pool};
 use crate::kernels::matmul::linear;
-use crate::kernels::preprocess::{Crop, GpuImage, Preprocess, image_to_tensor};
+use crate::kernels::preprocess::{Crop, GpuImage, Interpolation, Preprocess, image_to_tensor};
 use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
@@ -39,9 +39,44 @@ pub struct Config {
     pub num_classes: usize,
     #[serde(default)]
     pub id2label: HashMap<String, String>,
+    /// The centred square kept before resizing, as a fraction of the shorter side (timm's `crop_pct`;
+    /// TensorFlow's EfficientNet evaluation: 224 / 256 = 0.875, the default). 1 keeps the whole square.
+    #[serde(default = "default_crop_pct")]
+    pub crop_pct: f32,
+    /// `bicubic` (the default, as the model was evaluated), `bilinear` or `nearest`.
+    #[serde(default = "default_interpolation")]
+    pub interpolation: String,
+    /// `auto` (the default: on when the crop is more than twice the input size, where plain
+    /// interpolation would skip pixels), `true` or `false` (torchvision's `antialias`).
+    #[serde(default = "default_antialias")]
+    pub antialias: serde_json::Value,
+}
+
+fn default_crop_pct() -> f32 {
+    0.875
+}
+
+fn default_interpolation() -> String {
+    "bicubic".into()
+}
+
+fn default_antialias() -> serde_json::Value {
+    "auto".into()
 }
 
 impl Config {
+    /// `interpolation` as the kernel's enum.
+    pub fn interpolation_mode(&self) -> std::result::Result<Interpolation, String> {
+        match self.interpolation.as_str() {
+            "bicubic" => Ok(Interpolation::Bicubic),
+            "bilinear" => Ok(Interpolation::Bilinear),
+            "nearest" => Ok(Interpolation::Nearest),
+            other => Err(format!(
+                "interpolation `{other}`: bicubic, bilinear or nearest"
+            )),
+        }
+    }
+
     pub fn from_json(source: &str, json: &[u8]) -> Result<Config> {
         let config: Config = serde_json::from_slice(json).map_err(|e| Error::Model {
             source_name: source.into(),
@@ -61,6 +96,19 @@ impl Config {
             return Err(bad(format!(
                 "activation `{}`: only relu6 is supported",
                 config.activation
+            )));
+        }
+        if !(config.crop_pct > 0.0 && config.crop_pct <= 1.0) {
+            return Err(bad(format!(
+                "crop_pct {} must be in (0, 1]",
+                config.crop_pct
+            )));
+        }
+        config.interpolation_mode().map_err(bad)?;
+        if !matches!(&config.antialias, serde_json::Value::Bool(_)) && config.antialias != "auto" {
+            return Err(bad(format!(
+                "antialias {}: true, false or \"auto\"",
+                config.antialias
             )));
         }
         if config.image_size == 0 || config.image_size > 4096 || config.blocks.is_empty() {
@@ -326,13 +374,26 @@ impl Classifier {
         &self.labels
     }
 
-    /// How an image becomes the network's input.
-    pub fn preprocess(&self) -> Preprocess {
+    /// How a `width × height` image becomes the network's input, from `config.json`: the centred
+    /// square of `crop_pct` of the shorter side, resized to `image_size` by `interpolation`
+    /// (antialiased when `antialias` says so, or with `auto` when the square is more than twice the
+    /// input size), then `(x − mean) / std`.
+    pub fn preprocess(&self, width: u32, height: u32) -> Preprocess {
+        let c = &self.config;
+        let crop = Crop::CenterFraction(c.crop_pct);
+        let side = crop.rect(width, height)[2];
+        let antialias = match &c.antialias {
+            serde_json::Value::Bool(b) => *b,
+            _ => side > 2 * c.image_size,
+        };
         Preprocess {
-            size: [self.config.image_size; 2],
-            crop: Crop::CenterSquare,
-            mean: self.config.mean,
-            std: self.config.std,
+            size: [c.image_size; 2],
+            crop,
+            mean: c.mean,
+            std: c.std,
+            // Checked when the config was read.
+            interpolation: c.interpolation_mode().unwrap_or_default(),
+            antialias,
         }
     }
 
@@ -356,7 +417,8 @@ impl Classifier {
     /// Classifies `image`: the `top_k` classes with softmax scores, and all logits.
     pub async fn classify(&self, image: &GpuImage, top_k: usize) -> Result<Classification> {
         let mut rec = self.gpu.recorder();
-        let x = image_to_tensor(&mut rec, image, &self.preprocess(), DType::F32)?;
+        let pre = self.preprocess(image.width(), image.height());
+        let x = image_to_tensor(&mut rec, image, &pre, DType::F32)?;
         let logits = self.forward(&mut rec, &x)?;
         let logits = rec.submit_and_read(&logits).bytes().await?;
         let logits: Vec<f32> = bytemuck::pod_collect_to_vec(&logits);

@@ -13,7 +13,7 @@ use crate::gpu::Gpu;
 use crate::kernels::activation::Activation;
 use crate::kernels::conv::{Conv2d, ConvEpilogue, Padding, conv2d};
 use crate::kernels::image::{concat_channels, to_rgba8_into, upsample_nearest};
-use crate::kernels::preprocess::{Crop, GpuImage, Preprocess, image_to_tensor};
+use crate::kernels::preprocess::{Crop, GpuImage, Interpolation, Preprocess, image_to_tensor};
 use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
@@ -227,6 +227,8 @@ impl Upscaler {
                     crop: Crop::Rect([x0 as u32, y0 as u32, (x1 - x0) as u32, (y1 - y0) as u32]),
                     mean: [0.0; 3],
                     std: [1.0 / 255.0; 3],
+                    interpolation: Interpolation::Bilinear,
+                    antialias: false,
                 };
                 let input = image_to_tensor(&mut rec, image, &pre, DType::F32)?;
                 let y = self.forward(&mut rec, &input)?;

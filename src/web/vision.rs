@@ -145,7 +145,9 @@ impl Classifier {
     }
 
     /// The `topK` (default 5) most probable classes of `image`, most probable first, with softmax
-    /// scores. The image is centre-cropped to a square and resized on the GPU.
+    /// scores. The image is preprocessed on the GPU as the model was evaluated
+    /// (`config.json`: the centred square of `crop_pct` of the shorter side, resized by
+    /// `interpolation`, antialiased when it shrinks by more than 2×, then normalised).
     #[wasm_bindgen(unchecked_return_type = "Prediction[]")]
     pub async fn classify(
         &self,
