@@ -4,7 +4,7 @@
 //   node scripts/serve.mjs [--port 8080]
 import { createServer } from "node:http";
 import { readFile, stat } from "node:fs/promises";
-import { extname, join, normalize, resolve } from "node:path";
+import { extname, join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = resolve(fileURLToPath(new URL("..", import.meta.url)));
@@ -20,14 +20,30 @@ const types = {
   ".ts": "text/plain; charset=utf-8",
 };
 
+// The file a request path names, or null when it must not be served: outside the repository (a
+// `..` segment, or a sibling directory whose name merely starts with the root's), an encoded
+// separator (%2F, %5C) or NUL, or escapes that do not decode.
+export function resolveInRoot(pathname, base = root) {
+  if (/%(2f|5c|00)/i.test(pathname)) return null;
+  let decoded;
+  try {
+    decoded = decodeURIComponent(pathname);
+  } catch {
+    return null;
+  }
+  if (decoded.split(/[/\\]/).includes("..")) return null;
+  const path = normalize(join(base, decoded));
+  return path === base || path.startsWith(base.endsWith(sep) ? base : base + sep) ? path : null;
+}
+
 // `isolated`: cross-origin isolation headers (COOP/COEP), so that pages get SharedArrayBuffer (the
 // benchmark pages' multi-threaded wllama peer needs it; everything served is same-origin).
 export function serve(port = 8080, { isolated = false } = {}) {
   const server = createServer(async (req, res) => {
     const url = new URL(req.url, "http://127.0.0.1");
-    let path = normalize(join(root, decodeURIComponent(url.pathname)));
-    if (!path.startsWith(root)) {
-      res.writeHead(403).end("forbidden");
+    let path = resolveInRoot(url.pathname);
+    if (path === null) {
+      res.writeHead(403, { "content-type": "text/plain" }).end("forbidden");
       return;
     }
     try {

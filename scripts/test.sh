@@ -59,6 +59,9 @@ npm pack --ignore-scripts --pack-destination target/npm >/dev/null
   ../../node_modules/.bin/vite build --logLevel warn
 )
 
+step "static server serves only the repository (tests/e2e/serve.mjs)"
+node tests/e2e/serve.mjs
+
 step "demo page end to end (Playwright, headless Chromium)"
 node tests/e2e/demo.mjs
 
