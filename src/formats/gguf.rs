@@ -297,6 +297,11 @@ fn skim(r: &mut Reader<'_>) -> Parse<u64> {
         let is_alignment = key == b"general.alignment";
         let kind = r.u32()?;
         match kind {
+            // Read and checked as `parse` does (any integer type): the two must agree on where the
+            // data starts (the fuzz target `gguf_header` asserts it).
+            _ if is_alignment => {
+                alignment = alignment_of(Some(&r.value("general.alignment", kind, 0)?))?;
+            }
             9 => {
                 let elem = r.u32()?;
                 let n = r.count("array", 1)?;
@@ -304,7 +309,6 @@ fn skim(r: &mut Reader<'_>) -> Parse<u64> {
                     skip_scalar(r, elem)?;
                 }
             }
-            4 if is_alignment => alignment = u64::from(r.u32()?).max(1),
             _ => skip_scalar(r, kind)?,
         }
     }
@@ -315,6 +319,17 @@ fn skim(r: &mut Reader<'_>) -> Parse<u64> {
         r.take(8 * u64::from(n_dims) + 12)?;
     }
     Ok((r.pos as u64).next_multiple_of(alignment))
+}
+
+/// `general.alignment` (any integer type), or the default when absent: a power of two up to 65 536.
+fn alignment_of(value: Option<&Value>) -> Parse<u64> {
+    match value {
+        None => Ok(DEFAULT_ALIGNMENT),
+        Some(v) => match v.as_u64() {
+            Some(a) if a.is_power_of_two() && a <= 1 << 16 => Ok(a),
+            _ => invalid(format!("general.alignment {v:?} is not a power of two")),
+        },
+    }
 }
 
 fn skip_scalar(r: &mut Reader<'_>, kind: u32) -> Parse<()> {
@@ -378,13 +393,7 @@ fn parse(r: &mut Reader<'_>) -> Parse<Header> {
             offset,
         });
     }
-    let alignment = match metadata.get("general.alignment") {
-        None => DEFAULT_ALIGNMENT,
-        Some(v) => match v.as_u64() {
-            Some(a) if a.is_power_of_two() && a <= 1 << 16 => a,
-            _ => return invalid(format!("general.alignment {v:?} is not a power of two")),
-        },
-    };
+    let alignment = alignment_of(metadata.get("general.alignment"))?;
     let data_start = (r.pos as u64).next_multiple_of(alignment);
     let entries = entries(raw, alignment)?;
     Ok(Header {
@@ -521,6 +530,31 @@ mod tests {
         let mut v = (s.len() as u64).to_le_bytes().to_vec();
         v.extend(s.as_bytes());
         v
+    }
+
+    /// `general.alignment` of any integer type: the skim (which sizes the header a stream copies) and
+    /// the parser agree on where the data starts, and both refuse what is not a power of two.
+    #[test]
+    fn skim_and_parse_read_the_alignment_alike() {
+        let cases: [(u32, Vec<u8>); 4] = [
+            (4, 64u32.to_le_bytes().to_vec()),
+            (10, 64u64.to_le_bytes().to_vec()),
+            (2, 128u16.to_le_bytes().to_vec()),
+            (11, 256i64.to_le_bytes().to_vec()),
+        ];
+        for (kind, value) in cases {
+            let bytes = image(&[("general.alignment", kind, value)], &[("w", &[32], 0, 0)]);
+            let header = Header::parse("t", &bytes).unwrap().unwrap();
+            let skim = Header::data_start("t", &bytes).unwrap().unwrap();
+            assert_eq!(skim, header.data_start, "type {kind}");
+            assert_eq!(header.data_start % header.alignment, 0);
+            assert!(header.alignment >= 64);
+        }
+        for (kind, value) in [(10, 48u64.to_le_bytes().to_vec()), (8, string_value("64"))] {
+            let bytes = image(&[("general.alignment", kind, value)], &[("w", &[32], 0, 0)]);
+            assert!(Header::parse("t", &bytes).is_err(), "type {kind}");
+            assert!(Header::data_start("t", &bytes).is_err(), "type {kind}");
+        }
     }
 
     #[test]
