@@ -214,21 +214,7 @@ impl Tensor {
 
     /// Reads the tensor back as f32 (f16 tensors are widened on the host after the read).
     pub async fn to_f32_vec(&self) -> Result<Vec<f32>> {
-        let bytes = self.read_bytes().await?;
-        Ok(match self.dtype {
-            DType::F32 => bytemuck::pod_collect_to_vec(&bytes),
-            DType::F16 => bytes
-                .chunks_exact(2)
-                .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            DType::I32 => {
-                return Err(Error::DType {
-                    op: "to_f32_vec",
-                    message: "an integer tensor reads back with to_i32_vec".into(),
-                    got: self.dtype,
-                });
-            }
-        })
+        f32s_from_bytes(self.dtype, &self.read_bytes().await?)
     }
 
     /// Reads an i32 tensor back.
@@ -393,4 +379,22 @@ pub(crate) async fn map_read(gpu: &Gpu, buffer: &wgpu::Buffer) -> Result<()> {
             "the map callback was dropped (device lost?)".into(),
         )),
     }
+}
+
+/// A float tensor's bytes as read back (`dtype` f32 or f16) to f32 values.
+pub(crate) fn f32s_from_bytes(dtype: DType, bytes: &[u8]) -> Result<Vec<f32>> {
+    Ok(match dtype {
+        DType::F32 => bytemuck::pod_collect_to_vec(bytes),
+        DType::F16 => bytes
+            .chunks_exact(2)
+            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        DType::I32 => {
+            return Err(Error::DType {
+                op: "to_f32_vec",
+                message: "an integer tensor reads back with to_i32_vec".into(),
+                got: dtype,
+            });
+        }
+    })
 }

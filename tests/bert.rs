@@ -103,7 +103,13 @@ async fn matches_sentence_transformers() -> Result<()> {
     };
     for &(start, end) in batches {
         let range = start..end;
+        gpu.reset_stats();
         let out = embedder.embed(&texts[range.clone()]).await?;
+        // One submit for the whole call (inputs, forward pass, pooling and the vectors' read-back),
+        // and only the vectors come back.
+        let stats = gpu.stats();
+        assert_eq!(stats.submits, 1, "submits of one embed call");
+        assert_eq!(stats.gpu_to_host_bytes, (range.len() * 384 * 4) as u64);
         for (i, v) in range.clone().zip(&out.vectors) {
             check(
                 &format!("text {i} ({} tokens)", golden.ids[i].len()),

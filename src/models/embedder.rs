@@ -229,8 +229,9 @@ impl Embedder {
             // sentence-transformers' Normalize: torch.nn.functional.normalize, eps 1e-12.
             pooled = l2_normalize(&mut rec, &pooled, 1e-12)?;
         }
-        rec.submit();
-        let flat = pooled.to_f32_vec().await?;
+        // The vectors come back in the forward pass's own submit, through a pooled staging buffer.
+        let bytes = rec.submit_and_read(&pooled).bytes().await?;
+        let flat = crate::tensor::f32s_from_bytes(pooled.dtype(), &bytes)?;
         let vectors = flat.chunks(dims).map(<[f32]>::to_vec).collect();
         Ok(Embeddings {
             dims,
