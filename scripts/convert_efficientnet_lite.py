@@ -135,6 +135,7 @@ def main(src, out_dir):
         "crop_pct": 0.875,
         "interpolation": "bicubic",
         "antialias": "auto",
+        "channel_order": "rgb",
         "num_classes": len(labels),
         "id2label": {str(i): label for i, label in enumerate(labels)},
     }

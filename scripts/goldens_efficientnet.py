@@ -11,7 +11,7 @@ interpolation, antialias, mean and std), done here by Pillow and torchvision rat
 library: Pillow decodes the picture, RGB values / 255 in float; the centred square of side
 floor(crop_pct * shorter side) at offset ceil((side - square) / 2) (TensorFlow's central crop); then
 torchvision's resize to image_size x image_size, bicubic, antialiased when the square is more than twice
-the size ("auto"); then (x - mean) / std.
+the size ("auto"); channels reversed when channel_order is "bgr"; then (x - mean) / std.
 """
 import glob
 import json
@@ -46,6 +46,8 @@ def preprocess(path, size):
     aa = config.get("antialias", "auto")
     aa = s > 2 * size if aa == "auto" else bool(aa)
     x = TF.resize(x, [size, size], interpolation=mode, antialias=aa)
+    if config.get("channel_order", "rgb") == "bgr":
+        x = x.flip(1)
     mean = torch.tensor(config["mean"]).view(1, 3, 1, 1)
     std = torch.tensor(config["std"]).view(1, 3, 1, 1)
     return (x - mean) / std, {"crop": [x0, y0, s, s], "antialias": aa}

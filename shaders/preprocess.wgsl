@@ -10,6 +10,9 @@
 
 override MODE: u32 = 0u;
 override ANTIALIAS: bool = false;
+// The model takes its channels as blue, green, red (OpenCV- and Caffe-trained models): mean and std
+// are then given in that order too.
+override BGR: bool = false;
 
 struct Params {
     out_h: u32,
@@ -166,7 +169,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     } else {
         v = bilinear(gid.xy);
     }
-    let rgb = (v - p.mean.rgb) * p.inv_std.rgb;
+    var c = v;
+    if (BGR) {
+        c = v.bgr;
+    }
+    let rgb = (c - p.mean.rgb) * p.inv_std.rgb;
     let o = p.out_offset + (gid.y * p.out_w + gid.x) * 3u;
     out[o] = T(rgb.r);
     out[o + 1u] = T(rgb.g);

@@ -209,7 +209,7 @@ fn classifier_config_sets_preprocessing() {
     let base = std::fs::read_to_string(format!("{EFFNET}/config.json")).expect("config.json");
     let mut json: serde_json::Value = serde_json::from_str(&base).unwrap();
     let obj = json.as_object_mut().unwrap();
-    for key in ["crop_pct", "interpolation", "antialias"] {
+    for key in ["crop_pct", "interpolation", "antialias", "channel_order"] {
         obj.remove(key);
     }
     let with = |extra: serde_json::Value| -> webgpu_infer::Result<Config> {
@@ -222,12 +222,14 @@ fn classifier_config_sets_preprocessing() {
     let c = with(serde_json::json!({})).expect("defaults");
     assert_eq!((c.crop_pct, c.interpolation.as_str()), (0.875, "bicubic"));
     assert_eq!(c.interpolation_mode(), Ok(Interpolation::Bicubic));
+    assert_eq!(c.channel_order, "rgb");
     assert!(with(serde_json::json!({"interpolation": "nearest", "antialias": false})).is_ok());
     for bad in [
         serde_json::json!({"crop_pct": 0.0}),
         serde_json::json!({"crop_pct": 1.5}),
         serde_json::json!({"interpolation": "lanczos"}),
         serde_json::json!({"antialias": "sometimes"}),
+        serde_json::json!({"channel_order": "grb"}),
     ] {
         let err = with(bad.clone()).expect_err("refused");
         let msg = err.to_string();

@@ -102,6 +102,8 @@ fn taps(
 fn reference(rgba: &[u8], width: usize, pre: &Preprocess, crop: [usize; 4]) -> Vec<f32> {
     let [cx, cy, cw, ch] = crop;
     let [oh, ow] = pre.size.map(|v| v as usize);
+    // Channel c of the model's input reads this channel of the picture.
+    let order = if pre.bgr { [2, 1, 0] } else { [0, 1, 2] };
     let tx = taps(pre.interpolation, pre.antialias, cw, ow);
     let ty = taps(pre.interpolation, pre.antialias, ch, oh);
     let px =
@@ -109,12 +111,14 @@ fn reference(rgba: &[u8], width: usize, pre: &Preprocess, crop: [usize; 4]) -> V
     let mut out = Vec::with_capacity(oh * ow * 3);
     for row in &ty {
         for col in &tx {
-            for c in 0..3 {
+            for ((src, mean), std) in order.iter().zip(pre.mean).zip(pre.std) {
                 let v: f64 = row
                     .iter()
-                    .map(|&(y, wy)| wy * col.iter().map(|&(x, wx)| wx * px(x, y, c)).sum::<f64>())
+                    .map(|&(y, wy)| {
+                        wy * col.iter().map(|&(x, wx)| wx * px(x, y, *src)).sum::<f64>()
+                    })
                     .sum();
-                out.push(((v - f64::from(pre.mean[c])) / f64::from(pre.std[c])) as f32);
+                out.push(((v - f64::from(mean)) / f64::from(std)) as f32);
             }
         }
     }
@@ -148,8 +152,8 @@ async fn preprocessing_matches_pytorch_body() -> Result<()> {
         ),
         (Crop::Rect([3, 5, 17, 11]), [3, 5, 17, 11]),
     ];
-    for (interpolation, antialias) in modes {
-        for (crop, rect) in crops {
+    for (i, (interpolation, antialias)) in modes.into_iter().enumerate() {
+        for (j, (crop, rect)) in crops.into_iter().enumerate() {
             for size in [[8u32, 7u32], [19, 23], [37, 53]] {
                 let pre = Preprocess {
                     size,
@@ -158,6 +162,8 @@ async fn preprocessing_matches_pytorch_body() -> Result<()> {
                     std: [0.229, 0.224, 0.225],
                     interpolation,
                     antialias,
+                    // Half the cases take the channels blue, green, red.
+                    bgr: (i + j) % 2 == 1,
                 };
                 let mut rec = gpu.recorder();
                 let t = image_to_tensor(&mut rec, &image, &pre, DType::F32)?;
@@ -166,7 +172,10 @@ async fn preprocessing_matches_pytorch_body() -> Result<()> {
                 let want = reference(&rgba, w, &pre, rect);
                 // f32 sums of up to ~100 weighted texels of 0..1, divided by std ≈ 0.22: ≤ ~1e-5; the
                 // bound is 1e-4 absolute.
-                let what = format!("{interpolation:?} antialias {antialias} {crop:?} -> {size:?}");
+                let what = format!(
+                    "{interpolation:?} antialias {antialias} bgr {} {crop:?} -> {size:?}",
+                    pre.bgr
+                );
                 assert_close(&what, &t.to_f32_vec().await?, &want, 1e-4, 1e-5);
             }
         }
@@ -184,6 +193,7 @@ async fn preprocessing_matches_pytorch_body() -> Result<()> {
             std: [1.0; 3],
             interpolation: Interpolation::Bicubic,
             antialias: true,
+            bgr: false,
         };
         let mut rec = gpu.recorder();
         let err = image_to_tensor(&mut rec, &image, &pre, DType::F32).unwrap_err();

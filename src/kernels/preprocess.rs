@@ -167,6 +167,9 @@ pub struct Preprocess {
     pub std: [f32; 3],
     pub interpolation: Interpolation,
     pub antialias: bool,
+    /// Channels in blue, green, red order (OpenCV- and Caffe-trained models); `mean` and `std` are in
+    /// the model's order.
+    pub bgr: bool,
 }
 
 impl Crop {
@@ -279,6 +282,7 @@ pub fn image_to_tensor(
                 },
             ),
             ("ANTIALIAS", f64::from(u8::from(pre.antialias))),
+            ("BGR", f64::from(u8::from(pre.bgr))),
         ],
     });
     rec.dispatch_texture(

@@ -50,6 +50,13 @@ pub struct Config {
     /// interpolation would skip pixels), `true` or `false` (torchvision's `antialias`).
     #[serde(default = "default_antialias")]
     pub antialias: serde_json::Value,
+    /// `rgb` (the default) or `bgr`: the order the network takes its input channels in.
+    #[serde(default = "default_channel_order")]
+    pub channel_order: String,
+}
+
+fn default_channel_order() -> String {
+    "rgb".into()
 }
 
 fn default_crop_pct() -> f32 {
@@ -105,6 +112,12 @@ impl Config {
             )));
         }
         config.interpolation_mode().map_err(bad)?;
+        if !matches!(config.channel_order.as_str(), "rgb" | "bgr") {
+            return Err(bad(format!(
+                "channel_order `{}`: rgb or bgr",
+                config.channel_order
+            )));
+        }
         if !matches!(&config.antialias, serde_json::Value::Bool(_)) && config.antialias != "auto" {
             return Err(bad(format!(
                 "antialias {}: true, false or \"auto\"",
@@ -394,6 +407,7 @@ impl Classifier {
             // Checked when the config was read.
             interpolation: c.interpolation_mode().unwrap_or_default(),
             antialias,
+            bgr: c.channel_order == "bgr",
         }
     }
 

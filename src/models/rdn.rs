@@ -229,6 +229,7 @@ impl Upscaler {
                     std: [1.0 / 255.0; 3],
                     interpolation: Interpolation::Bilinear,
                     antialias: false,
+                    bgr: false,
                 };
                 let input = image_to_tensor(&mut rec, image, &pre, DType::F32)?;
                 let y = self.forward(&mut rec, &input)?;
