@@ -10,7 +10,7 @@
 use crate::clock::now_ms;
 use serde_json::{Value, json};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::kernels::attention::{self, Options, Variant};
 use crate::kernels::copy::copy;
@@ -395,21 +395,7 @@ async fn gpu_time(
     }
     rec.resolve_timestamps(&resolved, &read);
     rec.submit();
-    let (sender, receiver) = futures_channel::oneshot::channel();
-    read.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-        let _ = sender.send(r);
-    });
-    gpu.sync().await?;
-    receiver
-        .await
-        .map_err(|_| Error::Readback("timestamp read-back dropped".into()))?
-        .map_err(|e| Error::Readback(e.to_string()))?;
-    let view = read
-        .slice(..)
-        .get_mapped_range()
-        .map_err(|e| Error::Readback(e.to_string()))?;
-    let ticks: [u64; 2] = bytemuck::pod_read_unaligned(&view[..16]);
-    drop(view);
+    let ticks = crate::profile::read_ticks(gpu, &read, 2).await?;
     let ns =
         ticks[1].saturating_sub(ticks[0]) as f64 * f64::from(gpu.queue().get_timestamp_period());
     Ok(Some(ns / 1e6 / n as f64))

@@ -80,6 +80,28 @@ pub(crate) struct Pending {
     labels: Vec<Arc<str>>,
 }
 
+/// The first `count` timestamps (GPU ticks) resolved into `read` (`MAP_READ`) by submitted work: maps
+/// it once that work is done, copies them out, unmaps.
+pub(crate) async fn read_ticks(gpu: &Gpu, read: &wgpu::Buffer, count: usize) -> Result<Vec<u64>> {
+    let (sender, receiver) = futures_channel::oneshot::channel();
+    read.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+        let _ = sender.send(r);
+    });
+    gpu.sync().await?;
+    receiver
+        .await
+        .map_err(|_| Error::Readback("timestamp read-back dropped".into()))?
+        .map_err(|e| Error::Readback(e.to_string()))?;
+    let view = read
+        .slice(..)
+        .get_mapped_range()
+        .map_err(|e| Error::Readback(e.to_string()))?;
+    let ticks = bytemuck::pod_collect_to_vec(&view[..count * 8]);
+    drop(view);
+    read.unmap();
+    Ok(ticks)
+}
+
 /// Reads `pending` (after its work was submitted) and sums the time by label, most first.
 pub(crate) async fn collect(gpu: &Gpu, pending: Vec<Pending>) -> Result<Vec<KernelTime>> {
     let mut totals: Vec<KernelTime> = Vec::new();
@@ -88,23 +110,7 @@ pub(crate) async fn collect(gpu: &Gpu, pending: Vec<Pending>) -> Result<Vec<Kern
         if p.labels.is_empty() {
             continue;
         }
-        let (sender, receiver) = futures_channel::oneshot::channel();
-        p.read.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            let _ = sender.send(r);
-        });
-        gpu.sync().await?;
-        receiver
-            .await
-            .map_err(|_| Error::Readback("profile read-back dropped".into()))?
-            .map_err(|e| Error::Readback(e.to_string()))?;
-        let view = p
-            .read
-            .slice(..)
-            .get_mapped_range()
-            .map_err(|e| Error::Readback(e.to_string()))?;
-        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&view[..p.labels.len() * 16]);
-        drop(view);
-        p.read.unmap();
+        let ticks = read_ticks(gpu, &p.read, p.labels.len() * 2).await?;
         for (label, pair) in p.labels.iter().zip(ticks.chunks_exact(2)) {
             let ms = pair[1].saturating_sub(pair[0]) as f64 * period / 1e6;
             match totals.iter_mut().find(|t| *t.kernel == **label) {
