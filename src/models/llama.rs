@@ -575,17 +575,18 @@ impl Llama {
                 theta: c.rope_theta,
                 head_dim: hd,
             };
-            let q = if self.fold_norms {
+            // The norm folded into the kernel, or its own dispatch first.
+            let (h, norm) = if self.fold_norms {
                 let norm = quant::Norm {
                     weight: &b.attn_norm,
                     eps,
                 };
-                quant::gemv_qkv(rec, x, wq, wk, wv, &k_rows, &v_rows, Some(rope), Some(norm))?
+                (x.clone(), Some(norm))
             } else {
-                let h = rms_norm(rec, x, &b.attn_norm, eps)?;
-                quant::gemv_qkv(rec, &h, wq, wk, wv, &k_rows, &v_rows, Some(rope), None)?
+                (rms_norm(rec, x, &b.attn_norm, eps)?, None)
             };
-            q.reshape(&[1, seq, heads, hd])?
+            quant::gemv_qkv(rec, &h, wq, wk, wv, &k_rows, &v_rows, Some(rope), norm)?
+                .reshape(&[1, seq, heads, hd])?
         } else {
             let h = rms_norm(rec, x, &b.attn_norm, eps)?;
             let q = b.q.forward(rec, &h, None, None)?;
