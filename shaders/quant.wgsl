@@ -1,12 +1,25 @@
-// Kernels that read GGML block-quantized matrices in their file layout: 32 elements a block, the
-// blocks of a row one after another, rows one after another. The buffer is read as u32 words; a
-// block's f16 scale (and minimum) are unpacked with unpack2x16float, which needs no shader-f16.
-//   Q4_0 (QTYPE 0): 18 bytes: d, 16 bytes of nibbles; w = d·(q − 8)
-//   Q4_1 (QTYPE 1): 20 bytes: d, m, 16 bytes of nibbles; w = d·q + m
-//   Q8_0 (QTYPE 2): 34 bytes: d, 32 signed bytes; w = d·q
-// In the 4-bit formats byte j holds element j in its low nibble and element j + 16 in its high one.
-// Q4_0 and Q8_0 blocks start at even, not always 4-aligned, byte offsets: words are read unaligned by
-// combining two.
+// Kernels that read GGML block-quantized matrices in their file layout: the blocks of a row one after
+// another, rows one after another. The buffer is read as u32 words; f16 scales are unpacked with
+// unpack2x16float, which needs no shader-f16. Every kernel walks a row in 32-element groups ("blocks"
+// below): a whole block of the 32-element formats, one eighth of a 256-element K-quant super-block.
+//   Q4_0   (QTYPE 0):  18 bytes / 32: d, 16 bytes of nibbles; w = d·(q − 8)
+//   Q4_1   (QTYPE 1):  20 bytes / 32: d, m, 16 bytes of nibbles; w = d·q + m
+//   Q8_0   (QTYPE 2):  34 bytes / 32: d, 32 signed bytes; w = d·q
+//   Q5_0   (QTYPE 3):  22 bytes / 32: d, qh (u32: bit j is element j's 5th bit), 16 bytes of nibbles;
+//                      w = d·(q − 16)
+//   Q5_1   (QTYPE 4):  24 bytes / 32: d, m, qh, 16 bytes of nibbles; w = d·q + m
+//   Q4_K   (QTYPE 5): 144 bytes / 256: d, dmin, 12 bytes of 6-bit scales and mins (8 of each, packed),
+//                      128 bytes of nibbles (32-byte chunks: low nibbles sub-block 2c, high 2c + 1);
+//                      w = d·sc·q − dmin·mn
+//   Q5_K   (QTYPE 6): 176 bytes / 256: as Q4_K, then qh (32 bytes: byte e bit j is element e of
+//                      sub-block j's 5th bit) before the nibbles
+//   Q6_K   (QTYPE 7): 210 bytes / 256: ql (128 bytes of nibbles), qh (64 bytes of 2-bit pairs), 16 signed
+//                      8-bit scales (one per 16 elements), d; w = d·sc·(q − 32)
+//   IQ4_NL (QTYPE 8):  18 bytes / 32: as Q4_0, w = d·kvalues[q] (a fixed non-linear table)
+// In the 32-element nibble formats byte j holds element j in its low nibble and element j + 16 in its
+// high one. Blocks of 18, 22, 34 and 210 bytes start at even, not always 4-aligned, byte offsets: words
+// are read unaligned by combining two (never past the block's end rounded up to 4 bytes, which the
+// buffer's size always is).
 
 override QTYPE: u32 = 1u;
 override HAS_RESIDUAL: bool = false;
@@ -17,7 +30,7 @@ override NORM: bool = false;
 struct Params {
     m: u32,              // rows of x (tokens)
     n: u32,              // rows of the weight (outputs)
-    k: u32,              // columns of the weight (inputs), a multiple of 32
+    k: u32,              // columns of the weight (inputs), a multiple of the block size
     x_offset: u32,       // in elements
     out_offset: u32,     // in elements
     res_offset: u32,     // in elements
@@ -34,10 +47,20 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read> w: array<u32>;
 
+fn is_k_quant() -> bool {
+    return QTYPE >= 5u && QTYPE <= 7u;
+}
+
+// Bytes of a block (32-element formats) or of a super-block (K-quants).
 fn block_bytes() -> u32 {
     switch QTYPE {
-        case 0u: { return 18u; }
+        case 0u, 8u: { return 18u; }
         case 1u: { return 20u; }
+        case 3u: { return 22u; }
+        case 4u: { return 24u; }
+        case 5u: { return 144u; }
+        case 6u: { return 176u; }
+        case 7u: { return 210u; }
         default: { return 34u; }
     }
 }
@@ -56,50 +79,174 @@ fn f16_at(b: u32) -> f32 {
     return unpack2x16float(select(word, word >> 16u, (b & 3u) != 0u)).x;
 }
 
-// A block's scale d, offset m (w = d·q + m) and where its quants start. Blocks are read as 8 quads
-// of 4 elements through `quad`, not as an array: with WebGPU's runtime checks (always on in browsers)
-// a private array indexed in a loop is not kept in registers and spills to memory.
+// A 32-element block as the kernels read it: its scales, offset, where its quants start, and what its
+// format needs besides. Blocks are read as 8 quads of 4 elements through `quad`, not as an array: with
+// WebGPU's runtime checks (always on in browsers) a private array indexed in a loop is not kept in
+// registers and spills to memory.
 struct BlockHead {
-    d: f32,
-    m: f32,
-    qs: u32,
+    d: f32,      // scale of elements 0..15
+    d2: f32,     // scale of elements 16..31 (Q6_K's second scale; d otherwise)
+    m: f32,      // offset: w = d·q + m
+    qs: u32,     // byte offset of the quant words
+    qh: u32,     // Q5_0/Q5_1: the high bits; Q5_K/Q6_K: byte offset of the high-bit words
+    shift: u32,  // K-quants: which nibble (0 or 4) holds this block's quants
+    hshift: u32, // Q5_K/Q6_K: where in each high-bit byte this block's bits are
 }
 
-fn head_of(d: f32, m_or_d: f32, base: u32) -> BlockHead {
+// Where block `blk`'s head is: the byte offsets of its first f16 (d) and of the words after it
+// (scales, high bits) that `head_of` reads, and the block's index in its super-block.
+struct HeadAt {
+    base: u32,   // the (super-)block's first byte
+    d: u32,      // byte offset of d (then m or dmin)
+    s: u32,      // byte offset of the extra words
+    sub: u32,    // K-quants: the 32-element block within the super-block (0..7)
+}
+
+fn head_at(blk: u32) -> HeadAt {
+    if (is_k_quant()) {
+        let base = (blk / 8u) * block_bytes();
+        let sub = blk % 8u;
+        if (QTYPE == 7u) {
+            // Q6_K: scales 2·sub and 2·sub + 1 are at 192 + 2·sub.
+            return HeadAt(base, base + 208u, base + 192u + 2u * sub, sub);
+        }
+        return HeadAt(base, base, base + 4u, sub);
+    }
+    let base = blk * block_bytes();
+    return HeadAt(base, base, base + select(2u, 4u, QTYPE == 4u), 0u);
+}
+
+// Extra head words `head_of` reads: Q5_0/Q5_1 and Q6_K one, Q4_K/Q5_K three.
+fn head_words() -> u32 {
     switch QTYPE {
-        case 0u: { return BlockHead(d, -8.0 * d, base + 2u); } // Q4_0: d·(q − 8)
-        case 1u: { return BlockHead(d, m_or_d, base + 4u); }
-        default: { return BlockHead(d, 0.0, base + 2u); }
+        case 3u, 4u, 7u: { return 1u; }
+        case 5u, 6u: { return 3u; }
+        default: { return 0u; }
+    }
+}
+
+// Whether the second f16 (m, dmin) is read.
+fn has_min() -> bool {
+    return QTYPE == 1u || QTYPE == 4u || QTYPE == 5u || QTYPE == 6u;
+}
+
+// Byte `i` of the words s (K-quant scales).
+fn byte_of(s: vec3<u32>, i: u32) -> u32 {
+    return (s[i / 4u] >> (8u * (i % 4u))) & 255u;
+}
+
+// The head from the raw values at `a`: d, the second f16 (m or dmin), the extra words.
+fn head_of(a: HeadAt, d: f32, m: f32, s: vec3<u32>) -> BlockHead {
+    switch QTYPE {
+        case 0u: { return BlockHead(d, d, -8.0 * d, a.base + 2u, 0u, 0u, 0u); }
+        case 1u: { return BlockHead(d, d, m, a.base + 4u, 0u, 0u, 0u); }
+        case 3u: { return BlockHead(d, d, -16.0 * d, a.base + 6u, s.x, 0u, 0u); }
+        case 4u: { return BlockHead(d, d, m, a.base + 8u, s.x, 0u, 0u); }
+        case 5u, 6u: {
+            // 6-bit scale and min of block j (GGML's get_scale_min_k4).
+            let j = a.sub;
+            var sc: u32;
+            var mn: u32;
+            if (j < 4u) {
+                sc = byte_of(s, j) & 63u;
+                mn = byte_of(s, j + 4u) & 63u;
+            } else {
+                sc = (byte_of(s, j + 4u) & 15u) | ((byte_of(s, j - 4u) >> 6u) << 4u);
+                mn = (byte_of(s, j + 4u) >> 4u) | ((byte_of(s, j) >> 6u) << 4u);
+            }
+            let ds = d * f32(sc);
+            let qs = a.base + select(16u, 48u, QTYPE == 6u) + 32u * (j / 2u);
+            return BlockHead(ds, ds, -m * f32(mn), qs, a.base + 16u, 4u * (j & 1u), j);
+        }
+        case 7u: {
+            // Block j = 4·half + part: ql chunk 64·half + 32·(part & 1), nibble part / 2; qh chunk
+            // 32·half, bits 2·part.
+            let half = a.sub / 4u;
+            let part = a.sub % 4u;
+            let s0 = f32(i32(s.x << 24u) >> 24u);
+            let s1 = f32(i32(s.x << 16u) >> 24u);
+            return BlockHead(d * s0, d * s1, 0.0, a.base + 64u * half + 32u * (part & 1u),
+                a.base + 128u + 32u * half, 4u * (part / 2u), 2u * part);
+        }
+        default: { return BlockHead(d, d, 0.0, a.base + 2u, 0u, 0u, 0u); } // Q8_0, IQ4_NL
     }
 }
 
 fn block_head(blk: u32) -> BlockHead {
-    let base = blk * block_bytes();
-    return head_of(f16_at(base), f16_at(base + 2u), base);
-}
-
-// Elements 4·i .. 4·i + 3 of a block from the quant word `q` (the word `quad_word` names).
-fn quad_of(h: BlockHead, q: u32, i: u32) -> vec4<f32> {
-    if (QTYPE == 2u) {
-        let v = vec4<i32>(i32(q << 24u) >> 24u, i32(q << 16u) >> 24u, i32(q << 8u) >> 24u, i32(q) >> 24u);
-        return h.d * vec4<f32>(v);
+    let a = head_at(blk);
+    var m = 0.0;
+    if (has_min()) {
+        m = f16_at(a.d + 2u);
     }
-    // 4-bit: byte j holds element j (low nibble) and j + 16 (high nibble).
-    let s = select(0u, 4u, i >= 4u);
-    let v = vec4<u32>(q >> s, q >> (8u + s), q >> (16u + s), q >> (24u + s)) & vec4<u32>(15u);
-    return h.d * vec4<f32>(v) + h.m;
+    var s = vec3<u32>(0u);
+    if (head_words() > 0u) {
+        s.x = word_at(a.s);
+    }
+    if (head_words() > 1u) {
+        s.y = word_at(a.s + 4u);
+        s.z = word_at(a.s + 8u);
+    }
+    return head_of(a, f16_at(a.d), m, s);
 }
 
-// Byte offset of the quant word holding quad i.
+// Byte offset of the quant word holding quad i (elements 4·i .. 4·i + 3).
 fn quad_word(h: BlockHead, i: u32) -> u32 {
-    if (QTYPE == 2u) {
+    if (QTYPE == 2u || is_k_quant()) {
         return h.qs + 4u * i;
     }
     return h.qs + 4u * (i & 3u);
 }
 
+// Whether a quad needs a word of high bits (Q5_K, Q6_K), read at h.qh + 4·i.
+fn has_high_words() -> bool {
+    return QTYPE == 6u || QTYPE == 7u;
+}
+
+// IQ4_NL's 16 values, 4 signed bytes a word.
+const IQ4NL: vec4<u32> = vec4<u32>(0xBFAD9881u, 0xF6EADDCFu, 0x26190D01u, 0x71594535u);
+
+fn iq4nl(q: vec4<u32>) -> vec4<f32> {
+    let words = vec4<u32>(IQ4NL[q.x / 4u], IQ4NL[q.y / 4u], IQ4NL[q.z / 4u], IQ4NL[q.w / 4u]);
+    let shifted = words << (vec4<u32>(24u) - 8u * (q % vec4<u32>(4u)));
+    return vec4<f32>(bitcast<vec4<i32>>(shifted) >> vec4<u32>(24u));
+}
+
+// Elements 4·i .. 4·i + 3 of a block from its quant word `q` and high-bit word `hw`.
+fn quad_of(h: BlockHead, q: u32, hw: u32, i: u32) -> vec4<f32> {
+    let bytes = vec4<u32>(0u, 8u, 16u, 24u);
+    if (QTYPE == 2u) {
+        return h.d * vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(q) << (vec4<u32>(24u) - bytes)) >> vec4<u32>(24u));
+    }
+    if (is_k_quant()) {
+        var v = (vec4<u32>(q) >> (bytes + h.shift)) & vec4<u32>(15u);
+        if (QTYPE == 6u) {
+            v |= ((vec4<u32>(hw) >> (bytes + h.hshift)) & vec4<u32>(1u)) << vec4<u32>(4u);
+        }
+        if (QTYPE == 7u) {
+            v |= ((vec4<u32>(hw) >> (bytes + h.hshift)) & vec4<u32>(3u)) << vec4<u32>(4u);
+            return select(h.d, h.d2, i >= 4u) * (vec4<f32>(v) - 32.0);
+        }
+        return h.d * vec4<f32>(v) + h.m;
+    }
+    // 32-element nibble formats: byte j holds element j (low nibble) and j + 16 (high nibble).
+    let s = select(0u, 4u, i >= 4u);
+    var v = (vec4<u32>(q) >> (bytes + s)) & vec4<u32>(15u);
+    if (QTYPE == 8u) {
+        return h.d * iq4nl(v);
+    }
+    if (QTYPE == 3u || QTYPE == 4u) {
+        // Element 4·i + e's fifth bit is bit 4·i + e of qh.
+        v |= ((vec4<u32>(h.qh >> (4u * i)) >> vec4<u32>(0u, 1u, 2u, 3u)) & vec4<u32>(1u)) << vec4<u32>(4u);
+    }
+    return h.d * vec4<f32>(v) + h.m;
+}
+
 fn quad(h: BlockHead, i: u32) -> vec4<f32> {
-    return quad_of(h, word_at(quad_word(h, i)), i);
+    var hw = 0u;
+    if (has_high_words()) {
+        hw = word_at(h.qh + 4u * i);
+    }
+    return quad_of(h, word_at(quad_word(h, i)), hw, i);
 }
 
 // ---- GEMV: out[r, j] = Σ_k x[r, k] · W[j, k] (+ residual[r, j]) --------------------------------------
@@ -214,14 +361,30 @@ fn up_word_at(b: u32) -> u32 {
     return (w_up[i] >> 16u) | (w_up[i + 1u] << 16u);
 }
 
-// block_head and quad for w_up (WGSL cannot pass a storage array to a function).
+// block_head and quad for w_up (WGSL cannot pass a storage array to a function): the same reads.
 fn block_head_up(blk: u32) -> BlockHead {
-    let base = blk * block_bytes();
-    return head_of(up_f16_at(base), up_f16_at(base + 2u), base);
+    let a = head_at(blk);
+    var m = 0.0;
+    if (has_min()) {
+        m = up_f16_at(a.d + 2u);
+    }
+    var s = vec3<u32>(0u);
+    if (head_words() > 0u) {
+        s.x = up_word_at(a.s);
+    }
+    if (head_words() > 1u) {
+        s.y = up_word_at(a.s + 4u);
+        s.z = up_word_at(a.s + 8u);
+    }
+    return head_of(a, up_f16_at(a.d), m, s);
 }
 
 fn quad_up(h: BlockHead, i: u32) -> vec4<f32> {
-    return quad_of(h, up_word_at(quad_word(h, i)), i);
+    var hw = 0u;
+    if (has_high_words()) {
+        hw = up_word_at(h.qh + 4u * i);
+    }
+    return quad_of(h, up_word_at(quad_word(h, i)), hw, i);
 }
 
 @compute @workgroup_size(256, 1, 1)
@@ -382,12 +545,28 @@ fn v_word_at(b: u32) -> u32 {
 }
 
 fn block_head_v(blk: u32) -> BlockHead {
-    let base = blk * block_bytes();
-    return head_of(v_f16_at(base), v_f16_at(base + 2u), base);
+    let a = head_at(blk);
+    var m = 0.0;
+    if (has_min()) {
+        m = v_f16_at(a.d + 2u);
+    }
+    var s = vec3<u32>(0u);
+    if (head_words() > 0u) {
+        s.x = v_word_at(a.s);
+    }
+    if (head_words() > 1u) {
+        s.y = v_word_at(a.s + 4u);
+        s.z = v_word_at(a.s + 8u);
+    }
+    return head_of(a, v_f16_at(a.d), m, s);
 }
 
 fn quad_v(h: BlockHead, i: u32) -> vec4<f32> {
-    return quad_of(h, v_word_at(quad_word(h, i)), i);
+    var hw = 0u;
+    if (has_high_words()) {
+        hw = v_word_at(h.qh + 4u * i);
+    }
+    return quad_of(h, v_word_at(quad_word(h, i)), hw, i);
 }
 
 const QKV_TWO_PI: f32 = 6.283185307179586;

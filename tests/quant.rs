@@ -1,10 +1,10 @@
-//! Kernels over GGML block-quantized weights (Q4_0, Q4_1, Q8_0) against a CPU dequantizer written
-//! here from the GGML block layouts, over odd shapes: dequantize, gather, GEMV (with and without a
+//! Kernels over GGML block-quantized weights (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, IQ4_NL)
+//! against goldens from the `gguf` package's dequantizer (scripts/goldens_quants.py: random blocks and
+//! their values; matrices here are runs of those blocks) and GEMVs computed here in f64, over odd shapes: dequantize, gather, GEMV (with and without a
 //! residual), fused SwiGLU GEMV, the 4-rows-a-workgroup GEMV, and the fused QKV + RoPE GEMV of decoding.
 mod common;
 
 use common::{Rng, assert_close, gpu, upload};
-use half::f16;
 use webgpu_infer::kernels::quant;
 use webgpu_infer::quant::{QTensor, QuantType};
 use webgpu_infer::{DType, Gpu, Result, Tensor};
@@ -12,51 +12,63 @@ use webgpu_infer::{DType, Gpu, Result, Tensor};
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
-const TYPES: [QuantType; 3] = [QuantType::Q4_0, QuantType::Q4_1, QuantType::Q8_0];
-/// (rows, columns): rows not a multiple of the GEMV's 8, columns of 1, 3, 18 (a model's 576) and 33
-/// blocks (more blocks than the 32 threads of a row).
-const SHAPES: [(usize, usize); 5] = [(1, 32), (7, 96), (9, 576), (65, 1056), (3, 64)];
+/// Every format, each against the `gguf` package's dequantizer (scripts/goldens_quants.py).
+const TYPES: [QuantType; 9] = QuantType::ALL;
 
-/// Random blocks of `qtype` for a `[rows, cols]` matrix, and their values as the CPU reads them.
-fn random_blocks(rng: &mut Rng, qtype: QuantType, rows: usize, cols: usize) -> (Vec<u8>, Vec<f32>) {
-    let mut bytes = Vec::new();
-    let mut values = Vec::new();
-    let byte = |rng: &mut Rng| ((rng.next_f32() + 1.0) * 128.0) as u8;
-    for _ in 0..rows * cols / 32 {
-        let d = f16::from_f32(0.002 + 0.05 * rng.next_f32().abs());
-        let m = f16::from_f32(0.3 * rng.next_f32());
-        bytes.extend(d.to_le_bytes());
-        let (d, m) = (d.to_f32(), m.to_f32());
-        let mut block = [0f32; 32];
-        match qtype {
-            QuantType::Q8_0 => {
-                for v in &mut block {
-                    let q = byte(rng) as i8;
-                    bytes.push(q as u8);
-                    *v = d * f32::from(q);
-                }
-            }
-            QuantType::Q4_0 | QuantType::Q4_1 => {
-                if qtype == QuantType::Q4_1 {
-                    bytes.extend(f16::from_f32(m).to_le_bytes());
-                }
-                for j in 0..16 {
-                    let q = byte(rng);
-                    bytes.push(q);
-                    let (lo, hi) = (f32::from(q & 15), f32::from(q >> 4));
-                    if qtype == QuantType::Q4_0 {
-                        block[j] = d * (lo - 8.0);
-                        block[j + 16] = d * (hi - 8.0);
-                    } else {
-                        block[j] = d * lo + m;
-                        block[j + 16] = d * hi + m;
-                    }
-                }
-            }
-        }
-        values.extend(block);
+/// (rows, columns): rows not a multiple of the GEMV's 8, columns of 1, 3, 18 (a model's 576) and 33
+/// 32-element blocks (more blocks than the 32 threads of a row); for the K-quants (256-element
+/// super-blocks) 1, 2, 3, 6 (an MLP's 1536) and 9 super-blocks (72 blocks a row).
+fn shapes(qtype: QuantType) -> [(usize, usize); 5] {
+    if qtype.block_elems() == 256 {
+        [(1, 256), (7, 512), (9, 768), (11, 1536), (3, 2304)]
+    } else {
+        [(1, 32), (7, 96), (9, 576), (17, 1056), (3, 64)]
     }
-    (bytes, values)
+}
+
+/// The golden blocks of `qtype` and their values as `gguf.quants.dequantize` gives them.
+fn golden(qtype: QuantType) -> (&'static [u8], Vec<f32>) {
+    macro_rules! files {
+        ($name:literal) => {
+            (
+                include_bytes!(concat!("goldens/quants/", $name, ".blocks")).as_slice(),
+                include_bytes!(concat!("goldens/quants/", $name, ".f32")).as_slice(),
+            )
+        };
+    }
+    let (blocks, values) = match qtype {
+        QuantType::Q4_0 => files!("q4_0"),
+        QuantType::Q4_1 => files!("q4_1"),
+        QuantType::Q5_0 => files!("q5_0"),
+        QuantType::Q5_1 => files!("q5_1"),
+        QuantType::Q8_0 => files!("q8_0"),
+        QuantType::Q4_K => files!("q4_k"),
+        QuantType::Q5_K => files!("q5_k"),
+        QuantType::Q6_K => files!("q6_k"),
+        QuantType::IQ4_NL => files!("iq4_nl"),
+    };
+    let values = values
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    (blocks, values)
+}
+
+/// A `[rows, cols]` matrix of `qtype` cut from the goldens (a run of consecutive blocks; `pick` chooses
+/// which, so two matrices of one test differ), and its values.
+fn golden_blocks(qtype: QuantType, rows: usize, cols: usize, pick: usize) -> (Vec<u8>, Vec<f32>) {
+    let (blocks, values) = golden(qtype);
+    let (elems, bytes) = (qtype.block_elems() as usize, qtype.block_bytes() as usize);
+    let (total, need) = (values.len() / elems, rows * cols / elems);
+    assert!(
+        need <= total,
+        "{qtype:?} [{rows}, {cols}]: the goldens hold {total} blocks"
+    );
+    let first = (pick * 37) % (total - need + 1);
+    (
+        blocks[first * bytes..(first + need) * bytes].to_vec(),
+        values[first * elems..(first + need) * elems].to_vec(),
+    )
 }
 
 fn dtypes(gpu: &Gpu) -> Vec<DType> {
@@ -70,9 +82,8 @@ fn dtypes(gpu: &Gpu) -> Vec<DType> {
 async fn dequantize_and_gather_body() -> Result<()> {
     let gpu = gpu().await?;
     for qtype in TYPES {
-        for (rows, cols) in SHAPES {
-            let mut rng = Rng::new((rows * 1000 + cols) as u64);
-            let (bytes, values) = random_blocks(&mut rng, qtype, rows, cols);
+        for (rows, cols) in shapes(qtype) {
+            let (bytes, values) = golden_blocks(qtype, rows, cols, rows);
             let w = QTensor::from_blocks(&gpu, &bytes, &[rows, cols], qtype)?;
             let ids: Vec<i32> = (0..5).map(|i| ((i * 7 + 3) % rows) as i32).collect();
             let ids_t = Tensor::from_bytes(&gpu, bytemuck::cast_slice(&ids), &[5], DType::I32)?;
@@ -124,10 +135,10 @@ async fn gemv_matches_cpu_body() -> Result<()> {
     let gpu = gpu().await?;
     for dtype in dtypes(&gpu) {
         for qtype in TYPES {
-            for (n, k) in SHAPES {
+            for (n, k) in shapes(qtype) {
                 for m in [1, 3] {
                     let mut rng = Rng::new((n * 31 + k + m) as u64);
-                    let (bytes, values) = random_blocks(&mut rng, qtype, n, k);
+                    let (bytes, values) = golden_blocks(qtype, n, k, m);
                     let w = QTensor::from_blocks(&gpu, &bytes, &[n, k], qtype)?;
                     let mut x = rng.vec(m * k);
                     let mut res = rng.vec(m * n);
@@ -144,7 +155,7 @@ async fn gemv_matches_cpu_body() -> Result<()> {
                         .zip(&res)
                         .map(|(&v, &r)| (v + f64::from(r)) as f32)
                         .collect();
-                    // f32: accumulation over k ≤ 1056 terms of size ≤ 0.5 (1e-4 absolute); f16: one
+                    // f32: accumulation over k ≤ 2304 terms of size ≤ 1 (1e-4 absolute); f16: one
                     // rounding of an output of size ≤ ~10 (2^-11 relative, plus 1e-2 absolute).
                     let (atol, rtol) = if dtype == DType::F32 {
                         (1e-4, 1e-5)
@@ -177,11 +188,11 @@ gpu_test!(gemv_matches_cpu, gemv_matches_cpu_body);
 async fn swiglu_gemv_matches_cpu_body() -> Result<()> {
     let gpu = gpu().await?;
     for qtype in TYPES {
-        for (n, k) in SHAPES {
+        for (n, k) in shapes(qtype) {
             let m = 2;
             let mut rng = Rng::new((n + 7 * k) as u64);
-            let (gb, gv) = random_blocks(&mut rng, qtype, n, k);
-            let (ub, uv) = random_blocks(&mut rng, qtype, n, k);
+            let (gb, gv) = golden_blocks(qtype, n, k, 1);
+            let (ub, uv) = golden_blocks(qtype, n, k, 2);
             let gate = QTensor::from_blocks(&gpu, &gb, &[n, k], qtype)?;
             let up = QTensor::from_blocks(&gpu, &ub, &[n, k], qtype)?;
             let mut x = rng.vec(m * k);
@@ -206,8 +217,7 @@ gpu_test!(swiglu_gemv_matches_cpu, swiglu_gemv_matches_cpu_body);
 
 async fn bad_shapes_are_refused_body() -> Result<()> {
     let gpu = gpu().await?;
-    let mut rng = Rng::new(1);
-    let (bytes, _) = random_blocks(&mut rng, QuantType::Q8_0, 4, 64);
+    let (bytes, _) = golden_blocks(QuantType::Q8_0, 4, 64, 0);
     assert!(QTensor::from_blocks(&gpu, &bytes[1..], &[4, 64], QuantType::Q8_0).is_err());
     assert!(QTensor::from_blocks(&gpu, &bytes, &[8, 32 + 1], QuantType::Q8_0).is_err());
     let w = QTensor::from_blocks(&gpu, &bytes, &[4, 64], QuantType::Q8_0)?;
@@ -227,10 +237,10 @@ async fn both_gemv_variants_match_cpu_body() -> Result<()> {
     let gpu = gpu().await?;
     // m 1: decoding's kernel; 2 and 7: on GPUs the 4-rows-a-workgroup kernel, 7 with a partial group.
     for (qtype, m) in TYPES.iter().flat_map(|&q| [(q, 1), (q, 2), (q, 7)]) {
-        for (n, k) in SHAPES {
+        for (n, k) in shapes(qtype) {
             let mut rng = Rng::new((3 * n + k + 101 * m) as u64);
-            let (wb, wv) = random_blocks(&mut rng, qtype, n, k);
-            let (ub, uv) = random_blocks(&mut rng, qtype, n, k);
+            let (wb, wv) = golden_blocks(qtype, n, k, 3);
+            let (ub, uv) = golden_blocks(qtype, n, k, 4);
             let w = QTensor::from_blocks(&gpu, &wb, &[n, k], qtype)?;
             let u = QTensor::from_blocks(&gpu, &ub, &[n, k], qtype)?;
             let mut x = rng.vec(m * k);
@@ -313,13 +323,15 @@ fn rope_interleaved_ref(v: &mut [f64], head_dim: usize, pos: usize, theta: f32) 
 /// and v written into a cache's row, against CPU GEMVs and RoPE.
 async fn gemv_qkv_matches_cpu_body() -> Result<()> {
     let gpu = gpu().await?;
-    // q: 4 heads of 16, k and v: 2 heads of 16 (grouped-query attention), 96 inputs (3 blocks).
-    let (nq, nkv, k, head_dim, pos, theta) = (64, 32, 96, 16, 37, 10000.0f32);
+    // q: 4 heads of 16, k and v: 2 heads of 16 (grouped-query attention), 96 inputs (3 blocks; one
+    // 256-element super-block for the K-quants).
+    let (nq, nkv, head_dim, pos, theta) = (64, 32, 16, 37, 10000.0f32);
     for qtype in TYPES {
+        let k = if qtype.block_elems() == 256 { 256 } else { 96 };
         let mut rng = Rng::new(nq as u64 + 5);
-        let (qb, qv) = random_blocks(&mut rng, qtype, nq, k);
-        let (kb, kv) = random_blocks(&mut rng, qtype, nkv, k);
-        let (vb, vv) = random_blocks(&mut rng, qtype, nkv, k);
+        let (qb, qv) = golden_blocks(qtype, nq, k, 5);
+        let (kb, kv) = golden_blocks(qtype, nkv, k, 6);
+        let (vb, vv) = golden_blocks(qtype, nkv, k, 7);
         let wq = QTensor::from_blocks(&gpu, &qb, &[nq, k], qtype)?;
         let wk = QTensor::from_blocks(&gpu, &kb, &[nkv, k], qtype)?;
         let wv = QTensor::from_blocks(&gpu, &vb, &[nkv, k], qtype)?;
@@ -377,7 +389,7 @@ async fn gemv_qkv_matches_cpu_body() -> Result<()> {
                 r.extend(vec![fill; nkv]);
                 r
             };
-            // v: f32 accumulation over 96 terms (1e-4 absolute, as the GEMV tests); q and k: that
+            // v: f32 accumulation over ≤ 256 terms (1e-4 absolute, as the GEMV tests); q and k: that
             // plus RoPE's bound (above). A wrong pairing, angle or position is off by O(values).
             let what = format!("gemv_qkv {qtype:?} norm {folded}");
             let q_got = q.to_f32_vec().await?;
@@ -418,10 +430,10 @@ gpu_test!(gemv_qkv_matches_cpu, gemv_qkv_matches_cpu_body);
 async fn swiglu_norm_matches_cpu_body() -> Result<()> {
     let gpu = gpu().await?;
     for qtype in TYPES {
-        for (n, k) in SHAPES {
+        for (n, k) in shapes(qtype) {
             let mut rng = Rng::new((5 * n + k) as u64);
-            let (gb, gv) = random_blocks(&mut rng, qtype, n, k);
-            let (ub, uv) = random_blocks(&mut rng, qtype, n, k);
+            let (gb, gv) = golden_blocks(qtype, n, k, 1);
+            let (ub, uv) = golden_blocks(qtype, n, k, 2);
             let gate = QTensor::from_blocks(&gpu, &gb, &[n, k], qtype)?;
             let up = QTensor::from_blocks(&gpu, &ub, &[n, k], qtype)?;
             let x = rng.vec(k);
@@ -448,7 +460,7 @@ async fn swiglu_norm_matches_cpu_body() -> Result<()> {
             assert_close(&what, &y.to_f32_vec().await?, &want, 1e-4, 1e-4);
         }
     }
-    let (bytes, _) = random_blocks(&mut Rng::new(3), QuantType::Q8_0, 8, 64);
+    let (bytes, _) = golden_blocks(QuantType::Q8_0, 8, 64, 0);
     let w = QTensor::from_blocks(&gpu, &bytes, &[8, 64], QuantType::Q8_0)?;
     let two = Tensor::from_f32(&gpu, &[0.5; 128], &[2, 64])?;
     let tnorm = Tensor::from_f32(&gpu, &[1.0; 64], &[64])?;

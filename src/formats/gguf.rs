@@ -415,7 +415,7 @@ fn entries(raw: Vec<RawTensor>, alignment: u64) -> Parse<Vec<Entry>> {
             None => {
                 return Err(Stop::Invalid(FormatProblem::UnsupportedDtype {
                     tensor: t.name,
-                    dtype: format!("GGML type {}", t.ggml_type),
+                    dtype: ggml_type_name(t.ggml_type),
                 }));
             }
         };
@@ -492,6 +492,20 @@ fn stored(ggml_type: u32) -> Option<(Stored, u64, u64)> {
             (Stored::Quant(q), q.block_elems(), q.block_bytes())
         }
     })
+}
+
+/// GGML's name for a type id this library does not read ("Q2_K (GGML type 10)"), for errors.
+fn ggml_type_name(id: u32) -> String {
+    const NAMES: [&str; 36] = [
+        "F32", "F16", "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K",
+        "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL",
+        "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16", "I32", "I64", "F64", "IQ1_M", "BF16", "Q4_0_4_4",
+        "Q4_0_4_8", "Q4_0_8_8", "TQ1_0", "TQ2_0",
+    ];
+    match NAMES.get(id as usize) {
+        Some(name) => format!("{name} (GGML type {id})"),
+        None => format!("GGML type {id}"),
+    }
 }
 
 #[cfg(test)]
@@ -601,6 +615,10 @@ mod tests {
                 "twice",
             ),
             (image(&[], &[("w", &[4], 77, 0)]), "GGML type 77"),
+            (
+                image(&[], &[("w", &[256], 10, 0)]),
+                "`w` has dtype Q2_K (GGML type 10)",
+            ),
             (image(&[], &[("w", &[u64::MAX, 4], 0, 0)]), "too large"),
             (image(&[], &[("w", &[], 0, 0)]), "0 dimensions"),
         ];

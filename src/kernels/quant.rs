@@ -55,11 +55,18 @@ pub struct GemvOptions<'a> {
     pub variant: Variant,
 }
 
+/// QTYPE in the shader.
 fn qtype_constant(q: QuantType) -> f64 {
     match q {
         QuantType::Q4_0 => 0.0,
         QuantType::Q4_1 => 1.0,
         QuantType::Q8_0 => 2.0,
+        QuantType::Q5_0 => 3.0,
+        QuantType::Q5_1 => 4.0,
+        QuantType::Q4_K => 5.0,
+        QuantType::Q5_K => 6.0,
+        QuantType::Q6_K => 7.0,
+        QuantType::IQ4_NL => 8.0,
     }
 }
 
