@@ -325,9 +325,10 @@ gpu_test!(tiny_hf_llama_matches_transformers, tiny_hf_llama);
 /// gate/up, Q6_K v and down, Q5_K out-projection: q, k and v of two types), a layer of Q5_0 q/k/v,
 /// Q5_1, IQ4_NL gate/up and Q8_0, a Q4_K token embedding and a Q6_K LM head, against transformers
 /// loading the same file (the gguf package dequantizes it). Both sides compute in f32 from the same
-/// dequantized weights, the sums in another order: measured 2.9e-6 and 4.1e-6 apart on lavapipe, so
-/// logits within 5e-5 (~10× that; a wrong scale or bit in any block moves them by ~1e-2 or more), and
-/// the same 16 greedy tokens.
+/// dequantized weights, the sums in another order: measured 2.9e-6 and 4.1e-6 apart on lavapipe, 1.8e-4
+/// in Chromium on SwiftShader (whose sin/cos use WGSL's 2^-11 room, in RoPE), so logits within 1e-3
+/// (~5× the larger; a wrong scale or bit in a block moves them by ~1e-2 or more), and the same 16
+/// greedy tokens.
 async fn tiny_gguf_kquants() -> Result<()> {
     const FILE: &str = "tests/fixtures/tiny-gguf/tiny-kquants.gguf";
     let gpu = gpu().await?;
@@ -359,7 +360,7 @@ async fn tiny_gguf_kquants() -> Result<()> {
         };
         let out = g.generate(prompt, &opts, &mut |_| true).await?;
         let top: Vec<(u32, f32)> = serde_json::from_value(case["top_logits"].clone()).unwrap();
-        let diff = top_logits_within(name, &out.first_step_top_logits, &top, 5e-5);
+        let diff = top_logits_within(name, &out.first_step_top_logits, &top, 1e-3);
         log(&format!(
             "tiny GGUF {name}: top-10 logits within {diff:.2e}"
         ));
