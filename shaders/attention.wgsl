@@ -143,13 +143,37 @@ struct Partial {
     acc: f32,
 }
 
+// q's row, staged once a workgroup (head_dim ≤ 256 in the decode kernels).
+var<workgroup> q_row: array<f32, DWG>;
+
+// Key j's score against q_row. Eight loads an iteration, four sums: the loads are independent, so a
+// thread waits for memory d / 8 times rather than d (the trip count is a runtime value: no unrolling).
+fn decode_score(kb: u32) -> f32 {
+    let d = p.head_dim;
+    var s = vec4<f32>(0.0);
+    var e = 0u;
+    for (; e + 8u <= d; e += 8u) {
+        let a = vec4<f32>(f32(k[kb + e]), f32(k[kb + e + 1u]), f32(k[kb + e + 2u]), f32(k[kb + e + 3u]));
+        let c = vec4<f32>(f32(k[kb + e + 4u]), f32(k[kb + e + 5u]), f32(k[kb + e + 6u]), f32(k[kb + e + 7u]));
+        s = fma(vec4<f32>(q_row[e], q_row[e + 1u], q_row[e + 2u], q_row[e + 3u]), a, s);
+        s = fma(vec4<f32>(q_row[e + 4u], q_row[e + 5u], q_row[e + 6u], q_row[e + 7u]), c, s);
+    }
+    for (; e < d; e++) {
+        s.x = fma(q_row[e], f32(k[kb + e]), s.x);
+    }
+    return (s.x + s.y) + (s.z + s.w);
+}
+
 fn decode_range(i: u32, h: u32, b: u32, t: u32, begin: u32, stop: u32) -> Partial {
     let kvh = h / (p.n_heads / p.n_kv_heads);
     let d = p.head_dim;
     let groups = DWG / d;
     let g = t / d;
     let c = t % d;
-    let qb = q_index(b, i, h);
+    if (t < d) {
+        q_row[t] = f32(q[q_index(b, i, h) + t]);
+    }
+    workgroupBarrier();
     var m = LOWEST;
     var l = 0.0;
     var acc = 0.0;
@@ -160,12 +184,7 @@ fn decode_range(i: u32, h: u32, b: u32, t: u32, begin: u32, stop: u32) -> Partia
         var ok = false;
         if (j < stop && visible(b, i, j)) {
             ok = true;
-            let kb = kv_index(b, j, kvh);
-            s = 0.0;
-            for (var e = 0u; e < d; e++) {
-                s = fma(f32(q[qb + e]), f32(k[kb + e]), s);
-            }
-            s *= p.scale;
+            s = decode_score(kv_index(b, j, kvh)) * p.scale;
         }
         let tile_max = reduce_max(t, s);
         let m_new = max(m, tile_max);
@@ -177,13 +196,24 @@ fn decode_range(i: u32, h: u32, b: u32, t: u32, begin: u32, stop: u32) -> Partia
         let corr = exp(m - m_new);
         l = l * corr + reduce_sum(t, w); // reduce_sum's barriers also publish `scores`
         m = m_new;
-        // Output: group g sums keys g, g + groups, ... of this tile for dimension c.
-        var part_sum = 0.0;
+        // Output: group g sums keys g, g + groups, ... of this tile for dimension c, four keys an
+        // iteration (independent loads, as in decode_score).
+        var part_sum = vec4<f32>(0.0);
         let n = min(DWG, stop - j0);
-        for (var jj = g; jj < n; jj += groups) {
-            part_sum = fma(scores[jj], f32(v[kv_index(b, j0 + jj, kvh) + c]), part_sum);
+        let vb = kv_index(b, j0, kvh) + c;
+        let stride = p.n_kv_heads * d; // one key to the next in the cache
+        var jj = g;
+        for (; jj + 3u * groups < n; jj += 4u * groups) {
+            let x = vec4<f32>(f32(v[vb + jj * stride]), f32(v[vb + (jj + groups) * stride]),
+                f32(v[vb + (jj + 2u * groups) * stride]), f32(v[vb + (jj + 3u * groups) * stride]));
+            let w4 = vec4<f32>(scores[jj], scores[jj + groups], scores[jj + 2u * groups],
+                scores[jj + 3u * groups]);
+            part_sum = fma(w4, x, part_sum);
         }
-        acc = acc * corr + part_sum;
+        for (; jj < n; jj += groups) {
+            part_sum.x = fma(scores[jj], f32(v[vb + jj * stride]), part_sum.x);
+        }
+        acc = acc * corr + ((part_sum.x + part_sum.y) + (part_sum.z + part_sum.w));
         workgroupBarrier();
     }
     return Partial(m, l, acc);
