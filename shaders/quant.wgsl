@@ -16,6 +16,12 @@
 //   Q6_K   (QTYPE 7): 210 bytes / 256: ql (128 bytes of nibbles), qh (64 bytes of 2-bit pairs), 16 signed
 //                      8-bit scales (one per 16 elements), d; w = d·sc·(q − 32)
 //   IQ4_NL (QTYPE 8):  18 bytes / 32: as Q4_0, w = d·kvalues[q] (a fixed non-linear table)
+//   Q2_K   (QTYPE 9):  84 bytes / 256: 16 bytes of 4-bit scale and min pairs (one per 16 elements),
+//                      64 bytes of 2-bit quants (32-byte chunks: bits 2j of byte l are element l of
+//                      block 4·half + j), d, dmin; w = d·sc·q − dmin·mn
+//   Q3_K   (QTYPE 10): 110 bytes / 256: hmask (32 bytes: byte l bit j is element l of block j's
+//                      third bit), 2-bit quants as Q2_K, 12 bytes of 16 packed 6-bit signed scales
+//                      (offset 32), d; w = d·sc·(q − 4 when the hmask bit is clear)
 // In the 32-element nibble formats byte j holds element j in its low nibble and element j + 16 in its
 // high one. Blocks of 18, 22, 34 and 210 bytes start at even, not always 4-aligned, byte offsets: words
 // are read unaligned by combining two (never past the block's end rounded up to 4 bytes, which the
@@ -48,7 +54,7 @@ struct Params {
 @group(0) @binding(0) var<storage, read> w: array<u32>;
 
 fn is_k_quant() -> bool {
-    return QTYPE >= 5u && QTYPE <= 7u;
+    return (QTYPE >= 5u && QTYPE <= 7u) || QTYPE == 9u || QTYPE == 10u;
 }
 
 // Bytes of a block (32-element formats) or of a super-block (K-quants).
@@ -61,6 +67,8 @@ fn block_bytes() -> u32 {
         case 5u: { return 144u; }
         case 6u: { return 176u; }
         case 7u: { return 210u; }
+        case 9u: { return 84u; }
+        case 10u: { return 110u; }
         default: { return 34u; }
     }
 }
@@ -86,7 +94,8 @@ fn f16_at(b: u32) -> f32 {
 struct BlockHead {
     d: f32,      // scale of elements 0..15
     d2: f32,     // scale of elements 16..31 (Q6_K's second scale; d otherwise)
-    m: f32,      // offset: w = d·q + m
+    m: f32,      // offset of elements 0..15: w = d·q + m
+    m2: f32,     // offset of elements 16..31 (Q2_K's second min; m otherwise)
     qs: u32,     // byte offset of the quant words
     qh: u32,     // Q5_0/Q5_1: the high bits; Q5_K/Q6_K: byte offset of the high-bit words
     shift: u32,  // K-quants: which nibble (0 or 4) holds this block's quants
@@ -110,6 +119,13 @@ fn head_at(blk: u32) -> HeadAt {
             // Q6_K: scales 2·sub and 2·sub + 1 are at 192 + 2·sub.
             return HeadAt(base, base + 208u, base + 192u + 2u * sub, sub);
         }
+        if (QTYPE == 9u) {
+            // Q2_K: scale/min bytes 2·sub and 2·sub + 1 are at 2·sub.
+            return HeadAt(base, base + 80u, base + 2u * sub, sub);
+        }
+        if (QTYPE == 10u) {
+            return HeadAt(base, base + 108u, base + 96u, sub);
+        }
         return HeadAt(base, base, base + 4u, sub);
     }
     let base = blk * block_bytes();
@@ -119,15 +135,15 @@ fn head_at(blk: u32) -> HeadAt {
 // Extra head words `head_of` reads: Q5_0/Q5_1 and Q6_K one, Q4_K/Q5_K three.
 fn head_words() -> u32 {
     switch QTYPE {
-        case 3u, 4u, 7u: { return 1u; }
-        case 5u, 6u: { return 3u; }
+        case 3u, 4u, 7u, 9u: { return 1u; }
+        case 5u, 6u, 10u: { return 3u; }
         default: { return 0u; }
     }
 }
 
 // Whether the second f16 (m, dmin) is read.
 fn has_min() -> bool {
-    return QTYPE == 1u || QTYPE == 4u || QTYPE == 5u || QTYPE == 6u;
+    return QTYPE == 1u || QTYPE == 4u || QTYPE == 5u || QTYPE == 6u || QTYPE == 9u;
 }
 
 // Byte `i` of the words s (K-quant scales).
@@ -138,10 +154,10 @@ fn byte_of(s: vec3<u32>, i: u32) -> u32 {
 // The head from the raw values at `a`: d, the second f16 (m or dmin), the extra words.
 fn head_of(a: HeadAt, d: f32, m: f32, s: vec3<u32>) -> BlockHead {
     switch QTYPE {
-        case 0u: { return BlockHead(d, d, -8.0 * d, a.base + 2u, 0u, 0u, 0u); }
-        case 1u: { return BlockHead(d, d, m, a.base + 4u, 0u, 0u, 0u); }
-        case 3u: { return BlockHead(d, d, -16.0 * d, a.base + 6u, s.x, 0u, 0u); }
-        case 4u: { return BlockHead(d, d, m, a.base + 8u, s.x, 0u, 0u); }
+        case 0u: { return BlockHead(d, d, -8.0 * d, -8.0 * d, a.base + 2u, 0u, 0u, 0u); }
+        case 1u: { return BlockHead(d, d, m, m, a.base + 4u, 0u, 0u, 0u); }
+        case 3u: { return BlockHead(d, d, -16.0 * d, -16.0 * d, a.base + 6u, s.x, 0u, 0u); }
+        case 4u: { return BlockHead(d, d, m, m, a.base + 8u, s.x, 0u, 0u); }
         case 5u, 6u: {
             // 6-bit scale and min of block j (GGML's get_scale_min_k4).
             let j = a.sub;
@@ -156,7 +172,8 @@ fn head_of(a: HeadAt, d: f32, m: f32, s: vec3<u32>) -> BlockHead {
             }
             let ds = d * f32(sc);
             let qs = a.base + select(16u, 48u, QTYPE == 6u) + 32u * (j / 2u);
-            return BlockHead(ds, ds, -m * f32(mn), qs, a.base + 16u, 4u * (j & 1u), j);
+            let mm = -m * f32(mn);
+            return BlockHead(ds, ds, mm, mm, qs, a.base + 16u, 4u * (j & 1u), j);
         }
         case 7u: {
             // Block j = 4·half + part: ql chunk 64·half + 32·(part & 1), nibble part / 2; qh chunk
@@ -165,10 +182,31 @@ fn head_of(a: HeadAt, d: f32, m: f32, s: vec3<u32>) -> BlockHead {
             let part = a.sub % 4u;
             let s0 = f32(i32(s.x << 24u) >> 24u);
             let s1 = f32(i32(s.x << 16u) >> 24u);
-            return BlockHead(d * s0, d * s1, 0.0, a.base + 64u * half + 32u * (part & 1u),
+            return BlockHead(d * s0, d * s1, 0.0, 0.0, a.base + 64u * half + 32u * (part & 1u),
                 a.base + 128u + 32u * half, 4u * (part / 2u), 2u * part);
         }
-        default: { return BlockHead(d, d, 0.0, a.base + 2u, 0u, 0u, 0u); } // Q8_0, IQ4_NL
+        case 9u: {
+            // Block sub = 4·half + j: quants at 16 + 32·half, bits 2j; scale/min bytes 2·sub, 2·sub + 1.
+            let half = a.sub / 4u;
+            let j = a.sub % 4u;
+            let s0 = s.x & 255u;
+            let s1 = (s.x >> 8u) & 255u;
+            return BlockHead(d * f32(s0 & 15u), d * f32(s1 & 15u), -m * f32(s0 >> 4u), -m * f32(s1 >> 4u),
+                a.base + 16u + 32u * half, 0u, 2u * j, 0u);
+        }
+        case 10u: {
+            // Block sub = 4·half + j: quants at 32 + 32·half, bits 2j; hmask bit sub; scales 2·sub and
+            // 2·sub + 1: low 4 bits in byte i % 8 (nibble i / 8), high 2 in byte 8 + i % 4 (bits 2·(i / 4)).
+            let half = a.sub / 4u;
+            let j = a.sub % 4u;
+            let i0 = 2u * a.sub;
+            let i1 = i0 + 1u;
+            let sc0 = ((byte_of(s, i0 % 8u) >> (4u * (i0 / 8u))) & 15u) | (((byte_of(s, 8u + i0 % 4u) >> (2u * (i0 / 4u))) & 3u) << 4u);
+            let sc1 = ((byte_of(s, i1 % 8u) >> (4u * (i1 / 8u))) & 15u) | (((byte_of(s, 8u + i1 % 4u) >> (2u * (i1 / 4u))) & 3u) << 4u);
+            return BlockHead(d * (f32(sc0) - 32.0), d * (f32(sc1) - 32.0), 0.0, 0.0, a.base + 32u + 32u * half,
+                a.base, 2u * j, a.sub);
+        }
+        default: { return BlockHead(d, d, 0.0, 0.0, a.base + 2u, 0u, 0u, 0u); } // Q8_0, IQ4_NL
     }
 }
 
@@ -197,9 +235,9 @@ fn quad_word(h: BlockHead, i: u32) -> u32 {
     return h.qs + 4u * (i & 3u);
 }
 
-// Whether a quad needs a word of high bits (Q5_K, Q6_K), read at h.qh + 4·i.
+// Whether a quad needs a word of high bits (Q5_K, Q6_K, Q3_K), read at h.qh + 4·i.
 fn has_high_words() -> bool {
-    return QTYPE == 6u || QTYPE == 7u;
+    return QTYPE == 6u || QTYPE == 7u || QTYPE == 10u;
 }
 
 // IQ4_NL's 16 values, 4 signed bytes a word.
@@ -216,6 +254,15 @@ fn quad_of(h: BlockHead, q: u32, hw: u32, i: u32) -> vec4<f32> {
     let bytes = vec4<u32>(0u, 8u, 16u, 24u);
     if (QTYPE == 2u) {
         return h.d * vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(q) << (vec4<u32>(24u) - bytes)) >> vec4<u32>(24u));
+    }
+    if (QTYPE == 9u || QTYPE == 10u) {
+        let v = vec4<f32>((vec4<u32>(q) >> (bytes + h.shift)) & vec4<u32>(3u));
+        let d = select(h.d, h.d2, i >= 4u);
+        if (QTYPE == 9u) {
+            return d * v + select(h.m, h.m2, i >= 4u);
+        }
+        let hb = vec4<f32>((vec4<u32>(hw) >> (bytes + h.hshift)) & vec4<u32>(1u));
+        return d * (v + 4.0 * hb - 4.0);
     }
     if (is_k_quant()) {
         var v = (vec4<u32>(q) >> (bytes + h.shift)) & vec4<u32>(15u);

@@ -109,7 +109,7 @@ pub enum FormatProblem {
     UnknownDtype { tensor: String, dtype: String },
     #[error(
         "tensor `{tensor}` has dtype {dtype}, which this library cannot load (F32, F16, BF16, I32, I64; \
-         in GGUF also Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, IQ4_NL)"
+         in GGUF also Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL)"
     )]
     UnsupportedDtype { tensor: String, dtype: String },
     #[error("tensor `{tensor}`: {detail}")]

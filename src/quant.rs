@@ -30,16 +30,22 @@ pub enum QuantType {
     Q6_K,
     /// `w = d · kvalues[q]`, q 4-bit into a fixed non-linear table: 18 bytes a block.
     IQ4_NL,
+    /// `w = d·sc · q − dmin·mn`, q 2-bit, 4-bit scale and min a 16 elements: 84 bytes / 256.
+    Q2_K,
+    /// `w = d·sc · q`, q 3-bit signed (−4..3), a 6-bit signed scale a 16 elements: 110 bytes / 256.
+    Q3_K,
 }
 
 impl QuantType {
     /// Every format, in GGML's type-id order.
-    pub const ALL: [QuantType; 9] = [
+    pub const ALL: [QuantType; 11] = [
         QuantType::Q4_0,
         QuantType::Q4_1,
         QuantType::Q5_0,
         QuantType::Q5_1,
         QuantType::Q8_0,
+        QuantType::Q2_K,
+        QuantType::Q3_K,
         QuantType::Q4_K,
         QuantType::Q5_K,
         QuantType::Q6_K,
@@ -59,6 +65,8 @@ impl QuantType {
             QuantType::Q5_0 => 6,
             QuantType::Q5_1 => 7,
             QuantType::Q8_0 => 8,
+            QuantType::Q2_K => 10,
+            QuantType::Q3_K => 11,
             QuantType::Q4_K => 12,
             QuantType::Q5_K => 13,
             QuantType::Q6_K => 14,
@@ -69,7 +77,11 @@ impl QuantType {
     /// Elements a block (a super-block for the K-quants): rows are whole blocks.
     pub fn block_elems(self) -> u64 {
         match self {
-            QuantType::Q4_K | QuantType::Q5_K | QuantType::Q6_K => 256,
+            QuantType::Q2_K
+            | QuantType::Q3_K
+            | QuantType::Q4_K
+            | QuantType::Q5_K
+            | QuantType::Q6_K => 256,
             _ => 32,
         }
     }
@@ -81,6 +93,8 @@ impl QuantType {
             QuantType::Q5_0 => 22,
             QuantType::Q5_1 => 24,
             QuantType::Q8_0 => 34,
+            QuantType::Q2_K => 84,
+            QuantType::Q3_K => 110,
             QuantType::Q4_K => 144,
             QuantType::Q5_K => 176,
             QuantType::Q6_K => 210,
@@ -95,6 +109,8 @@ impl QuantType {
             QuantType::Q5_0 => "q5_0",
             QuantType::Q5_1 => "q5_1",
             QuantType::Q8_0 => "q8_0",
+            QuantType::Q2_K => "q2_k",
+            QuantType::Q3_K => "q3_k",
             QuantType::Q4_K => "q4_k",
             QuantType::Q5_K => "q5_k",
             QuantType::Q6_K => "q6_k",

@@ -1,4 +1,4 @@
-//! Kernels over GGML block-quantized weights (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, IQ4_NL)
+//! Kernels over GGML block-quantized weights (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K ... Q6_K, IQ4_NL)
 //! against goldens from the `gguf` package's dequantizer (scripts/goldens_quants.py: random blocks and
 //! their values; matrices here are runs of those blocks) and GEMVs computed here in f64, over odd shapes: dequantize, gather, GEMV (with and without a
 //! residual), fused SwiGLU GEMV, the 4-rows-a-workgroup GEMV, and the fused QKV + RoPE GEMV of decoding.
@@ -13,7 +13,7 @@ use webgpu_infer::{DType, Gpu, Result, Tensor};
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 /// Every format, each against the `gguf` package's dequantizer (scripts/goldens_quants.py).
-const TYPES: [QuantType; 9] = QuantType::ALL;
+const TYPES: [QuantType; 11] = QuantType::ALL;
 
 /// (rows, columns): rows not a multiple of the GEMV's 8, columns of 1, 3, 18 (a model's 576) and 33
 /// 32-element blocks (more blocks than the 32 threads of a row); for the K-quants (256-element
@@ -46,6 +46,8 @@ fn golden(qtype: QuantType) -> (&'static [u8], Vec<f32>) {
         QuantType::Q5_K => files!("q5_k"),
         QuantType::Q6_K => files!("q6_k"),
         QuantType::IQ4_NL => files!("iq4_nl"),
+        QuantType::Q2_K => files!("q2_k"),
+        QuantType::Q3_K => files!("q3_k"),
     };
     let values = values
         .chunks_exact(4)

@@ -67,6 +67,8 @@ fn qtype_constant(q: QuantType) -> f64 {
         QuantType::Q5_K => 6.0,
         QuantType::Q6_K => 7.0,
         QuantType::IQ4_NL => 8.0,
+        QuantType::Q2_K => 9.0,
+        QuantType::Q3_K => 10.0,
     }
 }
 
