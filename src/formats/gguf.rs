@@ -494,7 +494,7 @@ fn stored(ggml_type: u32) -> Option<(Stored, u64, u64)> {
     })
 }
 
-/// GGML's name for a type id this library does not read ("Q2_K (GGML type 10)"), for errors.
+/// GGML's name for a type id this library does not read ("IQ2_XXS (GGML type 16)"), for errors.
 fn ggml_type_name(id: u32) -> String {
     const NAMES: [&str; 36] = [
         "F32", "F16", "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K",
@@ -616,8 +616,8 @@ mod tests {
             ),
             (image(&[], &[("w", &[4], 77, 0)]), "GGML type 77"),
             (
-                image(&[], &[("w", &[256], 10, 0)]),
-                "`w` has dtype Q2_K (GGML type 10)",
+                image(&[], &[("w", &[256], 16, 0)]),
+                "`w` has dtype IQ2_XXS (GGML type 16)",
             ),
             (image(&[], &[("w", &[u64::MAX, 4], 0, 0)]), "too large"),
             (image(&[], &[("w", &[], 0, 0)]), "0 dimensions"),
