@@ -28,6 +28,8 @@
 // buffer's size always is).
 
 override QTYPE: u32 = 1u;
+// gemv_qkv: the value weight's type (Q4_K_M files give v more bits than q and k in some layers).
+override QTYPE_V: u32 = 1u;
 override HAS_RESIDUAL: bool = false;
 // gemv_qkv and gemv_swiglu (one row of x): RMSNorm folded in, x / sqrt(mean(x²) + eps) · norm_w,
 // computed by every workgroup for itself (shaders/norm.wgsl's MODE 1, summed in another order).
@@ -53,13 +55,13 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read> w: array<u32>;
 
-fn is_k_quant() -> bool {
-    return (QTYPE >= 5u && QTYPE <= 7u) || QTYPE == 9u || QTYPE == 10u;
+fn is_k_quant(t: u32) -> bool {
+    return (t >= 5u && t <= 7u) || t == 9u || t == 10u;
 }
 
 // Bytes of a block (32-element formats) or of a super-block (K-quants).
-fn block_bytes() -> u32 {
-    switch QTYPE {
+fn block_bytes(t: u32) -> u32 {
+    switch t {
         case 0u, 8u: { return 18u; }
         case 1u: { return 20u; }
         case 3u: { return 22u; }
@@ -111,30 +113,30 @@ struct HeadAt {
     sub: u32,    // K-quants: the 32-element block within the super-block (0..7)
 }
 
-fn head_at(blk: u32) -> HeadAt {
-    if (is_k_quant()) {
-        let base = (blk / 8u) * block_bytes();
+fn head_at(t: u32, blk: u32) -> HeadAt {
+    if (is_k_quant(t)) {
+        let base = (blk / 8u) * block_bytes(t);
         let sub = blk % 8u;
-        if (QTYPE == 7u) {
+        if (t == 7u) {
             // Q6_K: scales 2·sub and 2·sub + 1 are at 192 + 2·sub.
             return HeadAt(base, base + 208u, base + 192u + 2u * sub, sub);
         }
-        if (QTYPE == 9u) {
+        if (t == 9u) {
             // Q2_K: scale/min bytes 2·sub and 2·sub + 1 are at 2·sub.
             return HeadAt(base, base + 80u, base + 2u * sub, sub);
         }
-        if (QTYPE == 10u) {
+        if (t == 10u) {
             return HeadAt(base, base + 108u, base + 96u, sub);
         }
         return HeadAt(base, base, base + 4u, sub);
     }
-    let base = blk * block_bytes();
-    return HeadAt(base, base, base + select(2u, 4u, QTYPE == 4u), 0u);
+    let base = blk * block_bytes(t);
+    return HeadAt(base, base, base + select(2u, 4u, t == 4u), 0u);
 }
 
 // Extra head words `head_of` reads: Q5_0/Q5_1 and Q6_K one, Q4_K/Q5_K three.
-fn head_words() -> u32 {
-    switch QTYPE {
+fn head_words(t: u32) -> u32 {
+    switch t {
         case 3u, 4u, 7u, 9u: { return 1u; }
         case 5u, 6u, 10u: { return 3u; }
         default: { return 0u; }
@@ -142,8 +144,8 @@ fn head_words() -> u32 {
 }
 
 // Whether the second f16 (m, dmin) is read.
-fn has_min() -> bool {
-    return QTYPE == 1u || QTYPE == 4u || QTYPE == 5u || QTYPE == 6u || QTYPE == 9u;
+fn has_min(t: u32) -> bool {
+    return t == 1u || t == 4u || t == 5u || t == 6u || t == 9u;
 }
 
 // Byte `i` of the words s (K-quant scales).
@@ -152,8 +154,8 @@ fn byte_of(s: vec3<u32>, i: u32) -> u32 {
 }
 
 // The head from the raw values at `a`: d, the second f16 (m or dmin), the extra words.
-fn head_of(a: HeadAt, d: f32, m: f32, s: vec3<u32>) -> BlockHead {
-    switch QTYPE {
+fn head_of(t: u32, a: HeadAt, d: f32, m: f32, s: vec3<u32>) -> BlockHead {
+    switch t {
         case 0u: { return BlockHead(d, d, -8.0 * d, -8.0 * d, a.base + 2u, 0u, 0u, 0u); }
         case 1u: { return BlockHead(d, d, m, m, a.base + 4u, 0u, 0u, 0u); }
         case 3u: { return BlockHead(d, d, -16.0 * d, -16.0 * d, a.base + 6u, s.x, 0u, 0u); }
@@ -171,7 +173,7 @@ fn head_of(a: HeadAt, d: f32, m: f32, s: vec3<u32>) -> BlockHead {
                 mn = (byte_of(s, j + 4u) >> 4u) | ((byte_of(s, j) >> 6u) << 4u);
             }
             let ds = d * f32(sc);
-            let qs = a.base + select(16u, 48u, QTYPE == 6u) + 32u * (j / 2u);
+            let qs = a.base + select(16u, 48u, t == 6u) + 32u * (j / 2u);
             let mm = -m * f32(mn);
             return BlockHead(ds, ds, mm, mm, qs, a.base + 16u, 4u * (j & 1u), j);
         }
@@ -211,33 +213,33 @@ fn head_of(a: HeadAt, d: f32, m: f32, s: vec3<u32>) -> BlockHead {
 }
 
 fn block_head(blk: u32) -> BlockHead {
-    let a = head_at(blk);
+    let a = head_at(QTYPE, blk);
     var m = 0.0;
-    if (has_min()) {
+    if (has_min(QTYPE)) {
         m = f16_at(a.d + 2u);
     }
     var s = vec3<u32>(0u);
-    if (head_words() > 0u) {
+    if (head_words(QTYPE) > 0u) {
         s.x = word_at(a.s);
     }
-    if (head_words() > 1u) {
+    if (head_words(QTYPE) > 1u) {
         s.y = word_at(a.s + 4u);
         s.z = word_at(a.s + 8u);
     }
-    return head_of(a, f16_at(a.d), m, s);
+    return head_of(QTYPE, a, f16_at(a.d), m, s);
 }
 
 // Byte offset of the quant word holding quad i (elements 4·i .. 4·i + 3).
-fn quad_word(h: BlockHead, i: u32) -> u32 {
-    if (QTYPE == 2u || is_k_quant()) {
+fn quad_word(t: u32, h: BlockHead, i: u32) -> u32 {
+    if (t == 2u || is_k_quant(t)) {
         return h.qs + 4u * i;
     }
     return h.qs + 4u * (i & 3u);
 }
 
 // Whether a quad needs a word of high bits (Q5_K, Q6_K, Q3_K), read at h.qh + 4·i.
-fn has_high_words() -> bool {
-    return QTYPE == 6u || QTYPE == 7u || QTYPE == 10u;
+fn has_high_words(t: u32) -> bool {
+    return t == 6u || t == 7u || t == 10u;
 }
 
 // IQ4_NL's 16 values, 4 signed bytes a word.
@@ -250,26 +252,26 @@ fn iq4nl(q: vec4<u32>) -> vec4<f32> {
 }
 
 // Elements 4·i .. 4·i + 3 of a block from its quant word `q` and high-bit word `hw`.
-fn quad_of(h: BlockHead, q: u32, hw: u32, i: u32) -> vec4<f32> {
+fn quad_of(t: u32, h: BlockHead, q: u32, hw: u32, i: u32) -> vec4<f32> {
     let bytes = vec4<u32>(0u, 8u, 16u, 24u);
-    if (QTYPE == 2u) {
+    if (t == 2u) {
         return h.d * vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(q) << (vec4<u32>(24u) - bytes)) >> vec4<u32>(24u));
     }
-    if (QTYPE == 9u || QTYPE == 10u) {
+    if (t == 9u || t == 10u) {
         let v = vec4<f32>((vec4<u32>(q) >> (bytes + h.shift)) & vec4<u32>(3u));
         let d = select(h.d, h.d2, i >= 4u);
-        if (QTYPE == 9u) {
+        if (t == 9u) {
             return d * v + select(h.m, h.m2, i >= 4u);
         }
         let hb = vec4<f32>((vec4<u32>(hw) >> (bytes + h.hshift)) & vec4<u32>(1u));
         return d * (v + 4.0 * hb - 4.0);
     }
-    if (is_k_quant()) {
+    if (is_k_quant(t)) {
         var v = (vec4<u32>(q) >> (bytes + h.shift)) & vec4<u32>(15u);
-        if (QTYPE == 6u) {
+        if (t == 6u) {
             v |= ((vec4<u32>(hw) >> (bytes + h.hshift)) & vec4<u32>(1u)) << vec4<u32>(4u);
         }
-        if (QTYPE == 7u) {
+        if (t == 7u) {
             v |= ((vec4<u32>(hw) >> (bytes + h.hshift)) & vec4<u32>(3u)) << vec4<u32>(4u);
             return select(h.d, h.d2, i >= 4u) * (vec4<f32>(v) - 32.0);
         }
@@ -278,10 +280,10 @@ fn quad_of(h: BlockHead, q: u32, hw: u32, i: u32) -> vec4<f32> {
     // 32-element nibble formats: byte j holds element j (low nibble) and j + 16 (high nibble).
     let s = select(0u, 4u, i >= 4u);
     var v = (vec4<u32>(q) >> (bytes + s)) & vec4<u32>(15u);
-    if (QTYPE == 8u) {
+    if (t == 8u) {
         return h.d * iq4nl(v);
     }
-    if (QTYPE == 3u || QTYPE == 4u) {
+    if (t == 3u || t == 4u) {
         // Element 4·i + e's fifth bit is bit 4·i + e of qh.
         v |= ((vec4<u32>(h.qh >> (4u * i)) >> vec4<u32>(0u, 1u, 2u, 3u)) & vec4<u32>(1u)) << vec4<u32>(4u);
     }
@@ -290,10 +292,10 @@ fn quad_of(h: BlockHead, q: u32, hw: u32, i: u32) -> vec4<f32> {
 
 fn quad(h: BlockHead, i: u32) -> vec4<f32> {
     var hw = 0u;
-    if (has_high_words()) {
+    if (has_high_words(QTYPE)) {
         hw = word_at(h.qh + 4u * i);
     }
-    return quad_of(h, word_at(quad_word(h, i)), hw, i);
+    return quad_of(QTYPE, h, word_at(quad_word(QTYPE, h, i)), hw, i);
 }
 
 // ---- GEMV: out[r, j] = Σ_k x[r, k] · W[j, k] (+ residual[r, j]) --------------------------------------
@@ -410,28 +412,28 @@ fn up_word_at(b: u32) -> u32 {
 
 // block_head and quad for w_up (WGSL cannot pass a storage array to a function): the same reads.
 fn block_head_up(blk: u32) -> BlockHead {
-    let a = head_at(blk);
+    let a = head_at(QTYPE, blk);
     var m = 0.0;
-    if (has_min()) {
+    if (has_min(QTYPE)) {
         m = up_f16_at(a.d + 2u);
     }
     var s = vec3<u32>(0u);
-    if (head_words() > 0u) {
+    if (head_words(QTYPE) > 0u) {
         s.x = up_word_at(a.s);
     }
-    if (head_words() > 1u) {
+    if (head_words(QTYPE) > 1u) {
         s.y = up_word_at(a.s + 4u);
         s.z = up_word_at(a.s + 8u);
     }
-    return head_of(a, up_f16_at(a.d), m, s);
+    return head_of(QTYPE, a, up_f16_at(a.d), m, s);
 }
 
 fn quad_up(h: BlockHead, i: u32) -> vec4<f32> {
     var hw = 0u;
-    if (has_high_words()) {
+    if (has_high_words(QTYPE)) {
         hw = up_word_at(h.qh + 4u * i);
     }
-    return quad_of(h, up_word_at(quad_word(h, i)), hw, i);
+    return quad_of(QTYPE, h, up_word_at(quad_word(QTYPE, h, i)), hw, i);
 }
 
 @compute @workgroup_size(256, 1, 1)
@@ -592,28 +594,28 @@ fn v_word_at(b: u32) -> u32 {
 }
 
 fn block_head_v(blk: u32) -> BlockHead {
-    let a = head_at(blk);
+    let a = head_at(QTYPE_V, blk);
     var m = 0.0;
-    if (has_min()) {
+    if (has_min(QTYPE_V)) {
         m = v_f16_at(a.d + 2u);
     }
     var s = vec3<u32>(0u);
-    if (head_words() > 0u) {
+    if (head_words(QTYPE_V) > 0u) {
         s.x = v_word_at(a.s);
     }
-    if (head_words() > 1u) {
+    if (head_words(QTYPE_V) > 1u) {
         s.y = v_word_at(a.s + 4u);
         s.z = v_word_at(a.s + 8u);
     }
-    return head_of(a, v_f16_at(a.d), m, s);
+    return head_of(QTYPE_V, a, v_f16_at(a.d), m, s);
 }
 
 fn quad_v(h: BlockHead, i: u32) -> vec4<f32> {
     var hw = 0u;
-    if (has_high_words()) {
+    if (has_high_words(QTYPE_V)) {
         hw = v_word_at(h.qh + 4u * i);
     }
-    return quad_of(h, v_word_at(quad_word(h, i)), hw, i);
+    return quad_of(QTYPE_V, h, v_word_at(quad_word(QTYPE_V, h, i)), hw, i);
 }
 
 const QKV_TWO_PI: f32 = 6.283185307179586;

@@ -322,21 +322,28 @@ fn rope_interleaved_ref(v: &mut [f64], head_dim: usize, pos: usize, theta: f32) 
 }
 
 /// Decoding's fused attention input: q, k and v of one token and RoPE on q and k in one dispatch, k
-/// and v written into a cache's row, against CPU GEMVs and RoPE.
+/// and v written into a cache's row, against CPU GEMVs and RoPE; v of q's type and of another (as
+/// Q4_K_M files mix them).
 async fn gemv_qkv_matches_cpu_body() -> Result<()> {
     let gpu = gpu().await?;
     // q: 4 heads of 16, k and v: 2 heads of 16 (grouped-query attention), 96 inputs (3 blocks; one
     // 256-element super-block for the K-quants).
     let (nq, nkv, head_dim, pos, theta) = (64, 32, 16, 37, 10000.0f32);
-    for qtype in TYPES {
+    // Mixed: what llama.cpp's Q4_K_M writes (v Q6_K or its Q8_0 fallback) and one more.
+    let mixed = [
+        (QuantType::Q4_K, QuantType::Q6_K),
+        (QuantType::Q5_0, QuantType::Q8_0),
+        (QuantType::Q8_0, QuantType::Q5_1),
+    ];
+    for (qtype, vtype) in TYPES.iter().map(|&q| (q, q)).chain(mixed) {
         let k = if qtype.block_elems() == 256 { 256 } else { 96 };
         let mut rng = Rng::new(nq as u64 + 5);
         let (qb, qv) = golden_blocks(qtype, nq, k, 5);
         let (kb, kv) = golden_blocks(qtype, nkv, k, 6);
-        let (vb, vv) = golden_blocks(qtype, nkv, k, 7);
+        let (vb, vv) = golden_blocks(vtype, nkv, k, 7);
         let wq = QTensor::from_blocks(&gpu, &qb, &[nq, k], qtype)?;
         let wk = QTensor::from_blocks(&gpu, &kb, &[nkv, k], qtype)?;
-        let wv = QTensor::from_blocks(&gpu, &vb, &[nkv, k], qtype)?;
+        let wv = QTensor::from_blocks(&gpu, &vb, &[nkv, k], vtype)?;
         let mut x = rng.vec(k);
         let tx = upload(&gpu, DType::F32, &mut x, &[1, k])?;
         // A cache of 3 rows; the token goes into row 1, rows 0 and 2 must stay as they were.
@@ -393,7 +400,7 @@ async fn gemv_qkv_matches_cpu_body() -> Result<()> {
             };
             // v: f32 accumulation over ≤ 256 terms (1e-4 absolute, as the GEMV tests); q and k: that
             // plus RoPE's bound (above). A wrong pairing, angle or position is off by O(values).
-            let what = format!("gemv_qkv {qtype:?} norm {folded}");
+            let what = format!("gemv_qkv {qtype:?} (v {vtype:?}) norm {folded}");
             let q_got = q.to_f32_vec().await?;
             assert_close(&format!("{what} q"), &q_got, &f(&want_q), q_tol, 1e-4);
             let k_got = k_cache.to_f32_vec().await?;

@@ -365,8 +365,8 @@ pub struct Rope {
 }
 
 /// One token's attention inputs in one dispatch: `q = x · Wqᵀ`, `k = x · Wkᵀ` and `v = x · Wvᵀ` for
-/// `x [1, k]` (three quantized weights of one type, q `[nq, k]`, k and v `[nkv, k]`, row counts
-/// multiples of 8), with `rope` applied to q and k in GGML's interleaved layout, k and v written into
+/// `x [1, k]` (three quantized weights, q and k of one type, v of that or another as Q4_K_M files
+/// have them; q `[nq, k]`, k and v `[nkv, k]`, row counts multiples of 8), with `rope` applied to q and k in GGML's interleaved layout, k and v written into
 /// `k_out` and `v_out` (`nkv` elements each: a KV cache's next row). Returns q `[1, nq]`.
 /// Cooperative (GPU) kernel only: CPU adapters run the three GEMVs and `rope` apart.
 #[allow(clippy::too_many_arguments)]
@@ -392,16 +392,15 @@ pub fn gemv_qkv(
             format!("x must be one row, got {:?}", x.shape()),
         ));
     }
-    if wv.shape() != wk.shape() || wk.qtype() != wq.qtype() || wv.qtype() != wq.qtype() {
+    if wv.shape() != wk.shape() || wk.qtype() != wq.qtype() {
         return Err(Error::shape(
             OP,
             format!(
-                "k {:?} {:?} and v {:?} {:?} must have one shape, and q {:?} their type",
+                "k {:?} and v {:?} must have one shape, and q ({:?}) and k ({:?}) one type",
                 wk.shape(),
-                wk.qtype(),
                 wv.shape(),
-                wv.qtype(),
-                wq.qtype()
+                wq.qtype(),
+                wk.qtype()
             ),
         ));
     }
@@ -466,6 +465,7 @@ pub fn gemv_qkv(
         entry: "gemv_qkv",
         constants: &[
             ("QTYPE", qtype_constant(wq.qtype())),
+            ("QTYPE_V", qtype_constant(wv.qtype())),
             ("NORM", f64::from(u8::from(norm.is_some()))),
         ],
     });

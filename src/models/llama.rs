@@ -546,15 +546,15 @@ impl Llama {
         let seq = x.shape()[0];
         let (heads, kv_heads, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim);
         let eps = c.rms_norm_eps;
-        // Decoding on a GPU, GGUF weights of one type: the three projections and RoPE in one dispatch
-        // (quant::gemv_qkv); with fold_norms the RMSNorms too (into it and the SwiGLU GEMV).
+        // Decoding on a GPU, GGUF weights (q and k of one type, v of any): the three projections and
+        // RoPE in one dispatch (quant::gemv_qkv); with fold_norms the RMSNorms too (into it and the
+        // SwiGLU GEMV).
         let fused = match (&b.q.weight, &b.k.weight, &b.v.weight) {
             (AnyTensor::Quant(wq), AnyTensor::Quant(wk), AnyTensor::Quant(wv))
                 if seq == 1
                     && self.rope_layout == Layout::Interleaved
                     && !rec.gpu().capabilities().cpu_kernels
                     && wq.qtype() == wk.qtype()
-                    && wk.qtype() == wv.qtype()
                     && (heads * hd) % 8 == 0
                     && (kv_heads * hd) % 8 == 0 =>
             {
