@@ -4,8 +4,12 @@ answers for it, for tests/llama.rs: the K-quants as a Q4_K_M file mixes them (Q4
 one layer, q/k and v of different types), the 32-element formats in the other (Q5_0 q/k/v, Q5_1,
 IQ4_NL gate/up, Q8_0), a Q4_K token embedding and a Q6_K LM head.
 
-Run by hand (never in CI): /tmp/venv/bin/python scripts/make_tiny_gguf.py
-    (pip install torch transformers gguf numpy)
+Run by hand (never in CI): /tmp/venv/bin/python scripts/make_tiny_gguf.py [llama|qwen2|qwen3]
+    (pip install torch transformers accelerate gguf numpy)
+qwen2 and qwen3 write tiny-qwen2.gguf / tiny-qwen3.gguf and golden-<arch>.json: the same vocabulary
+and layer types, Qwen2's q/k/v biases or Qwen3's per-head q/k RMSNorm (head_dim 128 there, past
+hidden / heads), and rotate-half RoPE (llama.cpp permutes q and k only for `llama`). `refused` writes
+two small files the library must refuse (see `refused`).
 Writes tests/fixtures/tiny-gguf/: tiny-kquants.gguf (~0.8 MB; tokenizer and chat template inside: the
 byte-level vocabulary and ChatML template of tests/fixtures/tiny-llama, two merges) and golden.json (prompt ids,
 top-10 first-step logits, a greedy 16-token continuation; transformers loading this GGUF file, which
@@ -17,13 +21,15 @@ read, not the best 4-bit copy of the weights. Each is checked here against gguf'
 """
 import json
 import os
+import sys
 
 import numpy as np
 import torch
 from gguf import GGMLQuantizationType as T, GGUFWriter
 from gguf.quants import dequantize, quantize
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import (LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
+                          Qwen3ForCausalLM)
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 OUT = os.path.join(ROOT, "tests", "fixtures", "tiny-gguf")
@@ -163,29 +169,45 @@ def tokenizer():
     return tok
 
 
-def main():
+FALLBACK = {T.Q4_K: T.Q5_0, T.Q5_K: T.Q5_1, T.Q6_K: T.Q8_0}  # llama.cpp's, for rows not of 256
+
+
+def main(arch="llama"):
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(TOKENS), hidden_size=256, intermediate_size=512, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                      rms_norm_eps=1e-5, rope_theta=ROPE_THETA, tie_word_embeddings=False,
-                      eos_token_id=257, bos_token_id=256)
-    model = LlamaForCausalLM(cfg).eval()
+    common = dict(vocab_size=len(TOKENS), hidden_size=256, intermediate_size=512, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                  rms_norm_eps=1e-5, rope_theta=ROPE_THETA, tie_word_embeddings=False,
+                  eos_token_id=257, bos_token_id=256)
+    if arch == "llama":
+        cfg = LlamaConfig(**common)
+        model = LlamaForCausalLM(cfg).eval()
+    elif arch == "qwen2":
+        cfg = Qwen2Config(**common)
+        model = Qwen2ForCausalLM(cfg).eval()
+    else:
+        cfg = Qwen3Config(head_dim=128, attention_bias=False, **common)
+        model = Qwen3ForCausalLM(cfg).eval()
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
     sd = {k: v.float().numpy() for k, v in model.state_dict().items()}
     # Larger weights than the init's 0.02, so that the logits are not all alike.
     sd = {k: v * 4.0 if v.ndim == 2 else v + np.random.default_rng(1).normal(0, 0.1, v.shape).astype(np.float32)
           for k, v in sd.items()}
 
-    path = os.path.join(OUT, "tiny-kquants.gguf")
-    writer = GGUFWriter(path, "llama")
-    writer.add_name("tiny-kquants")
+    name = "tiny-kquants" if arch == "llama" else f"tiny-{arch}"
+    path = os.path.join(OUT, f"{name}.gguf")
+    writer = GGUFWriter(path, arch)
+    writer.add_name(name)
     writer.add_context_length(cfg.max_position_embeddings)
     writer.add_embedding_length(cfg.hidden_size)
     writer.add_block_count(cfg.num_hidden_layers)
     writer.add_feed_forward_length(cfg.intermediate_size)
     writer.add_head_count(cfg.num_attention_heads)
     writer.add_head_count_kv(cfg.num_key_value_heads)
-    writer.add_rope_dimension_count(cfg.hidden_size // cfg.num_attention_heads)
+    writer.add_rope_dimension_count(head_dim)
+    if arch == "qwen3":
+        writer.add_key_length(head_dim)
+        writer.add_value_length(head_dim)
     writer.add_rope_freq_base(ROPE_THETA)
     writer.add_layer_norm_rms_eps(cfg.rms_norm_eps)
     writer.add_vocab_size(cfg.vocab_size)
@@ -203,6 +225,8 @@ def main():
         if qtype is None:
             writer.add_tensor(name, w.astype(np.float32))
             return
+        if w.shape[-1] % 256:
+            qtype = FALLBACK.get(qtype, qtype)
         blocks = quantize_as(w, qtype)
         writer.add_tensor(name, blocks, raw_shape=blocks.shape, raw_dtype=qtype)
 
@@ -213,11 +237,17 @@ def main():
         add(f"blk.{i}.ffn_norm.weight", sd[p + "post_attention_layernorm.weight"])
         for g, qtype in types.items():
             w = sd[p + HF_NAMES[g] + ".weight"]
-            if g == "attn_q":
+            if arch == "llama" and g == "attn_q":
                 w = permute(w, cfg.num_attention_heads)
-            elif g == "attn_k":
+            elif arch == "llama" and g == "attn_k":
                 w = permute(w, cfg.num_key_value_heads)
             add(f"blk.{i}.{g}.weight", w, qtype)
+            bias = sd.get(p + HF_NAMES[g] + ".bias")
+            if bias is not None:
+                add(f"blk.{i}.{g}.bias", bias)
+        if arch == "qwen3":
+            add(f"blk.{i}.attn_q_norm.weight", sd[p + "self_attn.q_norm.weight"])
+            add(f"blk.{i}.attn_k_norm.weight", sd[p + "self_attn.k_norm.weight"])
     add("output_norm.weight", sd["model.norm.weight"])
     add("output.weight", sd["lm_head.weight"], T.Q6_K)
     writer.write_header_to_file()
@@ -226,7 +256,11 @@ def main():
     writer.close()
 
     # The reference: transformers reading the file back (dequantized by gguf, q/k un-permuted).
-    ref = LlamaForCausalLM.from_pretrained(OUT, gguf_file="tiny-kquants.gguf", torch_dtype=torch.float32).eval()
+    ref = type(model).from_pretrained(OUT, gguf_file=f"{name}.gguf", torch_dtype=torch.float32).eval()
+    for k, v in ref.state_dict().items():  # the file holds what the model had, bar quantization
+        want = torch.from_numpy(sd[k])
+        assert v.shape == want.shape, (k, v.shape, want.shape)
+        assert (v - want).abs().max() <= 0.2 * want.abs().max() + 1e-6, k
     hf_tok = tokenizer()
     cases = []
     for name, prompt, chat in [("raw", "Hello, tiny model", False), ("chat", "Hi there", True)]:
@@ -242,10 +276,33 @@ def main():
                       "top_logits": [[int(i), float(v)] for v, i in zip(top.values, top.indices)],
                       "greedy_ids": gen[0, len(ids):].tolist()})
         print(name, ids[:8], cases[-1]["greedy_ids"], cases[-1]["top_logits"][:3])
-    with open(os.path.join(OUT, "golden.json"), "w") as f:
+    golden = "golden.json" if arch == "llama" else f"golden-{arch}.json"
+    with open(os.path.join(OUT, golden), "w") as f:
         json.dump({"made_by": "scripts/make_tiny_gguf.py", "cases": cases}, f, indent=1)
         f.write("\n")
 
 
+def refused():
+    """Two small files the library must refuse with a clear error (tests/llama.rs): an architecture
+    it lacks, and Llama 3's RoPE scaling (rope_freqs.weight), which it must not silently ignore."""
+    for name, arch, extra in [("refused-arch.gguf", "gemma2", None),
+                              ("refused-rope-freqs.gguf", "llama", "rope_freqs.weight")]:
+        w = GGUFWriter(os.path.join(OUT, name), arch)
+        for key, value in [("context_length", 64), ("embedding_length", 8), ("block_count", 1),
+                           ("feed_forward_length", 16)]:
+            w.add_uint32(f"{arch}.{key}", value)
+        w.add_head_count(2)
+        w.add_tensor("token_embd.weight", np.zeros((4, 8), np.float32))
+        if extra:
+            w.add_tensor(extra, np.ones(2, np.float32))
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["refused"]:
+        refused()
+    else:
+        main(*sys.argv[1:])

@@ -330,23 +330,58 @@ gpu_test!(tiny_hf_llama_matches_transformers, tiny_hf_llama);
 /// (~5× the larger; a wrong scale or bit in a block moves them by ~1e-2 or more), and the same 16
 /// greedy tokens.
 async fn tiny_gguf_kquants() -> Result<()> {
-    const FILE: &str = "tests/fixtures/tiny-gguf/tiny-kquants.gguf";
+    tiny_gguf_matches("tiny-kquants.gguf", "golden.json").await
+}
+gpu_test!(tiny_gguf_kquants_matches_transformers, tiny_gguf_kquants);
+
+/// The same for a tiny Qwen2 (biases on q, k and v) and a tiny Qwen3 (RMSNorm over each head of q and
+/// k; head_dim 128, past hidden / heads), both with rotate-half RoPE, as llama.cpp writes them.
+async fn tiny_gguf_qwen() -> Result<()> {
+    tiny_gguf_matches("tiny-qwen2.gguf", "golden-qwen2.json").await?;
+    tiny_gguf_matches("tiny-qwen3.gguf", "golden-qwen3.json").await
+}
+gpu_test!(tiny_gguf_qwen_matches_transformers, tiny_gguf_qwen);
+
+/// Files the generator must refuse rather than run wrong (scripts/make_tiny_gguf.py refused): an
+/// architecture it lacks, and Llama 3's RoPE scaling (its `rope_freqs.weight` factors).
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn unsupported_gguf_models_are_refused() {
+    let gpu = pollster::block_on(gpu()).unwrap();
+    for (file, needle) in [
+        (
+            "refused-arch.gguf",
+            "\"gemma2\"; the GGUF architectures supported are llama, qwen2, qwen3",
+        ),
+        ("refused-rope-freqs.gguf", "rope_freqs.weight"),
+    ] {
+        let path = format!("tests/fixtures/tiny-gguf/{file}");
+        let Err(err) = Generator::from_path(&gpu, path.as_ref(), &mut |_| {}) else {
+            panic!("{file} was accepted");
+        };
+        assert!(matches!(err, Error::Model { .. }), "{file}: {err:?}");
+        assert!(err.to_string().contains(needle), "{file}: {err}");
+    }
+}
+
+async fn tiny_gguf_matches(file: &str, golden: &str) -> Result<()> {
+    let path = format!("tests/fixtures/tiny-gguf/{file}");
     let gpu = gpu().await?;
     #[cfg(not(target_arch = "wasm32"))]
-    let g = Generator::from_path(&gpu, FILE.as_ref(), &mut |_| {})?;
+    let g = Generator::from_path(&gpu, path.as_ref(), &mut |_| {})?;
     #[cfg(target_arch = "wasm32")]
     let g = {
         use webgpu_infer::bridge::web::{Source, load_gguf};
         let (header, weights) =
-            load_gguf(&gpu, Source::Url(format!("/{FILE}")), None, &mut |_| {}).await?;
-        Generator::from_gguf(&gpu, FILE, &header, &weights)?
+            load_gguf(&gpu, Source::Url(format!("/{path}")), None, &mut |_| {}).await?;
+        Generator::from_gguf(&gpu, &path, &header, &weights)?
     };
     let golden: serde_json::Value = serde_json::from_slice(
-        &read_asset_owned("tests/fixtures/tiny-gguf/golden.json".into()).await,
+        &read_asset_owned(format!("tests/fixtures/tiny-gguf/{golden}")).await,
     )
     .unwrap();
     for case in golden["cases"].as_array().unwrap() {
-        let name = case["name"].as_str().unwrap();
+        let name = format!("{file} {}", case["name"].as_str().unwrap());
         let chat = case["chat"].as_bool().unwrap();
         let prompt = case["prompt"].as_str().unwrap();
         let want_ids: Vec<u32> = serde_json::from_value(case["prompt_ids"].clone()).unwrap();
@@ -360,16 +395,13 @@ async fn tiny_gguf_kquants() -> Result<()> {
         };
         let out = g.generate(prompt, &opts, &mut |_| true).await?;
         let top: Vec<(u32, f32)> = serde_json::from_value(case["top_logits"].clone()).unwrap();
-        let diff = top_logits_within(name, &out.first_step_top_logits, &top, 1e-3);
-        log(&format!(
-            "tiny GGUF {name}: top-10 logits within {diff:.2e}"
-        ));
+        let diff = top_logits_within(&name, &out.first_step_top_logits, &top, 1e-3);
+        log(&format!("{name}: top-10 logits within {diff:.2e}"));
         let greedy: Vec<u32> = serde_json::from_value(case["greedy_ids"].clone()).unwrap();
         assert_eq!(out.ids, greedy, "{name}: greedy ids");
     }
     Ok(())
 }
-gpu_test!(tiny_gguf_kquants_matches_transformers, tiny_gguf_kquants);
 
 /// Asserts that every `(id, logit)` of `want` is among `got` with a logit within `bound`; returns the
 /// largest difference.

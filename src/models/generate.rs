@@ -153,7 +153,8 @@ fn model_error(source: &str, message: impl Into<String>) -> Error {
 }
 
 impl Generator {
-    /// Builds a generator from a loaded GGUF file: the model from its `llama.*` metadata and tensors,
+    /// Builds a generator from a loaded GGUF file: the model from its `llama.*` / `qwen2.*` / `qwen3.*`
+    /// metadata and tensors,
     /// the tokenizer from `tokenizer.ggml.*`, the chat template from `tokenizer.chat_template`.
     pub fn from_gguf(
         gpu: &Gpu,

@@ -2,7 +2,9 @@
 //! `models/llama/modeling_llama.py`: token embedding, `num_hidden_layers` pre-RMSNorm blocks of
 //! grouped-query attention with RoPE and a SwiGLU MLP, a final RMSNorm and the LM head (tied to the
 //! embedding or not). Weights come from a Hugging Face checkpoint (config.json + safetensors) or a
-//! GGUF file, whose quantized matrices stay quantized on the GPU.
+//! GGUF file, whose quantized matrices stay quantized on the GPU. From GGUF also Qwen2
+//! (`modeling_qwen2.py`: biases on q, k and v) and Qwen3 (`modeling_qwen3.py`: an RMSNorm over each
+//! head of q and k before RoPE), which llama.cpp stores with rotate-half ("NEOX") RoPE.
 //!
 //! One forward call records every layer into the caller's [`Recorder`]: a whole prefill, or one
 //! decoding step, is a single submit. Keys and values are written straight into the [`KvCache`].
@@ -49,6 +51,10 @@ pub struct Config {
     /// The context length the model was trained for.
     pub max_position_embeddings: usize,
     pub tie_word_embeddings: bool,
+    /// q, k and v projections with biases (Qwen2).
+    pub attention_bias: bool,
+    /// An RMSNorm over each head of q and of k before RoPE (Qwen3).
+    pub qk_norm: bool,
 }
 
 /// The fields of a Hugging Face `config.json` read here.
@@ -153,35 +159,58 @@ impl Config {
             rope_theta,
             max_position_embeddings: c.max_position_embeddings,
             tie_word_embeddings: c.tie_word_embeddings,
+            attention_bias: false,
+            qk_norm: false,
         }
         .checked(source)
     }
 
-    /// Reads the `llama.*` metadata of a GGUF file.
+    /// Reads the `{arch}.*` metadata of a GGUF file: `llama`, `qwen2` or `qwen3`.
     pub fn from_gguf(source: &str, header: &Header, weights: &Weights) -> Result<Config> {
         let arch = header.architecture().unwrap_or("");
-        if arch != "llama" {
+        if !GGUF_ARCHS.contains(&arch) {
             return Err(bad(
                 source,
                 format!(
-                    "general.architecture is {arch:?}; only \"llama\" GGUF files are supported"
+                    "general.architecture is {arch:?}; the GGUF architectures supported are {}",
+                    GGUF_ARCHS.join(", ")
                 ),
             ));
         }
         let int = |key: &str| -> Result<usize> {
             header
-                .get(source, &format!("llama.{key}"))?
+                .get(source, &format!("{arch}.{key}"))?
                 .as_u64()
                 .map(|v| v as usize)
-                .ok_or_else(|| bad(source, format!("llama.{key} is not an integer")))
+                .ok_or_else(|| bad(source, format!("{arch}.{key} is not an integer")))
         };
         let float = |key: &str, default: f32| -> f32 {
             header
                 .metadata
-                .get(&format!("llama.{key}"))
+                .get(&format!("{arch}.{key}"))
                 .and_then(|v| v.as_f64())
                 .map_or(default, |v| v as f32)
         };
+        // Llama 3's RoPE scaling reaches GGUF as per-frequency factors (`rope_freqs.weight`); YaRN and
+        // linear scaling as `rope.scaling.type`. Neither is implemented: refused, not ignored.
+        if weights.contains("rope_freqs.weight") {
+            return Err(bad(
+                source,
+                "the file scales RoPE's frequencies (rope_freqs.weight: Llama 3.1/3.2's rope_scaling), \
+                 which is not supported yet",
+            ));
+        }
+        if let Some(kind) = header
+            .metadata
+            .get(&format!("{arch}.rope.scaling.type"))
+            .and_then(|v| v.as_str())
+            .filter(|k| *k != "none")
+        {
+            return Err(bad(
+                source,
+                format!("{arch}.rope.scaling.type is {kind:?}; RoPE scaling is not supported yet"),
+            ));
+        }
         let heads = int("attention.head_count")?;
         let hidden = int("embedding_length")?;
         let vocab = match int("vocab_size") {
@@ -194,12 +223,16 @@ impl Config {
             num_hidden_layers: int("block_count")?,
             num_attention_heads: heads,
             num_key_value_heads: int("attention.head_count_kv").unwrap_or(heads),
-            head_dim: int("rope.dimension_count").unwrap_or(hidden / heads.max(1)),
+            head_dim: int("attention.key_length")
+                .or_else(|_| int("rope.dimension_count"))
+                .unwrap_or(hidden / heads.max(1)),
             vocab_size: vocab,
             rms_norm_eps: float("attention.layer_norm_rms_epsilon", 1e-5),
             rope_theta: float("rope.freq_base", 10_000.0),
             max_position_embeddings: int("context_length").unwrap_or(2048),
             tie_word_embeddings: !weights.contains("output.weight"),
+            attention_bias: arch == "qwen2",
+            qk_norm: arch == "qwen3",
         }
         .checked(source)
     }
@@ -225,6 +258,9 @@ impl Config {
     }
 }
 
+/// The GGUF `general.architecture` values read ([`Config::from_gguf`]).
+pub const GGUF_ARCHS: [&str; 3] = ["llama", "qwen2", "qwen3"];
+
 /// Where the weights' names come from.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Names {
@@ -236,8 +272,13 @@ enum Names {
 
 impl Names {
     fn layer(self, i: usize, part: &str) -> String {
+        self.layer_tensor(i, part, "weight")
+    }
+
+    /// `part`'s `kind` ("weight" or "bias") in layer i.
+    fn layer_tensor(self, i: usize, part: &str, kind: &str) -> String {
         match self {
-            Names::Hf => format!("model.layers.{i}.{part}.weight"),
+            Names::Hf => format!("model.layers.{i}.{part}.{kind}"),
             Names::Gguf => {
                 let short = match part {
                     "input_layernorm" => "attn_norm",
@@ -248,9 +289,11 @@ impl Names {
                     "post_attention_layernorm" => "ffn_norm",
                     "mlp.gate_proj" => "ffn_gate",
                     "mlp.up_proj" => "ffn_up",
+                    "self_attn.q_norm" => "attn_q_norm",
+                    "self_attn.k_norm" => "attn_k_norm",
                     _ => "ffn_down",
                 };
-                format!("blk.{i}.{short}.weight")
+                format!("blk.{i}.{short}.{kind}")
             }
         }
     }
@@ -267,13 +310,35 @@ impl Names {
     }
 }
 
-/// A weight matrix `[out, in]`, dense or block-quantized, as a linear layer uses it.
+/// A weight matrix `[out, in]`, dense or block-quantized, and an optional bias `[out]`, as a linear
+/// layer uses them.
 #[derive(Clone)]
 pub struct Linear {
     weight: AnyTensor,
+    bias: Option<Tensor>,
 }
 
 impl Linear {
+    /// With the bias `bias_name` (`[out]`).
+    fn load_with_bias(
+        weights: &Weights,
+        name: &str,
+        bias_name: &str,
+        out: usize,
+        inp: usize,
+    ) -> Result<Linear> {
+        let mut l = Linear::load(weights, name, out, inp)?;
+        let bias = weights.get(bias_name)?;
+        if bias.shape() != [out] {
+            return Err(bad(
+                bias_name,
+                format!("has shape {:?}, not [{out}]", bias.shape()),
+            ));
+        }
+        l.bias = Some(bias.clone());
+        Ok(l)
+    }
+
     fn load(weights: &Weights, name: &str, out: usize, inp: usize) -> Result<Linear> {
         let weight = weights.get_any(name)?;
         if weight.shape() != [out, inp] {
@@ -285,10 +350,10 @@ impl Linear {
                 ),
             ));
         }
-        Ok(Linear { weight })
+        Ok(Linear { weight, bias: None })
     }
 
-    /// `x · Wᵀ (+ residual)`, written into `out` when given.
+    /// `x · Wᵀ (+ bias) (+ residual)`, written into `out` when given.
     fn forward(
         &self,
         rec: &mut Recorder,
@@ -297,20 +362,33 @@ impl Linear {
         out: Option<&Tensor>,
     ) -> Result<Tensor> {
         let rows = x.numel() / x.shape().last().copied().unwrap_or(1).max(1);
+        let bias = self.bias.as_ref();
         let y = match &self.weight {
             AnyTensor::Quant(w) if rows <= gemv_max_rows(rec.gpu()) => {
-                let opts = quant::GemvOptions {
-                    residual,
-                    out,
-                    ..Default::default()
+                // One row: a bias is the GEMV's added term (when no residual is).
+                let row_bias = match (bias, residual) {
+                    (Some(b), None) if rows == 1 => Some(b.reshape(&[1, b.numel()])?),
+                    _ => None,
                 };
-                return quant::gemv_with(rec, x, w, opts);
+                if bias.is_none() || row_bias.is_some() {
+                    let opts = quant::GemvOptions {
+                        residual: residual.or(row_bias.as_ref()),
+                        out,
+                        ..Default::default()
+                    };
+                    return quant::gemv_with(rec, x, w, opts);
+                }
+                let y = quant::gemv(rec, x, w, None)?;
+                match bias {
+                    Some(b) => elementwise::add(rec, &y, b)?,
+                    None => y,
+                }
             }
             AnyTensor::Quant(w) => {
                 let dense = quant::dequantize(rec, w, x.dtype())?;
-                linear(rec, x, &dense, None, None)?
+                linear(rec, x, &dense, bias, None)?
             }
-            AnyTensor::Dense(w) => linear(rec, x, w, None, None)?,
+            AnyTensor::Dense(w) => linear(rec, x, w, bias, None)?,
         };
         let y = match residual {
             Some(r) => elementwise::add(rec, &y, r)?,
@@ -330,6 +408,9 @@ struct Block {
     q: Linear,
     k: Linear,
     v: Linear,
+    /// Qwen3: RMSNorm weights `[head_dim]` over each head of q and of k.
+    q_norm: Option<Tensor>,
+    k_norm: Option<Tensor>,
     o: Linear,
     mlp_norm: Tensor,
     gate: Linear,
@@ -391,10 +472,16 @@ impl Llama {
         Self::load(cfg, weights, Names::Hf, Layout::RotateHalf)
     }
 
-    /// Builds the model from a GGUF file's weights (llama.cpp permuted the query and key rows to
-    /// GGML's interleaved RoPE layout, which is what the kernel then uses).
+    /// Builds the model from a GGUF file's weights (for `llama` llama.cpp permuted the query and key
+    /// rows to GGML's interleaved RoPE layout, which is what the kernel then uses; Qwen2 and Qwen3
+    /// files keep rotate-half RoPE, as [`Config`]'s `attention_bias` / `qk_norm` say they are).
     pub fn from_gguf(cfg: Config, weights: &Weights) -> Result<Llama> {
-        Self::load(cfg, weights, Names::Gguf, Layout::Interleaved)
+        let layout = if cfg.attention_bias || cfg.qk_norm {
+            Layout::RotateHalf
+        } else {
+            Layout::Interleaved
+        };
+        Self::load(cfg, weights, Names::Gguf, layout)
     }
 
     fn load(cfg: Config, weights: &Weights, names: Names, rope_layout: Layout) -> Result<Llama> {
@@ -403,21 +490,37 @@ impl Llama {
             cfg.num_attention_heads * cfg.head_dim,
             cfg.num_key_value_heads * cfg.head_dim,
         );
-        let norm = |name: &str| -> Result<Tensor> {
+        let norm_of = |name: &str, d: usize| -> Result<Tensor> {
             let t = weights.get(name)?;
             if t.shape() != [d] {
                 return Err(bad(name, format!("has shape {:?}, not [{d}]", t.shape())));
             }
             Ok(t.clone())
         };
+        let norm = |name: &str| norm_of(name, d);
         let blocks = (0..cfg.num_hidden_layers)
             .map(|i| {
                 let l = |part: &str| names.layer(i, part);
+                let proj = |part: &str, out: usize| -> Result<Linear> {
+                    if cfg.attention_bias {
+                        let bias = names.layer_tensor(i, part, "bias");
+                        Linear::load_with_bias(weights, &l(part), &bias, out, d)
+                    } else {
+                        Linear::load(weights, &l(part), out, d)
+                    }
+                };
+                let head_norm = |part: &str| -> Result<Option<Tensor>> {
+                    cfg.qk_norm
+                        .then(|| norm_of(&l(part), cfg.head_dim))
+                        .transpose()
+                };
                 Ok(Block {
                     attn_norm: norm(&l("input_layernorm"))?,
-                    q: Linear::load(weights, &l("self_attn.q_proj"), q_dim, d)?,
-                    k: Linear::load(weights, &l("self_attn.k_proj"), kv_dim, d)?,
-                    v: Linear::load(weights, &l("self_attn.v_proj"), kv_dim, d)?,
+                    q: proj("self_attn.q_proj", q_dim)?,
+                    k: proj("self_attn.k_proj", kv_dim)?,
+                    v: proj("self_attn.v_proj", kv_dim)?,
+                    q_norm: head_norm("self_attn.q_norm")?,
+                    k_norm: head_norm("self_attn.k_norm")?,
                     o: Linear::load(weights, &l("self_attn.o_proj"), d, q_dim)?,
                     mlp_norm: norm(&l("post_attention_layernorm"))?,
                     gate: Linear::load(weights, &l("mlp.gate_proj"), ff, d)?,
@@ -553,6 +656,8 @@ impl Llama {
             (AnyTensor::Quant(wq), AnyTensor::Quant(wk), AnyTensor::Quant(wv))
                 if seq == 1
                     && self.rope_layout == Layout::Interleaved
+                    && b.q.bias.is_none()
+                    && b.q_norm.is_none()
                     && !rec.gpu().capabilities().cpu_kernels
                     && wq.qtype() == wk.qtype()
                     && (heads * hd) % 8 == 0
@@ -589,11 +694,16 @@ impl Llama {
                 .reshape(&[1, seq, heads, hd])?
         } else {
             let h = rms_norm(rec, x, &b.attn_norm, eps)?;
+            // Qwen3Attention.forward: q_norm / k_norm over each head, before RoPE.
+            let head_norm = |rec: &mut Recorder, t: Tensor, w: &Option<Tensor>| match w {
+                Some(w) => rms_norm(rec, &t, w, eps),
+                None => Ok(t),
+            };
             let q = b.q.forward(rec, &h, None, None)?;
-            let q = q.reshape(&[1, seq, heads, hd])?;
+            let q = head_norm(rec, q.reshape(&[1, seq, heads, hd])?, &b.q_norm)?;
             let q = rope_with(rec, &q, None, pos0, c.rope_theta, self.rope_layout)?;
             let k = b.k.forward(rec, &h, None, None)?;
-            let k = k.reshape(&[1, seq, kv_heads, hd])?;
+            let k = head_norm(rec, k.reshape(&[1, seq, kv_heads, hd])?, &b.k_norm)?;
             rope_with(rec, &k, Some(&k_rows), pos0, c.rope_theta, self.rope_layout)?;
             b.v.forward(rec, &h, None, Some(&v_rows))?;
             q
