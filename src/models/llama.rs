@@ -561,8 +561,9 @@ impl Llama {
     /// Decoding on GPUs (GGUF weights): fold each RMSNorm into the fused QKV + RoPE GEMV and the SwiGLU
     /// GEMV that read it, 2 dispatches a layer fewer (5 rather than 7), each workgroup reducing the row
     /// itself. Off by default: an earlier fold (into every projection's GEMV) was slower on the H100
-    /// (419.8 against 453.1 tokens/s, 2026-11), and this one is not yet measured on a GPU
-    /// (`generate --bench --fold-norms`). Same results within rounding (tests/quant.rs).
+    /// (419.8 against 453.1 tokens/s, 2026-11), and this one is no faster on the H200 (545.6 against
+    /// 548.0 tokens/s, `bench-results/h200-q4km-fold-2026-12-04.jsonl`): each workgroup's own
+    /// reduction over the row costs what the saved dispatch did. Same results within rounding.
     pub fn set_fold_norms(&mut self, on: bool) {
         self.fold_norms = on;
     }
