@@ -170,6 +170,27 @@ def tokenizer():
 
 
 FALLBACK = {T.Q4_K: T.Q5_0, T.Q5_K: T.Q5_1, T.Q6_K: T.Q8_0}  # llama.cpp's, for rows not of 256
+LLAMA3_SCALING = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                  "original_max_position_embeddings": 64}
+
+
+def llama3_rope_factors(theta, dim, s):
+    """rope_freqs.weight as llama.cpp's convert_hf_to_gguf.py computes it for rope_type llama3: the
+    factor each pair's frequency is divided by."""
+    freqs = 1.0 / (theta ** (np.arange(0, dim, 2, dtype=np.float32) / dim))
+    old = s["original_max_position_embeddings"]
+    low_wavelen, high_wavelen = old / s["low_freq_factor"], old / s["high_freq_factor"]
+    out = []
+    for f in freqs:
+        wavelen = 2 * np.pi / f
+        if wavelen < high_wavelen:
+            out.append(1.0)
+        elif wavelen > low_wavelen:
+            out.append(s["factor"])
+        else:
+            smooth = (old / wavelen - s["low_freq_factor"]) / (s["high_freq_factor"] - s["low_freq_factor"])
+            out.append(1 / ((1 - smooth) / s["factor"] + smooth))
+    return np.array(out, np.float32)
 
 
 def main(arch="llama"):
@@ -181,6 +202,11 @@ def main(arch="llama"):
                   eos_token_id=257, bos_token_id=256)
     if arch == "llama":
         cfg = LlamaConfig(**common)
+        model = LlamaForCausalLM(cfg).eval()
+    elif arch == "llama3":
+        # Llama 3.1/3.2's RoPE scaling, with an original context of 64 so that the tiny model's
+        # frequencies fall in all three of its bands (kept, divided by `factor`, smoothed between).
+        cfg = LlamaConfig(**common, rope_scaling=LLAMA3_SCALING)
         model = LlamaForCausalLM(cfg).eval()
     elif arch == "qwen2":
         cfg = Qwen2Config(**common)
@@ -196,7 +222,8 @@ def main(arch="llama"):
 
     name = "tiny-kquants" if arch == "llama" else f"tiny-{arch}"
     path = os.path.join(OUT, f"{name}.gguf")
-    writer = GGUFWriter(path, arch)
+    gguf_arch = "llama" if arch == "llama3" else arch
+    writer = GGUFWriter(path, gguf_arch)
     writer.add_name(name)
     writer.add_context_length(cfg.max_position_embeddings)
     writer.add_embedding_length(cfg.hidden_size)
@@ -237,9 +264,9 @@ def main(arch="llama"):
         add(f"blk.{i}.ffn_norm.weight", sd[p + "post_attention_layernorm.weight"])
         for g, qtype in types.items():
             w = sd[p + HF_NAMES[g] + ".weight"]
-            if arch == "llama" and g == "attn_q":
+            if gguf_arch == "llama" and g == "attn_q":
                 w = permute(w, cfg.num_attention_heads)
-            elif arch == "llama" and g == "attn_k":
+            elif gguf_arch == "llama" and g == "attn_k":
                 w = permute(w, cfg.num_key_value_heads)
             add(f"blk.{i}.{g}.weight", w, qtype)
             bias = sd.get(p + HF_NAMES[g] + ".bias")
@@ -248,6 +275,10 @@ def main(arch="llama"):
         if arch == "qwen3":
             add(f"blk.{i}.attn_q_norm.weight", sd[p + "self_attn.q_norm.weight"])
             add(f"blk.{i}.attn_k_norm.weight", sd[p + "self_attn.k_norm.weight"])
+    if arch == "llama3":
+        factors = llama3_rope_factors(ROPE_THETA, head_dim, LLAMA3_SCALING)
+        assert len(set(np.round(factors, 4))) > 2, factors  # all three bands
+        add("rope_freqs.weight", factors)
     add("output_norm.weight", sd["model.norm.weight"])
     add("output.weight", sd["lm_head.weight"], T.Q6_K)
     writer.write_header_to_file()
@@ -261,6 +292,10 @@ def main(arch="llama"):
         want = torch.from_numpy(sd[k])
         assert v.shape == want.shape, (k, v.shape, want.shape)
         assert (v - want).abs().max() <= 0.2 * want.abs().max() + 1e-6, k
+    if arch == "llama3":  # the file's weights in a model with the scaling (not read from GGUF here)
+        scaled = LlamaForCausalLM(cfg).eval()
+        scaled.load_state_dict(ref.state_dict())
+        ref = scaled
     hf_tok = tokenizer()
     cases = []
     for name, prompt, chat in [("raw", "Hello, tiny model", False), ("chat", "Hi there", True)]:
@@ -284,17 +319,17 @@ def main(arch="llama"):
 
 def refused():
     """Two small files the library must refuse with a clear error (tests/llama.rs): an architecture
-    it lacks, and Llama 3's RoPE scaling (rope_freqs.weight), which it must not silently ignore."""
-    for name, arch, extra in [("refused-arch.gguf", "gemma2", None),
-                              ("refused-rope-freqs.gguf", "llama", "rope_freqs.weight")]:
+    it lacks, and YaRN RoPE scaling, which it must not silently ignore."""
+    for name, arch, scaling in [("refused-arch.gguf", "gemma2", None),
+                                ("refused-rope-scaling.gguf", "llama", "yarn")]:
         w = GGUFWriter(os.path.join(OUT, name), arch)
         for key, value in [("context_length", 64), ("embedding_length", 8), ("block_count", 1),
                            ("feed_forward_length", 16)]:
             w.add_uint32(f"{arch}.{key}", value)
         w.add_head_count(2)
+        if scaling:
+            w.add_string(f"{arch}.rope.scaling.type", scaling)
         w.add_tensor("token_embd.weight", np.zeros((4, 8), np.float32))
-        if extra:
-            w.add_tensor(extra, np.ones(2, np.float32))
         w.write_header_to_file()
         w.write_kv_data_to_file()
         w.write_tensors_to_file()

@@ -34,6 +34,8 @@ override HAS_RESIDUAL: bool = false;
 // gemv_qkv and gemv_swiglu (one row of x): RMSNorm folded in, x / sqrt(mean(x²) + eps) · norm_w,
 // computed by every workgroup for itself (shaders/norm.wgsl's MODE 1, summed in another order).
 override NORM: bool = false;
+// gemv_qkv: RoPE frequencies divided by per-pair factors (Llama 3's scaling, `rope_freqs.weight`).
+override HAS_FACTORS: bool = false;
 
 struct Params {
     m: u32,              // rows of x (tokens)
@@ -51,6 +53,7 @@ struct Params {
     head_dim: u32,       // gemv_qkv: RoPE's head size (0: no RoPE)
     eps: f32,            // NORM: RMSNorm's epsilon
     norm_offset: u32,    // NORM: the norm weight's offset, in elements
+    factor_offset: u32,  // gemv_qkv, HAS_FACTORS: rope_factors' first element
 }
 
 @group(0) @binding(0) var<storage, read> w: array<u32>;
@@ -620,6 +623,8 @@ fn quad_v(h: BlockHead, i: u32) -> vec4<f32> {
 
 const QKV_TWO_PI: f32 = 6.283185307179586;
 
+@group(0) @binding(11) var<storage, read> rope_factors: array<f32>;
+
 @compute @workgroup_size(256, 1, 1)
 fn gemv_qkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     if (NORM) {
@@ -669,7 +674,10 @@ fn gemv_qkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
         // The partner of row 2i is 2i + 1 and back: the row next to this one, 32 lanes away.
         let other = partial[lid ^ LANES];
         let i = (row % p.head_dim) / 2u;
-        let inv_freq = 1.0 / pow(p.theta, f32(2u * i) / f32(p.head_dim));
+        var inv_freq = 1.0 / pow(p.theta, f32(2u * i) / f32(p.head_dim));
+        if (HAS_FACTORS) {
+            inv_freq = inv_freq / rope_factors[p.factor_offset + i];
+        }
         let angle = f32(p.pos) * inv_freq;
         let reduced = angle - QKV_TWO_PI * round(angle / QKV_TWO_PI);
         let c = cos(reduced);

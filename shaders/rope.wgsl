@@ -10,6 +10,9 @@
 // specified there.
 
 override INTERLEAVED: bool = false;
+// Llama 3's RoPE scaling as llama.cpp stores it (`rope_freqs.weight`): pair i's frequency divided by
+// freq_factors[i].
+override HAS_FACTORS: bool = false;
 
 struct Params {
     total_pairs: u32, // batch · seq · heads · head_dim/2
@@ -20,11 +23,16 @@ struct Params {
     theta: f32,
     x_offset: u32,
     out_offset: u32,
+    factor_offset: u32, // HAS_FACTORS: freq_factors' first element
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<T>;
 @group(0) @binding(1) var<storage, read_write> out: array<T>;
 @group(0) @binding(2) var<uniform> p: Params;
+@group(0) @binding(3) var<storage, read> freq_factors: array<f32>;
 
 const TWO_PI: f32 = 6.283185307179586;
 
@@ -38,7 +46,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let i = pair % half_dim;
     let vec_index = pair / half_dim; // (b, s, h) flattened
     let s = (vec_index / p.heads) % p.seq;
-    let inv_freq = 1.0 / pow(p.theta, f32(2u * i) / f32(p.head_dim));
+    var inv_freq = 1.0 / pow(p.theta, f32(2u * i) / f32(p.head_dim));
+    if (HAS_FACTORS) {
+        inv_freq = inv_freq / freq_factors[p.factor_offset + i];
+    }
     let angle = f32(p.pos0 + s) * inv_freq;
     let reduced = angle - TWO_PI * round(angle / TWO_PI);
     let c = cos(reduced);

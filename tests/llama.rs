@@ -342,8 +342,16 @@ async fn tiny_gguf_qwen() -> Result<()> {
 }
 gpu_test!(tiny_gguf_qwen_matches_transformers, tiny_gguf_qwen);
 
+/// The same for a tiny LLaMA with Llama 3.1/3.2's RoPE scaling (`rope_type: llama3`, factor 8, an
+/// original context of 64 so that its frequencies fall in all three bands), stored as llama.cpp does:
+/// `rope_freqs.weight`. The reference is transformers' model with that scaling and the file's weights.
+async fn tiny_gguf_llama3() -> Result<()> {
+    tiny_gguf_matches("tiny-llama3.gguf", "golden-llama3.json").await
+}
+gpu_test!(tiny_gguf_llama3_rope_matches_transformers, tiny_gguf_llama3);
+
 /// Files the generator must refuse rather than run wrong (scripts/make_tiny_gguf.py refused): an
-/// architecture it lacks, and Llama 3's RoPE scaling (its `rope_freqs.weight` factors).
+/// architecture it lacks, and YaRN RoPE scaling.
 #[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn unsupported_gguf_models_are_refused() {
@@ -353,7 +361,7 @@ fn unsupported_gguf_models_are_refused() {
             "refused-arch.gguf",
             "\"gemma2\"; the GGUF architectures supported are llama, qwen2, qwen3",
         ),
-        ("refused-rope-freqs.gguf", "rope_freqs.weight"),
+        ("refused-rope-scaling.gguf", "rope.scaling.type is \"yarn\""),
     ] {
         let path = format!("tests/fixtures/tiny-gguf/{file}");
         let Err(err) = Generator::from_path(&gpu, path.as_ref(), &mut |_| {}) else {

@@ -173,6 +173,18 @@ gpu_test!(layer_rms_l2_norms_match_reference, norms);
 
 /// RoPE reference: inv_freq and the angle in f32 as transformers computes them, sin/cos in f64.
 fn rope_ref(x: &[f32], shape: [usize; 4], pos0: usize, theta: f32, interleaved: bool) -> Vec<f32> {
+    rope_ref_scaled(x, shape, pos0, theta, interleaved, None)
+}
+
+/// With per-pair factors dividing the frequencies (Llama 3's scaling as llama.cpp stores it).
+fn rope_ref_scaled(
+    x: &[f32],
+    shape: [usize; 4],
+    pos0: usize,
+    theta: f32,
+    interleaved: bool,
+    factors: Option<&[f32]>,
+) -> Vec<f32> {
     let [batch, seq, heads, d] = shape;
     let mut out = x.to_vec();
     for b in 0..batch {
@@ -180,7 +192,9 @@ fn rope_ref(x: &[f32], shape: [usize; 4], pos0: usize, theta: f32, interleaved: 
             for h in 0..heads {
                 let base = ((b * seq + s) * heads + h) * d;
                 for i in 0..d / 2 {
-                    let inv_freq = 1.0f32 / theta.powf((2 * i) as f32 / d as f32);
+                    let inv_freq = 1.0f32
+                        / theta.powf((2 * i) as f32 / d as f32)
+                        / factors.map_or(1.0, |f| f[i]);
                     let angle = f64::from((pos0 + s) as f32 * inv_freq);
                     let (sn, c) = angle.sin_cos();
                     let (i0, i1) = if interleaved {
@@ -216,6 +230,11 @@ async fn rope_rotations() -> Result<()> {
             let mut big = vec![7.0f32; (b0 * s0 + 2) * h0 * d0];
             let tbig = upload(&gpu, dtype, &mut big, &[b0 * s0 + 2, h0, d0])?;
             let view = tbig.narrow(1, b0 * s0)?.reshape(&shape)?;
+            // Frequency factors (1 to ~4), read from offset 3 of their buffer.
+            let factors: Vec<f32> = (0..d0 / 2).map(|i| 1.0 + 0.37 * (i % 9) as f32).collect();
+            let mut padded = vec![-1.0f32; 3];
+            padded.extend(&factors);
+            let tfactors = Tensor::from_f32(&gpu, &padded, &[padded.len()])?.narrow(3, d0 / 2)?;
             let mut rec = gpu.recorder();
             let y = rope::rope(&mut rec, &tx, pos0, theta)?;
             rope::rope_with(
@@ -226,6 +245,15 @@ async fn rope_rotations() -> Result<()> {
                 theta,
                 rope::Layout::Interleaved,
             )?;
+            let scaled = rope::rope_scaled(
+                &mut rec,
+                &tx,
+                None,
+                pos0,
+                theta,
+                rope::Layout::RotateHalf,
+                Some(&tfactors),
+            )?;
             rec.submit();
             // WGSL specifies sin/cos to 2^-11 absolute on [-π, π]; each output sums two products with
             // |x| ≤ 1: 2e-3 absolute. A wrong pairing or position is off by O(1).
@@ -234,6 +262,13 @@ async fn rope_rotations() -> Result<()> {
                 &format!("rope {dtype:?} {shape:?} pos0 {pos0}"),
                 &y.to_f32_vec().await?,
                 &rope_ref(&x, shape, pos0, theta, false),
+                t,
+                0.0,
+            );
+            assert_close(
+                &format!("scaled rope {dtype:?} {shape:?} pos0 {pos0}"),
+                &scaled.to_f32_vec().await?,
+                &rope_ref_scaled(&x, shape, pos0, theta, false, Some(&factors)),
                 t,
                 0.0,
             );

@@ -308,10 +308,17 @@ fn rms_norm_ref(x: &[f32], w: &[f32], eps: f64) -> Vec<f32> {
 
 /// GGML's interleaved RoPE on the CPU (pairs 2i, 2i + 1 of each head), as transformers computes the
 /// angle: inv_freq in f32, then position · inv_freq in f32, sin and cos in f64.
-fn rope_interleaved_ref(v: &mut [f64], head_dim: usize, pos: usize, theta: f32) {
+fn rope_interleaved_ref(
+    v: &mut [f64],
+    head_dim: usize,
+    pos: usize,
+    theta: f32,
+    factors: Option<&[f32]>,
+) {
     for head in v.chunks_mut(head_dim) {
         for i in 0..head_dim / 2 {
-            let inv_freq = 1.0 / theta.powf((2 * i) as f32 / head_dim as f32);
+            let inv_freq =
+                1.0 / theta.powf((2 * i) as f32 / head_dim as f32) / factors.map_or(1.0, |f| f[i]);
             let angle = f64::from(pos as f32 * inv_freq);
             let (s, c) = angle.sin_cos();
             let (x0, x1) = (head[2 * i], head[2 * i + 1]);
@@ -350,10 +357,15 @@ async fn gemv_qkv_matches_cpu_body() -> Result<()> {
         let k_cache = Tensor::from_f32(&gpu, &vec![7.0; 3 * nkv], &[3, nkv])?;
         let v_cache = Tensor::from_f32(&gpu, &vec![9.0; 3 * nkv], &[3, nkv])?;
         let (k_row, v_row) = (k_cache.narrow(1, 1)?, v_cache.narrow(1, 1)?);
+        // Llama 3's frequency factors in the Q4_K_M-style case (Llama 3.2 files are Q4_K_M).
+        let factors: Vec<f32> = (0..head_dim / 2).map(|i| 1.0 + 0.9 * i as f32).collect();
+        let tfactors = Tensor::from_f32(&gpu, &factors, &[head_dim / 2])?;
+        let scaled = qtype == QuantType::Q4_K && vtype == QuantType::Q6_K;
         let rope = quant::Rope {
             pos,
             theta,
             head_dim,
+            factors: scaled.then_some(&tfactors),
         };
         // Without and with the RMSNorm folded in (weight around 1, eps 1e-5).
         let norm_w: Vec<f32> = rng.vec(k).iter().map(|v| 1.0 + 0.5 * v).collect();
@@ -389,8 +401,9 @@ async fn gemv_qkv_matches_cpu_body() -> Result<()> {
             // (SwiftShader uses that room), and each output sums two products.
             let rope_tol = |v: &[f64]| (1e-4 + 2.0 * largest(v) * 2f64.powi(-11)) as f32;
             let (q_tol, k_tol) = (rope_tol(&want_q), rope_tol(&want_k));
-            rope_interleaved_ref(&mut want_q, head_dim, pos, theta);
-            rope_interleaved_ref(&mut want_k, head_dim, pos, theta);
+            let fac = scaled.then_some(factors.as_slice());
+            rope_interleaved_ref(&mut want_q, head_dim, pos, theta, fac);
+            rope_interleaved_ref(&mut want_k, head_dim, pos, theta, fac);
             let f = |v: &[f64]| -> Vec<f32> { v.iter().map(|&x| x as f32).collect() };
             let row = |fill: f32, mid: &[f64]| -> Vec<f32> {
                 let mut r = vec![fill; nkv];
@@ -400,7 +413,7 @@ async fn gemv_qkv_matches_cpu_body() -> Result<()> {
             };
             // v: f32 accumulation over ≤ 256 terms (1e-4 absolute, as the GEMV tests); q and k: that
             // plus RoPE's bound (above). A wrong pairing, angle or position is off by O(values).
-            let what = format!("gemv_qkv {qtype:?} (v {vtype:?}) norm {folded}");
+            let what = format!("gemv_qkv {qtype:?} (v {vtype:?}) norm {folded} factors {scaled}");
             let q_got = q.to_f32_vec().await?;
             assert_close(&format!("{what} q"), &q_got, &f(&want_q), q_tol, 1e-4);
             let k_got = k_cache.to_f32_vec().await?;

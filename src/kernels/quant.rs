@@ -30,6 +30,7 @@ struct Params {
     head_dim: u32,
     eps: f32,
     norm_offset: u32,
+    factor_offset: u32,
 }
 
 /// Which GEMV kernel runs.
@@ -357,11 +358,13 @@ fn check_norm(
 
 /// RoPE for [`gemv_qkv`]: GGML's interleaved layout (adjacent pairs), as `kernels::rope` computes it.
 #[derive(Clone, Copy, Debug)]
-pub struct Rope {
+pub struct Rope<'a> {
     /// The token's position.
     pub pos: usize,
     pub theta: f32,
     pub head_dim: usize,
+    /// Per-frequency factors (f32 `[head_dim / 2]`, Llama 3's scaling: `kernels::rope::rope_scaled`).
+    pub factors: Option<&'a Tensor>,
 }
 
 /// One token's attention inputs in one dispatch: `q = x · Wqᵀ`, `k = x · Wkᵀ` and `v = x · Wvᵀ` for
@@ -378,7 +381,7 @@ pub fn gemv_qkv(
     wv: &QTensor,
     k_out: &Tensor,
     v_out: &Tensor,
-    rope: Option<Rope>,
+    rope: Option<Rope<'_>>,
     norm: Option<Norm<'_>>,
 ) -> Result<Tensor> {
     const OP: &str = "quant::gemv_qkv";
@@ -439,6 +442,10 @@ pub fn gemv_qkv(
         ));
     }
     check_norm(OP, norm, x, m, k)?;
+    let factors = rope.and_then(|r| r.factors);
+    if let Some(r) = rope {
+        crate::kernels::rope::check_factors(OP, r.factors, r.head_dim)?;
+    }
     let q = Tensor::empty(&gpu, &[1, nq], dtype)?;
     let groups = to_u32(OP, "row groups", (nq + 2 * nkv) / GEMV_ROWS)?;
     gpu.check_workgroups("quant::gemv_qkv output groups", groups)?;
@@ -456,6 +463,7 @@ pub fn gemv_qkv(
         head_dim: rope.map_or(Ok(0), |r| to_u32(OP, "head_dim", r.head_dim))?,
         eps: norm.map_or(0.0, |n| n.eps),
         norm_offset: norm.map_or(0, |n| n.weight.offset_elements()),
+        factor_offset: factors.map_or(0, Tensor::offset_elements),
         ..Params::default()
     };
     let pipeline = gpu.pipeline(&KernelSource {
@@ -467,6 +475,7 @@ pub fn gemv_qkv(
             ("QTYPE", qtype_constant(wq.qtype())),
             ("QTYPE_V", qtype_constant(wv.qtype())),
             ("NORM", f64::from(u8::from(norm.is_some()))),
+            ("HAS_FACTORS", f64::from(u8::from(factors.is_some()))),
         ],
     });
     let bindings = [
@@ -477,8 +486,10 @@ pub fn gemv_qkv(
         (7, wv.buffer()),
         (8, k_out.buffer()),
         (9, v_out.buffer()),
-        // The norm weight; x stands in when there is none (bound, never read).
+        // The norm weight and RoPE's factors; x stands in for either when there is none (bound,
+        // never read).
         (10, norm.map_or(x, |n| n.weight).buffer()),
+        (11, factors.unwrap_or(x).buffer()),
     ];
     rec.dispatch_at(&pipeline, &bindings, 3, &params, [groups, 1, 1]);
     Ok(q)

@@ -20,6 +20,8 @@ struct Params {
     theta: f32,
     x_offset: u32,
     out_offset: u32,
+    factor_offset: u32,
+    _pad: [u32; 3],
 }
 
 /// Which elements of a head form the rotated pairs.
@@ -50,6 +52,20 @@ pub fn rope_with(
     theta: f32,
     layout: Layout,
 ) -> Result<Tensor> {
+    rope_scaled(rec, x, out, pos0, theta, layout, None)
+}
+
+/// [`rope_with`] with per-frequency factors (f32 `[head_dim / 2]`: pair i's frequency is divided by
+/// `factors[i]`), as llama.cpp stores Llama 3's RoPE scaling (`rope_freqs.weight`).
+pub fn rope_scaled(
+    rec: &mut Recorder,
+    x: &Tensor,
+    out: Option<&Tensor>,
+    pos0: usize,
+    theta: f32,
+    layout: Layout,
+    factors: Option<&Tensor>,
+) -> Result<Tensor> {
     const OP: &str = "rope";
     let gpu = rec.gpu().clone();
     let dtype = check_dtypes(OP, &gpu, &[x])?;
@@ -68,6 +84,7 @@ pub fn rope_with(
             format!("head_dim {head_dim} must be even"),
         ));
     }
+    check_factors(OP, factors, head_dim)?;
     let out = match out {
         Some(o) if o.shape() != x.shape() || o.dtype() != dtype => {
             return Err(Error::shape(
@@ -96,18 +113,48 @@ pub fn rope_with(
         theta,
         x_offset: x.offset_elements(),
         out_offset: out.offset_elements(),
+        factor_offset: factors.map_or(0, Tensor::offset_elements),
+        _pad: [0; 3],
     };
     let pipeline = gpu.pipeline(&KernelSource {
         name: "rope",
         body: SHADER,
         dtype,
         entry: "main",
-        constants: &[(
-            "INTERLEAVED",
-            f64::from(u8::from(layout == Layout::Interleaved)),
-        )],
+        constants: &[
+            (
+                "INTERLEAVED",
+                f64::from(u8::from(layout == Layout::Interleaved)),
+            ),
+            ("HAS_FACTORS", f64::from(u8::from(factors.is_some()))),
+        ],
     });
     let grid = grid_1d(&gpu, OP, pairs.div_ceil(256))?;
-    rec.dispatch(&pipeline, &[x.buffer(), out.buffer()], &params, grid);
+    // Without factors x stands in for them (bound, never read).
+    let factors = factors.unwrap_or(x);
+    let bindings = [(0, x.buffer()), (1, out.buffer()), (3, factors.buffer())];
+    rec.dispatch_at(&pipeline, &bindings, 2, &params, grid);
     Ok(out)
+}
+
+/// Checks RoPE frequency factors: f32 `[head_dim / 2]`.
+pub(crate) fn check_factors(
+    op: &'static str,
+    factors: Option<&Tensor>,
+    head_dim: usize,
+) -> Result<()> {
+    match factors {
+        Some(f) if f.dtype() != crate::tensor::DType::F32 || f.numel() != head_dim / 2 => {
+            Err(Error::shape(
+                op,
+                format!(
+                    "RoPE frequency factors must be f32 [{}] (head_dim / 2), got {:?} {:?}",
+                    head_dim / 2,
+                    f.dtype(),
+                    f.shape()
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
 }

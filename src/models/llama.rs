@@ -18,7 +18,7 @@ use crate::formats::gguf::Header;
 use crate::kernels::attention::{self, attention};
 use crate::kernels::embedding::{Extras, embedding};
 use crate::kernels::matmul::linear;
-use crate::kernels::rope::{Layout, rope_with};
+use crate::kernels::rope::{Layout, rope_scaled};
 use crate::kernels::{elementwise, norm::rms_norm, quant};
 use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
@@ -191,15 +191,9 @@ impl Config {
                 .and_then(|v| v.as_f64())
                 .map_or(default, |v| v as f32)
         };
-        // Llama 3's RoPE scaling reaches GGUF as per-frequency factors (`rope_freqs.weight`); YaRN and
-        // linear scaling as `rope.scaling.type`. Neither is implemented: refused, not ignored.
-        if weights.contains("rope_freqs.weight") {
-            return Err(bad(
-                source,
-                "the file scales RoPE's frequencies (rope_freqs.weight: Llama 3.1/3.2's rope_scaling), \
-                 which is not supported yet",
-            ));
-        }
+        // Llama 3's RoPE scaling reaches GGUF as per-frequency factors (`rope_freqs.weight`, read by
+        // Llama::from_gguf); YaRN and linear scaling as `rope.scaling.type`, not implemented: refused,
+        // not ignored.
         if let Some(kind) = header
             .metadata
             .get(&format!("{arch}.rope.scaling.type"))
@@ -464,6 +458,9 @@ pub struct Llama {
     dtype: DType,
     /// Decoding on GPUs: fold each RMSNorm into the GEMV that reads it ([`Llama::set_fold_norms`]).
     fold_norms: bool,
+    /// Llama 3's RoPE scaling: f32 `[head_dim / 2]` factors dividing each pair's frequency (GGUF's
+    /// `rope_freqs.weight`).
+    rope_factors: Option<Tensor>,
 }
 
 impl Llama {
@@ -481,7 +478,20 @@ impl Llama {
         } else {
             Layout::Interleaved
         };
-        Self::load(cfg, weights, Names::Gguf, layout)
+        let half = cfg.head_dim / 2;
+        let mut model = Self::load(cfg, weights, Names::Gguf, layout)?;
+        const FACTORS: &str = "rope_freqs.weight";
+        if weights.contains(FACTORS) {
+            let f = weights.get(FACTORS)?;
+            if f.shape() != [half] || f.dtype() != DType::F32 {
+                return Err(bad(
+                    FACTORS,
+                    format!("is {:?} {:?}, not f32 [{half}]", f.dtype(), f.shape()),
+                ));
+            }
+            model.rope_factors = Some(f.clone());
+        }
+        Ok(model)
     }
 
     fn load(cfg: Config, weights: &Weights, names: Names, rope_layout: Layout) -> Result<Llama> {
@@ -554,6 +564,7 @@ impl Llama {
             rope_layout,
             dtype,
             fold_norms: false,
+            rope_factors: None,
             cfg,
         })
     }
@@ -680,6 +691,7 @@ impl Llama {
                 pos: pos0,
                 theta: c.rope_theta,
                 head_dim: hd,
+                factors: self.rope_factors.as_ref(),
             };
             // The norm folded into the kernel, or its own dispatch first.
             let (h, norm) = if self.fold_norms {
@@ -702,10 +714,20 @@ impl Llama {
             };
             let q = b.q.forward(rec, &h, None, None)?;
             let q = head_norm(rec, q.reshape(&[1, seq, heads, hd])?, &b.q_norm)?;
-            let q = rope_with(rec, &q, None, pos0, c.rope_theta, self.rope_layout)?;
+            let factors = self.rope_factors.as_ref();
+            let q = rope_scaled(rec, &q, None, pos0, c.rope_theta, self.rope_layout, factors)?;
             let k = b.k.forward(rec, &h, None, None)?;
             let k = head_norm(rec, k.reshape(&[1, seq, kv_heads, hd])?, &b.k_norm)?;
-            rope_with(rec, &k, Some(&k_rows), pos0, c.rope_theta, self.rope_layout)?;
+            let theta = c.rope_theta;
+            rope_scaled(
+                rec,
+                &k,
+                Some(&k_rows),
+                pos0,
+                theta,
+                self.rope_layout,
+                factors,
+            )?;
             b.v.forward(rec, &h, None, Some(&v_rows))?;
             q
         };
