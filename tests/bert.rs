@@ -1,7 +1,8 @@
 //! all-MiniLM-L6-v2 end to end against sentence-transformers' own output
 //! (tests/goldens/all-MiniLM-L6-v2.json, made by scripts/goldens_minilm.py): identical token ids,
-//! and per text cosine ≥ 0.9999 and max |difference| ≤ 1e-4 (f32 throughout: the GPU's sums run in
-//! another order than PyTorch's, a few 1e-6 apart; 1e-4 leaves room and still catches any wrong op).
+//! and per text cosine ≥ 0.999999 and max |difference| ≤ 5e-6 (f32 throughout: the GPU's sums run in
+//! another order than PyTorch's; measured ≤ 4.3e-7 on lavapipe and ≤ 3.7e-7 in Chromium on SwiftShader,
+//! cosines within 2e-7 of 1, so the bounds are ~10× the measured error; any wrong op is off by far more).
 mod common;
 
 use common::{gpu, log, read_asset};
@@ -81,7 +82,7 @@ fn check(what: &str, got: &[f32], want: &[f32]) {
         "{what}: cosine {cos:.7}, max |diff| {max_diff:.2e}"
     ));
     assert!(
-        cos >= 0.9999 && max_diff <= 1e-4,
+        cos >= 0.999999 && max_diff <= 5e-6,
         "{what}: cosine {cos}, max |diff| {max_diff}"
     );
 }

@@ -190,7 +190,9 @@ async fn upscaler_matches_package_samples() -> Result<()> {
         log(&format!(
             "x{scale}: {w}x{h}, PSNR vs the package's sample {db:.1} dB"
         ));
-        assert!(db >= 40.0, "x{scale}: PSNR {db:.1} dB below 40");
+        // Measured 98.1 / 98.6 dB (lavapipe and SwiftShader alike): 88 dB is ten times that error's
+        // power; a wrong tap, weight or tile seam costs tens of dB.
+        assert!(db >= 88.0, "x{scale}: PSNR {db:.1} dB below 88");
     }
     Ok(())
 }
