@@ -6,7 +6,8 @@ Run by hand (never in CI), after scripts/fetch-models.sh:
     /tmp/venv/bin/python scripts/goldens_minilm.py
 Writes tests/goldens/all-MiniLM-L6-v2.json: the texts, their token ids (as the model's tokenizer
 gives them after sentence-transformers' own truncation to max_seq_length) and their normalized
-embeddings (float32, as the model computes them on the CPU).
+embeddings (float32, as the model computes them on the CPU); and, under "similarities", the cosine
+similarities of the pairs examples/vite-app compares (checked by tests/e2e/demo.mjs).
 """
 import json, os, sys
 
@@ -33,6 +34,13 @@ TEXTS = [
 ]
 
 
+# examples/vite-app/src/main.ts embeds these three and reports two similarities.
+PAIRS = {
+    "meal_vs_food": ("A man is eating food.", "Someone is having a meal."),
+    "meal_vs_market": ("A man is eating food.", "The stock market fell sharply today."),
+}
+
+
 def main():
     torch.manual_seed(0)
     model = SentenceTransformer(MODEL, device="cpu")
@@ -47,6 +55,11 @@ def main():
         "texts": TEXTS,
         "token_ids": ids,
         "embeddings": [[float(x) for x in e] for e in emb],
+        "similarities": {
+            name: float(torch.nn.functional.cosine_similarity(
+                torch.from_numpy(model.encode([a])), torch.from_numpy(model.encode([b]))))
+            for name, (a, b) in PAIRS.items()
+        },
     }
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w") as f:
