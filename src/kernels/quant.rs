@@ -1,5 +1,6 @@
-//! Kernels over GGML block-quantized matrices, `shaders/quant.wgsl`: a dequantizing GEMV (decoding),
-//! a fused SwiGLU GEMV, and dequantization of whole rows (prefill's weights, embedding gathers).
+//! Kernels over GGML block-quantized matrices, `shaders/quant.wgsl` (after `quant_blocks.wgsl`, the
+//! formats): a dequantizing GEMV (decoding), a fused SwiGLU GEMV, and dequantization of whole rows
+//! (prefill's weights, embedding gathers).
 
 use crate::error::{Error, Result};
 use crate::gpu::KernelSource;
@@ -8,7 +9,11 @@ use crate::quant::{QTensor, QuantType};
 use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
-const SHADER: &str = include_str!("../../shaders/quant.wgsl");
+/// The formats' decoding, then the kernels.
+const SHADER: &str = concat!(
+    include_str!("../../shaders/quant_blocks.wgsl"),
+    include_str!("../../shaders/quant.wgsl")
+);
 /// Weight rows one GEMV workgroup computes (ROWS in the shader).
 const GEMV_ROWS: usize = 8;
 
