@@ -270,7 +270,9 @@ gpu_test!(generation_stops_and_refuses_bad_input, stops_and_bad_input);
 /// scripts/make_tiny_llama.py): BF16 safetensors converted on the GPU, an untied LM head, rotate-half
 /// RoPE with θ from transformers 5's `rope_parameters`, a tokenizer.json and a ChatML template. Same
 /// checks as SmolLM2's; logits within 1e-3 (f32 on both sides from the same bf16 weights; measured
-/// differences are ~1e-6).
+/// 3.8e-4 and 5.1e-4 on lavapipe, the same before this session's kernel changes: the comment here said
+/// ~1e-6, which was not so; why this checkpoint sits 100× further from transformers than the GGUF
+/// ones is not yet understood).
 async fn tiny_hf_llama() -> Result<()> {
     const DIR: &str = "tests/fixtures/tiny-llama";
     let gpu = gpu().await?;
@@ -296,27 +298,7 @@ async fn tiny_hf_llama() -> Result<()> {
         Some(&asset("tokenizer_config.json").await),
     )?;
     assert_eq!(g.config().rope_theta, 1000.0);
-    let golden: serde_json::Value = serde_json::from_slice(&asset("golden.json").await).unwrap();
-    for case in golden["cases"].as_array().unwrap() {
-        let name = case["name"].as_str().unwrap();
-        let chat = case["chat"].as_bool().unwrap();
-        let prompt = case["prompt"].as_str().unwrap();
-        let want_ids: Vec<u32> = serde_json::from_value(case["prompt_ids"].clone()).unwrap();
-        assert_eq!(g.encode(prompt, chat)?, want_ids, "{name}: prompt ids");
-        let opts = GenerateOptions {
-            max_tokens: 16,
-            chat,
-            stop_at_eos: false,
-            top_logits: 258,
-            ..Default::default()
-        };
-        let out = g.generate(prompt, &opts, &mut |_| true).await?;
-        let top: Vec<(u32, f32)> = serde_json::from_value(case["top_logits"].clone()).unwrap();
-        top_logits_within(name, &out.first_step_top_logits, &top, 1e-3);
-        let greedy: Vec<u32> = serde_json::from_value(case["greedy_ids"].clone()).unwrap();
-        assert_eq!(out.ids, greedy, "{name}: greedy ids");
-    }
-    Ok(())
+    tiny_cases_match(&g, "tiny-llama", &asset("golden.json").await).await
 }
 gpu_test!(tiny_hf_llama_matches_transformers, tiny_hf_llama);
 
@@ -384,12 +366,16 @@ async fn tiny_gguf_matches(file: &str, golden: &str) -> Result<()> {
             load_gguf(&gpu, Source::Url(format!("/{path}")), None, &mut |_| {}).await?;
         Generator::from_gguf(&gpu, &path, &header, &weights)?
     };
-    let golden: serde_json::Value = serde_json::from_slice(
-        &read_asset_owned(format!("tests/fixtures/tiny-gguf/{golden}")).await,
-    )
-    .unwrap();
+    let golden = read_asset_owned(format!("tests/fixtures/tiny-gguf/{golden}")).await;
+    tiny_cases_match(&g, file, &golden).await
+}
+
+/// A tiny model's golden cases (scripts/make_tiny_llama.py, make_tiny_gguf.py): the prompt ids, the
+/// first step's top-10 logits within 1e-3 (see the tests above for why), 16 greedy tokens.
+async fn tiny_cases_match(g: &Generator, what: &str, golden: &[u8]) -> Result<()> {
+    let golden: serde_json::Value = serde_json::from_slice(golden).unwrap();
     for case in golden["cases"].as_array().unwrap() {
-        let name = format!("{file} {}", case["name"].as_str().unwrap());
+        let name = format!("{what} {}", case["name"].as_str().unwrap());
         let chat = case["chat"].as_bool().unwrap();
         let prompt = case["prompt"].as_str().unwrap();
         let want_ids: Vec<u32> = serde_json::from_value(case["prompt_ids"].clone()).unwrap();
@@ -398,7 +384,7 @@ async fn tiny_gguf_matches(file: &str, golden: &str) -> Result<()> {
             max_tokens: 16,
             chat,
             stop_at_eos: false,
-            top_logits: 260,
+            top_logits: g.config().vocab_size,
             ..Default::default()
         };
         let out = g.generate(prompt, &opts, &mut |_| true).await?;
