@@ -1,10 +1,11 @@
 //! SmolLM2-135M-Instruct (GGUF, Q4_1 + Q8_0) end to end against transformers loading the same file
 //! (tests/goldens/SmolLM2-135M-Instruct.Q4_1.json, made by scripts/goldens_smollm2.py): identical
 //! prompt token ids (raw and through the chat template), the ten highest first-step logits within
-//! 1e-2 (both sides compute in f32 from the same dequantized weights; the sums run in another order,
-//! measured ~3e-5 apart, so 1e-2 catches any wrong op and tolerates reordering), and the same greedy
-//! continuation for 16 tokens (32 natively for the first prompt). Plus the repetition penalty against
-//! a CPU reference, and bad input.
+//! 3e-4 natively and 1e-2 in the browser (both sides compute in f32 from the same dequantized weights,
+//! the sums in another order: measured ≤ 3.4e-5 on lavapipe; ≤ 2.4e-3 in Chromium on SwiftShader,
+//! whose sin/cos use WGSL's 2^-11 room in every layer's RoPE), and the same greedy continuation: natively
+//! 32 tokens for the first prompt and 16 for the other two, in the browser 8 tokens for two prompts.
+//! Plus the repetition penalty against a CPU reference, and bad input.
 mod common;
 
 use common::{gpu, log, read_asset};
@@ -107,11 +108,13 @@ async fn matches_transformers() -> Result<()> {
             "{}: top-1",
             case.name
         );
+        // ~10× the measured error natively, ~4× on SwiftShader (see the top of this file).
+        let bound = if browser { 1e-2 } else { 3e-4 };
         let worst = top_logits_within(
             &case.name,
             &out.first_step_top_logits,
             &case.top_logits,
-            1e-2,
+            bound,
         );
         log(&format!(
             "{}: {} prompt tokens, top-10 logits within {worst:.2e}, {:.1} tok/s decode, text {:?}",
@@ -121,7 +124,7 @@ async fn matches_transformers() -> Result<()> {
             out.text
         ));
         assert!(
-            worst <= 1e-2,
+            worst <= bound,
             "{}: a top-10 logit is {worst} off",
             case.name
         );
