@@ -272,10 +272,9 @@ gpu_test!(generation_stops_and_refuses_bad_input, stops_and_bad_input);
 /// A tiny random LLaMA in Hugging Face's layout (tests/fixtures/tiny-llama, made by
 /// scripts/make_tiny_llama.py): BF16 safetensors converted on the GPU, an untied LM head, rotate-half
 /// RoPE with θ from transformers 5's `rope_parameters`, a tokenizer.json and a ChatML template. Same
-/// checks as SmolLM2's; logits within 1e-3 (f32 on both sides from the same bf16 weights; measured
-/// 3.8e-4 and 5.1e-4 on lavapipe, the same before this session's kernel changes: the comment here said
-/// ~1e-6, which was not so; why this checkpoint sits 100× further from transformers than the GGUF
-/// ones is not yet understood).
+/// checks as the GGUF checkpoints below (`tiny_cases_match`). The reference reads the saved bf16
+/// weights back in f32 (the first goldens came from the bf16 model converted in memory, whose RoPE
+/// frequencies bf16 had rounded: 3.8e-4 / 5.1e-4 off; now 4.8e-7 on lavapipe, 6.8e-5 on SwiftShader).
 async fn tiny_hf_llama() -> Result<()> {
     const DIR: &str = "tests/fixtures/tiny-llama";
     let gpu = gpu().await?;
@@ -309,11 +308,7 @@ gpu_test!(tiny_hf_llama_matches_transformers, tiny_hf_llama);
 /// (tests/fixtures/tiny-gguf, made by scripts/make_tiny_gguf.py): a Q4_K_M-style layer (Q4_K q/k and
 /// gate/up, Q6_K v and down, Q5_K out-projection: q, k and v of two types), a layer of Q5_0 q/k/v,
 /// Q5_1, IQ4_NL gate/up and Q8_0, a Q4_K token embedding and a Q6_K LM head, against transformers
-/// loading the same file (the gguf package dequantizes it). Both sides compute in f32 from the same
-/// dequantized weights, the sums in another order: measured 2.9e-6 and 4.1e-6 apart on lavapipe, 1.8e-4
-/// in Chromium on SwiftShader (whose sin/cos use WGSL's 2^-11 room, in RoPE), so logits within 1e-3
-/// (~5× the larger; a wrong scale or bit in a block moves them by ~1e-2 or more), and the same 16
-/// greedy tokens.
+/// loading the same file (the gguf package dequantizes it), checked by `tiny_cases_match`.
 async fn tiny_gguf_kquants() -> Result<()> {
     tiny_gguf_matches("tiny-kquants.gguf", "golden.json").await
 }
@@ -374,7 +369,11 @@ async fn tiny_gguf_matches(file: &str, golden: &str) -> Result<()> {
 }
 
 /// A tiny model's golden cases (scripts/make_tiny_llama.py, make_tiny_gguf.py): the prompt ids, the
-/// first step's top-10 logits within 1e-3 (see the tests above for why), 16 greedy tokens.
+/// first step's top-10 logits, 16 greedy tokens. Both sides compute in f32 from the same (dequantized)
+/// weights, the sums in another order. Measured (2026-12-04), the largest over the five checkpoints:
+/// 6.4e-6 on lavapipe, 7.8e-4 in Chromium on SwiftShader (its sin/cos use WGSL's 2^-11 room, in RoPE).
+/// Bounds: 5e-5 natively, 3e-3 in the browser (~8× and ~4×); a wrong scale or bit in a block, a
+/// missing bias or norm moves logits by 1e-2 or more.
 async fn tiny_cases_match(g: &Generator, what: &str, golden: &[u8]) -> Result<()> {
     let golden: serde_json::Value = serde_json::from_slice(golden).unwrap();
     for case in golden["cases"].as_array().unwrap() {
@@ -392,7 +391,12 @@ async fn tiny_cases_match(g: &Generator, what: &str, golden: &[u8]) -> Result<()
         };
         let out = g.generate(prompt, &opts, &mut |_| true).await?;
         let top: Vec<(u32, f32)> = serde_json::from_value(case["top_logits"].clone()).unwrap();
-        let diff = top_logits_within(&name, &out.first_step_top_logits, &top, 1e-3);
+        let bound = if cfg!(target_arch = "wasm32") {
+            3e-3
+        } else {
+            5e-5
+        };
+        let diff = top_logits_within(&name, &out.first_step_top_logits, &top, bound);
         log(&format!("{name}: top-10 logits within {diff:.2e}"));
         let greedy: Vec<u32> = serde_json::from_value(case["greedy_ids"].clone()).unwrap();
         assert_eq!(out.ids, greedy, "{name}: greedy ids");
