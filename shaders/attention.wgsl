@@ -75,6 +75,7 @@ fn prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
                 for (var c = 0u; c < d; c++) {
                     s = fma(qr[c], k_tile[jj * d + c], s);
                 }
+                s = capped(s);
                 if (s > m) {
                     // New maximum: rescale what was accumulated under the old one.
                     let corr = exp(m - s);
@@ -184,7 +185,7 @@ fn decode_range(i: u32, h: u32, b: u32, t: u32, begin: u32, stop: u32) -> Partia
         var ok = false;
         if (j < stop && visible(b, i, j)) {
             ok = true;
-            s = decode_score(kv_index(b, j, kvh)) * p.scale;
+            s = capped(decode_score(kv_index(b, j, kvh)) * p.scale);
         }
         let tile_max = reduce_max(t, s);
         let m_new = max(m, tile_max);
@@ -233,6 +234,15 @@ fn sum_groups(t: u32, acc: f32) -> f32 {
     return o;
 }
 
+// The first key row i may see: 0, or with a sliding window the oldest key inside it.
+fn row_begin(i: u32) -> u32 {
+    let pos = p.kv_len - p.q_len + i;
+    if (p.window > 0u && pos + 1u > p.window) {
+        return pos + 1u - p.window;
+    }
+    return 0u;
+}
+
 // Keys row i may see: all kv_len, or up to its own position when causal.
 fn row_end(i: u32) -> u32 {
     if (p.causal == 1u) {
@@ -248,7 +258,7 @@ fn decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
     let i = wid.x;
     let h = wid.y;
     let b = wid.z;
-    let r = decode_range(i, h, b, t, 0u, row_end(i));
+    let r = decode_range(i, h, b, t, row_begin(i), row_end(i));
     let o = sum_groups(t, r.acc);
     if (t < p.head_dim) {
         let inv = select(0.0, 1.0 / r.l, r.l > 0.0);
@@ -270,8 +280,8 @@ fn decode_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     let split = wid.x % p.n_splits;
     let h = wid.y;
     let b = wid.z;
-    let begin = split * SPLIT_KEYS;
-    let stop = max(begin, min(row_end(i), begin + SPLIT_KEYS));
+    let begin = max(split * SPLIT_KEYS, row_begin(i));
+    let stop = max(begin, min(row_end(i), split * SPLIT_KEYS + SPLIT_KEYS));
     let r = decode_range(i, h, b, t, begin, stop);
     let o = sum_groups(t, r.acc);
     let base = part_index(b, i, h, split);

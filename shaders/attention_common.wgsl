@@ -14,7 +14,11 @@ struct Params {
     has_mask: u32,
     scale: f32,
     n_splits: u32, // decode_split / decode_combine: key ranges of SPLIT_KEYS a row
-    _pad1: u32,
+    window: u32,   // > 0: query at position t sees only keys > t - window (sliding window)
+    softcap: f32,  // > 0: scores become softcap · tanh(score / softcap) (Gemma 2)
+    _pad2: u32,
+    _pad3: u32,
+    _pad4: u32,
 }
 
 @group(0) @binding(0) var<storage, read> q: array<T>;
@@ -36,8 +40,21 @@ fn kv_index(b: u32, j: u32, kvh: u32) -> u32 {
 
 // Whether query row i (of q_len) may attend key j.
 fn visible(b: u32, i: u32, j: u32) -> bool {
-    if (p.causal == 1u && j > p.kv_len - p.q_len + i) {
+    let pos = p.kv_len - p.q_len + i;
+    if (p.causal == 1u && j > pos) {
+        return false;
+    }
+    if (p.window > 0u && j + p.window <= pos) {
         return false;
     }
     return p.has_mask == 0u || mask[b * p.kv_cap + j] != 0;
+}
+
+// A (scaled) score after the soft cap, when there is one. tanh's argument is clamped: some tanh
+// implementations overflow past |x| ≈ 44, and tanh(±15) is ±1 in f32.
+fn capped(s: f32) -> f32 {
+    if (p.softcap > 0.0) {
+        return p.softcap * tanh(clamp(s / p.softcap, -15.0, 15.0));
+    }
+    return s;
 }

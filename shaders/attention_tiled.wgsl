@@ -73,10 +73,13 @@ fn put_row(row: u32, tx: u32, s: vec4<f32>) {
     p_s[at + 6u][tx % 4u] = s.w;
 }
 
-// Scores of query row i against keys j0 + tx + 8c, LOWEST where the key is past `end`, the row past
+// Scores of query row i against keys j0 + tx + 8c (soft-capped), LOWEST where the key is past `end`, the row past
 // the queries, or the key not visible to it.
 fn masked(s: vec4<f32>, b: u32, i: u32, j0: u32, tx: u32, end: u32) -> vec4<f32> {
     var out = s;
+    if (p.softcap > 0.0) {
+        out = vec4<f32>(capped(s.x), capped(s.y), capped(s.z), capped(s.w));
+    }
     let j = j0 + tx;
     if (i >= p.q_len || j >= end || !visible(b, i, j)) { out.x = LOWEST; }
     if (i >= p.q_len || j + 8u >= end || !visible(b, i, j + 8u)) { out.y = LOWEST; }

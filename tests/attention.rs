@@ -21,6 +21,10 @@ struct Case {
     causal: bool,
     /// Row b keeps keys < kv_len - pad·b (a padding mask) when set.
     pad: Option<usize>,
+    /// A sliding window: the query at position t sees keys > t - window.
+    window: Option<usize>,
+    /// Scores soft-capped: cap · tanh(score / cap).
+    softcap: Option<f32>,
 }
 
 fn reference(c: &Case, q: &[f32], k: &[f32], v: &[f32], mask: &[i32]) -> Vec<f32> {
@@ -34,6 +38,7 @@ fn reference(c: &Case, q: &[f32], k: &[f32], v: &[f32], mask: &[i32]) -> Vec<f32
                 let qi = ((b * c.q_len + i) * c.heads + h) * d;
                 let keys: Vec<usize> = (0..c.kv_len)
                     .filter(|&j| !c.causal || j <= c.kv_len - c.q_len + i)
+                    .filter(|&j| c.window.is_none_or(|w| j + w > c.kv_len - c.q_len + i))
                     .filter(|&j| mask.is_empty() || mask[b * c.kv_cap + j] != 0)
                     .collect();
                 let scores: Vec<f64> = keys
@@ -44,6 +49,10 @@ fn reference(c: &Case, q: &[f32], k: &[f32], v: &[f32], mask: &[i32]) -> Vec<f32
                             .map(|e| f64::from(q[qi + e]) * f64::from(k[kj + e]))
                             .sum::<f64>()
                             * scale
+                    })
+                    .map(|s| match c.softcap {
+                        Some(cap) => f64::from(cap) * (s / f64::from(cap)).tanh(),
+                        None => s,
                     })
                     .collect();
                 let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -102,6 +111,8 @@ async fn run(gpu: &Gpu, c: Case, dtype: DType, variants: &[Variant]) -> Result<(
             causal: c.causal,
             kv_len: Some(c.kv_len),
             mask: tmask.as_ref(),
+            window: c.window,
+            softcap: c.softcap,
             variant,
             ..Default::default()
         };
@@ -165,6 +176,8 @@ const fn case(
         head_dim,
         causal,
         pad: None,
+        window: None,
+        softcap: None,
     }
 }
 
@@ -256,3 +269,88 @@ async fn kv_cache_decode() -> Result<()> {
     Ok(())
 }
 gpu_test!(attention_kv_cache_decode_and_prefill_agree, kv_cache_decode);
+
+/// Gemma 2/3's attention: a sliding window (keys more than `window - 1` positions back are not seen)
+/// and soft-capped scores (Gemma 2: 50), in every kernel, prefill and decode, windows shorter and
+/// longer than the tiles and key ranges, with the scores large enough that the cap bends them.
+async fn sliding_window_and_softcap() -> Result<()> {
+    let gpu = gpu().await?;
+    for (c, decode) in [
+        // Prefill: windows inside one tile, across tiles, one key; with and without a cap.
+        (
+            Case {
+                window: Some(5),
+                ..case(1, 40, 40, 4, 2, 64, true)
+            },
+            false,
+        ),
+        (
+            Case {
+                window: Some(33),
+                softcap: Some(2.0),
+                ..case(1, 130, 130, 2, 1, 64, true)
+            },
+            false,
+        ),
+        (
+            Case {
+                window: Some(1),
+                ..case(1, 9, 9, 2, 2, 32, true)
+            },
+            false,
+        ),
+        (
+            Case {
+                softcap: Some(1.5),
+                ..case(2, 21, 21, 3, 3, 64, true)
+            },
+            false,
+        ),
+        (
+            Case {
+                window: Some(7),
+                softcap: Some(3.0),
+                ..case(1, 70, 70, 2, 1, 128, true)
+            },
+            false,
+        ),
+        // Decode over a long cache: the window inside one key range, and spanning several.
+        (
+            Case {
+                kv_cap: 1100,
+                window: Some(100),
+                ..case(1, 1, 1000, 4, 2, 64, true)
+            },
+            true,
+        ),
+        (
+            Case {
+                kv_cap: 1100,
+                window: Some(700),
+                softcap: Some(2.0),
+                ..case(1, 2, 1050, 2, 1, 64, true)
+            },
+            true,
+        ),
+        (
+            Case {
+                kv_cap: 64,
+                window: Some(4),
+                softcap: Some(1.0),
+                ..case(1, 3, 50, 2, 2, 32, true)
+            },
+            true,
+        ),
+    ] {
+        let mut variants = prefills(&gpu, c.head_dim);
+        if decode {
+            variants.extend([Variant::Decode, Variant::DecodeSplit]);
+        }
+        run(&gpu, c, DType::F32, &variants).await?;
+    }
+    Ok(())
+}
+gpu_test!(
+    attention_sliding_window_and_softcap,
+    sliding_window_and_softcap
+);

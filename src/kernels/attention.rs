@@ -73,6 +73,12 @@ pub struct Options<'a> {
     pub kv_len: Option<usize>,
     /// i32 `[batch, kv_cap]`: 1 where a key may be attended, 0 for padding.
     pub mask: Option<&'a Tensor>,
+    /// A sliding window: the query at position t sees only keys at positions > t - window
+    /// (transformers' `sliding_window`; Gemma 2/3, Phi-3, Mistral).
+    pub window: Option<usize>,
+    /// Soft-capped scores: `cap · tanh(score / cap)` after scaling, before the softmax (Gemma 2's
+    /// `attn_logit_softcapping`).
+    pub softcap: Option<f32>,
     pub variant: Variant,
 }
 
@@ -83,6 +89,8 @@ impl Default for Options<'_> {
             scale: None,
             kv_len: None,
             mask: None,
+            window: None,
+            softcap: None,
             variant: Variant::Auto,
         }
     }
@@ -102,7 +110,9 @@ struct Params {
     has_mask: u32,
     scale: f32,
     n_splits: u32,
-    _pad: u32,
+    window: u32,
+    softcap: f32,
+    _pad: [u32; 3],
 }
 
 /// `softmax(q·kᵀ·scale + mask)·v` for `q [batch, q_len, n_heads, head_dim]` and a cache
@@ -174,6 +184,15 @@ pub fn attention(
             ),
         ));
     }
+    if opts.window == Some(0) || opts.softcap.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "a sliding window must be ≥ 1 key and a soft cap finite and > 0, got {:?} and {:?}",
+                opts.window, opts.softcap
+            ),
+        ));
+    }
     require_whole(OP, &[q, k, v])?;
     if let Some(m) = opts.mask {
         require_whole(OP, &[m])?;
@@ -229,7 +248,9 @@ pub fn attention(
         has_mask: u32::from(opts.mask.is_some()),
         scale: opts.scale.unwrap_or(1.0 / (head_dim as f32).sqrt()),
         n_splits: to_u32(OP, "key ranges", kv_len.div_ceil(SPLIT_KEYS).max(1))?,
-        _pad: 0,
+        window: to_u32(OP, "window", opts.window.unwrap_or(0))?,
+        softcap: opts.softcap.unwrap_or(0.0),
+        _pad: [0; 3],
     };
     if variant == Variant::DecodeSplit {
         split_decode(rec, [q, k, v, opts.mask.unwrap_or(q), &out], &params, dtype)?;
