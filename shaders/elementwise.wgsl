@@ -11,7 +11,7 @@ struct Params {
     a_offset: u32,
     b_offset: u32,
     out_offset: u32,
-    _pad0: u32,
+    scalar: f32,   // scale: the factor; softcap: the cap
     _pad1: u32,
     _pad2: u32,
 }
@@ -22,7 +22,9 @@ struct Params {
 @group(0) @binding(3) var<uniform> p: Params;
 
 // 0: add, 1: mul, 2: silu(a) * b (SwiGLU: a is the gate projection, b the up projection), 3: a
-// (a copy into a view, such as a KV cache's next rows).
+// (a copy into a view, such as a KV cache's next rows), 4: gelu_tanh(a) * b (GeGLU, Gemma),
+// 5: a * scalar, 6: scalar * tanh(a / scalar) (soft-capping). tanh's argument is clamped to ±15
+// (where it is ±1 in f32): some tanh implementations overflow past |x| ≈ 44.
 override OP: u32 = 0u;
 
 @compute @workgroup_size(256, 1, 1)
@@ -40,6 +42,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         r = x * y;
     } else if (OP == 3u) {
         r = x;
+    } else if (OP == 4u) {
+        // transformers' gelu_pytorch_tanh: 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))).
+        let u = 0.7978845608028654 * (x + 0.044715 * x * x * x);
+        r = 0.5 * x * (1.0 + tanh(clamp(u, -15.0, 15.0))) * y;
+    } else if (OP == 5u) {
+        r = x * p.scalar;
+    } else if (OP == 6u) {
+        r = p.scalar * tanh(clamp(x / p.scalar, -15.0, 15.0));
     } else {
         r = x / (1.0 + exp(-x)) * y;
     }

@@ -1,6 +1,6 @@
-//! The model building blocks against CPU references (f64) over odd shapes: activations, SwiGLU,
-//! LayerNorm/RMSNorm/L2, RoPE, embedding gather, masked mean pooling. f32 everywhere, f16 where the
-//! adapter has `shader-f16`.
+//! The model building blocks against CPU references (f64) over odd shapes: activations, SwiGLU, GeGLU,
+//! scale, soft-capping, LayerNorm/RMSNorm/L2, RoPE, embedding gather, masked mean pooling. f32
+//! everywhere, f16 where the adapter has `shader-f16`.
 mod common;
 
 use common::{Rng, assert_close, gpu, upload};
@@ -50,6 +50,10 @@ async fn activations() -> Result<()> {
             let g = activation::gelu(&mut rec, &tx)?;
             let s = activation::silu(&mut rec, &tx)?;
             let sw = elementwise::silu_mul(&mut rec, &tx, &ty)?;
+            let gg = elementwise::gelu_tanh_mul(&mut rec, &tx, &ty)?;
+            let sc = elementwise::scale(&mut rec, &tx, 0.37)?;
+            // A cap of 2 on values up to ±6: well into tanh's curve and its saturation.
+            let cap = elementwise::softcap(&mut rec, &tx, 2.0)?;
             rec.submit();
             let what = format!("{dtype:?} len {len}");
             // GELU: erf approximation error ≤ 1.5e-7·|x|/2 ≤ 4.5e-7 at |x| ≤ 6, under the f32 tolerance.
@@ -81,11 +85,51 @@ async fn activations() -> Result<()> {
                 tol(dtype),
                 tol(dtype),
             );
+            let gelu_tanh = |x: f64| {
+                let c = (2.0 / std::f64::consts::PI).sqrt();
+                0.5 * x * (1.0 + (c * (x + 0.044715 * x.powi(3))).tanh())
+            };
+            let want: Vec<f32> = x
+                .iter()
+                .zip(&y)
+                .map(|(&a, &b)| (gelu_tanh(a.into()) * f64::from(b)) as f32)
+                .collect();
+            assert_close(
+                &format!("gelu_tanh_mul {what}"),
+                &gg.to_f32_vec().await?,
+                &want,
+                tol(dtype),
+                tol(dtype),
+            );
+            let want: Vec<f32> = x.iter().map(|&v| (f64::from(v) * 0.37) as f32).collect();
+            let got = sc.to_f32_vec().await?;
+            assert_close(
+                &format!("scale {what}"),
+                &got,
+                &want,
+                tol(dtype),
+                tol(dtype),
+            );
+            let want: Vec<f32> = x
+                .iter()
+                .map(|&v| (2.0 * (f64::from(v) / 2.0).tanh()) as f32)
+                .collect();
+            let got = cap.to_f32_vec().await?;
+            assert_close(
+                &format!("softcap {what}"),
+                &got,
+                &want,
+                tol(dtype),
+                tol(dtype),
+            );
         }
     }
     Ok(())
 }
-gpu_test!(gelu_silu_swiglu_match_reference, activations);
+gpu_test!(
+    gelu_silu_swiglu_geglu_scale_softcap_match_reference,
+    activations
+);
 
 fn norm_ref(x: &[f32], cols: usize, mode: &str, w: &[f32], b: &[f32], eps: f64) -> Vec<f32> {
     let mut out = Vec::with_capacity(x.len());

@@ -1,4 +1,5 @@
-//! Element-wise `add` and `mul`, `shaders/elementwise.wgsl`, with `b` repeated over `a`'s leading axes.
+//! Element-wise `add`, `mul` and the gated activations (`shaders/elementwise.wgsl`), with `b` repeated
+//! over `a`'s leading axes; `scale` and `softcap` of one tensor by a constant.
 
 use crate::error::{Error, Result};
 use crate::kernels::{check_dtypes, grid_1d, to_u32};
@@ -16,7 +17,8 @@ struct Params {
     a_offset: u32,
     b_offset: u32,
     out_offset: u32,
-    _pad: [u32; 3],
+    scalar: f32,
+    _pad: [u32; 2],
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +27,9 @@ enum Op {
     Mul = 1,
     SiluMul = 2,
     Copy = 3,
+    GeluTanhMul = 4,
+    Scale = 5,
+    Softcap = 6,
 }
 
 /// `a + b`. `b` has `a`'s shape or a suffix of it (leading 1s allowed), and repeats over the rest:
@@ -56,6 +61,32 @@ pub fn silu_mul(rec: &mut Recorder, gate: &Tensor, up: &Tensor) -> Result<Tensor
     binary(rec, Op::SiluMul, gate, up)
 }
 
+/// GeGLU's product `gelu_tanh(gate) * up` (transformers' `gelu_pytorch_tanh`, Gemma's MLP), shapes
+/// as in [`silu_mul`].
+pub fn gelu_tanh_mul(rec: &mut Recorder, gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    binary(rec, Op::GeluTanhMul, gate, up)
+}
+
+/// `x · c` (Gemma's embedding scale √hidden).
+pub fn scale(rec: &mut Recorder, x: &Tensor, c: f32) -> Result<Tensor> {
+    unary(rec, Op::Scale, x, c)
+}
+
+/// `cap · tanh(x / cap)` (Gemma 2's `final_logit_softcapping`); `cap` finite and > 0.
+pub fn softcap(rec: &mut Recorder, x: &Tensor, cap: f32) -> Result<Tensor> {
+    if !(cap.is_finite() && cap > 0.0) {
+        return Err(Error::shape(
+            "softcap",
+            format!("the cap must be finite and > 0, got {cap}"),
+        ));
+    }
+    unary(rec, Op::Softcap, x, cap)
+}
+
+fn unary(rec: &mut Recorder, op: Op, x: &Tensor, c: f32) -> Result<Tensor> {
+    binary_into_with(rec, op, x, x, None, c)
+}
+
 /// Copies `src` into `dst`, a tensor (typically a view: [`Tensor::narrow`]) of the same shape and type:
 /// how new keys and values land in a KV cache.
 pub fn copy_into(rec: &mut Recorder, src: &Tensor, dst: &Tensor) -> Result<()> {
@@ -85,11 +116,25 @@ fn binary_into(
     b: &Tensor,
     out: Option<&Tensor>,
 ) -> Result<Tensor> {
+    binary_into_with(rec, op, a, b, out, 0.0)
+}
+
+fn binary_into_with(
+    rec: &mut Recorder,
+    op: Op,
+    a: &Tensor,
+    b: &Tensor,
+    out: Option<&Tensor>,
+    scalar: f32,
+) -> Result<Tensor> {
     let name = match op {
         Op::Add => "add",
         Op::Mul => "mul",
         Op::SiluMul => "silu_mul",
         Op::Copy => "copy_into",
+        Op::GeluTanhMul => "gelu_tanh_mul",
+        Op::Scale => "scale",
+        Op::Softcap => "softcap",
     };
     let gpu = rec.gpu().clone();
     let dtype = check_dtypes(name, &gpu, &[a, b])?;
@@ -108,7 +153,8 @@ fn binary_into(
         a_offset: a.offset_elements(),
         b_offset: b.offset_elements(),
         out_offset: out.offset_elements(),
-        _pad: [0; 3],
+        scalar,
+        _pad: [0; 2],
     };
     let grid = grid_1d(&gpu, name, len.div_ceil(WORKGROUP))?;
     let pipeline = gpu.pipeline(&crate::gpu::KernelSource {
