@@ -4,12 +4,21 @@ answers for it, for tests/llama.rs: the K-quants as a Q4_K_M file mixes them (Q4
 one layer, q/k and v of different types), the 32-element formats in the other (Q5_0 q/k/v, Q5_1,
 IQ4_NL gate/up, Q8_0), a Q4_K token embedding and a Q6_K LM head.
 
-Run by hand (never in CI): /tmp/venv/bin/python scripts/make_tiny_gguf.py [llama|qwen2|qwen3]
+Run by hand (never in CI): /tmp/venv/bin/python scripts/make_tiny_gguf.py
+    [llama|llama3|qwen2|qwen3|phi3|gemma2|gemma3|refused]
     (pip install torch transformers accelerate gguf numpy)
 qwen2 and qwen3 write tiny-qwen2.gguf / tiny-qwen3.gguf and golden-<arch>.json: the same vocabulary
 and layer types, Qwen2's q/k/v biases or Qwen3's per-head q/k RMSNorm (head_dim 128 there, past
-hidden / heads), and rotate-half RoPE (llama.cpp permutes q and k only for `llama`). `refused` writes
-two small files the library must refuse (see `refused`).
+hidden / heads), and rotate-half RoPE (llama.cpp permutes q and k only for `llama`). phi3: q/k/v in one
+`attn_qkv` matrix and gate/up in one `ffn_up` (as Phi-3 stores them), a sliding window of 8. gemma2:
+GELU-tanh MLP, post-attention and post-MLP norms (stored as 1 + weight, as llama.cpp's converter writes
+Gemma's norms), √hidden embedding scale, the tied head, soft-capped scores and logits (caps 5 and 0.5,
+small enough to bend this model's values), a window of 8 on layer 0, head_dim 256 as in the real ones.
+gemma3: Gemma 2's blocks without the caps, per-head q/k norms, head_dim 128, the window on layer 0
+(pattern 2, written as `gemma3.attention.sliding_window_pattern`) with RoPE base 10 000 there, linear
+RoPE scaling (factor 4) on the global layer. The Gemma embeddings are divided by 16 (the √hidden scale
+would otherwise drown the blocks, and the tied head would repeat the last token). `refused` writes two
+small files the library must refuse (see `refused`).
 Writes tests/fixtures/tiny-gguf/: tiny-kquants.gguf (~0.8 MB; tokenizer and chat template inside: the
 byte-level vocabulary and ChatML template of tests/fixtures/tiny-llama, two merges) and golden.json (prompt ids,
 top-10 first-step logits, a greedy 16-token continuation; transformers loading this GGUF file, which
@@ -25,11 +34,12 @@ import sys
 
 import numpy as np
 import torch
-from gguf import GGMLQuantizationType as T, GGUFWriter
+from gguf import GGMLQuantizationType as T, GGUFWriter, RopeScalingType
 from gguf.quants import dequantize, quantize
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-from transformers import (LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
-                          Qwen3ForCausalLM)
+from transformers import (Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig,
+                          LlamaConfig, LlamaForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen2Config,
+                          Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 OUT = os.path.join(ROOT, "tests", "fixtures", "tiny-gguf")
@@ -200,9 +210,30 @@ def main(arch="llama"):
                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
                   rms_norm_eps=1e-5, rope_theta=ROPE_THETA, tie_word_embeddings=False,
                   eos_token_id=257, bos_token_id=256)
+    gemma = arch.startswith("gemma")
+    if gemma:
+        common.update(hidden_activation="gelu_pytorch_tanh", sliding_window=8, rms_norm_eps=1e-6,
+                      query_pre_attn_scalar=64, pad_token_id=0, tie_word_embeddings=True)
+        del common["rope_theta"]
     if arch == "llama":
         cfg = LlamaConfig(**common)
         model = LlamaForCausalLM(cfg).eval()
+    elif arch == "phi3":
+        cfg = Phi3Config(**common, sliding_window=8, pad_token_id=0)
+        model = Phi3ForCausalLM(cfg).eval()
+    elif arch == "gemma2":
+        common.update(head_dim=256, query_pre_attn_scalar=256)  # Gemma 2's head size
+        cfg = Gemma2Config(**common, rope_theta=ROPE_THETA, attn_logit_softcapping=5.0,
+                           final_logit_softcapping=0.5, layer_types=["sliding_attention", "full_attention"])
+        model = Gemma2ForCausalLM(cfg).eval()
+    elif arch == "gemma3":
+        common.update(head_dim=128, query_pre_attn_scalar=128)
+        cfg = Gemma3TextConfig(**common, layer_types=["sliding_attention", "full_attention"],
+                               rope_parameters={
+                                   "full_attention": {"rope_type": "linear", "factor": 4.0,
+                                                      "rope_theta": ROPE_THETA},
+                                   "sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0}})
+        model = Gemma3ForCausalLM(cfg).eval()
     elif arch == "llama3":
         # Llama 3.1/3.2's RoPE scaling, with an original context of 64 so that the tiny model's
         # frequencies fall in all three of its bands (kept, divided by `factor`, smoothed between).
@@ -219,6 +250,10 @@ def main(arch="llama"):
     # Larger weights than the init's 0.02, so that the logits are not all alike.
     sd = {k: v * 4.0 if v.ndim == 2 else v + np.random.default_rng(1).normal(0, 0.1, v.shape).astype(np.float32)
           for k, v in sd.items()}
+    if gemma:  # the embedding is scaled by √hidden = 16 on the way in: keep it from drowning the blocks
+        sd["model.embed_tokens.weight"] /= 16.0
+        if cfg.tie_word_embeddings:
+            sd["lm_head.weight"] = sd["model.embed_tokens.weight"]
 
     name = "tiny-kquants" if arch == "llama" else f"tiny-{arch}"
     path = os.path.join(OUT, f"{name}.gguf")
@@ -232,9 +267,18 @@ def main(arch="llama"):
     writer.add_head_count(cfg.num_attention_heads)
     writer.add_head_count_kv(cfg.num_key_value_heads)
     writer.add_rope_dimension_count(head_dim)
-    if arch == "qwen3":
+    if arch in ("qwen3", "gemma2", "gemma3"):
         writer.add_key_length(head_dim)
         writer.add_value_length(head_dim)
+    if arch in ("phi3", "gemma2", "gemma3"):
+        writer.add_sliding_window(cfg.sliding_window)
+    if arch == "gemma2":
+        writer.add_attn_logit_softcapping(cfg.attn_logit_softcapping)
+        writer.add_final_logit_softcapping(cfg.final_logit_softcapping)
+    if arch == "gemma3":
+        writer.add_uint32("gemma3.attention.sliding_window_pattern", 2)
+        writer.add_rope_scaling_type(RopeScalingType.LINEAR)
+        writer.add_rope_scaling_factor(4.0)
     writer.add_rope_freq_base(ROPE_THETA)
     writer.add_layer_norm_rms_eps(cfg.rms_norm_eps)
     writer.add_vocab_size(cfg.vocab_size)
@@ -246,6 +290,8 @@ def main(arch="llama"):
     writer.add_bos_token_id(256)
     writer.add_eos_token_id(257)
     writer.add_add_bos_token(False)
+    if arch in ("phi3", "gemma2", "gemma3"):
+        writer.add_pad_token_id(0)  # else transformers' default (32000 for Phi-3) is past this vocabulary
     writer.add_chat_template(CHATML)
 
     def add(name, w, qtype=None):
@@ -258,10 +304,24 @@ def main(arch="llama"):
         writer.add_tensor(name, blocks, raw_shape=blocks.shape, raw_dtype=qtype)
 
     add("token_embd.weight", sd["model.embed_tokens.weight"], T.Q4_K)
+    # llama.cpp's convert_hf_to_gguf.py stores Gemma's RMSNorm weights w as 1 + w (its norm is x·(1 + w)).
+    norm = (lambda w: w + 1.0) if gemma else (lambda w: w)
     for i, types in enumerate(LAYER_TYPES):
         p = f"model.layers.{i}."
-        add(f"blk.{i}.attn_norm.weight", sd[p + "input_layernorm.weight"])
-        add(f"blk.{i}.ffn_norm.weight", sd[p + "post_attention_layernorm.weight"])
+        add(f"blk.{i}.attn_norm.weight", norm(sd[p + "input_layernorm.weight"]))
+        if gemma:
+            add(f"blk.{i}.post_attention_norm.weight", norm(sd[p + "post_attention_layernorm.weight"]))
+            add(f"blk.{i}.ffn_norm.weight", norm(sd[p + "pre_feedforward_layernorm.weight"]))
+            add(f"blk.{i}.post_ffw_norm.weight", norm(sd[p + "post_feedforward_layernorm.weight"]))
+        else:
+            add(f"blk.{i}.ffn_norm.weight", sd[p + "post_attention_layernorm.weight"])
+        if arch == "phi3":
+            # One matrix for q, k and v and one for gate and up, each in the type of its first part.
+            add(f"blk.{i}.attn_qkv.weight", sd[p + "self_attn.qkv_proj.weight"], types["attn_q"])
+            add(f"blk.{i}.attn_output.weight", sd[p + "self_attn.o_proj.weight"], types["attn_output"])
+            add(f"blk.{i}.ffn_up.weight", sd[p + "mlp.gate_up_proj.weight"], types["ffn_up"])
+            add(f"blk.{i}.ffn_down.weight", sd[p + "mlp.down_proj.weight"], types["ffn_down"])
+            continue
         for g, qtype in types.items():
             w = sd[p + HF_NAMES[g] + ".weight"]
             if gguf_arch == "llama" and g == "attn_q":
@@ -272,15 +332,16 @@ def main(arch="llama"):
             bias = sd.get(p + HF_NAMES[g] + ".bias")
             if bias is not None:
                 add(f"blk.{i}.{g}.bias", bias)
-        if arch == "qwen3":
-            add(f"blk.{i}.attn_q_norm.weight", sd[p + "self_attn.q_norm.weight"])
-            add(f"blk.{i}.attn_k_norm.weight", sd[p + "self_attn.k_norm.weight"])
+        if arch in ("qwen3", "gemma3"):
+            add(f"blk.{i}.attn_q_norm.weight", norm(sd[p + "self_attn.q_norm.weight"]))
+            add(f"blk.{i}.attn_k_norm.weight", norm(sd[p + "self_attn.k_norm.weight"]))
     if arch == "llama3":
         factors = llama3_rope_factors(ROPE_THETA, head_dim, LLAMA3_SCALING)
         assert len(set(np.round(factors, 4))) > 2, factors  # all three bands
         add("rope_freqs.weight", factors)
-    add("output_norm.weight", sd["model.norm.weight"])
-    add("output.weight", sd["lm_head.weight"], T.Q6_K)
+    add("output_norm.weight", norm(sd["model.norm.weight"]))
+    if not cfg.tie_word_embeddings:
+        add("output.weight", sd["lm_head.weight"], T.Q6_K)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -292,10 +353,12 @@ def main(arch="llama"):
         want = torch.from_numpy(sd[k])
         assert v.shape == want.shape, (k, v.shape, want.shape)
         assert (v - want).abs().max() <= 0.2 * want.abs().max() + 1e-6, k
-    if arch == "llama3":  # the file's weights in a model with the scaling (not read from GGUF here)
-        scaled = LlamaForCausalLM(cfg).eval()
-        scaled.load_state_dict(ref.state_dict())
-        ref = scaled
+    if arch in ("llama3", "phi3", "gemma2", "gemma3"):
+        # The file's weights in a model with this config: transformers' GGUF reader leaves out the
+        # RoPE scaling, window, soft caps and layer pattern (it maps only the common keys).
+        configured = type(model)(cfg).eval()
+        configured.load_state_dict(ref.state_dict())
+        ref = configured
     hf_tok = tokenizer()
     cases = []
     for name, prompt, chat in [("raw", "Hello, tiny model", False), ("chat", "Hi there", True)]:
@@ -320,7 +383,7 @@ def main(arch="llama"):
 def refused():
     """Two small files the library must refuse with a clear error (tests/llama.rs): an architecture
     it lacks, and YaRN RoPE scaling, which it must not silently ignore."""
-    for name, arch, scaling in [("refused-arch.gguf", "gemma2", None),
+    for name, arch, scaling in [("refused-arch.gguf", "mamba", None),
                                 ("refused-rope-scaling.gguf", "llama", "yarn")]:
         w = GGUFWriter(os.path.join(OUT, name), arch)
         for key, value in [("context_length", 64), ("embedding_length", 8), ("block_count", 1),

@@ -24,7 +24,7 @@
 // the unnormalised output (head_dim values): [m, l, o_0 .. o_{d-1}].
 @group(0) @binding(6) var<storage, read_write> part: array<f32>;
 
-const MAX_HEAD_DIM: u32 = 128u;
+// MAX_HEAD_DIM (128 or 256): prepended by src/kernels/attention.rs.
 const TILE_FLOATS: u32 = 2048u; // K and V tiles: 2 × 8 KiB, within WebGPU's 16 KiB minimum
 
 var<workgroup> k_tile: array<f32, TILE_FLOATS>;

@@ -220,6 +220,8 @@ async fn causal_gqa() -> Result<()> {
         case(1, 70, 70, 2, 1, 128, true),
         case(1, 3, 3, 6, 3, 8, true),
         case(1, 200, 200, 2, 2, 32, true),
+        // Gemma's head size: the prefill kernel's larger build.
+        case(1, 70, 70, 2, 1, 256, true),
     ] {
         run(&gpu, c, DType::F32, &prefills(&gpu, c.head_dim)).await?;
         if gpu.capabilities().shader_f16 {

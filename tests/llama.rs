@@ -330,6 +330,23 @@ async fn tiny_gguf_llama3() -> Result<()> {
 }
 gpu_test!(tiny_gguf_llama3_rope_matches_transformers, tiny_gguf_llama3);
 
+/// Phi-3 (scripts/make_tiny_gguf.py phi3): q, k and v in one `attn_qkv` matrix and gate and up in one
+/// `ffn_up`, split on the GPU at load, rotate-half RoPE, a sliding window of 8 keys on every layer.
+async fn tiny_gguf_phi3() -> Result<()> {
+    tiny_gguf_matches("tiny-phi3.gguf", "golden-phi3.json").await
+}
+gpu_test!(tiny_gguf_phi3_matches_transformers, tiny_gguf_phi3);
+
+/// Gemma 2 and Gemma 3 (scripts/make_tiny_gguf.py gemma2 / gemma3): GELU-tanh MLPs, norms after
+/// attention and after the MLP (stored as 1 + w), √hidden embedding scale, the tied head, a window of
+/// 8 on layer 0; Gemma 2's soft-capped scores (5) and logits (2), Gemma 3's per-head q/k norms, head_dim
+/// 128, RoPE base 10 000 on the sliding layer and linear scaling (4) on the global one.
+async fn tiny_gguf_gemma() -> Result<()> {
+    tiny_gguf_matches("tiny-gemma2.gguf", "golden-gemma2.json").await?;
+    tiny_gguf_matches("tiny-gemma3.gguf", "golden-gemma3.json").await
+}
+gpu_test!(tiny_gguf_gemma_matches_transformers, tiny_gguf_gemma);
+
 /// Files the generator must refuse rather than run wrong (scripts/make_tiny_gguf.py refused): an
 /// architecture it lacks, and YaRN RoPE scaling.
 #[cfg(not(target_arch = "wasm32"))]
@@ -339,7 +356,7 @@ fn unsupported_gguf_models_are_refused() {
     for (file, needle) in [
         (
             "refused-arch.gguf",
-            "\"gemma2\"; the GGUF architectures supported are llama, qwen2, qwen3",
+            "\"mamba\"; the GGUF architectures supported are llama, qwen2, qwen3, phi3, gemma2, gemma3",
         ),
         ("refused-rope-scaling.gguf", "rope.scaling.type is \"yarn\""),
     ] {

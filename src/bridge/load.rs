@@ -142,6 +142,76 @@ impl AnyTensor {
             AnyTensor::Quant(q) => q.shape(),
         }
     }
+
+    /// Splits a matrix `[rows, cols]` into consecutive row ranges of `parts` rows each (summing to
+    /// `rows`), each copied on the GPU into a buffer of its own (a GPU-side copy: nothing crosses to
+    /// the CPU), so that a fused projection (Phi-3's `attn_qkv`, `ffn_up` holding gate and up) runs
+    /// through the kernels that take one matrix each. Quantized rows are whole blocks, so they split
+    /// as bytes. The source is left as it was (dropping it frees its memory).
+    pub fn split_rows(&self, name: &str, parts: &[usize]) -> Result<Vec<AnyTensor>> {
+        let &[rows, cols] = self.shape() else {
+            return Err(Error::shape(
+                "split_rows",
+                format!("`{name}` is {:?}, not a matrix", self.shape()),
+            ));
+        };
+        let (gpu, buffer, offset, row_bytes) = match self {
+            AnyTensor::Dense(t) => (
+                t.gpu(),
+                t.buffer(),
+                t.offset(),
+                (cols * t.dtype().size_in_bytes()) as u64,
+            ),
+            AnyTensor::Quant(q) => (q.gpu(), q.buffer(), 0, q.qtype().bytes_for(cols as u64)),
+        };
+        if parts.iter().sum::<usize>() != rows {
+            return Err(Error::shape(
+                "split_rows",
+                format!("`{name}` has {rows} rows, not the {parts:?} asked for"),
+            ));
+        }
+        if !row_bytes.is_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT) {
+            return Err(Error::shape(
+                "split_rows",
+                format!(
+                    "splitting `{name}` ({rows} × {cols}): a row is {row_bytes} bytes, not a \
+                     multiple of 4, which GPU buffer copies need"
+                ),
+            ));
+        }
+        let mut encoder = gpu
+            .device()
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("split_rows"),
+            });
+        let mut start = 0u64;
+        let mut out = Vec::with_capacity(parts.len());
+        for &n in parts {
+            let bytes = n as u64 * row_bytes;
+            let part = gpu.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(name),
+                size: padded_size(bytes),
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            if bytes > 0 {
+                encoder.copy_buffer_to_buffer(buffer, offset + start * row_bytes, &part, 0, bytes);
+            }
+            start += n as u64;
+            out.push(match self {
+                AnyTensor::Dense(t) => {
+                    AnyTensor::Dense(Tensor::from_buffer(gpu, part, &[n, cols], t.dtype()))
+                }
+                AnyTensor::Quant(q) => {
+                    AnyTensor::Quant(QTensor::from_buffer(gpu, part, &[n, cols], q.qtype()))
+                }
+            });
+        }
+        gpu.submit(encoder.finish());
+        Ok(out)
+    }
 }
 
 /// How one stored tensor becomes a GPU tensor: its bytes land as they are, then an optional

@@ -7,10 +7,21 @@ use crate::kernels::{check_dtypes, require_whole, to_u32};
 use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
-const SHADER: &str = concat!(
-    include_str!("../../shaders/attention_common.wgsl"),
-    include_str!("../../shaders/attention.wgsl")
-);
+/// The prefill and decode kernels, the prefill's per-thread rows sized for head_dim ≤ 128 or ≤ 256
+/// (Gemma's; larger private arrays cost the common sizes registers, hence two builds).
+macro_rules! attention_source {
+    ($max:literal) => {
+        concat!(
+            "const MAX_HEAD_DIM: u32 = ",
+            $max,
+            "u;\n",
+            include_str!("../../shaders/attention_common.wgsl"),
+            include_str!("../../shaders/attention.wgsl")
+        )
+    };
+}
+const SHADER: &str = attention_source!("128");
+const SHADER_256: &str = attention_source!("256");
 /// The tiled prefill for one head_dim: portable, or with subgroup shuffles (`_sg`).
 macro_rules! tiled_source {
     ($hd:literal, $helpers:literal) => {
@@ -32,8 +43,8 @@ const TILED_32_SG: &str = tiled_source!("32", "../../shaders/attention_tiled_sg.
 const TILED_ROWS: usize = 64;
 /// Query rows per prefill workgroup.
 const PREFILL_ROWS: usize = 64;
-/// Largest head_dim the prefill kernel holds in registers (MAX_HEAD_DIM in the shader).
-const MAX_HEAD_DIM: usize = 128;
+/// Largest head_dim the prefill kernel holds in registers (MAX_HEAD_DIM in the shader's larger build).
+const MAX_HEAD_DIM: usize = 256;
 /// Up to this many query rows, the decode kernel (threads over keys) is used.
 const DECODE_MAX_ROWS: usize = 8;
 
@@ -267,6 +278,12 @@ pub fn attention(
             };
             (name, body, "prefill_tiled", q_len.div_ceil(TILED_ROWS))
         }
+        _ if head_dim > 128 => (
+            "attention_hd256",
+            SHADER_256,
+            "prefill",
+            q_len.div_ceil(PREFILL_ROWS),
+        ),
         _ => ("attention", SHADER, "prefill", q_len.div_ceil(PREFILL_ROWS)),
     };
     let groups = [

@@ -153,8 +153,8 @@ fn model_error(source: &str, message: impl Into<String>) -> Error {
 }
 
 impl Generator {
-    /// Builds a generator from a loaded GGUF file: the model from its `llama.*` / `qwen2.*` / `qwen3.*`
-    /// metadata and tensors,
+    /// Builds a generator from a loaded GGUF file: the model from its `{arch}.*` metadata and tensors
+    /// ([`crate::models::llama::GGUF_ARCHS`]),
     /// the tokenizer from `tokenizer.ggml.*`, the chat template from `tokenizer.chat_template`.
     pub fn from_gguf(
         gpu: &Gpu,
@@ -163,7 +163,7 @@ impl Generator {
         weights: &Weights,
     ) -> Result<Generator> {
         let cfg = Config::from_gguf(source, header, weights)?;
-        let model = Llama::from_gguf(cfg, weights)?;
+        let model = Llama::from_gguf(cfg, weights, header)?;
         let tokenizer = tokenizer_from_gguf(source, header)?;
         let token = |key: &str| -> Option<String> {
             let id = header.metadata.get(key)?.as_u64()?;

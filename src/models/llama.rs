@@ -12,6 +12,7 @@
 use crate::bridge::Weights;
 use crate::bridge::load::AnyTensor;
 use crate::error::{Error, Result};
+use crate::formats::gguf::Header;
 use crate::kernels::attention::{self, attention};
 use crate::kernels::embedding::{Extras, embedding};
 use crate::kernels::matmul::linear;
@@ -35,7 +36,7 @@ fn gemv_max_rows(gpu: &crate::Gpu) -> usize {
 
 mod config;
 use config::bad;
-pub use config::{Config, GGUF_ARCHS};
+pub use config::{Act, Config, GGUF_ARCHS};
 
 /// Where the weights' names come from.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -67,7 +68,14 @@ impl Names {
                     "mlp.up_proj" => "ffn_up",
                     "self_attn.q_norm" => "attn_q_norm",
                     "self_attn.k_norm" => "attn_k_norm",
-                    _ => "ffn_down",
+                    "mlp.down_proj" => "ffn_down",
+                    // Phi-3's fused projections.
+                    "self_attn.qkv_proj" => "attn_qkv",
+                    "mlp.gate_up_proj" => "ffn_up",
+                    // Gemma 2/3's norms after attention and after the MLP.
+                    "post_attention_norm" => "post_attention_norm",
+                    "post_feedforward_layernorm" => "post_ffw_norm",
+                    other => other,
                 };
                 format!("blk.{i}.{short}.{kind}")
             }
@@ -95,6 +103,10 @@ pub struct Linear {
 }
 
 impl Linear {
+    fn new(weight: AnyTensor) -> Linear {
+        Linear { weight, bias: None }
+    }
+
     /// With the bias `bias_name` (`[out]`).
     fn load_with_bias(
         weights: &Weights,
@@ -188,10 +200,19 @@ struct Block {
     q_norm: Option<Tensor>,
     k_norm: Option<Tensor>,
     o: Linear,
+    /// Gemma 2/3: RMSNorm of the attention's output, before the residual add.
+    post_attn_norm: Option<Tensor>,
     mlp_norm: Tensor,
     gate: Linear,
     up: Linear,
     down: Linear,
+    /// Gemma 2/3: RMSNorm of the MLP's output, before the residual add.
+    post_mlp_norm: Option<Tensor>,
+    /// This layer's RoPE: base and per-pair frequency divisors (Llama 3's, linear scaling's).
+    rope_theta: f32,
+    rope_factors: Option<Tensor>,
+    /// A sliding window over the keys, on the layers that have one.
+    window: Option<usize>,
 }
 
 /// Keys and values of every layer for the positions seen so far: `[1, capacity, kv_heads, head_dim]`
@@ -240,43 +261,127 @@ pub struct Llama {
     dtype: DType,
     /// Decoding on GPUs: fold each RMSNorm into the GEMV that reads it ([`Llama::set_fold_norms`]).
     fold_norms: bool,
-    /// Llama 3's RoPE scaling: f32 `[head_dim / 2]` factors dividing each pair's frequency (GGUF's
-    /// `rope_freqs.weight`).
-    rope_factors: Option<Tensor>,
+    /// Phi-3's LongRoPE: the factors for contexts past the original one (the blocks hold the short
+    /// ones), used when the cache is longer than that.
+    long_rope: Option<LongRope>,
+    /// The attention's score scale (1/√head_dim unless the config says otherwise; LongRoPE's
+    /// attention factor squared folded in).
+    attn_scale: f32,
+}
+
+/// Phi-3's LongRoPE as llama.cpp chooses it: the long factors for a context past the original one.
+struct LongRope {
+    long: Tensor,
+    original_context: usize,
+}
+
+/// An f32 `[len]` RoPE-factor tensor from GGUF (`rope_freqs`, `rope_factors_*`), checked.
+fn rope_factor_tensor(weights: &Weights, name: &str, len: usize) -> Result<Tensor> {
+    let f = weights.get(name)?;
+    if f.shape() != [len] || f.dtype() != DType::F32 {
+        return Err(bad(
+            name,
+            format!("is {:?} {:?}, not f32 [{len}]", f.dtype(), f.shape()),
+        ));
+    }
+    Ok(f.clone())
 }
 
 impl Llama {
     /// Builds the model from a Hugging Face checkpoint's weights.
     pub fn from_hf(cfg: Config, weights: &Weights) -> Result<Llama> {
-        Self::load(cfg, weights, Names::Hf, Layout::RotateHalf)
+        Self::load(cfg, weights, Names::Hf, Layout::RotateHalf, |_| Ok(None))
     }
 
     /// Builds the model from a GGUF file's weights (for `llama` llama.cpp permuted the query and key
-    /// rows to GGML's interleaved RoPE layout, which is what the kernel then uses; Qwen2 and Qwen3
-    /// files keep rotate-half RoPE, as [`Config`]'s `attention_bias` / `qk_norm` say they are).
-    pub fn from_gguf(cfg: Config, weights: &Weights) -> Result<Llama> {
-        let layout = if cfg.attention_bias || cfg.qk_norm {
-            Layout::RotateHalf
-        } else {
+    /// rows to GGML's interleaved RoPE layout, which is what the kernel then uses; the other
+    /// architectures keep rotate-half RoPE: [`Config::rope_interleaved`]). RoPE scaling: Llama 3's
+    /// `rope_freqs.weight`, linear scaling ([`Config::rope_linear`]) as uniform factors, Phi-3's
+    /// LongRoPE `rope_factors_{short,long}.weight` with its attention factor.
+    pub fn from_gguf(cfg: Config, weights: &Weights, header: &Header) -> Result<Llama> {
+        let layout = if cfg.rope_interleaved {
             Layout::Interleaved
+        } else {
+            Layout::RotateHalf
         };
         let half = cfg.head_dim / 2;
-        let mut model = Self::load(cfg, weights, Names::Gguf, layout)?;
-        const FACTORS: &str = "rope_freqs.weight";
-        if weights.contains(FACTORS) {
-            let f = weights.get(FACTORS)?;
-            if f.shape() != [half] || f.dtype() != DType::F32 {
+        let gpu = match weights.get_any("token_embd.weight")? {
+            AnyTensor::Dense(t) => t.gpu().clone(),
+            AnyTensor::Quant(q) => q.gpu().clone(),
+        };
+        const FREQS: &str = "rope_freqs.weight";
+        const SHORT: &str = "rope_factors_short.weight";
+        const LONG: &str = "rope_factors_long.weight";
+        let global = if weights.contains(FREQS) {
+            if cfg.rope_linear.is_some() {
                 return Err(bad(
-                    FACTORS,
-                    format!("is {:?} {:?}, not f32 [{half}]", f.dtype(), f.shape()),
+                    FREQS,
+                    "comes with linear RoPE scaling as well; only one scaling at a time is supported",
                 ));
             }
-            model.rope_factors = Some(f.clone());
+            Some(rope_factor_tensor(weights, FREQS, half)?)
+        } else if weights.contains(SHORT) {
+            Some(rope_factor_tensor(weights, SHORT, half)?)
+        } else if let Some(f) = cfg.rope_linear {
+            Some(Tensor::from_f32(&gpu, &vec![f; half], &[half])?)
+        } else {
+            None
+        };
+        let sliding = |i: usize| cfg.is_sliding(i);
+        let local_theta = cfg.rope_theta_local;
+        let mut model = Self::load(cfg.clone(), weights, Names::Gguf, layout, |i| {
+            // Gemma 3's sliding layers: their own base, no scaling.
+            Ok(if sliding(i) && local_theta.is_some() {
+                None
+            } else {
+                global.clone()
+            })
+        })?;
+        for (i, b) in model.blocks.iter_mut().enumerate() {
+            if let (true, Some(theta)) = (sliding(i), local_theta) {
+                b.rope_theta = theta;
+            }
+        }
+        if weights.contains(LONG) {
+            let arch = header.architecture().unwrap_or("");
+            let key = |k: &str| header.metadata.get(&format!("{arch}.{k}"));
+            let original_context = key("rope.scaling.original_context_length")
+                .and_then(|v| v.as_u64())
+                .ok_or_else(|| {
+                    bad(
+                        LONG,
+                        format!(
+                            "needs {arch}.rope.scaling.original_context_length, which is missing"
+                        ),
+                    )
+                })? as usize;
+            // transformers' longrope: cos and sin times the attention factor, so scores times its
+            // square; by default √(1 + ln(context / original) / ln(original)).
+            let ratio = cfg.max_position_embeddings as f64 / original_context.max(1) as f64;
+            let default = if ratio <= 1.0 {
+                1.0
+            } else {
+                (1.0 + ratio.ln() / (original_context as f64).ln()).sqrt()
+            };
+            let factor = key("rope.scaling.attn_factor")
+                .and_then(|v| v.as_f64())
+                .unwrap_or(default) as f32;
+            model.attn_scale *= factor * factor;
+            model.long_rope = Some(LongRope {
+                long: rope_factor_tensor(weights, LONG, half)?,
+                original_context,
+            });
         }
         Ok(model)
     }
 
-    fn load(cfg: Config, weights: &Weights, names: Names, rope_layout: Layout) -> Result<Llama> {
+    fn load(
+        cfg: Config,
+        weights: &Weights,
+        names: Names,
+        rope_layout: Layout,
+        rope_factors: impl Fn(usize) -> Result<Option<Tensor>>,
+    ) -> Result<Llama> {
         let (d, ff) = (cfg.hidden_size, cfg.intermediate_size);
         let (q_dim, kv_dim) = (
             cfg.num_attention_heads * cfg.head_dim,
@@ -306,18 +411,64 @@ impl Llama {
                         .then(|| norm_of(&l(part), cfg.head_dim))
                         .transpose()
                 };
+                let post_norm = |part: &str| -> Result<Option<Tensor>> {
+                    cfg.post_norms.then(|| norm(&l(part))).transpose()
+                };
+                // Phi-3 stores q, k and v as one matrix, and gate and up as one: split on the GPU.
+                let qkv_name = l("self_attn.qkv_proj");
+                let (q, k, v) = if weights.contains(&qkv_name) {
+                    let fused = Linear::load(weights, &qkv_name, q_dim + 2 * kv_dim, d)?;
+                    let [q, k, v]: [AnyTensor; 3] = fused
+                        .weight
+                        .split_rows(&qkv_name, &[q_dim, kv_dim, kv_dim])?
+                        .try_into()
+                        .map_err(|_| bad(&qkv_name, "split into other than 3"))?;
+                    (Linear::new(q), Linear::new(k), Linear::new(v))
+                } else {
+                    (
+                        proj("self_attn.q_proj", q_dim)?,
+                        proj("self_attn.k_proj", kv_dim)?,
+                        proj("self_attn.v_proj", kv_dim)?,
+                    )
+                };
+                let gate_name = l("mlp.gate_proj");
+                let up_name = l("mlp.gate_up_proj");
+                let fused_up = !weights.contains(&gate_name)
+                    && names == Names::Gguf
+                    && weights
+                        .get_any(&up_name)
+                        .is_ok_and(|w| w.shape().first() == Some(&(2 * ff)));
+                let (gate, up) = if fused_up {
+                    let fused = Linear::load(weights, &up_name, 2 * ff, d)?;
+                    let [g, u]: [AnyTensor; 2] = fused
+                        .weight
+                        .split_rows(&up_name, &[ff, ff])?
+                        .try_into()
+                        .map_err(|_| bad(&up_name, "split into other than 2"))?;
+                    (Linear::new(g), Linear::new(u))
+                } else {
+                    (
+                        Linear::load(weights, &gate_name, ff, d)?,
+                        Linear::load(weights, &l("mlp.up_proj"), ff, d)?,
+                    )
+                };
                 Ok(Block {
                     attn_norm: norm(&l("input_layernorm"))?,
-                    q: proj("self_attn.q_proj", q_dim)?,
-                    k: proj("self_attn.k_proj", kv_dim)?,
-                    v: proj("self_attn.v_proj", kv_dim)?,
+                    q,
+                    k,
+                    v,
                     q_norm: head_norm("self_attn.q_norm")?,
                     k_norm: head_norm("self_attn.k_norm")?,
                     o: Linear::load(weights, &l("self_attn.o_proj"), d, q_dim)?,
+                    post_attn_norm: post_norm("post_attention_norm")?,
                     mlp_norm: norm(&l("post_attention_layernorm"))?,
-                    gate: Linear::load(weights, &l("mlp.gate_proj"), ff, d)?,
-                    up: Linear::load(weights, &l("mlp.up_proj"), ff, d)?,
+                    gate,
+                    up,
                     down: Linear::load(weights, &l("mlp.down_proj"), d, ff)?,
+                    post_mlp_norm: post_norm("post_feedforward_layernorm")?,
+                    rope_theta: cfg.rope_theta,
+                    rope_factors: rope_factors(i)?,
+                    window: cfg.sliding_window.filter(|_| cfg.is_sliding(i)),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -346,7 +497,8 @@ impl Llama {
             rope_layout,
             dtype,
             fold_norms: false,
-            rope_factors: None,
+            long_rope: None,
+            attn_scale: cfg.attn_scale.unwrap_or(1.0 / (cfg.head_dim as f32).sqrt()),
             cfg,
         })
     }
@@ -405,15 +557,27 @@ impl Llama {
             )));
         }
         let c = &self.cfg;
+        // LongRoPE: the long factors when the context may run past the original one.
+        let long = self
+            .long_rope
+            .as_ref()
+            .filter(|l| cache.capacity > l.original_context)
+            .map(|l| &l.long);
         let mut x = self.embed(rec, ids)?;
         for (i, b) in self.blocks.iter().enumerate() {
-            x = self.block(rec, b, &x, &cache.k[i], &cache.v[i], pos0)?;
+            let factors = long.or(b.rope_factors.as_ref());
+            x = self.block(rec, b, factors, &x, &cache.k[i], &cache.v[i], pos0)?;
         }
         cache.len = pos0 + seq;
         // modeling_llama.py LlamaForCausalLM.forward: only the last position's logits are needed.
         let last = x.narrow(seq - 1, 1)?;
         let h = rms_norm(rec, &last, &self.norm, c.rms_norm_eps)?;
-        self.lm_head.forward(rec, &h, None, None)
+        let logits = self.lm_head.forward(rec, &h, None, None)?;
+        // Gemma2ForCausalLM.forward: final_logit_softcapping.
+        match c.final_softcap {
+            Some(cap) => elementwise::softcap(rec, &logits, cap),
+            None => Ok(logits),
+        }
     }
 
     fn embed(&self, rec: &mut Recorder, ids: &Tensor) -> Result<Tensor> {
@@ -426,14 +590,22 @@ impl Llama {
                 embedding(rec, &ids.reshape(&[1, seq])?, table, Extras::default())?
             }
         };
+        // Gemma's scaled embedding: rows times √hidden_size.
+        let x = match self.cfg.embed_scale {
+            Some(scale) => elementwise::scale(rec, &x, scale)?,
+            None => x,
+        };
         x.reshape(&[seq, self.cfg.hidden_size])
     }
 
-    /// modeling_llama.py LlamaDecoderLayer.forward: `x + attn(norm(x))`, then `x + mlp(norm(x))`.
+    /// modeling_llama.py LlamaDecoderLayer.forward: `x + attn(norm(x))`, then `x + mlp(norm(x))`;
+    /// modeling_gemma2.py's adds a norm on each branch's output (`post_norms`).
+    #[allow(clippy::too_many_arguments)]
     fn block(
         &self,
         rec: &mut Recorder,
         b: &Block,
+        rope_factors: Option<&Tensor>,
         x: &Tensor,
         k_cache: &Tensor,
         v_cache: &Tensor,
@@ -471,9 +643,9 @@ impl Llama {
         let q = if let Some((wq, wk, wv)) = fused {
             let rope = quant::Rope {
                 pos: pos0,
-                theta: c.rope_theta,
+                theta: b.rope_theta,
                 head_dim: hd,
-                factors: self.rope_factors.as_ref(),
+                factors: rope_factors,
             };
             // The norm folded into the kernel, or its own dispatch first.
             let (h, norm) = if self.fold_norms {
@@ -494,36 +666,32 @@ impl Llama {
                 Some(w) => rms_norm(rec, &t, w, eps),
                 None => Ok(t),
             };
+            let (theta, layout) = (b.rope_theta, self.rope_layout);
             let q = b.q.forward(rec, &h, None, None)?;
             let q = head_norm(rec, q.reshape(&[1, seq, heads, hd])?, &b.q_norm)?;
-            let factors = self.rope_factors.as_ref();
-            let q = rope_scaled(rec, &q, None, pos0, c.rope_theta, self.rope_layout, factors)?;
+            let q = rope_scaled(rec, &q, None, pos0, theta, layout, rope_factors)?;
             let k = b.k.forward(rec, &h, None, None)?;
             let k = head_norm(rec, k.reshape(&[1, seq, kv_heads, hd])?, &b.k_norm)?;
-            let theta = c.rope_theta;
-            rope_scaled(
-                rec,
-                &k,
-                Some(&k_rows),
-                pos0,
-                theta,
-                self.rope_layout,
-                factors,
-            )?;
+            rope_scaled(rec, &k, Some(&k_rows), pos0, theta, layout, rope_factors)?;
             b.v.forward(rec, &h, None, Some(&v_rows))?;
             q
         };
         let opts = attention::Options {
             causal: true,
             kv_len: Some(pos0 + seq),
+            scale: Some(self.attn_scale),
+            window: b.window,
+            softcap: c.attn_softcap,
             ..Default::default()
         };
         let a = attention(rec, &q, k_cache, v_cache, opts)?.reshape(&[seq, heads * hd])?;
-        let x = b.o.forward(rec, &a, Some(x), None)?;
+        let x = add_branch(rec, &b.o, &a, b.post_attn_norm.as_ref(), x, eps)?;
+        let silu = c.act == Act::Silu;
         // LlamaMLP.forward: down(silu(gate(h)) * up(h)), h = norm(x).
-        if let (Some(_), true, AnyTensor::Quant(g), AnyTensor::Quant(u)) =
-            (fused, self.fold_norms, &b.gate.weight, &b.up.weight)
+        if let (Some(_), true, true, AnyTensor::Quant(g), AnyTensor::Quant(u)) =
+            (fused, self.fold_norms, silu, &b.gate.weight, &b.up.weight)
             && g.qtype() == u.qtype()
+            && b.post_mlp_norm.is_none()
         {
             let norm = quant::Norm {
                 weight: &b.mlp_norm,
@@ -535,16 +703,39 @@ impl Llama {
         let h = rms_norm(rec, &x, &b.mlp_norm, eps)?;
         let act = match (&b.gate.weight, &b.up.weight) {
             (AnyTensor::Quant(g), AnyTensor::Quant(u))
-                if seq <= gemv_max_rows(rec.gpu()) && g.qtype() == u.qtype() =>
+                if silu && seq <= gemv_max_rows(rec.gpu()) && g.qtype() == u.qtype() =>
             {
                 quant::gemv_swiglu(rec, &h, g, u)?
             }
             _ => {
                 let g = b.gate.forward(rec, &h, None, None)?;
                 let u = b.up.forward(rec, &h, None, None)?;
-                elementwise::silu_mul(rec, &g, &u)?
+                match c.act {
+                    Act::Silu => elementwise::silu_mul(rec, &g, &u)?,
+                    Act::GeluTanh => elementwise::gelu_tanh_mul(rec, &g, &u)?,
+                }
             }
         };
-        b.down.forward(rec, &act, Some(&x), None)
+        add_branch(rec, &b.down, &act, b.post_mlp_norm.as_ref(), &x, eps)
+    }
+}
+
+/// `x + out(h)`, or with Gemma's post-norm `x + norm(out(h))`: a branch's output added to the
+/// residual stream (without a norm the add is the projection's own residual term).
+fn add_branch(
+    rec: &mut Recorder,
+    out: &Linear,
+    h: &Tensor,
+    post_norm: Option<&Tensor>,
+    x: &Tensor,
+    eps: f32,
+) -> Result<Tensor> {
+    match post_norm {
+        None => out.forward(rec, h, Some(x), None),
+        Some(w) => {
+            let y = out.forward(rec, h, None, None)?;
+            let y = rms_norm(rec, &y, w, eps)?;
+            elementwise::add(rec, &y, x)
+        }
     }
 }

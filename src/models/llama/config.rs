@@ -1,5 +1,5 @@
 //! A LLaMA-family model's hyper-parameters, from a Hugging Face `config.json` or a GGUF file's
-//! `{llama,qwen2,qwen3}.*` metadata, checked for consistency.
+//! `{llama,qwen2,qwen3,phi3,gemma2,gemma3}.*` metadata, checked for consistency.
 
 use serde::Deserialize;
 
@@ -24,8 +24,52 @@ pub struct Config {
     pub tie_word_embeddings: bool,
     /// q, k and v projections with biases (Qwen2).
     pub attention_bias: bool,
-    /// An RMSNorm over each head of q and of k before RoPE (Qwen3).
+    /// An RMSNorm over each head of q and of k before RoPE (Qwen3, Gemma 3).
     pub qk_norm: bool,
+    /// The gated MLP's activation: SiLU (LLaMA, Qwen, Phi-3) or GELU-tanh (Gemma).
+    pub act: Act,
+    /// Gemma 2/3: an RMSNorm on the attention's and on the MLP's output before each residual add.
+    pub post_norms: bool,
+    /// Gemma: the embedding rows are multiplied by this (√hidden_size).
+    pub embed_scale: Option<f32>,
+    /// The attention's score scale when it is not 1/√head_dim (Gemma 2/3 27B: query_pre_attn_scalar).
+    pub attn_scale: Option<f32>,
+    /// Gemma 2: scores soft-capped, `c · tanh(s / c)` (`attn_logit_softcapping`).
+    pub attn_softcap: Option<f32>,
+    /// Gemma 2: logits soft-capped (`final_logit_softcapping`).
+    pub final_softcap: Option<f32>,
+    /// Sliding-window attention: a query sees the last `window` positions (itself included) on the
+    /// layers [`Config::is_sliding`] names.
+    pub sliding_window: Option<usize>,
+    /// With a window: `Some(n)` makes layer i sliding unless `i % n == n - 1` (Gemma 2: 2, Gemma 3: 6);
+    /// `None` windows every layer (Phi-3, Mistral).
+    pub sliding_pattern: Option<usize>,
+    /// Gemma 3: the RoPE base of the sliding layers (10 000; the others use `rope_theta`).
+    pub rope_theta_local: Option<f32>,
+    /// Linear RoPE scaling (positions divided by this; Gemma 3 4B+: 8, on the global layers only).
+    pub rope_linear: Option<f32>,
+    /// q and k rows in GGML's interleaved RoPE layout: llama.cpp permutes them so for `llama` GGUF
+    /// files; every other architecture, and Hugging Face checkpoints, rotate halves.
+    pub rope_interleaved: bool,
+}
+
+/// The gated MLP's activation: `down(act(gate(x)) · up(x))`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Act {
+    /// `silu` (SwiGLU).
+    Silu,
+    /// `gelu_pytorch_tanh` (GeGLU).
+    GeluTanh,
+}
+
+impl Config {
+    /// Whether layer `i` attends through the sliding window.
+    pub fn is_sliding(&self, i: usize) -> bool {
+        self.sliding_window.is_some()
+            && self
+                .sliding_pattern
+                .is_none_or(|n| i % n != n.saturating_sub(1))
+    }
 }
 
 /// The fields of a Hugging Face `config.json` read here.
@@ -130,13 +174,44 @@ impl Config {
             rope_theta,
             max_position_embeddings: c.max_position_embeddings,
             tie_word_embeddings: c.tie_word_embeddings,
-            attention_bias: false,
-            qk_norm: false,
+            ..Config::plain()
         }
         .checked(source)
     }
 
-    /// Reads the `{arch}.*` metadata of a GGUF file: `llama`, `qwen2` or `qwen3`.
+    /// LLaMA's choices for every field past the sizes (which are zero here: fill them in).
+    fn plain() -> Config {
+        Config {
+            hidden_size: 0,
+            intermediate_size: 0,
+            num_hidden_layers: 0,
+            num_attention_heads: 0,
+            num_key_value_heads: 0,
+            head_dim: 0,
+            vocab_size: 0,
+            rms_norm_eps: 1e-6,
+            rope_theta: 10_000.0,
+            max_position_embeddings: 2048,
+            tie_word_embeddings: false,
+            attention_bias: false,
+            qk_norm: false,
+            act: Act::Silu,
+            post_norms: false,
+            embed_scale: None,
+            attn_scale: None,
+            attn_softcap: None,
+            final_softcap: None,
+            sliding_window: None,
+            sliding_pattern: None,
+            rope_theta_local: None,
+            rope_linear: None,
+            rope_interleaved: false,
+        }
+    }
+
+    /// Reads the `{arch}.*` metadata of a GGUF file: `llama`, `qwen2`, `qwen3`, `phi3`, `gemma2` or
+    /// `gemma3`, with what llama.cpp fixes per architecture rather than storing (Gemma's sliding
+    /// layer pattern, local RoPE base and 27B attention scale: `llama-model.cpp`).
     pub fn from_gguf(source: &str, header: &Header, weights: &Weights) -> Result<Config> {
         let arch = header.architecture().unwrap_or("");
         if !GGUF_ARCHS.contains(&arch) {
@@ -148,6 +223,7 @@ impl Config {
                 ),
             ));
         }
+        let get = |key: &str| header.metadata.get(&format!("{arch}.{key}"));
         let int = |key: &str| -> Result<usize> {
             header
                 .get(source, &format!("{arch}.{key}"))?
@@ -155,49 +231,94 @@ impl Config {
                 .map(|v| v as usize)
                 .ok_or_else(|| bad(source, format!("{arch}.{key} is not an integer")))
         };
-        let float = |key: &str, default: f32| -> f32 {
-            header
-                .metadata
-                .get(&format!("{arch}.{key}"))
-                .and_then(|v| v.as_f64())
-                .map_or(default, |v| v as f32)
-        };
+        let opt_int = |key: &str| get(key).and_then(|v| v.as_u64()).map(|v| v as usize);
+        let opt_float = |key: &str| get(key).and_then(|v| v.as_f64()).map(|v| v as f32);
+        let float = |key: &str, default: f32| opt_float(key).unwrap_or(default);
         // Llama 3's RoPE scaling reaches GGUF as per-frequency factors (`rope_freqs.weight`, read by
-        // Llama::from_gguf); YaRN and linear scaling as `rope.scaling.type`, not implemented: refused,
-        // not ignored.
-        if let Some(kind) = header
-            .metadata
-            .get(&format!("{arch}.rope.scaling.type"))
-            .and_then(|v| v.as_str())
-            .filter(|k| *k != "none")
-        {
-            return Err(bad(
-                source,
-                format!("{arch}.rope.scaling.type is {kind:?}; RoPE scaling is not supported yet"),
-            ));
+        // Llama::from_gguf), Phi-3's LongRoPE as `rope_factors_{short,long}.weight`; linear scaling
+        // as `rope.scaling.type`; YaRN is not implemented: refused, not ignored.
+        let mut rope_linear = None;
+        match get("rope.scaling.type").and_then(|v| v.as_str()) {
+            None | Some("none") => {}
+            Some("linear") => {
+                let factor = float("rope.scaling.factor", 1.0);
+                if !(factor.is_finite() && factor >= 1.0) {
+                    return Err(bad(
+                        source,
+                        format!("{arch}.rope.scaling.factor is {factor}, not a factor ≥ 1"),
+                    ));
+                }
+                rope_linear = (factor != 1.0).then_some(factor);
+            }
+            Some("longrope") if arch == "phi3" => {}
+            Some(kind) => {
+                return Err(bad(
+                    source,
+                    format!(
+                        "{arch}.rope.scaling.type is {kind:?}; only linear RoPE scaling, Llama 3's \
+                         factors and Phi-3's LongRoPE are supported"
+                    ),
+                ));
+            }
         }
         let heads = int("attention.head_count")?;
         let hidden = int("embedding_length")?;
+        let layers = int("block_count")?;
         let vocab = match int("vocab_size") {
             Ok(v) => v,
             Err(_) => weights.get_any("token_embd.weight")?.shape()[0],
         };
+        let head_dim = opt_int("attention.key_length").unwrap_or(hidden / heads.max(1));
+        if let Some(rot) = opt_int("rope.dimension_count")
+            && rot != head_dim
+        {
+            return Err(bad(
+                source,
+                format!(
+                    "{arch}.rope.dimension_count is {rot} of a head's {head_dim} dimensions: partial \
+                     rotary embeddings are not supported yet"
+                ),
+            ));
+        }
+        let gemma = arch.starts_with("gemma");
+        // llama.cpp's llama-model.cpp: Gemma 2/3 27B scale scores by 1/√(hidden / heads), the others
+        // by 1/√head_dim (query_pre_attn_scalar, which GGUF does not store).
+        let is_27b = (arch == "gemma2" && layers == 46) || (arch == "gemma3" && layers == 62);
+        let sliding_window = opt_int("attention.sliding_window").filter(|&w| w > 0);
+        let sliding_pattern = match arch {
+            "gemma2" => Some(2),
+            "gemma3" => Some(
+                opt_int("attention.sliding_window_pattern")
+                    .filter(|&n| n > 0)
+                    .unwrap_or(6),
+            ),
+            _ => None,
+        };
         Config {
             hidden_size: hidden,
             intermediate_size: int("feed_forward_length")?,
-            num_hidden_layers: int("block_count")?,
+            num_hidden_layers: layers,
             num_attention_heads: heads,
             num_key_value_heads: int("attention.head_count_kv").unwrap_or(heads),
-            head_dim: int("attention.key_length")
-                .or_else(|_| int("rope.dimension_count"))
-                .unwrap_or(hidden / heads.max(1)),
+            head_dim,
             vocab_size: vocab,
             rms_norm_eps: float("attention.layer_norm_rms_epsilon", 1e-5),
             rope_theta: float("rope.freq_base", 10_000.0),
             max_position_embeddings: int("context_length").unwrap_or(2048),
             tie_word_embeddings: !weights.contains("output.weight"),
             attention_bias: arch == "qwen2",
-            qk_norm: arch == "qwen3",
+            qk_norm: arch == "qwen3" || arch == "gemma3",
+            act: if gemma { Act::GeluTanh } else { Act::Silu },
+            post_norms: gemma,
+            embed_scale: gemma.then(|| (hidden as f32).sqrt()),
+            attn_scale: is_27b.then(|| 1.0 / ((hidden / heads.max(1)) as f32).sqrt()),
+            attn_softcap: opt_float("attn_logit_softcapping").filter(|&c| c > 0.0),
+            final_softcap: opt_float("final_logit_softcapping").filter(|&c| c > 0.0),
+            sliding_window,
+            sliding_pattern: sliding_window.and(sliding_pattern),
+            rope_theta_local: (arch == "gemma3" && sliding_window.is_some()).then_some(10_000.0),
+            rope_linear,
+            rope_interleaved: arch == "llama",
         }
         .checked(source)
     }
@@ -224,4 +345,4 @@ impl Config {
 }
 
 /// The GGUF `general.architecture` values read ([`Config::from_gguf`]).
-pub const GGUF_ARCHS: [&str; 3] = ["llama", "qwen2", "qwen3"];
+pub const GGUF_ARCHS: [&str; 6] = ["llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"];
