@@ -10,7 +10,9 @@ Run by hand (never in CI): /tmp/venv/bin/python scripts/make_tiny_gguf.py
 qwen2 and qwen3 write tiny-qwen2.gguf / tiny-qwen3.gguf and golden-<arch>.json: the same vocabulary
 and layer types, Qwen2's q/k/v biases or Qwen3's per-head q/k RMSNorm (head_dim 128 there, past
 hidden / heads), and rotate-half RoPE (llama.cpp permutes q and k only for `llama`). phi3: q/k/v in one
-`attn_qkv` matrix and gate/up in one `ffn_up` (as Phi-3 stores them), a sliding window of 8. gemma2:
+`attn_qkv` matrix and gate/up in one `ffn_up` (as Phi-3 stores them), a sliding window of 8; phi3long:
+LongRoPE (`rope_factors_{short,long}.weight`, original context 64, a case whose prompt is past it, where
+transformers and llama.cpp both take the long factors from the first token). gemma2:
 GELU-tanh MLP, post-attention and post-MLP norms (stored as 1 + weight, as llama.cpp's converter writes
 Gemma's norms), √hidden embedding scale, the tied head, soft-capped scores and logits (caps 5 and 0.5,
 small enough to bend this model's values), a window of 8 on layer 0, head_dim 256 as in the real ones.
@@ -203,6 +205,10 @@ def llama3_rope_factors(theta, dim, s):
     return np.array(out, np.float32)
 
 
+PHI3_SHORT = np.linspace(1.0, 2.5, 32).astype(np.float32)
+PHI3_LONG = np.geomspace(1.0, 12.0, 32).astype(np.float32)
+
+
 def main(arch="llama"):
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
@@ -220,6 +226,15 @@ def main(arch="llama"):
         model = LlamaForCausalLM(cfg).eval()
     elif arch == "phi3":
         cfg = Phi3Config(**common, sliding_window=8, pad_token_id=0)
+        model = Phi3ForCausalLM(cfg).eval()
+    elif arch == "phi3long":
+        # Phi-3.5's LongRoPE: short factors up to the original context (64 here), long ones past it,
+        # and the attention factor √(1 + ln(256 / 64) / ln 64) on cos and sin.
+        del common["rope_theta"]
+        cfg = Phi3Config(**common, pad_token_id=0, original_max_position_embeddings=64,
+                         rope_parameters={"rope_type": "longrope", "rope_theta": ROPE_THETA,
+                                          "short_factor": PHI3_SHORT.tolist(), "long_factor": PHI3_LONG.tolist(),
+                                          "original_max_position_embeddings": 64})
         model = Phi3ForCausalLM(cfg).eval()
     elif arch == "gemma2":
         common.update(head_dim=256, query_pre_attn_scalar=256)  # Gemma 2's head size
@@ -257,7 +272,7 @@ def main(arch="llama"):
 
     name = "tiny-kquants" if arch == "llama" else f"tiny-{arch}"
     path = os.path.join(OUT, f"{name}.gguf")
-    gguf_arch = "llama" if arch == "llama3" else arch
+    gguf_arch = {"llama3": "llama", "phi3long": "phi3"}.get(arch, arch)
     writer = GGUFWriter(path, gguf_arch)
     writer.add_name(name)
     writer.add_context_length(cfg.max_position_embeddings)
@@ -272,6 +287,9 @@ def main(arch="llama"):
         writer.add_value_length(head_dim)
     if arch in ("phi3", "gemma2", "gemma3"):
         writer.add_sliding_window(cfg.sliding_window)
+    if arch == "phi3long":  # as convert_hf_to_gguf.py writes LongRoPE
+        writer.add_rope_scaling_orig_ctx_len(64)
+        writer.add_rope_scaling_attn_factors(float(np.sqrt(1 + np.log(256 / 64) / np.log(64))))
     if arch == "gemma2":
         writer.add_attn_logit_softcapping(cfg.attn_logit_softcapping)
         writer.add_final_logit_softcapping(cfg.final_logit_softcapping)
@@ -290,7 +308,7 @@ def main(arch="llama"):
     writer.add_bos_token_id(256)
     writer.add_eos_token_id(257)
     writer.add_add_bos_token(False)
-    if arch in ("phi3", "gemma2", "gemma3"):
+    if arch in ("phi3", "phi3long", "gemma2", "gemma3"):
         writer.add_pad_token_id(0)  # else transformers' default (32000 for Phi-3) is past this vocabulary
     writer.add_chat_template(CHATML)
 
@@ -315,7 +333,7 @@ def main(arch="llama"):
             add(f"blk.{i}.post_ffw_norm.weight", norm(sd[p + "post_feedforward_layernorm.weight"]))
         else:
             add(f"blk.{i}.ffn_norm.weight", sd[p + "post_attention_layernorm.weight"])
-        if arch == "phi3":
+        if gguf_arch == "phi3":
             # One matrix for q, k and v and one for gate and up, each in the type of its first part.
             add(f"blk.{i}.attn_qkv.weight", sd[p + "self_attn.qkv_proj.weight"], types["attn_q"])
             add(f"blk.{i}.attn_output.weight", sd[p + "self_attn.o_proj.weight"], types["attn_output"])
@@ -335,6 +353,9 @@ def main(arch="llama"):
         if arch in ("qwen3", "gemma3"):
             add(f"blk.{i}.attn_q_norm.weight", norm(sd[p + "self_attn.q_norm.weight"]))
             add(f"blk.{i}.attn_k_norm.weight", norm(sd[p + "self_attn.k_norm.weight"]))
+    if arch == "phi3long":
+        add("rope_factors_short.weight", PHI3_SHORT)
+        add("rope_factors_long.weight", PHI3_LONG)
     if arch == "llama3":
         factors = llama3_rope_factors(ROPE_THETA, head_dim, LLAMA3_SCALING)
         assert len(set(np.round(factors, 4))) > 2, factors  # all three bands
@@ -353,7 +374,7 @@ def main(arch="llama"):
         want = torch.from_numpy(sd[k])
         assert v.shape == want.shape, (k, v.shape, want.shape)
         assert (v - want).abs().max() <= 0.2 * want.abs().max() + 1e-6, k
-    if arch in ("llama3", "phi3", "gemma2", "gemma3"):
+    if arch in ("llama3", "phi3", "phi3long", "gemma2", "gemma3"):
         # The file's weights in a model with this config: transformers' GGUF reader leaves out the
         # RoPE scaling, window, soft caps and layer pattern (it maps only the common keys).
         configured = type(model)(cfg).eval()
@@ -361,7 +382,10 @@ def main(arch="llama"):
         ref = configured
     hf_tok = tokenizer()
     cases = []
-    for name, prompt, chat in [("raw", "Hello, tiny model", False), ("chat", "Hi there", True)]:
+    prompts = [("raw", "Hello, tiny model", False), ("chat", "Hi there", True)]
+    if arch == "phi3long":  # a prompt past the original context: the long factors from the start
+        prompts.append(("long", "Hello, tiny model. " * 4 + "Tell me more, please.", False))
+    for name, prompt, chat in prompts:
         text = f"<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n" if chat else prompt
         ids = hf_tok.encode(text, add_special_tokens=False).ids
         x = torch.tensor([ids])

@@ -331,9 +331,12 @@ async fn tiny_gguf_llama3() -> Result<()> {
 gpu_test!(tiny_gguf_llama3_rope_matches_transformers, tiny_gguf_llama3);
 
 /// Phi-3 (scripts/make_tiny_gguf.py phi3): q, k and v in one `attn_qkv` matrix and gate and up in one
-/// `ffn_up`, split on the GPU at load, rotate-half RoPE, a sliding window of 8 keys on every layer.
+/// `ffn_up`, split on the GPU at load, rotate-half RoPE, a sliding window of 8 keys on every layer; and
+/// Phi-3.5's LongRoPE (`rope_factors_{short,long}.weight`, the attention factor): short factors within
+/// the original context (64), long ones for a prompt past it.
 async fn tiny_gguf_phi3() -> Result<()> {
-    tiny_gguf_matches("tiny-phi3.gguf", "golden-phi3.json").await
+    tiny_gguf_matches("tiny-phi3.gguf", "golden-phi3.json").await?;
+    tiny_gguf_matches("tiny-phi3long.gguf", "golden-phi3long.json").await
 }
 gpu_test!(tiny_gguf_phi3_matches_transformers, tiny_gguf_phi3);
 
