@@ -307,7 +307,7 @@ def main(arch="llama"):
     writer.add_token_merges([" ".join(m) for m in MERGES])
     writer.add_bos_token_id(256)
     writer.add_eos_token_id(257)
-    writer.add_add_bos_token(False)
+    writer.add_add_bos_token(gemma)  # Gemma's files ask for BOS before a raw prompt (chat: the template's)
     if arch in ("phi3", "phi3long", "gemma2", "gemma3"):
         writer.add_pad_token_id(0)  # else transformers' default (32000 for Phi-3) is past this vocabulary
     writer.add_chat_template(CHATML)
@@ -388,6 +388,8 @@ def main(arch="llama"):
     for name, prompt, chat in prompts:
         text = f"<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n" if chat else prompt
         ids = hf_tok.encode(text, add_special_tokens=False).ids
+        if gemma and not chat:
+            ids = [cfg.bos_token_id] + ids
         x = torch.tensor([ids])
         with torch.no_grad():
             logits = ref(x).logits[0, -1]

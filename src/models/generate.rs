@@ -136,6 +136,18 @@ pub struct Generator {
     tokenizer: Tokenizer,
     template: Option<ChatTemplate>,
     eos_ids: Vec<u32>,
+    /// How a prompt without the chat template starts: as the file says (GGUF's
+    /// `tokenizer.ggml.add_bos_token`: the BOS id), or through tokenizer.json's post-processor (HF).
+    raw_start: RawStart,
+}
+
+/// What begins a raw prompt's ids (chat prompts get what their template writes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RawStart {
+    Nothing,
+    Bos(u32),
+    /// `tokenizer.json`'s post-processor adds what the model wants (`encode(text, true)`).
+    PostProcessor,
 }
 
 impl Generator {
@@ -183,7 +195,21 @@ impl Generator {
             .collect();
         eos_ids.extend(Self::end_tokens(&tokenizer));
         eos_ids.dedup();
-        Self::new(gpu, model, tokenizer, template, eos_ids)
+        // llama.cpp: a BOS token before the text when the file asks for one (LLaMA 2/3, Gemma, Phi-3).
+        let add_bos = header
+            .metadata
+            .get("tokenizer.ggml.add_bos_token")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let bos = header
+            .metadata
+            .get("tokenizer.ggml.bos_token_id")
+            .and_then(Value::as_u64);
+        let raw_start = match (add_bos, bos) {
+            (true, Some(id)) => RawStart::Bos(id as u32),
+            _ => RawStart::Nothing,
+        };
+        Self::new(gpu, model, tokenizer, template, eos_ids, raw_start)
     }
 
     /// Builds a generator from a Hugging Face checkpoint: `config.json`, the weights, `tokenizer.json`
@@ -224,7 +250,14 @@ impl Generator {
             .collect();
         eos_ids.extend(Self::end_tokens(&tokenizer));
         eos_ids.dedup();
-        Self::new(gpu, model, tokenizer, template, eos_ids)
+        Self::new(
+            gpu,
+            model,
+            tokenizer,
+            template,
+            eos_ids,
+            RawStart::PostProcessor,
+        )
     }
 
     /// Loads a model natively: a `.gguf` file, or a Hugging Face folder (`config.json`, safetensors
@@ -270,6 +303,7 @@ impl Generator {
         tokenizer: Tokenizer,
         template: Option<ChatTemplate>,
         mut eos_ids: Vec<u32>,
+        raw_start: RawStart,
     ) -> Result<Generator> {
         eos_ids.sort_unstable();
         eos_ids.dedup();
@@ -279,6 +313,7 @@ impl Generator {
             tokenizer,
             template,
             eos_ids,
+            raw_start,
         })
     }
 
@@ -312,13 +347,22 @@ impl Generator {
     }
 
     /// The prompt's token ids (special tokens in the text, such as `<|im_start|>`, are recognized).
+    /// A raw prompt (`chat` off) starts as the model's files say (a BOS token for LLaMA 2/3, Gemma,
+    /// Phi-3); a chat prompt with what its template writes, as transformers' `apply_chat_template`.
     pub fn encode(&self, prompt: &str, chat: bool) -> Result<Vec<u32>> {
         let text = self.render(prompt, chat)?;
+        let post_process = !chat && self.raw_start == RawStart::PostProcessor;
         let encoding = self
             .tokenizer
-            .encode(text, false)
+            .encode(text, post_process)
             .map_err(|e| Error::Input(format!("tokenizing the prompt: {e}")))?;
-        Ok(encoding.get_ids().to_vec())
+        let ids = encoding.get_ids();
+        Ok(match self.raw_start {
+            RawStart::Bos(bos) if !chat && ids.first() != Some(&bos) => {
+                std::iter::once(bos).chain(ids.iter().copied()).collect()
+            }
+            _ => ids.to_vec(),
+        })
     }
 
     /// Text of `ids`, special tokens left out.
