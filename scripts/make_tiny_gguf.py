@@ -407,12 +407,15 @@ def main(arch="llama"):
 
 
 def refused():
-    """Two small files the library must refuse with a clear error (tests/llama.rs): an architecture
-    it lacks, and YaRN RoPE scaling, which it must not silently ignore."""
-    for name, arch, scaling in [("refused-arch.gguf", "mamba", None),
-                                ("refused-rope-scaling.gguf", "llama", "yarn")]:
+    """Small files the library must refuse with a clear error (tests/llama.rs): an architecture it
+    lacks, YaRN RoPE scaling, which it must not silently ignore, and a model whose context (2^30
+    positions) asks for a KV cache past any adapter's buffer limits, to be refused before its weights
+    load (it has none but the embedding)."""
+    for name, arch, scaling, context in [("refused-arch.gguf", "mamba", None, 64),
+                                         ("refused-rope-scaling.gguf", "llama", "yarn", 64),
+                                         ("huge-context.gguf", "llama", None, 1 << 30)]:
         w = GGUFWriter(os.path.join(OUT, name), arch)
-        for key, value in [("context_length", 64), ("embedding_length", 8), ("block_count", 1),
+        for key, value in [("context_length", context), ("embedding_length", 8), ("block_count", 1),
                            ("feed_forward_length", 16)]:
             w.add_uint32(f"{arch}.{key}", value)
         w.add_head_count(2)

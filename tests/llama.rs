@@ -372,6 +372,90 @@ fn unsupported_gguf_models_are_refused() {
     }
 }
 
+/// The context is checked from the header before any weight loads (scripts/make_tiny_gguf.py
+/// refused: huge-context.gguf, a 2^30-position model with only an embedding): a context whose KV cache
+/// is past the adapter's buffer limits is refused naming the limit, one past the model's own context
+/// too, both with no GPU buffer made; the default (the model's, up to 4096) passes the check, so the
+/// load goes on and fails only on the missing tensors.
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn context_is_checked_before_weights_load() {
+    let gpu = pollster::block_on(gpu()).unwrap();
+    let path = std::path::Path::new("tests/fixtures/tiny-gguf/huge-context.gguf");
+    let load = |context| {
+        let before = gpu.stats().live_buffers;
+        let result = Generator::from_path_with_context(&gpu, path, context, &mut |_| {});
+        (
+            result.err().expect("refused"),
+            gpu.stats().live_buffers - before,
+        )
+    };
+    let (err, buffers) = load(Some(1 << 28));
+    assert!(matches!(err, Error::LimitExceeded { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("KV cache for a context of 268435456"),
+        "{err}"
+    );
+    assert_eq!(buffers, 0, "buffers made before the refusal");
+    let (err, buffers) = load(Some((1 << 30) + 1));
+    assert!(matches!(err, Error::Input(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("this model's is 1 to 1073741824"),
+        "{err}"
+    );
+    assert_eq!(buffers, 0);
+    let (err, _) = load(None);
+    assert!(matches!(err, Error::MissingTensor { .. }), "{err:?}");
+}
+
+/// A generator's context: 4096 by default (SmolLM2-sized models' files say more), what was asked for
+/// otherwise; a prompt at or past it is refused.
+async fn generator_context() -> Result<()> {
+    let gpu = gpu().await?;
+    let path = "tests/fixtures/tiny-gguf/tiny-kquants.gguf";
+    #[cfg(not(target_arch = "wasm32"))]
+    let (header, weights) =
+        webgpu_infer::bridge::native::load_gguf(&gpu, path.as_ref(), &mut |_| {})?;
+    #[cfg(target_arch = "wasm32")]
+    let (header, weights) = webgpu_infer::bridge::web::load_gguf(
+        &gpu,
+        webgpu_infer::bridge::web::Source::Url(format!("/{path}")),
+        None,
+        &mut |_| {},
+    )
+    .await?;
+    let g = Generator::from_gguf(&gpu, path, &header, &weights)?;
+    assert_eq!(g.context_length(), 256); // the file's context_length, under 4096
+    let g = Generator::from_gguf_with_context(&gpu, path, &header, &weights, Some(12))?;
+    assert_eq!(g.context_length(), 12);
+    let opts = GenerateOptions {
+        max_tokens: 4,
+        ..Default::default()
+    };
+    let Err(err) = g
+        .generate("Hello, tiny model, hello", &opts, &mut |_| true)
+        .await
+    else {
+        panic!("a prompt past the context was accepted");
+    };
+    assert!(
+        err.to_string().contains("this generator's context is 12"),
+        "{err}"
+    );
+    let out = g.generate("Hello", &opts, &mut |_| true).await?;
+    assert_eq!(out.ids.len(), 4);
+    let Err(err) = g.with_context(257) else {
+        panic!("a context past the model's was accepted");
+    };
+    assert!(
+        err.to_string().contains("this model's is 1 to 256"),
+        "{err}"
+    );
+    Ok(())
+}
+gpu_test!(generator_context_is_what_was_asked, generator_context);
+
 async fn tiny_gguf_matches(file: &str, golden: &str) -> Result<()> {
     let path = format!("tests/fixtures/tiny-gguf/{file}");
     let gpu = gpu().await?;

@@ -129,8 +129,18 @@ pub fn load_gguf(
     path: &Path,
     on_progress: OnProgress<'_>,
 ) -> Result<(gguf::Header, Weights)> {
+    load_gguf_checked(gpu, path, on_progress, &|_| Ok(()))
+}
+
+/// [`load_gguf`], with `check` run on the header before any weight is read or allocated.
+pub fn load_gguf_checked(
+    gpu: &Gpu,
+    path: &Path,
+    on_progress: OnProgress<'_>,
+    check: &dyn Fn(&gguf::Header) -> Result<()>,
+) -> Result<(gguf::Header, Weights)> {
     let (source, map) = map_file(path)?;
-    load_gguf_bytes(gpu, &source, &map, on_progress)
+    load_gguf_bytes_checked(gpu, &source, &map, on_progress, check)
 }
 
 /// Loads a GGUF image already in memory (or mapped).
@@ -140,6 +150,16 @@ pub fn load_gguf_bytes(
     bytes: &[u8],
     on_progress: OnProgress<'_>,
 ) -> Result<(gguf::Header, Weights)> {
+    load_gguf_bytes_checked(gpu, source, bytes, on_progress, &|_| Ok(()))
+}
+
+fn load_gguf_bytes_checked(
+    gpu: &Gpu,
+    source: &str,
+    bytes: &[u8],
+    on_progress: OnProgress<'_>,
+    check: &dyn Fn(&gguf::Header) -> Result<()>,
+) -> Result<(gguf::Header, Weights)> {
     let header = gguf::Header::parse(source, bytes)?.ok_or_else(|| Error::Format {
         source_name: source.to_string(),
         problem: FormatProblem::Truncated {
@@ -147,6 +167,7 @@ pub fn load_gguf_bytes(
             got: bytes.len() as u64,
         },
     })?;
+    check(&header)?;
     let plans = plan_all(gpu, source, &header.entries)?;
     header.check_file_len(source, bytes.len() as u64)?;
     let weights = fill(

@@ -324,6 +324,18 @@ pub async fn load_gguf<'a>(
     net: impl Into<Net<'a>>,
     on_progress: OnProgress<'_>,
 ) -> Result<(gguf::Header, Weights)> {
+    load_gguf_checked(gpu, source, net, on_progress, &|_| Ok(())).await
+}
+
+/// [`load_gguf`], with `check` run on the header before any weight is fetched or allocated (a model
+/// that will not fit fails before its gigabytes are downloaded).
+pub async fn load_gguf_checked<'a>(
+    gpu: &Gpu,
+    source: Source,
+    net: impl Into<Net<'a>>,
+    on_progress: OnProgress<'_>,
+    check: &dyn Fn(&gguf::Header) -> Result<()>,
+) -> Result<(gguf::Header, Weights)> {
     let net = net.into();
     let signal = net.signal;
     let (name, mut chunks, known_len) = match source {
@@ -356,6 +368,7 @@ pub async fn load_gguf<'a>(
         }
     };
     let (header, chunk, chunk_pos) = read_gguf_header(gpu, &name, &mut chunks, signal).await?;
+    check(&header)?;
     let plans = plan_all(gpu, &name, &header.entries)?;
     if let Some(len) = known_len {
         header.check_file_len(&name, len)?;

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::formats::gguf::{Header, Value};
 use crate::gpu::Gpu;
 use crate::kernels::sample::{Penalty, Sampling, sample_with, seen_tokens};
-use crate::models::llama::{Config, Llama};
+use crate::models::llama::{Config, DEFAULT_CONTEXT, Llama, check_context, check_fits};
 use crate::models::text::{ChatTemplate, Message, tokenizer_from_gguf};
 use crate::recorder::Readback;
 use crate::tensor::{DType, Tensor};
@@ -139,6 +139,9 @@ pub struct Generator {
     /// How a prompt without the chat template starts: as the file says (GGUF's
     /// `tokenizer.ggml.add_bos_token`: the BOS id), or through tokenizer.json's post-processor (HF).
     raw_start: RawStart,
+    /// Positions a generation may use at most (prompt and new tokens): the caller's, or the model's
+    /// own up to [`DEFAULT_CONTEXT`]; checked against the adapter's limits before the weights load.
+    context: usize,
 }
 
 /// What begins a raw prompt's ids (chat prompts get what their template writes).
@@ -174,7 +177,21 @@ impl Generator {
         header: &Header,
         weights: &Weights,
     ) -> Result<Generator> {
-        let cfg = Config::from_gguf(source, header, weights)?;
+        Self::from_gguf_with_context(gpu, source, header, weights, None)
+    }
+
+    /// [`Generator::from_gguf`] for generations of up to `context` positions (`None`: the model's,
+    /// up to [`DEFAULT_CONTEXT`]). [`check_fits`] runs on the header first; loaders that take a check
+    /// (`load_gguf_checked`) run it before the weights load, so that a model that cannot fit fails
+    /// before its bytes travel.
+    pub fn from_gguf_with_context(
+        gpu: &Gpu,
+        source: &str,
+        header: &Header,
+        weights: &Weights,
+        context: Option<usize>,
+    ) -> Result<Generator> {
+        let (cfg, context) = check_fits(gpu, source, header, context)?;
         let model = Llama::from_gguf(cfg, weights, header)?;
         let tokenizer = tokenizer_from_gguf(source, header)?;
         let token = |key: &str| -> Option<String> {
@@ -209,7 +226,9 @@ impl Generator {
             (true, Some(id)) => RawStart::Bos(id as u32),
             _ => RawStart::Nothing,
         };
-        Self::new(gpu, model, tokenizer, template, eos_ids, raw_start)
+        let mut g = Self::new(gpu, model, tokenizer, template, eos_ids, raw_start)?;
+        g.context = context;
+        Ok(g)
     }
 
     /// Builds a generator from a Hugging Face checkpoint: `config.json`, the weights, `tokenizer.json`
@@ -268,9 +287,24 @@ impl Generator {
         path: &std::path::Path,
         on_progress: crate::bridge::OnProgress<'_>,
     ) -> Result<Generator> {
+        Self::from_path_with_context(gpu, path, None, on_progress)
+    }
+
+    /// [`Generator::from_path`] for generations of up to `context` positions (GGUF: checked against
+    /// the adapter's limits before any weight loads; see [`Generator::from_gguf_with_context`]).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn from_path_with_context(
+        gpu: &Gpu,
+        path: &std::path::Path,
+        context: Option<usize>,
+        on_progress: crate::bridge::OnProgress<'_>,
+    ) -> Result<Generator> {
         if path.is_file() {
-            let (header, weights) = crate::bridge::native::load_gguf(gpu, path, on_progress)?;
-            return Self::from_gguf(gpu, &path.display().to_string(), &header, &weights);
+            let source = path.display().to_string();
+            let check = |h: &Header| check_fits(gpu, &source, h, context).map(drop);
+            let (header, weights) =
+                crate::bridge::native::load_gguf_checked(gpu, path, on_progress, &check)?;
+            return Self::from_gguf_with_context(gpu, &source, &header, &weights, context);
         }
         let read = |name: &str| {
             std::fs::read(path.join(name)).map_err(|e| Error::Io {
@@ -307,6 +341,7 @@ impl Generator {
     ) -> Result<Generator> {
         eos_ids.sort_unstable();
         eos_ids.dedup();
+        let context = model.config().max_position_embeddings.min(DEFAULT_CONTEXT);
         Ok(Generator {
             gpu: gpu.clone(),
             model,
@@ -314,11 +349,24 @@ impl Generator {
             template,
             eos_ids,
             raw_start,
+            context,
         })
     }
 
     pub fn config(&self) -> &Config {
         self.model.config()
+    }
+
+    /// Positions a generation may use at most (prompt and new tokens).
+    pub fn context_length(&self) -> usize {
+        self.context
+    }
+
+    /// The same generator for generations of up to `context` positions: refused past the model's
+    /// context length or when a layer's KV cache would not fit the adapter's limits.
+    pub fn with_context(mut self, context: usize) -> Result<Generator> {
+        self.context = check_context(&self.gpu, "generator", self.model.config(), Some(context))?;
+        Ok(self)
     }
 
     /// The device the model lives on.
@@ -394,7 +442,7 @@ impl Generator {
         let start = now_ms();
         let cfg = self.model.config();
         self.check(&prompt_ids, opts)?;
-        let context = cfg.max_position_embeddings;
+        let context = self.context;
         // The cache holds the prompt and every token but the last (which is never fed back).
         let capacity = (prompt_ids.len() + opts.max_tokens).min(context);
         let mut cache = self.model.new_cache(&self.gpu, capacity)?;
@@ -515,10 +563,12 @@ impl Generator {
         if prompt_ids.is_empty() {
             return Err(Error::Input("the prompt is empty (no tokens)".into()));
         }
-        if prompt_ids.len() >= cfg.max_position_embeddings {
+        if prompt_ids.len() >= self.context {
             return Err(Error::Input(format!(
-                "the prompt has {} tokens; the model's context length is {}: shorten it",
+                "the prompt has {} tokens; this generator's context is {} (the model's: {}): \
+                 shorten it, or load with a longer context",
                 prompt_ids.len(),
+                self.context,
                 cfg.max_position_embeddings
             )));
         }

@@ -36,7 +36,7 @@ fn gemv_max_rows(gpu: &crate::Gpu) -> usize {
 
 mod config;
 use config::bad;
-pub use config::{Act, Config, GGUF_ARCHS};
+pub use config::{Act, Config, DEFAULT_CONTEXT, GGUF_ARCHS, check_context, check_fits};
 
 /// Where the weights' names come from.
 #[derive(Clone, Copy, PartialEq, Eq)]

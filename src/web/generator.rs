@@ -10,10 +10,11 @@ use js_sys::{Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, spawn_local};
 
-use crate::bridge::web::{Source, fetch_bytes, load, load_gguf};
+use crate::bridge::web::{Source, fetch_bytes, load, load_gguf_checked};
 use crate::error::Error;
 use crate::gpu::Gpu;
 use crate::models::generate::{GenerateOptions, Generation, Generator as RustGenerator};
+use crate::models::llama::check_fits;
 use crate::web::{Device, LoadOptions};
 
 #[wasm_bindgen(inline_js = "export function asyncIterable(o) { \
@@ -131,9 +132,16 @@ impl Generator {
         self.last.borrow().clone()
     }
 
-    /// The model's context length in tokens.
+    /// Positions one generation may use (prompt and new tokens): the load option `contextLength`, or
+    /// the model's context length up to 4096.
     #[wasm_bindgen(getter, js_name = contextLength)]
     pub fn context_length(&self) -> usize {
+        self.inner.context_length()
+    }
+
+    /// The model's own context length (its file's `context_length`).
+    #[wasm_bindgen(getter, js_name = modelContextLength)]
+    pub fn model_context_length(&self) -> usize {
         self.inner.config().max_position_embeddings
     }
 }
@@ -332,6 +340,16 @@ async fn load_generator(
     options: Option<&Object>,
 ) -> Result<Generator, JsValue> {
     let opts = LoadOptions::from_js(options);
+    let context = match opts.context_length {
+        None => None,
+        Some(n) if n.fract() == 0.0 && n >= 1.0 && n <= u32::MAX as f64 => Some(n as usize),
+        Some(n) => {
+            return Err(Error::Input(format!(
+                "Generator.load: contextLength must be a positive whole number, got {n}"
+            ))
+            .into());
+        }
+    };
     let net = opts.net();
     let mut on_progress = |p: crate::bridge::Progress<'_>| opts.report(p);
     let folder = source
@@ -348,19 +366,26 @@ async fn load_generator(
             let tokenizer_config = text("tokenizer_config.json", true).await?;
             let url = format!("{base}model.safetensors");
             let weights = load(gpu, Source::Url(url), net, &mut on_progress).await?;
-            RustGenerator::from_hf(
+            let g = RustGenerator::from_hf(
                 gpu,
                 &weights,
                 &config,
                 &tokenizer,
                 tokenizer_config.as_deref(),
-            )?
+            )?;
+            match context {
+                Some(n) => g.with_context(n)?,
+                None => g,
+            }
         }
         None => {
             let name = source.as_string().unwrap_or_else(|| "GGUF".into());
+            let check =
+                |h: &crate::formats::gguf::Header| check_fits(gpu, &name, h, context).map(drop);
+            let source = Source::from_js(source)?;
             let (header, weights) =
-                load_gguf(gpu, Source::from_js(source)?, net, &mut on_progress).await?;
-            RustGenerator::from_gguf(gpu, &name, &header, &weights)?
+                load_gguf_checked(gpu, source, net, &mut on_progress, &check).await?;
+            RustGenerator::from_gguf_with_context(gpu, &name, &header, &weights, context)?
         }
     };
     Ok(Generator {

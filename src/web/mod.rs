@@ -82,6 +82,11 @@ export interface LoadOptions {
   /** The function URLs are fetched with (default `globalThis.fetch`); the package's `cachedFetch`
    *  keeps model files in Cache Storage. */
   fetch?: (url: string, init: RequestInit) => Promise<Response>;
+  /** `Generator.load`: the most positions (prompt and new tokens) one generation may use. Default:
+   *  the model's context length, up to 4096. Refused past the model's, or when a layer's KV cache
+   *  would not fit the adapter's limits; for a GGUF file both are checked from its header, before
+   *  any weight is downloaded. */
+  contextLength?: number;
 }
 
 /** Options of `Generator.generate` and `generateText`. */
@@ -110,6 +115,8 @@ pub(crate) struct LoadOptions {
     on_progress: Option<js_sys::Function>,
     pub(crate) signal: Option<web_sys::AbortSignal>,
     fetch: Option<js_sys::Function>,
+    /// `contextLength` (generators).
+    pub(crate) context_length: Option<f64>,
 }
 
 impl LoadOptions {
@@ -123,6 +130,7 @@ impl LoadOptions {
             on_progress: get("onProgress").and_then(|f| f.dyn_into().ok()),
             signal: get("signal").and_then(|s| s.dyn_into().ok()),
             fetch: get("fetch").and_then(|f| f.dyn_into().ok()),
+            context_length: get("contextLength").and_then(|v| v.as_f64()),
         }
     }
 

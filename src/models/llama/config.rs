@@ -212,8 +212,15 @@ impl Config {
     /// Reads the `{arch}.*` metadata of a GGUF file: `llama`, `qwen2`, `qwen3`, `phi3`, `gemma2` or
     /// `gemma3`, with what llama.cpp fixes per architecture rather than storing (Gemma's sliding
     /// layer pattern, local RoPE base and 27B attention scale: `llama-model.cpp`).
-    pub fn from_gguf(source: &str, header: &Header, weights: &Weights) -> Result<Config> {
+    pub fn from_gguf(source: &str, header: &Header, _weights: &Weights) -> Result<Config> {
+        Self::from_gguf_header(source, header)
+    }
+
+    /// [`Config::from_gguf`] from the header alone (its tensor table says what the weights will be),
+    /// so that a model can be checked before any weight loads.
+    pub fn from_gguf_header(source: &str, header: &Header) -> Result<Config> {
         let arch = header.architecture().unwrap_or("");
+        let tensor = |name: &str| header.entries.iter().find(|e| e.name == name);
         if !GGUF_ARCHS.contains(&arch) {
             return Err(bad(
                 source,
@@ -264,9 +271,10 @@ impl Config {
         let heads = int("attention.head_count")?;
         let hidden = int("embedding_length")?;
         let layers = int("block_count")?;
-        let vocab = match int("vocab_size") {
-            Ok(v) => v,
-            Err(_) => weights.get_any("token_embd.weight")?.shape()[0],
+        let vocab = match (int("vocab_size"), tensor("token_embd.weight")) {
+            (Ok(v), _) => v,
+            (Err(_), Some(e)) => e.shape.first().copied().unwrap_or(0),
+            (Err(e), None) => return Err(e),
         };
         let head_dim = opt_int("attention.key_length").unwrap_or(hidden / heads.max(1));
         if let Some(rot) = opt_int("rope.dimension_count")
@@ -305,7 +313,7 @@ impl Config {
             rms_norm_eps: float("attention.layer_norm_rms_epsilon", 1e-5),
             rope_theta: float("rope.freq_base", 10_000.0),
             max_position_embeddings: int("context_length").unwrap_or(2048),
-            tie_word_embeddings: !weights.contains("output.weight"),
+            tie_word_embeddings: tensor("output.weight").is_none(),
             attention_bias: arch == "qwen2",
             qk_norm: arch == "qwen3" || arch == "gemma3",
             act: if gemma { Act::GeluTanh } else { Act::Silu },
@@ -346,3 +354,73 @@ impl Config {
 
 /// The GGUF `general.architecture` values read ([`Config::from_gguf`]).
 pub const GGUF_ARCHS: [&str; 6] = ["llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"];
+
+/// The context a generator gets when the caller asks for none: the model's own, up to this many
+/// positions (a 128k-token KV cache would take gigabytes that most pages never use).
+pub const DEFAULT_CONTEXT: usize = 4096;
+
+/// Checks, from a GGUF header alone (before any weight loads), that the model can run on this
+/// device with a context of `context` positions (default: the model's, up to [`DEFAULT_CONTEXT`]):
+/// the architecture and sizes are supported, the context is within the model's, and each buffer
+/// the generator will create fits the adapter's limits (a layer's KV cache, the f32 scratch a
+/// prompt's matmul dequantizes a weight into; the stored tensors themselves are checked by the
+/// loader's plan). Returns the context to use; errors name the numbers and the limit.
+pub fn check_fits(
+    gpu: &crate::Gpu,
+    source: &str,
+    header: &Header,
+    context: Option<usize>,
+) -> Result<(Config, usize)> {
+    let cfg = Config::from_gguf_header(source, header)?;
+    let context = check_context(gpu, source, &cfg, context)?;
+    let f32_bytes = |elements: usize| elements as u64 * 4;
+    for e in &header.entries {
+        // Prompts longer than the GEMV takes dequantize each matrix into f32 for the matmul; not the
+        // embedding (gathered) nor the LM head (one row); Phi-3's fused matrices after their split.
+        let &[rows, cols] = e.shape.as_slice() else {
+            continue;
+        };
+        if matches!(e.name.as_str(), "token_embd.weight" | "output.weight")
+            || e.name.ends_with("attn_qkv.weight")
+        {
+            continue;
+        }
+        let rows = if e.name.ends_with("ffn_up.weight") {
+            rows.min(cfg.intermediate_size)
+        } else {
+            rows
+        };
+        let what = format!("`{}` dequantized to f32 for a prompt's matmul", e.name);
+        crate::tensor::check_buffer_size(gpu, f32_bytes(rows * cols), &what)?;
+    }
+    Ok((cfg, context))
+}
+
+/// The context to use (`None`: the model's, up to [`DEFAULT_CONTEXT`]), refused past the model's own
+/// or when one layer's KV cache (f32) would not fit the adapter's buffer limits.
+pub fn check_context(
+    gpu: &crate::Gpu,
+    source: &str,
+    cfg: &Config,
+    context: Option<usize>,
+) -> Result<usize> {
+    let model_context = cfg.max_position_embeddings;
+    let context = context.unwrap_or(model_context.min(DEFAULT_CONTEXT));
+    if context == 0 || context > model_context {
+        return Err(Error::Input(format!(
+            "{source}: a context of {context} positions was asked for; this model's is 1 to \
+             {model_context} (its `context_length`)"
+        )));
+    }
+    let kv = (context * cfg.num_key_value_heads * cfg.head_dim) as u64 * 4;
+    crate::tensor::check_buffer_size(
+        gpu,
+        kv,
+        &format!(
+            "one layer's KV cache for a context of {context} ({context} × {} KV heads × {} × 4 bytes; \
+             ask for a shorter context)",
+            cfg.num_key_value_heads, cfg.head_dim
+        ),
+    )?;
+    Ok(context)
+}
