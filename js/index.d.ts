@@ -91,7 +91,10 @@ export declare class EmbedderWorker extends WorkerModel {
 
 export declare class GeneratorWorker extends WorkerModel {
   static load(source: string | Blob | ArrayBuffer, options?: WorkerLoadOptions): Promise<GeneratorWorker>;
+  /** Positions one generation may use (the load option `contextLength`, or the model's up to 4096). */
   readonly contextLength: number;
+  /** The model's own context length. */
+  readonly modelContextLength: number;
   readonly stats: GenerationStats | null;
   encode(prompt: string, chat?: boolean): Promise<Uint32Array>;
   generate(prompt: string, options?: GenerateOptions): AsyncIterableIterator<string> & { stats: GenerationStats | null };

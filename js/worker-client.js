@@ -143,6 +143,7 @@ export class GeneratorWorker extends WorkerModel {
     const { host, meta, owns } = await WorkerModel.loadIn("loadGenerator", source, options);
     const g = new GeneratorWorker(host, meta.handle, owns, meta.fromCache);
     g.contextLength = meta.contextLength;
+    g.modelContextLength = meta.modelContextLength;
     g.lastStats = null;
     return g;
   }

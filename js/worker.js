@@ -39,7 +39,7 @@ const ops = {
   },
   async loadGenerator({ source, options }, signal, post) {
     const g = await device.loadGenerator(source, { ...options, signal, onProgress: (p) => post({ progress: p }) });
-    return { value: { handle: keep(g), contextLength: g.contextLength, fromCache: !!g.fromCache } };
+    return { value: { handle: keep(g), contextLength: g.contextLength, modelContextLength: g.modelContextLength, fromCache: !!g.fromCache } };
   },
   async generate({ handle, prompt, options }, signal, post) {
     const g = model(handle);
