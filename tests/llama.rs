@@ -257,14 +257,15 @@ async fn stops_and_bad_input() -> Result<()> {
             "{needle}: {e}"
         );
     }
-    let too_long = vec![1u32; g.config().max_position_embeddings];
+    let too_long = vec![1u32; g.context_length()];
     let Err(e) = g
         .generate_ids(too_long, &GenerateOptions::default(), &mut |_| true)
         .await
     else {
         panic!("a prompt as long as the context was accepted");
     };
-    assert!(e.to_string().contains("context length"), "{e}");
+    let want = format!("this generator's context is {}", g.context_length());
+    assert!(e.to_string().contains(&want), "{e}");
     Ok(())
 }
 gpu_test!(generation_stops_and_refuses_bad_input, stops_and_bad_input);
@@ -455,6 +456,98 @@ async fn generator_context() -> Result<()> {
     Ok(())
 }
 gpu_test!(generator_context_is_what_was_asked, generator_context);
+
+/// A chat session keeps its KV cache between turns: the second turn, which sends the first back with
+/// the answer, prefills only what the cache lacks (`reused_tokens` > the first prompt's length less
+/// the template's few re-tokenized ids), and every turn gives what a fresh generation of the same
+/// prompt gives (same greedy ids, first-step logits within the tiny models' bound: the reused keys
+/// were computed in other batches, the sums in another order). An edited history reuses only the
+/// common prefix; `reset` none; bad messages are refused.
+async fn chat_session() -> Result<()> {
+    use webgpu_infer::models::chat::ChatSession;
+    use webgpu_infer::models::text::Message;
+    let gpu = gpu().await?;
+    let path = "tests/fixtures/tiny-gguf/tiny-kquants.gguf";
+    #[cfg(not(target_arch = "wasm32"))]
+    let g = Generator::from_path(&gpu, path.as_ref(), &mut |_| {})?;
+    #[cfg(target_arch = "wasm32")]
+    let g = {
+        use webgpu_infer::bridge::web::{Source, load_gguf};
+        let (header, weights) =
+            load_gguf(&gpu, Source::Url(format!("/{path}")), None, &mut |_| {}).await?;
+        Generator::from_gguf(&gpu, path, &header, &weights)?
+    };
+    let opts = GenerateOptions {
+        max_tokens: 8,
+        stop_at_eos: false,
+        top_logits: 10,
+        ..Default::default()
+    };
+    let bound = if cfg!(target_arch = "wasm32") {
+        3e-3
+    } else {
+        5e-5
+    };
+    let mut session = ChatSession::new();
+    let fresh = |messages: Vec<Message>| {
+        let ids = g.encode_messages(&messages);
+        let g = &g;
+        let opts = &opts;
+        async move { g.generate_ids(ids?, opts, &mut |_| true).await }
+    };
+    let same = |what: &str,
+                a: &webgpu_infer::models::generate::Generation,
+                b: &webgpu_infer::models::generate::Generation| {
+        assert_eq!(a.prompt_ids, b.prompt_ids, "{what}: prompt");
+        assert_eq!(a.ids, b.ids, "{what}: ids");
+        top_logits_within(
+            what,
+            &a.first_step_top_logits,
+            &b.first_step_top_logits,
+            bound,
+        );
+    };
+    let turn1 = vec![Message::new("user", "Hi there")];
+    let a = g.chat(&mut session, &turn1, &opts, &mut |_| true).await?;
+    assert_eq!(a.stats.reused_tokens, 0);
+    same("turn 1", &a, &fresh(turn1.clone()).await?);
+    let mut turn2 = turn1.clone();
+    turn2.push(Message::new("assistant", &a.text));
+    turn2.push(Message::new("user", "Tell me more"));
+    let b = g.chat(&mut session, &turn2, &opts, &mut |_| true).await?;
+    assert!(
+        b.stats.reused_tokens >= a.prompt_ids.len(),
+        "turn 2 reused {} of {} (turn 1's prompt: {})",
+        b.stats.reused_tokens,
+        b.prompt_ids.len(),
+        a.prompt_ids.len()
+    );
+    same("turn 2", &b, &fresh(turn2.clone()).await?);
+    let mut edited = turn2.clone();
+    edited[0] = Message::new("user", "Hello there");
+    let c = g.chat(&mut session, &edited, &opts, &mut |_| true).await?;
+    assert!(
+        c.stats.reused_tokens < 8,
+        "edited: reused {}",
+        c.stats.reused_tokens
+    );
+    same("edited history", &c, &fresh(edited).await?);
+    session.reset();
+    let d = g.chat(&mut session, &turn1, &opts, &mut |_| true).await?;
+    assert_eq!(d.stats.reused_tokens, 0);
+    assert_eq!(d.ids, a.ids);
+    for (messages, needle) in [
+        (vec![], "no messages"),
+        (vec![Message::new("robot", "hi")], "role \"robot\""),
+    ] {
+        let Err(err) = g.chat(&mut session, &messages, &opts, &mut |_| true).await else {
+            panic!("{needle}: accepted");
+        };
+        assert!(err.to_string().contains(needle), "{err}");
+    }
+    Ok(())
+}
+gpu_test!(chat_session_reuses_its_cache, chat_session);
 
 async fn tiny_gguf_matches(file: &str, golden: &str) -> Result<()> {
     let path = format!("tests/fixtures/tiny-gguf/{file}");

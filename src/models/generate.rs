@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::formats::gguf::{Header, Value};
 use crate::gpu::Gpu;
 use crate::kernels::sample::{Penalty, Sampling, sample_with, seen_tokens};
+use crate::models::chat::ChatSession;
 use crate::models::llama::{Config, DEFAULT_CONTEXT, Llama, check_context, check_fits};
 use crate::models::text::{ChatTemplate, Message, tokenizer_from_gguf};
 use crate::recorder::Readback;
@@ -96,6 +97,9 @@ impl StopReason {
 #[derive(Clone, Debug, Default)]
 pub struct GenerationStats {
     pub prompt_tokens: usize,
+    /// Prompt tokens whose keys and values a chat session's cache already held (not prefilled
+    /// again; `prefill_tok_s` counts the others).
+    pub reused_tokens: usize,
     pub new_tokens: usize,
     /// From the call until the first new token's id was on the CPU.
     pub prefill_ms: f64,
@@ -399,18 +403,35 @@ impl Generator {
     /// Phi-3); a chat prompt with what its template writes, as transformers' `apply_chat_template`.
     pub fn encode(&self, prompt: &str, chat: bool) -> Result<Vec<u32>> {
         let text = self.render(prompt, chat)?;
-        let post_process = !chat && self.raw_start == RawStart::PostProcessor;
+        if chat {
+            return self.encode_rendered(&text);
+        }
+        let post_process = self.raw_start == RawStart::PostProcessor;
         let encoding = self
             .tokenizer
             .encode(text, post_process)
             .map_err(|e| Error::Input(format!("tokenizing the prompt: {e}")))?;
         let ids = encoding.get_ids();
         Ok(match self.raw_start {
-            RawStart::Bos(bos) if !chat && ids.first() != Some(&bos) => {
+            RawStart::Bos(bos) if ids.first() != Some(&bos) => {
                 std::iter::once(bos).chain(ids.iter().copied()).collect()
             }
             _ => ids.to_vec(),
         })
+    }
+
+    /// The ids of a prompt the chat template rendered (its special tokens as written, nothing added).
+    pub(crate) fn encode_rendered(&self, text: &str) -> Result<Vec<u32>> {
+        let encoding = self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| Error::Input(format!("tokenizing the prompt: {e}")))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    /// The model's chat template, if its files have one.
+    pub(crate) fn template(&self) -> Option<&ChatTemplate> {
+        self.template.as_ref()
     }
 
     /// Text of `ids`, special tokens left out.
@@ -439,13 +460,44 @@ impl Generator {
         opts: &GenerateOptions,
         on_piece: &mut dyn FnMut(&str) -> bool,
     ) -> Result<Generation> {
+        self.generate_in(None, prompt_ids, opts, on_piece).await
+    }
+
+    /// Generation, in a [`ChatSession`]'s KV cache when given: the prompt's positions that the cache
+    /// already holds (the longest common prefix with what was fed before) are not computed again.
+    pub(crate) async fn generate_in(
+        &self,
+        session: Option<&mut ChatSession>,
+        prompt_ids: Vec<u32>,
+        opts: &GenerateOptions,
+        on_piece: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Generation> {
         let start = now_ms();
         let cfg = self.model.config();
         self.check(&prompt_ids, opts)?;
         let context = self.context;
         // The cache holds the prompt and every token but the last (which is never fed back).
         let capacity = (prompt_ids.len() + opts.max_tokens).min(context);
-        let mut cache = self.model.new_cache(&self.gpu, capacity)?;
+        let mut fresh = None;
+        let (cache, mut fed_before) = match session {
+            None => (
+                fresh.insert(self.model.new_cache(&self.gpu, capacity)?),
+                None,
+            ),
+            Some(ChatSession { cache, fed }) => {
+                if cache.as_ref().is_none_or(|c| c.capacity() != context) {
+                    *cache = Some(self.model.new_cache(&self.gpu, context)?);
+                    fed.clear();
+                }
+                (cache.as_mut().expect("made above"), Some(fed))
+            }
+        };
+        // At least the last prompt token is fed: its logits sample the first new token.
+        let reused = fed_before.as_ref().map_or(0, |fed| {
+            common_prefix(fed, &prompt_ids).min(prompt_ids.len() - 1)
+        });
+        cache.truncate(reused);
+        let fed = &prompt_ids[reused..];
         let seen = if opts.repetition_penalty != 1.0 {
             Some(seen_tokens(&self.gpu, &prompt_ids, cfg.vocab_size)?)
         } else {
@@ -456,7 +508,7 @@ impl Generator {
             repetition_penalty: opts.repetition_penalty,
         });
         let before = self.gpu.stats();
-        let ids: Vec<i32> = prompt_ids.iter().map(|&i| i as i32).collect();
+        let ids: Vec<i32> = fed.iter().map(|&i| i as i32).collect();
         let input = Tensor::from_bytes(
             &self.gpu,
             bytemuck::cast_slice(&ids),
@@ -464,7 +516,7 @@ impl Generator {
             DType::I32,
         )?;
         let mut rec = self.gpu.recorder();
-        let logits = self.model.forward(&mut rec, &input, &mut cache)?;
+        let logits = self.model.forward(&mut rec, &input, cache)?;
         let mut token = sample_with(&mut rec, &logits, &opts.sampling, 0, penalty)?;
         // Steps submitted whose ids are not read yet, oldest first (the prompt's step is the first);
         // the oldest `mapped` of them have their read-backs started.
@@ -500,7 +552,7 @@ impl Generator {
                     && cache.len() < capacity
                 {
                     let mut rec = self.gpu.recorder();
-                    let logits = self.model.forward(&mut rec, &token, &mut cache)?;
+                    let logits = self.model.forward(&mut rec, &token, cache)?;
                     token =
                         sample_with(&mut rec, &logits, &opts.sampling, submitted as u32, penalty)?;
                     in_flight.push_back(rec.submit_and_read(&token));
@@ -538,8 +590,17 @@ impl Generator {
                 break reason;
             }
         };
+        // What the cache holds now, for the next turn: the prompt and every new token but the last
+        // (steps run ahead past the end are forgotten).
+        let kept = prompt_ids.len() + out.ids.len().saturating_sub(1);
+        cache.truncate(kept);
+        if let Some(fed) = fed_before.as_mut() {
+            fed.clear();
+            fed.extend(prompt_ids.iter().chain(&out.ids).take(kept));
+        }
         let mut stats = stats_of(
             &prompt_ids,
+            reused,
             out.ids.len(),
             start,
             first_ms,
@@ -610,6 +671,7 @@ impl Generator {
 /// The stats of a generation that began at `start` and read its first id at `first_ms`.
 fn stats_of(
     prompt_ids: &[u32],
+    reused: usize,
     new_tokens: usize,
     start: f64,
     first_ms: Option<f64>,
@@ -619,10 +681,11 @@ fn stats_of(
     let first = first_ms.unwrap_or(end);
     GenerationStats {
         prompt_tokens: prompt_ids.len(),
+        reused_tokens: reused,
         new_tokens,
         prefill_ms: first - start,
         decode_ms: end - first,
-        prefill_tok_s: prompt_ids.len() as f64 / ((first - start) / 1e3),
+        prefill_tok_s: (prompt_ids.len() - reused) as f64 / ((first - start) / 1e3),
         decode_tok_s: if new_tokens > 1 {
             (new_tokens - 1) as f64 / ((end - first) / 1e3)
         } else {
@@ -632,6 +695,11 @@ fn stats_of(
         record_ms: 0.0,
         wait_ms: 0.0,
     }
+}
+
+/// How many leading ids `a` and `b` share.
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 fn after_bytes(gpu: &Gpu) -> u64 {

@@ -1,6 +1,7 @@
 //! Models: one file a model, each a serde `Config` and layers with `load` and `forward`.
 
 pub mod bert;
+pub mod chat;
 pub mod efficientnet;
 pub mod embedder;
 pub mod generate;
