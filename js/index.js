@@ -6,14 +6,16 @@
 //     fetch through Cache Storage unless `{ cache: false }` (see cache.js); a cached file that fails
 //     the loader's checks is evicted and fetched again once;
 //   - a Web Worker mode: `Embedder.inWorker(source)`, `Generator.inWorker(source)`,
-//     `Classifier.inWorker(source)`, `Upscaler.inWorker(source)` (worker-client.js).
+//     `Classifier.inWorker(source)`, `Upscaler.inWorker(source)` (worker-client.js);
+//   - `ChatEngine`: WebLLM's OpenAI-style chat API over a generator (chat.js).
 import init, * as wasm from "../pkg/webgpu_infer.js";
 import { cachedFetch, clearCache, cachedFiles, evict, cacheStats, CACHE_NAME } from "./cache.js";
 import { ModelWorker, EmbedderWorker, GeneratorWorker, ClassifierWorker, UpscalerWorker } from "./worker-client.js";
+import { ChatEngine } from "./chat.js";
 
 export * from "../pkg/webgpu_infer.js";
 export { init, cachedFetch, clearCache, cachedFiles, evict, cacheStats, CACHE_NAME };
-export { ModelWorker, EmbedderWorker, GeneratorWorker, ClassifierWorker, UpscalerWorker };
+export { ModelWorker, EmbedderWorker, GeneratorWorker, ClassifierWorker, UpscalerWorker, ChatEngine };
 
 /** Cosine similarity of two vectors (0 when either is zero); plain JS, usable before `ready()`. */
 export function similarity(a, b) {

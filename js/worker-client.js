@@ -165,6 +165,27 @@ export class GeneratorWorker extends WorkerModel {
   /** An async iterator of text pieces, as `Generator.generate`; `.stats` once it has ended. Breaking
    *  out of the loop, `return()`, or `options.signal` stop the generation in the worker. */
   generate(prompt, options = {}) {
+    return this.#stream("generate", { prompt }, options);
+  }
+
+  /** `Generator.chat` in the worker: the assistant's next message after `messages`, streamed; the
+   *  conversation's KV cache stays in the worker for the next call. */
+  chat(messages, options = {}) {
+    return this.#stream("chat", { messages }, options);
+  }
+
+  /** `{ text, ids, stopReason, stats }` of a whole chat turn (`Generator.chatText`). */
+  async chatText(messages, options = {}) {
+    const { signal, ...rest } = options;
+    const r = await this.call("chatText", { messages, options: rest }, { signal });
+    this.lastStats = r.stats;
+    return r;
+  }
+
+  /** Forgets the conversation's cache (`Generator.resetChat`). */
+  resetChat() { return this.call("resetChat"); }
+
+  #stream(op, args, options) {
     const { signal, ...rest } = options;
     const queue = [];
     let wake = null;
@@ -188,7 +209,7 @@ export class GeneratorWorker extends WorkerModel {
       },
     };
     const poke = () => { wake?.(); wake = null; };
-    this.call("generate", { prompt, options: rest }, {
+    this.call(op, { ...args, options: rest }, {
       signal: cancel.signal,
       onMessage: (m) => { if (m.piece !== undefined) { queue.push(m.piece); poke(); } },
     }).then(

@@ -47,6 +47,19 @@ const ops = {
     for await (const piece of stream) post({ piece });
     return { value: stream.stats };
   },
+  async chat({ handle, messages, options }, signal, post) {
+    const stream = model(handle).chat(messages, { ...options, signal });
+    for await (const piece of stream) post({ piece });
+    return { value: stream.stats };
+  },
+  async chatText({ handle, messages, options }, signal) {
+    const { text, ids, stopReason, stats: s } = await model(handle).chatText(messages, { ...options, signal });
+    return { value: { text, ids, stopReason, stats: s } };
+  },
+  async resetChat({ handle }) {
+    model(handle).resetChat();
+    return { value: null };
+  },
   async generateText({ handle, prompt, options }, signal) {
     const { text, ids, stats: s } = await model(handle).generateText(prompt, { ...options, signal });
     return { value: { text, ids, stats: s } };

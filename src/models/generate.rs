@@ -486,10 +486,14 @@ impl Generator {
             ),
             Some(ChatSession { cache, fed }) => {
                 if cache.as_ref().is_none_or(|c| c.capacity() != context) {
-                    *cache = Some(self.model.new_cache(&self.gpu, context)?);
+                    *cache = None;
                     fed.clear();
                 }
-                (cache.as_mut().expect("made above"), Some(fed))
+                let cache = match cache {
+                    Some(c) => c,
+                    None => cache.insert(self.model.new_cache(&self.gpu, context)?),
+                };
+                (cache, Some(fed))
             }
         };
         // At least the last prompt token is fed: its logits sample the first new token.

@@ -35,8 +35,10 @@ extern "C" {
 /// ```
 #[wasm_bindgen]
 pub struct Generator {
-    inner: Rc<RustGenerator>,
-    last: Rc<RefCell<JsValue>>,
+    pub(crate) inner: Rc<RustGenerator>,
+    pub(crate) last: Rc<RefCell<JsValue>>,
+    /// The conversation `chat` continues (`None` while a chat generation holds it).
+    pub(crate) session: Rc<RefCell<Option<crate::models::chat::ChatSession>>>,
 }
 
 #[wasm_bindgen]
@@ -68,6 +70,18 @@ impl Generator {
         #[wasm_bindgen(unchecked_optional_param_type = "GenerateOptions")] options: Option<Object>,
     ) -> Result<JsValue, JsValue> {
         let (opts, signal) = generate_options(options.as_ref())?;
+        let generator = self.inner.clone();
+        Ok(self.stream(signal, move |on_piece| {
+            Box::pin(async move { generator.generate(&prompt, &opts, on_piece).await })
+        }))
+    }
+
+    /// Runs `run` in a task, its pieces and result as an async iterator of strings with `stats`.
+    pub(crate) fn stream(
+        &self,
+        signal: Option<web_sys::AbortSignal>,
+        run: impl FnOnce(&mut dyn FnMut(&str) -> bool) -> Run + 'static,
+    ) -> JsValue {
         let (tx, rx) = unbounded::<Item>();
         let cancelled = Rc::new(Cell::new(false));
         let stream = TokenStream {
@@ -76,19 +90,19 @@ impl Generator {
             stats: Rc::new(RefCell::new(JsValue::NULL)),
             last: self.last.clone(),
         };
-        let generator = self.inner.clone();
         spawn_local(async move {
-            let mut on_piece = |piece: &str| {
-                let _ = tx.unbounded_send(Item::Piece(piece.to_string()));
+            let piece_tx = tx.clone();
+            let mut on_piece = move |piece: &str| {
+                let _ = piece_tx.unbounded_send(Item::Piece(piece.to_string()));
                 !cancelled.get() && !signal.as_ref().is_some_and(|s| s.aborted())
             };
-            let item = match generator.generate(&prompt, &opts, &mut on_piece).await {
+            let item = match run(&mut on_piece).await {
                 Ok(g) => Item::Done(Box::new(g)),
                 Err(e) => Item::Failed(e),
             };
             let _ = tx.unbounded_send(item);
         });
-        Ok(async_iterable(stream.into()))
+        async_iterable(stream.into())
     }
 
     /// Generates the whole answer: `{ text, ids, promptIds, stopReason, stats }`.
@@ -151,12 +165,18 @@ const GENERATION_STATS: &str = r#"
 /** Figures of one generation. */
 export interface GenerationStats {
   promptTokens: number; newTokens: number; prefillMs: number; decodeMs: number;
+  /** Prompt tokens a chat's cache already held (not prefilled again; `prefillTokS` counts the rest). */
+  reusedTokens: number;
   prefillTokS: number; decodeTokS: number; bytesReadBackPerToken: number;
   /** CPU time recording and submitting steps, and time waiting for token ids to come back. */
   recordMs: number; waitMs: number;
   stopReason: "eos" | "stop" | "max_tokens" | "context_full" | "cancelled";
 }
 "#;
+
+/// A generation in flight, as `Generator::stream` runs it.
+pub(crate) type Run<'a> =
+    Pin<Box<dyn std::future::Future<Output = Result<Generation, Error>> + 'a>>;
 
 enum Item {
     Piece(String),
@@ -232,14 +252,15 @@ impl Device {
     }
 }
 
-fn set(o: &Object, key: &str, value: &JsValue) {
+pub(crate) fn set(o: &Object, key: &str, value: &JsValue) {
     let _ = Reflect::set(o, &key.into(), value);
 }
 
-fn stats_object(g: &Generation) -> Object {
+pub(crate) fn stats_object(g: &Generation) -> Object {
     let s = &g.stats;
     let o = Object::new();
     set(&o, "promptTokens", &(s.prompt_tokens as f64).into());
+    set(&o, "reusedTokens", &(s.reused_tokens as f64).into());
     set(&o, "newTokens", &(s.new_tokens as f64).into());
     set(&o, "prefillMs", &s.prefill_ms.into());
     set(&o, "decodeMs", &s.decode_ms.into());
@@ -257,7 +278,7 @@ fn stats_object(g: &Generation) -> Object {
 }
 
 /// Reads the JS options, refusing values of the wrong type by name.
-fn generate_options(
+pub(crate) fn generate_options(
     options: Option<&Object>,
 ) -> Result<(GenerateOptions, Option<web_sys::AbortSignal>), JsValue> {
     let mut opts = GenerateOptions::default();
@@ -391,5 +412,6 @@ async fn load_generator(
     Ok(Generator {
         inner: Rc::new(inner),
         last: Rc::new(RefCell::new(JsValue::NULL)),
+        session: Rc::new(RefCell::new(Some(crate::models::chat::ChatSession::new()))),
     })
 }

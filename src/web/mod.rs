@@ -1,6 +1,7 @@
 //! The JavaScript API (wasm32 only): `#[wasm_bindgen]` classes over the Rust API. Errors reach JS as
 //! `Error` objects whose message is the Rust [`Error`](crate::Error)'s.
 
+mod chat;
 mod device;
 mod embedder;
 mod generator;

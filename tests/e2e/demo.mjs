@@ -160,12 +160,65 @@ await check("chat streams the answer transformers gives (greedy) and shows token
     assert.equal(await page.textContent("#answer"), expected);
     const speed = await page.textContent("#speed");
     assert.match(speed, /tok\/s/);
+    assert.match(speed, /\(0 reused\)/);
     assert.match(speed, /4 bytes read back a token; stop: eos/);
     console.log(`     ${JSON.stringify(expected)}; ${speed}`);
+    // A second turn: the page sends the whole conversation; the engine prefills only the new turn.
+    await page.fill("#prompt", "And of Italy?");
+    await page.click("#send");
+    await page.waitForSelector('#speed[data-state="done"]', { timeout: 300_000 });
+    const second = await page.textContent("#speed");
+    const [, prompt, reused] = second.match(/(\d+) prompt tokens \((\d+) reused\)/).map(Number);
+    assert.ok(reused > 20 && reused < prompt, second);
+    assert.equal(await page.locator("#history p").count(), 3); // user, model, user
+    await page.screenshot({ path: "screenshots/chat-2.png", fullPage: true });
+    console.log(`     turn 2: ${JSON.stringify(await page.textContent("#answer"))}; ${second}`);
   } finally {
     await browser.close();
   }
 });
+
+// ChatEngine on the page (the demo runs it in a worker): a whole completion equals the stream's text
+// and the generator's own greedy answer for the same prompt (tests/fixtures/tiny-gguf, whose chat
+// golden comes from transformers); OpenAI's response shape; what it cannot do is refused by name.
+await check("ChatEngine: OpenAI-style completions, streamed and whole, as the generator's greedy answer", () =>
+  withPage([...BASE_ARGS, "--enable-unsafe-webgpu"], async (page) => {
+    const golden = JSON.parse(await readFile("tests/fixtures/tiny-gguf/golden.json", "utf8"));
+    const chat = golden.cases.find((c) => c.name === "chat");
+    const r = await page.evaluate(async (prompt) => {
+      const { ChatEngine, Generator } = await import("/js/index.js");
+      const source = "/tests/fixtures/tiny-gguf/tiny-kquants.gguf";
+      const engine = await ChatEngine.load(source, { cache: false });
+      const messages = [{ role: "user", content: prompt }];
+      const req = { messages, max_tokens: 16, temperature: 0, ignore_eos: true };
+      const whole = await engine.chat.completions.create(req);
+      const chunks = [];
+      for await (const c of await engine.chat.completions.create({ ...req, stream: true })) chunks.push(c);
+      const g = await Generator.load(source, { cache: false });
+      const ref = await g.generateText(prompt, { chat: true, maxTokens: 16, stopAtEos: false });
+      let refused = "";
+      try {
+        await engine.chat.completions.create({ ...req, response_format: { type: "json_object" } });
+      } catch (e) { refused = e.message; }
+      return { whole, chunks, refText: ref.text, refIds: Array.from(ref.ids), refused };
+    }, chat.prompt);
+    assert.deepEqual(r.refIds, chat.greedy_ids); // the generator against transformers
+    assert.equal(r.whole.object, "chat.completion");
+    assert.equal(r.whole.choices[0].message.role, "assistant");
+    assert.equal(r.whole.choices[0].message.content, r.refText);
+    assert.equal(r.whole.choices[0].finish_reason, "length");
+    assert.equal(r.whole.usage.completion_tokens, 16);
+    assert.equal(r.whole.usage.prompt_tokens, chat.prompt_ids.length);
+    assert.equal(r.chunks[0].choices[0].delta.role, "assistant");
+    assert.equal(r.chunks.map((c) => c.choices[0].delta.content ?? "").join(""), r.refText);
+    const last = r.chunks.at(-1);
+    assert.equal(last.choices[0].finish_reason, "length");
+    // The same request again: all but the last prompt token came from the cache.
+    assert.equal(last.usage.extra.reused_prompt_tokens, chat.prompt_ids.length - 1);
+    assert.match(r.refused, /response_format "json_object" is not supported yet/);
+    console.log(`     ${JSON.stringify(r.whole.choices[0].message.content)}`);
+  }),
+);
 
 await check("images page: top-5 labels as PyTorch's, the upscaled picture drawn into the canvas from the GPU", async () => {
   const pageUrl = url.replace(/\/www\/$/, "/www/vision.html");
