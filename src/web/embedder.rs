@@ -31,7 +31,7 @@ impl Embedder {
         base: String,
         #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<Object>,
     ) -> Result<Embedder, JsValue> {
-        let gpu = Gpu::new().await?;
+        let gpu = crate::web::new_gpu().await?;
         load_embedder(&gpu, &base, options.as_ref()).await
     }
 

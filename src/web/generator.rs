@@ -52,7 +52,7 @@ impl Generator {
         source: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<Object>,
     ) -> Result<Generator, JsValue> {
-        let gpu = Gpu::new().await?;
+        let gpu = crate::web::new_gpu().await?;
         load_generator(&gpu, source, options.as_ref()).await
     }
 

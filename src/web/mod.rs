@@ -23,6 +23,14 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
+/// A device for a model's own `load` (`Embedder.load`, `Generator.load`, ...), registered with the
+/// page-wide `stats()` as `Device.create`'s are: every device the page makes is counted.
+pub(crate) async fn new_gpu() -> crate::Result<crate::Gpu> {
+    let gpu = crate::Gpu::new().await?;
+    stats::register(&gpu);
+    Ok(gpu)
+}
+
 /// `navigator.gpu` exists (in a window or a worker).
 pub(crate) fn navigator_has_gpu() -> bool {
     let gpu = js_sys::Reflect::get(&js_sys::global(), &"navigator".into())

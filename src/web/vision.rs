@@ -140,7 +140,7 @@ impl Classifier {
         base: String,
         #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<Object>,
     ) -> Result<Classifier, JsValue> {
-        let gpu = Gpu::new().await?;
+        let gpu = crate::web::new_gpu().await?;
         load_classifier(&gpu, &base, options.as_ref()).await
     }
 
@@ -224,7 +224,7 @@ impl Upscaler {
         base: String,
         #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<Object>,
     ) -> Result<Upscaler, JsValue> {
-        let gpu = Gpu::new().await?;
+        let gpu = crate::web::new_gpu().await?;
         load_upscaler(&gpu, &base, options.as_ref()).await
     }
 
