@@ -412,7 +412,7 @@ impl Readback {
             .staging
             .get_mapped_range(..)
             .map_err(|e| Error::Readback(e.to_string()))?;
-        let out = view[..self.len as usize].to_vec();
+        let out = crate::tensor::copy_out(&view, self.len as usize);
         drop(view);
         self.staging.unmap();
         self.unmapped = true;

@@ -245,8 +245,7 @@ impl Tensor {
     /// Copies the tensor's bytes into a mappable buffer, waits for the GPU, and returns them.
     pub async fn read_bytes(&self) -> Result<Vec<u8>> {
         let mapped = self.read_mapped().await?;
-        // In the browser, wgpu copies the mapped ArrayBuffer into WASM memory here.
-        let out = mapped.bytes().to_vec();
+        let out = copy_out(&mapped.view, mapped.len);
         self.gpu.copy_stats().wasm_in(out.len() as u64);
         Ok(out)
     }
@@ -278,6 +277,24 @@ impl Tensor {
             len: bytes as usize,
             _staging: staging,
         })
+    }
+}
+
+/// The first `len` bytes of a mapped range, copied once into a `Vec`. In the browser, reading a
+/// `BufferView` as a slice makes wgpu copy the whole mapping into WASM memory first (a second copy,
+/// and twice the memory, before `to_vec`); the JS view is copied into the `Vec` directly instead.
+pub(crate) fn copy_out(view: &wgpu::BufferView, len: usize) -> Vec<u8> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let mut out = vec![0u8; len];
+        view.as_uint8array()
+            .subarray(0, len as u32)
+            .copy_to(&mut out);
+        out
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        view[..len].to_vec()
     }
 }
 
