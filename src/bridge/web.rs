@@ -391,35 +391,49 @@ pub async fn load_gguf_checked<'a>(
 }
 
 /// Reads chunks until the GGUF header is complete (its length is found by a cheap skim, retried as
-/// chunks arrive), parses it, and returns the rest of the last chunk, which starts the data section.
-/// Into WASM memory go the header and the rest of the network chunk it ends in (at most one chunk of
-/// tensor bytes, discarded there and counted in the stats).
+/// the prefix grows), parses it, and returns the rest of the last chunk, which starts the data
+/// section. Into WASM memory go the header and less than 64 KiB past it (counted in the stats).
 async fn read_gguf_header(
     gpu: &Gpu,
     name: &str,
     chunks: &mut Chunks,
     signal: Option<&AbortSignal>,
 ) -> Result<(gguf::Header, Uint8Array, u64)> {
+    // The header's length is not stored: it is found by walking it, over a prefix that grows by
+    // HEADER_STEP bytes at a time, copied from the JS chunks into WASM memory. So at most one step
+    // past the header ever enters WASM memory, whatever the chunks' sizes (an ArrayBuffer or a Blob
+    // read in one piece is one chunk of the whole file); the rest stays in JS for the tensor stream.
+    const HEADER_STEP: u32 = 64 << 10;
     let mut head: Vec<u8> = Vec::new();
+    let mut chunk = Uint8Array::new_with_length(0);
+    let mut used = 0u32; // bytes of `chunk` copied into `head`
     loop {
-        let chunk = match chunks.next(name, signal).await? {
-            Some(c) => c,
-            None => return Err(truncated(name, head.len() as u64 + 1, head.len() as u64)),
-        };
+        if used == chunk.length() {
+            chunk = match chunks.next(name, signal).await? {
+                Some(c) => c,
+                None => return Err(truncated(name, head.len() as u64 + 1, head.len() as u64)),
+            };
+            used = 0;
+            continue;
+        }
+        let take = HEADER_STEP.min(chunk.length() - used);
         let start = head.len();
-        // Copied whole for the skim (the header's length is not stored, so it is found by walking
-        // it). The part of the last chunk past the header is dropped here and streamed to the GPU
-        // from the JS chunk below; it did pass through WASM memory once, and is counted.
-        head.resize(start + chunk.length() as usize, 0);
-        chunk.copy_to(&mut head[start..]);
-        gpu.copy_stats().wasm_in(u64::from(chunk.length()));
+        head.resize(start + take as usize, 0);
+        chunk
+            .subarray(used, used + take)
+            .copy_to(&mut head[start..]);
+        gpu.copy_stats().wasm_in(u64::from(take));
+        used += take;
         let Some(data_start) = gguf::Header::data_start(name, &head)? else {
             continue;
         };
         let keep = (data_start as usize).min(head.len());
         let header = gguf::Header::parse(name, &head[..keep])?
             .ok_or_else(|| truncated(name, data_start, keep as u64))?;
-        let rest = chunk.subarray((keep - start) as u32, chunk.length());
+        // The header ended inside the last piece (it was incomplete before it): the chunk's bytes
+        // past it go on to the tensor stream.
+        let overshoot = (head.len() - keep) as u32;
+        let rest = chunk.subarray(used - overshoot, chunk.length());
         // The alignment padding may continue into later chunks: the tensor stream skips it.
         return Ok((header, rest, keep as u64));
     }

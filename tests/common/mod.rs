@@ -211,6 +211,9 @@ export async function decode_rgba_js(bytes) {
   const d = ctx.getImageData(0, 0, b.width, b.height);
   return [new Uint8Array(d.data.buffer), b.width, b.height];
 }
+export function blob_of(bytes) {
+  return new Blob([bytes]);
+}
 export async function fetch_bytes(url) {
   const r = await fetch(url);
   if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
@@ -219,6 +222,7 @@ export async function fetch_bytes(url) {
 "#)]
     extern "C" {
         pub fn chunked_response(bytes: &js_sys::Uint8Array, chunk: u32) -> web_sys::Response;
+        pub fn blob_of(bytes: &js_sys::Uint8Array) -> web_sys::Blob;
         #[wasm_bindgen(catch)]
         async fn fetch_bytes(url: &str) -> Result<JsValue, JsValue>;
         #[wasm_bindgen(catch)]
@@ -245,6 +249,11 @@ export async function fetch_bytes(url) {
         let pixels = js_sys::Uint8Array::new(&out.get(0)).to_vec();
         let dim = |i| out.get(i).as_f64().expect("size") as u32;
         (pixels, dim(1), dim(2))
+    }
+
+    /// A served file's bytes held in JS (nothing enters WASM memory).
+    pub async fn fetch_js(url: &str) -> js_sys::Uint8Array {
+        js_sys::Uint8Array::new(&fetch_bytes(url).await.expect("fetch"))
     }
 
     /// The test's own copy of a served file (into WASM memory: only for reference values).
