@@ -1,11 +1,13 @@
 //! A GGUF file's header, whole or cut anywhere (the streaming loader parses prefixes): metadata,
 //! the tensor table and its validation, the skim that finds the header's end, and then what the
-//! loaders build from the metadata: the tokenizer (vocabulary, merges, token types, pre-tokenizer)
+//! loaders build from the metadata: the model's configuration (every architecture's keys), the
+//! tokenizer (byte-level or SentencePiece: vocabulary, merges or scores, token types, pre-tokenizer)
 //! and the chat template.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use webgpu_infer::formats::gguf::Header;
+use webgpu_infer::models::llama::Config;
 use webgpu_infer::models::text::{ChatTemplate, Message, tokenizer_from_gguf};
 
 fuzz_target!(|data: &[u8]| {
@@ -18,6 +20,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let Ok(Some(header)) = parsed else { return };
     let _ = header.check_file_len("fuzz", data.len() as u64);
+    if let Ok(cfg) = Config::from_gguf_header("fuzz", &header) {
+        let _ = (0..cfg.num_hidden_layers.min(64)).map(|i| cfg.is_sliding(i)).count();
+    }
     if let Ok(tokenizer) = tokenizer_from_gguf("fuzz", &header) {
         let _ = tokenizer.encode("Hello, world! 123 héllo 日本", true);
     }
