@@ -22,6 +22,11 @@ export PATH="$PWD/node_modules/.bin:$PATH"
 # wgpu's Vulkan loader wants a runtime dir; CI machines may have none.
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 
+step "every raw result the README and docs/ cite exists in bench-results/"
+missing=$(grep -oh 'bench-results/[A-Za-z0-9_.-]*\.\(jsonl\|txt\)' README.md docs/*.md | sort -u |
+  while read -r p; do [ -e "$p" ] || echo "$p"; done)
+if [ -n "$missing" ]; then echo "cited but missing: $missing" >&2; exit 1; fi
+
 step "cargo fmt --check"
 cargo fmt --check
 step "clippy (native, wasm32)"
