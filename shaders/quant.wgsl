@@ -12,6 +12,21 @@ override HAS_RESIDUAL: bool = false;
 override NORM: bool = false;
 // gemv_qkv: RoPE frequencies divided by per-pair factors (Llama 3's scaling, `rope_freqs.weight`).
 override HAS_FACTORS: bool = false;
+// The gated GEMVs' activation of the gate: SiLU (SwiGLU) or, with GELU, GELU-tanh (GeGLU: Gemma).
+override GELU: bool = false;
+
+fn gate_act(g: f32) -> f32 {
+    if (GELU) {
+        // transformers' gelu_pytorch_tanh; tanh's argument clamped (some tanh overflow past ~44).
+        let u = 0.7978845608028654 * (g + 0.044715 * g * g * g);
+        return 0.5 * g * (1.0 + tanh(clamp(u, -15.0, 15.0)));
+    }
+    return g / (1.0 + exp(-g));
+}
+
+fn gate_act4(g: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(gate_act(g.x), gate_act(g.y), gate_act(g.z), gate_act(g.w));
+}
 
 struct Params {
     m: u32,              // rows of x (tokens)
@@ -166,7 +181,7 @@ fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
 }
 
-// ---- SwiGLU GEMV: out[r, j] = silu(Wg[j]·x[r]) · (Wu[j]·x[r]), both weights of one type -------------
+// ---- SwiGLU GEMV: out[r, j] = silu(Wg[j]·x[r]) · (Wu[j]·x[r]) (GELU: GeGLU), both weights of one type
 
 @group(0) @binding(5) var<storage, read> w_up: array<u32>;
 
@@ -245,7 +260,7 @@ fn gemv_swiglu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     workgroupBarrier();
     if (row < p.n && lane == 0u) {
         let g = partial[lid];
-        out[p.out_offset + r * p.n + row] = T(g / (1.0 + exp(-g)) * partial_up[lid]);
+        out[p.out_offset + r * p.n + row] = T(gate_act(g) * partial_up[lid]);
     }
 }
 
@@ -341,7 +356,7 @@ fn gemv_swiglu4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     reduce_lanes4(lid, true);
     if (row < p.n && lid % LANES == 0u) {
         let g = partial4[lid];
-        store4(wg.y, row, g / (vec4<f32>(1.0) + exp(-g)) * partial4_up[lid]);
+        store4(wg.y, row, gate_act4(g) * partial4_up[lid]);
     }
 }
 
@@ -555,5 +570,5 @@ fn gemv_swiglu_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
             up += dot(quad_up(u, i), xv);
         }
     }
-    out[p.out_offset + r * p.n + row] = T(gate / (1.0 + exp(-gate)) * up);
+    out[p.out_offset + r * p.n + row] = T(gate_act(gate) * up);
 }

@@ -201,6 +201,7 @@ async fn swiglu_gemv_matches_cpu_body() -> Result<()> {
             let tx = upload(&gpu, DType::F32, &mut x, &[m, k])?;
             let mut rec = gpu.recorder();
             let y = quant::gemv_swiglu(&mut rec, &tx, &gate, &up)?;
+            let yg = quant::gemv_geglu(&mut rec, &tx, &gate, &up)?;
             rec.submit();
             let g = gemv_ref(&x, &gv, m, n, k);
             let u = gemv_ref(&x, &uv, m, n, k);
@@ -211,11 +212,23 @@ async fn swiglu_gemv_matches_cpu_body() -> Result<()> {
                 .collect();
             let what = format!("swiglu {qtype:?} [{n}, {k}]");
             assert_close(&what, &y.to_f32_vec().await?, &want, 1e-4, 1e-4);
+            let want: Vec<f32> = g
+                .iter()
+                .zip(&u)
+                .map(|(&g, &u)| (gelu_tanh_ref(g) * u) as f32)
+                .collect();
+            let what = format!("geglu {qtype:?} [{n}, {k}]");
+            assert_close(&what, &yg.to_f32_vec().await?, &want, 1e-4, 1e-4);
         }
     }
     Ok(())
 }
 gpu_test!(swiglu_gemv_matches_cpu, swiglu_gemv_matches_cpu_body);
+
+/// transformers' `gelu_pytorch_tanh`, in f64.
+fn gelu_tanh_ref(x: f64) -> f64 {
+    0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh())
+}
 
 async fn bad_shapes_are_refused_body() -> Result<()> {
     let gpu = gpu().await?;
@@ -261,6 +274,11 @@ async fn both_gemv_variants_match_cpu_body() -> Result<()> {
                 .zip(&up)
                 .map(|(&g, &u)| (g / (1.0 + (-g).exp()) * u) as f32)
                 .collect();
+            let want_geglu: Vec<f32> = g
+                .iter()
+                .zip(&up)
+                .map(|(&g, &u)| (gelu_tanh_ref(g) * u) as f32)
+                .collect();
             for variant in [quant::Variant::Cooperative, quant::Variant::Rows] {
                 let mut rec = gpu.recorder();
                 let opts = quant::GemvOptions {
@@ -270,6 +288,7 @@ async fn both_gemv_variants_match_cpu_body() -> Result<()> {
                 };
                 let y = quant::gemv_with(&mut rec, &tx, &w, opts)?;
                 let s = quant::gemv_swiglu_with(&mut rec, &tx, &w, &u, variant)?;
+                let ge = quant::gemv_geglu_with(&mut rec, &tx, &w, &u, variant)?;
                 rec.submit();
                 let what = format!("{variant:?} {qtype:?} m {m} [{n}, {k}]");
                 assert_close(
@@ -283,6 +302,13 @@ async fn both_gemv_variants_match_cpu_body() -> Result<()> {
                     &format!("swiglu {what}"),
                     &s.to_f32_vec().await?,
                     &want_swiglu,
+                    1e-4,
+                    1e-4,
+                );
+                assert_close(
+                    &format!("geglu {what}"),
+                    &ge.to_f32_vec().await?,
+                    &want_geglu,
                     1e-4,
                     1e-4,
                 );

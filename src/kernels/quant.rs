@@ -244,7 +244,23 @@ pub fn gemv_swiglu_with(
     up: &QTensor,
     variant: Variant,
 ) -> Result<Tensor> {
-    swiglu(rec, x, gate, up, variant, None)
+    swiglu(rec, x, gate, up, variant, None, false)
+}
+
+/// `gelu_tanh(x · Wgᵀ) ⊙ (x · Wuᵀ)`: Gemma's gated MLP input (GeGLU), as [`gemv_swiglu`].
+pub fn gemv_geglu(rec: &mut Recorder, x: &Tensor, gate: &QTensor, up: &QTensor) -> Result<Tensor> {
+    gemv_geglu_with(rec, x, gate, up, Variant::Auto)
+}
+
+/// [`gemv_geglu`] with a choice of kernel.
+pub fn gemv_geglu_with(
+    rec: &mut Recorder,
+    x: &Tensor,
+    gate: &QTensor,
+    up: &QTensor,
+    variant: Variant,
+) -> Result<Tensor> {
+    swiglu(rec, x, gate, up, variant, None, true)
 }
 
 /// [`gemv_swiglu`] of `norm(x)` for one row `x [1, k]`, the RMSNorm folded in ([`Norm`]; GPU kernel).
@@ -255,7 +271,7 @@ pub fn gemv_swiglu_norm(
     up: &QTensor,
     norm: Norm<'_>,
 ) -> Result<Tensor> {
-    swiglu(rec, x, gate, up, Variant::Cooperative, Some(norm))
+    swiglu(rec, x, gate, up, Variant::Cooperative, Some(norm), false)
 }
 
 fn swiglu(
@@ -265,6 +281,7 @@ fn swiglu(
     up: &QTensor,
     variant: Variant,
     norm: Option<Norm<'_>>,
+    gelu: bool,
 ) -> Result<Tensor> {
     const OP: &str = "quant::gemv_swiglu";
     let gpu = rec.gpu().clone();
@@ -304,6 +321,9 @@ fn swiglu(
         ..Params::default()
     };
     let mut constants = vec![("QTYPE", qtype_constant(gate.qtype()))];
+    if gelu {
+        constants.push(("GELU", 1.0));
+    }
     if entry == "gemv_swiglu" {
         constants.push(("NORM", f64::from(u8::from(norm.is_some()))));
     }

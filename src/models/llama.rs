@@ -703,9 +703,12 @@ impl Llama {
         let h = rms_norm(rec, &x, &b.mlp_norm, eps)?;
         let act = match (&b.gate.weight, &b.up.weight) {
             (AnyTensor::Quant(g), AnyTensor::Quant(u))
-                if silu && seq <= gemv_max_rows(rec.gpu()) && g.qtype() == u.qtype() =>
+                if seq <= gemv_max_rows(rec.gpu()) && g.qtype() == u.qtype() =>
             {
-                quant::gemv_swiglu(rec, &h, g, u)?
+                match c.act {
+                    Act::Silu => quant::gemv_swiglu(rec, &h, g, u)?,
+                    Act::GeluTanh => quant::gemv_geglu(rec, &h, g, u)?,
+                }
             }
             _ => {
                 let g = b.gate.forward(rec, &h, None, None)?;
