@@ -12,6 +12,11 @@ override HAS_RESIDUAL: bool = false;
 override NORM: bool = false;
 // gemv_qkv: RoPE frequencies divided by per-pair factors (Llama 3's scaling, `rope_freqs.weight`).
 override HAS_FACTORS: bool = false;
+// gemv_qkv: q and k rows in rotate-half ("NEOX") RoPE layout, pairs (i, i + head_dim / 2) of each head
+// (transformers' own, and llama.cpp's for every architecture but `llama`); off: GGML's interleaved
+// pairs (2i, 2i + 1).
+override NEOX: bool = false;
+
 // The gated GEMVs' activation of the gate: SiLU (SwiGLU) or, with GELU, GELU-tanh (GeGLU: Gemma).
 override GELU: bool = false;
 
@@ -431,6 +436,13 @@ fn gemv_qkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
         which = 1u;
         row = row_all - p.n;
     }
+    // Rows come in RoPE pairs, each pair in two neighbouring slots (32 lanes apart). Rotate-half pairs
+    // are half a head apart: slot 2i + s of a head computes row i + s · head_dim / 2 of that head.
+    let slot = row;
+    if (NEOX && which < 2u && p.head_dim > 0u) {
+        let j = slot % p.head_dim;
+        row = slot - j + j / 2u + (j & 1u) * (p.head_dim / 2u);
+    }
     var acc = 0.0;
     for (var b = lane; b < blocks; b += LANES) {
         let k0 = b * 32u;
@@ -458,9 +470,9 @@ fn gemv_qkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
     }
     var y = partial[lid];
     if (which < 2u && p.head_dim > 0u) {
-        // The partner of row 2i is 2i + 1 and back: the row next to this one, 32 lanes away.
+        // The partner of slot 2i is 2i + 1 and back: the row next to this one, 32 lanes away.
         let other = partial[lid ^ LANES];
-        let i = (row % p.head_dim) / 2u;
+        let i = (slot % p.head_dim) / 2u;
         var inv_freq = 1.0 / pow(p.theta, f32(2u * i) / f32(p.head_dim));
         if (HAS_FACTORS) {
             inv_freq = inv_freq / rope_factors[p.factor_offset + i];
@@ -469,7 +481,7 @@ fn gemv_qkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
         let reduced = angle - QKV_TWO_PI * round(angle / QKV_TWO_PI);
         let c = cos(reduced);
         let sn = sin(reduced);
-        if ((row & 1u) == 0u) {
+        if ((slot & 1u) == 0u) {
             y = y * c - other * sn;
         } else {
             y = y * c + other * sn;

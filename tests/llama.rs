@@ -661,10 +661,30 @@ fn gpu_kernels_match_transformers() {
                 );
             }
         }
+        // Every architecture's tiny checkpoint through the same kernels: Qwen's biases and norms,
+        // Phi-3's and Gemma 2's rotate-half RoPE in the fused QKV GEMV, Gemma's GeGLU GEMV.
+        for (file, golden) in TINY_GGUF {
+            let path = format!("tests/fixtures/tiny-gguf/{file}");
+            let g = Generator::from_path(&gpu, path.as_ref(), &mut |_| {})?;
+            let golden = read_asset_owned(format!("tests/fixtures/tiny-gguf/{golden}")).await;
+            tiny_cases_match(&g, &format!("{file} (GPU kernels)"), &golden).await?;
+        }
         Ok::<(), Error>(())
     })
     .expect("gpu kernels");
 }
+
+/// The tiny GGUF checkpoints and their goldens (scripts/make_tiny_gguf.py).
+const TINY_GGUF: [(&str, &str); 8] = [
+    ("tiny-kquants.gguf", "golden.json"),
+    ("tiny-llama3.gguf", "golden-llama3.json"),
+    ("tiny-qwen2.gguf", "golden-qwen2.json"),
+    ("tiny-qwen3.gguf", "golden-qwen3.json"),
+    ("tiny-phi3.gguf", "golden-phi3.json"),
+    ("tiny-phi3long.gguf", "golden-phi3long.json"),
+    ("tiny-gemma2.gguf", "golden-gemma2.json"),
+    ("tiny-gemma3.gguf", "golden-gemma3.json"),
+];
 
 /// Two generations on one model at once (as two JS calls without awaiting the first would run): each
 /// keeps its own KV cache, so both give exactly what they give alone (transformers' greedy ids).

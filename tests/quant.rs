@@ -354,6 +354,22 @@ fn rope_interleaved_ref(
     }
 }
 
+/// Rotate-half RoPE on the CPU (pairs i, i + head_dim / 2 of each head), angles as above.
+fn rope_half_ref(v: &mut [f64], head_dim: usize, pos: usize, theta: f32, factors: Option<&[f32]>) {
+    let half = head_dim / 2;
+    for head in v.chunks_mut(head_dim) {
+        for i in 0..half {
+            let inv_freq =
+                1.0 / theta.powf((2 * i) as f32 / head_dim as f32) / factors.map_or(1.0, |f| f[i]);
+            let angle = f64::from(pos as f32 * inv_freq);
+            let (s, c) = angle.sin_cos();
+            let (x0, x1) = (head[i], head[i + half]);
+            head[i] = x0 * c - x1 * s;
+            head[i + half] = x1 * c + x0 * s;
+        }
+    }
+}
+
 /// Decoding's fused attention input: q, k and v of one token and RoPE on q and k in one dispatch, k
 /// and v written into a cache's row, against CPU GEMVs and RoPE; v of q's type and of another (as
 /// Q4_K_M files mix them).
@@ -387,16 +403,26 @@ async fn gemv_qkv_matches_cpu_body() -> Result<()> {
         let factors: Vec<f32> = (0..head_dim / 2).map(|i| 1.0 + 0.9 * i as f32).collect();
         let tfactors = Tensor::from_f32(&gpu, &factors, &[head_dim / 2])?;
         let scaled = qtype == QuantType::Q4_K && vtype == QuantType::Q6_K;
-        let rope = quant::Rope {
-            pos,
-            theta,
-            head_dim,
-            factors: scaled.then_some(&tfactors),
-        };
-        // Without and with the RMSNorm folded in (weight around 1, eps 1e-5).
+        // Without and with the RMSNorm folded in (weight around 1, eps 1e-5), in GGUF's interleaved
+        // RoPE layout and (below) rotate-half (Phi-3, Gemma 2, Hugging Face folders).
         let norm_w: Vec<f32> = rng.vec(k).iter().map(|v| 1.0 + 0.5 * v).collect();
         let tnorm = Tensor::from_f32(&gpu, &norm_w, &[k])?;
-        for folded in [false, true] {
+        // The rotate-half pairing does not depend on the block format: two types of each block size
+        // (and the mixed Q4_K/Q6_K case, with factors) take it, to keep pipeline compiles down.
+        let half_too = matches!(qtype, QuantType::Q4_K | QuantType::Q8_0);
+        let layouts: &[(bool, bool)] = if half_too {
+            &[(false, false), (true, false), (false, true), (true, true)]
+        } else {
+            &[(false, false), (true, false)]
+        };
+        for &(folded, rotate_half) in layouts {
+            let rope = quant::Rope {
+                pos,
+                theta,
+                head_dim,
+                factors: scaled.then_some(&tfactors),
+                rotate_half,
+            };
             let norm = folded.then_some(quant::Norm {
                 weight: &tnorm,
                 eps: 1e-5,
@@ -428,8 +454,13 @@ async fn gemv_qkv_matches_cpu_body() -> Result<()> {
             let rope_tol = |v: &[f64]| (1e-4 + 2.0 * largest(v) * 2f64.powi(-11)) as f32;
             let (q_tol, k_tol) = (rope_tol(&want_q), rope_tol(&want_k));
             let fac = scaled.then_some(factors.as_slice());
-            rope_interleaved_ref(&mut want_q, head_dim, pos, theta, fac);
-            rope_interleaved_ref(&mut want_k, head_dim, pos, theta, fac);
+            let rope_ref = if rotate_half {
+                rope_half_ref
+            } else {
+                rope_interleaved_ref
+            };
+            rope_ref(&mut want_q, head_dim, pos, theta, fac);
+            rope_ref(&mut want_k, head_dim, pos, theta, fac);
             let f = |v: &[f64]| -> Vec<f32> { v.iter().map(|&x| x as f32).collect() };
             let row = |fill: f32, mid: &[f64]| -> Vec<f32> {
                 let mut r = vec![fill; nkv];
@@ -439,7 +470,9 @@ async fn gemv_qkv_matches_cpu_body() -> Result<()> {
             };
             // v: f32 accumulation over ≤ 256 terms (1e-4 absolute, as the GEMV tests); q and k: that
             // plus RoPE's bound (above). A wrong pairing, angle or position is off by O(values).
-            let what = format!("gemv_qkv {qtype:?} (v {vtype:?}) norm {folded} factors {scaled}");
+            let what = format!(
+                "gemv_qkv {qtype:?} (v {vtype:?}) norm {folded} factors {scaled} half {rotate_half}"
+            );
             let q_got = q.to_f32_vec().await?;
             assert_close(&format!("{what} q"), &q_got, &f(&want_q), q_tol, 1e-4);
             let k_got = k_cache.to_f32_vec().await?;

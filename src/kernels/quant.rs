@@ -390,11 +390,15 @@ pub struct Rope<'a> {
     pub head_dim: usize,
     /// Per-frequency factors (f32 `[head_dim / 2]`, Llama 3's scaling: `kernels::rope::rope_scaled`).
     pub factors: Option<&'a Tensor>,
+    /// Rotate-half pairs `(i, i + head_dim / 2)` (`kernels::rope::Layout::RotateHalf`); otherwise
+    /// GGML's interleaved `(2i, 2i + 1)`.
+    pub rotate_half: bool,
 }
 
 /// One token's attention inputs in one dispatch: `q = x · Wqᵀ`, `k = x · Wkᵀ` and `v = x · Wvᵀ` for
 /// `x [1, k]` (three quantized weights, q and k of one type, v of that or another as Q4_K_M files
-/// have them; q `[nq, k]`, k and v `[nkv, k]`, row counts multiples of 8), with `rope` applied to q and k in GGML's interleaved layout, k and v written into
+/// have them; q `[nq, k]`, k and v `[nkv, k]`, row counts multiples of 8), with `rope` applied to q and k
+/// (GGML's interleaved pairs, or rotate-half: [`Rope::rotate_half`]), k and v written into
 /// `k_out` and `v_out` (`nkv` elements each: a KV cache's next row). Returns q `[1, nq]`.
 /// Cooperative (GPU) kernel only: CPU adapters run the three GEMVs and `rope` apart.
 #[allow(clippy::too_many_arguments)]
@@ -501,6 +505,10 @@ pub fn gemv_qkv(
             ("QTYPE_V", qtype_constant(wv.qtype())),
             ("NORM", f64::from(u8::from(norm.is_some()))),
             ("HAS_FACTORS", f64::from(u8::from(factors.is_some()))),
+            (
+                "NEOX",
+                f64::from(u8::from(rope.is_some_and(|r| r.rotate_half))),
+            ),
         ],
     });
     let bindings = [

@@ -621,7 +621,6 @@ impl Llama {
         let fused = match (&b.q.weight, &b.k.weight, &b.v.weight) {
             (AnyTensor::Quant(wq), AnyTensor::Quant(wk), AnyTensor::Quant(wv))
                 if seq == 1
-                    && self.rope_layout == Layout::Interleaved
                     && b.q.bias.is_none()
                     && b.q_norm.is_none()
                     && !rec.gpu().capabilities().cpu_kernels
@@ -646,6 +645,7 @@ impl Llama {
                 theta: b.rope_theta,
                 head_dim: hd,
                 factors: rope_factors,
+                rotate_half: self.rope_layout == Layout::RotateHalf,
             };
             // The norm folded into the kernel, or its own dispatch first.
             let (h, norm) = if self.fold_norms {
