@@ -467,16 +467,7 @@ async fn chat_session() -> Result<()> {
     use webgpu_infer::models::chat::ChatSession;
     use webgpu_infer::models::text::Message;
     let gpu = gpu().await?;
-    let path = "tests/fixtures/tiny-gguf/tiny-kquants.gguf";
-    #[cfg(not(target_arch = "wasm32"))]
-    let g = Generator::from_path(&gpu, path.as_ref(), &mut |_| {})?;
-    #[cfg(target_arch = "wasm32")]
-    let g = {
-        use webgpu_infer::bridge::web::{Source, load_gguf};
-        let (header, weights) =
-            load_gguf(&gpu, Source::Url(format!("/{path}")), None, &mut |_| {}).await?;
-        Generator::from_gguf(&gpu, path, &header, &weights)?
-    };
+    let g = tiny_gguf(&gpu, "tests/fixtures/tiny-gguf/tiny-kquants.gguf").await?;
     let opts = GenerateOptions {
         max_tokens: 8,
         stop_at_eos: false,
@@ -549,18 +540,23 @@ async fn chat_session() -> Result<()> {
 }
 gpu_test!(chat_session_reuses_its_cache, chat_session);
 
+/// A generator for a GGUF file of the repository: from the file natively, fetched in the browser.
+async fn tiny_gguf(gpu: &webgpu_infer::Gpu, path: &str) -> Result<Generator> {
+    #[cfg(not(target_arch = "wasm32"))]
+    return Generator::from_path(gpu, path.as_ref(), &mut |_| {});
+    #[cfg(target_arch = "wasm32")]
+    {
+        use webgpu_infer::bridge::web::{Source, load_gguf};
+        let (header, weights) =
+            load_gguf(gpu, Source::Url(format!("/{path}")), None, &mut |_| {}).await?;
+        Generator::from_gguf(gpu, path, &header, &weights)
+    }
+}
+
 async fn tiny_gguf_matches(file: &str, golden: &str) -> Result<()> {
     let path = format!("tests/fixtures/tiny-gguf/{file}");
     let gpu = gpu().await?;
-    #[cfg(not(target_arch = "wasm32"))]
-    let g = Generator::from_path(&gpu, path.as_ref(), &mut |_| {})?;
-    #[cfg(target_arch = "wasm32")]
-    let g = {
-        use webgpu_infer::bridge::web::{Source, load_gguf};
-        let (header, weights) =
-            load_gguf(&gpu, Source::Url(format!("/{path}")), None, &mut |_| {}).await?;
-        Generator::from_gguf(&gpu, &path, &header, &weights)?
-    };
+    let g = tiny_gguf(&gpu, &path).await?;
     let golden = read_asset_owned(format!("tests/fixtures/tiny-gguf/{golden}")).await;
     tiny_cases_match(&g, file, &golden).await
 }
@@ -675,6 +671,7 @@ fn gpu_kernels_match_transformers() {
 }
 
 /// The tiny GGUF checkpoints and their goldens (scripts/make_tiny_gguf.py).
+#[cfg(not(target_arch = "wasm32"))]
 const TINY_GGUF: [(&str, &str); 8] = [
     ("tiny-kquants.gguf", "golden.json"),
     ("tiny-llama3.gguf", "golden-llama3.json"),

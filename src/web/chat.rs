@@ -8,7 +8,7 @@ use wasm_bindgen::prelude::*;
 use crate::error::Error;
 use crate::models::chat::ChatSession;
 use crate::models::text::Message;
-use crate::web::generator::{Generator, generate_options, set, stats_object};
+use crate::web::generator::{Generator, generate_options};
 
 /// `[{ role, content }]` from JS: `content` a string, `null` (an assistant turn that only called a
 /// tool) or an array of `{ type: "text", text }` parts (OpenAI's multi-part form, text only).
@@ -117,24 +117,7 @@ impl Generator {
             .chat(&mut session, &messages, &opts, &mut on_piece)
             .await;
         *self.session.borrow_mut() = Some(session);
-        let g = result?;
-        let stats = stats_object(&g);
-        *self.last.borrow_mut() = stats.clone().into();
-        let o = Object::new();
-        set(&o, "text", &g.text.as_str().into());
-        set(
-            &o,
-            "ids",
-            &js_sys::Uint32Array::from(g.ids.as_slice()).into(),
-        );
-        set(
-            &o,
-            "promptIds",
-            &js_sys::Uint32Array::from(g.prompt_ids.as_slice()).into(),
-        );
-        set(&o, "stopReason", &g.stop_reason.name().into());
-        set(&o, "stats", &stats.into());
-        Ok(o)
+        Ok(self.whole(&result?))
     }
 
     /// Forgets the conversation: the next `chat` prefills its whole prompt.

@@ -115,7 +115,13 @@ impl Generator {
         let (opts, signal) = generate_options(options.as_ref())?;
         let mut on_piece = |_: &str| !signal.as_ref().is_some_and(|s| s.aborted());
         let g = self.inner.generate(&prompt, &opts, &mut on_piece).await?;
-        let stats = stats_object(&g);
+        Ok(self.whole(&g))
+    }
+
+    /// `{ text, ids, promptIds, stopReason, stats }` of a finished generation (its stats become
+    /// `stats`).
+    pub(crate) fn whole(&self, g: &Generation) -> Object {
+        let stats = stats_object(g);
         *self.last.borrow_mut() = stats.clone().into();
         let o = Object::new();
         set(&o, "text", &g.text.as_str().into());
@@ -131,7 +137,7 @@ impl Generator {
         );
         set(&o, "stopReason", &g.stop_reason.name().into());
         set(&o, "stats", &stats.into());
-        Ok(o)
+        o
     }
 
     /// The prompt's token ids (through the chat template when `chat`).
