@@ -396,10 +396,22 @@ fn parse(r: &mut Reader<'_>) -> Parse<Header> {
     let alignment = alignment_of(metadata.get("general.alignment"))?;
     let data_start = (r.pos as u64).next_multiple_of(alignment);
     let entries = entries(raw, alignment)?;
+    let data_len = entries.iter().map(|e| e.end).max().unwrap_or(0);
+    // The file's length, and every tensor's place in it, must be a 64-bit number (found by fuzzing
+    // with overflow checks: a tensor ending just short of 2^64 made `file_len` overflow).
+    if data_start
+        .checked_add(data_len)
+        .and_then(|end| end.checked_next_multiple_of(alignment))
+        .is_none()
+    {
+        return invalid(format!(
+            "the tensors end {data_len} bytes past the header's {data_start}: past 2^64"
+        ));
+    }
     Ok(Header {
         version,
         metadata,
-        data_len: entries.iter().map(|e| e.end).max().unwrap_or(0),
+        data_len,
         entries,
         data_start,
         alignment,
@@ -621,6 +633,11 @@ mod tests {
             ),
             (image(&[], &[("w", &[u64::MAX, 4], 0, 0)]), "too large"),
             (image(&[], &[("w", &[], 0, 0)]), "0 dimensions"),
+            // A tensor that fits 2^64 on its own, not after the header (fuzzing found it).
+            (
+                image(&[], &[("w", &[4], 0, 0xFFFF_FFFF_FFFF_FFE0)]),
+                "past 2^64",
+            ),
         ];
         for (bytes, needle) in cases {
             let err = Header::parse("t", &bytes).unwrap_err().to_string();
