@@ -501,6 +501,11 @@ impl Generator {
             common_prefix(fed, &prompt_ids).min(prompt_ids.len() - 1)
         });
         cache.truncate(reused);
+        // Positions past `reused` are overwritten from here on: forget their ids now, so that a
+        // generation that fails half-way leaves no stale ids for the next one to trust.
+        if let Some(fed) = fed_before.as_mut() {
+            fed.truncate(reused);
+        }
         let fed = &prompt_ids[reused..];
         let seen = if opts.repetition_penalty != 1.0 {
             Some(seen_tokens(&self.gpu, &prompt_ids, cfg.vocab_size)?)
