@@ -31,7 +31,9 @@ const USAGE: &str = "generate --model PATH --prompt TEXT [--chat] [--max-tokens 
 [--run-ahead N] [--prompt-tokens N (with --bench: a synthetic prompt of N tokens; then --prompt is optional)] \
 [--checked] [--no-subgroups] [--web-like (= --checked --no-subgroups, no tensor cores: the kernels a page runs)] \
 [--profile (with --bench: GPU time by kernel, prefill and a decoding step, JSON lines)] \
-[--fold-norms (decoding on GPUs: RMSNorms folded into the GEMVs that read them; an experiment)]";
+[--fold-norms (decoding on GPUs: RMSNorms folded into the GEMVs that read them; an experiment)] \
+[--record-only (with --bench: the CPU cost of recording a decoding step, nothing submitted)] \
+[--gpu-kernels (the GPU kernel flavours even on a software adapter: to profile recording here)]";
 
 #[cfg(not(target_arch = "wasm32"))]
 async fn run() -> webgpu_infer::Result<()> {
@@ -43,6 +45,7 @@ async fn run() -> webgpu_infer::Result<()> {
     let (mut model, mut prompt, mut json, mut bench) = (None, None, false, false);
     let mut long: Option<usize> = None;
     let mut prompt_tokens: Option<usize> = None;
+    let (mut gpu_kernels, mut record_only) = (false, false);
     let mut checked = false;
     let (mut subgroups, mut coop, mut profile, mut fold_norms) = (true, true, false, false);
     let mut opts = GenerateOptions {
@@ -81,6 +84,8 @@ async fn run() -> webgpu_infer::Result<()> {
             "--stop" => opts.stop.push(value()?),
             "--checked" => checked = true,
             "--no-subgroups" => subgroups = false,
+            "--gpu-kernels" => gpu_kernels = true,
+            "--record-only" => record_only = true,
             "--web-like" => (checked, subgroups, coop) = (true, false, false),
             "--profile" => profile = true,
             "--fold-norms" => fold_norms = true,
@@ -117,11 +122,23 @@ async fn run() -> webgpu_infer::Result<()> {
         unchecked_shaders: !checked,
         allow_subgroups: subgroups,
         allow_cooperative_matrix: coop,
+        cpu_kernels: gpu_kernels.then_some(false),
         ..Default::default()
     })
     .await?;
     let mut generator = Generator::from_path(&gpu, model.as_ref(), &mut |_| {})?;
     generator.set_fold_norms(fold_norms);
+    if record_only {
+        let (record_ms, finish_ms) = generator.recording_cost(200, false)?;
+        let (_, submit_ms) = generator.recording_cost(200, true)?;
+        println!(
+            "{}",
+            serde_json::json!({"op": "record_step", "adapter": gpu.adapter_name(),
+                "record_ms": record_ms, "finish_ms": finish_ms, "submit_ms": submit_ms, "steps": 200,
+                "dispatches": gpu.stats().dispatches / 402, "fold_norms": fold_norms})
+        );
+        return Ok(());
+    }
     if let Some(n) = long {
         return long_run(&gpu, &generator, &model, &prompt, n).await;
     }
