@@ -36,10 +36,12 @@ stage() {
     strip -o "bench-bin/$b" "target/release/examples/$b"
     gzip -f -9 "bench-bin/$b"
   done
-  tar czf bench-bin/pkg.tgz pkg/webgpu_infer.js pkg/webgpu_infer_bg.wasm pkg/snippets
+  # xz: two packages fit the 64 MiB a call carries (gzip: ~0.5 MB more each).
+  rm -f bench-bin/pkg.tgz bench-bin/pkg-before.tgz
+  tar cf - pkg/webgpu_infer.js pkg/webgpu_infer_bg.wasm pkg/snippets | xz -9 >bench-bin/pkg.txz
   if [ -n "$before" ]; then
-    tar czf bench-bin/pkg-before.tgz -C "$before" --transform 's,^,pkg-before/,' \
-      webgpu_infer.js webgpu_infer_bg.wasm snippets
+    tar cf - -C "$before" --transform 's,^,pkg-before/,' \
+      webgpu_infer.js webgpu_infer_bg.wasm snippets | xz -9 >bench-bin/pkg-before.txz
   fi
   if [ ! -f bench-bin/deno.xz ]; then
     log "deno $DENO_VERSION (npm @deno/linux-x64-glibc)"
@@ -71,8 +73,8 @@ run() {
   log "staging in $wb"
   xz -dc bench-bin/deno.xz >$wb/deno && chmod +x $wb/deno
   for b in generate embed bench_kernels; do gzip -dc "bench-bin/$b.gz" >"$wb/$b" && chmod +x "$wb/$b"; done
-  tar xzf bench-bin/pkg.tgz -C $wb
-  [ -f bench-bin/pkg-before.tgz ] && tar xzf bench-bin/pkg-before.tgz -C $wb
+  xz -dc bench-bin/pkg.txz | tar xf - -C $wb
+  if [ -f bench-bin/pkg-before.txz ]; then xz -dc bench-bin/pkg-before.txz | tar xf - -C $wb; fi
   python3 scripts/synth_gguf.py build bench-bin/smollm2 $models/SmolLM2-135M-Instruct.Q4_1.gguf
   python3 scripts/synth_safetensors.py build bench-bin/minilm $models/all-MiniLM-L6-v2
   local ort_args=() peer_args=()
