@@ -40,9 +40,6 @@ pub struct Recorder {
     timestamps: Option<wgpu::QuerySet>,
     /// [`Gpu::set_profiling`]: the query sets timing each dispatch, the last one being filled.
     profile: Option<Vec<crate::profile::QueryBatch>>,
-    /// Tensors [`Recorder::read_back`] asked for, copied one after another into one staging buffer
-    /// at the end of the submit.
-    reads: Vec<Tensor>,
 }
 
 /// Bytes of one uniform chunk: 256 parameter slots at the usual 256-byte offset alignment.
@@ -60,7 +57,6 @@ impl Recorder {
             params: Vec::new(),
             timestamps: None,
             profile: gpu.profiling().then(Vec::new),
-            reads: Vec::new(),
         }
     }
 
@@ -289,37 +285,16 @@ impl Recorder {
     /// runtimes (Deno) `mapAsync` waits, on the calling thread, until the GPU has finished everything
     /// submitted, and resolves no sooner than ~11 ms later; starting many maps at once pays that
     /// once, and starting none per step lets the GPU run while the CPU records the next steps.
-    pub fn submit_and_read(mut self, tensor: &Tensor) -> Readback {
-        self.read_back(tensor);
-        self.submit_reads()
-    }
-
-    /// Asks for `tensor`'s bytes as it is now, to come back with the others asked for in one
-    /// read-back ([`Recorder::submit_reads`]). Decoding records several steps in one submit and reads
-    /// each step's token this way: one submit and one map for all of them.
-    pub fn read_back(&mut self, tensor: &Tensor) {
-        // A buffer a recorded dispatch used is never handed out again before the submit (the
-        // recorder holds it), so the copy at submit still finds these bytes.
-        self.reads.push(tensor.clone());
-    }
-
-    /// Submits, with the bytes of every tensor given to [`Recorder::read_back`] copied one after
-    /// another (each padded to 4 bytes) into one mappable buffer at the end of the submit: await
-    /// [`Readback::bytes`] for all of them.
-    pub fn submit_reads(self) -> Readback {
+    pub fn submit_and_read(self, tensor: &Tensor) -> Readback {
         let gpu = self.gpu.clone();
-        let len: u64 = self
-            .reads
-            .iter()
-            .map(|t| padded_size(t.size_in_bytes()))
-            .sum();
+        let len = tensor.size_in_bytes();
         // From the pool (creating a buffer is dear on the web path); `bytes` unmaps it before it
         // goes back, and one dropped while mapped or mapping is destroyed instead (BufferPool::put).
         let staging = gpu.pooled_buffer(
             padded_size(len),
             wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         );
-        let submission = self.submit_inner(Some(&staging));
+        let submission = self.submit_inner(Some((tensor, &staging)));
         Readback {
             gpu,
             staging,
@@ -332,28 +307,27 @@ impl Recorder {
     }
 
     /// Ends the pass and finishes the encoder without submitting it: measures the CPU cost of
-    /// recording ([`crate::models::generate::Generator::recording_cost`]).
+    /// recording (`Generator::recording_cost`).
     pub fn finish_unsubmitted(mut self) -> Option<wgpu::CommandBuffer> {
         drop(self.pass.take());
         self.encoder.take().map(wgpu::CommandEncoder::finish)
     }
 
-    fn submit_inner(mut self, read: Option<&Arc<GpuBuffer>>) -> Option<wgpu::SubmissionIndex> {
+    fn submit_inner(
+        mut self,
+        read: Option<(&Tensor, &Arc<GpuBuffer>)>,
+    ) -> Option<wgpu::SubmissionIndex> {
         // The pass must end before the encoder can finish.
         drop(self.pass.take());
-        if let Some(staging) = read {
+        if let Some((tensor, staging)) = read {
             let encoder = self.encoder.get_or_insert_with(|| {
                 self.gpu
                     .device()
                     .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
             });
-            let mut at = 0;
-            for tensor in std::mem::take(&mut self.reads) {
-                let bytes = padded_size(tensor.size_in_bytes());
-                encoder.copy_buffer_to_buffer(tensor.buffer(), tensor.offset(), staging, at, bytes);
-                self.retained.push(Arc::clone(tensor.buffer()));
-                at += bytes;
-            }
+            let bytes = staging.size();
+            encoder.copy_buffer_to_buffer(tensor.buffer(), tensor.offset(), staging, 0, bytes);
+            self.retained.push(Arc::clone(tensor.buffer()));
         }
         let mut encoder = self.encoder.take()?;
         for batch in self.profile.take().unwrap_or_default() {

@@ -864,20 +864,7 @@ async fn run_ahead_changes_nothing() -> Result<()> {
         assert_eq!(one.ids, many.ids);
         assert_eq!(one.text, many.text);
         assert_eq!(one.stop_reason, many.stop_reason);
-        // Only ids come back, 4 bytes a step read: exactly 4 a token when every step is used; when
-        // a stop ends it early, the ids of the steps its last batch ran past the stop came back too
-        // (one read-back a batch), at most run_ahead of them.
-        let n = many.ids.len() as f64;
-        let bytes = many.stats.bytes_read_back_per_token * n;
-        if stop.is_empty() {
-            assert_eq!(many.stats.bytes_read_back_per_token, 4.0);
-        } else {
-            assert!(
-                bytes % 4.0 == 0.0 && bytes >= 4.0 * n && bytes <= 4.0 * (n + 16.0),
-                "{bytes}"
-            );
-        }
-        assert_eq!(one.stats.bytes_read_back_per_token, 4.0);
+        assert_eq!(many.stats.bytes_read_back_per_token, 4.0);
     }
     Ok(())
 }

@@ -1,9 +1,8 @@
 //! [`Generator`]: text generation with a LLaMA-family model. The prompt (optionally through the
-//! model's chat template) is tokenized on the CPU and prefilled in one submit; then new tokens come
-//! in batches of steps, each batch one submit: every step reads the previous step's token id on the
-//! GPU and samples on the GPU, and only the ids (4 bytes a token) come back, in one read-back a
-//! batch. The next batch is submitted before the current one's ids are read, so the GPU does not wait
-//! for the CPU between tokens.
+//! model's chat template) is tokenized on the CPU and prefilled in one submit; then each new token is
+//! one submit: the forward step reads the previous token's id from the GPU, samples on the GPU, and
+//! only the new id (4 bytes) comes back. The next step is submitted before the current id is read, so
+//! the GPU does not wait for the CPU between tokens.
 
 use std::collections::VecDeque;
 
@@ -44,7 +43,7 @@ pub struct GenerateOptions {
     /// adapter). Each step reads its input token on the GPU, so ids can come back later, many at a
     /// time: the read-back's latency (a `mapAsync` round trip: ~11 ms in Deno's WebGPU, a
     /// GPU-process hop in browsers) is paid once for a batch, and the next batch is recorded while
-    /// it travels. Batches grow 1, 2, 4 ... up to this; each batch is one submit. The price: when generation stops early (EOS,
+    /// it travels. Batches grow 1, 2, 4 ... up to this. The price: when generation stops early (EOS,
     /// a stop string), up to twice this many steps already submitted are computed and thrown away.
     pub run_ahead: usize,
 }
@@ -159,10 +158,11 @@ enum RawStart {
 }
 
 impl Generator {
-    /// CPU cost of recording one decoding step, in ms: (the model's and the sampler's kernels
-    /// recorded into a command encoder, the encoder finished), averaged over `steps` steps after a
-    /// warm-up. Nothing is submitted, so no GPU time is counted: this is what decoding costs the CPU
-    /// per token whatever the GPU (`generate --bench --record-only`).
+    /// CPU cost of a decoding step, in ms: (recording the model's and the sampler's kernels into a
+    /// command encoder, then finishing the encoder, or with `submit` submitting it), averaged over
+    /// `steps` steps after a warm-up. Without `submit` nothing reaches the GPU: this is what decoding
+    /// costs the CPU per token whatever the GPU (`generate --bench --record-only`). On software
+    /// adapters a submit runs the work, so there only the first figure means anything.
     pub fn recording_cost(&mut self, steps: usize, submit: bool) -> Result<(f64, f64)> {
         let steps = steps.max(1);
         let mut cache = self.model.new_cache(&self.gpu, steps + 2)?;
@@ -556,11 +556,9 @@ impl Generator {
         let mut rec = self.gpu.recorder();
         let logits = self.model.forward(&mut rec, &input, cache)?;
         let mut token = sample_with(&mut rec, &logits, &opts.sampling, 0, penalty)?;
-        // Submits whose ids are not read yet, oldest first (the prompt's step is the first), each a
-        // batch of steps read back together; the oldest `mapped` of them have their read-backs
-        // started. `ready`: ids read back and not yet handled.
+        // Steps submitted whose ids are not read yet, oldest first (the prompt's step is the first);
+        // the oldest `mapped` of them have their read-backs started.
         let mut in_flight = VecDeque::from([rec.submit_and_read(&token)]);
-        let mut ready = VecDeque::new();
         let mut mapped = 0;
         let mut submitted = 1; // steps submitted so far: each samples one token
         let depth = match opts.run_ahead {
@@ -568,8 +566,8 @@ impl Generator {
             0 => RUN_AHEAD_GPU,
             n => n,
         };
-        // Batches grow 1, 2, 4 ... up to `depth` steps: the first ids come back at once, later ones
-        // many a round trip. A batch is one submit and one read-back of all its steps' ids.
+        // Read-backs go in batches that grow 1, 2, 4 ... up to `depth`: the first ids come back at
+        // once, later ones many a round trip.
         let mut batch = 1;
         let mut out = Output::new(self, opts);
         let mut first_step_top_logits = Vec::new();
@@ -578,8 +576,8 @@ impl Generator {
         let mut token_ms = Vec::with_capacity(opts.max_tokens.min(capacity));
         let (mut record_ms, mut wait_ms) = (0.0, 0.0);
         let stop_reason = loop {
-            if ready.is_empty() && mapped == 0 {
-                // Start reading back every batch in flight (one round trip for all of them), then
+            if mapped == 0 {
+                // Start reading back every step in flight (one round trip for all of them), then
                 // record and submit the next batch (each step reads the previous step's token on
                 // the GPU) while those ids travel.
                 let t = now_ms();
@@ -587,43 +585,35 @@ impl Generator {
                 mapped = in_flight.len();
                 wait_ms += now_ms() - t;
                 let t = now_ms();
-                let mut rec = self.gpu.recorder();
-                let mut steps = 0;
-                while steps < batch && submitted < opts.max_tokens && cache.len() < capacity {
+                while in_flight.len() < mapped + batch
+                    && submitted < opts.max_tokens
+                    && cache.len() < capacity
+                {
+                    let mut rec = self.gpu.recorder();
                     let logits = self.model.forward(&mut rec, &token, cache)?;
                     token =
                         sample_with(&mut rec, &logits, &opts.sampling, submitted as u32, penalty)?;
-                    rec.read_back(&token);
+                    in_flight.push_back(rec.submit_and_read(&token));
                     submitted += 1;
-                    steps += 1;
-                }
-                if steps > 0 {
-                    in_flight.push_back(rec.submit_reads());
                 }
                 record_ms += now_ms() - t;
                 batch = (batch * 2).min(depth);
             }
-            if ready.is_empty() {
-                let Some(pending) = in_flight.pop_front() else {
-                    break if submitted >= opts.max_tokens {
-                        StopReason::MaxTokens
-                    } else {
-                        StopReason::ContextFull
-                    };
+            let Some(pending) = in_flight.pop_front() else {
+                break if submitted >= opts.max_tokens {
+                    StopReason::MaxTokens
+                } else {
+                    StopReason::ContextFull
                 };
-                mapped = mapped.saturating_sub(1);
-                let t = now_ms();
-                let bytes = pending.bytes().await?;
-                ready.extend(
-                    bytes
-                        .chunks_exact(4)
-                        .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-                );
-                wait_ms += now_ms() - t;
-            }
-            let Some(id) = ready.pop_front() else {
-                return Err(Error::Readback("a read-back came back without ids".into()));
             };
+            mapped = mapped.saturating_sub(1);
+            let t = now_ms();
+            let id = i32::from_le_bytes(
+                pending.bytes().await?[..4]
+                    .try_into()
+                    .map_err(|_| Error::Readback("short token id".into()))?,
+            );
+            wait_ms += now_ms() - t;
             if first_ms.is_none() {
                 first_ms = Some(now_ms());
                 if opts.top_logits > 0 {
