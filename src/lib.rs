@@ -34,23 +34,21 @@
 )]
 
 pub mod bench;
-mod bind_groups;
 pub mod bridge;
-pub mod clock;
-pub mod error;
 pub mod formats;
-pub mod gpu;
 pub mod kernels;
 pub mod models;
-pub mod profile;
 pub mod quant;
-pub mod recorder;
-pub mod tensor;
+pub mod runtime;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
-pub use bridge::stats::Stats;
+// The runtime layer's modules keep their short paths (`webgpu_infer::gpu`, `::tensor` ...).
+use runtime::bind_groups;
+pub use runtime::{clock, dtype, error, gpu, profile, recorder, tensor};
+
 pub use error::{Error, FormatProblem, Result};
 pub use gpu::{Capabilities, Gpu, GpuOptions};
 pub use recorder::Recorder;
+pub use runtime::stats::Stats;
 pub use tensor::{DType, Tensor};

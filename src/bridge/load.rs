@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use safetensors::Dtype;
 
-use crate::bridge::buffer::GpuBuffer;
 use crate::error::{Error, FormatProblem, Result};
 use crate::formats::{Entry, Stored};
 use crate::gpu::Gpu;
 use crate::kernels::cast::{Cast, cast};
 use crate::quant::{QTensor, QuantType};
 use crate::recorder::Recorder;
+use crate::runtime::buffer::GpuBuffer;
 use crate::tensor::{DType, Tensor, check_buffer_size, padded_size};
 
 /// Where a load stands, passed to the progress callback after each tensor (and, in the browser, each

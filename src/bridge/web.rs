@@ -273,7 +273,7 @@ impl Chunks {
 /// The tensor being filled: its buffer and the JS view of its mapped range.
 struct Filling {
     index: usize,
-    buffer: std::sync::Arc<crate::bridge::buffer::GpuBuffer>,
+    buffer: std::sync::Arc<crate::runtime::buffer::GpuBuffer>,
     mapped: Uint8Array,
     filled: u64,
 }

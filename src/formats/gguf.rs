@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 
 use safetensors::Dtype;
 
+use crate::dtype::QuantType;
 use crate::error::{Error, FormatProblem, Result};
 use crate::formats::{Entry, Stored};
-use crate::quant::QuantType;
 
 /// "GGUF" read as a little-endian u32.
 const MAGIC: u32 = 0x4655_4747;

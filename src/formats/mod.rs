@@ -4,7 +4,7 @@
 pub mod gguf;
 pub mod safetensors;
 
-use crate::quant::QuantType;
+use crate::dtype::QuantType;
 
 /// How a tensor's elements are stored in its file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use crate::bridge::buffer::GpuBuffer;
 use crate::error::Result;
 use crate::kernels::{grid_1d, to_u32};
 use crate::recorder::Recorder;
+use crate::runtime::buffer::GpuBuffer;
 use crate::tensor::{DType, Tensor, numel};
 
 const SHADER: &str = include_str!("../../shaders/cast.wgsl");

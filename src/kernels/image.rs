@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use crate::bridge::buffer::GpuBuffer;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, KernelSource};
 use crate::kernels::{check_dtypes, grid_1d, to_u32};
 use crate::recorder::Recorder;
+use crate::runtime::buffer::GpuBuffer;
 use crate::tensor::{DType, Tensor};
 
 const SHADER: &str = include_str!("../../shaders/image.wgsl");

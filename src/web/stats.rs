@@ -7,8 +7,8 @@ use std::sync::{Arc, Weak};
 use js_sys::{Object, Reflect};
 use wasm_bindgen::prelude::*;
 
-use crate::bridge::stats::{CopyStats, Stats};
 use crate::gpu::Gpu;
+use crate::runtime::stats::{CopyStats, Stats};
 
 thread_local! {
     static DEVICES: RefCell<Vec<Weak<CopyStats>>> = const { RefCell::new(Vec::new()) };

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::bind_groups::{BindGroupCache, BoundBuffer};
-use crate::bridge::buffer::{BufferPool, GpuBuffer};
-use crate::bridge::stats::{CopyStats, Stats};
 use crate::error::{Error, Result};
+use crate::runtime::buffer::{BufferPool, GpuBuffer};
+use crate::runtime::stats::{CopyStats, Stats};
 use crate::tensor::DType;
 
 /// How to pick the adapter and what to ask of it.
@@ -159,7 +159,7 @@ impl Gpu {
     /// Acquires an adapter and a device with every feature and limit later kernels can use.
     pub async fn with_options(options: &GpuOptions) -> Result<Gpu> {
         #[cfg(target_arch = "wasm32")]
-        if !crate::web::navigator_has_gpu() {
+        if !crate::runtime::browser::navigator_has_gpu() {
             return Err(Error::NoWebGpu);
         }
         let instance = wgpu::Instance::new(instance_descriptor());
@@ -175,7 +175,7 @@ impl Gpu {
         #[allow(unused_mut)]
         let mut info = adapter.get_info();
         #[cfg(target_arch = "wasm32")]
-        crate::web::complete_adapter_info(&mut info).await;
+        crate::runtime::browser::complete_adapter_info(&mut info).await;
         let mut wanted = wanted_features(options, &info);
         if options.allow_cooperative_matrix && has_f16_coop_16x16(&adapter, &info) {
             wanted |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;

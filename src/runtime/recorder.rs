@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use crate::bind_groups::BoundBuffer;
-use crate::bridge::buffer::GpuBuffer;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::runtime::buffer::GpuBuffer;
 use crate::tensor::{Tensor, padded_size};
 
 /// Collects dispatches until [`Recorder::submit`].

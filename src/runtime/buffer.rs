@@ -16,7 +16,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::bridge::stats::CopyStats;
+use crate::runtime::stats::CopyStats;
 
 pub struct GpuBuffer {
     buffer: wgpu::Buffer,

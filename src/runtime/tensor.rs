@@ -1,50 +1,14 @@
 //! [`Tensor`]: a GPU buffer, a byte offset into it, a shape and an element type. No host copy hides
 //! in here: uploads are one `queue.write_buffer` from the caller's slice, read-back is explicit and async.
 
+pub use crate::runtime::dtype::DType;
 use std::sync::Arc;
 
 use half::f16;
 
-use crate::bridge::buffer::GpuBuffer;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-
-/// Element type of a tensor as stored on the GPU.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DType {
-    F32,
-    /// IEEE half precision; kernels on f16 tensors need the adapter's `shader-f16`.
-    F16,
-    /// 32-bit signed integers (token ids, positions); I64 checkpoints are narrowed on load.
-    I32,
-}
-
-impl DType {
-    pub fn size_in_bytes(self) -> usize {
-        match self {
-            DType::F32 | DType::I32 => 4,
-            DType::F16 => 2,
-        }
-    }
-
-    /// Lower-case name, as JS and the benchmarks' JSON spell it: "f32", "f16", "i32".
-    pub fn name(self) -> &'static str {
-        match self {
-            DType::F32 => "f32",
-            DType::F16 => "f16",
-            DType::I32 => "i32",
-        }
-    }
-
-    /// The WGSL prelude of a kernel variant for this storage type: `T` names the element type.
-    pub(crate) fn wgsl_prelude(self) -> &'static str {
-        match self {
-            DType::F32 => "alias T = f32;\n",
-            DType::F16 => "enable f16;\nalias T = f16;\n",
-            DType::I32 => "alias T = i32;\n",
-        }
-    }
-}
+use crate::runtime::buffer::GpuBuffer;
 
 /// An n-dimensional array in a GPU storage buffer, row-major (the last axis is contiguous).
 ///
