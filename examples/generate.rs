@@ -31,7 +31,7 @@ const USAGE: &str = "generate --model PATH --prompt TEXT [--chat] [--max-tokens 
 [--run-ahead N] [--prompt-tokens N (with --bench: a synthetic prompt of N tokens; then --prompt is optional)] \
 [--checked] [--no-subgroups] [--web-like (= --checked --no-subgroups, no tensor cores: the kernels a page runs)] \
 [--profile (with --bench: GPU time by kernel, prefill and a decoding step, JSON lines)] \
-[--fold-norms (decoding on GPUs: RMSNorms folded into the GEMVs that read them; an experiment)] \
+[--fold-norms | --no-fold-norms (decoding on GPUs: RMSNorms folded into the GEMVs that read them; on by default)] \
 [--record-only (with --bench: the CPU cost of recording a decoding step, nothing submitted)] \
 [--gpu-kernels (the GPU kernel flavours even on a software adapter: to profile recording here)]";
 
@@ -47,7 +47,8 @@ async fn run() -> webgpu_infer::Result<()> {
     let mut prompt_tokens: Option<usize> = None;
     let (mut gpu_kernels, mut record_only) = (false, false);
     let mut checked = false;
-    let (mut subgroups, mut coop, mut profile, mut fold_norms) = (true, true, false, false);
+    let (mut subgroups, mut coop, mut profile) = (true, true, false);
+    let mut fold_norms: Option<bool> = None;
     let mut opts = GenerateOptions {
         max_tokens: 128,
         ..Default::default()
@@ -88,7 +89,8 @@ async fn run() -> webgpu_infer::Result<()> {
             "--record-only" => record_only = true,
             "--web-like" => (checked, subgroups, coop) = (true, false, false),
             "--profile" => profile = true,
-            "--fold-norms" => fold_norms = true,
+            "--fold-norms" => fold_norms = Some(true),
+            "--no-fold-norms" => fold_norms = Some(false),
             "--run-ahead" => opts.run_ahead = value()?.parse().map_err(|_| bad(&a))?,
             "--prompt-tokens" => {
                 prompt_tokens = Some(value()?.parse::<usize>().map_err(|_| bad(&a))?)
@@ -127,7 +129,10 @@ async fn run() -> webgpu_infer::Result<()> {
     })
     .await?;
     let mut generator = Generator::from_path(&gpu, model.as_ref(), &mut |_| {})?;
-    generator.set_fold_norms(fold_norms);
+    if let Some(on) = fold_norms {
+        generator.set_fold_norms(on);
+    }
+    let fold_norms = generator.fold_norms();
     if record_only {
         let (record_ms, finish_ms) = generator.recording_cost(200, false)?;
         let (_, submit_ms) = generator.recording_cost(200, true)?;

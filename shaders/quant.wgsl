@@ -94,10 +94,14 @@ fn quad(h: BlockHead, i: u32) -> vec4<f32> {
 }
 
 // ---- GEMV: out[r, j] = Σ_k x[r, k] · W[j, k] (+ residual[r, j]) --------------------------------------
-// 256 threads: 8 weight rows a workgroup, 32 threads a row, each thread whole blocks of its row.
+// 256 threads: 8 weight rows a workgroup, 32 threads a row. A row is walked in quads (4 elements of
+// a 32-element block): lane l takes quad l % 8 of blocks l / 8, l / 8 + 4, ..., so at each step the
+// 32 lanes read four whole neighbouring blocks and 128 consecutive elements of x (contiguous memory,
+// every lane busy even when a row has fewer blocks than lanes), UNROLL steps at a time in flight.
 
 const ROWS: u32 = 8u;
 const LANES: u32 = 32u;
+const UNROLL: u32 = 4u;
 
 @group(0) @binding(1) var<storage, read> x: array<T>;
 @group(0) @binding(2) var<storage, read_write> out: array<T>;
@@ -113,11 +117,16 @@ fn x4(r: u32, k: u32) -> vec4<f32> {
 
 fn row_dot(r: u32, row: u32, lane: u32) -> f32 {
     let blocks = p.k / 32u;
+    let quads = blocks * 8u;
+    let i = lane % 8u;
     var acc = 0.0;
-    for (var b = lane; b < blocks; b += LANES) {
-        let h = block_head(row * blocks + b);
-        for (var i = 0u; i < 8u; i++) {
-            acc += dot(quad(h, i), x4(r, b * 32u + 4u * i));
+    for (var u0 = lane; u0 < quads; u0 += UNROLL * LANES) {
+        for (var j = 0u; j < UNROLL; j++) {
+            let u = u0 + j * LANES;
+            if (u < quads) {
+                let b = u / 8u;
+                acc += dot(quad(block_head(row * blocks + b), i), x4(r, 4u * u));
+            }
         }
     }
     return acc;
@@ -243,13 +252,17 @@ fn gemv_swiglu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     var up = 0.0;
     if (row < p.n) {
         let blocks = p.k / 32u;
-        for (var b = lane; b < blocks; b += LANES) {
-            let g = block_head(row * blocks + b);
-            let u = block_head_up(row * blocks + b);
-            for (var i = 0u; i < 8u; i++) {
-                let xv = xin(r, b * 32u + 4u * i);
-                gate += dot(quad(g, i), xv);
-                up += dot(quad_up(u, i), xv);
+        let quads = blocks * 8u;
+        let i = lane % 8u;
+        for (var u0 = lane; u0 < quads; u0 += UNROLL * LANES) {
+            for (var j = 0u; j < UNROLL; j++) {
+                let u = u0 + j * LANES;
+                if (u < quads) {
+                    let blk = row * blocks + u / 8u;
+                    let xv = xin(r, 4u * u);
+                    gate += dot(quad(block_head(blk), i), xv);
+                    up += dot(quad_up(block_head_up(blk), i), xv);
+                }
             }
         }
     }
@@ -318,10 +331,15 @@ fn gemv4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
     var acc = vec4<f32>(0.0);
     if (row < p.n) {
         let blocks = p.k / 32u;
-        for (var b = lid % LANES; b < blocks; b += LANES) {
-            let h = block_head(row * blocks + b);
-            for (var i = 0u; i < 8u; i++) {
-                acc += dot4(quad(h, i), rs, b * 32u + 4u * i);
+        let quads = blocks * 8u;
+        let lane = lid % LANES;
+        let i = lane % 8u;
+        for (var u0 = lane; u0 < quads; u0 += UNROLL * LANES) {
+            for (var j = 0u; j < UNROLL; j++) {
+                let u = u0 + j * LANES;
+                if (u < quads) {
+                    acc += dot4(quad(block_head(row * blocks + u / 8u), i), rs, 4u * u);
+                }
             }
         }
     }
@@ -346,13 +364,17 @@ fn gemv_swiglu4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     var up = vec4<f32>(0.0);
     if (row < p.n) {
         let blocks = p.k / 32u;
-        for (var b = lid % LANES; b < blocks; b += LANES) {
-            let g = block_head(row * blocks + b);
-            let u = block_head_up(row * blocks + b);
-            for (var i = 0u; i < 8u; i++) {
-                let k = b * 32u + 4u * i;
-                gate += dot4(quad(g, i), rs, k);
-                up += dot4(quad_up(u, i), rs, k);
+        let quads = blocks * 8u;
+        let lane = lid % LANES;
+        let i = lane % 8u;
+        for (var u0 = lane; u0 < quads; u0 += UNROLL * LANES) {
+            for (var j = 0u; j < UNROLL; j++) {
+                let u = u0 + j * LANES;
+                if (u < quads) {
+                    let blk = row * blocks + u / 8u;
+                    gate += dot4(quad(block_head(blk), i), rs, 4u * u);
+                    up += dot4(quad_up(block_head_up(blk), i), rs, 4u * u);
+                }
             }
         }
     }
@@ -444,22 +466,21 @@ fn gemv_qkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
         row = slot - j + j / 2u + (j & 1u) * (p.head_dim / 2u);
     }
     var acc = 0.0;
-    for (var b = lane; b < blocks; b += LANES) {
-        let k0 = b * 32u;
-        if (which == 0u) {
-            let h = block_head(row * blocks + b);
-            for (var i = 0u; i < 8u; i++) {
-                acc += dot(quad(h, i), xin(0u, k0 + 4u * i));
-            }
-        } else if (which == 1u) {
-            let h = block_head_up(row * blocks + b);
-            for (var i = 0u; i < 8u; i++) {
-                acc += dot(quad_up(h, i), xin(0u, k0 + 4u * i));
-            }
-        } else {
-            let h = block_head_v(row * blocks + b);
-            for (var i = 0u; i < 8u; i++) {
-                acc += dot(quad_v(h, i), xin(0u, k0 + 4u * i));
+    let quads = blocks * 8u;
+    let i = lane % 8u;
+    for (var u0 = lane; u0 < quads; u0 += UNROLL * LANES) {
+        for (var j = 0u; j < UNROLL; j++) {
+            let u = u0 + j * LANES;
+            if (u < quads) {
+                let blk = row * blocks + u / 8u;
+                let xv = xin(0u, 4u * u);
+                if (which == 0u) {
+                    acc += dot(quad(block_head(blk), i), xv);
+                } else if (which == 1u) {
+                    acc += dot(quad_up(block_head_up(blk), i), xv);
+                } else {
+                    acc += dot(quad_v(block_head_v(blk), i), xv);
+                }
             }
         }
     }

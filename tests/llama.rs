@@ -631,7 +631,7 @@ fn gpu_kernels_match_transformers() {
         };
         let gpu = webgpu_infer::Gpu::with_options(&options).await?;
         let mut g = Generator::from_path(&gpu, MODEL.as_ref(), &mut |_| {})?;
-        // Decoding's RMSNorms apart (the default), then folded into the GEMVs that read them.
+        // Decoding's RMSNorms apart, then folded into the GEMVs that read them (the default).
         for fold in [false, true] {
             g.set_fold_norms(fold);
             for case in goldens().await.iter().filter(|c| c.name != "raw_long") {

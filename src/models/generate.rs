@@ -191,6 +191,11 @@ impl Generator {
     pub fn set_fold_norms(&mut self, on: bool) {
         self.model.set_fold_norms(on);
     }
+
+    /// See [`Llama::fold_norms`].
+    pub fn fold_norms(&self) -> bool {
+        self.model.fold_norms()
+    }
 }
 
 fn model_error(source: &str, message: impl Into<String>) -> Error {

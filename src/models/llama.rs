@@ -496,7 +496,7 @@ impl Llama {
             lm_head,
             rope_layout,
             dtype,
-            fold_norms: false,
+            fold_norms: true,
             long_rope: None,
             attn_scale: cfg.attn_scale.unwrap_or(1.0 / (cfg.head_dim as f32).sqrt()),
             cfg,
@@ -505,12 +505,18 @@ impl Llama {
 
     /// Decoding on GPUs (GGUF weights): fold each RMSNorm into the fused QKV + RoPE GEMV and the SwiGLU
     /// GEMV that read it, 2 dispatches a layer fewer (5 rather than 7), each workgroup reducing the row
-    /// itself. Off by default: an earlier fold (into every projection's GEMV) was slower on the H100
-    /// (419.8 against 453.1 tokens/s, 2026-11), and this one is no faster on the H200 (545.6 against
-    /// 548.0 tokens/s, `bench-results/h200-q4km-fold-2026-12-04.jsonl`): each workgroup's own
-    /// reduction over the row costs what the saved dispatch did. Same results within rounding.
+    /// itself. On by default since the GEMVs read their rows in coalesced quads: on the H200 (Vulkan,
+    /// SmolLM2-135M Q4_1, 128 new tokens) 780 against 697 tokens/s unfolded, same call
+    /// (`bench-results/h200-gemv-split-ab-2026-12-05.txt`); with the older GEMVs it was no faster
+    /// (545.6 against 548.0, `bench-results/h200-q4km-fold-2026-12-04.jsonl`). Same results within
+    /// rounding (tests/llama.rs runs the goldens both ways).
     pub fn set_fold_norms(&mut self, on: bool) {
         self.fold_norms = on;
+    }
+
+    /// Whether decoding folds the RMSNorms into the GEMVs ([`Llama::set_fold_norms`]).
+    pub fn fold_norms(&self) -> bool {
+        self.fold_norms
     }
 
     pub fn config(&self) -> &Config {
