@@ -1,4 +1,4 @@
-// Element-wise activations, out = act(x) (shaders/act.wgsl, prepended), computed in f32 and rounded
+// Element-wise activations, out = act(x) (shaders/activation_fns.wgsl, prepended), computed in f32 and rounded
 // once to T.
 
 struct Params {

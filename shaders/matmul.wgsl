@@ -14,7 +14,7 @@
 //   gemv:    one row of A (decoding): with TRANS_B, 64 threads share each output (coalesced reads of
 //            a weight row, tree-reduced); without, one thread a column.
 
-// Params and epilogue(): shaders/matmul_common.wgsl (prepended, with act.wgsl).
+// Params and epilogue(): shaders/matmul_common.wgsl (prepended, with activation_fns.wgsl).
 
 @group(0) @binding(0) var<storage, read> a: array<T>;
 @group(0) @binding(1) var<storage, read> b: array<T>;
@@ -23,7 +23,7 @@
 @group(0) @binding(4) var<uniform> p: Params;
 
 override TRANS_B: bool = false;
-// The epilogue's activation: ACT in shaders/act.wgsl (prepended).
+// The epilogue's activation: ACT in shaders/activation_fns.wgsl (prepended).
 const TM: u32 = 4u;
 const TN: u32 = 4u;
 const BK: u32 = 16u;

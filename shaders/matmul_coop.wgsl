@@ -11,7 +11,7 @@ enable wgpu_cooperative_matrix;
 // the host requires K, the offsets, the batch strides (and N without TRANS_B) to be multiples of 8,
 // so that every vec4 read is whole and aligned.
 
-// Params and epilogue(): shaders/matmul_common.wgsl (prepended, with act.wgsl).
+// Params and epilogue(): shaders/matmul_common.wgsl (prepended, with activation_fns.wgsl).
 
 @group(0) @binding(0) var<storage, read> a: array<vec4<u32>>;
 @group(0) @binding(1) var<storage, read> b: array<vec4<u32>>;

@@ -317,8 +317,9 @@ const CHAIN: usize = 32;
 /// every dispatch waits for the one before) or all writing fresh buffers (`false`: the GPU may
 /// overlap them). `"us"` is the time of one dispatch (wall clock; `"gpu_us"` from timestamps).
 async fn bench_chains(gpu: &Gpu, cfg: &BenchConfig) -> Result<Vec<Value>> {
+    use crate::dtype::QuantType;
     use crate::kernels::{norm, quant};
-    use crate::quant::{QTensor, QuantType};
+    use crate::qtensor::QTensor;
     let qt = |n: usize, k: usize, q: QuantType| -> Result<QTensor> {
         // Small positive f16 scales (0x2c00 = 0.0625) and varied quants: no NaN, no denormals.
         let bytes: Vec<u8> = (0..q.bytes_for((n * k) as u64) as usize)

@@ -38,17 +38,30 @@ pub mod bridge;
 pub mod formats;
 pub mod kernels;
 pub mod models;
-pub mod quant;
 pub mod runtime;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
 // The runtime layer's modules keep their short paths (`webgpu_infer::gpu`, `::tensor` ...).
 use runtime::bind_groups;
-pub use runtime::{clock, dtype, error, gpu, profile, recorder, tensor};
+pub use runtime::{clock, dtype, error, gpu, profile, qtensor, recorder, tensor};
 
+pub use dtype::QuantType;
 pub use error::{Error, FormatProblem, Result};
 pub use gpu::{Capabilities, Gpu, GpuOptions};
+pub use qtensor::QTensor;
 pub use recorder::Recorder;
 pub use runtime::stats::Stats;
 pub use tensor::{DType, Tensor};
+
+/// The quantized tensor's old path (`webgpu_infer::quant::{QTensor, QuantType}`), kept for existing
+/// code: the module is [`qtensor`] now (a name that says what it holds; the kernels are
+/// [`kernels::quant`]).
+#[deprecated(
+    since = "0.1.0",
+    note = "use webgpu_infer::{QTensor, QuantType} or webgpu_infer::qtensor"
+)]
+pub mod quant {
+    pub use crate::dtype::QuantType;
+    pub use crate::qtensor::QTensor;
+}

@@ -490,7 +490,7 @@ fn matmul_coop_shader_validates() {
     use wgpu::naga;
     let source = format!(
         "enable wgpu_cooperative_matrix;\nenable f16;\nalias T = f16;\n{}{}{}",
-        include_str!("../shaders/act.wgsl"),
+        include_str!("../shaders/activation_fns.wgsl"),
         include_str!("../shaders/matmul_common.wgsl"),
         include_str!("../shaders/matmul_coop.wgsl").replace("enable wgpu_cooperative_matrix;", "")
     );

@@ -6,8 +6,8 @@ mod common;
 
 use common::{Rng, assert_close, gpu, upload};
 use webgpu_infer::kernels::quant;
-use webgpu_infer::quant::{QTensor, QuantType};
 use webgpu_infer::{DType, Gpu, Result, Tensor};
+use webgpu_infer::{QTensor, QuantType};
 
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);

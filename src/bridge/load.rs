@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use safetensors::Dtype;
 
+use crate::dtype::QuantType;
 use crate::error::{Error, FormatProblem, Result};
 use crate::formats::{Entry, Stored};
 use crate::gpu::Gpu;
 use crate::kernels::cast::{Cast, cast};
-use crate::quant::{QTensor, QuantType};
+use crate::qtensor::QTensor;
 use crate::recorder::Recorder;
 use crate::runtime::buffer::GpuBuffer;
 use crate::tensor::{DType, Tensor, check_buffer_size, padded_size};

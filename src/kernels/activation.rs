@@ -8,7 +8,7 @@ use crate::recorder::Recorder;
 use crate::tensor::Tensor;
 
 const SHADER: &str = concat!(
-    include_str!("../../shaders/act.wgsl"),
+    include_str!("../../shaders/activation_fns.wgsl"),
     include_str!("../../shaders/activation.wgsl")
 );
 
@@ -29,7 +29,7 @@ pub enum Activation {
 
 impl Activation {
     /// The code the kernels' `ACT` override takes: 0 for none, else the variant's number + 1
-    /// (`shaders/act.wgsl`).
+    /// (`shaders/activation_fns.wgsl`).
     pub(crate) fn code(f: Option<Activation>) -> u32 {
         f.map_or(0, |f| f as u32 + 1)
     }

@@ -10,7 +10,7 @@ use crate::recorder::Recorder;
 use crate::tensor::Tensor;
 
 const SHADER: &str = concat!(
-    include_str!("../../shaders/act.wgsl"),
+    include_str!("../../shaders/activation_fns.wgsl"),
     include_str!("../../shaders/conv.wgsl")
 );
 

@@ -8,12 +8,12 @@ use crate::recorder::Recorder;
 use crate::tensor::Tensor;
 
 const SHADER: &str = concat!(
-    include_str!("../../shaders/act.wgsl"),
+    include_str!("../../shaders/activation_fns.wgsl"),
     include_str!("../../shaders/matmul_common.wgsl"),
     include_str!("../../shaders/matmul.wgsl")
 );
 const COOP_SHADER: &str = concat!(
-    include_str!("../../shaders/act.wgsl"),
+    include_str!("../../shaders/activation_fns.wgsl"),
     include_str!("../../shaders/matmul_common.wgsl"),
     include_str!("../../shaders/matmul_coop.wgsl")
 );

@@ -2,10 +2,11 @@
 //! formats): a dequantizing GEMV (decoding), a fused SwiGLU GEMV, and dequantization of whole rows
 //! (prefill's weights, embedding gathers).
 
+use crate::dtype::QuantType;
 use crate::error::{Error, Result};
 use crate::gpu::KernelSource;
 use crate::kernels::{check_dtypes, grid_1d, to_u32};
-use crate::quant::{QTensor, QuantType};
+use crate::qtensor::QTensor;
 use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
