@@ -147,10 +147,22 @@ struct Partial {
 // q's row, staged once a workgroup (head_dim ≤ 256 in the decode kernels).
 var<workgroup> q_row: array<f32, DWG>;
 
+// The decode kernels' head size: the pipeline constant HD where set (then every loop over a head's
+// dimensions has a trip count the driver's compiler knows, and unrolls: all of a key's loads in
+// flight at once), else the runtime p.head_dim.
+override HD: u32 = 0u;
+
+fn decode_dim() -> u32 {
+    if (HD > 0u) {
+        return HD;
+    }
+    return p.head_dim;
+}
+
 // Key j's score against q_row. Eight loads an iteration, four sums: the loads are independent, so a
-// thread waits for memory d / 8 times rather than d (the trip count is a runtime value: no unrolling).
+// thread waits for memory d / 8 times rather than d, or once where HD makes the loop unrollable.
 fn decode_score(kb: u32) -> f32 {
-    let d = p.head_dim;
+    let d = decode_dim();
     var s = vec4<f32>(0.0);
     var e = 0u;
     for (; e + 8u <= d; e += 8u) {
@@ -167,7 +179,7 @@ fn decode_score(kb: u32) -> f32 {
 
 fn decode_range(i: u32, h: u32, b: u32, t: u32, begin: u32, stop: u32) -> Partial {
     let kvh = h / (p.n_heads / p.n_kv_heads);
-    let d = p.head_dim;
+    let d = decode_dim();
     let groups = DWG / d;
     let g = t / d;
     let c = t % d;
@@ -197,13 +209,25 @@ fn decode_range(i: u32, h: u32, b: u32, t: u32, begin: u32, stop: u32) -> Partia
         let corr = exp(m - m_new);
         l = l * corr + reduce_sum(t, w); // reduce_sum's barriers also publish `scores`
         m = m_new;
-        // Output: group g sums keys g, g + groups, ... of this tile for dimension c, four keys an
+        // Output: group g sums keys g, g + groups, ... of this tile for dimension c, eight keys an
         // iteration (independent loads, as in decode_score).
         var part_sum = vec4<f32>(0.0);
         let n = min(DWG, stop - j0);
         let vb = kv_index(b, j0, kvh) + c;
         let stride = p.n_kv_heads * d; // one key to the next in the cache
         var jj = g;
+        for (; jj + 7u * groups < n; jj += 8u * groups) {
+            let x = vec4<f32>(f32(v[vb + jj * stride]), f32(v[vb + (jj + groups) * stride]),
+                f32(v[vb + (jj + 2u * groups) * stride]), f32(v[vb + (jj + 3u * groups) * stride]));
+            let j4 = jj + 4u * groups;
+            let y = vec4<f32>(f32(v[vb + j4 * stride]), f32(v[vb + (j4 + groups) * stride]),
+                f32(v[vb + (j4 + 2u * groups) * stride]), f32(v[vb + (j4 + 3u * groups) * stride]));
+            let w4 = vec4<f32>(scores[jj], scores[jj + groups], scores[jj + 2u * groups],
+                scores[jj + 3u * groups]);
+            let u4 = vec4<f32>(scores[j4], scores[j4 + groups], scores[j4 + 2u * groups],
+                scores[j4 + 3u * groups]);
+            part_sum = fma(u4, y, fma(w4, x, part_sum));
+        }
         for (; jj + 3u * groups < n; jj += 4u * groups) {
             let x = vec4<f32>(f32(v[vb + jj * stride]), f32(v[vb + (jj + groups) * stride]),
                 f32(v[vb + (jj + 2u * groups) * stride]), f32(v[vb + (jj + 3u * groups) * stride]));
@@ -222,7 +246,7 @@ fn decode_range(i: u32, h: u32, b: u32, t: u32, begin: u32, stop: u32) -> Partia
 
 // Sums the key groups' shares of each dimension: thread t < d gets dimension t's total.
 fn sum_groups(t: u32, acc: f32) -> f32 {
-    let d = p.head_dim;
+    let d = decode_dim();
     reduce_buf[t] = acc;
     workgroupBarrier();
     var o = 0.0;

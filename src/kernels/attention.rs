@@ -298,12 +298,14 @@ pub fn attention(
     ] {
         gpu.check_workgroups(what, n)?;
     }
+    // The decode kernel knows the head size at compile time (its loops over it unroll).
+    let hd = [("HD", head_dim as f64)];
     let pipeline = gpu.pipeline(&KernelSource {
         name,
         body,
         dtype,
         entry,
-        constants: &[],
+        constants: if entry == "decode" { &hd } else { &[] },
     });
     let mask = opts.mask.unwrap_or(q);
     rec.dispatch(
@@ -381,13 +383,14 @@ fn split_decode(
     ] {
         gpu.check_workgroups(what, n)?;
     }
+    let hd = [("HD", f64::from(params.head_dim))];
     let pipeline = |entry| {
         gpu.pipeline(&KernelSource {
             name: "attention",
             body: SHADER,
             dtype,
             entry,
-            constants: &[],
+            constants: if entry == "decode_split" { &hd } else { &[] },
         })
     };
     let split_bindings = [
