@@ -9,7 +9,8 @@ use crate::error::{Error, Result};
 use crate::kernels::activation::Activation;
 use crate::kernels::attention::{self, attention};
 use crate::kernels::embedding::{Extras, embedding};
-use crate::kernels::{elementwise, matmul::linear, norm::layer_norm};
+use crate::kernels::{elementwise, norm::layer_norm};
+use crate::models::linear::Linear;
 use crate::recorder::Recorder;
 use crate::tensor::Tensor;
 
@@ -90,25 +91,6 @@ impl Config {
     }
 }
 
-/// A dense layer `x · Wᵀ + b` (`weight` is `[out, in]`).
-struct Linear {
-    weight: Tensor,
-    bias: Tensor,
-}
-
-impl Linear {
-    fn load(w: &Weights, prefix: &str) -> Result<Linear> {
-        Ok(Linear {
-            weight: w.get(&format!("{prefix}.weight"))?.clone(),
-            bias: w.get(&format!("{prefix}.bias"))?.clone(),
-        })
-    }
-
-    fn forward(&self, rec: &mut Recorder, x: &Tensor, act: Option<Activation>) -> Result<Tensor> {
-        linear(rec, x, &self.weight, Some(&self.bias), act)
-    }
-}
-
 struct LayerNorm {
     weight: Tensor,
     bias: Tensor,
@@ -180,21 +162,32 @@ impl Bert {
                 .clone(),
             norm: LayerNorm::load(weights, &format!("{p}embeddings.LayerNorm"), eps)?,
         };
+        let (hidden, inter) = (config.hidden_size, config.intermediate_size);
+        // A dense layer `prefix.weight [out, in]` with its bias `prefix.bias [out]`.
+        let lin = |prefix: &str, out: usize, inp: usize| {
+            Linear::load_with_bias(
+                weights,
+                &format!("{prefix}.weight"),
+                &format!("{prefix}.bias"),
+                out,
+                inp,
+            )
+        };
         let layers = (0..config.num_hidden_layers)
             .map(|i| {
                 let l = format!("{p}encoder.layer.{i}");
                 Ok(Layer {
-                    query: Linear::load(weights, &format!("{l}.attention.self.query"))?,
-                    key: Linear::load(weights, &format!("{l}.attention.self.key"))?,
-                    value: Linear::load(weights, &format!("{l}.attention.self.value"))?,
-                    attn_out: Linear::load(weights, &format!("{l}.attention.output.dense"))?,
+                    query: lin(&format!("{l}.attention.self.query"), hidden, hidden)?,
+                    key: lin(&format!("{l}.attention.self.key"), hidden, hidden)?,
+                    value: lin(&format!("{l}.attention.self.value"), hidden, hidden)?,
+                    attn_out: lin(&format!("{l}.attention.output.dense"), hidden, hidden)?,
                     attn_norm: LayerNorm::load(
                         weights,
                         &format!("{l}.attention.output.LayerNorm"),
                         eps,
                     )?,
-                    intermediate: Linear::load(weights, &format!("{l}.intermediate.dense"))?,
-                    output: Linear::load(weights, &format!("{l}.output.dense"))?,
+                    intermediate: lin(&format!("{l}.intermediate.dense"), inter, hidden)?,
+                    output: lin(&format!("{l}.output.dense"), hidden, inter)?,
                     out_norm: LayerNorm::load(weights, &format!("{l}.output.LayerNorm"), eps)?,
                 })
             })
@@ -238,21 +231,23 @@ impl Bert {
             self.config.head_dim(),
         ];
         // BertSelfAttention: heads are a view of [batch, seq, hidden]; no transpose is needed.
-        let q = l.query.forward(rec, x, None)?.reshape(&heads)?;
-        let k = l.key.forward(rec, x, None)?.reshape(&heads)?;
-        let v = l.value.forward(rec, x, None)?.reshape(&heads)?;
+        let q = l.query.forward_act(rec, x, None)?.reshape(&heads)?;
+        let k = l.key.forward_act(rec, x, None)?.reshape(&heads)?;
+        let v = l.value.forward_act(rec, x, None)?.reshape(&heads)?;
         let opts = attention::Options {
             mask: Some(mask),
             ..Default::default()
         };
         let context = attention(rec, &q, &k, &v, opts)?.reshape(x.shape())?;
         // BertSelfOutput: LayerNorm(dense(context) + x).
-        let attn = l.attn_out.forward(rec, &context, None)?;
+        let attn = l.attn_out.forward_act(rec, &context, None)?;
         let residual = elementwise::add(rec, &attn, x)?;
         let x = l.attn_norm.forward(rec, &residual)?;
         // BertIntermediate (GELU fused into the matmul) and BertOutput: LayerNorm(dense(h) + x).
-        let h = l.intermediate.forward(rec, &x, Some(Activation::Gelu))?;
-        let out = l.output.forward(rec, &h, None)?;
+        let h = l
+            .intermediate
+            .forward_act(rec, &x, Some(Activation::Gelu))?;
+        let out = l.output.forward_act(rec, &h, None)?;
         let residual = elementwise::add(rec, &out, &x)?;
         l.out_norm.forward(rec, &residual)
     }

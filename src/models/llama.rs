@@ -15,24 +15,12 @@ use crate::error::{Error, Result};
 use crate::formats::gguf::Header;
 use crate::kernels::attention::{self, attention};
 use crate::kernels::embedding::{Extras, embedding};
-use crate::kernels::matmul::linear;
 use crate::kernels::rope::{Layout, rope_scaled};
 use crate::kernels::{elementwise, norm::rms_norm, quant};
 use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
-/// Up to this many rows (tokens), quantized weights are read by the dequantizing GEMV; past it they
-/// are dequantized into a scratch tensor for the tiled matmul (prefill). On GPUs the GEMV takes 4 rows
-/// a workgroup and wins up to 32 rows at least (H200, SmolLM2-135M Q4_1, time to first token: 15
-/// tokens 16.4 → 9.8 ms, 32 tokens 16.2 → 14.0 ms; with runtime checks, 15 tokens 29.1 → 9.6 ms;
-/// `bench-results/h200-gemv4-2026-12-04.txt`). CPU adapters run one row a thread, up to 8 rows.
-fn gemv_max_rows(gpu: &crate::Gpu) -> usize {
-    if gpu.capabilities().cpu_kernels {
-        8
-    } else {
-        32
-    }
-}
+use super::linear::{Linear, gemv_max_rows};
 
 mod config;
 use config::bad;
@@ -91,102 +79,6 @@ impl Names {
             (Names::Gguf, "norm") => "output_norm.weight",
             (Names::Gguf, _) => "output.weight",
         }
-    }
-}
-
-/// A weight matrix `[out, in]`, dense or block-quantized, and an optional bias `[out]`, as a linear
-/// layer uses them.
-#[derive(Clone)]
-pub struct Linear {
-    weight: AnyTensor,
-    bias: Option<Tensor>,
-}
-
-impl Linear {
-    fn new(weight: AnyTensor) -> Linear {
-        Linear { weight, bias: None }
-    }
-
-    /// With the bias `bias_name` (`[out]`).
-    fn load_with_bias(
-        weights: &Weights,
-        name: &str,
-        bias_name: &str,
-        out: usize,
-        inp: usize,
-    ) -> Result<Linear> {
-        let mut l = Linear::load(weights, name, out, inp)?;
-        let bias = weights.get(bias_name)?;
-        if bias.shape() != [out] {
-            return Err(bad(
-                bias_name,
-                format!("has shape {:?}, not [{out}]", bias.shape()),
-            ));
-        }
-        l.bias = Some(bias.clone());
-        Ok(l)
-    }
-
-    fn load(weights: &Weights, name: &str, out: usize, inp: usize) -> Result<Linear> {
-        let weight = weights.get_any(name)?;
-        if weight.shape() != [out, inp] {
-            return Err(bad(
-                name,
-                format!(
-                    "has shape {:?}, the config implies [{out}, {inp}]",
-                    weight.shape()
-                ),
-            ));
-        }
-        Ok(Linear { weight, bias: None })
-    }
-
-    /// `x · Wᵀ (+ bias) (+ residual)`, written into `out` when given.
-    fn forward(
-        &self,
-        rec: &mut Recorder,
-        x: &Tensor,
-        residual: Option<&Tensor>,
-        out: Option<&Tensor>,
-    ) -> Result<Tensor> {
-        let rows = x.numel() / x.shape().last().copied().unwrap_or(1).max(1);
-        let bias = self.bias.as_ref();
-        let y = match &self.weight {
-            AnyTensor::Quant(w) if rows <= gemv_max_rows(rec.gpu()) => {
-                // One row: a bias is the GEMV's added term (when no residual is).
-                let row_bias = match (bias, residual) {
-                    (Some(b), None) if rows == 1 => Some(b.reshape(&[1, b.numel()])?),
-                    _ => None,
-                };
-                if bias.is_none() || row_bias.is_some() {
-                    let opts = quant::GemvOptions {
-                        residual: residual.or(row_bias.as_ref()),
-                        out,
-                        ..Default::default()
-                    };
-                    return quant::gemv_with(rec, x, w, opts);
-                }
-                let y = quant::gemv(rec, x, w, None)?;
-                match bias {
-                    Some(b) => elementwise::add(rec, &y, b)?,
-                    None => y,
-                }
-            }
-            AnyTensor::Quant(w) => {
-                let dense = quant::dequantize(rec, w, x.dtype())?;
-                linear(rec, x, &dense, bias, None)?
-            }
-            AnyTensor::Dense(w) => linear(rec, x, w, bias, None)?,
-        };
-        let y = match residual {
-            Some(r) => elementwise::add(rec, &y, r)?,
-            None => y,
-        };
-        if let Some(out) = out {
-            elementwise::copy_into(rec, &y.reshape(out.shape())?, out)?;
-            return Ok(out.clone());
-        }
-        Ok(y)
     }
 }
 

@@ -5,6 +5,7 @@ pub mod chat;
 pub mod efficientnet;
 pub mod embedder;
 pub mod generate;
+pub(crate) mod linear;
 pub mod llama;
 pub mod rdn;
 pub mod text;

@@ -1,0 +1,147 @@
+//! The linear layer of every model: `x · Wᵀ (+ bias) (+ residual)` for a weight `[out, in]`, dense
+//! (the tiled matmul) or block-quantized (the dequantizing GEMV for a few rows, else dequantized
+//! once into a dense matrix), its shape checked against the model's config when loaded.
+
+use crate::bridge::Weights;
+use crate::bridge::load::AnyTensor;
+use crate::error::{Error, Result};
+use crate::kernels::activation::Activation;
+use crate::kernels::matmul::linear;
+use crate::kernels::{elementwise, quant};
+use crate::recorder::Recorder;
+use crate::tensor::Tensor;
+
+/// Up to this many rows (tokens), quantized weights are read by the dequantizing GEMV; past it they
+/// are dequantized into a scratch tensor for the tiled matmul (prefill). On GPUs the GEMV takes 4 rows
+/// a workgroup and wins up to 32 rows at least (H200, SmolLM2-135M Q4_1, time to first token: 15
+/// tokens 16.4 → 9.8 ms, 32 tokens 16.2 → 14.0 ms; with runtime checks, 15 tokens 29.1 → 9.6 ms;
+/// `bench-results/h200-gemv4-2026-12-04.txt`). CPU adapters run one row a thread, up to 8 rows.
+pub(crate) fn gemv_max_rows(gpu: &crate::Gpu) -> usize {
+    if gpu.capabilities().cpu_kernels {
+        8
+    } else {
+        32
+    }
+}
+
+/// A model's tensor `name` is not what its config implies.
+fn bad(source: &str, message: impl Into<String>) -> Error {
+    Error::Model {
+        source_name: source.to_string(),
+        message: message.into(),
+    }
+}
+
+/// A weight matrix `[out, in]`, dense or block-quantized, and an optional bias `[out]`, as a linear
+/// layer uses them.
+#[derive(Clone)]
+pub struct Linear {
+    pub(crate) weight: AnyTensor,
+    pub(crate) bias: Option<Tensor>,
+}
+
+impl Linear {
+    pub(crate) fn new(weight: AnyTensor) -> Linear {
+        Linear { weight, bias: None }
+    }
+
+    /// With the bias `bias_name` (`[out]`).
+    pub(crate) fn load_with_bias(
+        weights: &Weights,
+        name: &str,
+        bias_name: &str,
+        out: usize,
+        inp: usize,
+    ) -> Result<Linear> {
+        let mut l = Linear::load(weights, name, out, inp)?;
+        let bias = weights.get(bias_name)?;
+        if bias.shape() != [out] {
+            return Err(bad(
+                bias_name,
+                format!("has shape {:?}, not [{out}]", bias.shape()),
+            ));
+        }
+        l.bias = Some(bias.clone());
+        Ok(l)
+    }
+
+    pub(crate) fn load(weights: &Weights, name: &str, out: usize, inp: usize) -> Result<Linear> {
+        let weight = weights.get_any(name)?;
+        if weight.shape() != [out, inp] {
+            return Err(bad(
+                name,
+                format!(
+                    "has shape {:?}, the config implies [{out}, {inp}]",
+                    weight.shape()
+                ),
+            ));
+        }
+        Ok(Linear { weight, bias: None })
+    }
+
+    /// `x · Wᵀ (+ bias) (+ residual)`, written into `out` when given.
+    pub(crate) fn forward(
+        &self,
+        rec: &mut Recorder,
+        x: &Tensor,
+        residual: Option<&Tensor>,
+        out: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let rows = x.numel() / x.shape().last().copied().unwrap_or(1).max(1);
+        let bias = self.bias.as_ref();
+        let y = match &self.weight {
+            AnyTensor::Quant(w) if rows <= gemv_max_rows(rec.gpu()) => {
+                // One row: a bias is the GEMV's added term (when no residual is).
+                let row_bias = match (bias, residual) {
+                    (Some(b), None) if rows == 1 => Some(b.reshape(&[1, b.numel()])?),
+                    _ => None,
+                };
+                if bias.is_none() || row_bias.is_some() {
+                    let opts = quant::GemvOptions {
+                        residual: residual.or(row_bias.as_ref()),
+                        out,
+                        ..Default::default()
+                    };
+                    return quant::gemv_with(rec, x, w, opts);
+                }
+                let y = quant::gemv(rec, x, w, None)?;
+                match bias {
+                    Some(b) => elementwise::add(rec, &y, b)?,
+                    None => y,
+                }
+            }
+            AnyTensor::Quant(w) => {
+                let dense = quant::dequantize(rec, w, x.dtype())?;
+                linear(rec, x, &dense, bias, None)?
+            }
+            AnyTensor::Dense(w) => linear(rec, x, w, bias, None)?,
+        };
+        let y = match residual {
+            Some(r) => elementwise::add(rec, &y, r)?,
+            None => y,
+        };
+        if let Some(out) = out {
+            elementwise::copy_into(rec, &y.reshape(out.shape())?, out)?;
+            return Ok(out.clone());
+        }
+        Ok(y)
+    }
+
+    /// `act(x · Wᵀ + bias)`, the activation fused into the matmul's epilogue (BERT's layers); a
+    /// quantized weight is dequantized first.
+    pub(crate) fn forward_act(
+        &self,
+        rec: &mut Recorder,
+        x: &Tensor,
+        act: Option<Activation>,
+    ) -> Result<Tensor> {
+        if act.is_none() {
+            return self.forward(rec, x, None, None);
+        }
+        let w = match &self.weight {
+            AnyTensor::Dense(w) => w.clone(),
+            AnyTensor::Quant(w) => quant::dequantize(rec, w, x.dtype())?,
+        };
+        linear(rec, x, &w, self.bias.as_ref(), act)
+    }
+}
