@@ -72,7 +72,10 @@ run() {
   local wb=/tmp/wb models=/tmp/wb/models
   log "staging in $wb"
   xz -dc bench-bin/deno.xz >$wb/deno && chmod +x $wb/deno
-  for b in generate embed bench_kernels; do gzip -dc "bench-bin/$b.gz" >"$wb/$b" && chmod +x "$wb/$b"; done
+  for b in generate embed bench_kernels; do
+    [ -f "bench-bin/$b.gz" ] || { log "no bench-bin/$b.gz: its runs are skipped"; continue; }
+    gzip -dc "bench-bin/$b.gz" >"$wb/$b" && chmod +x "$wb/$b"
+  done
   xz -dc bench-bin/pkg.txz | tar xf - -C $wb
   if [ -f bench-bin/pkg-before.txz ]; then xz -dc bench-bin/pkg-before.txz | tar xf - -C $wb; fi
   python3 scripts/synth_gguf.py build bench-bin/smollm2 $models/SmolLM2-135M-Instruct.Q4_1.gguf
