@@ -18,7 +18,7 @@
 #
 # Env for `run`: ONLY (decode,embed,kernels,latency,runtime,wllama; also, native only, profile: GPU time
 # by kernel, and prefill: time to first token at 15 / 32 / 128 / 512 prompt tokens), NEW_TOKENS (128,512), KERNEL_OPS (matmul,gemv,attention,
-# decode,copy), SKIP_NATIVE=1, ONLY_BEFORE (what the second package runs; default ONLY), WLLAMA_ARGS
+# decode,copy), RUN_AHEAD (the package's decode runs at each: 0,32; 0 the library's choice), SKIP_NATIVE=1, ONLY_BEFORE (what the second package runs; default ONLY), WLLAMA_ARGS
 # (more deno.mjs flags for the wllama run, e.g. "--reps 2 --wllama-gpu 0 --wllama-count-maps").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -152,7 +152,8 @@ for l in sys.stdin:
     local extra=("${ort_args[@]}")
     [ "$p" = pkg ] && extra+=("${peer_args[@]}")
     (cd "$wb/run-$p" && timeout 900 $wb/deno run -A --unstable-webgpu scripts/web-bench/deno.mjs \
-      --models $models --only "$what" --new-tokens "$tokens" --kernel-ops "$ops" "${extra[@]}" 2>&1) \
+      --models $models --only "$what" --new-tokens "$tokens" --run-ahead "${RUN_AHEAD:-0}" \
+      --kernel-ops "$ops" "${extra[@]}" 2>&1) \
       | tag deno "$p"
   done
   if [[ $only == *wllama* ]] && [ -d $wb/bench-peers/wllama ]; then

@@ -3,7 +3,7 @@
 // the kernel benchmarks, JSON lines with "runtime" and the adapter on stdout.
 //
 //   deno run -A --unstable-webgpu scripts/web-bench/deno.mjs [--pkg pkg] [--models models]
-//        [--only decode,embed,kernels] [--new-tokens 128] [--reps 3] [--embed-shapes 1x128,8x128,32x128]
+//        [--only decode,embed,kernels] [--new-tokens 128] [--run-ahead 0,32] [--reps 3] [--embed-shapes 1x128,8x128,32x128]
 //        [--kernel-ops matmul,gemv,attention,decode,copy] [--ort DIR]   (DIR: onnxruntime-web's dist/)
 //        [--transformers DIR] (bench-peers/transformers: Transformers.js next to ours in `embed`)
 //        [--wllama DIR]       (bench-peers/wllama: `--only wllama` decodes the same GGUF with wllama;
@@ -53,15 +53,20 @@ async function decode() {
   const g = await device.loadGenerator(model);
   const prompt = PROMPT;
   await g.generateText(prompt, { maxTokens: 8, stopAtEos: false }); // pipelines compile here
+  // --run-ahead 0,32: each value a set of runs (0: the library's choice); older packages ignore it.
+  const runAheads = arg("run-ahead", "0").split(",").map(Number);
+  for (const runAhead of runAheads)
   for (const newTokens of arg("new-tokens", "128").split(",").map(Number)) {
     const runs = [];
     for (let r = 0; r < reps; r++) {
-      const { stats } = await g.generateText(prompt, { maxTokens: newTokens, stopAtEos: false });
+      const opts = { maxTokens: newTokens, stopAtEos: false };
+      if (runAhead > 0) opts.runAhead = runAhead;
+      const { stats } = await g.generateText(prompt, opts);
       runs.push(stats);
     }
     const best = runs.reduce((a, b) => (b.decodeTokS > a.decodeTokS ? b : a));
     emit({
-      op: "decode", model: model.split("/").pop(), prompt_tokens: best.promptTokens,
+      op: "decode", model: model.split("/").pop(), prompt_tokens: best.promptTokens, run_ahead: runAhead,
       new_tokens: best.newTokens, decode_tok_s: +best.decodeTokS.toFixed(1),
       decode_tok_s_runs: runs.map((s) => +s.decodeTokS.toFixed(1)),
       ttft_ms: +median(runs.map((s) => s.prefillMs)).toFixed(2),

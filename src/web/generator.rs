@@ -59,7 +59,8 @@ impl Generator {
     /// Generates from `prompt`, as an async iterator of text pieces (whole characters; a stop string
     /// is never emitted). Options: `maxTokens` (256), `temperature` (0: greedy), `topK`, `topP`,
     /// `seed`, `repetitionPenalty` (1: off), `stop` (strings), `chat` (apply the model's chat template),
-    /// `stopAtEos` (true), `signal` (an AbortSignal ends it early). Breaking out of the loop stops generation too. After
+    /// `stopAtEos` (true), `runAhead` (0: chosen for the adapter; steps decoded ahead of the ids read
+    /// back), `signal` (an AbortSignal ends it early). Breaking out of the loop stops generation too. After
     /// the loop, `stats` holds the figures of this generation.
     #[wasm_bindgen(
         unchecked_return_type = "AsyncIterableIterator<string> & { stats: GenerationStats | null }"
@@ -336,6 +337,9 @@ pub(crate) fn generate_options(
     }
     if let Some(v) = number("repetitionPenalty")? {
         opts.repetition_penalty = v as f32;
+    }
+    if let Some(v) = number("runAhead")? {
+        opts.run_ahead = whole("runAhead", v)? as usize;
     }
     if let Some(v) = get("chat") {
         opts.chat = v.is_truthy();

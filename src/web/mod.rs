@@ -66,6 +66,11 @@ export interface GenerateOptions {
   chat?: boolean;
   /** Stop at the model's end-of-sequence / end-of-turn tokens (default true). */
   stopAtEos?: boolean;
+  /** How many token ids come back in one read-back round trip at most: decoding runs up to this many
+   *  steps ahead of the ids it has read (0, the default: 16 on GPUs, 1 on CPU adapters). More hides
+   *  a slow read-back better; when generation stops early up to twice this many steps are computed
+   *  and thrown away. */
+  runAhead?: number;
   signal?: AbortSignal;
 }
 "#;
