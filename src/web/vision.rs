@@ -345,7 +345,7 @@ impl Upscaler {
                 depth_or_array_layers: 1,
             },
         );
-        self.gpu.queue().submit([encoder.finish()]);
+        self.gpu.submit(encoder.finish()); // counted, as every submit
         self.gpu.queue().present(frame);
         // Resolve once the GPU is done (timings that mean something; the buffer may then be reused).
         let (sender, receiver) = futures_channel::oneshot::channel();

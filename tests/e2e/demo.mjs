@@ -246,12 +246,17 @@ await check("images page: top-5 labels as PyTorch's, the upscaled picture drawn 
       const { upscaler } = window.demo;
       const img = document.getElementById("original");
       const bitmap = await createImageBitmap(img, 0, 0, 64, 48);
+      const { stats } = await import("/js/index.js");
       const canvas = document.createElement("canvas");
+      const s0 = stats().submits;
       const { width, height } = await upscaler.upscaleToCanvas(bitmap, canvas);
+      const s1 = stats().submits;
       const ctx = new OffscreenCanvas(width, height).getContext("2d");
       ctx.drawImage(canvas, 0, 0);
       const drawn = ctx.getImageData(0, 0, width, height).data;
       const read = (await upscaler.upscale(bitmap)).data;
+      // Both submit each tile and then once more (the copy to the canvas, the read-back): counted.
+      const submits = { canvas: s1 - s0, upscale: stats().submits - s1 };
       let off = 0, max = 0;
       const where = [];
       for (let i = 0; i < read.length; i++) {
@@ -259,9 +264,11 @@ await check("images page: top-5 labels as PyTorch's, the upscaled picture drawn 
         max = Math.max(max, d);
         if (d > 1) { off++; if (where.length < 6) where.push([i % 4, read[i], drawn[i]]); }
       }
-      return { off, max, where, n: read.length, width, height };
+      return { off, max, where, n: read.length, width, height, submits };
     });
     assert.equal(diff.off, 0, `canvas vs read-back: ${JSON.stringify(diff)}`);
+    assert.ok(diff.submits.canvas >= 2, `upscaleToCanvas counted ${diff.submits.canvas} submits`);
+    assert.equal(diff.submits.canvas, diff.submits.upscale, `submits: ${JSON.stringify(diff.submits)}`);
     // A non-image input is refused with a message that says what is expected.
     const refused = await page.evaluate(async () => {
       try { await window.demo.classifier.classify("cat.png"); return "accepted"; } catch (e) { return e.message; }
