@@ -12,6 +12,7 @@ use crate::gpu::Gpu;
 use crate::kernels::preprocess::GpuImage;
 use crate::models::efficientnet::Classifier as RustClassifier;
 use crate::models::rdn::Upscaler as RustUpscaler;
+use crate::tensor::Tensor;
 use crate::web::Device;
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -274,79 +275,9 @@ impl Upscaler {
             .into());
         }
         let (pixels, [width, height]) = self.inner.upscale_to_gpu(&img)?;
-        let target = if let Some(c) = canvas.dyn_ref::<web_sys::HtmlCanvasElement>() {
-            c.set_width(width);
-            c.set_height(height);
-            wgpu::SurfaceTarget::Canvas(c.clone())
-        } else if let Some(c) = canvas.dyn_ref::<web_sys::OffscreenCanvas>() {
-            c.set_width(width);
-            c.set_height(height);
-            wgpu::SurfaceTarget::OffscreenCanvas(c.clone())
-        } else {
-            return Err(Error::Input(
-                "upscaleToCanvas: expected an HTMLCanvasElement or OffscreenCanvas".into(),
-            )
-            .into());
-        };
-        let surface = self.gpu.instance().create_surface(target).map_err(|e| {
-            Error::Input(format!(
-                "upscaleToCanvas: no WebGPU context on the canvas: {e}"
-            ))
-        })?;
-        surface.configure(
-            self.gpu.device(),
-            &wgpu::SurfaceConfiguration {
-                usage: wgpu::TextureUsages::COPY_DST | wgpu::TextureUsages::RENDER_ATTACHMENT,
-                format: wgpu::TextureFormat::Rgba8Unorm,
-                color_space: wgpu::SurfaceColorSpace::Auto,
-                width,
-                height,
-                present_mode: wgpu::PresentMode::Fifo,
-                desired_maximum_frame_latency: 2,
-                alpha_mode: wgpu::CompositeAlphaMode::Opaque,
-                view_formats: vec![],
-            },
-        );
-        let frame = match surface.get_current_texture() {
-            wgpu::CurrentSurfaceTexture::Success(f)
-            | wgpu::CurrentSurfaceTexture::Suboptimal(f) => f,
-            other => {
-                return Err(Error::Input(format!(
-                    "upscaleToCanvas: the canvas gave no texture ({other:?})"
-                ))
-                .into());
-            }
-        };
-        let mut encoder =
-            self.gpu
-                .device()
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("to canvas"),
-                });
-        let stride_bytes = pixels.shape()[1] as u32 * 4;
-        encoder.copy_buffer_to_texture(
-            wgpu::TexelCopyBufferInfo {
-                buffer: pixels.buffer().raw(),
-                layout: wgpu::TexelCopyBufferLayout {
-                    offset: 0,
-                    bytes_per_row: Some(stride_bytes),
-                    rows_per_image: Some(height),
-                },
-            },
-            wgpu::TexelCopyTextureInfo {
-                texture: &frame.texture,
-                mip_level: 0,
-                origin: wgpu::Origin3d::ZERO,
-                aspect: wgpu::TextureAspect::All,
-            },
-            wgpu::Extent3d {
-                width,
-                height,
-                depth_or_array_layers: 1,
-            },
-        );
-        self.gpu.submit(encoder.finish()); // counted, as every submit
-        self.gpu.queue().present(frame);
+        let target = canvas_target(&canvas, width, height)?;
+        // The surface lives until the GPU is done, as the canvas's context.
+        let surface = draw_to_canvas(&self.gpu, target, &pixels, width, height)?;
         // Resolve once the GPU is done (timings that mean something; the buffer may then be reused).
         let (sender, receiver) = futures_channel::oneshot::channel();
         self.gpu.queue().on_submitted_work_done(move || {
@@ -354,6 +285,7 @@ impl Upscaler {
         });
         let _ = receiver.await;
         drop(pixels);
+        drop(surface);
         // Some browser set-ups lose the device when a WebGPU canvas is used (headless Chromium with
         // its default GL compositing): report it rather than resolving with a blank canvas.
         self.gpu.check()?;
@@ -416,4 +348,98 @@ impl Device {
     ) -> Result<Upscaler, JsValue> {
         load_upscaler(self.gpu(), &base, options.as_ref()).await
     }
+}
+
+/// `canvas` (an `HTMLCanvasElement` or `OffscreenCanvas`) resized to `width` × `height`, as a surface
+/// target; anything else is refused.
+fn canvas_target(
+    canvas: &JsValue,
+    width: u32,
+    height: u32,
+) -> Result<wgpu::SurfaceTarget<'static>, JsValue> {
+    let target = if let Some(c) = canvas.dyn_ref::<web_sys::HtmlCanvasElement>() {
+        c.set_width(width);
+        c.set_height(height);
+        wgpu::SurfaceTarget::Canvas(c.clone())
+    } else if let Some(c) = canvas.dyn_ref::<web_sys::OffscreenCanvas>() {
+        c.set_width(width);
+        c.set_height(height);
+        wgpu::SurfaceTarget::OffscreenCanvas(c.clone())
+    } else {
+        return Err(Error::Input(
+            "upscaleToCanvas: expected an HTMLCanvasElement or OffscreenCanvas".into(),
+        )
+        .into());
+    };
+    Ok(target)
+}
+
+/// Copies the RGBA8 `pixels` (rows of `pixels.shape()[1]` texels) into a WebGPU context on `target`
+/// and presents it: one counted submit, nothing read back. Returns the surface (the canvas's
+/// context), to be kept until the GPU has finished.
+fn draw_to_canvas(
+    gpu: &Gpu,
+    target: wgpu::SurfaceTarget<'static>,
+    pixels: &Tensor,
+    width: u32,
+    height: u32,
+) -> Result<wgpu::Surface<'static>, JsValue> {
+    let surface = gpu.instance().create_surface(target).map_err(|e| {
+        Error::Input(format!(
+            "upscaleToCanvas: no WebGPU context on the canvas: {e}"
+        ))
+    })?;
+    surface.configure(
+        gpu.device(),
+        &wgpu::SurfaceConfiguration {
+            usage: wgpu::TextureUsages::COPY_DST | wgpu::TextureUsages::RENDER_ATTACHMENT,
+            format: wgpu::TextureFormat::Rgba8Unorm,
+            color_space: wgpu::SurfaceColorSpace::Auto,
+            width,
+            height,
+            present_mode: wgpu::PresentMode::Fifo,
+            desired_maximum_frame_latency: 2,
+            alpha_mode: wgpu::CompositeAlphaMode::Opaque,
+            view_formats: vec![],
+        },
+    );
+    let frame = match surface.get_current_texture() {
+        wgpu::CurrentSurfaceTexture::Success(f) | wgpu::CurrentSurfaceTexture::Suboptimal(f) => f,
+        other => {
+            return Err(Error::Input(format!(
+                "upscaleToCanvas: the canvas gave no texture ({other:?})"
+            ))
+            .into());
+        }
+    };
+    let mut encoder = gpu
+        .device()
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("to canvas"),
+        });
+    let stride_bytes = pixels.shape()[1] as u32 * 4;
+    encoder.copy_buffer_to_texture(
+        wgpu::TexelCopyBufferInfo {
+            buffer: pixels.buffer().raw(),
+            layout: wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(stride_bytes),
+                rows_per_image: Some(height),
+            },
+        },
+        wgpu::TexelCopyTextureInfo {
+            texture: &frame.texture,
+            mip_level: 0,
+            origin: wgpu::Origin3d::ZERO,
+            aspect: wgpu::TextureAspect::All,
+        },
+        wgpu::Extent3d {
+            width,
+            height,
+            depth_or_array_layers: 1,
+        },
+    );
+    gpu.submit(encoder.finish()); // counted, as every submit
+    gpu.queue().present(frame);
+    Ok(surface)
 }
