@@ -139,6 +139,93 @@ pub fn attention(
     const OP: &str = "attention";
     let gpu = rec.gpu().clone();
     let dtype = check_dtypes(OP, &gpu, &[q, k, v])?;
+    let Dims {
+        batch,
+        q_len,
+        n_heads,
+        head_dim,
+        kv_cap,
+        n_kv_heads,
+        kv_len,
+    } = check_inputs(q, k, v, &opts)?;
+    let variant = pick_variant(&gpu, opts.variant, q_len, head_dim, kv_len)?;
+    let out = Tensor::empty(&gpu, q.shape(), dtype)?;
+    if out.numel() == 0 {
+        return Ok(out);
+    }
+    let params = Params {
+        batch: to_u32(OP, "batch", batch)?,
+        q_len: to_u32(OP, "q_len", q_len)?,
+        kv_len: to_u32(OP, "kv_len", kv_len)?,
+        kv_cap: to_u32(OP, "kv_cap", kv_cap)?,
+        n_heads: to_u32(OP, "heads", n_heads)?,
+        n_kv_heads: to_u32(OP, "kv heads", n_kv_heads)?,
+        head_dim: head_dim as u32,
+        causal: u32::from(opts.causal),
+        has_mask: u32::from(opts.mask.is_some()),
+        scale: opts.scale.unwrap_or(1.0 / (head_dim as f32).sqrt()),
+        n_splits: to_u32(OP, "key ranges", kv_len.div_ceil(SPLIT_KEYS).max(1))?,
+        window: to_u32(OP, "window", opts.window.unwrap_or(0))?,
+        softcap: opts.softcap.unwrap_or(0.0),
+        _pad: [0; 3],
+    };
+    if variant == Variant::DecodeSplit {
+        split_decode(rec, [q, k, v, opts.mask.unwrap_or(q), &out], &params, dtype)?;
+        return Ok(out);
+    }
+    let (name, body, entry, rows_x) = kernel_of(variant, head_dim, q_len);
+    let groups = [
+        to_u32(OP, "row groups", rows_x)?,
+        params.n_heads,
+        params.batch,
+    ];
+    for (what, n) in [
+        ("attention query rows", groups[0]),
+        ("attention heads", groups[1]),
+        ("attention batch", groups[2]),
+    ] {
+        gpu.check_workgroups(what, n)?;
+    }
+    // The decode kernel knows the head size at compile time (its loops over it unroll).
+    let hd = [("HD", head_dim as f64)];
+    let pipeline = gpu.pipeline(&KernelSource {
+        name,
+        body,
+        dtype,
+        entry,
+        constants: if entry == "decode" { &hd } else { &[] },
+    });
+    let mask = opts.mask.unwrap_or(q);
+    rec.dispatch(
+        &pipeline,
+        &[
+            q.buffer(),
+            k.buffer(),
+            v.buffer(),
+            mask.buffer(),
+            out.buffer(),
+        ],
+        &params,
+        groups,
+    );
+    Ok(out)
+}
+
+/// The sizes of an attention call, checked against each other.
+struct Dims {
+    batch: usize,
+    q_len: usize,
+    n_heads: usize,
+    head_dim: usize,
+    kv_cap: usize,
+    n_kv_heads: usize,
+    kv_len: usize,
+}
+
+/// Checks q, k, v and the options against each other (shapes, head counts, kv_len, mask, window,
+/// soft cap, whole buffers) and returns the sizes.
+fn check_inputs(q: &Tensor, k: &Tensor, v: &Tensor, opts: &Options<'_>) -> Result<Dims> {
+    const OP: &str = "attention";
     let &[batch, q_len, n_heads, head_dim] = q.shape() else {
         return Err(Error::shape(
             OP,
@@ -208,16 +295,37 @@ pub fn attention(
     if let Some(m) = opts.mask {
         require_whole(OP, &[m])?;
     }
+    Ok(Dims {
+        batch,
+        q_len,
+        n_heads,
+        head_dim,
+        kv_cap,
+        n_kv_heads,
+        kv_len,
+    })
+}
+
+/// The kernel for `requested` (Auto: by rows, head size, keys and adapter), refused where it cannot
+/// run this head size on this device.
+fn pick_variant(
+    gpu: &crate::Gpu,
+    requested: Variant,
+    q_len: usize,
+    head_dim: usize,
+    kv_len: usize,
+) -> Result<Variant> {
+    const OP: &str = "attention";
     let decode_ok = head_dim <= 256 && 256 % head_dim == 0;
-    let variant = match opts.variant {
+    let variant = match requested {
         Variant::Auto if q_len <= DECODE_MAX_ROWS && decode_ok && kv_len > SPLIT_KEYS => {
             Variant::DecodeSplit
         }
         Variant::Auto if q_len <= DECODE_MAX_ROWS && decode_ok => Variant::Decode,
         Variant::Auto if !gpu.capabilities().cpu_kernels => {
-            if tiled_fits(&gpu, head_dim, true).is_ok() {
+            if tiled_fits(gpu, head_dim, true).is_ok() {
                 Variant::PrefillTiledSubgroup
-            } else if tiled_fits(&gpu, head_dim, false).is_ok() {
+            } else if tiled_fits(gpu, head_dim, false).is_ok() {
                 Variant::PrefillTiled
             } else {
                 Variant::Prefill
@@ -228,7 +336,7 @@ pub fn attention(
     };
     let subgroup = variant == Variant::PrefillTiledSubgroup;
     if subgroup || variant == Variant::PrefillTiled {
-        tiled_fits(&gpu, head_dim, subgroup)?;
+        tiled_fits(gpu, head_dim, subgroup)?;
     }
     let is_decode = matches!(variant, Variant::Decode | Variant::DecodeSplit);
     if is_decode && !decode_ok {
@@ -243,31 +351,17 @@ pub fn attention(
             format!("head_dim {head_dim} is past the prefill kernel's {MAX_HEAD_DIM}"),
         ));
     }
-    let out = Tensor::empty(&gpu, q.shape(), dtype)?;
-    if out.numel() == 0 {
-        return Ok(out);
-    }
-    let params = Params {
-        batch: to_u32(OP, "batch", batch)?,
-        q_len: to_u32(OP, "q_len", q_len)?,
-        kv_len: to_u32(OP, "kv_len", kv_len)?,
-        kv_cap: to_u32(OP, "kv_cap", kv_cap)?,
-        n_heads: to_u32(OP, "heads", n_heads)?,
-        n_kv_heads: to_u32(OP, "kv heads", n_kv_heads)?,
-        head_dim: head_dim as u32,
-        causal: u32::from(opts.causal),
-        has_mask: u32::from(opts.mask.is_some()),
-        scale: opts.scale.unwrap_or(1.0 / (head_dim as f32).sqrt()),
-        n_splits: to_u32(OP, "key ranges", kv_len.div_ceil(SPLIT_KEYS).max(1))?,
-        window: to_u32(OP, "window", opts.window.unwrap_or(0))?,
-        softcap: opts.softcap.unwrap_or(0.0),
-        _pad: [0; 3],
-    };
-    if variant == Variant::DecodeSplit {
-        split_decode(rec, [q, k, v, opts.mask.unwrap_or(q), &out], &params, dtype)?;
-        return Ok(out);
-    }
-    let (name, body, entry, rows_x) = match variant {
+    Ok(variant)
+}
+
+/// The shader, entry point and row groups of a (non-split) variant.
+fn kernel_of(
+    variant: Variant,
+    head_dim: usize,
+    q_len: usize,
+) -> (&'static str, &'static str, &'static str, usize) {
+    let subgroup = variant == Variant::PrefillTiledSubgroup;
+    match variant {
         Variant::Decode | Variant::DecodeSplit => ("attention", SHADER, "decode", q_len),
         Variant::PrefillTiled | Variant::PrefillTiledSubgroup => {
             let (name, body) = match (head_dim, subgroup) {
@@ -285,42 +379,7 @@ pub fn attention(
             q_len.div_ceil(PREFILL_ROWS),
         ),
         _ => ("attention", SHADER, "prefill", q_len.div_ceil(PREFILL_ROWS)),
-    };
-    let groups = [
-        to_u32(OP, "row groups", rows_x)?,
-        params.n_heads,
-        params.batch,
-    ];
-    for (what, n) in [
-        ("attention query rows", groups[0]),
-        ("attention heads", groups[1]),
-        ("attention batch", groups[2]),
-    ] {
-        gpu.check_workgroups(what, n)?;
     }
-    // The decode kernel knows the head size at compile time (its loops over it unroll).
-    let hd = [("HD", head_dim as f64)];
-    let pipeline = gpu.pipeline(&KernelSource {
-        name,
-        body,
-        dtype,
-        entry,
-        constants: if entry == "decode" { &hd } else { &[] },
-    });
-    let mask = opts.mask.unwrap_or(q);
-    rec.dispatch(
-        &pipeline,
-        &[
-            q.buffer(),
-            k.buffer(),
-            v.buffer(),
-            mask.buffer(),
-            out.buffer(),
-        ],
-        &params,
-        groups,
-    );
-    Ok(out)
 }
 
 /// Whether [`Variant::PrefillTiled`] (or with `subgroup`, [`Variant::PrefillTiledSubgroup`]) can run
