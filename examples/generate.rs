@@ -28,7 +28,7 @@ fn main() {
 #[cfg(not(target_arch = "wasm32"))]
 const USAGE: &str = "generate --model PATH --prompt TEXT [--chat] [--max-tokens N] [--temperature T] \
 [--top-k K] [--top-p P] [--seed S] [--repetition-penalty R] [--stop TEXT]... [--json] [--bench] [--long N] \
-[--run-ahead N] [--prompt-tokens N (with --bench: a synthetic prompt of N tokens; then --prompt is optional)] \
+[--run-ahead N] [--json-object | --json-schema FILE (the answer constrained to JSON / to the schema)] [--prompt-tokens N (with --bench: a synthetic prompt of N tokens; then --prompt is optional)] \
 [--checked] [--no-subgroups] [--web-like (= --checked --no-subgroups, no tensor cores: the kernels a page runs)] \
 [--profile (with --bench: GPU time by kernel, prefill and a decoding step, JSON lines)] \
 [--fold-norms | --no-fold-norms (decoding on GPUs: RMSNorms folded into the GEMVs that read them; on by default)] \
@@ -92,6 +92,22 @@ async fn run() -> webgpu_infer::Result<()> {
             "--fold-norms" => fold_norms = Some(true),
             "--no-fold-norms" => fold_norms = Some(false),
             "--run-ahead" => opts.run_ahead = value()?.parse().map_err(|_| bad(&a))?,
+            "--json-object" => {
+                opts.response_format =
+                    Some(webgpu_infer::models::constrain::ResponseFormat::JsonObject)
+            }
+            "--json-schema" => {
+                let path = value()?;
+                let text = std::fs::read_to_string(&path).map_err(|e| Error::Io {
+                    source_name: path.clone(),
+                    message: e.to_string(),
+                })?;
+                let schema = serde_json::from_str(&text)
+                    .map_err(|e| Error::Input(format!("--json-schema {path}: not JSON: {e}")))?;
+                opts.response_format = Some(
+                    webgpu_infer::models::constrain::ResponseFormat::JsonSchema(schema),
+                );
+            }
             "--prompt-tokens" => {
                 prompt_tokens = Some(value()?.parse::<usize>().map_err(|_| bad(&a))?)
             }

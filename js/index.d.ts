@@ -105,8 +105,8 @@ export declare class GeneratorWorker extends WorkerModel {
 }
 
 /** `chat.completions.create`'s request: OpenAI's fields that this engine honours. Others it cannot
- *  honour (`response_format` other than text, `tools`, `n` > 1, frequency/presence penalties,
- *  `logprobs`) are refused with an error naming them. */
+ *  honour (`tools`, `n` > 1, frequency/presence penalties, `logprobs`) are refused with an error
+ *  naming them. */
 export interface ChatCompletionRequest {
   messages: ChatMessage[];
   stream?: boolean;
@@ -122,7 +122,10 @@ export interface ChatCompletionRequest {
   repetition_penalty?: number;
   /** Generate past the end-of-turn token. */
   ignore_eos?: boolean;
-  response_format?: { type: "text" | "json_object" | "json_schema"; json_schema?: unknown };
+  /** JSON mode: `{ type: "json_object" }`, or `{ type: "json_schema", json_schema: { name, schema } }`:
+   *  sampling keeps the answer valid (a token mask a step from the schema's grammar), so a reply that
+   *  finishes with "stop" always parses and validates. */
+  response_format?: GenerateOptions["responseFormat"];
   /** Stops the generation (not in OpenAI's API). */
   signal?: AbortSignal;
   n?: number;

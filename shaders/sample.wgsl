@@ -9,8 +9,11 @@
 // With PENALTY, the logits of tokens marked in `seen` (a bitset a row: the prompt and every token
 // chosen so far) first get transformers' repetition penalty (divided by it when positive, multiplied
 // when negative), and the chosen token is marked, so the next step sees it without a CPU round trip.
+// With MASK, only tokens whose bit is set in `allowed` (a bitset a row: a grammar's choices for this
+// step) can be chosen: the others count as the lowest value, below sampling's cut-off.
 
 override PENALTY: bool = false;
+override MASK: bool = false;
 
 struct Params {
     rows: u32,
@@ -27,6 +30,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> ids: array<i32>;
 @group(0) @binding(2) var<uniform> p: Params;
 @group(0) @binding(3) var<storage, read_write> seen: array<u32>;
+@group(0) @binding(4) var<storage, read> allowed: array<u32>;
 
 const WG: u32 = 256u;
 const LOWEST: f32 = -3.4028234663852886e38;
@@ -40,6 +44,9 @@ fn seen_word(row: u32, i: u32) -> u32 {
 }
 
 fn row_value(row: u32, i: u32) -> f32 {
+    if (MASK && (allowed[seen_word(row, i)] & (1u << (i % 32u))) == 0u) {
+        return LOWEST;
+    }
     let v = f32(logits[row * p.vocab + i]);
     if (PENALTY && (seen[seen_word(row, i)] & (1u << (i % 32u))) != 0u) {
         return select(v / p.penalty, v * p.penalty, v < 0.0);

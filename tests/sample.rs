@@ -3,7 +3,7 @@
 mod common;
 
 use common::{Rng, gpu};
-use webgpu_infer::kernels::sample::{Sampling, argmax, sample};
+use webgpu_infer::kernels::sample::{Sampling, argmax, sample, sample_masked};
 use webgpu_infer::{Result, Tensor};
 
 #[cfg(target_arch = "wasm32")]
@@ -179,6 +179,117 @@ fn chi_square(counts: &[usize], p: &[f64]) -> (f64, usize) {
     (stat, cells.max(1) - 1)
 }
 gpu_test!(sampling_follows_the_filtered_softmax, sampling_distribution);
+
+/// The i32 bitset of `allowed` tokens for each row, as `sample_masked` takes it.
+fn mask_bits(gpu: &webgpu_infer::Gpu, rows: &[Vec<bool>]) -> Result<Tensor> {
+    let vocab = rows[0].len();
+    let words = vocab.div_ceil(32);
+    let mut bits = vec![0i32; rows.len() * words];
+    for (r, row) in rows.iter().enumerate() {
+        for (i, _) in row.iter().enumerate().filter(|(_, a)| **a) {
+            bits[r * words + i / 32] |= 1 << (i % 32);
+        }
+    }
+    Tensor::from_bytes(
+        gpu,
+        bytemuck::cast_slice(&bits),
+        &[rows.len(), words],
+        webgpu_infer::DType::I32,
+    )
+}
+
+/// A grammar's mask (`sample_masked`): greedy picks the best allowed token (CPU argmax over the
+/// allowed ones, each row its own mask, up to SmolLM2's vocabulary); sampling draws from the filtered
+/// softmax of the allowed tokens only (chi-square as above), never a masked one.
+async fn masked_sampling() -> Result<()> {
+    let gpu = gpu().await?;
+    for &(rows, vocab) in &[(3, 17), (4, 1000), (2, 49152)] {
+        let x = Rng::new(vocab as u64 + 5).vec(rows * vocab);
+        let mut rng = Rng::new(rows as u64);
+        // About a third allowed; the row's overall maximum always masked out.
+        let mask: Vec<Vec<bool>> = x
+            .chunks(vocab)
+            .map(|r| {
+                let max = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                r.iter()
+                    .map(|&v| v != max && rng.next_f32() < -0.33)
+                    .collect()
+            })
+            .collect();
+        let t = Tensor::from_f32(&gpu, &x, &[rows, vocab])?;
+        let bits = mask_bits(&gpu, &mask)?;
+        let mut rec = gpu.recorder();
+        let ids = sample_masked(&mut rec, &t, &Sampling::default(), 0, None, Some(&bits))?;
+        rec.submit();
+        let want: Vec<i32> = x
+            .chunks(vocab)
+            .zip(&mask)
+            .map(|(r, m)| {
+                let best = r
+                    .iter()
+                    .zip(m)
+                    .filter(|(_, a)| **a)
+                    .map(|(&v, _)| v)
+                    .fold(f32::NEG_INFINITY, f32::max);
+                r.iter().zip(m).position(|(&v, &a)| a && v == best).unwrap() as i32
+            })
+            .collect();
+        assert_eq!(
+            ids.to_i32_vec().await?,
+            want,
+            "masked argmax {rows}x{vocab}"
+        );
+    }
+    let logits = [1.0f32, 2.5, 0.3, 2.0, -1.0, 1.7, 0.0, 3.0, -0.5, 2.2];
+    let allowed = [
+        false, true, false, true, false, true, false, false, true, true,
+    ];
+    let rows = if cfg!(target_arch = "wasm32") {
+        1000
+    } else {
+        4000
+    };
+    let many: Vec<f32> = logits.iter().copied().cycle().take(rows * 10).collect();
+    let t = Tensor::from_f32(&gpu, &many, &[rows, 10])?;
+    let bits = mask_bits(&gpu, &vec![allowed.to_vec(); rows])?;
+    // What the filtered softmax sees: masked tokens as if their logits were -inf.
+    let masked: Vec<f32> = logits
+        .iter()
+        .zip(allowed)
+        .map(|(&l, a)| if a { l } else { -1e30 })
+        .collect();
+    for s in [
+        Sampling {
+            temperature: 1.0,
+            seed: 21,
+            ..Default::default()
+        },
+        Sampling {
+            temperature: 0.8,
+            top_k: 3,
+            top_p: 0.9,
+            seed: 22,
+        },
+    ] {
+        let mut rec = gpu.recorder();
+        let ids = sample_masked(&mut rec, &t, &s, 5, None, Some(&bits))?;
+        rec.submit();
+        let mut counts = vec![0usize; 10];
+        for id in ids.to_i32_vec().await? {
+            let id = usize::try_from(id).expect("a valid id");
+            assert!(allowed[id], "{s:?}: masked token {id} was drawn");
+            counts[id] += 1;
+        }
+        let want = expected(&masked, &s);
+        let (stat, df) = chi_square(&counts, &want);
+        assert!(
+            stat < CHI2_9999[df],
+            "{s:?}: chi-square {stat:.1} (df {df}) vs {want:?}"
+        );
+    }
+    Ok(())
+}
+gpu_test!(masked_sampling_draws_only_allowed_tokens, masked_sampling);
 
 async fn sampling_is_seeded() -> Result<()> {
     let gpu = gpu().await?;

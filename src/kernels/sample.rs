@@ -56,7 +56,7 @@ pub struct Penalty<'a> {
     pub repetition_penalty: f32,
 }
 
-/// The bitset of [`Penalty::seen`] for one row with `ids` marked, uploaded.
+/// The bitset of [`Penalty::seen`] or of a [`sample_masked`] mask for one row with `ids` marked, uploaded.
 pub fn seen_tokens(gpu: &crate::Gpu, ids: &[u32], vocab: usize) -> Result<Tensor> {
     let mut words = vec![0u32; vocab.div_ceil(32)];
     for &id in ids {
@@ -74,7 +74,7 @@ pub fn seen_tokens(gpu: &crate::Gpu, ids: &[u32], vocab: usize) -> Result<Tensor
 
 /// Index of the largest logit in each row of `logits [.., vocab]` (the first on ties): i32 `[..]`.
 pub fn argmax(rec: &mut Recorder, logits: &Tensor) -> Result<Tensor> {
-    run(rec, logits, &Sampling::default(), 0, "argmax", None)
+    run(rec, logits, &Sampling::default(), 0, "argmax", None, None)
 }
 
 /// A token drawn from each row of `logits [.., vocab]` as `sampling` says; `step` (the position being
@@ -85,7 +85,7 @@ pub fn sample(
     sampling: &Sampling,
     step: u32,
 ) -> Result<Tensor> {
-    run(rec, logits, sampling, step, "sample", None)
+    run(rec, logits, sampling, step, "sample", None, None)
 }
 
 /// [`sample`] after a repetition [`Penalty`].
@@ -96,7 +96,41 @@ pub fn sample_with(
     step: u32,
     penalty: Option<Penalty<'_>>,
 ) -> Result<Tensor> {
-    run(rec, logits, sampling, step, "sample", penalty)
+    run(rec, logits, sampling, step, "sample", penalty, None)
+}
+
+/// [`sample_with`] among the tokens `allowed` marks only: an i32 bitset `[rows, ceil(vocab / 32)]`
+/// (bit `i % 32` of word `i / 32` set: token i may be chosen; see [`seen_tokens`]), e.g. what a
+/// grammar allows at this step. Each row must allow at least one token (else the choice is
+/// unspecified).
+pub fn sample_masked(
+    rec: &mut Recorder,
+    logits: &Tensor,
+    sampling: &Sampling,
+    step: u32,
+    penalty: Option<Penalty<'_>>,
+    allowed: Option<&Tensor>,
+) -> Result<Tensor> {
+    run(rec, logits, sampling, step, "sample", penalty, allowed)
+}
+
+/// Checks that `bits` is an i32 bitset `[rows, ceil(vocab / 32)]`, whole.
+fn check_bitset(what: &str, bits: &Tensor, rows: usize, vocab: usize) -> Result<()> {
+    if bits.dtype() == DType::I32
+        && bits.shape() == [rows, vocab.div_ceil(32)]
+        && bits.offset() == 0
+    {
+        return Ok(());
+    }
+    Err(Error::shape(
+        "sample",
+        format!(
+            "{what} must be an i32 bitset [{rows}, {}] (got {:?} {:?})",
+            vocab.div_ceil(32),
+            bits.shape(),
+            bits.dtype()
+        ),
+    ))
 }
 
 fn run(
@@ -106,6 +140,7 @@ fn run(
     step: u32,
     entry: &'static str,
     penalty: Option<Penalty<'_>>,
+    allowed: Option<&Tensor>,
 ) -> Result<Tensor> {
     const OP: &str = "sample";
     let gpu = rec.gpu().clone();
@@ -130,24 +165,19 @@ fn run(
     }
     let rows = lead.iter().product::<usize>();
     if let Some(pen) = penalty {
-        let ok = pen.seen.dtype() == DType::I32
-            && pen.seen.shape() == [rows, vocab.div_ceil(32)]
-            && pen.seen.offset() == 0
-            && pen.repetition_penalty.is_finite()
-            && pen.repetition_penalty > 0.0;
-        if !ok {
+        if !(pen.repetition_penalty.is_finite() && pen.repetition_penalty > 0.0) {
             return Err(Error::shape(
                 OP,
                 format!(
-                    "the repetition penalty needs a positive factor (got {}) and an i32 bitset \
-                     [{rows}, {}] (got {:?} {:?})",
-                    pen.repetition_penalty,
-                    vocab.div_ceil(32),
-                    pen.seen.shape(),
-                    pen.seen.dtype()
+                    "the repetition penalty needs a positive factor, got {}",
+                    pen.repetition_penalty
                 ),
             ));
         }
+        check_bitset("the repetition penalty's `seen`", pen.seen, rows, vocab)?;
+    }
+    if let Some(bits) = allowed {
+        check_bitset("the mask of allowed tokens", bits, rows, vocab)?;
     }
     let out = Tensor::empty(&gpu, lead, DType::I32)?;
     if rows == 0 {
@@ -168,19 +198,35 @@ fn run(
         body: SHADER,
         dtype,
         entry,
-        constants: &[("PENALTY", f64::from(u8::from(penalty.is_some())))],
+        constants: &[
+            ("PENALTY", f64::from(u8::from(penalty.is_some()))),
+            ("MASK", f64::from(u8::from(allowed.is_some()))),
+        ],
     });
     let grid = grid_1d(&gpu, OP, params.rows)?;
-    // Without a penalty the kernel never touches `seen`, but its binding must be filled.
-    let placeholder;
+    // Without a penalty or a mask the kernel never reads `seen` / `allowed`, but their bindings must
+    // be filled (two buffers: one is written, the other read).
+    let (no_seen, no_mask);
     let seen = match penalty {
         Some(p) => p.seen,
         None => {
-            placeholder = Tensor::empty(&gpu, &[1], DType::I32)?;
-            &placeholder
+            no_seen = Tensor::empty(&gpu, &[1], DType::I32)?;
+            &no_seen
         }
     };
-    let bindings = [(0, logits.buffer()), (1, out.buffer()), (3, seen.buffer())];
+    let allowed = match allowed {
+        Some(bits) => bits,
+        None => {
+            no_mask = Tensor::empty(&gpu, &[1], DType::I32)?;
+            &no_mask
+        }
+    };
+    let bindings = [
+        (0, logits.buffer()),
+        (1, out.buffer()),
+        (3, seen.buffer()),
+        (4, allowed.buffer()),
+    ];
     rec.dispatch_at(&pipeline, &bindings, 2, &params, grid);
     Ok(out)
 }

@@ -13,9 +13,10 @@ use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::formats::gguf::{Header, Value};
 use crate::gpu::Gpu;
-use crate::kernels::sample::{Penalty, Sampling, sample_with, seen_tokens};
+use crate::kernels::sample::{Penalty, Sampling, sample_masked, sample_with, seen_tokens};
 use crate::models::chat::ChatSession;
-use crate::models::llama::{Config, DEFAULT_CONTEXT, Llama, check_context, check_fits};
+use crate::models::constrain::{Constraint, Grammars, ResponseFormat};
+use crate::models::llama::{Config, DEFAULT_CONTEXT, KvCache, Llama, check_context, check_fits};
 use crate::models::text::{ChatTemplate, Message, tokenizer_from_gguf};
 use crate::recorder::Readback;
 use crate::tensor::{DType, Tensor};
@@ -46,6 +47,10 @@ pub struct GenerateOptions {
     /// it travels. Batches grow 1, 2, 4 ... up to this. The price: when generation stops early (EOS,
     /// a stop string), up to twice this many steps already submitted are computed and thrown away.
     pub run_ahead: usize,
+    /// What the output must be (a JSON object, or JSON valid under a schema): sampling chooses only
+    /// among the tokens that keep it so (see [`crate::models::constrain`]). Such a generation runs
+    /// one step at a time (each step's choices depend on the last token), and needs `stop_at_eos`.
+    pub response_format: Option<ResponseFormat>,
 }
 
 /// [`GenerateOptions::run_ahead`] on GPUs: a batch recorded at ~1 ms a step covers ~11 ms of
@@ -65,6 +70,7 @@ impl Default for GenerateOptions {
             stop_at_eos: true,
             top_logits: 0,
             run_ahead: 0,
+            response_format: None,
         }
     }
 }
@@ -146,6 +152,8 @@ pub struct Generator {
     /// Positions a generation may use at most (prompt and new tokens): the caller's, or the model's
     /// own up to [`DEFAULT_CONTEXT`]; checked against the adapter's limits before the weights load.
     context: usize,
+    /// The vocabulary as the grammar engine walks it, built by the first constrained generation.
+    grammars: std::sync::OnceLock<Grammars>,
 }
 
 /// What begins a raw prompt's ids (chat prompts get what their template writes).
@@ -388,7 +396,60 @@ impl Generator {
             eos_ids,
             raw_start,
             context,
+            grammars: std::sync::OnceLock::new(),
         })
+    }
+
+    /// A fresh grammar state for `format` (the vocabulary's trie built on first use).
+    fn constraint(&self, format: &ResponseFormat) -> Result<Constraint> {
+        let grammars = match self.grammars.get() {
+            Some(g) => g,
+            None => {
+                let g = Grammars::new(&self.tokenizer, &self.eos_ids)?;
+                self.grammars.get_or_init(|| g)
+            }
+        };
+        grammars.constraint(format, self.model.config().vocab_size)
+    }
+
+    /// Records one step (the model on `token`, then the choice of the next token among `allowed`
+    /// when given) and submits it with the new id's read-back.
+    fn submit_step(
+        &self,
+        token: &Tensor,
+        cache: &mut KvCache,
+        opts: &GenerateOptions,
+        step: usize,
+        penalty: Option<Penalty<'_>>,
+        allowed: Option<&Tensor>,
+    ) -> Result<(Tensor, Readback)> {
+        let mut rec = self.gpu.recorder();
+        let logits = self.model.forward(&mut rec, token, cache)?;
+        let next = sample_masked(
+            &mut rec,
+            &logits,
+            &opts.sampling,
+            step as u32,
+            penalty,
+            allowed,
+        )?;
+        let read = rec.submit_and_read(&next);
+        Ok((next, read))
+    }
+
+    /// The allowed-token bitset of `constraint`'s next step, uploaded (none without a constraint).
+    fn mask_of(&self, constraint: Option<&mut Constraint>) -> Result<Option<Tensor>> {
+        let Some(c) = constraint else {
+            return Ok(None);
+        };
+        let words = c.mask()?;
+        Tensor::from_bytes(
+            &self.gpu,
+            bytemuck::cast_slice(&words),
+            &[1, words.len()],
+            DType::I32,
+        )
+        .map(Some)
     }
 
     pub fn config(&self) -> &Config {
@@ -550,6 +611,10 @@ impl Generator {
             seen,
             repetition_penalty: opts.repetition_penalty,
         });
+        let mut constraint = match &opts.response_format {
+            Some(format) => Some(self.constraint(format)?),
+            None => None,
+        };
         let before = self.gpu.stats();
         let ids: Vec<i32> = fed.iter().map(|&i| i as i32).collect();
         let input = Tensor::from_bytes(
@@ -558,9 +623,11 @@ impl Generator {
             &[ids.len()],
             DType::I32,
         )?;
+        let mask = self.mask_of(constraint.as_mut())?;
         let mut rec = self.gpu.recorder();
         let logits = self.model.forward(&mut rec, &input, cache)?;
-        let mut token = sample_with(&mut rec, &logits, &opts.sampling, 0, penalty)?;
+        let mut token =
+            sample_masked(&mut rec, &logits, &opts.sampling, 0, penalty, mask.as_ref())?;
         // Steps submitted whose ids are not read yet, oldest first (the prompt's step is the first);
         // the oldest `mapped` of them have their read-backs started.
         let mut in_flight = VecDeque::from([rec.submit_and_read(&token)]);
@@ -572,7 +639,10 @@ impl Generator {
             n => n,
         };
         // Read-backs go in batches that grow 1, 2, 4 ... up to `depth`: the first ids come back at
-        // once, later ones many a round trip.
+        // once, later ones many a round trip. A constrained generation submits no step ahead: each
+        // is recorded once the last id is known (its mask depends on it).
+        let constrained = constraint.is_some();
+        let ahead = |batch: usize| if constrained { 0 } else { batch };
         let mut batch = 1;
         let mut out = Output::new(self, opts);
         let mut first_step_top_logits = Vec::new();
@@ -590,15 +660,14 @@ impl Generator {
                 mapped = in_flight.len();
                 wait_ms += now_ms() - t;
                 let t = now_ms();
-                while in_flight.len() < mapped + batch
+                while in_flight.len() < mapped + ahead(batch)
                     && submitted < opts.max_tokens
                     && cache.len() < capacity
                 {
-                    let mut rec = self.gpu.recorder();
-                    let logits = self.model.forward(&mut rec, &token, cache)?;
-                    token =
-                        sample_with(&mut rec, &logits, &opts.sampling, submitted as u32, penalty)?;
-                    in_flight.push_back(rec.submit_and_read(&token));
+                    let (next, read) =
+                        self.submit_step(&token, cache, opts, submitted, penalty, None)?;
+                    token = next;
+                    in_flight.push_back(read);
                     submitted += 1;
                 }
                 record_ms += now_ms() - t;
@@ -631,6 +700,21 @@ impl Generator {
             if let Some(reason) = out.push(id as u32, on_piece)? {
                 // Steps still in flight are dropped: their ids are never read.
                 break reason;
+            }
+            if let Some(c) = constraint.as_mut()
+                && submitted < opts.max_tokens
+                && cache.len() < capacity
+            {
+                // The grammar moves past this token; the next step chooses among what it allows.
+                let t = now_ms();
+                c.consume(id as u32)?;
+                let mask = self.mask_of(Some(c))?;
+                let (next, read) =
+                    self.submit_step(&token, cache, opts, submitted, penalty, mask.as_ref())?;
+                token = next;
+                in_flight.push_back(read);
+                submitted += 1;
+                record_ms += now_ms() - t;
             }
         };
         // What the cache holds now, for the next turn: the prompt and every new token but the last
@@ -706,6 +790,13 @@ impl Generator {
         }
         if opts.stop.iter().any(String::is_empty) {
             return Err(Error::Input("stop strings must not be empty".into()));
+        }
+        if opts.response_format.is_some() && !opts.stop_at_eos {
+            return Err(Error::Input(
+                "response_format needs stop_at_eos (ignore_eos off): the end-of-sequence token \
+                 is how a constrained answer ends"
+                    .into(),
+            ));
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 
 pub mod bert;
 pub mod chat;
+pub mod constrain;
 pub mod efficientnet;
 pub mod embedder;
 pub mod generate;

@@ -60,7 +60,9 @@ impl Generator {
     /// is never emitted). Options: `maxTokens` (256), `temperature` (0: greedy), `topK`, `topP`,
     /// `seed`, `repetitionPenalty` (1: off), `stop` (strings), `chat` (apply the model's chat template),
     /// `stopAtEos` (true), `runAhead` (0: chosen for the adapter; steps decoded ahead of the ids read
-    /// back), `signal` (an AbortSignal ends it early). Breaking out of the loop stops generation too. After
+    /// back), `responseFormat` (OpenAI's: `{ type: "json_object" }` or `{ type: "json_schema",
+    /// json_schema: { name, schema } }`: the answer always parses, and validates against the schema;
+    /// one step at a time), `signal` (an AbortSignal ends it early). Breaking out of the loop stops generation too. After
     /// the loop, `stats` holds the figures of this generation.
     #[wasm_bindgen(
         unchecked_return_type = "AsyncIterableIterator<string> & { stats: GenerationStats | null }"
@@ -360,6 +362,23 @@ pub(crate) fn generate_options(
                 ))
             })?);
         }
+    }
+    if let Some(v) = get("responseFormat") {
+        // OpenAI's shape, through JSON (a schema is plain data).
+        let text = js_sys::JSON::stringify(&v)
+            .ok()
+            .and_then(|t| t.as_string())
+            .ok_or_else(|| {
+                JsValue::from(Error::Input(
+                    "generate: option `responseFormat` must be a plain object like \
+                     { type: \"json_object\" }"
+                        .into(),
+                ))
+            })?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| JsValue::from(Error::Input(format!("generate: responseFormat: {e}"))))?;
+        opts.response_format =
+            crate::models::constrain::ResponseFormat::from_openai(&value).map_err(JsValue::from)?;
     }
     let signal = get("signal").and_then(|s| s.dyn_into().ok());
     Ok((opts, signal))

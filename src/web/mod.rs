@@ -71,6 +71,12 @@ export interface GenerateOptions {
    *  a slow read-back better; when generation stops early up to twice this many steps are computed
    *  and thrown away. */
   runAhead?: number;
+  /** OpenAI's `response_format`: the answer is sampled only from tokens that keep it valid JSON (an
+   *  object for `json_object`; valid under `json_schema.schema`), so it always parses and validates
+   *  when it ends at the end-of-sequence token (not cut by `maxTokens`). Decodes one step at a time.
+   *  Needs `stopAtEos`. */
+  responseFormat?: { type: "text" } | { type: "json_object" } |
+    { type: "json_schema"; json_schema: { name?: string; schema: object | boolean; strict?: boolean } };
   signal?: AbortSignal;
 }
 "#;

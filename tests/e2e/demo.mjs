@@ -196,11 +196,23 @@ await check("ChatEngine: OpenAI-style completions, streamed and whole, as the ge
       for await (const c of await engine.chat.completions.create({ ...req, stream: true })) chunks.push(c);
       const g = await Generator.load(source, { cache: false });
       const ref = await g.generateText(prompt, { chat: true, maxTokens: 16, stopAtEos: false });
+      // JSON mode on a random-weight model (no liking for JSON): every field bounded, so the
+      // document ends; the answer must parse and follow the schema.
+      const schema = {
+        type: "object",
+        properties: { answer: { enum: ["yes", "no"] }, score: { type: "integer", minimum: 0, maximum: 9 } },
+        required: ["answer", "score"], additionalProperties: false,
+      };
+      const json = await engine.chat.completions.create({
+        messages, max_tokens: 48, temperature: 1, seed: 3,
+        response_format: { type: "json_schema", json_schema: { name: "verdict", schema } },
+      });
       let refused = "";
       try {
-        await engine.chat.completions.create({ ...req, response_format: { type: "json_object" } });
+        await engine.chat.completions.create({ ...req, ignore_eos: false,
+          response_format: { type: "json_schema", json_schema: { schema: { type: "nonsense" } } } });
       } catch (e) { refused = e.message; }
-      return { whole, chunks, refText: ref.text, refIds: Array.from(ref.ids), refused };
+      return { whole, chunks, refText: ref.text, refIds: Array.from(ref.ids), refused, json };
     }, chat.prompt);
     assert.deepEqual(r.refIds, chat.greedy_ids); // the generator against transformers
     assert.equal(r.whole.object, "chat.completion");
@@ -215,7 +227,13 @@ await check("ChatEngine: OpenAI-style completions, streamed and whole, as the ge
     assert.equal(last.choices[0].finish_reason, "length");
     // The same request again: all but the last prompt token came from the cache.
     assert.equal(last.usage.extra.reused_prompt_tokens, chat.prompt_ids.length - 1);
-    assert.match(r.refused, /response_format "json_object" is not supported yet/);
+    assert.equal(r.json.choices[0].finish_reason, "stop", r.json.choices[0].message.content);
+    const verdict = JSON.parse(r.json.choices[0].message.content);
+    assert.deepEqual(Object.keys(verdict), ["answer", "score"]);
+    assert.ok(["yes", "no"].includes(verdict.answer) && Number.isInteger(verdict.score) &&
+      verdict.score >= 0 && verdict.score <= 9, r.json.choices[0].message.content);
+    assert.match(r.refused, /response_format: the JSON schema/);
+    console.log(`     JSON mode: ${r.json.choices[0].message.content}`);
     console.log(`     ${JSON.stringify(r.whole.choices[0].message.content)}`);
   }),
 );
