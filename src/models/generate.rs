@@ -568,42 +568,18 @@ impl Generator {
         on_piece: &mut dyn FnMut(&str) -> bool,
     ) -> Result<Generation> {
         let start = now_ms();
-        let cfg = self.model.config();
         self.check(&prompt_ids, opts)?;
-        let context = self.context;
         // The cache holds the prompt and every token but the last (which is never fed back).
-        let capacity = (prompt_ids.len() + opts.max_tokens).min(context);
+        let capacity = (prompt_ids.len() + opts.max_tokens).min(self.context);
         let mut fresh = None;
-        let (cache, mut fed_before) = match session {
-            None => (
-                fresh.insert(self.model.new_cache(&self.gpu, capacity)?),
-                None,
-            ),
-            Some(ChatSession { cache, fed }) => {
-                if cache.as_ref().is_none_or(|c| c.capacity() != context) {
-                    *cache = None;
-                    fed.clear();
-                }
-                let cache = match cache {
-                    Some(c) => c,
-                    None => cache.insert(self.model.new_cache(&self.gpu, context)?),
-                };
-                (cache, Some(fed))
-            }
-        };
-        // At least the last prompt token is fed: its logits sample the first new token.
-        let reused = fed_before.as_ref().map_or(0, |fed| {
-            common_prefix(fed, &prompt_ids).min(prompt_ids.len() - 1)
-        });
-        cache.truncate(reused);
-        // Positions past `reused` are overwritten from here on: forget their ids now, so that a
-        // generation that fails half-way leaves no stale ids for the next one to trust.
-        if let Some(fed) = fed_before.as_mut() {
-            fed.truncate(reused);
-        }
-        let fed = &prompt_ids[reused..];
+        let (cache, mut fed_before, reused) =
+            self.open_cache(session, &mut fresh, &prompt_ids, capacity)?;
         let seen = if opts.repetition_penalty != 1.0 {
-            Some(seen_tokens(&self.gpu, &prompt_ids, cfg.vocab_size)?)
+            Some(seen_tokens(
+                &self.gpu,
+                &prompt_ids,
+                self.model.config().vocab_size,
+            )?)
         } else {
             None
         };
@@ -611,83 +587,26 @@ impl Generator {
             seen,
             repetition_penalty: opts.repetition_penalty,
         });
-        let mut constraint = match &opts.response_format {
+        let constraint = match &opts.response_format {
             Some(format) => Some(self.constraint(format)?),
             None => None,
         };
         let before = self.gpu.stats();
-        let ids: Vec<i32> = fed.iter().map(|&i| i as i32).collect();
-        let input = Tensor::from_bytes(
-            &self.gpu,
-            bytemuck::cast_slice(&ids),
-            &[ids.len()],
-            DType::I32,
-        )?;
-        let mask = self.mask_of(constraint.as_mut())?;
-        let mut rec = self.gpu.recorder();
-        let logits = self.model.forward(&mut rec, &input, cache)?;
-        let mut token =
-            sample_masked(&mut rec, &logits, &opts.sampling, 0, penalty, mask.as_ref())?;
-        // Steps submitted whose ids are not read yet, oldest first (the prompt's step is the first);
-        // the oldest `mapped` of them have their read-backs started.
-        let mut in_flight = VecDeque::from([rec.submit_and_read(&token)]);
-        let mut mapped = 0;
-        let mut submitted = 1; // steps submitted so far: each samples one token
-        let depth = match opts.run_ahead {
-            0 if self.gpu.capabilities().cpu_kernels => RUN_AHEAD_CPU,
-            0 => RUN_AHEAD_GPU,
-            n => n,
-        };
-        // Read-backs go in batches that grow 1, 2, 4 ... up to `depth`: the first ids come back at
-        // once, later ones many a round trip. A constrained generation submits no step ahead: each
-        // is recorded once the last id is known (its mask depends on it).
-        let constrained = constraint.is_some();
-        let ahead = |batch: usize| if constrained { 0 } else { batch };
-        let mut batch = 1;
+        let mut steps = Steps::new(self, opts, cache, capacity, penalty, constraint);
+        let logits = steps.prefill(&prompt_ids[reused..])?;
         let mut out = Output::new(self, opts);
         let mut first_step_top_logits = Vec::new();
         let mut first_ms = None;
         let mut logits_bytes = 0; // the optional first-step logits, not part of a token's cost
         let mut token_ms = Vec::with_capacity(opts.max_tokens.min(capacity));
-        let (mut record_ms, mut wait_ms) = (0.0, 0.0);
         let stop_reason = loop {
-            if mapped == 0 {
-                // Start reading back every step in flight (one round trip for all of them), then
-                // record and submit the next batch (each step reads the previous step's token on
-                // the GPU) while those ids travel.
-                let t = now_ms();
-                in_flight.iter_mut().for_each(Readback::start); // Deno: waits for the GPU here
-                mapped = in_flight.len();
-                wait_ms += now_ms() - t;
-                let t = now_ms();
-                while in_flight.len() < mapped + ahead(batch)
-                    && submitted < opts.max_tokens
-                    && cache.len() < capacity
-                {
-                    let (next, read) =
-                        self.submit_step(&token, cache, opts, submitted, penalty, None)?;
-                    token = next;
-                    in_flight.push_back(read);
-                    submitted += 1;
-                }
-                record_ms += now_ms() - t;
-                batch = (batch * 2).min(depth);
-            }
-            let Some(pending) = in_flight.pop_front() else {
-                break if submitted >= opts.max_tokens {
+            let Some(id) = steps.next_id().await? else {
+                break if steps.submitted >= opts.max_tokens {
                     StopReason::MaxTokens
                 } else {
                     StopReason::ContextFull
                 };
             };
-            mapped = mapped.saturating_sub(1);
-            let t = now_ms();
-            let id = i32::from_le_bytes(
-                pending.bytes().await?[..4]
-                    .try_into()
-                    .map_err(|_| Error::Readback("short token id".into()))?,
-            );
-            wait_ms += now_ms() - t;
             if first_ms.is_none() {
                 first_ms = Some(now_ms());
                 if opts.top_logits > 0 {
@@ -697,30 +616,16 @@ impl Generator {
                 }
             }
             token_ms.push(now_ms() - start);
-            if let Some(reason) = out.push(id as u32, on_piece)? {
+            if let Some(reason) = out.push(id, on_piece)? {
                 // Steps still in flight are dropped: their ids are never read.
                 break reason;
             }
-            if let Some(c) = constraint.as_mut()
-                && submitted < opts.max_tokens
-                && cache.len() < capacity
-            {
-                // The grammar moves past this token; the next step chooses among what it allows.
-                let t = now_ms();
-                c.consume(id as u32)?;
-                let mask = self.mask_of(Some(c))?;
-                let (next, read) =
-                    self.submit_step(&token, cache, opts, submitted, penalty, mask.as_ref())?;
-                token = next;
-                in_flight.push_back(read);
-                submitted += 1;
-                record_ms += now_ms() - t;
-            }
+            steps.chosen(id)?;
         };
         // What the cache holds now, for the next turn: the prompt and every new token but the last
         // (steps run ahead past the end are forgotten).
         let kept = prompt_ids.len() + out.ids.len().saturating_sub(1);
-        cache.truncate(kept);
+        steps.cache.truncate(kept);
         if let Some(fed) = fed_before.as_mut() {
             fed.clear();
             fed.extend(prompt_ids.iter().chain(&out.ids).take(kept));
@@ -733,7 +638,7 @@ impl Generator {
             first_ms,
             (after_bytes(&self.gpu) - before.gpu_to_host_bytes - logits_bytes) as f64,
         );
-        (stats.record_ms, stats.wait_ms) = (record_ms, wait_ms);
+        (stats.record_ms, stats.wait_ms) = (steps.record_ms, steps.wait_ms);
         Ok(Generation {
             prompt_ids,
             text: out.text,
@@ -743,6 +648,47 @@ impl Generator {
             stats,
             token_ms,
         })
+    }
+
+    /// The KV cache a generation of `prompt_ids` writes: a new one of `capacity` positions (kept in
+    /// `fresh`), or the session's (the generator's whole context), truncated to the prompt's longest
+    /// common prefix with what the session fed before. Returns it, the session's fed ids (already
+    /// truncated likewise), and how many prompt positions it holds.
+    fn open_cache<'s>(
+        &self,
+        session: Option<&'s mut ChatSession>,
+        fresh: &'s mut Option<KvCache>,
+        prompt_ids: &[u32],
+        capacity: usize,
+    ) -> Result<(&'s mut KvCache, Option<&'s mut Vec<u32>>, usize)> {
+        let (cache, mut fed_before) = match session {
+            None => (
+                fresh.insert(self.model.new_cache(&self.gpu, capacity)?),
+                None,
+            ),
+            Some(ChatSession { cache, fed }) => {
+                if cache.as_ref().is_none_or(|c| c.capacity() != self.context) {
+                    *cache = None;
+                    fed.clear();
+                }
+                let cache = match cache {
+                    Some(c) => c,
+                    None => cache.insert(self.model.new_cache(&self.gpu, self.context)?),
+                };
+                (cache, Some(fed))
+            }
+        };
+        // At least the last prompt token is fed: its logits sample the first new token.
+        let reused = fed_before.as_ref().map_or(0, |fed| {
+            common_prefix(fed, prompt_ids).min(prompt_ids.len() - 1)
+        });
+        cache.truncate(reused);
+        // Positions past `reused` are overwritten from here on: forget their ids now, so that a
+        // generation that fails half-way leaves no stale ids for the next one to trust.
+        if let Some(fed) = fed_before.as_mut() {
+            fed.truncate(reused);
+        }
+        Ok((cache, fed_before, reused))
     }
 
     /// Refuses what generation cannot do, before any GPU work.
@@ -798,6 +744,166 @@ impl Generator {
                     .into(),
             ));
         }
+        Ok(())
+    }
+}
+
+/// The steps of one generation on the GPU: those submitted, and the read-backs of their token ids.
+/// Each step reads the previous step's token on the GPU, so steps can be submitted before the ids
+/// before them are read: read-backs go in batches that grow 1, 2, 4 ... up to the run-ahead depth
+/// (the first ids come back at once, later ones many a round trip), and the next batch is recorded
+/// while one travels. A constrained generation submits no step ahead: each is recorded once the last
+/// id is known, since its mask depends on it.
+struct Steps<'a> {
+    generator: &'a Generator,
+    opts: &'a GenerateOptions,
+    cache: &'a mut KvCache,
+    capacity: usize,
+    penalty: Option<Penalty<'a>>,
+    constraint: Option<Constraint>,
+    /// The last step's choice (on the GPU): the next step's input.
+    token: Option<Tensor>,
+    /// Steps submitted whose ids are not read yet, oldest first; the oldest `mapped` of them have
+    /// their read-backs started.
+    in_flight: VecDeque<Readback>,
+    mapped: usize,
+    /// Steps submitted so far (each samples one token).
+    submitted: usize,
+    batch: usize,
+    depth: usize,
+    record_ms: f64,
+    wait_ms: f64,
+}
+
+impl<'a> Steps<'a> {
+    fn new(
+        generator: &'a Generator,
+        opts: &'a GenerateOptions,
+        cache: &'a mut KvCache,
+        capacity: usize,
+        penalty: Option<Penalty<'a>>,
+        constraint: Option<Constraint>,
+    ) -> Self {
+        let depth = match opts.run_ahead {
+            0 if generator.gpu.capabilities().cpu_kernels => RUN_AHEAD_CPU,
+            0 => RUN_AHEAD_GPU,
+            n => n,
+        };
+        Steps {
+            generator,
+            opts,
+            cache,
+            capacity,
+            penalty,
+            constraint,
+            token: None,
+            in_flight: VecDeque::new(),
+            mapped: 0,
+            submitted: 0,
+            batch: 1,
+            depth,
+            record_ms: 0.0,
+            wait_ms: 0.0,
+        }
+    }
+
+    /// Submits the prompt's step (`fed`: the positions the cache lacks) with its read-back; returns
+    /// its logits (the first step's, for `top_logits`).
+    fn prefill(&mut self, fed: &[u32]) -> Result<Tensor> {
+        let g = self.generator;
+        let ids: Vec<i32> = fed.iter().map(|&i| i as i32).collect();
+        let input =
+            Tensor::from_bytes(&g.gpu, bytemuck::cast_slice(&ids), &[ids.len()], DType::I32)?;
+        let mask = g.mask_of(self.constraint.as_mut())?;
+        let mut rec = g.gpu.recorder();
+        let logits = g.model.forward(&mut rec, &input, self.cache)?;
+        let token = sample_masked(
+            &mut rec,
+            &logits,
+            &self.opts.sampling,
+            0,
+            self.penalty,
+            mask.as_ref(),
+        )?;
+        self.in_flight.push_back(rec.submit_and_read(&token));
+        self.token = Some(token);
+        self.submitted = 1;
+        Ok(logits)
+    }
+
+    /// Whether another step fits (max_tokens, the cache's capacity).
+    fn can_submit(&self) -> bool {
+        self.submitted < self.opts.max_tokens && self.cache.len() < self.capacity
+    }
+
+    /// Records and submits the next step (choosing among `allowed` when given).
+    fn submit(&mut self, allowed: Option<&Tensor>) -> Result<()> {
+        let token = self
+            .token
+            .as_ref()
+            .ok_or_else(|| Error::Input("a decoding step before the prompt's".into()))?;
+        let (next, read) = self.generator.submit_step(
+            token,
+            self.cache,
+            self.opts,
+            self.submitted,
+            self.penalty,
+            allowed,
+        )?;
+        self.token = Some(next);
+        self.in_flight.push_back(read);
+        self.submitted += 1;
+        Ok(())
+    }
+
+    /// The next token id, in order; `None` when no step is left (max_tokens or a full cache).
+    async fn next_id(&mut self) -> Result<Option<u32>> {
+        if self.mapped == 0 {
+            // Start reading back every step in flight (one round trip for all of them), then
+            // record and submit the next batch while those ids travel.
+            let t = now_ms();
+            self.in_flight.iter_mut().for_each(Readback::start); // Deno: waits for the GPU here
+            self.mapped = self.in_flight.len();
+            self.wait_ms += now_ms() - t;
+            let t = now_ms();
+            let ahead = if self.constraint.is_some() {
+                0
+            } else {
+                self.batch
+            };
+            while self.in_flight.len() < self.mapped + ahead && self.can_submit() {
+                self.submit(None)?;
+            }
+            self.record_ms += now_ms() - t;
+            self.batch = (self.batch * 2).min(self.depth);
+        }
+        let Some(pending) = self.in_flight.pop_front() else {
+            return Ok(None);
+        };
+        self.mapped = self.mapped.saturating_sub(1);
+        let t = now_ms();
+        let id = i32::from_le_bytes(
+            pending.bytes().await?[..4]
+                .try_into()
+                .map_err(|_| Error::Readback("short token id".into()))?,
+        );
+        self.wait_ms += now_ms() - t;
+        Ok(Some(id as u32))
+    }
+
+    /// After `id` was kept: a constrained generation moves its grammar past it and submits the next
+    /// step, choosing among what the grammar allows then.
+    fn chosen(&mut self, id: u32) -> Result<()> {
+        if self.constraint.is_none() || !self.can_submit() {
+            return Ok(());
+        }
+        let t = now_ms();
+        if let Some(c) = self.constraint.as_mut() {
+            c.consume(id)?;
+        }
+        let mask = self.generator.mask_of(self.constraint.as_mut())?;
+        self.submit(mask.as_ref())?;
+        self.record_ms += now_ms() - t;
         Ok(())
     }
 }
