@@ -1,0 +1,525 @@
+//! Running a generation: the prompt's step, then decoding steps submitted ahead of the read-backs of
+//! their ids (or one at a time under a grammar), and the text as it comes.
+
+use std::collections::VecDeque;
+
+use crate::clock::now_ms;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::kernels::sample::{Penalty, sample_masked, seen_tokens};
+use crate::models::chat::ChatSession;
+use crate::models::constrain::{Constraint, Grammars, ResponseFormat};
+use crate::models::llama::KvCache;
+use crate::recorder::Readback;
+use crate::tensor::{DType, Tensor};
+
+use super::{
+    GenerateOptions, Generation, GenerationStats, Generator, RUN_AHEAD_CPU, RUN_AHEAD_GPU,
+    StopReason,
+};
+
+impl Generator {
+    /// A fresh grammar state for `format` (the vocabulary's trie built on first use).
+    fn constraint(&self, format: &ResponseFormat) -> Result<Constraint> {
+        let grammars = match self.grammars.get() {
+            Some(g) => g,
+            None => {
+                let g = Grammars::new(&self.tokenizer, &self.eos_ids)?;
+                self.grammars.get_or_init(|| g)
+            }
+        };
+        grammars.constraint(format, self.model.config().vocab_size)
+    }
+
+    /// Records one step (the model on `token`, then the choice of the next token among `allowed`
+    /// when given) and submits it with the new id's read-back.
+    fn submit_step(
+        &self,
+        token: &Tensor,
+        cache: &mut KvCache,
+        opts: &GenerateOptions,
+        step: usize,
+        penalty: Option<Penalty<'_>>,
+        allowed: Option<&Tensor>,
+    ) -> Result<(Tensor, Readback)> {
+        let mut rec = self.gpu.recorder();
+        let logits = self.model.forward(&mut rec, token, cache)?;
+        let next = sample_masked(
+            &mut rec,
+            &logits,
+            &opts.sampling,
+            step as u32,
+            penalty,
+            allowed,
+        )?;
+        let read = rec.submit_and_read(&next);
+        Ok((next, read))
+    }
+
+    /// The allowed-token bitset of `constraint`'s next step, uploaded (none without a constraint).
+    fn mask_of(&self, constraint: Option<&mut Constraint>) -> Result<Option<Tensor>> {
+        let Some(c) = constraint else {
+            return Ok(None);
+        };
+        let words = c.mask()?;
+        Tensor::from_bytes(
+            &self.gpu,
+            bytemuck::cast_slice(&words),
+            &[1, words.len()],
+            DType::I32,
+        )
+        .map(Some)
+    }
+
+    /// Generation, in a [`ChatSession`]'s KV cache when given: the prompt's positions that the cache
+    /// already holds (the longest common prefix with what was fed before) are not computed again.
+    pub(crate) async fn generate_in(
+        &self,
+        session: Option<&mut ChatSession>,
+        prompt_ids: Vec<u32>,
+        opts: &GenerateOptions,
+        on_piece: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Generation> {
+        let start = now_ms();
+        self.check(&prompt_ids, opts)?;
+        // The cache holds the prompt and every token but the last (which is never fed back).
+        let capacity = (prompt_ids.len() + opts.max_tokens).min(self.context);
+        let mut fresh = None;
+        let (cache, mut fed_before, reused) =
+            self.open_cache(session, &mut fresh, &prompt_ids, capacity)?;
+        let seen = if opts.repetition_penalty != 1.0 {
+            Some(seen_tokens(
+                &self.gpu,
+                &prompt_ids,
+                self.model.config().vocab_size,
+            )?)
+        } else {
+            None
+        };
+        let penalty = seen.as_ref().map(|seen| Penalty {
+            seen,
+            repetition_penalty: opts.repetition_penalty,
+        });
+        let constraint = match &opts.response_format {
+            Some(format) => Some(self.constraint(format)?),
+            None => None,
+        };
+        let before = self.gpu.stats();
+        let mut steps = Steps::new(self, opts, cache, capacity, penalty, constraint);
+        let logits = steps.prefill(&prompt_ids[reused..])?;
+        let mut out = Output::new(self, opts);
+        let mut first_step_top_logits = Vec::new();
+        let mut first_ms = None;
+        let mut logits_bytes = 0; // the optional first-step logits, not part of a token's cost
+        let mut token_ms = Vec::with_capacity(opts.max_tokens.min(capacity));
+        let stop_reason = loop {
+            let Some(id) = steps.next_id().await? else {
+                break if steps.submitted >= opts.max_tokens {
+                    StopReason::MaxTokens
+                } else {
+                    StopReason::ContextFull
+                };
+            };
+            if first_ms.is_none() {
+                first_ms = Some(now_ms());
+                if opts.top_logits > 0 {
+                    first_step_top_logits =
+                        top_logits(&logits.to_f32_vec().await?, opts.top_logits);
+                    logits_bytes = logits.size_in_bytes();
+                }
+            }
+            token_ms.push(now_ms() - start);
+            if let Some(reason) = out.push(id, on_piece)? {
+                // Steps still in flight are dropped: their ids are never read.
+                break reason;
+            }
+            steps.chosen(id)?;
+        };
+        // What the cache holds now, for the next turn: the prompt and every new token but the last
+        // (steps run ahead past the end are forgotten).
+        let kept = prompt_ids.len() + out.ids.len().saturating_sub(1);
+        steps.cache.truncate(kept);
+        if let Some(fed) = fed_before.as_mut() {
+            fed.clear();
+            fed.extend(prompt_ids.iter().chain(&out.ids).take(kept));
+        }
+        let mut stats = stats_of(
+            &prompt_ids,
+            reused,
+            out.ids.len(),
+            start,
+            first_ms,
+            (after_bytes(&self.gpu) - before.gpu_to_host_bytes - logits_bytes) as f64,
+        );
+        (stats.record_ms, stats.wait_ms) = (steps.record_ms, steps.wait_ms);
+        Ok(Generation {
+            prompt_ids,
+            text: out.text,
+            ids: out.ids,
+            stop_reason,
+            first_step_top_logits,
+            stats,
+            token_ms,
+        })
+    }
+
+    /// The KV cache a generation of `prompt_ids` writes: a new one of `capacity` positions (kept in
+    /// `fresh`), or the session's (the generator's whole context), truncated to the prompt's longest
+    /// common prefix with what the session fed before. Returns it, the session's fed ids (already
+    /// truncated likewise), and how many prompt positions it holds.
+    fn open_cache<'s>(
+        &self,
+        session: Option<&'s mut ChatSession>,
+        fresh: &'s mut Option<KvCache>,
+        prompt_ids: &[u32],
+        capacity: usize,
+    ) -> Result<(&'s mut KvCache, Option<&'s mut Vec<u32>>, usize)> {
+        let (cache, mut fed_before) = match session {
+            None => (
+                fresh.insert(self.model.new_cache(&self.gpu, capacity)?),
+                None,
+            ),
+            Some(ChatSession { cache, fed }) => {
+                if cache.as_ref().is_none_or(|c| c.capacity() != self.context) {
+                    *cache = None;
+                    fed.clear();
+                }
+                let cache = match cache {
+                    Some(c) => c,
+                    None => cache.insert(self.model.new_cache(&self.gpu, self.context)?),
+                };
+                (cache, Some(fed))
+            }
+        };
+        // At least the last prompt token is fed: its logits sample the first new token.
+        let reused = fed_before.as_ref().map_or(0, |fed| {
+            common_prefix(fed, prompt_ids).min(prompt_ids.len() - 1)
+        });
+        cache.truncate(reused);
+        // Positions past `reused` are overwritten from here on: forget their ids now, so that a
+        // generation that fails half-way leaves no stale ids for the next one to trust.
+        if let Some(fed) = fed_before.as_mut() {
+            fed.truncate(reused);
+        }
+        Ok((cache, fed_before, reused))
+    }
+}
+
+/// The steps of one generation on the GPU: those submitted, and the read-backs of their token ids.
+/// Each step reads the previous step's token on the GPU, so steps can be submitted before the ids
+/// before them are read: read-backs go in batches that grow 1, 2, 4 ... up to the run-ahead depth
+/// (the first ids come back at once, later ones many a round trip), and the next batch is recorded
+/// while one travels. A constrained generation submits no step ahead: each is recorded once the last
+/// id is known, since its mask depends on it.
+struct Steps<'a> {
+    generator: &'a Generator,
+    opts: &'a GenerateOptions,
+    cache: &'a mut KvCache,
+    capacity: usize,
+    penalty: Option<Penalty<'a>>,
+    constraint: Option<Constraint>,
+    /// The last step's choice (on the GPU): the next step's input.
+    token: Option<Tensor>,
+    /// Steps submitted whose ids are not read yet, oldest first; the oldest `mapped` of them have
+    /// their read-backs started.
+    in_flight: VecDeque<Readback>,
+    mapped: usize,
+    /// Steps submitted so far (each samples one token).
+    submitted: usize,
+    batch: usize,
+    depth: usize,
+    record_ms: f64,
+    wait_ms: f64,
+}
+
+impl<'a> Steps<'a> {
+    fn new(
+        generator: &'a Generator,
+        opts: &'a GenerateOptions,
+        cache: &'a mut KvCache,
+        capacity: usize,
+        penalty: Option<Penalty<'a>>,
+        constraint: Option<Constraint>,
+    ) -> Self {
+        let depth = match opts.run_ahead {
+            0 if generator.gpu.capabilities().cpu_kernels => RUN_AHEAD_CPU,
+            0 => RUN_AHEAD_GPU,
+            n => n,
+        };
+        Steps {
+            generator,
+            opts,
+            cache,
+            capacity,
+            penalty,
+            constraint,
+            token: None,
+            in_flight: VecDeque::new(),
+            mapped: 0,
+            submitted: 0,
+            batch: 1,
+            depth,
+            record_ms: 0.0,
+            wait_ms: 0.0,
+        }
+    }
+
+    /// Submits the prompt's step (`fed`: the positions the cache lacks) with its read-back; returns
+    /// its logits (the first step's, for `top_logits`).
+    fn prefill(&mut self, fed: &[u32]) -> Result<Tensor> {
+        let g = self.generator;
+        let ids: Vec<i32> = fed.iter().map(|&i| i as i32).collect();
+        let input =
+            Tensor::from_bytes(&g.gpu, bytemuck::cast_slice(&ids), &[ids.len()], DType::I32)?;
+        let mask = g.mask_of(self.constraint.as_mut())?;
+        let mut rec = g.gpu.recorder();
+        let logits = g.model.forward(&mut rec, &input, self.cache)?;
+        let token = sample_masked(
+            &mut rec,
+            &logits,
+            &self.opts.sampling,
+            0,
+            self.penalty,
+            mask.as_ref(),
+        )?;
+        self.in_flight.push_back(rec.submit_and_read(&token));
+        self.token = Some(token);
+        self.submitted = 1;
+        Ok(logits)
+    }
+
+    /// Whether another step fits (max_tokens, the cache's capacity).
+    fn can_submit(&self) -> bool {
+        self.submitted < self.opts.max_tokens && self.cache.len() < self.capacity
+    }
+
+    /// Records and submits the next step (choosing among `allowed` when given).
+    fn submit(&mut self, allowed: Option<&Tensor>) -> Result<()> {
+        let token = self
+            .token
+            .as_ref()
+            .ok_or_else(|| Error::Input("a decoding step before the prompt's".into()))?;
+        let (next, read) = self.generator.submit_step(
+            token,
+            self.cache,
+            self.opts,
+            self.submitted,
+            self.penalty,
+            allowed,
+        )?;
+        self.token = Some(next);
+        self.in_flight.push_back(read);
+        self.submitted += 1;
+        Ok(())
+    }
+
+    /// The next token id, in order; `None` when no step is left (max_tokens or a full cache).
+    async fn next_id(&mut self) -> Result<Option<u32>> {
+        if self.mapped == 0 {
+            // Start reading back every step in flight (one round trip for all of them), then
+            // record and submit the next batch while those ids travel.
+            let t = now_ms();
+            self.in_flight.iter_mut().for_each(Readback::start); // Deno: waits for the GPU here
+            self.mapped = self.in_flight.len();
+            self.wait_ms += now_ms() - t;
+            let t = now_ms();
+            let ahead = if self.constraint.is_some() {
+                0
+            } else {
+                self.batch
+            };
+            while self.in_flight.len() < self.mapped + ahead && self.can_submit() {
+                self.submit(None)?;
+            }
+            self.record_ms += now_ms() - t;
+            self.batch = (self.batch * 2).min(self.depth);
+        }
+        let Some(pending) = self.in_flight.pop_front() else {
+            return Ok(None);
+        };
+        self.mapped = self.mapped.saturating_sub(1);
+        let t = now_ms();
+        let id = i32::from_le_bytes(
+            pending.bytes().await?[..4]
+                .try_into()
+                .map_err(|_| Error::Readback("short token id".into()))?,
+        );
+        self.wait_ms += now_ms() - t;
+        Ok(Some(id as u32))
+    }
+
+    /// After `id` was kept: a constrained generation moves its grammar past it and submits the next
+    /// step, choosing among what the grammar allows then.
+    fn chosen(&mut self, id: u32) -> Result<()> {
+        if self.constraint.is_none() || !self.can_submit() {
+            return Ok(());
+        }
+        let t = now_ms();
+        if let Some(c) = self.constraint.as_mut() {
+            c.consume(id)?;
+        }
+        let mask = self.generator.mask_of(self.constraint.as_mut())?;
+        self.submit(mask.as_ref())?;
+        self.record_ms += now_ms() - t;
+        Ok(())
+    }
+}
+
+/// The stats of a generation that began at `start` and read its first id at `first_ms`.
+fn stats_of(
+    prompt_ids: &[u32],
+    reused: usize,
+    new_tokens: usize,
+    start: f64,
+    first_ms: Option<f64>,
+    bytes_read_back: f64,
+) -> GenerationStats {
+    let end = now_ms();
+    let first = first_ms.unwrap_or(end);
+    GenerationStats {
+        prompt_tokens: prompt_ids.len(),
+        reused_tokens: reused,
+        new_tokens,
+        prefill_ms: first - start,
+        decode_ms: end - first,
+        prefill_tok_s: (prompt_ids.len() - reused) as f64 / ((first - start) / 1e3),
+        decode_tok_s: if new_tokens > 1 {
+            (new_tokens - 1) as f64 / ((end - first) / 1e3)
+        } else {
+            0.0
+        },
+        bytes_read_back_per_token: bytes_read_back / new_tokens.max(1) as f64,
+        record_ms: 0.0,
+        wait_ms: 0.0,
+    }
+}
+
+/// How many leading ids `a` and `b` share.
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+fn after_bytes(gpu: &Gpu) -> u64 {
+    gpu.stats().gpu_to_host_bytes
+}
+
+/// The `n` highest logits, best first.
+fn top_logits(logits: &[f32], n: usize) -> Vec<(u32, f32)> {
+    let mut order: Vec<u32> = (0..logits.len() as u32).collect();
+    order.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
+    order
+        .into_iter()
+        .take(n)
+        .map(|i| (i, logits[i as usize]))
+        .collect()
+}
+
+/// New tokens turned into text as they come: incremental detokenization (only whole characters are
+/// emitted) and stop strings (text that may begin one is held back until it cannot).
+struct Output<'a> {
+    generator: &'a Generator,
+    opts: &'a GenerateOptions,
+    ids: Vec<u32>,
+    /// `ids[prefix..read]` was decoded last time; text past it is new.
+    prefix: usize,
+    read: usize,
+    /// Everything decoded so far, and how much of it was handed to the callback.
+    text: String,
+    emitted: usize,
+}
+
+impl<'a> Output<'a> {
+    fn new(generator: &'a Generator, opts: &'a GenerateOptions) -> Self {
+        Output {
+            generator,
+            opts,
+            ids: Vec::new(),
+            prefix: 0,
+            read: 0,
+            text: String::new(),
+            emitted: 0,
+        }
+    }
+
+    /// Takes one new token; returns why to stop, if it is time.
+    fn push(
+        &mut self,
+        id: u32,
+        on_piece: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Option<StopReason>> {
+        self.ids.push(id);
+        if self.opts.stop_at_eos && self.generator.eos_ids.contains(&id) {
+            self.flush(self.text.len(), on_piece);
+            return Ok(Some(StopReason::Eos));
+        }
+        let g = self.generator;
+        let before = g.decode(&self.ids[self.prefix..self.read])?;
+        let now = g.decode(&self.ids[self.prefix..])?;
+        if now.len() > before.len() && !now.ends_with('\u{FFFD}') && now.starts_with(&before) {
+            self.text.push_str(&now[before.len()..]);
+            self.prefix = self.read;
+            self.read = self.ids.len();
+        }
+        if let Some(at) = self
+            .opts
+            .stop
+            .iter()
+            .filter_map(|s| self.text.find(s.as_str()))
+            .min()
+        {
+            self.text.truncate(at);
+            self.flush(at, on_piece);
+            return Ok(Some(StopReason::StopString));
+        }
+        // Hold back a tail that could still become a stop string.
+        let hold = self
+            .opts
+            .stop
+            .iter()
+            .map(|s| longest_prefix_suffix(&self.text, s))
+            .max()
+            .unwrap_or(0);
+        if !self.flush(self.text.len() - hold, on_piece) {
+            return Ok(Some(StopReason::Cancelled));
+        }
+        Ok(None)
+    }
+
+    /// Hands `text[emitted..upto]` to the callback; its answer (false: stop).
+    fn flush(&mut self, upto: usize, on_piece: &mut dyn FnMut(&str) -> bool) -> bool {
+        if upto <= self.emitted {
+            return true;
+        }
+        let piece = &self.text[self.emitted..upto];
+        self.emitted = upto;
+        on_piece(piece)
+    }
+}
+
+/// Bytes of the longest suffix of `text` that is a proper prefix of `stop`, at a char boundary.
+fn longest_prefix_suffix(text: &str, stop: &str) -> usize {
+    (1..stop.len())
+        .rev()
+        .find(|&n| stop.is_char_boundary(n) && text.ends_with(&stop[..n]))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_string_prefixes_are_held_back() {
+        assert_eq!(longest_prefix_suffix("hello <|im", "<|im_end|>"), 4);
+        assert_eq!(longest_prefix_suffix("hello", "<|im_end|>"), 0);
+        assert_eq!(longest_prefix_suffix("ab", "b"), 0); // a whole match is found, not held
+    }
+
+    #[test]
+    fn top_logits_are_sorted() {
+        assert_eq!(
+            top_logits(&[0.5, 2.0, -1.0, 1.0], 2),
+            vec![(1, 2.0), (3, 1.0)]
+        );
+    }
+}
