@@ -206,6 +206,7 @@ async fn run() -> webgpu_infer::Result<()> {
             "decode_ms": s.decode_ms,
             "record_ms": s.record_ms,
             "wait_ms": s.wait_ms,
+            "grammar_ms": s.grammar_ms,
             "run_ahead": opts.run_ahead,
             "shader_checks": checked,
             "subgroups": gpu.capabilities().subgroups,
@@ -244,6 +245,7 @@ async fn run() -> webgpu_infer::Result<()> {
             "prefill_tok_s": g.stats.prefill_tok_s,
             "decode_tok_s": g.stats.decode_tok_s,
             "bytes_read_back_per_token": g.stats.bytes_read_back_per_token,
+            "grammar_ms": g.stats.grammar_ms,
             "adapter": gpu.adapter_name(),
         });
         println!("{value}");

@@ -179,6 +179,8 @@ export interface GenerationStats {
   prefillTokS: number; decodeTokS: number; bytesReadBackPerToken: number;
   /** CPU time recording and submitting steps, and time waiting for token ids to come back. */
   recordMs: number; waitMs: number;
+  /** CPU time on `responseFormat`'s grammar (the token masks), ms; 0 without one. */
+  grammarMs: number;
   stopReason: "eos" | "stop" | "max_tokens" | "context_full" | "cancelled";
 }
 "#;
@@ -282,6 +284,7 @@ pub(crate) fn stats_object(g: &Generation) -> Object {
     );
     set(&o, "recordMs", &s.record_ms.into());
     set(&o, "waitMs", &s.wait_ms.into());
+    set(&o, "grammarMs", &s.grammar_ms.into());
     set(&o, "stopReason", &g.stop_reason.name().into());
     o
 }

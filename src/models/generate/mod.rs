@@ -117,6 +117,10 @@ pub struct GenerationStats {
     /// read-back's latency, less what overlapped with recording).
     pub record_ms: f64,
     pub wait_ms: f64,
+    /// CPU time spent on `response_format`'s grammar: compiling the schema (and, the first time, the
+    /// vocabulary's trie), moving it past each token and computing the next step's mask of allowed
+    /// tokens (part of the prefill and of `record_ms`; 0 unconstrained).
+    pub grammar_ms: f64,
 }
 
 /// The result of [`Generator::generate`].

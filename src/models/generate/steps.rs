@@ -100,12 +100,15 @@ impl Generator {
             seen,
             repetition_penalty: opts.repetition_penalty,
         });
+        let t = now_ms();
         let constraint = match &opts.response_format {
             Some(format) => Some(self.constraint(format)?),
             None => None,
         };
+        let compile_ms = now_ms() - t;
         let before = self.gpu.stats();
         let mut steps = Steps::new(self, opts, cache, capacity, penalty, constraint);
+        steps.grammar_ms = compile_ms;
         let logits = steps.prefill(&prompt_ids[reused..])?;
         let mut out = Output::new(self, opts);
         let mut first_step_top_logits = Vec::new();
@@ -152,6 +155,7 @@ impl Generator {
             (after_bytes(&self.gpu) - before.gpu_to_host_bytes - logits_bytes) as f64,
         );
         (stats.record_ms, stats.wait_ms) = (steps.record_ms, steps.wait_ms);
+        stats.grammar_ms = steps.grammar_ms;
         Ok(Generation {
             prompt_ids,
             text: out.text,
@@ -230,6 +234,7 @@ struct Steps<'a> {
     depth: usize,
     record_ms: f64,
     wait_ms: f64,
+    grammar_ms: f64,
 }
 
 impl<'a> Steps<'a> {
@@ -261,7 +266,16 @@ impl<'a> Steps<'a> {
             depth,
             record_ms: 0.0,
             wait_ms: 0.0,
+            grammar_ms: 0.0,
         }
+    }
+
+    /// The next step's mask under the grammar (none unconstrained), timed.
+    fn mask(&mut self) -> Result<Option<Tensor>> {
+        let t = now_ms();
+        let mask = self.generator.mask_of(self.constraint.as_mut())?;
+        self.grammar_ms += now_ms() - t;
+        Ok(mask)
     }
 
     /// Submits the prompt's step (`fed`: the positions the cache lacks) with its read-back; returns
@@ -271,7 +285,7 @@ impl<'a> Steps<'a> {
         let ids: Vec<i32> = fed.iter().map(|&i| i as i32).collect();
         let input =
             Tensor::from_bytes(&g.gpu, bytemuck::cast_slice(&ids), &[ids.len()], DType::I32)?;
-        let mask = g.mask_of(self.constraint.as_mut())?;
+        let mask = self.mask()?;
         let mut rec = g.gpu.recorder();
         let logits = g.model.forward(&mut rec, &input, self.cache)?;
         let token = sample_masked(
@@ -358,7 +372,8 @@ impl<'a> Steps<'a> {
         if let Some(c) = self.constraint.as_mut() {
             c.consume(id)?;
         }
-        let mask = self.generator.mask_of(self.constraint.as_mut())?;
+        self.grammar_ms += now_ms() - t;
+        let mask = self.mask()?;
         self.submit(mask.as_ref())?;
         self.record_ms += now_ms() - t;
         Ok(())
@@ -389,8 +404,7 @@ fn stats_of(
             0.0
         },
         bytes_read_back_per_token: bytes_read_back / new_tokens.max(1) as f64,
-        record_ms: 0.0,
-        wait_ms: 0.0,
+        ..GenerationStats::default()
     }
 }
 
