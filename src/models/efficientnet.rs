@@ -227,6 +227,105 @@ pub struct Classification {
     pub logits: Vec<f32>,
 }
 
+/// A "same"-padded convolution of this stride and group count.
+fn same(stride: usize, groups: usize) -> Conv2d {
+    Conv2d {
+        stride: [stride, stride],
+        padding: Padding::Same,
+        groups,
+    }
+}
+
+/// One MBConv block's row of `config.blocks` (after the first repeat: `c_in = c_out`, stride 1).
+#[derive(Clone, Copy)]
+struct BlockShape {
+    kernel: usize,
+    stride: usize,
+    expand: usize,
+    c_in: usize,
+    c_out: usize,
+}
+
+impl Block {
+    /// Block `index`'s convolutions (`_blocks.{index}.*`), each with its batch norm folded in.
+    fn load(
+        rec: &mut Recorder,
+        weights: &Weights,
+        index: usize,
+        shape: BlockShape,
+        eps: f32,
+    ) -> Result<Block> {
+        let BlockShape {
+            kernel,
+            stride,
+            expand,
+            c_in,
+            c_out,
+        } = shape;
+        let relu6 = Some(Activation::Relu6);
+        let p = format!("_blocks.{index}");
+        let hidden = c_in * expand;
+        let conv = |rec: &mut Recorder, conv: &str, bn: &str, c: Conv2d, act| {
+            ConvBn::load(
+                rec,
+                weights,
+                &format!("{p}.{conv}"),
+                &format!("{p}.{bn}"),
+                c,
+                act,
+                eps,
+            )
+        };
+        let expand_conv = if expand == 1 {
+            None
+        } else {
+            Some(conv(rec, "_expand_conv", "_bn0", same(1, 1), relu6)?)
+        };
+        let depthwise = conv(rec, "_depthwise_conv", "_bn1", same(stride, hidden), relu6)?;
+        let project = conv(rec, "_project_conv", "_bn2", same(1, 1), None)?;
+        if depthwise.weight.shape() != [hidden, 1, kernel, kernel] {
+            return Err(Error::Model {
+                source_name: "config.json".into(),
+                message: format!(
+                    "{p}._depthwise_conv.weight is {:?}, the config implies [{hidden}, 1, {kernel}, \
+                     {kernel}]",
+                    depthwise.weight.shape()
+                ),
+            });
+        }
+        Ok(Block {
+            expand: expand_conv,
+            depthwise,
+            project,
+            skip: stride == 1 && c_in == c_out,
+        })
+    }
+}
+
+/// The final linear layer's weight and bias, checked against the config.
+fn fc_of(weights: &Weights, config: &Config) -> Result<(Tensor, Tensor)> {
+    let fc_weight = weights.get("_fc.weight")?.clone();
+    let fc_bias = weights.get("_fc.bias")?.clone();
+    if fc_weight.shape() != [config.num_classes, config.head_channels] {
+        return Err(Error::Model {
+            source_name: "model.safetensors".into(),
+            message: format!(
+                "_fc.weight is {:?}, want [{}, {}]",
+                fc_weight.shape(),
+                config.num_classes,
+                config.head_channels
+            ),
+        });
+    }
+    if fc_weight.dtype() != DType::F32 {
+        return Err(Error::Model {
+            source_name: "model.safetensors".into(),
+            message: "the classifier takes f32 weights".into(),
+        });
+    }
+    Ok((fc_weight, fc_bias))
+}
+
 /// An EfficientNet-Lite classifier on the GPU.
 pub struct Classifier {
     gpu: Gpu,
@@ -246,11 +345,6 @@ impl Classifier {
         let config = Config::from_json("config.json", config_json)?;
         let eps = config.batch_norm_eps;
         let relu6 = Some(Activation::Relu6);
-        let same = |stride: usize, groups: usize| Conv2d {
-            stride: [stride, stride],
-            padding: Padding::Same,
-            groups,
-        };
         let mut rec = gpu.recorder();
         let stem = ConvBn::load(
             &mut rec,
@@ -265,57 +359,14 @@ impl Classifier {
         for &[repeats, kernel, stride, expand, c_in, c_out] in &config.blocks {
             for r in 0..repeats {
                 let (c_in, stride) = if r == 0 { (c_in, stride) } else { (c_out, 1) };
-                let p = format!("_blocks.{}", blocks.len());
-                let hidden = c_in * expand;
-                let expand_conv = if expand == 1 {
-                    None
-                } else {
-                    let c = format!("{p}._expand_conv");
-                    Some(ConvBn::load(
-                        &mut rec,
-                        weights,
-                        &c,
-                        &format!("{p}._bn0"),
-                        same(1, 1),
-                        relu6,
-                        eps,
-                    )?)
+                let shape = BlockShape {
+                    kernel,
+                    stride,
+                    expand,
+                    c_in,
+                    c_out,
                 };
-                let dw = format!("{p}._depthwise_conv");
-                let depthwise = ConvBn::load(
-                    &mut rec,
-                    weights,
-                    &dw,
-                    &format!("{p}._bn1"),
-                    same(stride, hidden),
-                    relu6,
-                    eps,
-                )?;
-                let pc = format!("{p}._project_conv");
-                let project = ConvBn::load(
-                    &mut rec,
-                    weights,
-                    &pc,
-                    &format!("{p}._bn2"),
-                    same(1, 1),
-                    None,
-                    eps,
-                )?;
-                if depthwise.weight.shape() != [hidden, 1, kernel, kernel] {
-                    return Err(Error::Model {
-                        source_name: "config.json".into(),
-                        message: format!(
-                            "{dw}.weight is {:?}, the config implies [{hidden}, 1, {kernel}, {kernel}]",
-                            depthwise.weight.shape()
-                        ),
-                    });
-                }
-                blocks.push(Block {
-                    expand: expand_conv,
-                    depthwise,
-                    project,
-                    skip: stride == 1 && c_in == c_out,
-                });
+                blocks.push(Block::load(&mut rec, weights, blocks.len(), shape, eps)?);
             }
         }
         let head = ConvBn::load(
@@ -328,23 +379,8 @@ impl Classifier {
             eps,
         )?;
         rec.submit();
-        let fc_weight = weights.get("_fc.weight")?.clone();
-        let fc_bias = weights.get("_fc.bias")?.clone();
-        if fc_weight.shape() != [config.num_classes, config.head_channels] {
-            return Err(Error::Model {
-                source_name: "model.safetensors".into(),
-                message: format!(
-                    "_fc.weight is {:?}, want [{}, {}]",
-                    fc_weight.shape(),
-                    config.num_classes,
-                    config.head_channels
-                ),
-            });
-        }
-        if [&stem.weight, &fc_weight]
-            .iter()
-            .any(|t| t.dtype() != DType::F32)
-        {
+        let (fc_weight, fc_bias) = fc_of(weights, &config)?;
+        if stem.weight.dtype() != DType::F32 {
             return Err(Error::Model {
                 source_name: "model.safetensors".into(),
                 message: "the classifier takes f32 weights".into(),
