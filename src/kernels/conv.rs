@@ -174,11 +174,57 @@ pub fn conv2d_with(
     epilogue: ConvEpilogue<'_>,
     kernel: ConvKernel,
 ) -> Result<Tensor> {
-    const OP: &str = "conv2d";
     let gpu = rec.gpu().clone();
     let bias = epilogue.bias.unwrap_or(x); // placeholders when absent: bound, never read
     let residual = epilogue.residual.unwrap_or(x);
     let dtype = check_dtypes(OP, &gpu, &[x, weight, bias, residual])?;
+    let g = geometry(x, weight, conv, &epilogue)?;
+    // Pointwise: a matrix product over the pixels, [N·H·W, C_in] · [C_out, C_in]ᵀ.
+    let pointwise = g.k_h == 1
+        && g.k_w == 1
+        && g.groups == 1
+        && conv.stride == [1, 1]
+        && g.pad_top == 0
+        && g.pad_left == 0;
+    if pointwise || (kernel == ConvKernel::Im2col && g.groups == 1) {
+        return as_matmul(rec, x, weight, conv, &epilogue, &g, pointwise);
+    }
+    direct(rec, [x, weight, bias, residual], conv, &epilogue, &g, dtype)
+}
+
+const OP: &str = "conv2d";
+
+/// A convolution's sizes, checked.
+struct Geometry {
+    batch: usize,
+    in_h: usize,
+    in_w: usize,
+    in_c: usize,
+    out_c: usize,
+    cin_g: usize,
+    groups: usize,
+    k_h: usize,
+    k_w: usize,
+    out_h: usize,
+    out_w: usize,
+    pad_top: usize,
+    pad_left: usize,
+}
+
+impl Geometry {
+    fn out_shape(&self) -> [usize; 4] {
+        [self.batch, self.out_h, self.out_w, self.out_c]
+    }
+}
+
+/// Checks the shapes (x NHWC, weight PyTorch's, groups, stride, padding, bias, residual) and works
+/// out the output's size and padding.
+fn geometry(
+    x: &Tensor,
+    weight: &Tensor,
+    conv: &Conv2d,
+    epilogue: &ConvEpilogue<'_>,
+) -> Result<Geometry> {
     let &[batch, in_h, in_w, in_c] = x.shape() else {
         return Err(Error::shape(
             OP,
@@ -228,13 +274,17 @@ pub fn conv2d_with(
     let (out_h, pad_top) = axis(OP, in_h, k_h, conv.stride[0], conv.padding, pad_v)?;
     let (out_w, pad_left) = axis(OP, in_w, k_w, conv.stride[1], conv.padding, pad_h)?;
     let out_shape = [batch, out_h, out_w, out_c];
-    if epilogue.bias.is_some() && bias.shape() != [out_c] {
+    if let Some(bias) = epilogue.bias
+        && bias.shape() != [out_c]
+    {
         return Err(Error::shape(
             OP,
             format!("bias {:?} must be [{out_c}]", bias.shape()),
         ));
     }
-    if epilogue.residual.is_some() && residual.shape() != out_shape {
+    if let Some(residual) = epilogue.residual
+        && residual.shape() != out_shape
+    {
         return Err(Error::shape(
             OP,
             format!(
@@ -243,33 +293,62 @@ pub fn conv2d_with(
             ),
         ));
     }
+    Ok(Geometry {
+        batch,
+        in_h,
+        in_w,
+        in_c,
+        out_c,
+        cin_g,
+        groups,
+        k_h,
+        k_w,
+        out_h,
+        out_w,
+        pad_top,
+        pad_left,
+    })
+}
 
-    // Pointwise: a matrix product over the pixels, [N·H·W, C_in] · [C_out, C_in]ᵀ.
-    let pointwise = k_h == 1
-        && k_w == 1
-        && groups == 1
-        && conv.stride == [1, 1]
-        && pad_top == 0
-        && pad_left == 0;
-    let pixels = batch * out_h * out_w;
-    let use_im2col = kernel == ConvKernel::Im2col && groups == 1;
-    if pointwise || use_im2col {
-        let rows = if pointwise {
-            x.reshape(&[pixels, in_c])?
-        } else {
-            let pad = [pad_top, pad_left];
-            image::im2col(rec, x, [k_h, k_w], conv.stride, pad, [out_h, out_w])?
-        };
-        let w2 = weight.reshape(&[out_c, in_c * k_h * k_w])?;
-        let y = matmul::linear(rec, &rows, &w2, epilogue.bias, epilogue.activation)?;
-        let y = match epilogue.residual {
-            Some(r) => elementwise::add(rec, &y, &r.reshape(&[pixels, out_c])?)?,
-            None => y,
-        };
-        return y.reshape(&out_shape);
-    }
+/// The convolution as a matrix product: the pixels' channels (`pointwise`) or their im2col patches
+/// times the weight's rows, then the residual.
+fn as_matmul(
+    rec: &mut Recorder,
+    x: &Tensor,
+    weight: &Tensor,
+    conv: &Conv2d,
+    epilogue: &ConvEpilogue<'_>,
+    g: &Geometry,
+    pointwise: bool,
+) -> Result<Tensor> {
+    let pixels = g.batch * g.out_h * g.out_w;
+    let rows = if pointwise {
+        x.reshape(&[pixels, g.in_c])?
+    } else {
+        let pad = [g.pad_top, g.pad_left];
+        image::im2col(rec, x, [g.k_h, g.k_w], conv.stride, pad, [g.out_h, g.out_w])?
+    };
+    let w2 = weight.reshape(&[g.out_c, g.in_c * g.k_h * g.k_w])?;
+    let y = matmul::linear(rec, &rows, &w2, epilogue.bias, epilogue.activation)?;
+    let y = match epilogue.residual {
+        Some(r) => elementwise::add(rec, &y, &r.reshape(&[pixels, g.out_c])?)?,
+        None => y,
+    };
+    y.reshape(&g.out_shape())
+}
 
-    let out = Tensor::empty(&gpu, &out_shape, dtype)?;
+/// The direct kernels: `depthwise` (one input channel a group) or `conv`, 4 channels × 4 pixels a
+/// thread, the epilogue fused.
+fn direct(
+    rec: &mut Recorder,
+    [x, weight, bias, residual]: [&Tensor; 4],
+    conv: &Conv2d,
+    epilogue: &ConvEpilogue<'_>,
+    g: &Geometry,
+    dtype: crate::tensor::DType,
+) -> Result<Tensor> {
+    let gpu = rec.gpu().clone();
+    let out = Tensor::empty(&gpu, &g.out_shape(), dtype)?;
     if out.numel() == 0 {
         return Ok(out);
     }
@@ -280,22 +359,22 @@ pub fn conv2d_with(
     )?;
     to_u32(OP, "weight elements", weight.numel())?;
     let params = Params {
-        batch: to_u32(OP, "batch", batch)?,
-        in_h: to_u32(OP, "height", in_h)?,
-        in_w: to_u32(OP, "width", in_w)?,
-        in_c: to_u32(OP, "in channels", in_c)?,
-        out_h: to_u32(OP, "output height", out_h)?,
-        out_w: to_u32(OP, "output width", out_w)?,
-        out_c: to_u32(OP, "out channels", out_c)?,
-        groups: to_u32(OP, "groups", groups)?,
-        k_h: to_u32(OP, "kernel height", k_h)?,
-        k_w: to_u32(OP, "kernel width", k_w)?,
+        batch: to_u32(OP, "batch", g.batch)?,
+        in_h: to_u32(OP, "height", g.in_h)?,
+        in_w: to_u32(OP, "width", g.in_w)?,
+        in_c: to_u32(OP, "in channels", g.in_c)?,
+        out_h: to_u32(OP, "output height", g.out_h)?,
+        out_w: to_u32(OP, "output width", g.out_w)?,
+        out_c: to_u32(OP, "out channels", g.out_c)?,
+        groups: to_u32(OP, "groups", g.groups)?,
+        k_h: to_u32(OP, "kernel height", g.k_h)?,
+        k_w: to_u32(OP, "kernel width", g.k_w)?,
         stride_h: to_u32(OP, "stride", conv.stride[0])?,
         stride_w: to_u32(OP, "stride", conv.stride[1])?,
-        pad_top: to_u32(OP, "padding", pad_top)?,
-        pad_left: to_u32(OP, "padding", pad_left)?,
-        cin_g: to_u32(OP, "in channels per group", cin_g)?,
-        cout_g: to_u32(OP, "out channels per group", out_c / groups)?,
+        pad_top: to_u32(OP, "padding", g.pad_top)?,
+        pad_left: to_u32(OP, "padding", g.pad_left)?,
+        cin_g: to_u32(OP, "in channels per group", g.cin_g)?,
+        cout_g: to_u32(OP, "out channels per group", g.out_c / g.groups)?,
         x_offset: x.offset_elements(),
         out_offset: out.offset_elements(),
         res_offset: residual.offset_elements(),
@@ -304,12 +383,12 @@ pub fn conv2d_with(
         _pad: [0; 3],
     };
     to_u32(OP, "output elements", out.numel())?;
-    let (entry, channel_blocks) = if cin_g == 1 {
-        ("depthwise", out_c.div_ceil(4))
+    let (entry, channel_blocks) = if g.cin_g == 1 {
+        ("depthwise", g.out_c.div_ceil(4))
     } else {
-        ("conv", groups * (out_c / groups).div_ceil(4))
+        ("conv", g.groups * (g.out_c / g.groups).div_ceil(4))
     };
-    let pixel_blocks = batch * out_h * out_w.div_ceil(4);
+    let pixel_blocks = g.batch * g.out_h * g.out_w.div_ceil(4);
     let x_groups = to_u32(OP, "channel blocks", channel_blocks.div_ceil(16))?;
     let pixel_groups = to_u32(OP, "pixel blocks", pixel_blocks.div_ceil(4))?;
     gpu.check_workgroups("conv2d channel blocks", x_groups)?;
