@@ -15,6 +15,28 @@ const SHADER: &str = concat!(
     include_str!("../../shaders/quant_blocks.wgsl"),
     include_str!("../../shaders/quant.wgsl")
 );
+/// The shader's bindings by name (`@binding(N) var … name` in shaders/quant.wgsl; the unit test
+/// below checks each against the WGSL).
+mod slot {
+    /// The weight (the gate's in the gated GEMVs, q's in the QKV GEMV).
+    pub const W: u32 = 0;
+    pub const X: u32 = 1;
+    pub const OUT: u32 = 2;
+    pub const PARAMS: u32 = 3;
+    pub const RESIDUAL: u32 = 4;
+    /// The up projection's weight (k's in the QKV GEMV).
+    pub const W_UP: u32 = 5;
+    pub const IDS: u32 = 6;
+    pub const W_V: u32 = 7;
+    pub const OUT_K: u32 = 8;
+    pub const OUT_V: u32 = 9;
+    pub const NORM_W: u32 = 10;
+    pub const ROPE_FACTORS: u32 = 11;
+}
+
+mod checks;
+use checks::{check_norm, check_qkv, gemv_dims};
+
 /// Weight rows one GEMV workgroup computes (ROWS in the shader).
 const GEMV_ROWS: usize = 8;
 
@@ -113,29 +135,6 @@ fn layout(
     ))
 }
 
-/// The weight as `[n, k]`, checked against `x [.., k]`; returns (rows of x, n, k).
-fn gemv_dims(op: &'static str, x: &Tensor, w: &QTensor) -> Result<(usize, usize, usize)> {
-    let &[n, k] = w.shape() else {
-        return Err(Error::shape(
-            op,
-            format!("the weight must be [out, in], got {:?}", w.shape()),
-        ));
-    };
-    let Some((&xk, lead)) = x.shape().split_last() else {
-        return Err(Error::shape(op, "x must have an input axis"));
-    };
-    if xk != k {
-        return Err(Error::shape(
-            op,
-            format!(
-                "x {:?} has {xk} inputs, the weight [{n}, {k}] takes {k}",
-                x.shape()
-            ),
-        ));
-    }
-    Ok((lead.iter().product(), n, k))
-}
-
 /// `x · Wᵀ (+ residual)` for `x [.., k]` and a quantized `W [n, k]`: one workgroup per 8 outputs of
 /// each row of `x` (decoding), or of 4 rows of `x` at once (short prompts), so meant for a few rows. Returns `[.., n]` in `x`'s type.
 pub fn gemv(
@@ -222,12 +221,12 @@ pub fn gemv_with(
         ],
     });
     let bindings = [
-        (0, w.buffer()),
-        (1, x.buffer()),
-        (2, out.buffer()),
-        (4, res.buffer()),
+        (slot::W, w.buffer()),
+        (slot::X, x.buffer()),
+        (slot::OUT, out.buffer()),
+        (slot::RESIDUAL, res.buffer()),
     ];
-    rec.dispatch_at(&pipeline, &bindings, 3, &params, groups);
+    rec.dispatch_at(&pipeline, &bindings, slot::PARAMS, &params, groups);
     Ok(out)
 }
 
@@ -336,16 +335,16 @@ fn swiglu(
         constants: &constants,
     });
     let mut bindings = vec![
-        (0, gate.buffer()),
-        (1, x.buffer()),
-        (2, out.buffer()),
-        (5, up.buffer()),
+        (slot::W, gate.buffer()),
+        (slot::X, x.buffer()),
+        (slot::OUT, out.buffer()),
+        (slot::W_UP, up.buffer()),
     ];
     // gemv_swiglu reads the norm weight (x stands in when there is none: bound, never read).
     if entry == "gemv_swiglu" {
-        bindings.push((10, norm.map_or(x, |n| n.weight).buffer()));
+        bindings.push((slot::NORM_W, norm.map_or(x, |n| n.weight).buffer()));
     }
-    rec.dispatch_at(&pipeline, &bindings, 3, &params, groups);
+    rec.dispatch_at(&pipeline, &bindings, slot::PARAMS, &params, groups);
     Ok(out)
 }
 
@@ -357,29 +356,6 @@ pub struct Norm<'a> {
     /// `[k]`, `x`'s type.
     pub weight: &'a Tensor,
     pub eps: f32,
-}
-
-fn check_norm(
-    op: &'static str,
-    norm: Option<Norm<'_>>,
-    x: &Tensor,
-    m: usize,
-    k: usize,
-) -> Result<()> {
-    let Some(n) = norm else { return Ok(()) };
-    if m != 1 || n.weight.shape() != [k] || n.weight.dtype() != x.dtype() {
-        return Err(Error::shape(
-            op,
-            format!(
-                "a folded norm needs one row of x and a [{k}] {:?} weight, got x {:?} and {:?} {:?}",
-                x.dtype(),
-                x.shape(),
-                n.weight.shape(),
-                n.weight.dtype()
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// RoPE for [`gemv_qkv`]: GGML's interleaved layout (adjacent pairs), as `kernels::rope` computes it.
@@ -417,65 +393,8 @@ pub fn gemv_qkv(
     const OP: &str = "quant::gemv_qkv";
     let gpu = rec.gpu().clone();
     let dtype = check_dtypes(OP, &gpu, &[x, k_out, v_out])?;
-    let (m, nq, k) = gemv_dims(OP, x, wq)?;
-    let (_, nkv, _) = gemv_dims(OP, x, wk)?;
-    if m != 1 {
-        return Err(Error::shape(
-            OP,
-            format!("x must be one row, got {:?}", x.shape()),
-        ));
-    }
-    if wv.shape() != wk.shape() || wk.qtype() != wq.qtype() {
-        return Err(Error::shape(
-            OP,
-            format!(
-                "k {:?} and v {:?} must have one shape, and q ({:?}) and k ({:?}) one type",
-                wk.shape(),
-                wv.shape(),
-                wq.qtype(),
-                wk.qtype()
-            ),
-        ));
-    }
-    if nq % GEMV_ROWS != 0 || nkv % GEMV_ROWS != 0 {
-        return Err(Error::shape(
-            OP,
-            format!("q's {nq} and k's {nkv} rows must be multiples of {GEMV_ROWS}"),
-        ));
-    }
-    if k_out.numel() != nkv || v_out.numel() != nkv {
-        return Err(Error::shape(
-            OP,
-            format!(
-                "k_out {:?} and v_out {:?} must hold {nkv} values",
-                k_out.shape(),
-                v_out.shape()
-            ),
-        ));
-    }
-    let same = |a: &Tensor, b: &Tensor| std::sync::Arc::ptr_eq(a.buffer(), b.buffer());
-    if same(k_out, v_out) || same(x, k_out) || same(x, v_out) {
-        return Err(Error::shape(
-            OP,
-            "x, k_out and v_out must be three buffers (WebGPU binds a written buffer once)",
-        ));
-    }
-    if let Some(r) = rope
-        && (r.head_dim == 0 || r.head_dim % 2 != 0 || nq % r.head_dim != 0 || nkv % r.head_dim != 0)
-    {
-        return Err(Error::shape(
-            OP,
-            format!(
-                "RoPE's head size {} must be even and divide {nq} and {nkv}",
-                r.head_dim
-            ),
-        ));
-    }
-    check_norm(OP, norm, x, m, k)?;
+    let (nq, nkv, k) = check_qkv(OP, x, [wq, wk, wv], [k_out, v_out], rope, norm)?;
     let factors = rope.and_then(|r| r.factors);
-    if let Some(r) = rope {
-        crate::kernels::rope::check_factors(OP, r.factors, r.head_dim)?;
-    }
     let q = Tensor::empty(&gpu, &[1, nq], dtype)?;
     let groups = to_u32(OP, "row groups", (nq + 2 * nkv) / GEMV_ROWS)?;
     gpu.check_workgroups("quant::gemv_qkv output groups", groups)?;
@@ -513,19 +432,19 @@ pub fn gemv_qkv(
         ],
     });
     let bindings = [
-        (0, wq.buffer()),
-        (1, x.buffer()),
-        (2, q.buffer()),
-        (5, wk.buffer()),
-        (7, wv.buffer()),
-        (8, k_out.buffer()),
-        (9, v_out.buffer()),
+        (slot::W, wq.buffer()),
+        (slot::X, x.buffer()),
+        (slot::OUT, q.buffer()),
+        (slot::W_UP, wk.buffer()),
+        (slot::W_V, wv.buffer()),
+        (slot::OUT_K, k_out.buffer()),
+        (slot::OUT_V, v_out.buffer()),
         // The norm weight and RoPE's factors; x stands in for either when there is none (bound,
         // never read).
-        (10, norm.map_or(x, |n| n.weight).buffer()),
-        (11, factors.unwrap_or(x).buffer()),
+        (slot::NORM_W, norm.map_or(x, |n| n.weight).buffer()),
+        (slot::ROPE_FACTORS, factors.unwrap_or(x).buffer()),
     ];
-    rec.dispatch_at(&pipeline, &bindings, 3, &params, [groups, 1, 1]);
+    rec.dispatch_at(&pipeline, &bindings, slot::PARAMS, &params, [groups, 1, 1]);
     Ok(q)
 }
 
@@ -593,10 +512,51 @@ fn rows(rec: &mut Recorder, w: &QTensor, ids: Option<&Tensor>, dtype: DType) -> 
         constants: &[("QTYPE", qtype_constant(w.qtype()))],
     });
     let grid = grid_1d(&gpu, OP, threads.div_ceil(256))?;
-    let mut bindings = vec![(0, w.buffer()), (2, out.buffer())];
+    let mut bindings = vec![(slot::W, w.buffer()), (slot::OUT, out.buffer())];
     if let Some(ids) = ids {
-        bindings.push((6, ids.buffer()));
+        bindings.push((slot::IDS, ids.buffer()));
     }
-    rec.dispatch_at(&pipeline, &bindings, 3, &params, grid);
+    rec.dispatch_at(&pipeline, &bindings, slot::PARAMS, &params, grid);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SHADER, slot};
+
+    /// Every named slot is the `@binding` of the WGSL variable of that name, and every binding the
+    /// shader declares has a name here.
+    #[test]
+    fn binding_slots_match_the_shader() {
+        let named = [
+            ("w", slot::W),
+            ("x", slot::X),
+            ("out", slot::OUT),
+            ("p", slot::PARAMS),
+            ("residual", slot::RESIDUAL),
+            ("w_up", slot::W_UP),
+            ("ids", slot::IDS),
+            ("w_v", slot::W_V),
+            ("out_k", slot::OUT_K),
+            ("out_v", slot::OUT_V),
+            ("norm_w", slot::NORM_W),
+            ("rope_factors", slot::ROPE_FACTORS),
+        ];
+        let declared: Vec<(String, u32)> = SHADER
+            .lines()
+            .filter_map(|l| {
+                let rest = l.trim().strip_prefix("@group(0) @binding(")?;
+                let (n, rest) = rest.split_once(')')?;
+                let name = rest.split_once('>')?.1.trim().split(':').next()?.trim();
+                Some((name.to_string(), n.parse().ok()?))
+            })
+            .collect();
+        assert_eq!(declared.len(), named.len(), "{declared:?}");
+        for (name, slot) in named {
+            assert!(
+                declared.iter().any(|(n, s)| n == name && *s == slot),
+                "`{name}` is not @binding({slot}) in shaders/quant.wgsl: {declared:?}"
+            );
+        }
+    }
 }
