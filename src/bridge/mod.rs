@@ -4,6 +4,7 @@
 
 #[cfg(target_arch = "wasm32")]
 mod fetch;
+pub mod folder;
 pub mod load;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;

@@ -7,11 +7,21 @@ use serde::Deserialize;
 use tokenizers::{Tokenizer, TruncationParams};
 
 use crate::bridge::Weights;
+use crate::bridge::folder::{FileSpec, FolderFiles};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::{norm::l2_normalize, pool::mean_pool};
 use crate::models::bert::{Bert, Config};
 use crate::tensor::{DType, Tensor};
+
+/// The files of a sentence-transformers folder besides the weights (`ModelFiles` reads them).
+pub const EMBEDDER_FILES: &[FileSpec] = &[
+    FileSpec::required("config.json"),
+    FileSpec::required("tokenizer.json"),
+    FileSpec::optional("sentence_bert_config.json"),
+    FileSpec::optional("modules.json"),
+    FileSpec::optional("1_Pooling/config.json"),
+];
 
 /// The text files of a sentence-transformers model folder, as bytes (read natively, fetched on the web).
 pub struct ModelFiles<'a> {
@@ -68,6 +78,19 @@ struct Pooling {
     pooling_mode_cls_token: bool,
     #[serde(default)]
     pooling_mode_max_tokens: bool,
+}
+
+impl<'a> ModelFiles<'a> {
+    /// The files of [`EMBEDDER_FILES`] as a folder read gave them.
+    pub fn from_folder(files: &'a FolderFiles) -> Result<ModelFiles<'a>> {
+        Ok(ModelFiles {
+            config: files.required("config.json")?,
+            tokenizer: files.required("tokenizer.json")?,
+            sentence_bert_config: files.get("sentence_bert_config.json"),
+            modules: files.get("modules.json"),
+            pooling: files.get("1_Pooling/config.json"),
+        })
+    }
 }
 
 impl Embedder {
@@ -132,28 +155,9 @@ impl Embedder {
     /// `tokenizer.json`, ...).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn from_dir(gpu: &Gpu, dir: &std::path::Path) -> Result<Embedder> {
-        let read = |name: &str| std::fs::read(dir.join(name));
-        let need = |name: &str| {
-            read(name).map_err(|e| Error::Io {
-                source_name: dir.join(name).display().to_string(),
-                message: e.to_string(),
-            })
-        };
+        let files = crate::bridge::folder::read_dir(dir, EMBEDDER_FILES)?;
         let weights = crate::bridge::native::load(gpu, dir, &mut |_| {})?;
-        let (config, tokenizer) = (need("config.json")?, need("tokenizer.json")?);
-        let (st, modules, pooling) = (
-            read("sentence_bert_config.json").ok(),
-            read("modules.json").ok(),
-            read("1_Pooling/config.json").ok(),
-        );
-        let files = ModelFiles {
-            config: &config,
-            tokenizer: &tokenizer,
-            sentence_bert_config: st.as_deref(),
-            modules: modules.as_deref(),
-            pooling: pooling.as_deref(),
-        };
-        Embedder::new(gpu, &weights, &files)
+        Embedder::new(gpu, &weights, &ModelFiles::from_folder(&files)?)
     }
 
     /// Output dimension (the hidden size).

@@ -3,9 +3,10 @@
 use js_sys::{Array, Float32Array, Object};
 use wasm_bindgen::prelude::*;
 
-use crate::bridge::web::{Source, fetch_bytes, load};
+use crate::bridge::folder::fetch_folder;
+use crate::bridge::web::{Source, load};
 use crate::gpu::Gpu;
-use crate::models::embedder::{Embedder as RustEmbedder, ModelFiles, cosine};
+use crate::models::embedder::{EMBEDDER_FILES, Embedder as RustEmbedder, ModelFiles, cosine};
 use crate::web::Device;
 
 /// A sentence-embedding model on the GPU.
@@ -102,22 +103,10 @@ async fn load_embedder(
     base: &str,
     options: Option<&Object>,
 ) -> Result<Embedder, JsValue> {
-    let base = if base.ends_with('/') {
-        base.to_string()
-    } else {
-        format!("{base}/")
-    };
+    let base = crate::bridge::folder::folder_url(base);
     let opts = crate::web::LoadOptions::from_js(options);
     let net = opts.net();
-    let text = |name: &'static str, optional: bool| {
-        let url = format!("{base}{name}");
-        async move { fetch_bytes(gpu, &url, net, optional).await }
-    };
-    let config = text("config.json", false).await?.unwrap_or_default();
-    let tokenizer = text("tokenizer.json", false).await?.unwrap_or_default();
-    let st = text("sentence_bert_config.json", true).await?;
-    let modules = text("modules.json", true).await?;
-    let pooling = text("1_Pooling/config.json", true).await?;
+    let folder = fetch_folder(gpu, &base, net, EMBEDDER_FILES).await?;
     let mut on_progress = |p: crate::bridge::Progress<'_>| opts.report(p);
     let weights = load(
         gpu,
@@ -126,13 +115,7 @@ async fn load_embedder(
         &mut on_progress,
     )
     .await?;
-    let files = ModelFiles {
-        config: &config,
-        tokenizer: &tokenizer,
-        sentence_bert_config: st.as_deref(),
-        modules: modules.as_deref(),
-        pooling: pooling.as_deref(),
-    };
+    let files = ModelFiles::from_folder(&folder)?;
     Ok(Embedder {
         inner: RustEmbedder::new(gpu, &weights, &files)?,
     })

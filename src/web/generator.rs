@@ -10,10 +10,11 @@ use js_sys::{Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, spawn_local};
 
-use crate::bridge::web::{Source, fetch_bytes, load, load_gguf_checked};
+use crate::bridge::folder::{fetch_folder, folder_url};
+use crate::bridge::web::{Source, load, load_gguf_checked};
 use crate::error::Error;
 use crate::gpu::Gpu;
-use crate::models::generate::{GenerateOptions, Generation, Generator as RustGenerator};
+use crate::models::generate::{GenerateOptions, Generation, Generator as RustGenerator, HF_FILES};
 use crate::models::llama::check_fits;
 use crate::web::{Device, LoadOptions};
 
@@ -410,22 +411,10 @@ async fn load_generator(
         .filter(|s| s.split(['?', '#']).next().is_some_and(|p| p.ends_with('/')));
     let inner = match folder {
         Some(base) => {
-            let text = |name: &'static str, optional: bool| {
-                let url = format!("{base}{name}");
-                async move { fetch_bytes(gpu, &url, net, optional).await }
-            };
-            let config = text("config.json", false).await?.unwrap_or_default();
-            let tokenizer = text("tokenizer.json", false).await?.unwrap_or_default();
-            let tokenizer_config = text("tokenizer_config.json", true).await?;
-            let url = format!("{base}model.safetensors");
+            let files = fetch_folder(gpu, &base, net, HF_FILES).await?;
+            let url = format!("{}model.safetensors", folder_url(&base));
             let weights = load(gpu, Source::Url(url), net, &mut on_progress).await?;
-            let g = RustGenerator::from_hf(
-                gpu,
-                &weights,
-                &config,
-                &tokenizer,
-                tokenizer_config.as_deref(),
-            )?;
+            let g = RustGenerator::from_hf_folder(gpu, &weights, &files)?;
             match context {
                 Some(n) => g.with_context(n)?,
                 None => g,

@@ -6,10 +6,12 @@ use js_sys::{Array, Float32Array, Object, Reflect, Uint8ClampedArray};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
-use crate::bridge::web::{Source, fetch_bytes, load};
+use crate::bridge::folder::{fetch_folder, folder_url};
+use crate::bridge::web::{Source, load};
 use crate::error::Error;
 use crate::gpu::Gpu;
 use crate::kernels::preprocess::GpuImage;
+use crate::models::IMAGE_FILES;
 use crate::models::efficientnet::Classifier as RustClassifier;
 use crate::models::rdn::Upscaler as RustUpscaler;
 use crate::tensor::Tensor;
@@ -89,26 +91,17 @@ pub fn image_from_bitmap(gpu: &Gpu, bitmap: &web_sys::ImageBitmap) -> crate::Res
     image_from_source(gpu, bitmap.as_ref())
 }
 
-fn folder(base: &str) -> String {
-    if base.ends_with('/') {
-        base.to_string()
-    } else {
-        format!("{base}/")
-    }
-}
-
 /// Loads `config.json` and `model.safetensors` (streamed into GPU buffers) from a model folder.
 async fn load_folder(
     gpu: &Gpu,
     base: &str,
     options: Option<&Object>,
 ) -> Result<(Vec<u8>, crate::bridge::Weights), JsValue> {
-    let base = folder(base);
+    let base = folder_url(base);
     let opts = crate::web::LoadOptions::from_js(options);
     let net = opts.net();
-    let config = fetch_bytes(gpu, &format!("{base}config.json"), net, false)
-        .await?
-        .unwrap_or_default();
+    let files = fetch_folder(gpu, &base, net, IMAGE_FILES).await?;
+    let config = files.required("config.json")?.to_vec();
     let mut on_progress = |p: crate::bridge::Progress<'_>| opts.report(p);
     let weights = load(
         gpu,

@@ -10,6 +10,14 @@ use crate::models::llama::{Config, DEFAULT_CONTEXT, Llama, check_fits};
 use crate::models::text::{ChatTemplate, tokenizer_from_gguf};
 
 use super::{Generator, RawStart};
+use crate::bridge::folder::{FileSpec, FolderFiles};
+
+/// The files of a Hugging Face model folder a generator reads besides the weights.
+pub const HF_FILES: &[FileSpec] = &[
+    FileSpec::required("config.json"),
+    FileSpec::required("tokenizer.json"),
+    FileSpec::optional("tokenizer_config.json"),
+];
 
 fn model_error(source: &str, message: impl Into<String>) -> Error {
     Error::Model {
@@ -157,20 +165,19 @@ impl Generator {
                 crate::bridge::native::load_gguf_checked(gpu, path, on_progress, &check)?;
             return Self::from_gguf_with_context(gpu, &source, &header, &weights, context);
         }
-        let read = |name: &str| {
-            std::fs::read(path.join(name)).map_err(|e| Error::Io {
-                source_name: path.join(name).display().to_string(),
-                message: e.to_string(),
-            })
-        };
+        let files = crate::bridge::folder::read_dir(path, HF_FILES)?;
         let weights = crate::bridge::native::load(gpu, path, on_progress)?;
-        let tokenizer_config = read("tokenizer_config.json").ok();
+        Self::from_hf_folder(gpu, &weights, &files)
+    }
+
+    /// [`Generator::from_hf`] with the files of [`HF_FILES`] as a folder read gave them.
+    pub fn from_hf_folder(gpu: &Gpu, weights: &Weights, files: &FolderFiles) -> Result<Generator> {
         Self::from_hf(
             gpu,
-            &weights,
-            &read("config.json")?,
-            &read("tokenizer.json")?,
-            tokenizer_config.as_deref(),
+            weights,
+            files.required("config.json")?,
+            files.required("tokenizer.json")?,
+            files.get("tokenizer_config.json"),
         )
     }
 

@@ -18,6 +18,8 @@ use crate::tensor::{DType, Tensor};
 mod load;
 mod steps;
 
+pub use load::HF_FILES;
+
 /// How to generate.
 #[derive(Clone, Debug)]
 pub struct GenerateOptions {
