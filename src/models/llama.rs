@@ -15,6 +15,7 @@ use crate::kernels::attention::{self, attention};
 use crate::kernels::embedding::{Extras, embedding};
 use crate::kernels::rope::{Layout, rope_scaled};
 use crate::kernels::{elementwise, norm::rms_norm, quant};
+use crate::qtensor::QTensor;
 use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
@@ -283,11 +284,44 @@ impl Llama {
         let c = &self.cfg;
         let seq = x.shape()[0];
         let (heads, kv_heads, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim);
-        let eps = c.rms_norm_eps;
-        // Decoding on a GPU, GGUF weights (q and k of one type, v of any): the three projections and
-        // RoPE in one dispatch (quant::gemv_qkv); with fold_norms the RMSNorms too (into it and the
-        // SwiGLU GEMV).
-        let fused = match (&b.q.weight, &b.k.weight, &b.v.weight) {
+        // LlamaAttention.forward: project, rotate q and k, append k and v to the cache.
+        let cache_rows = |cache: &Tensor| -> Result<Tensor> {
+            let rows = cache.reshape(&cache.shape()[1..])?.narrow(pos0, seq)?;
+            rows.reshape(&[1, seq, kv_heads, hd])
+        };
+        let k_rows = cache_rows(k_cache)?;
+        let v_rows = cache_rows(v_cache)?.reshape(&[seq, kv_heads * hd])?;
+        let fused = self.fused_qkv(rec, b, seq);
+        let rope = (pos0, rope_factors);
+        let q = match fused {
+            Some(w) => self.qkv_fused(rec, b, x, w, rope, [&k_rows, &v_rows])?,
+            None => self.qkv(rec, b, x, rope, [&k_rows, &v_rows])?,
+        };
+        let opts = attention::Options {
+            causal: true,
+            kv_len: Some(pos0 + seq),
+            scale: Some(self.attn_scale),
+            window: b.window,
+            softcap: c.attn_softcap,
+            ..Default::default()
+        };
+        let a = attention(rec, &q, k_cache, v_cache, opts)?.reshape(&[seq, heads * hd])?;
+        let x = add_branch(rec, &b.o, &a, b.post_attn_norm.as_ref(), x, c.rms_norm_eps)?;
+        self.mlp(rec, b, &x, fused.is_some())
+    }
+
+    /// Decoding on a GPU, GGUF weights (q and k of one type, v of any): the quantized q, k and v
+    /// whose projections and RoPE run in one dispatch (`quant::gemv_qkv`), with `fold_norms` the
+    /// RMSNorms too (into it and the SwiGLU GEMV). `None` where that does not apply.
+    fn fused_qkv<'b>(
+        &self,
+        rec: &Recorder,
+        b: &'b Block,
+        seq: usize,
+    ) -> Option<(&'b QTensor, &'b QTensor, &'b QTensor)> {
+        let c = &self.cfg;
+        let (heads, kv_heads, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim);
+        match (&b.q.weight, &b.k.weight, &b.v.weight) {
             (AnyTensor::Quant(wq), AnyTensor::Quant(wk), AnyTensor::Quant(wv))
                 if seq == 1
                     && b.q.bias.is_none()
@@ -300,65 +334,87 @@ impl Llama {
                 Some((wq, wk, wv))
             }
             _ => None,
+        }
+    }
+
+    /// One token's q (returned) with k and v written to the cache rows, in one GEMV dispatch (with
+    /// the input RMSNorm folded in, or its own dispatch before). `rope`: (position, factors).
+    fn qkv_fused(
+        &self,
+        rec: &mut Recorder,
+        b: &Block,
+        x: &Tensor,
+        (wq, wk, wv): (&QTensor, &QTensor, &QTensor),
+        (pos0, factors): (usize, Option<&Tensor>),
+        [k_rows, v_rows]: [&Tensor; 2],
+    ) -> Result<Tensor> {
+        let c = &self.cfg;
+        let eps = c.rms_norm_eps;
+        let rope = quant::Rope {
+            pos: pos0,
+            theta: b.rope_theta,
+            head_dim: c.head_dim,
+            factors,
+            rotate_half: self.rope_layout == Layout::RotateHalf,
         };
-        // LlamaAttention.forward: project, rotate q and k, append k and v to the cache.
-        let cache_rows = |cache: &Tensor| -> Result<Tensor> {
-            let rows = cache.reshape(&cache.shape()[1..])?.narrow(pos0, seq)?;
-            rows.reshape(&[1, seq, kv_heads, hd])
-        };
-        let k_rows = cache_rows(k_cache)?;
-        let v_rows = cache_rows(v_cache)?.reshape(&[seq, kv_heads * hd])?;
-        let q = if let Some((wq, wk, wv)) = fused {
-            let rope = quant::Rope {
-                pos: pos0,
-                theta: b.rope_theta,
-                head_dim: hd,
-                factors: rope_factors,
-                rotate_half: self.rope_layout == Layout::RotateHalf,
+        let (h, norm) = if self.fold_norms {
+            let norm = quant::Norm {
+                weight: &b.attn_norm,
+                eps,
             };
-            // The norm folded into the kernel, or its own dispatch first.
-            let (h, norm) = if self.fold_norms {
-                let norm = quant::Norm {
-                    weight: &b.attn_norm,
-                    eps,
-                };
-                (x.clone(), Some(norm))
-            } else {
-                (rms_norm(rec, x, &b.attn_norm, eps)?, None)
-            };
-            quant::gemv_qkv(rec, &h, wq, wk, wv, &k_rows, &v_rows, Some(rope), norm)?
-                .reshape(&[1, seq, heads, hd])?
+            (x.clone(), Some(norm))
         } else {
-            let h = rms_norm(rec, x, &b.attn_norm, eps)?;
-            // Qwen3Attention.forward: q_norm / k_norm over each head, before RoPE.
-            let head_norm = |rec: &mut Recorder, t: Tensor, w: &Option<Tensor>| match w {
-                Some(w) => rms_norm(rec, &t, w, eps),
-                None => Ok(t),
-            };
-            let (theta, layout) = (b.rope_theta, self.rope_layout);
-            let q = b.q.forward(rec, &h, None, None)?;
-            let q = head_norm(rec, q.reshape(&[1, seq, heads, hd])?, &b.q_norm)?;
-            let q = rope_scaled(rec, &q, None, pos0, theta, layout, rope_factors)?;
-            let k = b.k.forward(rec, &h, None, None)?;
-            let k = head_norm(rec, k.reshape(&[1, seq, kv_heads, hd])?, &b.k_norm)?;
-            rope_scaled(rec, &k, Some(&k_rows), pos0, theta, layout, rope_factors)?;
-            b.v.forward(rec, &h, None, Some(&v_rows))?;
-            q
+            (rms_norm(rec, x, &b.attn_norm, eps)?, None)
         };
-        let opts = attention::Options {
-            causal: true,
-            kv_len: Some(pos0 + seq),
-            scale: Some(self.attn_scale),
-            window: b.window,
-            softcap: c.attn_softcap,
-            ..Default::default()
+        quant::gemv_qkv(rec, &h, wq, wk, wv, k_rows, v_rows, Some(rope), norm)?.reshape(&[
+            1,
+            x.shape()[0],
+            c.num_attention_heads,
+            c.head_dim,
+        ])
+    }
+
+    /// q, k and v by their own projections: the input RMSNorm, Qwen3's per-head norms of q and k,
+    /// RoPE on both (k into the cache rows), v into its cache rows. Returns q.
+    fn qkv(
+        &self,
+        rec: &mut Recorder,
+        b: &Block,
+        x: &Tensor,
+        (pos0, factors): (usize, Option<&Tensor>),
+        [k_rows, v_rows]: [&Tensor; 2],
+    ) -> Result<Tensor> {
+        let c = &self.cfg;
+        let eps = c.rms_norm_eps;
+        let seq = x.shape()[0];
+        let (heads, kv_heads, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim);
+        let h = rms_norm(rec, x, &b.attn_norm, eps)?;
+        // Qwen3Attention.forward: q_norm / k_norm over each head, before RoPE.
+        let head_norm = |rec: &mut Recorder, t: Tensor, w: &Option<Tensor>| match w {
+            Some(w) => rms_norm(rec, &t, w, eps),
+            None => Ok(t),
         };
-        let a = attention(rec, &q, k_cache, v_cache, opts)?.reshape(&[seq, heads * hd])?;
-        let x = add_branch(rec, &b.o, &a, b.post_attn_norm.as_ref(), x, eps)?;
-        let silu = c.act == Act::Silu;
-        // LlamaMLP.forward: down(silu(gate(h)) * up(h)), h = norm(x).
-        if let (Some(_), true, true, AnyTensor::Quant(g), AnyTensor::Quant(u)) =
-            (fused, self.fold_norms, silu, &b.gate.weight, &b.up.weight)
+        let (theta, layout) = (b.rope_theta, self.rope_layout);
+        let q = b.q.forward(rec, &h, None, None)?;
+        let q = head_norm(rec, q.reshape(&[1, seq, heads, hd])?, &b.q_norm)?;
+        let q = rope_scaled(rec, &q, None, pos0, theta, layout, factors)?;
+        let k = b.k.forward(rec, &h, None, None)?;
+        let k = head_norm(rec, k.reshape(&[1, seq, kv_heads, hd])?, &b.k_norm)?;
+        rope_scaled(rec, &k, Some(k_rows), pos0, theta, layout, factors)?;
+        b.v.forward(rec, &h, None, Some(v_rows))?;
+        Ok(q)
+    }
+
+    /// LlamaMLP.forward with the residual: x + down(act(gate(h)) * up(h)), h = norm(x) (Gemma: a
+    /// norm after too). Decoding with the fused QKV path and `fold_norms`, the norm folds into the
+    /// gated GEMV; quantized weights for few rows take the gated GEMV; else two linears and the
+    /// elementwise gate.
+    fn mlp(&self, rec: &mut Recorder, b: &Block, x: &Tensor, fused: bool) -> Result<Tensor> {
+        let c = &self.cfg;
+        let eps = c.rms_norm_eps;
+        let seq = x.shape()[0];
+        if let (true, true, Act::Silu, AnyTensor::Quant(g), AnyTensor::Quant(u)) =
+            (fused, self.fold_norms, c.act, &b.gate.weight, &b.up.weight)
             && g.qtype() == u.qtype()
             && b.post_mlp_norm.is_none()
         {
@@ -366,10 +422,10 @@ impl Llama {
                 weight: &b.mlp_norm,
                 eps,
             };
-            let act = quant::gemv_swiglu_norm(rec, &x, g, u, norm)?;
-            return b.down.forward(rec, &act, Some(&x), None);
+            let act = quant::gemv_swiglu_norm(rec, x, g, u, norm)?;
+            return b.down.forward(rec, &act, Some(x), None);
         }
-        let h = rms_norm(rec, &x, &b.mlp_norm, eps)?;
+        let h = rms_norm(rec, x, &b.mlp_norm, eps)?;
         let act = match (&b.gate.weight, &b.up.weight) {
             (AnyTensor::Quant(g), AnyTensor::Quant(u))
                 if seq <= gemv_max_rows(rec.gpu()) && g.qtype() == u.qtype() =>
@@ -388,7 +444,7 @@ impl Llama {
                 }
             }
         };
-        add_branch(rec, &b.down, &act, b.post_mlp_norm.as_ref(), &x, eps)
+        add_branch(rec, &b.down, &act, b.post_mlp_norm.as_ref(), x, eps)
     }
 }
 
