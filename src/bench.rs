@@ -7,6 +7,9 @@
 //! sync: `iters` runs are recorded, several per submit for small ops, then the GPU is waited for.
 //! Memory-bound ops rotate over enough copies of their weights to defeat the GPU's last-level cache.
 
+mod chains;
+use chains::bench_chains;
+
 use crate::clock::now_ms;
 use serde_json::{Value, json};
 
@@ -307,157 +310,6 @@ async fn bench_decode(gpu: &Gpu, cfg: &BenchConfig, dtype: DType, kv_len: usize)
         "kv_heads": kv_heads, "ms": ms, "gbps": kv_bytes as f64 / (ms * 1e6),
         "gflops": attention::flops(1, heads, 1, kv_len, d) / (ms * 1e6),
     })))
-}
-
-/// Dispatches in one chain of [`bench_chains`].
-const CHAIN: usize = 32;
-
-/// What one dispatch of decoding costs: chains of [`CHAIN`] dispatches of one kernel on SmolLM2-135M's
-/// shapes, each reading the previous one's output (`"dependent": true`, as in a decoding step, where
-/// every dispatch waits for the one before) or all writing fresh buffers (`false`: the GPU may
-/// overlap them). `"us"` is the time of one dispatch (wall clock; `"gpu_us"` from timestamps).
-async fn bench_chains(gpu: &Gpu, cfg: &BenchConfig) -> Result<Vec<Value>> {
-    use crate::dtype::QuantType;
-    use crate::kernels::{norm, quant};
-    use crate::qtensor::QTensor;
-    let qt = |n: usize, k: usize, q: QuantType| -> Result<QTensor> {
-        // Small positive f16 scales (0x2c00 = 0.0625) and varied quants: no NaN, no denormals.
-        let bytes: Vec<u8> = (0..q.bytes_for((n * k) as u64) as usize)
-            .map(|i| {
-                if i % 2 == 1 {
-                    0x2c
-                } else {
-                    (i * 37 % 251) as u8 & 0x7f
-                }
-            })
-            .collect();
-        QTensor::from_blocks(gpu, &bytes, &[n, k], q)
-    };
-    let (hidden, inter, vocab) = (576, 1536, 49152);
-    let x = filled(gpu, DType::F32, &[1, hidden])?;
-    let xi = filled(gpu, DType::F32, &[1, inter])?;
-    let nw = filled(gpu, DType::F32, &[hidden])?;
-    let sq = qt(hidden, hidden, QuantType::Q4_1)?;
-    let down = qt(hidden, inter, QuantType::Q4_1)?;
-    let up = qt(inter, hidden, QuantType::Q4_1)?;
-    let lm = qt(vocab, hidden, QuantType::Q8_0)?;
-    let tiny = qt(32, 32, QuantType::Q4_1)?;
-    let x32 = filled(gpu, DType::F32, &[1, 32])?;
-    let mut lines = Vec::new();
-    type Step<'a> = Box<dyn Fn(&mut Recorder, &Tensor, Option<&Tensor>) -> Result<Tensor> + 'a>;
-    let cases: Vec<(&str, &Tensor, Step)> = vec![
-        (
-            "gemv q4_1 32x32 (one workgroup)",
-            &x32,
-            Box::new(|rec, h, out| {
-                quant::gemv_with(
-                    rec,
-                    h,
-                    &tiny,
-                    quant::GemvOptions {
-                        out,
-                        ..Default::default()
-                    },
-                )
-            }),
-        ),
-        (
-            "rms_norm 576",
-            &x,
-            Box::new(|rec, h, _| norm::rms_norm(rec, h, &nw, 1e-5)),
-        ),
-        (
-            "gemv q4_1 576x576",
-            &x,
-            Box::new(|rec, h, out| {
-                quant::gemv_with(
-                    rec,
-                    h,
-                    &sq,
-                    quant::GemvOptions {
-                        out,
-                        ..Default::default()
-                    },
-                )
-            }),
-        ),
-        (
-            "gemv q4_1 576x1536 + residual",
-            &xi,
-            Box::new(|rec, h, out| {
-                let y = quant::gemv_with(
-                    rec,
-                    h,
-                    &down,
-                    quant::GemvOptions {
-                        residual: Some(&x),
-                        ..Default::default()
-                    },
-                )?;
-                quant::gemv_with(
-                    rec,
-                    &y,
-                    &up,
-                    quant::GemvOptions {
-                        out,
-                        ..Default::default()
-                    },
-                )
-            }),
-        ),
-        (
-            "swiglu q4_1 1536x576 + gemv back",
-            &x,
-            Box::new(|rec, h, out| {
-                let y = quant::gemv_swiglu(rec, h, &up, &up)?;
-                quant::gemv_with(
-                    rec,
-                    &y,
-                    &down,
-                    quant::GemvOptions {
-                        out,
-                        ..Default::default()
-                    },
-                )
-            }),
-        ),
-        (
-            "gemv q8_0 49152x576 (lm_head)",
-            &x,
-            Box::new(|rec, h, _| quant::gemv(rec, h, &lm, None)),
-        ),
-    ];
-    for (name, x0, step) in &cases {
-        for dependent in [true, false] {
-            let fixed = step(&mut gpu.recorder(), x0, None)?;
-            let t = time(gpu, cfg, 1 << 20, &mut |rec| {
-                let mut h = (*x0).clone();
-                for _ in 0..CHAIN {
-                    // Dependent: each reads the last output, or (another shape) writes over it.
-                    let square = fixed.shape() == x0.shape();
-                    let (input, out) = match (dependent, square) {
-                        (true, true) => (&h, None),
-                        (true, false) => (*x0, Some(&fixed)),
-                        (false, _) => (*x0, None),
-                    };
-                    let y = step(rec, input, out)?;
-                    if dependent && square {
-                        h = y;
-                    }
-                }
-                Ok(h)
-            })
-            .await?;
-            let per = |ms: f64| round4(ms * 1e3 / CHAIN as f64);
-            let mut v = json!({"op": "chain", "kernel": name, "dependent": dependent,
-                "dispatches": CHAIN, "ms": t.ms, "us": per(t.ms)});
-            if let Some(g) = t.gpu_ms {
-                v["gpu_us"] = json!(per(g));
-            }
-            lines.push(v);
-        }
-    }
-    Ok(lines)
 }
 
 /// Convolution shapes of the image models: (name, [H, W, C_in], [C_out, KH, KW], stride, groups).
