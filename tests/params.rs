@@ -212,3 +212,143 @@ fn the_checker_sees_disagreements() {
         f("struct Params { a: u32, b: f32, _p0: u32, _p1: u32, crop: vec4<u32>, x: u32, }");
     assert!(compare(&rust, &longer).is_err());
 }
+
+/// `@group(0) @binding(N) var<…> name` declarations of a WGSL source: (name, N).
+fn wgsl_bindings(code: &str) -> Vec<(String, u32)> {
+    code.lines()
+        .filter_map(|l| {
+            let rest = l.trim().strip_prefix("@group(0) @binding(")?;
+            let (n, rest) = rest.split_once(')')?;
+            let name = rest.split_once('>')?.1.trim().split(':').next()?.trim();
+            Some((name.to_string(), n.parse().ok()?))
+        })
+        .collect()
+}
+
+/// `pub const NAME: u32 = N;` in a kernel module's `mod slot { … }`: (NAME, N).
+fn rust_slots(code: &str) -> Option<Vec<(String, u32)>> {
+    let start = code.find("mod slot {")?;
+    let body = &code[start..];
+    let body = &body[..body.find("\n}").expect("mod slot's closing brace")];
+    Some(
+        body.lines()
+            .filter_map(|l| {
+                let rest = l.trim().strip_prefix("pub const ")?;
+                let (name, rest) = rest.split_once(": u32 = ")?;
+                Some((name.to_string(), rest.trim_end_matches(';').parse().ok()?))
+            })
+            .collect(),
+    )
+}
+
+/// The binding index a kernel module passes to a shader is a name, never a bare number: a module
+/// that places buffers by index (`dispatch_at`) declares `mod slot { pub const NAME: u32 = N; }`,
+/// and every NAME is the WGSL variable of that name (`PARAMS` for the uniform `p`) at that index,
+/// every binding of its shaders is named, and no `(3, x.buffer())` literal is left. Modules that
+/// bind in order (`dispatch`: buffers 0..n, then the uniform) must have shaders laid out so: the
+/// storage buffers first and contiguous, the uniform `p` right after them.
+#[test]
+fn binding_indices_are_named_and_match_the_shaders() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut problems = Vec::new();
+    let mut named = 0;
+    let mut files: Vec<_> = std::fs::read_dir(root.join("src/kernels"))
+        .expect("src/kernels")
+        .map(|e| e.expect("an entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .collect();
+    files.sort();
+    for path in files {
+        let code = std::fs::read_to_string(&path).expect("a kernel module");
+        let file = path.file_name().unwrap().to_string_lossy().to_string();
+        let mut shaders = included_shaders(&code);
+        shaders.sort();
+        shaders.dedup();
+        let mut declared: Vec<(String, u32)> = Vec::new();
+        for s in &shaders {
+            let text = std::fs::read_to_string(root.join(s)).expect("an included shader");
+            for b in wgsl_bindings(&text) {
+                if !declared.contains(&b) {
+                    declared.push(b);
+                }
+            }
+        }
+        match rust_slots(&code) {
+            Some(slots) => {
+                named += 1;
+                for (name, n) in &slots {
+                    let wgsl = if name == "PARAMS" {
+                        "p".to_string()
+                    } else {
+                        name.to_lowercase()
+                    };
+                    if !declared.contains(&(wgsl.clone(), *n)) {
+                        problems.push(format!(
+                            "{file}: slot::{name} = {n}, but {shaders:?} declare {declared:?}"
+                        ));
+                    }
+                }
+                for (wgsl, n) in &declared {
+                    let name = if wgsl == "p" {
+                        "PARAMS".to_string()
+                    } else {
+                        wgsl.to_uppercase()
+                    };
+                    if !slots.contains(&(name.clone(), *n)) {
+                        problems.push(format!(
+                            "{file}: binding {n} (`{wgsl}`) has no slot::{name}"
+                        ));
+                    }
+                }
+                for (i, line) in code.lines().enumerate() {
+                    // `(3, x.buffer())` anywhere on the line.
+                    let literal = line.match_indices('(').any(|(at, _)| {
+                        line[at + 1..].split_once(", ").is_some_and(|(n, rest)| {
+                            n.parse::<u32>().is_ok()
+                                && rest
+                                    .split(')')
+                                    .next()
+                                    .is_some_and(|r| r.ends_with(".buffer("))
+                        })
+                    });
+                    if literal {
+                        problems.push(format!(
+                            "{file}:{}: a bare binding index: {}",
+                            i + 1,
+                            line.trim()
+                        ));
+                    }
+                }
+            }
+            None if code.contains("dispatch_at(") => {
+                problems.push(format!(
+                    "{file} binds by index (dispatch_at) without a mod slot"
+                ));
+            }
+            None => {
+                // In order: storage 0..n, the uniform p at n, in each shader on its own.
+                for s in &shaders {
+                    let text = std::fs::read_to_string(root.join(s)).expect("a shader");
+                    let b = wgsl_bindings(&text);
+                    let Some(&(_, p)) = b.iter().find(|(n, _)| n == "p") else {
+                        continue;
+                    };
+                    let mut storage: Vec<u32> = b
+                        .iter()
+                        .filter(|(n, _)| n != "p")
+                        .map(|&(_, i)| i)
+                        .collect();
+                    storage.sort_unstable();
+                    if storage != (0..p).collect::<Vec<_>>() {
+                        problems.push(format!(
+                            "{file} binds in order, but {s} has the uniform at {p} and storage at \
+                             {storage:?}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(named >= 1, "no kernel module names its bindings");
+}

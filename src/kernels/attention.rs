@@ -7,6 +7,18 @@ use crate::kernels::{check_dtypes, require_whole, to_u32};
 use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
+/// The shaders' bindings by name (`@binding(N) var … name`; tests/params.rs checks each against the WGSL).
+mod slot {
+    pub const Q: u32 = 0;
+    pub const K: u32 = 1;
+    pub const V: u32 = 2;
+    pub const MASK: u32 = 3;
+    pub const OUT: u32 = 4;
+    pub const PARAMS: u32 = 5;
+    /// The split decode's partial softmax states.
+    pub const PART: u32 = 6;
+}
+
 /// The prefill and decode kernels, the prefill's per-thread rows sized for head_dim ≤ 128 or ≤ 256
 /// (Gemma's; larger private arrays cost the common sizes registers, hence two builds).
 macro_rules! attention_source {
@@ -453,26 +465,26 @@ fn split_decode(
         })
     };
     let split_bindings = [
-        (0, q.buffer()),
-        (1, k.buffer()),
-        (2, v.buffer()),
-        (3, mask.buffer()),
-        (6, part.buffer()),
+        (slot::Q, q.buffer()),
+        (slot::K, k.buffer()),
+        (slot::V, v.buffer()),
+        (slot::MASK, mask.buffer()),
+        (slot::PART, part.buffer()),
     ];
     let groups = [rows_x, params.n_heads, params.batch];
     rec.dispatch_at(
         &pipeline("decode_split"),
         &split_bindings,
-        5,
+        slot::PARAMS,
         params,
         groups,
     );
-    let combine_bindings = [(4, out.buffer()), (6, part.buffer())];
+    let combine_bindings = [(slot::OUT, out.buffer()), (slot::PART, part.buffer())];
     let groups = [params.q_len, params.n_heads, params.batch];
     rec.dispatch_at(
         &pipeline("decode_combine"),
         &combine_bindings,
-        5,
+        slot::PARAMS,
         params,
         groups,
     );

@@ -11,6 +11,17 @@ use crate::recorder::Recorder;
 use crate::runtime::buffer::GpuBuffer;
 use crate::tensor::{DType, Tensor};
 
+/// The shaders' bindings by name (`@binding(N) var … name`; tests/params.rs checks each against the WGSL).
+mod slot {
+    pub const X: u32 = 0;
+    pub const OUT: u32 = 1;
+    pub const PARAMS: u32 = 2;
+    /// The batch norm's statistics, stacked (fold_batchnorm).
+    pub const BN: u32 = 3;
+    pub const OUT_BIAS: u32 = 4;
+    pub const RGBA: u32 = 5;
+}
+
 const SHADER: &str = include_str!("../../shaders/image.wgsl");
 
 #[repr(C)]
@@ -112,7 +123,7 @@ fn run(
         entry,
         constants: &[],
     });
-    rec.dispatch_at(&pipeline, bindings, 2, params, grid);
+    rec.dispatch_at(&pipeline, bindings, slot::PARAMS, params, grid);
     Ok(())
 }
 
@@ -135,7 +146,7 @@ pub fn global_avg_pool(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
         OP,
         "global_avg_pool",
         dtype,
-        &[(0, x.buffer()), (1, out.buffer())],
+        &[(slot::X, x.buffer()), (slot::OUT, out.buffer())],
         &p,
     )?;
     Ok(out)
@@ -188,7 +199,7 @@ pub fn avg_pool2d(
         OP,
         "avg_pool",
         dtype,
-        &[(0, x.buffer()), (1, out.buffer())],
+        &[(slot::X, x.buffer()), (slot::OUT, out.buffer())],
         &p,
     )?;
     Ok(out)
@@ -215,7 +226,7 @@ pub fn upsample_nearest(rec: &mut Recorder, x: &Tensor, factor: [usize; 2]) -> R
         OP,
         "upsample_nearest",
         dtype,
-        &[(0, x.buffer()), (1, out.buffer())],
+        &[(slot::X, x.buffer()), (slot::OUT, out.buffer())],
         &p,
     )?;
     Ok(out)
@@ -266,7 +277,7 @@ pub fn concat_channels(rec: &mut Recorder, xs: &[&Tensor]) -> Result<Tensor> {
                 OP,
                 "concat",
                 dtype,
-                &[(0, x.buffer()), (1, out.buffer())],
+                &[(slot::X, x.buffer()), (slot::OUT, out.buffer())],
                 &p,
             )?;
         }
@@ -364,10 +375,10 @@ pub fn fold_batchnorm(
         "fold_batchnorm",
         dtype,
         &[
-            (0, weight.buffer()),
-            (1, folded.buffer()),
-            (3, stacked.buffer()),
-            (4, new_bias.buffer()),
+            (slot::X, weight.buffer()),
+            (slot::OUT, folded.buffer()),
+            (slot::BN, stacked.buffer()),
+            (slot::OUT_BIAS, new_bias.buffer()),
         ],
         &p,
     )?;
@@ -446,7 +457,7 @@ pub fn to_rgba8_into(
         OP,
         "to_rgba8",
         dtype,
-        &[(0, x.buffer()), (5, image.buffer())],
+        &[(slot::X, x.buffer()), (slot::RGBA, image.buffer())],
         &p,
     )?;
     Ok(())
@@ -482,7 +493,7 @@ pub(crate) fn im2col(
         OP,
         "im2col",
         dtype,
-        &[(0, x.buffer()), (1, out.buffer())],
+        &[(slot::X, x.buffer()), (slot::OUT, out.buffer())],
         &p,
     )?;
     Ok(out)

@@ -15,8 +15,8 @@ const SHADER: &str = concat!(
     include_str!("../../shaders/quant_blocks.wgsl"),
     include_str!("../../shaders/quant.wgsl")
 );
-/// The shader's bindings by name (`@binding(N) var … name` in shaders/quant.wgsl; the unit test
-/// below checks each against the WGSL).
+/// The shader's bindings by name (`@binding(N) var … name` in shaders/quant.wgsl; tests/params.rs
+/// checks each against the WGSL).
 mod slot {
     /// The weight (the gate's in the gated GEMVs, q's in the QKV GEMV).
     pub const W: u32 = 0;
@@ -518,45 +518,4 @@ fn rows(rec: &mut Recorder, w: &QTensor, ids: Option<&Tensor>, dtype: DType) -> 
     }
     rec.dispatch_at(&pipeline, &bindings, slot::PARAMS, &params, grid);
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{SHADER, slot};
-
-    /// Every named slot is the `@binding` of the WGSL variable of that name, and every binding the
-    /// shader declares has a name here.
-    #[test]
-    fn binding_slots_match_the_shader() {
-        let named = [
-            ("w", slot::W),
-            ("x", slot::X),
-            ("out", slot::OUT),
-            ("p", slot::PARAMS),
-            ("residual", slot::RESIDUAL),
-            ("w_up", slot::W_UP),
-            ("ids", slot::IDS),
-            ("w_v", slot::W_V),
-            ("out_k", slot::OUT_K),
-            ("out_v", slot::OUT_V),
-            ("norm_w", slot::NORM_W),
-            ("rope_factors", slot::ROPE_FACTORS),
-        ];
-        let declared: Vec<(String, u32)> = SHADER
-            .lines()
-            .filter_map(|l| {
-                let rest = l.trim().strip_prefix("@group(0) @binding(")?;
-                let (n, rest) = rest.split_once(')')?;
-                let name = rest.split_once('>')?.1.trim().split(':').next()?.trim();
-                Some((name.to_string(), n.parse().ok()?))
-            })
-            .collect();
-        assert_eq!(declared.len(), named.len(), "{declared:?}");
-        for (name, slot) in named {
-            assert!(
-                declared.iter().any(|(n, s)| n == name && *s == slot),
-                "`{name}` is not @binding({slot}) in shaders/quant.wgsl: {declared:?}"
-            );
-        }
-    }
 }

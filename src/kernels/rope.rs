@@ -7,6 +7,14 @@ use crate::kernels::{check_dtypes, grid_1d, to_u32};
 use crate::recorder::Recorder;
 use crate::tensor::Tensor;
 
+/// The shaders' bindings by name (`@binding(N) var … name`; tests/params.rs checks each against the WGSL).
+mod slot {
+    pub const X: u32 = 0;
+    pub const OUT: u32 = 1;
+    pub const PARAMS: u32 = 2;
+    pub const FREQ_FACTORS: u32 = 3;
+}
+
 const SHADER: &str = include_str!("../../shaders/rope.wgsl");
 
 #[repr(C)]
@@ -132,8 +140,12 @@ pub fn rope_scaled(
     let grid = grid_1d(&gpu, OP, pairs.div_ceil(256))?;
     // Without factors x stands in for them (bound, never read).
     let factors = factors.unwrap_or(x);
-    let bindings = [(0, x.buffer()), (1, out.buffer()), (3, factors.buffer())];
-    rec.dispatch_at(&pipeline, &bindings, 2, &params, grid);
+    let bindings = [
+        (slot::X, x.buffer()),
+        (slot::OUT, out.buffer()),
+        (slot::FREQ_FACTORS, factors.buffer()),
+    ];
+    rec.dispatch_at(&pipeline, &bindings, slot::PARAMS, &params, grid);
     Ok(out)
 }
 

@@ -7,6 +7,16 @@ use crate::kernels::{check_dtypes, grid_1d, to_u32};
 use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
+/// The shaders' bindings by name (`@binding(N) var … name`; tests/params.rs checks each against the WGSL).
+mod slot {
+    pub const LOGITS: u32 = 0;
+    /// The chosen ids (the output).
+    pub const IDS: u32 = 1;
+    pub const PARAMS: u32 = 2;
+    pub const SEEN: u32 = 3;
+    pub const ALLOWED: u32 = 4;
+}
+
 const SHADER: &str = include_str!("../../shaders/sample.wgsl");
 
 /// How to choose the next token.
@@ -222,11 +232,11 @@ fn run(
         }
     };
     let bindings = [
-        (0, logits.buffer()),
-        (1, out.buffer()),
-        (3, seen.buffer()),
-        (4, allowed.buffer()),
+        (slot::LOGITS, logits.buffer()),
+        (slot::IDS, out.buffer()),
+        (slot::SEEN, seen.buffer()),
+        (slot::ALLOWED, allowed.buffer()),
     ];
-    rec.dispatch_at(&pipeline, &bindings, 2, &params, grid);
+    rec.dispatch_at(&pipeline, &bindings, slot::PARAMS, &params, grid);
     Ok(out)
 }
