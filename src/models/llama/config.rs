@@ -220,7 +220,6 @@ impl Config {
     /// so that a model can be checked before any weight loads.
     pub fn from_gguf_header(source: &str, header: &Header) -> Result<Config> {
         let arch = header.architecture().unwrap_or("");
-        let tensor = |name: &str| header.entries.iter().find(|e| e.name == name);
         if !GGUF_ARCHS.contains(&arch) {
             return Err(bad(
                 source,
@@ -230,89 +229,51 @@ impl Config {
                 ),
             ));
         }
-        let get = |key: &str| header.metadata.get(&format!("{arch}.{key}"));
-        let int = |key: &str| -> Result<usize> {
-            header
-                .get(source, &format!("{arch}.{key}"))?
-                .as_u64()
-                .map(|v| v as usize)
-                .ok_or_else(|| bad(source, format!("{arch}.{key} is not an integer")))
+        let keys = Keys {
+            source,
+            arch,
+            header,
         };
-        let opt_int = |key: &str| get(key).and_then(|v| v.as_u64()).map(|v| v as usize);
-        let opt_float = |key: &str| get(key).and_then(|v| v.as_f64()).map(|v| v as f32);
-        let float = |key: &str, default: f32| opt_float(key).unwrap_or(default);
-        // Llama 3's RoPE scaling reaches GGUF as per-frequency factors (`rope_freqs.weight`, read by
-        // Llama::from_gguf), Phi-3's LongRoPE as `rope_factors_{short,long}.weight`; linear scaling
-        // as `rope.scaling.type`; YaRN is not implemented: refused, not ignored.
-        let mut rope_linear = None;
-        match get("rope.scaling.type").and_then(|v| v.as_str()) {
-            None | Some("none") => {}
-            Some("linear") => {
-                let factor = float("rope.scaling.factor", 1.0);
-                if !(factor.is_finite() && factor >= 1.0) {
-                    return Err(bad(
-                        source,
-                        format!("{arch}.rope.scaling.factor is {factor}, not a factor ≥ 1"),
-                    ));
-                }
-                rope_linear = (factor != 1.0).then_some(factor);
-            }
-            Some("longrope") if arch == "phi3" => {}
-            Some(kind) => {
-                return Err(bad(
-                    source,
-                    format!(
-                        "{arch}.rope.scaling.type is {kind:?}; only linear RoPE scaling, Llama 3's \
-                         factors and Phi-3's LongRoPE are supported"
-                    ),
-                ));
-            }
-        }
-        let heads = int("attention.head_count")?;
-        let hidden = int("embedding_length")?;
-        let layers = int("block_count")?;
-        let vocab = match (int("vocab_size"), tensor("token_embd.weight")) {
+        let tensor = |name: &str| header.entries.iter().find(|e| e.name == name);
+        let rope_linear = keys.rope_linear()?;
+        let heads = keys.int("attention.head_count")?;
+        let hidden = keys.int("embedding_length")?;
+        let layers = keys.int("block_count")?;
+        let vocab = match (keys.int("vocab_size"), tensor("token_embd.weight")) {
             (Ok(v), _) => v,
             (Err(_), Some(e)) => e.shape.first().copied().unwrap_or(0),
             (Err(e), None) => return Err(e),
         };
-        let head_dim = opt_int("attention.key_length").unwrap_or(hidden / heads.max(1));
-        if let Some(rot) = opt_int("rope.dimension_count")
-            && rot != head_dim
-        {
-            return Err(bad(
-                source,
-                format!(
-                    "{arch}.rope.dimension_count is {rot} of a head's {head_dim} dimensions: partial \
-                     rotary embeddings are not supported yet"
-                ),
-            ));
-        }
+        let head_dim = keys
+            .opt_int("attention.key_length")
+            .unwrap_or(hidden / heads.max(1));
+        keys.check_rotary(head_dim)?;
         let gemma = arch.starts_with("gemma");
         // llama.cpp's llama-model.cpp: Gemma 2/3 27B scale scores by 1/√(hidden / heads), the others
         // by 1/√head_dim (query_pre_attn_scalar, which GGUF does not store).
         let is_27b = (arch == "gemma2" && layers == 46) || (arch == "gemma3" && layers == 62);
-        let sliding_window = opt_int("attention.sliding_window").filter(|&w| w > 0);
+        let sliding_window = keys.opt_int("attention.sliding_window").filter(|&w| w > 0);
         let sliding_pattern = match arch {
             "gemma2" => Some(2),
             "gemma3" => Some(
-                opt_int("attention.sliding_window_pattern")
+                keys.opt_int("attention.sliding_window_pattern")
                     .filter(|&n| n > 0)
                     .unwrap_or(6),
             ),
             _ => None,
         };
+        let softcap = |key: &str| keys.opt_float(key).filter(|&c| c > 0.0);
         Config {
             hidden_size: hidden,
-            intermediate_size: int("feed_forward_length")?,
+            intermediate_size: keys.int("feed_forward_length")?,
             num_hidden_layers: layers,
             num_attention_heads: heads,
-            num_key_value_heads: int("attention.head_count_kv").unwrap_or(heads),
+            num_key_value_heads: keys.int("attention.head_count_kv").unwrap_or(heads),
             head_dim,
             vocab_size: vocab,
-            rms_norm_eps: float("attention.layer_norm_rms_epsilon", 1e-5),
-            rope_theta: float("rope.freq_base", 10_000.0),
-            max_position_embeddings: int("context_length").unwrap_or(2048),
+            rms_norm_eps: keys.float("attention.layer_norm_rms_epsilon", 1e-5),
+            rope_theta: keys.float("rope.freq_base", 10_000.0),
+            max_position_embeddings: keys.int("context_length").unwrap_or(2048),
             tie_word_embeddings: tensor("output.weight").is_none(),
             attention_bias: arch == "qwen2",
             qk_norm: arch == "qwen3" || arch == "gemma3",
@@ -320,8 +281,8 @@ impl Config {
             post_norms: gemma,
             embed_scale: gemma.then(|| (hidden as f32).sqrt()),
             attn_scale: is_27b.then(|| 1.0 / ((hidden / heads.max(1)) as f32).sqrt()),
-            attn_softcap: opt_float("attn_logit_softcapping").filter(|&c| c > 0.0),
-            final_softcap: opt_float("final_logit_softcapping").filter(|&c| c > 0.0),
+            attn_softcap: softcap("attn_logit_softcapping"),
+            final_softcap: softcap("final_logit_softcapping"),
             sliding_window,
             sliding_pattern: sliding_window.and(sliding_pattern),
             rope_theta_local: (arch == "gemma3" && sliding_window.is_some()).then_some(10_000.0),
@@ -423,4 +384,82 @@ pub fn check_context(
         ),
     )?;
     Ok(context)
+}
+
+/// A GGUF header's `{arch}.*` keys, read with messages naming the file and the key.
+struct Keys<'a> {
+    source: &'a str,
+    arch: &'a str,
+    header: &'a Header,
+}
+
+impl Keys<'_> {
+    fn get(&self, key: &str) -> Option<&crate::formats::gguf::Value> {
+        self.header.metadata.get(&format!("{}.{key}", self.arch))
+    }
+
+    fn int(&self, key: &str) -> Result<usize> {
+        let full = format!("{}.{key}", self.arch);
+        self.header
+            .get(self.source, &full)?
+            .as_u64()
+            .map(|v| v as usize)
+            .ok_or_else(|| bad(self.source, format!("{full} is not an integer")))
+    }
+
+    fn opt_int(&self, key: &str) -> Option<usize> {
+        self.get(key).and_then(|v| v.as_u64()).map(|v| v as usize)
+    }
+
+    fn opt_float(&self, key: &str) -> Option<f32> {
+        self.get(key).and_then(|v| v.as_f64()).map(|v| v as f32)
+    }
+
+    fn float(&self, key: &str, default: f32) -> f32 {
+        self.opt_float(key).unwrap_or(default)
+    }
+
+    /// Linear RoPE scaling's factor (`rope.scaling.type = linear`), if any. Llama 3's scaling
+    /// reaches GGUF as per-frequency factors (`rope_freqs.weight`, read by `Llama::from_gguf`),
+    /// Phi-3's LongRoPE as `rope_factors_{short,long}.weight`; YaRN is not implemented: refused,
+    /// not ignored.
+    fn rope_linear(&self) -> Result<Option<f32>> {
+        let (source, arch) = (self.source, self.arch);
+        match self.get("rope.scaling.type").and_then(|v| v.as_str()) {
+            None | Some("none") => Ok(None),
+            Some("linear") => {
+                let factor = self.float("rope.scaling.factor", 1.0);
+                if !(factor.is_finite() && factor >= 1.0) {
+                    return Err(bad(
+                        source,
+                        format!("{arch}.rope.scaling.factor is {factor}, not a factor ≥ 1"),
+                    ));
+                }
+                Ok((factor != 1.0).then_some(factor))
+            }
+            Some("longrope") if arch == "phi3" => Ok(None),
+            Some(kind) => Err(bad(
+                source,
+                format!(
+                    "{arch}.rope.scaling.type is {kind:?}; only linear RoPE scaling, Llama 3's \
+                     factors and Phi-3's LongRoPE are supported"
+                ),
+            )),
+        }
+    }
+
+    /// Refuses partial rotary embeddings (RoPE over fewer dimensions than a head's).
+    fn check_rotary(&self, head_dim: usize) -> Result<()> {
+        match self.opt_int("rope.dimension_count") {
+            Some(rot) if rot != head_dim => Err(bad(
+                self.source,
+                format!(
+                    "{}.rope.dimension_count is {rot} of a head's {head_dim} dimensions: partial \
+                     rotary embeddings are not supported yet",
+                    self.arch
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
