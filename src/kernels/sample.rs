@@ -124,37 +124,16 @@ pub fn sample_masked(
     run(rec, logits, sampling, step, "sample", penalty, allowed)
 }
 
-/// Checks that `bits` is an i32 bitset `[rows, ceil(vocab / 32)]`, whole.
-fn check_bitset(what: &str, bits: &Tensor, rows: usize, vocab: usize) -> Result<()> {
-    if bits.dtype() == DType::I32
-        && bits.shape() == [rows, vocab.div_ceil(32)]
-        && bits.offset() == 0
-    {
-        return Ok(());
-    }
-    Err(Error::shape(
-        "sample",
-        format!(
-            "{what} must be an i32 bitset [{rows}, {}] (got {:?} {:?})",
-            vocab.div_ceil(32),
-            bits.shape(),
-            bits.dtype()
-        ),
-    ))
-}
+const OP: &str = "sample";
 
-fn run(
-    rec: &mut Recorder,
+/// Checks the logits (a vocabulary axis, whole), the sampling numbers, the penalty's factor and
+/// bitset, and the mask; returns (vocabulary size, rows).
+fn check(
     logits: &Tensor,
     s: &Sampling,
-    step: u32,
-    entry: &'static str,
     penalty: Option<Penalty<'_>>,
     allowed: Option<&Tensor>,
-) -> Result<Tensor> {
-    const OP: &str = "sample";
-    let gpu = rec.gpu().clone();
-    let dtype = check_dtypes(OP, &gpu, &[logits])?;
+) -> Result<(usize, usize)> {
     let Some((&vocab, lead)) = logits.shape().split_last() else {
         return Err(Error::shape(OP, "logits must have a vocabulary axis"));
     };
@@ -189,6 +168,41 @@ fn run(
     if let Some(bits) = allowed {
         check_bitset("the mask of allowed tokens", bits, rows, vocab)?;
     }
+    Ok((vocab, rows))
+}
+
+/// Checks that `bits` is an i32 bitset `[rows, ceil(vocab / 32)]`, whole.
+fn check_bitset(what: &str, bits: &Tensor, rows: usize, vocab: usize) -> Result<()> {
+    if bits.dtype() == DType::I32
+        && bits.shape() == [rows, vocab.div_ceil(32)]
+        && bits.offset() == 0
+    {
+        return Ok(());
+    }
+    Err(Error::shape(
+        OP,
+        format!(
+            "{what} must be an i32 bitset [{rows}, {}] (got {:?} {:?})",
+            vocab.div_ceil(32),
+            bits.shape(),
+            bits.dtype()
+        ),
+    ))
+}
+
+fn run(
+    rec: &mut Recorder,
+    logits: &Tensor,
+    s: &Sampling,
+    step: u32,
+    entry: &'static str,
+    penalty: Option<Penalty<'_>>,
+    allowed: Option<&Tensor>,
+) -> Result<Tensor> {
+    let gpu = rec.gpu().clone();
+    let dtype = check_dtypes(OP, &gpu, &[logits])?;
+    let (vocab, rows) = check(logits, s, penalty, allowed)?;
+    let lead = &logits.shape()[..logits.shape().len() - 1];
     let out = Tensor::empty(&gpu, lead, DType::I32)?;
     if rows == 0 {
         return Ok(out);
