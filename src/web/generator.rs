@@ -354,38 +354,51 @@ pub(crate) fn generate_options(
         opts.stop_at_eos = v.is_truthy();
     }
     if let Some(v) = get("stop") {
-        let array: js_sys::Array = v.dyn_into().map_err(|_| {
-            JsValue::from(Error::Input(
-                "generate: option `stop` must be an array of strings".into(),
-            ))
-        })?;
-        for s in array.iter() {
-            opts.stop.push(s.as_string().ok_or_else(|| {
-                JsValue::from(Error::Input(
-                    "generate: option `stop` must hold strings".into(),
-                ))
-            })?);
-        }
+        opts.stop = stop_strings(v)?;
     }
     if let Some(v) = get("responseFormat") {
-        // OpenAI's shape, through JSON (a schema is plain data).
-        let text = js_sys::JSON::stringify(&v)
-            .ok()
-            .and_then(|t| t.as_string())
-            .ok_or_else(|| {
-                JsValue::from(Error::Input(
-                    "generate: option `responseFormat` must be a plain object like \
-                     { type: \"json_object\" }"
-                        .into(),
-                ))
-            })?;
-        let value: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| JsValue::from(Error::Input(format!("generate: responseFormat: {e}"))))?;
-        opts.response_format =
-            crate::models::constrain::ResponseFormat::from_openai(&value).map_err(JsValue::from)?;
+        opts.response_format = response_format(&v)?;
     }
     let signal = get("signal").and_then(|s| s.dyn_into().ok());
     Ok((opts, signal))
+}
+
+/// The `stop` option: an array of strings.
+fn stop_strings(v: JsValue) -> Result<Vec<String>, JsValue> {
+    let array: js_sys::Array = v.dyn_into().map_err(|_| {
+        JsValue::from(Error::Input(
+            "generate: option `stop` must be an array of strings".into(),
+        ))
+    })?;
+    array
+        .iter()
+        .map(|s| {
+            s.as_string().ok_or_else(|| {
+                JsValue::from(Error::Input(
+                    "generate: option `stop` must hold strings".into(),
+                ))
+            })
+        })
+        .collect()
+}
+
+/// The `responseFormat` option: OpenAI's shape, read through JSON (a schema is plain data).
+fn response_format(
+    v: &JsValue,
+) -> Result<Option<crate::models::constrain::ResponseFormat>, JsValue> {
+    let text = js_sys::JSON::stringify(v)
+        .ok()
+        .and_then(|t| t.as_string())
+        .ok_or_else(|| {
+            JsValue::from(Error::Input(
+                "generate: option `responseFormat` must be a plain object like \
+                 { type: \"json_object\" }"
+                    .into(),
+            ))
+        })?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| JsValue::from(Error::Input(format!("generate: responseFormat: {e}"))))?;
+    crate::models::constrain::ResponseFormat::from_openai(&value).map_err(JsValue::from)
 }
 
 async fn load_generator(
