@@ -85,17 +85,12 @@ impl Generator {
         // The cache holds the prompt and every token but the last (which is never fed back).
         let capacity = (prompt_ids.len() + opts.max_tokens).min(self.context);
         let mut fresh = None;
-        let (cache, mut fed_before, reused) =
+        let (cache, fed_before, reused) =
             self.open_cache(session, &mut fresh, &prompt_ids, capacity)?;
-        let seen = if opts.repetition_penalty != 1.0 {
-            Some(seen_tokens(
-                &self.gpu,
-                &prompt_ids,
-                self.model.config().vocab_size,
-            )?)
-        } else {
-            None
-        };
+        // The tokens the repetition penalty applies to: the prompt's, then each chosen one.
+        let seen = (opts.repetition_penalty != 1.0)
+            .then(|| seen_tokens(&self.gpu, &prompt_ids, self.model.config().vocab_size))
+            .transpose()?;
         let penalty = seen.as_ref().map(|seen| Penalty {
             seen,
             repetition_penalty: opts.repetition_penalty,
@@ -138,14 +133,7 @@ impl Generator {
             }
             steps.chosen(id)?;
         };
-        // What the cache holds now, for the next turn: the prompt and every new token but the last
-        // (steps run ahead past the end are forgotten).
-        let kept = prompt_ids.len() + out.ids.len().saturating_sub(1);
-        steps.cache.truncate(kept);
-        if let Some(fed) = fed_before.as_mut() {
-            fed.clear();
-            fed.extend(prompt_ids.iter().chain(&out.ids).take(kept));
-        }
+        keep_for_next_turn(steps.cache, fed_before, &prompt_ids, &out.ids);
         let mut stats = stats_of(
             &prompt_ids,
             reused,
@@ -206,6 +194,22 @@ impl Generator {
             fed.truncate(reused);
         }
         Ok((cache, fed_before, reused))
+    }
+}
+
+/// What the cache holds after a generation, for the next turn: the prompt and every new token but
+/// the last (steps run ahead past the end are forgotten); a session's fed ids say the same.
+fn keep_for_next_turn(
+    cache: &mut KvCache,
+    fed: Option<&mut Vec<u32>>,
+    prompt_ids: &[u32],
+    new_ids: &[u32],
+) {
+    let kept = prompt_ids.len() + new_ids.len().saturating_sub(1);
+    cache.truncate(kept);
+    if let Some(fed) = fed {
+        fed.clear();
+        fed.extend(prompt_ids.iter().chain(new_ids).take(kept));
     }
 }
 
