@@ -105,6 +105,23 @@ pub fn linear(
     matmul_with(rec, x, weight, BLayout::NK, epilogue, Kernel::Auto)
 }
 
+/// A kernel's entry point and its workgroup grid (column tiles, row tiles, batch).
+fn grid_of(kernel: Kernel, dims: &Dims, layout: BLayout) -> (&'static str, [usize; 3]) {
+    let tiles =
+        |cols: usize, rows: usize| [dims.n.div_ceil(cols), dims.m.div_ceil(rows), dims.batch];
+    match kernel {
+        Kernel::Gemv => {
+            let per_group = if layout == BLayout::NK { 4 } else { 256 };
+            ("gemv", [dims.n.div_ceil(per_group), dims.m, dims.batch])
+        }
+        Kernel::Tiled16 => ("tiled16", tiles(64, 16)),
+        Kernel::Direct => ("direct", tiles(32, 32)),
+        Kernel::Tiled128 => ("tiled128", tiles(128, 128)),
+        Kernel::Coop => ("coop", tiles(128, 128)),
+        _ => ("tiled", tiles(64, 64)),
+    }
+}
+
 /// [`matmul`] with a fused epilogue and a choice of kernel.
 pub fn matmul_with(
     rec: &mut Recorder,
@@ -158,32 +175,7 @@ pub fn matmul_with(
         }
         k => k,
     };
-    let (entry, groups) = match kernel {
-        Kernel::Gemv => {
-            let per_group = if layout == BLayout::NK { 4 } else { 256 };
-            ("gemv", [dims.n.div_ceil(per_group), dims.m, dims.batch])
-        }
-        Kernel::Tiled16 => (
-            "tiled16",
-            [dims.n.div_ceil(64), dims.m.div_ceil(16), dims.batch],
-        ),
-        Kernel::Direct => (
-            "direct",
-            [dims.n.div_ceil(32), dims.m.div_ceil(32), dims.batch],
-        ),
-        Kernel::Tiled128 => (
-            "tiled128",
-            [dims.n.div_ceil(128), dims.m.div_ceil(128), dims.batch],
-        ),
-        Kernel::Coop => (
-            "coop",
-            [dims.n.div_ceil(128), dims.m.div_ceil(128), dims.batch],
-        ),
-        _ => (
-            "tiled",
-            [dims.n.div_ceil(64), dims.m.div_ceil(64), dims.batch],
-        ),
-    };
+    let (entry, groups) = grid_of(kernel, &dims, layout);
     let groups = [
         to_u32(OP, "columns", groups[0])?,
         to_u32(OP, "rows", groups[1])?,
