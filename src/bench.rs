@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::kernels::attention::{self, Options, Variant};
+use crate::kernels::attention::{self, Kernel as AttentionKernel, Options};
 use crate::kernels::copy::copy;
 use crate::kernels::matmul::{self, BLayout, Epilogue, Kernel};
 use crate::recorder::Recorder;
@@ -116,14 +116,14 @@ pub async fn run(gpu: &Gpu, cfg: &BenchConfig, emit: &mut dyn FnMut(Value)) -> R
             for seq in [128, 512, 2048].into_iter().filter(|&s| s <= cfg.max_seq) {
                 for causal in [false, true] {
                     // What Auto picks (the tiled kernel on GPUs), and the one-row-a-thread kernel.
-                    for variant in [Variant::Auto, Variant::Prefill] {
+                    for variant in [AttentionKernel::Auto, AttentionKernel::Prefill] {
                         out(bench_attention(gpu, cfg, dtype, seq, causal, variant).await?);
                     }
                 }
             }
         }
         if cfg.wants("conv") {
-            use crate::kernels::conv::ConvKernel;
+            use crate::kernels::conv::Kernel as ConvKernel;
             for case in CONV_CASES {
                 out(bench_conv(gpu, cfg, dtype, case, ConvKernel::Direct).await?);
                 // Dense convolutions with a real kernel: also through im2col + the tiled matmul.
@@ -252,7 +252,7 @@ async fn bench_attention(
     dtype: DType,
     seq: usize,
     causal: bool,
-    variant: Variant,
+    variant: AttentionKernel,
 ) -> Result<Value> {
     let (heads, d) = (12, 64);
     let q = filled(gpu, dtype, &[1, seq, heads, d])?;
@@ -294,7 +294,7 @@ async fn bench_decode(gpu: &Gpu, cfg: &BenchConfig, dtype: DType, kv_len: usize)
         .collect::<Result<_>>()?;
     let opts = Options {
         causal: true,
-        variant: Variant::Decode,
+        variant: AttentionKernel::Decode,
         ..Default::default()
     };
     let mut i = 0;
@@ -329,7 +329,7 @@ async fn bench_conv(
     cfg: &BenchConfig,
     dtype: DType,
     case: &ConvCase,
-    kernel: crate::kernels::conv::ConvKernel,
+    kernel: crate::kernels::conv::Kernel,
 ) -> Result<Value> {
     use crate::kernels::conv::{Conv2d, ConvEpilogue, Padding, conv2d_with};
     let &(name, [h, w, c_in], [c_out, kh, kw], stride, groups) = case;

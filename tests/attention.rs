@@ -3,7 +3,7 @@
 mod common;
 
 use common::{Rng, assert_close, gpu, upload};
-use webgpu_infer::kernels::attention::{Options, Variant, attention};
+use webgpu_infer::kernels::attention::{Kernel, Options, attention};
 use webgpu_infer::{DType, Gpu, Result, Tensor};
 
 #[cfg(target_arch = "wasm32")]
@@ -74,7 +74,7 @@ fn reference(c: &Case, q: &[f32], k: &[f32], v: &[f32], mask: &[i32]) -> Vec<f32
     out
 }
 
-async fn run(gpu: &Gpu, c: Case, dtype: DType, variants: &[Variant]) -> Result<()> {
+async fn run(gpu: &Gpu, c: Case, dtype: DType, variants: &[Kernel]) -> Result<()> {
     let mut rng = Rng::new((c.q_len * 1000 + c.kv_len * 10 + c.head_dim) as u64);
     let d = c.head_dim;
     // Queries scaled by 3 so that softmax is peaked enough for a wrong key to show.
@@ -135,8 +135,8 @@ async fn run(gpu: &Gpu, c: Case, dtype: DType, variants: &[Variant]) -> Result<(
 /// The prefill kernels that can run head_dim on this device: the one-row-a-thread kernel always, the
 /// tiled ones for head_dim 32 and 64 where the device has the workgroup memory (and for the subgroup
 /// variant, the subgroups) they need.
-fn prefills(gpu: &Gpu, head_dim: usize) -> Vec<Variant> {
-    let mut variants = vec![Variant::Prefill];
+fn prefills(gpu: &Gpu, head_dim: usize) -> Vec<Kernel> {
+    let mut variants = vec![Kernel::Prefill];
     if head_dim != 32 && head_dim != 64 {
         return variants;
     }
@@ -144,10 +144,10 @@ fn prefills(gpu: &Gpu, head_dim: usize) -> Vec<Variant> {
     let limit = gpu.limits().max_compute_workgroup_storage_size;
     let caps = gpu.capabilities();
     if limit >= 96 * row + 8192 {
-        variants.push(Variant::PrefillTiled);
+        variants.push(Kernel::PrefillTiled);
     }
     if caps.subgroups && caps.subgroup_min_size >= 8 && limit >= 128 * row + 8192 {
-        variants.push(Variant::PrefillTiledSubgroup);
+        variants.push(Kernel::PrefillTiledSubgroup);
     }
     if variants.len() < 3 {
         eprintln!(
@@ -263,7 +263,7 @@ async fn kv_cache_decode() -> Result<()> {
                 ..case(1, 1, 1900, 9, 3, 64, true)
             },
         ] {
-            let mut variants = vec![Variant::Decode, Variant::DecodeSplit];
+            let mut variants = vec![Kernel::Decode, Kernel::DecodeSplit];
             variants.extend(prefills(&gpu, c.head_dim));
             run(&gpu, c, dtype, &variants).await?;
         }
@@ -346,7 +346,7 @@ async fn sliding_window_and_softcap() -> Result<()> {
     ] {
         let mut variants = prefills(&gpu, c.head_dim);
         if decode {
-            variants.extend([Variant::Decode, Variant::DecodeSplit]);
+            variants.extend([Kernel::Decode, Kernel::DecodeSplit]);
         }
         run(&gpu, c, DType::F32, &variants).await?;
     }

@@ -6,7 +6,9 @@ mod common;
 
 use common::{Rng, assert_close, gpu, upload};
 use webgpu_infer::kernels::activation::{self, Activation};
-use webgpu_infer::kernels::conv::{Conv2d, ConvEpilogue, ConvKernel, Padding, conv2d, conv2d_with};
+use webgpu_infer::kernels::conv::{
+    Conv2d, ConvEpilogue, Kernel as ConvKernel, Padding, conv2d, conv2d_with,
+};
 use webgpu_infer::kernels::image;
 use webgpu_infer::{DType, Error, Gpu, Result, Tensor};
 

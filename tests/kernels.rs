@@ -503,3 +503,23 @@ fn matmul_coop_shader_validates() {
     .validate(&module)
     .unwrap_or_else(|e| panic!("{}", e.emit_to_string(&source)));
 }
+
+/// The kernel choices' old names still compile (deprecated aliases of each module's `Kernel`), so
+/// code written against them keeps building; removing an alias fails this build.
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+#[allow(deprecated)]
+fn old_kernel_choice_names_still_compile() {
+    use webgpu_infer::kernels::{attention, conv, quant};
+    let a: attention::Variant = attention::Kernel::Decode;
+    let c: conv::ConvKernel = conv::Kernel::Im2col;
+    let q: quant::Variant = quant::Kernel::Rows;
+    assert_eq!(
+        (a, c, q),
+        (
+            attention::Kernel::Decode,
+            conv::Kernel::Im2col,
+            quant::Kernel::Rows
+        )
+    );
+}

@@ -279,7 +279,7 @@ async fn both_gemv_variants_match_cpu_body() -> Result<()> {
                 .zip(&up)
                 .map(|(&g, &u)| (gelu_tanh_ref(g) * u) as f32)
                 .collect();
-            for variant in [quant::Variant::Cooperative, quant::Variant::Rows] {
+            for variant in [quant::Kernel::Cooperative, quant::Kernel::Rows] {
                 let mut rec = gpu.recorder();
                 let opts = quant::GemvOptions {
                     residual: Some(&tres),

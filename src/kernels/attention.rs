@@ -62,7 +62,7 @@ const DECODE_MAX_ROWS: usize = 8;
 
 /// Which kernel runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Variant {
+pub enum Kernel {
     /// Chosen by shape: for at most 8 query rows (when head_dim divides 256) decode, or split decode
     /// past 256 cached keys; else on GPUs, for head_dim 32 or 64, the tiled prefill (with subgroups
     /// where the device has them); else prefill.
@@ -72,7 +72,7 @@ pub enum Variant {
     /// Q·Kᵀ and P·V as tiled products, 64 query rows × 32 keys a step, for head_dim 32 or 64; needs
     /// 32 KiB (head_dim 64) or 20 KiB (32) of workgroup memory.
     PrefillTiled,
-    /// [`Variant::PrefillTiled`] with subgroup shuffles for the row maxima and V in its own tile
+    /// [`Kernel::PrefillTiled`] with subgroup shuffles for the row maxima and V in its own tile
     /// (one barrier fewer a key tile): native devices with subgroups of at least 8 lanes; 40 KiB
     /// (head_dim 64) or 24 KiB (32) of workgroup memory.
     PrefillTiledSubgroup,
@@ -81,6 +81,13 @@ pub enum Variant {
     /// Split-K: one workgroup a (row, head, 256 keys), then a pass that merges the ranges.
     DecodeSplit,
 }
+
+/// The old name of [`Kernel`] (every kernel module names its choice of kernel `Kernel`, `Auto` first).
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed `Kernel`: one name for every module's choice of kernel"
+)]
+pub type Variant = Kernel;
 
 /// Keys a workgroup of the split decode takes (`SPLIT_KEYS` in the shader).
 const SPLIT_KEYS: usize = 256;
@@ -102,7 +109,7 @@ pub struct Options<'a> {
     /// Soft-capped scores: `cap · tanh(score / cap)` after scaling, before the softmax (Gemma 2's
     /// `attn_logit_softcapping`).
     pub softcap: Option<f32>,
-    pub variant: Variant,
+    pub variant: Kernel,
 }
 
 impl Default for Options<'_> {
@@ -114,7 +121,7 @@ impl Default for Options<'_> {
             mask: None,
             window: None,
             softcap: None,
-            variant: Variant::Auto,
+            variant: Kernel::Auto,
         }
     }
 }
@@ -181,7 +188,7 @@ pub fn attention(
         softcap: opts.softcap.unwrap_or(0.0),
         _pad: [0; 3],
     };
-    if variant == Variant::DecodeSplit {
+    if variant == Kernel::DecodeSplit {
         split_decode(rec, [q, k, v, opts.mask.unwrap_or(q), &out], &params, dtype)?;
         return Ok(out);
     }
@@ -322,42 +329,42 @@ fn check_inputs(q: &Tensor, k: &Tensor, v: &Tensor, opts: &Options<'_>) -> Resul
 /// run this head size on this device.
 fn pick_variant(
     gpu: &crate::Gpu,
-    requested: Variant,
+    requested: Kernel,
     q_len: usize,
     head_dim: usize,
     kv_len: usize,
-) -> Result<Variant> {
+) -> Result<Kernel> {
     const OP: &str = "attention";
     let decode_ok = head_dim <= 256 && 256 % head_dim == 0;
     let variant = match requested {
-        Variant::Auto if q_len <= DECODE_MAX_ROWS && decode_ok && kv_len > SPLIT_KEYS => {
-            Variant::DecodeSplit
+        Kernel::Auto if q_len <= DECODE_MAX_ROWS && decode_ok && kv_len > SPLIT_KEYS => {
+            Kernel::DecodeSplit
         }
-        Variant::Auto if q_len <= DECODE_MAX_ROWS && decode_ok => Variant::Decode,
-        Variant::Auto if !gpu.capabilities().cpu_kernels => {
+        Kernel::Auto if q_len <= DECODE_MAX_ROWS && decode_ok => Kernel::Decode,
+        Kernel::Auto if !gpu.capabilities().cpu_kernels => {
             if tiled_fits(gpu, head_dim, true).is_ok() {
-                Variant::PrefillTiledSubgroup
+                Kernel::PrefillTiledSubgroup
             } else if tiled_fits(gpu, head_dim, false).is_ok() {
-                Variant::PrefillTiled
+                Kernel::PrefillTiled
             } else {
-                Variant::Prefill
+                Kernel::Prefill
             }
         }
-        Variant::Auto => Variant::Prefill,
+        Kernel::Auto => Kernel::Prefill,
         v => v,
     };
-    let subgroup = variant == Variant::PrefillTiledSubgroup;
-    if subgroup || variant == Variant::PrefillTiled {
+    let subgroup = variant == Kernel::PrefillTiledSubgroup;
+    if subgroup || variant == Kernel::PrefillTiled {
         tiled_fits(gpu, head_dim, subgroup)?;
     }
-    let is_decode = matches!(variant, Variant::Decode | Variant::DecodeSplit);
+    let is_decode = matches!(variant, Kernel::Decode | Kernel::DecodeSplit);
     if is_decode && !decode_ok {
         return Err(Error::shape(
             OP,
             format!("the decode kernel needs head_dim dividing 256, got {head_dim}"),
         ));
     }
-    if variant == Variant::Prefill && (head_dim > MAX_HEAD_DIM || head_dim == 0) {
+    if variant == Kernel::Prefill && (head_dim > MAX_HEAD_DIM || head_dim == 0) {
         return Err(Error::shape(
             OP,
             format!("head_dim {head_dim} is past the prefill kernel's {MAX_HEAD_DIM}"),
@@ -368,14 +375,14 @@ fn pick_variant(
 
 /// The shader, entry point and row groups of a (non-split) variant.
 fn kernel_of(
-    variant: Variant,
+    variant: Kernel,
     head_dim: usize,
     q_len: usize,
 ) -> (&'static str, &'static str, &'static str, usize) {
-    let subgroup = variant == Variant::PrefillTiledSubgroup;
+    let subgroup = variant == Kernel::PrefillTiledSubgroup;
     match variant {
-        Variant::Decode | Variant::DecodeSplit => ("attention", SHADER, "decode", q_len),
-        Variant::PrefillTiled | Variant::PrefillTiledSubgroup => {
+        Kernel::Decode | Kernel::DecodeSplit => ("attention", SHADER, "decode", q_len),
+        Kernel::PrefillTiled | Kernel::PrefillTiledSubgroup => {
             let (name, body) = match (head_dim, subgroup) {
                 (64, false) => ("attention_tiled64", TILED_64),
                 (64, true) => ("attention_tiled64_sg", TILED_64_SG),
@@ -394,7 +401,7 @@ fn kernel_of(
     }
 }
 
-/// Whether [`Variant::PrefillTiled`] (or with `subgroup`, [`Variant::PrefillTiledSubgroup`]) can run
+/// Whether [`Kernel::PrefillTiled`] (or with `subgroup`, [`Kernel::PrefillTiledSubgroup`]) can run
 /// this head_dim on this device, or why not.
 fn tiled_fits(gpu: &crate::Gpu, head_dim: usize, subgroup: bool) -> Result<()> {
     const OP: &str = "attention (tiled prefill)";
@@ -405,7 +412,7 @@ fn tiled_fits(gpu: &crate::Gpu, head_dim: usize, subgroup: bool) -> Result<()> {
         return Err(Error::shape(
             OP,
             format!(
-                "the tiled prefill takes head_dim 32 or 64, got {head_dim}; use Variant::Prefill"
+                "the tiled prefill takes head_dim 32 or 64, got {head_dim}; use Kernel::Prefill"
             ),
         ));
     }

@@ -48,7 +48,7 @@ impl Default for Conv2d {
 
 /// Which implementation runs a convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum ConvKernel {
+pub enum Kernel {
     /// `Direct` (pointwise convolutions are a matrix product either way). On the H100 `Im2col` is 2.6×
     /// faster for a 3×3, 64-channel f32 convolution on a 128² tile but 5× slower for a 5×5 one and
     /// slower in f16 (`bench-results/conv-h100-vulkan.jsonl`), and it needs a scratch matrix of
@@ -61,6 +61,13 @@ pub enum ConvKernel {
     /// matmul: more memory traffic, tensor-core-free GEMM speed. Dense (one group) only.
     Im2col,
 }
+
+/// The old name of [`Kernel`] (every kernel module names its choice of kernel `Kernel`, `Auto` first).
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed `Kernel`: one name for every module's choice of kernel"
+)]
+pub type ConvKernel = Kernel;
 
 /// What happens to each output before it is stored: `activation(conv + bias) + residual`.
 #[derive(Clone, Copy, Default)]
@@ -162,7 +169,7 @@ pub fn conv2d(
     conv: &Conv2d,
     epilogue: ConvEpilogue<'_>,
 ) -> Result<Tensor> {
-    conv2d_with(rec, x, weight, conv, epilogue, ConvKernel::Auto)
+    conv2d_with(rec, x, weight, conv, epilogue, Kernel::Auto)
 }
 
 /// [`conv2d`] with a choice of implementation.
@@ -172,7 +179,7 @@ pub fn conv2d_with(
     weight: &Tensor,
     conv: &Conv2d,
     epilogue: ConvEpilogue<'_>,
-    kernel: ConvKernel,
+    kernel: Kernel,
 ) -> Result<Tensor> {
     let gpu = rec.gpu().clone();
     let bias = epilogue.bias.unwrap_or(x); // placeholders when absent: bound, never read
@@ -186,7 +193,7 @@ pub fn conv2d_with(
         && conv.stride == [1, 1]
         && g.pad_top == 0
         && g.pad_left == 0;
-    if pointwise || (kernel == ConvKernel::Im2col && g.groups == 1) {
+    if pointwise || (kernel == Kernel::Im2col && g.groups == 1) {
         return as_matmul(rec, x, weight, conv, &epilogue, &g, pointwise);
     }
     direct(rec, [x, weight, bias, residual], conv, &epilogue, &g, dtype)

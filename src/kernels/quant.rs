@@ -63,7 +63,7 @@ struct Params {
 
 /// Which GEMV kernel runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Variant {
+pub enum Kernel {
     /// Cooperative on GPUs, one thread a row on CPU adapters ([`crate::Capabilities::cpu_kernels`]).
     #[default]
     Auto,
@@ -73,6 +73,13 @@ pub enum Variant {
     Rows,
 }
 
+/// The old name of [`Kernel`] (every kernel module names its choice of kernel `Kernel`, `Auto` first).
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed `Kernel`: one name for every module's choice of kernel"
+)]
+pub type Variant = Kernel;
+
 /// What a GEMV fuses around the product.
 #[derive(Clone, Copy, Default)]
 pub struct GemvOptions<'a> {
@@ -81,7 +88,7 @@ pub struct GemvOptions<'a> {
     /// Written here (a view of the result's size and type, such as a KV cache's next rows) rather than
     /// into a new tensor.
     pub out: Option<&'a Tensor>,
-    pub variant: Variant,
+    pub variant: Kernel,
 }
 
 /// QTYPE in the shader.
@@ -109,11 +116,11 @@ fn layout(
     entry: &'static str,
     m: usize,
     n: usize,
-    variant: Variant,
+    variant: Kernel,
 ) -> Result<(&'static str, [u32; 3])> {
     let rows = match variant {
-        Variant::Auto => gpu.capabilities().cpu_kernels,
-        v => v == Variant::Rows,
+        Kernel::Auto => gpu.capabilities().cpu_kernels,
+        v => v == Kernel::Rows,
     };
     let swiglu = entry == "gemv_swiglu";
     // GPUs, more than one row of x: 4 rows a workgroup (`gemv4`), each weight read once for them.
@@ -233,7 +240,7 @@ pub fn gemv_with(
 /// `silu(x · Wgᵀ) ⊙ (x · Wuᵀ)`, LLaMA's gated MLP input, in one kernel for two quantized weights of
 /// one shape and type.
 pub fn gemv_swiglu(rec: &mut Recorder, x: &Tensor, gate: &QTensor, up: &QTensor) -> Result<Tensor> {
-    gemv_swiglu_with(rec, x, gate, up, Variant::Auto)
+    gemv_swiglu_with(rec, x, gate, up, Kernel::Auto)
 }
 
 /// [`gemv_swiglu`] with a choice of kernel.
@@ -242,14 +249,14 @@ pub fn gemv_swiglu_with(
     x: &Tensor,
     gate: &QTensor,
     up: &QTensor,
-    variant: Variant,
+    variant: Kernel,
 ) -> Result<Tensor> {
     swiglu(rec, x, gate, up, variant, None, false)
 }
 
 /// `gelu_tanh(x · Wgᵀ) ⊙ (x · Wuᵀ)`: Gemma's gated MLP input (GeGLU), as [`gemv_swiglu`].
 pub fn gemv_geglu(rec: &mut Recorder, x: &Tensor, gate: &QTensor, up: &QTensor) -> Result<Tensor> {
-    gemv_geglu_with(rec, x, gate, up, Variant::Auto)
+    gemv_geglu_with(rec, x, gate, up, Kernel::Auto)
 }
 
 /// [`gemv_geglu`] with a choice of kernel.
@@ -258,7 +265,7 @@ pub fn gemv_geglu_with(
     x: &Tensor,
     gate: &QTensor,
     up: &QTensor,
-    variant: Variant,
+    variant: Kernel,
 ) -> Result<Tensor> {
     swiglu(rec, x, gate, up, variant, None, true)
 }
@@ -271,7 +278,7 @@ pub fn gemv_swiglu_norm(
     up: &QTensor,
     norm: Norm<'_>,
 ) -> Result<Tensor> {
-    swiglu(rec, x, gate, up, Variant::Cooperative, Some(norm), false)
+    swiglu(rec, x, gate, up, Kernel::Cooperative, Some(norm), false)
 }
 
 fn swiglu(
@@ -279,7 +286,7 @@ fn swiglu(
     x: &Tensor,
     gate: &QTensor,
     up: &QTensor,
-    variant: Variant,
+    variant: Kernel,
     norm: Option<Norm<'_>>,
     gelu: bool,
 ) -> Result<Tensor> {
