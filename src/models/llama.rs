@@ -2,9 +2,10 @@
 //! `models/llama/modeling_llama.py`: token embedding, `num_hidden_layers` pre-RMSNorm blocks of
 //! grouped-query attention with RoPE and a SwiGLU MLP, a final RMSNorm and the LM head (tied to the
 //! embedding or not). Weights come from a Hugging Face checkpoint (config.json + safetensors) or a
-//! GGUF file, whose quantized matrices stay quantized on the GPU. From GGUF also Qwen2
-//! (`modeling_qwen2.py`: biases on q, k and v) and Qwen3 (`modeling_qwen3.py`: an RMSNorm over each
-//! head of q and k before RoPE), which llama.cpp stores with rotate-half ("NEOX") RoPE.
+//! GGUF file, whose quantized matrices stay quantized on the GPU. The block here is shared by every
+//! family read from GGUF (LLaMA, Qwen2, Qwen3, Phi-3, Gemma 2, Gemma 3): each family's file in
+//! `llama/family/` says, mirroring its transformers modelling code, which of the block's pieces it
+//! turns on (biases, q/k norms, post-norms, GeGLU, soft caps, sliding windows, RoPE variants).
 //!
 //! One forward call records every layer into the caller's [`Recorder`]: a whole prefill, or one
 //! decoding step, is a single submit. Keys and values are written straight into the [`KvCache`].
@@ -22,6 +23,7 @@ use crate::tensor::{DType, Tensor};
 use super::linear::{Linear, gemv_max_rows};
 
 mod config;
+mod family;
 mod load;
 pub use config::{Act, Config, DEFAULT_CONTEXT, GGUF_ARCHS, check_context, check_fits};
 

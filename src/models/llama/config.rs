@@ -210,8 +210,9 @@ impl Config {
     }
 
     /// Reads the `{arch}.*` metadata of a GGUF file: `llama`, `qwen2`, `qwen3`, `phi3`, `gemma2` or
-    /// `gemma3`, with what llama.cpp fixes per architecture rather than storing (Gemma's sliding
-    /// layer pattern, local RoPE base and 27B attention scale: `llama-model.cpp`).
+    /// `gemma3`: what every family stores, then the family's own options (`llama/family/*.rs`, one
+    /// file a family, with what llama.cpp fixes per architecture rather than storing: Gemma's
+    /// sliding layer pattern, local RoPE base and 27B attention scale).
     pub fn from_gguf(source: &str, header: &Header, _weights: &Weights) -> Result<Config> {
         Self::from_gguf_header(source, header)
     }
@@ -220,7 +221,7 @@ impl Config {
     /// so that a model can be checked before any weight loads.
     pub fn from_gguf_header(source: &str, header: &Header) -> Result<Config> {
         let arch = header.architecture().unwrap_or("");
-        if !GGUF_ARCHS.contains(&arch) {
+        let Some(family) = super::family::of(arch) else {
             return Err(bad(
                 source,
                 format!(
@@ -228,7 +229,7 @@ impl Config {
                     GGUF_ARCHS.join(", ")
                 ),
             ));
-        }
+        };
         let keys = Keys {
             source,
             arch,
@@ -248,22 +249,8 @@ impl Config {
             .opt_int("attention.key_length")
             .unwrap_or(hidden / heads.max(1));
         keys.check_rotary(head_dim)?;
-        let gemma = arch.starts_with("gemma");
-        // llama.cpp's llama-model.cpp: Gemma 2/3 27B scale scores by 1/√(hidden / heads), the others
-        // by 1/√head_dim (query_pre_attn_scalar, which GGUF does not store).
-        let is_27b = (arch == "gemma2" && layers == 46) || (arch == "gemma3" && layers == 62);
-        let sliding_window = keys.opt_int("attention.sliding_window").filter(|&w| w > 0);
-        let sliding_pattern = match arch {
-            "gemma2" => Some(2),
-            "gemma3" => Some(
-                keys.opt_int("attention.sliding_window_pattern")
-                    .filter(|&n| n > 0)
-                    .unwrap_or(6),
-            ),
-            _ => None,
-        };
         let softcap = |key: &str| keys.opt_float(key).filter(|&c| c > 0.0);
-        Config {
+        let mut cfg = Config {
             hidden_size: hidden,
             intermediate_size: keys.int("feed_forward_length")?,
             num_hidden_layers: layers,
@@ -275,20 +262,14 @@ impl Config {
             rope_theta: keys.float("rope.freq_base", 10_000.0),
             max_position_embeddings: keys.int("context_length").unwrap_or(2048),
             tie_word_embeddings: tensor("output.weight").is_none(),
-            attention_bias: arch == "qwen2",
-            qk_norm: arch == "qwen3" || arch == "gemma3",
-            act: if gemma { Act::GeluTanh } else { Act::Silu },
-            post_norms: gemma,
-            embed_scale: gemma.then(|| (hidden as f32).sqrt()),
-            attn_scale: is_27b.then(|| 1.0 / ((hidden / heads.max(1)) as f32).sqrt()),
             attn_softcap: softcap("attn_logit_softcapping"),
             final_softcap: softcap("final_logit_softcapping"),
-            sliding_window,
-            sliding_pattern: sliding_window.and(sliding_pattern),
-            rope_theta_local: (arch == "gemma3" && sliding_window.is_some()).then_some(10_000.0),
+            sliding_window: keys.opt_int("attention.sliding_window").filter(|&w| w > 0),
             rope_linear,
-            rope_interleaved: arch == "llama",
-        }
+            ..Config::plain()
+        };
+        (family.configure)(&keys, &mut cfg)?;
+        cfg
         .checked(source)
     }
 
@@ -387,7 +368,7 @@ pub fn check_context(
 }
 
 /// A GGUF header's `{arch}.*` keys, read with messages naming the file and the key.
-struct Keys<'a> {
+pub(super) struct Keys<'a> {
     source: &'a str,
     arch: &'a str,
     header: &'a Header,
@@ -407,7 +388,7 @@ impl Keys<'_> {
             .ok_or_else(|| bad(self.source, format!("{full} is not an integer")))
     }
 
-    fn opt_int(&self, key: &str) -> Option<usize> {
+    pub(super) fn opt_int(&self, key: &str) -> Option<usize> {
         self.get(key).and_then(|v| v.as_u64()).map(|v| v as usize)
     }
 
