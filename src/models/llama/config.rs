@@ -269,8 +269,7 @@ impl Config {
             ..Config::plain()
         };
         (family.configure)(&keys, &mut cfg)?;
-        cfg
-        .checked(source)
+        cfg.checked(source)
     }
 
     fn checked(self, source: &str) -> Result<Config> {
