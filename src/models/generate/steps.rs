@@ -31,46 +31,6 @@ impl Generator {
         grammars.constraint(format, self.model.config().vocab_size)
     }
 
-    /// Records one step (the model on `token`, then the choice of the next token among `allowed`
-    /// when given) and submits it with the new id's read-back.
-    fn submit_step(
-        &self,
-        token: &Tensor,
-        cache: &mut KvCache,
-        opts: &GenerateOptions,
-        step: usize,
-        penalty: Option<Penalty<'_>>,
-        allowed: Option<&Tensor>,
-    ) -> Result<(Tensor, Readback)> {
-        let mut rec = self.gpu.recorder();
-        let logits = self.model.forward(&mut rec, token, cache)?;
-        let next = sample_masked(
-            &mut rec,
-            &logits,
-            &opts.sampling,
-            step as u32,
-            penalty,
-            allowed,
-        )?;
-        let read = rec.submit_and_read(&next);
-        Ok((next, read))
-    }
-
-    /// The allowed-token bitset of `constraint`'s next step, uploaded (none without a constraint).
-    fn mask_of(&self, constraint: Option<&mut Constraint>) -> Result<Option<Tensor>> {
-        let Some(c) = constraint else {
-            return Ok(None);
-        };
-        let words = c.mask()?;
-        Tensor::from_bytes(
-            &self.gpu,
-            bytemuck::cast_slice(&words),
-            &[1, words.len()],
-            DType::I32,
-        )
-        .map(Some)
-    }
-
     /// Generation, in a [`ChatSession`]'s KV cache when given: the prompt's positions that the cache
     /// already holds (the longest common prefix with what was fed before) are not computed again.
     pub(crate) async fn generate_in(
@@ -274,36 +234,55 @@ impl<'a> Steps<'a> {
         }
     }
 
-    /// The next step's mask under the grammar (none unconstrained), timed.
+    /// The next step's allowed-token bitset under the grammar, uploaded (none unconstrained), timed.
     fn mask(&mut self) -> Result<Option<Tensor>> {
+        let Some(c) = self.constraint.as_mut() else {
+            return Ok(None);
+        };
         let t = now_ms();
-        let mask = self.generator.mask_of(self.constraint.as_mut())?;
+        let words = c.mask()?;
         self.grammar_ms += now_ms() - t;
-        Ok(mask)
+        let bits = Tensor::from_bytes(
+            &self.generator.gpu,
+            bytemuck::cast_slice(&words),
+            &[1, words.len()],
+            DType::I32,
+        )?;
+        Ok(Some(bits))
+    }
+
+    /// Records one step (the model on `input`, then the choice of the next token among `allowed`
+    /// when given) and submits it with the new id's read-back; returns its logits.
+    fn step(&mut self, input: &Tensor, allowed: Option<&Tensor>) -> Result<Tensor> {
+        let g = self.generator;
+        let mut rec = g.gpu.recorder();
+        let logits = g.model.forward(&mut rec, input, self.cache)?;
+        let token = sample_masked(
+            &mut rec,
+            &logits,
+            &self.opts.sampling,
+            self.submitted as u32,
+            self.penalty,
+            allowed,
+        )?;
+        self.in_flight.push_back(rec.submit_and_read(&token));
+        self.token = Some(token);
+        self.submitted += 1;
+        Ok(logits)
     }
 
     /// Submits the prompt's step (`fed`: the positions the cache lacks) with its read-back; returns
     /// its logits (the first step's, for `top_logits`).
     fn prefill(&mut self, fed: &[u32]) -> Result<Tensor> {
-        let g = self.generator;
         let ids: Vec<i32> = fed.iter().map(|&i| i as i32).collect();
-        let input =
-            Tensor::from_bytes(&g.gpu, bytemuck::cast_slice(&ids), &[ids.len()], DType::I32)?;
-        let mask = self.mask()?;
-        let mut rec = g.gpu.recorder();
-        let logits = g.model.forward(&mut rec, &input, self.cache)?;
-        let token = sample_masked(
-            &mut rec,
-            &logits,
-            &self.opts.sampling,
-            0,
-            self.penalty,
-            mask.as_ref(),
+        let input = Tensor::from_bytes(
+            &self.generator.gpu,
+            bytemuck::cast_slice(&ids),
+            &[ids.len()],
+            DType::I32,
         )?;
-        self.in_flight.push_back(rec.submit_and_read(&token));
-        self.token = Some(token);
-        self.submitted = 1;
-        Ok(logits)
+        let mask = self.mask()?;
+        self.step(&input, mask.as_ref())
     }
 
     /// Whether another step fits (max_tokens, the cache's capacity).
@@ -311,24 +290,14 @@ impl<'a> Steps<'a> {
         self.submitted < self.opts.max_tokens && self.cache.len() < self.capacity
     }
 
-    /// Records and submits the next step (choosing among `allowed` when given).
+    /// Records and submits the next decoding step (choosing among `allowed` when given): its input is
+    /// the last step's choice, read on the GPU.
     fn submit(&mut self, allowed: Option<&Tensor>) -> Result<()> {
         let token = self
             .token
-            .as_ref()
+            .clone()
             .ok_or_else(|| Error::Input("a decoding step before the prompt's".into()))?;
-        let (next, read) = self.generator.submit_step(
-            token,
-            self.cache,
-            self.opts,
-            self.submitted,
-            self.penalty,
-            allowed,
-        )?;
-        self.token = Some(next);
-        self.in_flight.push_back(read);
-        self.submitted += 1;
-        Ok(())
+        self.step(&token, allowed).map(drop)
     }
 
     /// The next token id, in order; `None` when no step is left (max_tokens or a full cache).
