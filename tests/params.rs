@@ -276,28 +276,29 @@ fn binding_indices_are_named_and_match_the_shaders() {
         match rust_slots(&code) {
             Some(slots) => {
                 named += 1;
+                // The slot name each declared binding must have: its WGSL name in capitals
+                // (`PARAMS` for the uniform `p`).
+                let wanted: Vec<(String, u32)> = declared
+                    .iter()
+                    .map(|(w, n)| {
+                        let name = if w == "p" {
+                            "PARAMS".into()
+                        } else {
+                            w.to_uppercase()
+                        };
+                        (name, *n)
+                    })
+                    .collect();
                 for (name, n) in &slots {
-                    let wgsl = if name == "PARAMS" {
-                        "p".to_string()
-                    } else {
-                        name.to_lowercase()
-                    };
-                    if !declared.contains(&(wgsl.clone(), *n)) {
+                    if !wanted.contains(&(name.clone(), *n)) {
                         problems.push(format!(
                             "{file}: slot::{name} = {n}, but {shaders:?} declare {declared:?}"
                         ));
                     }
                 }
-                for (wgsl, n) in &declared {
-                    let name = if wgsl == "p" {
-                        "PARAMS".to_string()
-                    } else {
-                        wgsl.to_uppercase()
-                    };
+                for (name, n) in &wanted {
                     if !slots.contains(&(name.clone(), *n)) {
-                        problems.push(format!(
-                            "{file}: binding {n} (`{wgsl}`) has no slot::{name}"
-                        ));
+                        problems.push(format!("{file}: binding {n} has no slot::{name}"));
                     }
                 }
                 for (i, line) in code.lines().enumerate() {
