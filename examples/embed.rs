@@ -12,6 +12,8 @@
 //! browsers always do; `--no-subgroups` leaves subgroups off, as browsers offer none today;
 //! `--web-like` is both, and no tensor cores: the kernels a page runs. `--profile` (with `--bench`)
 //! adds the GPU time of each kernel in one forward pass, a JSON line each, most first.
+//! `--backend cpu` runs the encoder on the CPU backend instead (rayon's threads; `RAYON_NUM_THREADS`
+//! sets how many), `"adapter": "cpu (N threads)"`.
 
 #[cfg(target_arch = "wasm32")]
 fn main() {}
@@ -33,6 +35,7 @@ async fn run() -> webgpu_infer::Result<()> {
     let (mut model, mut json, mut texts, mut bench) = (None, false, Vec::new(), None);
     let mut checked = false;
     let (mut subgroups, mut coop, mut profile) = (true, true, false);
+    let mut backend = String::from("gpu");
     while let Some(a) = args.next() {
         match a.as_str() {
             "--model" => model = args.next(),
@@ -42,6 +45,7 @@ async fn run() -> webgpu_infer::Result<()> {
             "--no-subgroups" => subgroups = false,
             "--web-like" => (checked, subgroups, coop) = (true, false, false),
             "--profile" => profile = true,
+            "--backend" => backend = args.next().unwrap_or_default(),
             "-h" | "--help" => {
                 println!(
                     "embed --model DIR [--json] [TEXT ...]   (texts from stdin, one a line, when none given)"
@@ -54,6 +58,17 @@ async fn run() -> webgpu_infer::Result<()> {
     let model = model.ok_or_else(|| {
         Error::Input("--model DIR is required (a sentence-transformers folder)".into())
     })?;
+    if backend == "cpu" {
+        let cpu = webgpu_infer::cpu::Cpu::new();
+        let embedder = Embedder::from_dir_cpu(&cpu, model.as_ref())?;
+        let shape = bench.ok_or_else(|| Error::Input("--backend cpu goes with --bench".into()))?;
+        let adapter = format!("cpu ({} threads)", cpu.threads());
+        return run_bench(None, &adapter, &embedder, &model, &shape, false).await;
+    } else if backend != "gpu" {
+        return Err(Error::Input(format!(
+            "--backend takes cpu or gpu, not {backend:?}"
+        )));
+    }
     // --checked: WebGPU's runtime shader checks on, as in browsers.
     let gpu = Gpu::with_options(&webgpu_infer::GpuOptions {
         unchecked_shaders: !checked,
@@ -64,7 +79,15 @@ async fn run() -> webgpu_infer::Result<()> {
     .await?;
     let embedder = Embedder::from_dir(&gpu, model.as_ref())?;
     if let Some(shape) = bench {
-        return run_bench(&gpu, &embedder, &model, &shape, profile).await;
+        return run_bench(
+            Some(&gpu),
+            &gpu.adapter_name(),
+            &embedder,
+            &model,
+            &shape,
+            profile,
+        )
+        .await;
     }
     if texts.is_empty() {
         texts = std::io::stdin()
@@ -98,7 +121,8 @@ async fn run() -> webgpu_infer::Result<()> {
 /// Median latency of embedding `batch` texts of exactly `seq` tokens (special tokens included).
 #[cfg(not(target_arch = "wasm32"))]
 async fn run_bench(
-    gpu: &webgpu_infer::Gpu,
+    gpu: Option<&webgpu_infer::Gpu>,
+    adapter: &str,
     embedder: &webgpu_infer::models::embedder::Embedder,
     model: &str,
     shape: &str,
@@ -131,14 +155,17 @@ async fn run_bench(
     }
     times.sort_by(f64::total_cmp);
     let ms = times[times.len() / 2];
-    let line = serde_json::json!({
+    let mut line = serde_json::json!({
         "op": "embed", "model": model, "batch": batch, "seq": seq, "ms": ms,
-        "texts_per_s": batch as f64 / (ms / 1e3), "adapter": gpu.adapter_name(),
-        "shader_checks": !gpu.unchecked_shaders(),
-        "subgroups": gpu.capabilities().subgroups,
+        "texts_per_s": batch as f64 / (ms / 1e3), "adapter": adapter,
+        "backend": embedder.backend(),
     });
+    if let Some(gpu) = gpu {
+        line["shader_checks"] = (!gpu.unchecked_shaders()).into();
+        line["subgroups"] = gpu.capabilities().subgroups.into();
+    }
     println!("{line}");
-    if profile {
+    if let (Some(gpu), true) = (gpu, profile) {
         gpu.set_profiling(true)?;
         let done = embedder.embed(&texts).await;
         gpu.set_profiling(false)?;

@@ -35,6 +35,7 @@
 
 pub mod bench;
 pub mod bridge;
+pub mod cpu;
 pub mod formats;
 pub mod kernels;
 pub mod models;

@@ -154,3 +154,66 @@ async fn edge_inputs() -> Result<()> {
     Ok(())
 }
 gpu_test!(empty_inputs_and_non_bert_configs, edge_inputs);
+
+/// The CPU backend (the same BERT code over `Ops for Cpu`) against the same goldens and bounds:
+/// its sums run in yet another order (blocked sgemm, a polynomial erf within 1.5e-7).
+async fn cpu_matches_sentence_transformers() -> Result<()> {
+    let cpu = webgpu_infer::cpu::Cpu::new();
+    let embedder = minilm_cpu(&cpu).await?;
+    assert_eq!(embedder.backend(), "cpu");
+    let golden = goldens().await;
+    let texts: Vec<&str> = golden.texts.iter().map(String::as_str).collect();
+    let out = embedder.embed(&texts).await?;
+    for (i, v) in out.vectors.iter().enumerate() {
+        check(
+            &format!("cpu: text {i} ({} tokens)", golden.ids[i].len()),
+            v,
+            &golden.embeddings[i],
+        );
+    }
+    let stats = cpu.stats();
+    // f32 weights are views of the file's bytes, read once: resident = the file, rounded to 4.
+    let file = read_asset(&format!("{DIR}/model.safetensors")).await.len() as u64;
+    assert_eq!(stats.host_weight_bytes, file.div_ceil(4) * 4);
+    assert_eq!(
+        stats.wasm_bytes_in, file,
+        "one copy of the file, nothing widened"
+    );
+    assert_eq!((stats.submits, stats.host_to_gpu_bytes), (0, 0));
+    Ok(())
+}
+gpu_test!(
+    cpu_backend_matches_sentence_transformers,
+    cpu_matches_sentence_transformers
+);
+
+async fn minilm_cpu(cpu: &webgpu_infer::cpu::Cpu) -> Result<Embedder> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        Embedder::from_dir_cpu(cpu, DIR.as_ref())
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        use webgpu_infer::models::embedder::ModelFiles;
+        let weights = webgpu_infer::bridge::web::load_host(
+            cpu,
+            webgpu_infer::bridge::web::Source::Url(format!("/{DIR}/model.safetensors")),
+            None,
+            &mut |_| {},
+        )
+        .await?;
+        let config = read_asset(&format!("{DIR}/config.json")).await;
+        let tokenizer = read_asset(&format!("{DIR}/tokenizer.json")).await;
+        let st = read_asset(&format!("{DIR}/sentence_bert_config.json")).await;
+        let modules = read_asset(&format!("{DIR}/modules.json")).await;
+        let pooling = read_asset(&format!("{DIR}/1_Pooling/config.json")).await;
+        let files = ModelFiles {
+            config: &config,
+            tokenizer: &tokenizer,
+            sentence_bert_config: Some(&st),
+            modules: Some(&modules),
+            pooling: Some(&pooling),
+        };
+        Embedder::new_cpu(cpu, &weights, &files)
+    }
+}

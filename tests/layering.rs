@@ -40,6 +40,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("formats", &["formats"]),
     ("kernels", &["kernels"]),
+    ("cpu", &["cpu"]),
     ("bridge", &["bridge"]),
     ("models", &["models"]),
     ("bench", &["bench"]),

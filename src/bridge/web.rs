@@ -13,6 +13,7 @@ use web_sys::{AbortSignal, Blob, ReadableStreamDefaultReader, Response};
 pub use crate::bridge::fetch::{Net, fetch_bytes};
 
 mod gguf_stream;
+mod host;
 use crate::bridge::fetch::{
     abort_or_io, absolute_url, check_status, content_length, fetch, js_io, reader_of, response_name,
 };
@@ -23,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::formats::safetensors::{Entry, Header, PREFIX_LEN, ShardIndex};
 use crate::gpu::Gpu;
 pub use gguf_stream::{load_gguf, load_gguf_checked};
+pub use host::load_host;
 
 /// Where weights come from.
 pub enum Source {
@@ -140,7 +142,10 @@ pub async fn load<'a>(
 
 /// A source's name (for messages), its byte chunks and its length when known (a response's
 /// `Content-Length`, a Blob's size): a URL is fetched, a response's status checked.
-async fn open_source(source: Source, net: Net<'_>) -> Result<(String, Chunks, Option<u64>)> {
+pub(crate) async fn open_source(
+    source: Source,
+    net: Net<'_>,
+) -> Result<(String, Chunks, Option<u64>)> {
     Ok(match source {
         Source::Url(url) => {
             let response = fetch(&url, net).await?;
@@ -215,7 +220,7 @@ async fn load_sharded(
 }
 
 /// The stream of chunks of one file.
-enum Chunks {
+pub(crate) enum Chunks {
     Reader(ReadableStreamDefaultReader),
     Once(Option<Uint8Array>),
 }
@@ -230,7 +235,7 @@ impl Chunks {
 
     /// The next chunk, `None` at the end. An abort (through `signal` or a rejected read) cancels the
     /// stream and becomes [`Error::Aborted`].
-    async fn next(
+    pub(crate) async fn next(
         &mut self,
         name: &str,
         signal: Option<&AbortSignal>,
@@ -263,7 +268,7 @@ impl Chunks {
         }
     }
 
-    fn cancel(&mut self) {
+    pub(crate) fn cancel(&mut self) {
         if let Chunks::Reader(reader) = self {
             // The promise settles on its own; nothing waits on it.
             let _ = reader.cancel();

@@ -1,18 +1,14 @@
 //! BERT encoders (all-MiniLM-L6-v2, bge-small, e5-small, ...), mirroring transformers'
 //! `models/bert/modeling_bert.py`: embeddings, then `num_hidden_layers` post-LayerNorm blocks of
-//! self-attention and a GELU feed-forward. The whole forward pass is recorded into one [`Recorder`].
+//! self-attention and a GELU feed-forward. Written once over [`Ops`]: on the GPU the whole forward
+//! pass is recorded into one [`Recorder`](crate::Recorder); on the CPU it runs as called.
 
 use serde::Deserialize;
 
-use crate::bridge::Weights;
 use crate::error::{Error, Result};
 use crate::kernels::activation::Activation;
-use crate::kernels::attention::{self, attention};
-use crate::kernels::embedding::{Extras, embedding};
-use crate::kernels::{elementwise, norm::layer_norm};
-use crate::models::linear::Linear;
+use crate::models::ops::{Lookup, Ops};
 use crate::recorder::Recorder;
-use crate::tensor::Tensor;
 
 /// The fields of a BERT `config.json` this implementation reads.
 #[derive(Clone, Debug, Deserialize)]
@@ -91,81 +87,78 @@ impl Config {
     }
 }
 
-struct LayerNorm {
-    weight: Tensor,
-    bias: Tensor,
+struct LayerNorm<T> {
+    weight: T,
+    bias: T,
     eps: f32,
 }
 
-impl LayerNorm {
-    fn load(w: &Weights, prefix: &str, eps: f64) -> Result<LayerNorm> {
+impl<T: Clone> LayerNorm<T> {
+    fn load<O: Ops<Tensor = T>>(w: &O::Weights, prefix: &str, eps: f64) -> Result<LayerNorm<T>> {
         Ok(LayerNorm {
-            weight: w.get(&format!("{prefix}.weight"))?.clone(),
-            bias: w.get(&format!("{prefix}.bias"))?.clone(),
+            weight: O::tensor(w, &format!("{prefix}.weight"))?,
+            bias: O::tensor(w, &format!("{prefix}.bias"))?,
             eps: eps as f32,
         })
     }
 
-    fn forward(&self, rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
-        layer_norm(rec, x, &self.weight, &self.bias, self.eps)
+    fn forward<O: Ops<Tensor = T>>(&self, o: &mut O, x: &T) -> Result<T> {
+        o.layer_norm(x, &self.weight, &self.bias, self.eps)
     }
 }
 
 /// BertEmbeddings: word + token type + absolute position, then LayerNorm.
-struct Embeddings {
-    word: Tensor,
-    position: Tensor,
-    token_type: Tensor,
-    norm: LayerNorm,
+struct Embeddings<T> {
+    word: T,
+    position: T,
+    token_type: T,
+    norm: LayerNorm<T>,
 }
 
 /// One BertLayer: self-attention with BertSelfOutput, then BertIntermediate and BertOutput.
-struct Layer {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    attn_out: Linear,
-    attn_norm: LayerNorm,
-    intermediate: Linear,
-    output: Linear,
-    out_norm: LayerNorm,
+struct Layer<O: Ops> {
+    query: O::Linear,
+    key: O::Linear,
+    value: O::Linear,
+    attn_out: O::Linear,
+    attn_norm: LayerNorm<O::Tensor>,
+    intermediate: O::Linear,
+    output: O::Linear,
+    out_norm: LayerNorm<O::Tensor>,
 }
 
-/// A loaded BERT encoder.
-pub struct Bert {
+/// A loaded BERT encoder, on the GPU ([`Recorder`], the default) or the CPU ([`crate::cpu::Cpu`]).
+pub struct Bert<O: Ops = Recorder> {
     pub config: Config,
-    embeddings: Embeddings,
-    layers: Vec<Layer>,
+    embeddings: Embeddings<O::Tensor>,
+    layers: Vec<Layer<O>>,
 }
 
-impl Bert {
+impl<O: Ops> Bert<O> {
     /// Takes the encoder's tensors from `weights` (with or without a `bert.` prefix).
-    pub fn load(weights: &Weights, config: Config) -> Result<Bert> {
-        let p = if weights
-            .get("bert.embeddings.word_embeddings.weight")
-            .is_ok()
-        {
+    pub fn load(weights: &O::Weights, config: Config) -> Result<Bert<O>> {
+        let p = if O::tensor(weights, "bert.embeddings.word_embeddings.weight").is_ok() {
             "bert."
         } else {
             ""
         };
         let eps = config.layer_norm_eps;
         let embeddings = Embeddings {
-            word: weights
-                .get(&format!("{p}embeddings.word_embeddings.weight"))?
-                .clone(),
-            position: weights
-                .get(&format!("{p}embeddings.position_embeddings.weight"))?
-                .clone(),
-            token_type: weights
-                .get(&format!("{p}embeddings.token_type_embeddings.weight"))?
-                .clone(),
-            norm: LayerNorm::load(weights, &format!("{p}embeddings.LayerNorm"), eps)?,
+            word: O::tensor(weights, &format!("{p}embeddings.word_embeddings.weight"))?,
+            position: O::tensor(
+                weights,
+                &format!("{p}embeddings.position_embeddings.weight"),
+            )?,
+            token_type: O::tensor(
+                weights,
+                &format!("{p}embeddings.token_type_embeddings.weight"),
+            )?,
+            norm: LayerNorm::load::<O>(weights, &format!("{p}embeddings.LayerNorm"), eps)?,
         };
         let (hidden, inter) = (config.hidden_size, config.intermediate_size);
         // A dense layer `prefix.weight [out, in]` with its bias `prefix.bias [out]`.
         let lin = |prefix: &str, out: usize, inp: usize| {
-            Linear::load_with_bias(
+            O::linear_of(
                 weights,
                 &format!("{prefix}.weight"),
                 &format!("{prefix}.bias"),
@@ -173,6 +166,7 @@ impl Bert {
                 inp,
             )
         };
+        let norm = |prefix: &str| LayerNorm::load::<O>(weights, prefix, eps);
         let layers = (0..config.num_hidden_layers)
             .map(|i| {
                 let l = format!("{p}encoder.layer.{i}");
@@ -181,14 +175,10 @@ impl Bert {
                     key: lin(&format!("{l}.attention.self.key"), hidden, hidden)?,
                     value: lin(&format!("{l}.attention.self.value"), hidden, hidden)?,
                     attn_out: lin(&format!("{l}.attention.output.dense"), hidden, hidden)?,
-                    attn_norm: LayerNorm::load(
-                        weights,
-                        &format!("{l}.attention.output.LayerNorm"),
-                        eps,
-                    )?,
+                    attn_norm: norm(&format!("{l}.attention.output.LayerNorm"))?,
                     intermediate: lin(&format!("{l}.intermediate.dense"), inter, hidden)?,
                     output: lin(&format!("{l}.output.dense"), hidden, inter)?,
-                    out_norm: LayerNorm::load(weights, &format!("{l}.output.LayerNorm"), eps)?,
+                    out_norm: norm(&format!("{l}.output.LayerNorm"))?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -203,52 +193,45 @@ impl Bert {
     /// `[batch, seq]` (mask 1 for real tokens, 0 for padding).
     pub fn forward(
         &self,
-        rec: &mut Recorder,
-        ids: &Tensor,
-        type_ids: &Tensor,
-        mask: &Tensor,
-    ) -> Result<Tensor> {
+        o: &mut O,
+        ids: &O::Tensor,
+        type_ids: &O::Tensor,
+        mask: &O::Tensor,
+    ) -> Result<O::Tensor> {
         let e = &self.embeddings;
-        let extras = Extras {
-            positions: Some(&e.position),
-            pos0: 0,
+        let extra = Lookup {
+            positions: Some((&e.position, 0)),
             token_types: Some((type_ids, &e.token_type)),
         };
-        let embedded = embedding(rec, ids, &e.word, extras)?;
-        let mut x = e.norm.forward(rec, &embedded)?;
+        let embedded = o.embedding(ids, &e.word, extra)?;
+        let mut x = e.norm.forward(o, &embedded)?;
         for layer in &self.layers {
-            x = self.layer(rec, layer, &x, mask)?;
+            x = self.layer(o, layer, &x, mask)?;
         }
         Ok(x)
     }
 
-    fn layer(&self, rec: &mut Recorder, l: &Layer, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let (batch, seq) = (x.shape()[0], x.shape()[1]);
+    fn layer(&self, o: &mut O, l: &Layer<O>, x: &O::Tensor, mask: &O::Tensor) -> Result<O::Tensor> {
+        let shape = O::shape(x).to_vec();
         let heads = [
-            batch,
-            seq,
+            shape[0],
+            shape[1],
             self.config.num_attention_heads,
             self.config.head_dim(),
         ];
         // BertSelfAttention: heads are a view of [batch, seq, hidden]; no transpose is needed.
-        let q = l.query.forward_act(rec, x, None)?.reshape(&heads)?;
-        let k = l.key.forward_act(rec, x, None)?.reshape(&heads)?;
-        let v = l.value.forward_act(rec, x, None)?.reshape(&heads)?;
-        let opts = attention::Options {
-            mask: Some(mask),
-            ..Default::default()
-        };
-        let context = attention(rec, &q, &k, &v, opts)?.reshape(x.shape())?;
+        let q = O::reshape(&o.linear(x, &l.query, None)?, &heads)?;
+        let k = O::reshape(&o.linear(x, &l.key, None)?, &heads)?;
+        let v = O::reshape(&o.linear(x, &l.value, None)?, &heads)?;
+        let context = O::reshape(&o.attention(&q, &k, &v, Some(mask))?, &shape)?;
         // BertSelfOutput: LayerNorm(dense(context) + x).
-        let attn = l.attn_out.forward_act(rec, &context, None)?;
-        let residual = elementwise::add(rec, &attn, x)?;
-        let x = l.attn_norm.forward(rec, &residual)?;
+        let attn = o.linear(&context, &l.attn_out, None)?;
+        let residual = o.add(&attn, x)?;
+        let x = l.attn_norm.forward(o, &residual)?;
         // BertIntermediate (GELU fused into the matmul) and BertOutput: LayerNorm(dense(h) + x).
-        let h = l
-            .intermediate
-            .forward_act(rec, &x, Some(Activation::Gelu))?;
-        let out = l.output.forward_act(rec, &h, None)?;
-        let residual = elementwise::add(rec, &out, &x)?;
-        l.out_norm.forward(rec, &residual)
+        let h = o.linear(&x, &l.intermediate, Some(Activation::Gelu))?;
+        let out = o.linear(&h, &l.output, None)?;
+        let residual = o.add(&out, &x)?;
+        l.out_norm.forward(o, &residual)
     }
 }

@@ -1,18 +1,20 @@
 //! [`Embedder`]: sentence embeddings as sentence-transformers computes them: tokenize (the model's
 //! `tokenizer.json`, truncated at `max_seq_length`, padded to the batch's longest text), run the BERT
-//! encoder, mean-pool over real tokens, and L2-normalize when the model's `modules.json` says so. One
-//! submit for the whole batch; only the pooled vectors are read back.
+//! encoder, mean-pool over real tokens, and L2-normalize when the model's `modules.json` says so. On
+//! the GPU: one submit for the whole batch, only the pooled vectors read back; on the CPU
+//! ([`Embedder::new_cpu`]): the same model code over the CPU backend.
 
 use serde::Deserialize;
 use tokenizers::{Tokenizer, TruncationParams};
 
 use crate::bridge::Weights;
 use crate::bridge::folder::{FileSpec, FolderFiles};
+use crate::cpu::{Cpu, HostWeights};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::{norm::l2_normalize, pool::mean_pool};
 use crate::models::bert::{Bert, Config};
-use crate::tensor::{DType, Tensor};
+use crate::models::ops::Ops;
+use crate::recorder::Recorder;
 
 /// The files of a sentence-transformers folder besides the weights (`ModelFiles` reads them).
 pub const EMBEDDER_FILES: &[FileSpec] = &[
@@ -49,10 +51,16 @@ pub struct Embeddings {
     pub truncated: Vec<bool>,
 }
 
-/// A sentence-embedding model on the GPU.
+/// Where an [`Embedder`]'s encoder runs.
+enum Engine {
+    Gpu { gpu: Gpu, bert: Bert<Recorder> },
+    Cpu { cpu: Cpu, bert: Bert<Cpu> },
+}
+
+/// A sentence-embedding model on the GPU or the CPU.
 pub struct Embedder {
-    gpu: Gpu,
-    bert: Bert,
+    engine: Engine,
+    config: Config,
     tokenizer: Tokenizer,
     pad_id: u32,
     max_seq_length: usize,
@@ -94,13 +102,47 @@ impl<'a> ModelFiles<'a> {
 }
 
 impl Embedder {
-    /// Builds an embedder from loaded weights and the model's text files.
+    /// Builds an embedder from weights loaded on the GPU and the model's text files.
     pub fn new(gpu: &Gpu, weights: &Weights, files: &ModelFiles<'_>) -> Result<Embedder> {
+        let config = Config::from_json("config.json", files.config)?;
+        let bert = Bert::<Recorder>::load(weights, config.clone())?;
+        Embedder::with_engine(
+            Engine::Gpu {
+                gpu: gpu.clone(),
+                bert,
+            },
+            config,
+            files,
+        )
+    }
+
+    /// Builds an embedder on the CPU backend from weights in host memory.
+    pub fn new_cpu(cpu: &Cpu, weights: &HostWeights, files: &ModelFiles<'_>) -> Result<Embedder> {
+        let config = Config::from_json("config.json", files.config)?;
+        let bert = Bert::<Cpu>::load(weights, config.clone())?;
+        Embedder::with_engine(
+            Engine::Cpu {
+                cpu: cpu.clone(),
+                bert,
+            },
+            config,
+            files,
+        )
+    }
+
+    /// `"gpu"` or `"cpu"`: where the encoder runs.
+    pub fn backend(&self) -> &'static str {
+        match self.engine {
+            Engine::Gpu { .. } => "gpu",
+            Engine::Cpu { .. } => "cpu",
+        }
+    }
+
+    fn with_engine(engine: Engine, config: Config, files: &ModelFiles<'_>) -> Result<Embedder> {
         let bad = |source: &str, m: String| Error::Model {
             source_name: source.into(),
             message: m,
         };
-        let config = Config::from_json("config.json", files.config)?;
         let max_seq_length = match files.sentence_bert_config {
             Some(json) => {
                 serde_json::from_slice::<SentenceBertConfig>(json)
@@ -140,10 +182,9 @@ impl Embedder {
                 ..Default::default()
             }))
             .map_err(|e| bad("tokenizer.json", e.to_string()))?;
-        let bert = Bert::load(weights, config)?;
         Ok(Embedder {
-            gpu: gpu.clone(),
-            bert,
+            engine,
+            config,
             tokenizer,
             pad_id,
             max_seq_length,
@@ -160,9 +201,18 @@ impl Embedder {
         Embedder::new(gpu, &weights, &ModelFiles::from_folder(&files)?)
     }
 
+    /// Loads a sentence-transformers model folder onto the CPU backend (the weights read into host
+    /// memory once).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn from_dir_cpu(cpu: &Cpu, dir: &std::path::Path) -> Result<Embedder> {
+        let files = crate::bridge::folder::read_dir(dir, EMBEDDER_FILES)?;
+        let weights = cpu.load(&dir.join("model.safetensors"))?;
+        Embedder::new_cpu(cpu, &weights, &ModelFiles::from_folder(&files)?)
+    }
+
     /// Output dimension (the hidden size).
     pub fn dims(&self) -> usize {
-        self.bert.config.hidden_size
+        self.config.hidden_size
     }
 
     /// Longest input in tokens; longer texts are truncated (and reported in [`Embeddings::truncated`]).
@@ -198,7 +248,7 @@ impl Embedder {
                 truncated,
             });
         }
-        let vocab = self.bert.config.vocab_size as u32;
+        let vocab = self.config.vocab_size as u32;
         let mut ids = vec![self.pad_id as i32; batch * seq];
         let mut mask = vec![0i32; batch * seq];
         for (b, (row, _)) in encoded.iter().enumerate() {
@@ -213,29 +263,21 @@ impl Embedder {
                 mask[b * seq + s] = 1;
             }
         }
-        let upload = |v: &[i32]| {
-            Tensor::from_bytes(
-                &self.gpu,
-                bytemuck::cast_slice(v),
-                &[batch, seq],
-                DType::I32,
-            )
+        let shape = [batch, seq];
+        let flat = match &self.engine {
+            Engine::Gpu { gpu, bert } => {
+                let mut rec = gpu.recorder();
+                let pooled = self.pooled(&mut rec, bert, &ids, &mask, shape)?;
+                // The vectors come back in the forward pass's own submit, through a pooled staging
+                // buffer.
+                let bytes = rec.submit_and_read(&pooled).bytes().await?;
+                crate::tensor::f32s_from_bytes(pooled.dtype(), &bytes)?
+            }
+            Engine::Cpu { cpu, bert } => {
+                let mut cpu = cpu.clone();
+                self.pooled(&mut cpu, bert, &ids, &mask, shape)?.to_vec()?
+            }
         };
-        let (t_ids, t_mask, t_types) = (
-            upload(&ids)?,
-            upload(&mask)?,
-            upload(&vec![0; batch * seq])?,
-        );
-        let mut rec = self.gpu.recorder();
-        let hidden = self.bert.forward(&mut rec, &t_ids, &t_types, &t_mask)?;
-        let mut pooled = mean_pool(&mut rec, &hidden, &t_mask)?;
-        if self.normalize {
-            // sentence-transformers' Normalize: torch.nn.functional.normalize, eps 1e-12.
-            pooled = l2_normalize(&mut rec, &pooled, 1e-12)?;
-        }
-        // The vectors come back in the forward pass's own submit, through a pooled staging buffer.
-        let bytes = rec.submit_and_read(&pooled).bytes().await?;
-        let flat = crate::tensor::f32s_from_bytes(pooled.dtype(), &bytes)?;
         let vectors = flat.chunks(dims).map(<[f32]>::to_vec).collect();
         Ok(Embeddings {
             dims,
@@ -243,6 +285,29 @@ impl Embedder {
             tokens,
             truncated,
         })
+    }
+}
+
+impl Embedder {
+    /// The pooled (and normalized) vectors `[batch, hidden]` of the padded `ids` under `mask`.
+    fn pooled<O: Ops>(
+        &self,
+        o: &mut O,
+        bert: &Bert<O>,
+        ids: &[i32],
+        mask: &[i32],
+        shape: [usize; 2],
+    ) -> Result<O::Tensor> {
+        let t_ids = o.input_i32(ids, &shape)?;
+        let t_mask = o.input_i32(mask, &shape)?;
+        let t_types = o.input_i32(&vec![0; ids.len()], &shape)?;
+        let hidden = bert.forward(o, &t_ids, &t_types, &t_mask)?;
+        let pooled = o.mean_pool(&hidden, &t_mask)?;
+        if self.normalize {
+            // sentence-transformers' Normalize: torch.nn.functional.normalize, eps 1e-12.
+            return o.l2_normalize(&pooled, 1e-12);
+        }
+        Ok(pooled)
     }
 }
 

@@ -6,8 +6,9 @@ pub mod constrain;
 pub mod efficientnet;
 pub mod embedder;
 pub mod generate;
-pub(crate) mod linear;
+pub mod linear;
 pub mod llama;
+pub mod ops;
 pub mod rdn;
 pub mod text;
 

@@ -16,6 +16,7 @@ pub struct CopyStats {
     live_buffer_bytes: AtomicU64,
     pooled_buffers: AtomicU64,
     pooled_bytes: AtomicU64,
+    host_weight_bytes: AtomicU64,
 }
 
 /// A snapshot of [`CopyStats`].
@@ -41,6 +42,9 @@ pub struct Stats {
     /// Free buffers kept for reuse by the buffer pool, and their bytes (GPU memory still held).
     pub pooled_buffers: u64,
     pub pooled_bytes: u64,
+    /// Bytes of weights held in WASM (host) memory: the CPU backend's, which is where the CPU reads
+    /// them; 0 for GPU models (not reset by [`CopyStats::reset`]).
+    pub host_weight_bytes: u64,
 }
 
 impl CopyStats {
@@ -56,6 +60,7 @@ impl CopyStats {
             live_buffer_bytes: self.live_buffer_bytes.load(Relaxed),
             pooled_buffers: self.pooled_buffers.load(Relaxed),
             pooled_bytes: self.pooled_bytes.load(Relaxed),
+            host_weight_bytes: self.host_weight_bytes.load(Relaxed),
         }
     }
 
@@ -71,6 +76,10 @@ impl CopyStats {
 
     pub(crate) fn wasm_in(&self, bytes: u64) {
         self.wasm_bytes_in.fetch_add(bytes, Relaxed);
+    }
+
+    pub(crate) fn host_weights(&self, bytes: u64) {
+        self.host_weight_bytes.fetch_add(bytes, Relaxed);
     }
 
     pub(crate) fn to_gpu(&self, bytes: u64) {

@@ -1,0 +1,143 @@
+//! [`HostTensor`]: a typed view of memory the CPU reads (WASM linear memory in a page, the heap
+//! natively): a weight inside the file's loaded bytes, or an activation a kernel wrote.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::tensor::DType;
+
+/// What a [`HostTensor`] views: f32 values (weights, activations) or i32 ones (token ids, masks).
+pub(crate) enum Data {
+    F32(Vec<f32>),
+    I32(Vec<i32>),
+}
+
+/// A shape and a window of shared host memory. Cloning shares the memory; kernels write new tensors.
+#[derive(Clone)]
+pub struct HostTensor {
+    data: Arc<Data>,
+    /// Where the tensor starts, in elements of `data`.
+    offset: usize,
+    shape: Vec<usize>,
+}
+
+fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+impl HostTensor {
+    /// Takes `values` as a tensor of `shape` (their count must match).
+    pub fn from_f32(values: Vec<f32>, shape: &[usize]) -> Result<HostTensor> {
+        HostTensor::whole(Data::F32(values), shape)
+    }
+
+    /// Takes `values` (ids, masks) as a tensor of `shape`.
+    pub fn from_i32(values: Vec<i32>, shape: &[usize]) -> Result<HostTensor> {
+        HostTensor::whole(Data::I32(values), shape)
+    }
+
+    fn whole(data: Data, shape: &[usize]) -> Result<HostTensor> {
+        let len = match &data {
+            Data::F32(v) => v.len(),
+            Data::I32(v) => v.len(),
+        };
+        if len != numel(shape) {
+            return Err(Error::shape(
+                "HostTensor",
+                format!("{len} values for shape {shape:?}"),
+            ));
+        }
+        Ok(HostTensor {
+            data: Arc::new(data),
+            offset: 0,
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// `shape`'s elements of `data` from element `offset` (a weight inside a loaded file).
+    pub(crate) fn view(data: &Arc<Data>, offset: usize, shape: &[usize]) -> Result<HostTensor> {
+        let len = match &**data {
+            Data::F32(v) => v.len(),
+            Data::I32(v) => v.len(),
+        };
+        if offset + numel(shape) > len {
+            return Err(Error::shape(
+                "HostTensor::view",
+                format!("{shape:?} from element {offset} is past {len} elements"),
+            ));
+        }
+        Ok(HostTensor {
+            data: data.clone(),
+            offset,
+            shape: shape.to_vec(),
+        })
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    pub fn numel(&self) -> usize {
+        numel(&self.shape)
+    }
+
+    pub fn dtype(&self) -> DType {
+        match &*self.data {
+            Data::F32(_) => DType::F32,
+            Data::I32(_) => DType::I32,
+        }
+    }
+
+    /// The values, or [`Error::DType`] when the tensor holds i32s.
+    pub fn f32s(&self, op: &'static str) -> Result<&[f32]> {
+        match &*self.data {
+            Data::F32(v) => Ok(&v[self.offset..self.offset + self.numel()]),
+            Data::I32(_) => Err(Error::DType {
+                op,
+                message: "this operand must be f32".into(),
+                got: DType::I32,
+            }),
+        }
+    }
+
+    /// The values, or [`Error::DType`] when the tensor holds f32s.
+    pub fn i32s(&self, op: &'static str) -> Result<&[i32]> {
+        match &*self.data {
+            Data::I32(v) => Ok(&v[self.offset..self.offset + self.numel()]),
+            Data::F32(_) => Err(Error::DType {
+                op,
+                message: "this operand must be i32 (ids, masks)".into(),
+                got: DType::F32,
+            }),
+        }
+    }
+
+    /// The same values as `shape` (same element count).
+    pub fn reshape(&self, shape: &[usize]) -> Result<HostTensor> {
+        if numel(shape) != self.numel() {
+            return Err(Error::shape(
+                "reshape",
+                format!(
+                    "{:?} has {} elements, not {shape:?}'s",
+                    self.shape,
+                    self.numel()
+                ),
+            ));
+        }
+        Ok(HostTensor {
+            shape: shape.to_vec(),
+            ..self.clone()
+        })
+    }
+
+    /// The values as a new `Vec` (f32 tensors).
+    pub fn to_vec(&self) -> Result<Vec<f32>> {
+        Ok(self.f32s("to_vec")?.to_vec())
+    }
+}
+
+impl std::fmt::Debug for HostTensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HostTensor({:?}, {:?})", self.shape, self.dtype())
+    }
+}

@@ -1,0 +1,150 @@
+//! [`HostWeights`]: a model's tensors where the CPU reads them. The file's bytes are written once
+//! into one f32-aligned region (from a memory read natively, from the network stream in a page:
+//! the one copy); f32 tensors are views of it, f16/bf16 ones are widened to f32 (a second copy of
+//! those tensors only, counted).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use safetensors::Dtype;
+
+use crate::cpu::HostTensor;
+use crate::cpu::tensor::Data;
+use crate::error::{Error, FormatProblem, Result};
+use crate::formats::Stored;
+use crate::formats::safetensors::{Header, PREFIX_LEN};
+use crate::runtime::stats::CopyStats;
+
+/// A region of `len` bytes, f32-aligned, zeroed, for a file to be written into
+/// ([`region_bytes`] gives it as bytes).
+pub fn region_for(len: usize) -> Vec<f32> {
+    vec![0.0; len.div_ceil(4)]
+}
+
+/// The region as bytes.
+pub fn region_bytes(region: &mut [f32]) -> &mut [u8] {
+    bytemuck::cast_slice_mut(region)
+}
+
+/// Named tensors in host memory.
+#[derive(Default)]
+pub struct HostWeights {
+    tensors: HashMap<String, HostTensor>,
+    /// Bytes these tensors keep resident (the file's region, widened copies).
+    resident_bytes: u64,
+}
+
+impl HostWeights {
+    /// The tensors of a safetensors file whose `len` bytes fill the start of `region`.
+    /// `stats` counts the widened copies (the region's own bytes are counted where it is filled).
+    pub fn from_safetensors(
+        source: &str,
+        region: Vec<f32>,
+        len: usize,
+        stats: &CopyStats,
+    ) -> Result<HostWeights> {
+        let bytes: &[u8] = bytemuck::cast_slice(&region);
+        let bytes = bytes
+            .get(..len)
+            .ok_or_else(|| Error::shape("HostWeights", "len past the region"))?;
+        let json_len = Header::json_len(source, bytes, Some(len as u64))? as usize;
+        let header = Header::parse(source, &bytes[PREFIX_LEN..PREFIX_LEN + json_len])?;
+        header.check_file_len(source, len as u64)?;
+        let data_start = header.data_start as usize;
+        let mut widened: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+        let mut views: Vec<(String, Vec<usize>, usize)> = Vec::new();
+        for e in &header.entries {
+            let (start, end) = (data_start + e.start as usize, data_start + e.end as usize);
+            let raw = &bytes[start..end];
+            match e.dtype {
+                Stored::Dense(Dtype::F32) if start.is_multiple_of(4) => {
+                    views.push((e.name.clone(), e.shape.clone(), start / 4));
+                }
+                Stored::Dense(Dtype::F32) => {
+                    let v: Vec<f32> = raw
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect();
+                    widened.push((e.name.clone(), e.shape.clone(), v));
+                }
+                Stored::Dense(Dtype::F16) => {
+                    let v = raw
+                        .chunks_exact(2)
+                        .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                        .collect();
+                    widened.push((e.name.clone(), e.shape.clone(), v));
+                }
+                Stored::Dense(Dtype::BF16) => {
+                    let v = raw
+                        .chunks_exact(2)
+                        .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                        .collect();
+                    widened.push((e.name.clone(), e.shape.clone(), v));
+                }
+                // Integer tensors (position ids and the like) are not weights a model reads here.
+                Stored::Dense(Dtype::I64 | Dtype::I32 | Dtype::U8 | Dtype::BOOL) => {}
+                other => {
+                    return Err(Error::Format {
+                        source_name: source.to_string(),
+                        problem: FormatProblem::UnsupportedDtype {
+                            tensor: e.name.clone(),
+                            dtype: format!("{other:?}"),
+                        },
+                    });
+                }
+            }
+        }
+        let region_bytes = (region.len() * 4) as u64;
+        let data = Arc::new(Data::F32(region));
+        let mut tensors = HashMap::new();
+        for (name, shape, offset) in views {
+            tensors.insert(name, HostTensor::view(&data, offset, &shape)?);
+        }
+        let mut resident_bytes = region_bytes;
+        for (name, shape, values) in widened {
+            let bytes = (values.len() * 4) as u64;
+            stats.wasm_in(bytes);
+            resident_bytes += bytes;
+            tensors.insert(name, HostTensor::from_f32(values, &shape)?);
+        }
+        Ok(HostWeights {
+            tensors,
+            resident_bytes,
+        })
+    }
+
+    /// Reads a safetensors file into host memory (one copy, counted in `stats`).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read(path: &std::path::Path, stats: &CopyStats) -> Result<HostWeights> {
+        use std::io::Read;
+        let source = path.display().to_string();
+        let io = |e: std::io::Error| Error::Io {
+            source_name: source.clone(),
+            message: e.to_string(),
+        };
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len() as usize;
+        let mut region = region_for(len);
+        file.read_exact(&mut region_bytes(&mut region)[..len])
+            .map_err(io)?;
+        stats.wasm_in(len as u64);
+        HostWeights::from_safetensors(&source, region, len, stats)
+    }
+
+    /// The tensor called `name`, or [`Error::MissingTensor`].
+    pub fn get(&self, name: &str) -> Result<&HostTensor> {
+        self.tensors.get(name).ok_or_else(|| Error::MissingTensor {
+            name: name.to_string(),
+            hint: format!(" (it has {} tensors)", self.tensors.len()),
+        })
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    /// Bytes of host (WASM) memory the weights occupy.
+    pub fn resident_bytes(&self) -> u64 {
+        self.resident_bytes
+    }
+}
