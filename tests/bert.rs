@@ -180,6 +180,8 @@ async fn cpu_matches_sentence_transformers() -> Result<()> {
         "one copy of the file, nothing widened"
     );
     assert_eq!((stats.submits, stats.host_to_gpu_bytes), (0, 0));
+    drop(embedder);
+    assert_eq!(cpu.stats().host_weight_bytes, 0, "freed with the model");
     Ok(())
 }
 gpu_test!(

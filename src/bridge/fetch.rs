@@ -35,7 +35,16 @@ pub async fn fetch_bytes<'a>(
     net: impl Into<Net<'a>>,
     optional: bool,
 ) -> Result<Option<Vec<u8>>> {
-    let net = net.into();
+    fetch_bytes_counted(gpu.copy_stats(), url, net.into(), optional).await
+}
+
+/// [`fetch_bytes`], counted in `stats` (a GPU's or the CPU backend's).
+pub(crate) async fn fetch_bytes_counted(
+    stats: &crate::runtime::stats::CopyStats,
+    url: &str,
+    net: Net<'_>,
+    optional: bool,
+) -> Result<Option<Vec<u8>>> {
     let signal = net.signal;
     let response = match fetch(url, net).await {
         Err(Error::Http { status: 404, .. }) if optional => return Ok(None),
@@ -46,7 +55,7 @@ pub async fn fetch_bytes<'a>(
         .await
         .map_err(|e| abort_or_io(url, signal, e))?;
     let bytes = Uint8Array::new(&buffer).to_vec();
-    gpu.copy_stats().wasm_in(bytes.len() as u64);
+    stats.wasm_in(bytes.len() as u64);
     Ok(Some(bytes))
 }
 

@@ -99,11 +99,24 @@ pub async fn fetch_folder(
     net: super::fetch::Net<'_>,
     specs: &[FileSpec],
 ) -> Result<FolderFiles> {
+    fetch_folder_counted(gpu.copy_stats(), base, net, specs).await
+}
+
+/// [`fetch_folder`], counted in `stats` (a GPU's or the CPU backend's).
+#[cfg(target_arch = "wasm32")]
+pub(crate) async fn fetch_folder_counted(
+    stats: &crate::runtime::stats::CopyStats,
+    base: &str,
+    net: super::fetch::Net<'_>,
+    specs: &[FileSpec],
+) -> Result<FolderFiles> {
     let base = folder_url(base);
     let mut files = Vec::with_capacity(specs.len());
     for spec in specs {
         let url = format!("{base}{}", spec.name);
-        if let Some(bytes) = super::fetch::fetch_bytes(gpu, &url, net, spec.optional).await? {
+        if let Some(bytes) =
+            super::fetch::fetch_bytes_counted(stats, &url, net, spec.optional).await?
+        {
             files.push((spec.name, bytes));
         }
     }

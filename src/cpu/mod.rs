@@ -40,15 +40,14 @@ impl Cpu {
         self.stats.snapshot()
     }
 
-    pub(crate) fn copy_stats(&self) -> &CopyStats {
+    /// The counters, for a page-wide registry.
+    pub fn copy_stats_arc(&self) -> &Arc<CopyStats> {
         &self.stats
     }
 
     /// Reads a safetensors file into host memory (natively).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load(&self, path: &std::path::Path) -> crate::Result<HostWeights> {
-        let w = HostWeights::read(path, self.copy_stats())?;
-        self.stats.host_weights(w.resident_bytes());
-        Ok(w)
+        HostWeights::read(path, &self.stats)
     }
 }

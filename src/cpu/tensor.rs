@@ -4,12 +4,47 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::runtime::stats::CopyStats;
 use crate::tensor::DType;
 
-/// What a [`HostTensor`] views: f32 values (weights, activations) or i32 ones (token ids, masks).
+/// What a [`HostTensor`] views: f32 values (activations), i32 ones (token ids, masks), or a model's
+/// weights, counted in `host_weight_bytes` while they live.
 pub(crate) enum Data {
     F32(Vec<f32>),
     I32(Vec<i32>),
+    // The `Resident` is held for its `Drop`.
+    Weights(Vec<f32>, #[allow(dead_code)] Resident),
+}
+
+/// Counts `bytes` of weights in host memory from its creation to its drop.
+pub(crate) struct Resident {
+    stats: Arc<CopyStats>,
+    bytes: u64,
+}
+
+impl Resident {
+    pub(crate) fn new(stats: &Arc<CopyStats>, bytes: u64) -> Resident {
+        stats.host_weights(bytes);
+        Resident {
+            stats: stats.clone(),
+            bytes,
+        }
+    }
+}
+
+impl Drop for Resident {
+    fn drop(&mut self) {
+        self.stats.host_weights_freed(self.bytes);
+    }
+}
+
+impl Data {
+    fn len(&self) -> usize {
+        match self {
+            Data::F32(v) | Data::Weights(v, _) => v.len(),
+            Data::I32(v) => v.len(),
+        }
+    }
 }
 
 /// A shape and a window of shared host memory. Cloning shares the memory; kernels write new tensors.
@@ -37,10 +72,7 @@ impl HostTensor {
     }
 
     fn whole(data: Data, shape: &[usize]) -> Result<HostTensor> {
-        let len = match &data {
-            Data::F32(v) => v.len(),
-            Data::I32(v) => v.len(),
-        };
+        let len = data.len();
         if len != numel(shape) {
             return Err(Error::shape(
                 "HostTensor",
@@ -56,10 +88,7 @@ impl HostTensor {
 
     /// `shape`'s elements of `data` from element `offset` (a weight inside a loaded file).
     pub(crate) fn view(data: &Arc<Data>, offset: usize, shape: &[usize]) -> Result<HostTensor> {
-        let len = match &**data {
-            Data::F32(v) => v.len(),
-            Data::I32(v) => v.len(),
-        };
+        let len = data.len();
         if offset + numel(shape) > len {
             return Err(Error::shape(
                 "HostTensor::view",
@@ -83,7 +112,7 @@ impl HostTensor {
 
     pub fn dtype(&self) -> DType {
         match &*self.data {
-            Data::F32(_) => DType::F32,
+            Data::F32(_) | Data::Weights(..) => DType::F32,
             Data::I32(_) => DType::I32,
         }
     }
@@ -91,7 +120,7 @@ impl HostTensor {
     /// The values, or [`Error::DType`] when the tensor holds i32s.
     pub fn f32s(&self, op: &'static str) -> Result<&[f32]> {
         match &*self.data {
-            Data::F32(v) => Ok(&v[self.offset..self.offset + self.numel()]),
+            Data::F32(v) | Data::Weights(v, _) => Ok(&v[self.offset..self.offset + self.numel()]),
             Data::I32(_) => Err(Error::DType {
                 op,
                 message: "this operand must be f32".into(),
@@ -104,7 +133,7 @@ impl HostTensor {
     pub fn i32s(&self, op: &'static str) -> Result<&[i32]> {
         match &*self.data {
             Data::I32(v) => Ok(&v[self.offset..self.offset + self.numel()]),
-            Data::F32(_) => Err(Error::DType {
+            Data::F32(_) | Data::Weights(..) => Err(Error::DType {
                 op,
                 message: "this operand must be i32 (ids, masks)".into(),
                 got: DType::F32,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use safetensors::Dtype;
 
 use crate::cpu::HostTensor;
-use crate::cpu::tensor::Data;
+use crate::cpu::tensor::{Data, Resident};
 use crate::error::{Error, FormatProblem, Result};
 use crate::formats::Stored;
 use crate::formats::safetensors::{Header, PREFIX_LEN};
@@ -36,12 +36,13 @@ pub struct HostWeights {
 
 impl HostWeights {
     /// The tensors of a safetensors file whose `len` bytes fill the start of `region`.
-    /// `stats` counts the widened copies (the region's own bytes are counted where it is filled).
+    /// `stats` counts the widened copies (the region's own bytes are counted where it is filled) and,
+    /// while the tensors live, the bytes they hold (`host_weight_bytes`).
     pub fn from_safetensors(
         source: &str,
         region: Vec<f32>,
         len: usize,
-        stats: &CopyStats,
+        stats: &Arc<CopyStats>,
     ) -> Result<HostWeights> {
         let bytes: &[u8] = bytemuck::cast_slice(&region);
         let bytes = bytes
@@ -95,7 +96,8 @@ impl HostWeights {
             }
         }
         let region_bytes = (region.len() * 4) as u64;
-        let data = Arc::new(Data::F32(region));
+        let resident = Resident::new(stats, region_bytes);
+        let data = Arc::new(Data::Weights(region, resident));
         let mut tensors = HashMap::new();
         for (name, shape, offset) in views {
             tensors.insert(name, HostTensor::view(&data, offset, &shape)?);
@@ -105,7 +107,8 @@ impl HostWeights {
             let bytes = (values.len() * 4) as u64;
             stats.wasm_in(bytes);
             resident_bytes += bytes;
-            tensors.insert(name, HostTensor::from_f32(values, &shape)?);
+            let data = Arc::new(Data::Weights(values, Resident::new(stats, bytes)));
+            tensors.insert(name, HostTensor::view(&data, 0, &shape)?);
         }
         Ok(HostWeights {
             tensors,
@@ -115,7 +118,7 @@ impl HostWeights {
 
     /// Reads a safetensors file into host memory (one copy, counted in `stats`).
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn read(path: &std::path::Path, stats: &CopyStats) -> Result<HostWeights> {
+    pub fn read(path: &std::path::Path, stats: &Arc<CopyStats>) -> Result<HostWeights> {
         use std::io::Read;
         let source = path.display().to_string();
         let io = |e: std::io::Error| Error::Io {

@@ -47,6 +47,23 @@ pub struct Stats {
     pub host_weight_bytes: u64,
 }
 
+/// Sums counters (a page's devices and CPU backends).
+impl std::ops::AddAssign for Stats {
+    fn add_assign(&mut self, s: Stats) {
+        self.wasm_bytes_in += s.wasm_bytes_in;
+        self.host_to_gpu_bytes += s.host_to_gpu_bytes;
+        self.gpu_to_host_bytes += s.gpu_to_host_bytes;
+        self.submits += s.submits;
+        self.dispatches += s.dispatches;
+        self.bind_groups_created += s.bind_groups_created;
+        self.live_buffers += s.live_buffers;
+        self.live_buffer_bytes += s.live_buffer_bytes;
+        self.pooled_buffers += s.pooled_buffers;
+        self.pooled_bytes += s.pooled_bytes;
+        self.host_weight_bytes += s.host_weight_bytes;
+    }
+}
+
 impl CopyStats {
     pub fn snapshot(&self) -> Stats {
         Stats {
@@ -80,6 +97,10 @@ impl CopyStats {
 
     pub(crate) fn host_weights(&self, bytes: u64) {
         self.host_weight_bytes.fetch_add(bytes, Relaxed);
+    }
+
+    pub(crate) fn host_weights_freed(&self, bytes: u64) {
+        self.host_weight_bytes.fetch_sub(bytes, Relaxed);
     }
 
     pub(crate) fn to_gpu(&self, bytes: u64) {

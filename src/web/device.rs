@@ -7,30 +7,33 @@ use crate::bridge::web::tensor_from_js;
 use crate::gpu::{Gpu, GpuOptions};
 use crate::kernels::matmul::{self, BLayout};
 use crate::tensor::DType;
+use crate::web::backend::{Choice, Placement};
 
-/// A WebGPU device with everything the library's kernels can use.
+/// A WebGPU device with everything the library's kernels can use, and the CPU backend.
 ///
 /// ```js
 /// import init, { Device } from "webgpu-infer";
 /// await init();
-/// const device = await Device.create();
-/// console.log(device.info.adapter, device.info.shaderF16);
+/// const device = await Device.create();  // { backend: "auto" }
+/// console.log(device.info.adapter, device.info.shaderF16, device.backend, device.backendReason);
 /// const c = await device.matmul(a, b, m, k, n); // Float32Array of m*n
 /// ```
 #[wasm_bindgen]
 pub struct Device {
-    gpu: Gpu,
+    place: Placement,
     info: Object,
 }
 
 #[wasm_bindgen]
 impl Device {
-    /// Requests the adapter and device. Rejects with a clear message when the browser has no WebGPU.
-    /// Pass `{ allowF16: false }` to keep to f32 kernels, `{ powerPreference: "low-power" }` to prefer
-    /// an integrated GPU.
+    /// Requests the adapter and device. `backend` says where models with a CPU path (embedders) run:
+    /// `"auto"` (default) on the GPU when the adapter is a hardware one, else on the CPU backend (no
+    /// WebGPU, or a software adapter such as SwiftShader); `"gpu"` rejects with a clear message when
+    /// the browser has no WebGPU; `"cpu"` requests no adapter at all. Pass `{ allowF16: false }` to
+    /// keep to f32 kernels, `{ powerPreference: "low-power" }` to prefer an integrated GPU.
     pub async fn create(
         #[wasm_bindgen(
-            unchecked_optional_param_type = "{ allowF16?: boolean, powerPreference?: 'low-power' | 'high-performance' }"
+            unchecked_optional_param_type = "{ backend?: 'auto' | 'gpu' | 'cpu', allowF16?: boolean, powerPreference?: 'low-power' | 'high-performance' }"
         )]
         options: Option<Object>,
     ) -> Result<Device, JsValue> {
@@ -43,28 +46,54 @@ impl Device {
                 opts.power_preference = wgpu::PowerPreference::LowPower;
             }
         }
-        let gpu = Gpu::with_options(&opts).await?;
-        let info = describe(&gpu).await?;
-        crate::web::stats::register(&gpu);
-        Ok(Device { gpu, info })
+        let choice = Choice::from_js(options.as_ref())?.unwrap_or(Choice::Auto);
+        let place = Placement::acquire(choice, &opts).await?;
+        let info = match &place.gpu {
+            Some(gpu) => describe(gpu).await?,
+            None => describe_cpu(&place)?,
+        };
+        Ok(Device { place, info })
+    }
+
+    /// `"gpu"` or `"cpu"`: where this device runs embedders (see `create`'s `backend`).
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        self.place.backend.into()
+    }
+
+    /// Why [`backend`](Device::backend) is what it is, in words for a page ("software adapter
+    /// (SwiftShader): the CPU backend is faster", "no WebGPU (...)", "requested").
+    #[wasm_bindgen(getter, js_name = backendReason)]
+    pub fn backend_reason(&self) -> String {
+        self.place.reason.clone()
     }
 
     /// What this device's buffers have moved so far: `{ wasmBytesIn, hostToGpuBytes, gpuToHostBytes,
     /// submits, liveBuffers, liveBufferBytes }`.
     #[wasm_bindgen(unchecked_return_type = "CopyStats")]
     pub fn stats(&self) -> Object {
-        crate::web::stats::to_js(&self.gpu.stats())
+        let mut s = self.place.cpu.stats();
+        if let Some(gpu) = &self.place.gpu {
+            s += gpu.stats();
+        }
+        crate::web::stats::to_js(&s)
     }
 
     /// Resolves when the GPU has finished everything submitted so far.
     pub async fn sync(&self) -> Result<(), JsValue> {
-        Ok(self.gpu.sync().await?)
+        if let Some(gpu) = &self.place.gpu {
+            gpu.sync().await?;
+        }
+        Ok(())
     }
 
     /// Zeroes the byte and submit counters.
     #[wasm_bindgen(js_name = resetStats)]
     pub fn reset_stats(&self) {
-        self.gpu.reset_stats();
+        self.place.cpu.copy_stats_arc().reset();
+        if let Some(gpu) = &self.place.gpu {
+            gpu.reset_stats();
+        }
     }
 
     /// `{ adapter, vendor, architecture, description, backend, software, shaderF16, subgroups,
@@ -96,9 +125,10 @@ impl Device {
             BLayout::NK => [n, k],
         };
         // JS → GPU and GPU → JS directly: the matrices never enter WASM memory.
-        let ta = tensor_from_js(&self.gpu, &a, &[m, k], DType::F32)?;
-        let tb = tensor_from_js(&self.gpu, &b, &b_shape, DType::F32)?;
-        let mut rec = self.gpu.recorder();
+        let gpu = self.gpu_for("matmul")?;
+        let ta = tensor_from_js(gpu, &a, &[m, k], DType::F32)?;
+        let tb = tensor_from_js(gpu, &b, &b_shape, DType::F32)?;
+        let mut rec = gpu.recorder();
         let c = matmul::matmul(&mut rec, &ta, &tb, layout)?;
         rec.submit();
         let mapped = c.read_mapped().await?;
@@ -109,8 +139,13 @@ impl Device {
 }
 
 impl Device {
-    pub(crate) fn gpu(&self) -> &Gpu {
-        &self.gpu
+    /// The GPU, or an error saying that `what` needs one and this device has none.
+    pub(crate) fn gpu_for(&self, what: &str) -> crate::Result<&Gpu> {
+        self.place.gpu_for(what)
+    }
+
+    pub(crate) fn placement(&self) -> &Placement {
+        &self.place
     }
 }
 
@@ -118,11 +153,13 @@ impl Device {
 const DEVICE_INFO_TS: &str = r#"
 /** What the browser says of the adapter, and what webgpu-infer will use. */
 export interface DeviceInfo {
-  /** Name for logs: the browser's description, else "vendor architecture". */
+  /** Name for logs: the browser's description, else "vendor architecture"; on a device without an
+   *  adapter (`backend: "cpu"`, or no WebGPU), "CPU (WASM SIMD128, 1 thread)". */
   adapter: string;
   vendor: string;
   architecture: string;
   description: string;
+  /** The adapter's API as wgpu names it ("BrowserWebGpu"), or "cpu" on a device without one. */
   backend: string;
   /** A CPU implementation (SwiftShader and the like): 10-100x slower than a GPU. */
   software: boolean;
@@ -138,6 +175,34 @@ export interface DeviceInfo {
   };
 }
 "#;
+
+/// `info` of a device without an adapter: the CPU backend, no GPU features, zero limits.
+fn describe_cpu(place: &Placement) -> Result<Object, JsValue> {
+    let info = Object::new();
+    let set = |k: &str, v: JsValue| Reflect::set(&info, &k.into(), &v);
+    let name = format!("CPU (WASM SIMD128, {} thread)", place.cpu.threads());
+    set("adapter", name.into())?;
+    for k in ["vendor", "architecture", "description"] {
+        set(k, "".into())?;
+    }
+    set("backend", "cpu".into())?;
+    for k in ["software", "shaderF16", "subgroups"] {
+        set(k, false.into())?;
+    }
+    set("features", Array::new().into())?;
+    let limits = Object::new();
+    for k in [
+        "maxBufferSize",
+        "maxStorageBufferBindingSize",
+        "maxComputeWorkgroupStorageSize",
+        "maxComputeInvocationsPerWorkgroup",
+        "maxComputeWorkgroupsPerDimension",
+    ] {
+        Reflect::set(&limits, &k.into(), &0.into())?;
+    }
+    set("limits", limits.into())?;
+    Ok(info)
+}
 
 async fn describe(gpu: &Gpu) -> Result<Object, JsValue> {
     let browser = crate::web::browser_adapter_info().await;
@@ -224,7 +289,7 @@ impl Device {
                 cfg.ops = ops.iter().filter_map(|v| v.as_string()).collect();
             }
         }
-        crate::bench::run(&self.gpu, &cfg, &mut |line| {
+        crate::bench::run(self.gpu_for("benchKernels")?, &cfg, &mut |line| {
             let _ = on_line.call1(&JsValue::NULL, &line.to_string().into());
         })
         .await?;

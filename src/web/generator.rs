@@ -260,7 +260,7 @@ impl Device {
         source: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<Object>,
     ) -> Result<Generator, JsValue> {
-        load_generator(self.gpu(), source, options.as_ref()).await
+        load_generator(self.gpu_for("loadGenerator")?, source, options.as_ref()).await
     }
 }
 

@@ -1,6 +1,7 @@
 //! The JavaScript API (wasm32 only): `#[wasm_bindgen]` classes over the Rust API. Errors reach JS as
 //! `Error` objects whose message is the Rust [`Error`](crate::Error)'s.
 
+pub(crate) mod backend;
 mod chat;
 mod device;
 mod embedder;
@@ -37,6 +38,10 @@ pub(crate) use crate::runtime::browser::{browser_adapter_info, js_string};
 const LOAD_OPTIONS_TS: &str = r#"
 /** Options of every load call (`loadWeights`, `Embedder.load`, `Generator.load`, ...). */
 export interface LoadOptions {
+  /** Where a model with a CPU path (embedders) runs: "auto" (default: the GPU on a hardware adapter,
+   *  the CPU backend without WebGPU or on a software adapter), "gpu" or "cpu". Other models need
+   *  WebGPU. On a device, the device's choice unless given here. */
+  backend?: "auto" | "gpu" | "cpu";
   /** Called as bytes arrive; if it throws, the load goes on. */
   onProgress?: (p: { bytesDone: number, bytesTotal: number, tensor: string }) => void;
   /** Cancels the load; what was loaded is freed. */

@@ -15,10 +15,15 @@ thread_local! {
 }
 
 pub(crate) fn register(gpu: &Gpu) {
+    register_stats(gpu.copy_stats_arc());
+}
+
+/// Adds a backend's counters (a GPU's, a CPU backend's) to the page-wide sum.
+pub(crate) fn register_stats(stats: &Arc<CopyStats>) {
     DEVICES.with(|d| {
         let mut d = d.borrow_mut();
         d.retain(|w| w.strong_count() > 0);
-        d.push(Arc::downgrade(gpu.copy_stats_arc()));
+        d.push(Arc::downgrade(stats));
     });
 }
 
@@ -30,15 +35,7 @@ pub fn stats() -> Object {
     let mut sum = Stats::default();
     DEVICES.with(|d| {
         for s in d.borrow().iter().filter_map(Weak::upgrade) {
-            let s = s.snapshot();
-            sum.wasm_bytes_in += s.wasm_bytes_in;
-            sum.host_to_gpu_bytes += s.host_to_gpu_bytes;
-            sum.gpu_to_host_bytes += s.gpu_to_host_bytes;
-            sum.submits += s.submits;
-            sum.dispatches += s.dispatches;
-            sum.bind_groups_created += s.bind_groups_created;
-            sum.live_buffers += s.live_buffers;
-            sum.live_buffer_bytes += s.live_buffer_bytes;
+            sum += s.snapshot();
         }
     });
     to_js(&sum)
@@ -74,6 +71,7 @@ pub(crate) fn to_js(s: &Stats) -> Object {
         ("bindGroupsCreated", s.bind_groups_created),
         ("liveBuffers", s.live_buffers),
         ("liveBufferBytes", s.live_buffer_bytes),
+        ("hostWeightBytes", s.host_weight_bytes),
     ] {
         let _ = Reflect::set(&o, &k.into(), &(v as f64).into());
     }
@@ -84,7 +82,8 @@ pub(crate) fn to_js(s: &Stats) -> Object {
 const COPY_STATS_TS: &str = r#"
 /** Bytes the library moved, by path. */
 export interface CopyStats {
-  /** Bytes copied into WASM memory (headers, read-backs into Rust). Loading tensors adds 0. */
+  /** Bytes copied into WASM memory (headers, read-backs into Rust). Loading tensors onto the GPU adds
+   *  0; loading them for the CPU backend adds the file once (that is where the CPU reads them). */
   wasmBytesIn: number;
   hostToGpuBytes: number;
   gpuToHostBytes: number;
@@ -95,5 +94,7 @@ export interface CopyStats {
   bindGroupsCreated: number;
   liveBuffers: number;
   liveBufferBytes: number;
+  /** Bytes of weights held in WASM memory: the CPU backend's models' (0 for GPU models). */
+  hostWeightBytes: number;
 }
 "#;

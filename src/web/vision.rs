@@ -329,7 +329,7 @@ impl Device {
         base: String,
         #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<Object>,
     ) -> Result<Classifier, JsValue> {
-        load_classifier(self.gpu(), &base, options.as_ref()).await
+        load_classifier(self.gpu_for("loadClassifier")?, &base, options.as_ref()).await
     }
 
     /// [`Upscaler::load`] on this device.
@@ -339,7 +339,7 @@ impl Device {
         base: String,
         #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<Object>,
     ) -> Result<Upscaler, JsValue> {
-        load_upscaler(self.gpu(), &base, options.as_ref()).await
+        load_upscaler(self.gpu_for("loadUpscaler")?, &base, options.as_ref()).await
     }
 }
 

@@ -111,7 +111,13 @@ impl Device {
         let source = Source::from_js(source)?;
         let opts = crate::web::LoadOptions::from_js(options.as_ref());
         let mut on_progress = |p: Progress<'_>| opts.report(p);
-        let inner = load(self.gpu(), source, opts.net(), &mut on_progress).await?;
+        let inner = load(
+            self.gpu_for("loadWeights")?,
+            source,
+            opts.net(),
+            &mut on_progress,
+        )
+        .await?;
         Ok(Weights { inner })
     }
 }

@@ -19,7 +19,7 @@ pub async fn load_host<'a>(
     let net = net.into();
     let signal = net.signal;
     let (name, mut chunks, known_len) = open_source(source, net).await?;
-    let stats = cpu.copy_stats();
+    let stats = cpu.copy_stats_arc();
     let mut region = region_for(known_len.unwrap_or(1 << 20) as usize);
     let mut filled = 0usize;
     while let Some(chunk) = chunks.next(&name, signal).await? {
@@ -45,7 +45,5 @@ pub async fn load_host<'a>(
             tensor: "",
         });
     }
-    let weights = HostWeights::from_safetensors(&name, region, filled, stats)?;
-    stats.host_weights(weights.resident_bytes());
-    Ok(weights)
+    HostWeights::from_safetensors(&name, region, filled, stats)
 }
