@@ -21,7 +21,7 @@ export interface WorkerLoadOptions extends Omit<CachedLoadOptions, "fetch"> {
   /** A worker to share with other models (one GPU device); by default each model starts its own. */
   worker?: ModelWorker;
   /** `Device.create`'s options for a worker this load starts. */
-  device?: { allowF16?: boolean; powerPreference?: "low-power" | "high-performance" };
+  device?: { backend?: "auto" | "gpu" | "cpu"; allowF16?: boolean; powerPreference?: "low-power" | "high-performance" };
 }
 
 export declare const Embedder: Omit<typeof WasmEmbedder, "load"> & {
@@ -82,6 +82,10 @@ declare class WorkerModel {
 
 export declare class EmbedderWorker extends WorkerModel {
   static load(base: string, options?: WorkerLoadOptions): Promise<EmbedderWorker>;
+  /** "gpu" or "cpu": where the model runs (the load's or the worker device's `backend`). */
+  readonly backend: "gpu" | "cpu";
+  /** Why it runs there, in words for a page. */
+  readonly backendReason: string;
   readonly dims: number;
   readonly maxSeqLength: number;
   embed(texts: string[]): Promise<Float32Array[]>;

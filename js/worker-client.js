@@ -124,6 +124,8 @@ export class EmbedderWorker extends WorkerModel {
     const e = new EmbedderWorker(host, meta.handle, owns, meta.fromCache);
     e.dims = meta.dims;
     e.maxSeqLength = meta.maxSeqLength;
+    e.backend = meta.backend;
+    e.backendReason = meta.backendReason;
     return e;
   }
 

@@ -25,7 +25,8 @@ const ops = {
   },
   async loadEmbedder({ source, options }, signal, post) {
     const e = await device.loadEmbedder(source, { ...options, signal, onProgress: (p) => post({ progress: p }) });
-    return { value: { handle: keep(e), dims: e.dims, maxSeqLength: e.maxSeqLength, fromCache: !!e.fromCache } };
+    return { value: { handle: keep(e), dims: e.dims, maxSeqLength: e.maxSeqLength, backend: e.backend,
+      backendReason: e.backendReason, fromCache: !!e.fromCache } };
   },
   async embed({ handle, texts }) {
     const vecs = await model(handle).embed(texts);

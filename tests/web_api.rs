@@ -278,8 +278,9 @@ async fn each_models_own_device_counts_in_page_stats() {
     for (what, min_bytes) in loads {
         let (live, written) = (field("liveBufferBytes"), field("hostToGpuBytes"));
         let model: Box<dyn std::any::Any> = match what {
+            // On the GPU backend (on this software adapter "auto" would take the CPU one).
             "Embedder" => Box::new(
-                Embedder::load("/models/all-MiniLM-L6-v2/".into(), None)
+                Embedder::load("/models/all-MiniLM-L6-v2/".into(), Some(backend("gpu")))
                     .await
                     .expect("Embedder.load"),
             ),
@@ -319,4 +320,96 @@ async fn each_models_own_device_counts_in_page_stats() {
             "{what}: {left} bytes still live after the model was freed"
         );
     }
+}
+
+fn backend(name: &str) -> js_sys::Object {
+    let o = js_sys::Object::new();
+    Reflect::set(&o, &"backend".into(), &name.into()).unwrap();
+    o
+}
+
+/// The CPU backend through the JS API (issue #18): `backend: "auto"` on this software adapter places
+/// the embedder on the CPU and says why; its weights are in WASM memory (`hostWeightBytes`, one copy
+/// of the file, freed with the model) and nothing goes to the GPU; the vectors match the goldens
+/// (tests/bert.rs's bound); a device created with `backend: "cpu"` has no adapter, refuses what needs
+/// one by name, and a backend that does not exist is refused.
+#[wasm_bindgen_test]
+async fn embedder_on_the_cpu_backend() {
+    use webgpu_infer::web::{Embedder, stats};
+    let field = |k: &str| Reflect::get(&stats(), &k.into()).unwrap().as_f64().unwrap();
+    let golden: serde_json::Value =
+        serde_json::from_slice(&common::read_asset("tests/goldens/all-MiniLM-L6-v2.json").await)
+            .unwrap();
+    let (held, written) = (field("hostWeightBytes"), field("hostToGpuBytes"));
+    let e = Embedder::load("/models/all-MiniLM-L6-v2/".into(), None)
+        .await
+        .expect("Embedder.load");
+    log(&format!("auto: {} ({})", e.backend(), e.backend_reason()));
+    assert_eq!(e.backend(), "cpu", "SwiftShader is a software adapter");
+    assert!(
+        e.backend_reason().contains("software adapter"),
+        "{}",
+        e.backend_reason()
+    );
+    let file = common::read_asset("models/all-MiniLM-L6-v2/model.safetensors")
+        .await
+        .len() as f64;
+    assert_eq!(field("hostWeightBytes") - held, (file / 4.0).ceil() * 4.0);
+    let texts = vec![golden["texts"][3].as_str().unwrap().to_string()];
+    let out = e.embed(texts).await.expect("embed");
+    let got: Vec<f32> = out.get(0).dyn_into::<Float32Array>().unwrap().to_vec();
+    let want: Vec<f32> = serde_json::from_value(golden["embeddings"][3].clone()).unwrap();
+    let max_diff = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    log(&format!(
+        "cpu backend in the browser: max |diff| {max_diff:.2e}"
+    ));
+    assert!(max_diff <= 5e-6, "max |diff| {max_diff}");
+    assert_eq!(field("hostToGpuBytes"), written, "nothing went to the GPU");
+    drop(e);
+    assert_eq!(field("hostWeightBytes"), held, "freed with the model");
+
+    let device = Device::create(Some(backend("cpu")))
+        .await
+        .expect("Device.create");
+    assert_eq!(device.backend(), "cpu");
+    let info = device.info();
+    let adapter = Reflect::get(&info, &"adapter".into())
+        .unwrap()
+        .as_string()
+        .unwrap();
+    assert!(adapter.starts_with("CPU"), "{adapter}");
+    let refused = device
+        .load_generator(
+            JsValue::from_str("/tests/fixtures/tiny-gguf/tiny-kquants.gguf"),
+            None,
+        )
+        .await
+        .err()
+        .expect("a generator needs WebGPU");
+    let message = Reflect::get(&refused, &"message".into())
+        .unwrap()
+        .as_string()
+        .unwrap();
+    assert!(message.contains("needs WebGPU"), "{message}");
+    let e = device
+        .load_embedder("/models/all-MiniLM-L6-v2/".into(), None)
+        .await
+        .expect("loadEmbedder on a CPU device");
+    assert_eq!(e.backend(), "cpu");
+    let bad = Device::create(Some(backend("tpu")))
+        .await
+        .err()
+        .expect("no such backend");
+    let message = Reflect::get(&bad, &"message".into())
+        .unwrap()
+        .as_string()
+        .unwrap();
+    assert!(
+        message.contains("\"auto\", \"gpu\" or \"cpu\""),
+        "{message}"
+    );
 }

@@ -1,5 +1,7 @@
-// Embedding benchmark: webgpu-infer's Embedder against onnxruntime-web (WebGPU EP) on the same model,
-// same texts, same page, runs alternating. Our time is `embed(texts)` end to end (tokenization, upload,
+// Embedding benchmark: webgpu-infer's Embedder against onnxruntime-web (its WebGPU EP and/or its WASM
+// CPU EP: `ort=webgpu,wasm`, `ort_threads=2`; by default the one matching where ours runs) on the same
+// model, same texts, same page, runs alternating.
+// `backend=auto|gpu|cpu` places ours (auto: the CPU backend on a software adapter). Our time is `embed(texts)` end to end (tokenization, upload,
 // the forward pass, pooling, normalisation, read-back); onnxruntime-web's is `session.run` (ids given,
 // tokenized beforehand) plus pooling and normalisation in JS, as Transformers.js does them; and
 // Transformers.js itself (its feature-extraction pipeline, WebGPU, fp32), end to end as ours is, when
@@ -11,7 +13,11 @@ const modelDir = q.get("model") ?? "/models/all-MiniLM-L6-v2/";
 const onnxUrl = q.get("onnx") ?? `${modelDir}onnx/model.onnx`;
 const shapes = (q.get("shapes") ?? "8x128,1x128").split(",").map((s) => s.split("x").map(Number));
 const reps = Number(q.get("reps") ?? 3);
-const withOrt = q.get("ort") !== "0";
+// Default: the peer's EP that matches where ours runs (wasm against our CPU backend, webgpu against
+// our GPU one).
+let ortEps = q.get("ort")?.split(",").filter((e) => e && e !== "0") ?? null;
+const ortThreads = Number(q.get("ort_threads") ?? 2);
+const backend = q.get("backend") ?? "auto";
 const withTransformers = q.get("transformers") !== "0";
 const PEERS = "/bench-peers/transformers/";
 const ORT_VERSION = "1.30.0";
@@ -61,7 +67,7 @@ function poolAndNormalize(hidden, mask, batch, seq, dims) {
   return vecs;
 }
 
-async function ortRunner(embedder, texts, seq) {
+async function ortRunner(session, embedder, texts, seq) {
   const batch = texts.length;
   const ids = new BigInt64Array(batch * seq);
   texts.forEach((t, b) => embedder.encode(t).forEach((id, s) => { ids[b * seq + s] = BigInt(id); }));
@@ -75,29 +81,37 @@ async function ortRunner(embedder, texts, seq) {
   };
   const maskNum = new Uint8Array(batch * seq).fill(1);
   return async () => {
-    const { last_hidden_state: h } = await window.ortSession.run(feeds);
+    const { last_hidden_state: h } = await session.run(feeds);
     const vecs = poolAndNormalize(h.data, maskNum, batch, seq, h.dims[2]);
     h.dispose?.();
     return vecs;
   };
 }
 
+// One session an execution provider: [{ ep, impl, session }].
 async function loadOrt() {
   const ort = await import(`/node_modules/onnxruntime-web/dist/ort.webgpu.min.mjs`);
   ort.env.wasm.wasmPaths = "/node_modules/onnxruntime-web/dist/";
+  ort.env.wasm.numThreads = ortThreads;
   ort.env.logLevel = "error";
   window.ort = ort;
   const head = await fetch(onnxUrl, { method: "HEAD" });
   if (!head.ok) {
     throw new Error(`${onnxUrl}: HTTP ${head.status}; export it first with scripts/export_minilm_onnx.py, or pass ort=0`);
   }
-  window.ortSession = await ort.InferenceSession.create(onnxUrl, {
-    executionProviders: ["webgpu"], graphOptimizationLevel: "all",
-  });
+  const sessions = [];
+  for (const ep of ortEps) {
+    const session = await ort.InferenceSession.create(onnxUrl, {
+      executionProviders: [ep], graphOptimizationLevel: "all",
+    });
+    const how = ep === "wasm" ? `wasm, ${crossOriginIsolated ? ortThreads : 1} thread${ortThreads > 1 ? "s" : ""}` : ep;
+    sessions.push({ ep, impl: `onnxruntime-web ${ORT_VERSION} (${how})`, session });
+  }
+  return sessions;
 }
 
 // null when bench-peers/ lacks it (a line says so).
-async function loadTransformers() {
+async function loadTransformers(tjsDevice) {
   const version = await fetch(`${PEERS}VERSION`);
   if (!version.ok) return null;
   const { pipeline, env } = await import(`${PEERS}transformers.min.js`);
@@ -108,57 +122,61 @@ async function loadTransformers() {
   env.backends.onnx.wasm.wasmPaths = PEERS;
   env.backends.onnx.logLevel = "error";
   const name = modelDir.replace(/\/$/, "").split("/").pop();
-  const extractor = await pipeline("feature-extraction", name, { device: "webgpu", dtype: "fp32" });
-  return { extractor, impl: `transformers.js ${(await version.text()).trim()} (webgpu, fp32)` };
+  env.backends.onnx.wasm.numThreads = ortThreads;
+  const extractor = await pipeline("feature-extraction", name, { device: tjsDevice, dtype: "fp32" });
+  return { extractor, impl: `transformers.js ${(await version.text()).trim()} (${tjsDevice}, fp32)` };
 }
 
 async function main() {
   await init();
-  const device = await Device.create();
+  const device = await Device.create({ backend });
   status("loading the model…");
   const e = await device.loadEmbedder(modelDir);
-  if (withOrt) { status("loading onnxruntime-web…"); await loadOrt(); }
+  ortEps ??= [e.backend === "cpu" ? "wasm" : "webgpu"];
+  let ortSessions = [];
+  if (ortEps.length) { status("loading onnxruntime-web…"); ortSessions = await loadOrt(); }
   let tjs = null;
   if (withTransformers) {
     status("loading Transformers.js…");
-    tjs = await loadTransformers();
+    tjs = await loadTransformers(e.backend === "cpu" ? "wasm" : "webgpu");
     if (!tjs) emit({ op: "embed", impl: "transformers.js", error: "not in bench-peers/: run scripts/fetch-web-peers.sh" });
   }
-  const adapter = device.info.adapter;
+  // Ours runs where the device put it: the adapter, or the CPU backend (and why).
+  const adapter = e.backend === "cpu" ? `cpu (wasm simd128, 1 thread; ${e.backendReason})` : device.info.adapter;
   for (const [batch, seq] of shapes) {
     const texts = textsOf(e, batch, seq);
     const ours = () => e.embed(texts);
-    const theirs = withOrt ? await ortRunner(e, texts, seq) : null;
+    const peers = [];
+    for (const o of ortSessions) peers.push({ ...o, run: await ortRunner(o.session, e, texts, seq) });
     status(`${batch}×${seq}: warming up…`);
     const a = await ours();
-    let agreement = null;
-    if (theirs) {
-      const b = await theirs();
+    for (const p of peers) {
+      const b = await p.run();
       let maxDiff = 0;
       a.forEach((v, i) => v.forEach((x, d) => { maxDiff = Math.max(maxDiff, Math.abs(x - b[i][d])); }));
-      agreement = maxDiff;
+      p.maxDiff = maxDiff;
+      p.times = [];
     }
-    const times = { ours: [], ort: [] };
+    const oursTimes = [];
     for (let r = 0; r < reps; r++) {
       status(`${batch}×${seq}: run ${r + 1} of ${reps}…`);
-      let t = performance.now(); await ours(); times.ours.push(performance.now() - t);
-      if (theirs) { t = performance.now(); await theirs(); times.ort.push(performance.now() - t); }
+      let t = performance.now(); await ours(); oursTimes.push(performance.now() - t);
+      for (const p of peers) { t = performance.now(); await p.run(); p.times.push(performance.now() - t); }
     }
-    const line = (impl, ms) => ({
+    const line = (impl, ms, adapterName = adapter) => ({
       op: "embed", impl, model: "all-MiniLM-L6-v2", batch, seq, ms: +ms.toFixed(1),
-      texts_per_s: +(batch / (ms / 1000)).toFixed(2), adapter,
+      texts_per_s: +(batch / (ms / 1000)).toFixed(2), adapter: adapterName,
     });
-    const oursMs = median(times.ours);
-    const ourLine = line("webgpu-infer", oursMs);
-    if (theirs) {
-      const ortMs = median(times.ort);
-      ourLine.ratio_vs_ort = +(oursMs / ortMs).toFixed(3);
-      ourLine.max_abs_diff_vs_ort = agreement;
-      emit(ourLine);
-      emit(line(`onnxruntime-web ${ORT_VERSION} (webgpu)`, ortMs));
-    } else {
-      emit(ourLine);
+    const oursMs = median(oursTimes);
+    const ourLine = { ...line("webgpu-infer", oursMs), backend: e.backend };
+    for (const p of peers) {
+      // ratio_vs_ort: against the WebGPU EP (as before); ratio_vs_ort_wasm: against the CPU EP.
+      const key = p.ep === "webgpu" ? "ort" : `ort_${p.ep}`;
+      ourLine[`ratio_vs_${key}`] = +(oursMs / median(p.times)).toFixed(3);
+      ourLine[`max_abs_diff_vs_${key}`] = p.maxDiff;
     }
+    emit(ourLine);
+    for (const p of peers) emit(line(p.impl, median(p.times), p.ep === "wasm" ? "cpu (wasm)" : device.info.adapter));
     if (tjs) {
       const tjsRun = async () => (await tjs.extractor(texts, { pooling: "mean", normalize: true })).tolist();
       status(`${batch}×${seq}: Transformers.js, warming up…`);
