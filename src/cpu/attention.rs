@@ -76,13 +76,16 @@ pub fn attention(
                 (scores.as_mut_ptr(), Strides::rows(seq)),
             );
         }
+        // The padding mask as an additive row: 0 to keep a key, -inf to drop it.
+        let bias: Option<Vec<f32>> = mask.map(|m| {
+            m[b * seq..(b + 1) * seq]
+                .iter()
+                .map(|&k| if k == 0 { f32::NEG_INFINITY } else { 0.0 })
+                .collect()
+        });
         for r in scores.chunks_exact_mut(seq) {
-            if let Some(mask) = mask {
-                let keep = &mask[b * seq..(b + 1) * seq];
-                r.iter_mut()
-                    .zip(keep)
-                    .filter(|(_, k)| **k == 0)
-                    .for_each(|(s, _)| *s = f32::NEG_INFINITY);
+            if let Some(bias) = &bias {
+                r.iter_mut().zip(bias).for_each(|(s, b)| *s += b);
             }
             softmax(r);
         }

@@ -64,19 +64,69 @@ pub fn activate(values: &mut [f32], act: Activation) {
     }
 }
 
+/// Lanes of the reductions below: independent partial results that LLVM keeps in SIMD registers
+/// (a float reduction in one accumulator is a dependency chain it may not reorder).
+const LANES: usize = 8;
+
+/// Σ values, in [`LANES`] partial sums.
+#[inline]
+pub fn sum(values: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Σ (v - mean)², in [`LANES`] partial sums.
+#[inline]
+pub fn sum_sq_dev(values: &[f32], mean: f32) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let tail: f32 = chunks
+        .remainder()
+        .iter()
+        .map(|v| (v - mean) * (v - mean))
+        .sum();
+    for c in chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += (v - mean) * (v - mean);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// The largest value (-inf for none; NaNs are skipped).
+#[inline]
+pub fn max(values: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    for c in chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a = if *v > *a { *v } else { *a };
+        }
+    }
+    acc.iter().copied().fold(tail, f32::max)
+}
+
 /// Softmax of one row in place; entries at -inf get 0; a row of only -inf becomes all 0.
 pub fn softmax(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = max(row);
     if max == f32::NEG_INFINITY {
         row.fill(0.0);
         return;
     }
-    let mut sum = 0.0;
-    for v in row.iter_mut() {
-        *v = exp(*v - max);
-        sum += *v;
-    }
-    let inv = 1.0 / sum;
+    row.iter_mut().for_each(|v| *v = exp(*v - max));
+    let inv = 1.0 / sum(row);
     row.iter_mut().for_each(|v| *v *= inv);
 }
 
@@ -101,6 +151,23 @@ mod tests {
         assert_eq!(exp(-200.0), 0.0);
         assert_eq!(exp(f32::NEG_INFINITY), 0.0);
         assert_eq!(erf(-3.0), -erf(3.0));
+    }
+
+    #[test]
+    fn reductions_over_odd_lengths() {
+        for n in [0, 1, 7, 8, 9, 63, 65, 257] {
+            let v: Vec<f32> = (0..n).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.5).collect();
+            let want: f64 = v.iter().map(|&x| x as f64).sum();
+            assert!((sum(&v) as f64 - want).abs() < 1e-4, "sum of {n}");
+            let mean = (want / n.max(1) as f64) as f32;
+            let dev: f64 = v.iter().map(|&x| ((x - mean) as f64).powi(2)).sum();
+            assert!(
+                (sum_sq_dev(&v, mean) as f64 - dev).abs() < 1e-3,
+                "deviations of {n}"
+            );
+            let m = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            assert_eq!(max(&v), m, "max of {n}");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use crate::cpu::HostTensor;
+use crate::cpu::{HostTensor, math};
 use crate::error::{Error, Result};
 
 /// Rows a task takes at least (below it, threads cost more than they save).
@@ -112,8 +112,8 @@ pub fn layer_norm(
     let mut out = vec![0.0f32; xs.len()];
     rows_mut(&mut out, n, |i, o| {
         let row = &xs[i * n..(i + 1) * n];
-        let mean = row.iter().sum::<f32>() / n as f32;
-        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n as f32;
+        let mean = math::sum(row) / n as f32;
+        let var = math::sum_sq_dev(row, mean) / n as f32;
         let rstd = 1.0 / (var + eps).sqrt();
         for (((o, v), w), b) in o.iter_mut().zip(row).zip(w).zip(b) {
             *o = (v - mean) * rstd * w + b;
@@ -177,7 +177,7 @@ pub fn l2_normalize(x: &HostTensor, eps: f32) -> Result<HostTensor> {
     let n = last_dim(x);
     let mut out = x.f32s("l2_normalize")?.to_vec();
     for r in out.chunks_exact_mut(n.max(1)) {
-        let norm = r.iter().map(|v| v * v).sum::<f32>().sqrt().max(eps);
+        let norm = math::sum_sq_dev(r, 0.0).sqrt().max(eps);
         r.iter_mut().for_each(|v| *v /= norm);
     }
     HostTensor::from_f32(out, x.shape())

@@ -6,7 +6,11 @@
 // tokenized beforehand) plus pooling and normalisation in JS, as Transformers.js does them; and
 // Transformers.js itself (its feature-extraction pipeline, WebGPU, fp32), end to end as ours is, when
 // bench-peers/ holds it (scripts/fetch-web-peers.sh; `transformers=0` leaves it out).
-import init, { Device } from "../../pkg/webgpu_infer.js";
+// `pkg=pkg-threads`: the shared-memory build (scripts/build-threads.sh), its CPU kernels on
+// `threads` Web Workers (default: navigator.hardwareConcurrency).
+const pkgDir = new URLSearchParams(location.search).get("pkg") ?? "pkg";
+const wasm = await import(`../../${pkgDir}/webgpu_infer.js`);
+const { default: init, Device } = wasm;
 
 const q = new URLSearchParams(location.search);
 const modelDir = q.get("model") ?? "/models/all-MiniLM-L6-v2/";
@@ -129,6 +133,11 @@ async function loadTransformers(tjsDevice) {
 
 async function main() {
   await init();
+  let threads = 1;
+  if (wasm.initThreadPool) {
+    threads = Number(q.get("threads") ?? navigator.hardwareConcurrency);
+    await wasm.initThreadPool(threads);
+  }
   const device = await Device.create({ backend });
   status("loading the model…");
   const e = await device.loadEmbedder(modelDir);
@@ -142,7 +151,8 @@ async function main() {
     if (!tjs) emit({ op: "embed", impl: "transformers.js", error: "not in bench-peers/: run scripts/fetch-web-peers.sh" });
   }
   // Ours runs where the device put it: the adapter, or the CPU backend (and why).
-  const adapter = e.backend === "cpu" ? `cpu (wasm simd128, 1 thread; ${e.backendReason})` : device.info.adapter;
+  const adapter = e.backend === "cpu"
+    ? `cpu (wasm simd128, ${threads} thread${threads > 1 ? "s" : ""}; ${e.backendReason})` : device.info.adapter;
   for (const [batch, seq] of shapes) {
     const texts = textsOf(e, batch, seq);
     const ours = () => e.embed(texts);
@@ -192,7 +202,7 @@ async function main() {
       const o = median(tt.ours), th = median(tt.tjs);
       emit({ ...line("webgpu-infer", o), vs: "transformers.js", ratio_vs_transformers_js: +(o / th).toFixed(3),
         max_abs_diff_vs_transformers_js: maxDiff });
-      emit(line(tjs.impl, th));
+      emit(line(tjs.impl, th, e.backend === "cpu" ? "cpu (wasm)" : device.info.adapter));
     }
   }
   status("done");
