@@ -22,7 +22,10 @@ export async function startWorker() {
     return null;
   }
   if (worker.info.software) {
-    banner("warn", `This adapter (${worker.info.adapter}) is a software fallback: correct, but 10-100x slower than a GPU.`);
+    banner("warn", `This adapter (${worker.info.adapter}) is a software fallback: correct, but 10-100x slower than a GPU. ` +
+      "Embedders run on the CPU backend instead (faster here); other models use the adapter.");
+  } else if (worker.info.backend === "cpu") {
+    banner("warn", "This browser offers no WebGPU: embedders run on the CPU backend; other models need WebGPU.");
   }
   return worker;
 }
@@ -35,6 +38,7 @@ export function showStats(s = stats()) {
     ["bytes read back from the GPU", s.gpuToHostBytes],
     ["submits", s.submits],
     ["GPU buffers in use", `${s.liveBuffers} (${(s.liveBufferBytes / 2 ** 20).toFixed(1)} MiB)`],
+    ["weights in WASM memory (CPU backend)", `${((s.hostWeightBytes ?? 0) / 2 ** 20).toFixed(1)} MiB`],
   ];
   const body = $("stats").tBodies[0];
   body.replaceChildren();

@@ -1,5 +1,6 @@
-// Semantic search: load an Embedder (progress bar), embed the sentences and the query on the GPU, rank by
-// cosine similarity. Shows timings and the library's copy counters.
+// Semantic search: load an Embedder (progress bar), embed the sentences and the query on the GPU or the
+// CPU backend ("auto": the CPU without WebGPU or on a software adapter; the page says which and why),
+// rank by cosine similarity. Shows timings and the library's copy counters.
 import { Embedder, similarity, clearCache } from "../js/index.js";
 import { $, loadWithProgress, showStats, startWorker, wireClearCache } from "./common.js";
 
@@ -11,8 +12,9 @@ async function load() {
   $("search").disabled = true;
   await embedder?.dispose();
   embedder = await loadWithProgress(
-    (onProgress) => Embedder.inWorker($("model").value, { worker, onProgress }),
-    (e) => `${e.dims} dimensions, up to ${e.maxSeqLength} tokens a text (in a Web Worker)`,
+    (onProgress) => Embedder.inWorker($("model").value, { worker, onProgress, backend: $("backend").value }),
+    (e) => `${e.dims} dimensions, up to ${e.maxSeqLength} tokens a text, in a Web Worker, on the ` +
+      `${e.backend.toUpperCase()} (${e.backendReason})`,
   );
   if (!embedder) return;
   corpusCache = { text: null, vectors: null };
@@ -50,6 +52,7 @@ async function main() {
   worker = await startWorker();
   if (!worker) return;
   $("load").addEventListener("click", load);
+  $("backend").addEventListener("change", load);
   wireClearCache(clearCache);
   $("search-form").addEventListener("submit", (ev) => {
     ev.preventDefault();

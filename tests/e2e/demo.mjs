@@ -103,6 +103,8 @@ await check("semantic search loads the model with progress and ranks the sentenc
   try {
     const page = await browser.newPage({ viewport: { width: 1100, height: 1300 } });
     await loadWithProgress(page, searchUrl);
+    // "auto" on SwiftShader: the CPU backend, and the page says why (issue #18).
+    assert.match(await page.textContent("#load-status"), /on the CPU \(software adapter/);
     await page.click("#search");
     // On SwiftShader (a CPU) the first search also compiles every pipeline: allow minutes.
     await page.waitForSelector('#timing[data-state="done"]', { timeout: 300_000 });
