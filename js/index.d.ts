@@ -20,6 +20,10 @@ export interface CachedLoadOptions extends LoadOptions {
 export interface WorkerLoadOptions extends Omit<CachedLoadOptions, "fetch"> {
   /** A worker to share with other models (one GPU device); by default each model starts its own. */
   worker?: ModelWorker;
+  /** The CPU backend's threads in a worker this load starts, on a cross-origin-isolated page where
+   *  the package's threaded build (pkg-threads/) is served: a count, `true` (default: every core) or
+   *  `false` (one thread). Elsewhere one thread. */
+  threads?: boolean | number;
   /** `Device.create`'s options for a worker this load starts. */
   device?: { backend?: "auto" | "gpu" | "cpu"; allowF16?: boolean; powerPreference?: "low-power" | "high-performance" };
 }
@@ -59,9 +63,9 @@ export type Upscaler = WasmUpscaler;
 /** One Web Worker holding one GPU device and the models loaded into it. */
 export declare class ModelWorker {
   /** Rejects with the library's message when the worker gets no WebGPU adapter. */
-  static create(options?: { device?: WorkerLoadOptions["device"] }): Promise<ModelWorker>;
-  /** The worker's adapter. */
-  readonly info: DeviceInfo;
+  static create(options?: { device?: WorkerLoadOptions["device"]; threads?: WorkerLoadOptions["threads"] }): Promise<ModelWorker>;
+  /** The worker's adapter, and the CPU backend's threads there (with a note when only one, and why). */
+  readonly info: DeviceInfo & { cpuThreads: number; cpuThreadsNote: string };
   /** The copy counters of the worker's device. */
   stats(): Promise<CopyStats>;
   /** Ends the worker and every model in it. */

@@ -5,11 +5,13 @@
 
 /** One Web Worker with one GPU device; several models may share it (`{ worker }` in the options). */
 export class ModelWorker {
-  /** Starts a worker and its device. Rejects (with the library's message) when there is no WebGPU. */
+  /** Starts a worker and its device (`options.device`: `Device.create`'s options; `backend: "gpu"`
+   *  rejects with the library's message when there is no WebGPU). `options.threads`: the CPU
+   *  backend's threads on a cross-origin-isolated page (default: every core; `false`: one). */
   static async create(options = {}) {
     const w = new ModelWorker(new Worker(new URL("./worker.js", import.meta.url), { type: "module" }));
     try {
-      w.info = await w.call("init", { options: options.device ?? {} });
+      w.info = await w.call("init", { options: options.device ?? {}, threads: options.threads });
     } catch (e) {
       w.terminate();
       throw e;
@@ -61,8 +63,8 @@ export class ModelWorker {
 }
 
 const splitOptions = (options = {}) => {
-  const { onProgress, signal, worker, device, ...rest } = options;
-  return { onProgress, signal, worker, device, rest };
+  const { onProgress, signal, worker, device, threads, ...rest } = options;
+  return { onProgress, signal, worker, device, threads, rest };
 };
 
 class WorkerModel {
@@ -76,8 +78,8 @@ class WorkerModel {
   }
 
   static async loadIn(op, source, options) {
-    const { onProgress, signal, worker, device, rest } = splitOptions(options);
-    const host = worker ?? await ModelWorker.create({ device });
+    const { onProgress, signal, worker, device, threads, rest } = splitOptions(options);
+    const host = worker ?? await ModelWorker.create({ device, threads });
     try {
       const meta = await host.call(op, { source, options: rest }, {
         signal,

@@ -1,9 +1,14 @@
 // The Web Worker side of the worker mode: holds one Device and the models loaded into it, and answers
 // the messages of worker-client.js: { id, op, ...args } → { id, progress } / { id, piece } while it
 // runs, then { id, done: true, result } or { id, error }. { op: "cancel", target } aborts a call.
-import { Device, ready, stats, clearCache } from "./index.js";
+// On a cross-origin-isolated page the worker runs the shared-memory build (threads.js: the CPU
+// backend's kernels on several threads) unless `threads: false`; else, or when that build is not
+// there, the package's own (index.js, one thread).
+import { clearCache } from "./cache.js";
 
+let lib = null;
 let device = null;
+let threadsNote = "";
 const models = new Map();
 const running = new Map();
 const canvases = new Map();
@@ -17,11 +22,29 @@ const model = (handle) => {
 const keep = (m) => { const handle = nextHandle++; models.set(handle, m); return handle; };
 const infoOf = (d) => ({ ...d.info });
 
+/** The module to run: threads.js when allowed and possible (`threads`: false, true or a count). */
+async function libFor(threads) {
+  if (threads !== false && self.crossOriginIsolated) {
+    try {
+      const t = await import("./threads.js");
+      await t.ready(typeof threads === "number" ? threads : undefined);
+      return t;
+    } catch (e) {
+      threadsNote = `one thread: the threaded build failed to start (${e?.message ?? e})`;
+    }
+  } else {
+    threadsNote = threads === false ? "one thread: threads: false" : "one thread: the page is not cross-origin isolated";
+  }
+  const m = await import("./index.js");
+  await m.ready();
+  return m;
+}
+
 const ops = {
-  async init({ options }) {
-    await ready();
-    device ??= await Device.create(options);
-    return { value: infoOf(device) };
+  async init({ options, threads }) {
+    lib ??= await libFor(threads);
+    device ??= await lib.Device.create(options);
+    return { value: { ...infoOf(device), cpuThreads: lib.threads ?? 1, cpuThreadsNote: threadsNote } };
   },
   async loadEmbedder({ source, options }, signal, post) {
     const e = await device.loadEmbedder(source, { ...options, signal, onProgress: (p) => post({ progress: p }) });
@@ -117,7 +140,7 @@ const ops = {
     return { value: models.size };
   },
   async stats() {
-    return { value: stats() };
+    return { value: lib.stats() };
   },
   async clearCache() {
     return { value: await clearCache() };

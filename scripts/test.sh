@@ -46,9 +46,13 @@ step "browser tests (wasm-pack test --headless --chrome)"
 export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-900}"
 wasm-pack test --headless --chrome
 
-step "npm package (wasm-pack build --target web --release)"
+step "npm package (wasm-pack build --target web --release; the threaded build)"
+# Both builds: pkg/ and the threaded pkg-threads/ (scripts/build-threads.sh: a pinned nightly rebuilds
+# std with atomics) that the worker mode loads on cross-origin-isolated pages.
 npm run build
 test -f pkg/webgpu_infer.d.ts
+test -f pkg-threads/webgpu_infer_bg.wasm
+if [ "$lean" = 1 ]; then rm -rf target/threads; free_disk; fi
 
 step "the packed npm package in a Vite app (npm pack, tsc, vite build)"
 # What a user installs: the tarball npm would publish, installed into the example app, type-checked

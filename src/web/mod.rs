@@ -15,6 +15,10 @@ pub use embedder::{Embedder, similarity};
 pub use generator::{Generator, TokenStream};
 pub use stats::{stats, wasm_memory_bytes};
 pub use vision::{Classifier, Upscaler, image_from_bitmap, image_from_source};
+/// `initThreadPool(n)` (the `threads` build only): starts `n` Web Workers for the CPU backend's
+/// kernels. Call it in a worker: rayon blocks the calling thread while they run.
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
 pub use weights::{TensorData, Weights};
 
 use wasm_bindgen::prelude::*;

@@ -6,11 +6,10 @@
 // tokenized beforehand) plus pooling and normalisation in JS, as Transformers.js does them; and
 // Transformers.js itself (its feature-extraction pipeline, WebGPU, fp32), end to end as ours is, when
 // bench-peers/ holds it (scripts/fetch-web-peers.sh; `transformers=0` leaves it out).
-// `pkg=pkg-threads`: the shared-memory build (scripts/build-threads.sh), its CPU kernels on
-// `threads` Web Workers (default: navigator.hardwareConcurrency).
-const pkgDir = new URLSearchParams(location.search).get("pkg") ?? "pkg";
-const wasm = await import(`../../${pkgDir}/webgpu_infer.js`);
-const { default: init, Device } = wasm;
+// `worker=1`: ours runs in the worker mode (Embedder.inWorker), which on this cross-origin-isolated
+// page takes the threaded build (pkg-threads/, scripts/build-threads.sh) with `threads` threads
+// (default: every core; `threads=1` or a missing build: one).
+import init, { Device } from "../../pkg/webgpu_infer.js";
 
 const q = new URLSearchParams(location.search);
 const modelDir = q.get("model") ?? "/models/all-MiniLM-L6-v2/";
@@ -37,13 +36,13 @@ const WORDS = ("the city grew along the river where people built houses of stone
   + "traders brought salt fish and cloth from the north and the south every year in the warm season "
   + "when the roads were dry and the market was full of music food and news from far away").split(" ");
 
-function textsOf(embedder, batch, seq) {
+async function textsOf(embedder, batch, seq) {
   const texts = [];
   for (let b = 0; b < batch; b++) {
     const words = [];
     for (let i = 0; i < seq - 2; i++) words.push(WORDS[(i * (b + 1) + b) % WORDS.length]);
     const text = words.join(" ");
-    const n = embedder.encode(text).length;
+    const n = (await embedder.encode(text)).length;
     if (n !== seq) throw new Error(`text ${b} is ${n} tokens, not ${seq}: fix the word list`);
     texts.push(text);
   }
@@ -74,7 +73,7 @@ function poolAndNormalize(hidden, mask, batch, seq, dims) {
 async function ortRunner(session, embedder, texts, seq) {
   const batch = texts.length;
   const ids = new BigInt64Array(batch * seq);
-  texts.forEach((t, b) => embedder.encode(t).forEach((id, s) => { ids[b * seq + s] = BigInt(id); }));
+  for (const [b, t] of texts.entries()) (await embedder.encode(t)).forEach((id, s) => { ids[b * seq + s] = BigInt(id); });
   const mask = new BigInt64Array(batch * seq).fill(1n);
   const types = new BigInt64Array(batch * seq);
   const ort = window.ort;
@@ -131,16 +130,21 @@ async function loadTransformers(tjsDevice) {
   return { extractor, impl: `transformers.js ${(await version.text()).trim()} (${tjsDevice}, fp32)` };
 }
 
+// Ours on this page, or in the worker mode (`worker=1`): { e, threads, where }.
+async function loadOurs(device) {
+  if (q.get("worker") !== "1") return { e: await device.loadEmbedder(modelDir), threads: 1, where: "" };
+  const { Embedder } = await import("../../js/index.js");
+  const threads = q.has("threads") ? Number(q.get("threads")) : true;
+  const e = await Embedder.inWorker(modelDir, { backend, threads, cache: false });
+  const info = e.host.info;
+  return { e, threads: info.cpuThreads, where: `, worker mode${info.cpuThreadsNote ? `; ${info.cpuThreadsNote}` : ""}` };
+}
+
 async function main() {
   await init();
-  let threads = 1;
-  if (wasm.initThreadPool) {
-    threads = Number(q.get("threads") ?? navigator.hardwareConcurrency);
-    await wasm.initThreadPool(threads);
-  }
   const device = await Device.create({ backend });
   status("loading the model…");
-  const e = await device.loadEmbedder(modelDir);
+  const { e, threads, where } = await loadOurs(device);
   ortEps ??= [e.backend === "cpu" ? "wasm" : "webgpu"];
   let ortSessions = [];
   if (ortEps.length) { status("loading onnxruntime-web…"); ortSessions = await loadOrt(); }
@@ -152,9 +156,9 @@ async function main() {
   }
   // Ours runs where the device put it: the adapter, or the CPU backend (and why).
   const adapter = e.backend === "cpu"
-    ? `cpu (wasm simd128, ${threads} thread${threads > 1 ? "s" : ""}; ${e.backendReason})` : device.info.adapter;
+    ? `cpu (wasm simd128, ${threads} thread${threads > 1 ? "s" : ""}${where}; ${e.backendReason})` : device.info.adapter;
   for (const [batch, seq] of shapes) {
-    const texts = textsOf(e, batch, seq);
+    const texts = await textsOf(e, batch, seq);
     const ours = () => e.embed(texts);
     const peers = [];
     for (const o of ortSessions) peers.push({ ...o, run: await ortRunner(o.session, e, texts, seq) });
