@@ -102,41 +102,56 @@ pub fn linear(
     bias: Option<&HostTensor>,
     act: Option<Activation>,
 ) -> Result<HostTensor> {
-    let (xs, ws) = (x.f32s("linear")?, w.f32s("linear")?);
+    let mut out = linears(x, &[(w, bias, act)])?;
+    out.pop().ok_or_else(|| Error::shape("linear", "no output"))
+}
+
+/// A layer of [`linears`]: its weight `[out, in]`, bias and activation.
+pub type Layer<'a> = (&'a HostTensor, Option<&'a HostTensor>, Option<Activation>);
+
+/// Several linear layers of the same input (attention's Q, K and V) in one parallel region: the
+/// threads are woken once for all of their tiles, which matters in a page, where waking a Web
+/// Worker costs far more than a native thread.
+pub fn linears(x: &HostTensor, layers: &[Layer<'_>]) -> Result<Vec<HostTensor>> {
+    let xs = x.f32s("linear")?;
     let k = *x.shape().last().unwrap_or(&0);
-    let [n, wk] = w.shape() else {
-        return Err(Error::shape(
-            "linear",
-            format!("weight {:?} is not 2-D", w.shape()),
-        ));
-    };
-    let n = *n;
-    if *wk != k || k == 0 {
-        return Err(Error::shape(
-            "linear",
-            format!("x {:?} · wᵀ {:?}: inner sizes differ", x.shape(), w.shape()),
-        ));
-    }
-    let m = xs.len() / k;
-    let bias = match bias {
-        Some(b) if b.numel() != n => {
-            return Err(Error::shape(
-                "linear",
-                format!("bias {:?} for {n} outputs", b.shape()),
-            ));
+    let m = xs.len().checked_div(k).unwrap_or(0);
+    let mut outs = Vec::with_capacity(layers.len());
+    let mut work = Vec::new();
+    let threads = rayon::current_num_threads();
+    for &(w, bias, act) in layers {
+        let Checked { w: ws, n, bias } = check(x, k, w, bias)?;
+        let mut out = vec![0.0f32; m * n];
+        if let Some(b) = bias {
+            out.chunks_exact_mut(n)
+                .for_each(|row| row.copy_from_slice(b));
         }
-        Some(b) => Some(b.f32s("linear")?),
-        None => None,
-    };
-    let mut out = vec![0.0f32; m * n];
-    if let Some(b) = bias {
-        out.chunks_exact_mut(n)
-            .for_each(|row| row.copy_from_slice(b));
+        let c = SharedOut(out.as_mut_ptr());
+        for (rows, cols) in tiles(m, n, threads) {
+            let beta = if bias.is_some() { 1.0 } else { 0.0 };
+            work.push(Tile {
+                rows,
+                cols,
+                w: ws,
+                n,
+                beta,
+                act,
+                c,
+            });
+        }
+        outs.push(out);
     }
-    let c = SharedOut(out.as_mut_ptr());
-    let beta = if bias.is_some() { 1.0 } else { 0.0 };
-    let work = |(rows, cols): (std::ops::Range<usize>, std::ops::Range<usize>)| {
-        // SAFETY: x is m×k and w n×k, both read in bounds; tiles are disjoint.
+    let run = |t: Tile<'_>| {
+        let Tile {
+            rows,
+            cols,
+            w: ws,
+            n,
+            beta,
+            act,
+            c,
+        } = t;
+        // SAFETY: x is m×k and w n×k, both read in bounds; the tiles of one output are disjoint.
         unsafe {
             gemm(
                 (rows.len(), k, cols.len()),
@@ -156,18 +171,79 @@ pub fn linear(
             }
         }
     };
-    let tiles = tiles(m, n, rayon::current_num_threads());
-    if tiles.len() == 1 {
-        tiles.into_iter().for_each(work);
+    if work.len() == 1 || threads <= 1 {
+        work.into_iter().for_each(run);
     } else {
         use rayon::prelude::*;
-        tiles.into_par_iter().for_each(work);
+        work.into_par_iter().for_each(run);
     }
-    let mut shape = x.shape().to_vec();
-    if let Some(last) = shape.last_mut() {
-        *last = n;
+    layers
+        .iter()
+        .zip(outs)
+        .map(|((w, _, _), out)| {
+            let mut shape = x.shape().to_vec();
+            if let Some(last) = shape.last_mut() {
+                *last = w.shape()[0];
+            }
+            HostTensor::from_f32(out, &shape)
+        })
+        .collect()
+}
+
+/// One task of [`linears`]: a block of one layer's output.
+struct Tile<'a> {
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+    /// The layer's weight `[n, k]` and its row count.
+    w: &'a [f32],
+    n: usize,
+    /// 1 when the output was filled with the bias first.
+    beta: f32,
+    act: Option<Activation>,
+    c: SharedOut,
+}
+
+/// A layer's weight values, row count and bias values.
+struct Checked<'a> {
+    w: &'a [f32],
+    n: usize,
+    bias: Option<&'a [f32]>,
+}
+
+/// The layer checked against `x`'s inner size `k`.
+fn check<'a>(
+    x: &HostTensor,
+    k: usize,
+    w: &'a HostTensor,
+    bias: Option<&'a HostTensor>,
+) -> Result<Checked<'a>> {
+    let [n, wk] = *w.shape() else {
+        return Err(Error::shape(
+            "linear",
+            format!("weight {:?} is not 2-D", w.shape()),
+        ));
+    };
+    if wk != k || k == 0 {
+        return Err(Error::shape(
+            "linear",
+            format!("x {:?} · wᵀ {:?}: inner sizes differ", x.shape(), w.shape()),
+        ));
     }
-    HostTensor::from_f32(out, &shape)
+    let bias = match bias {
+        Some(b) if b.numel() != n => {
+            return Err(Error::shape(
+                "linear",
+                format!("bias {:?} for {n} outputs", b.shape()),
+            ));
+        }
+        Some(b) => Some(b.f32s("linear")?),
+        None => None,
+    };
+    Ok(Checked {
+        w: w.f32s("linear")?,
+        n,
+        bias,
+    })
 }
 
 #[cfg(test)]
@@ -221,6 +297,24 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn linears_in_one_region_match_one_at_a_time() {
+        let (m, k) = (70, 48);
+        let t = |n: usize, shape: &[usize]| {
+            let v = (0..n).map(|i| ((i * 11 % 17) as f32 - 8.0) * 0.05).collect();
+            HostTensor::from_f32(v, shape).unwrap()
+        };
+        let x = t(m * k, &[m, k]);
+        let (w1, w2, b2) = (t(33 * k, &[33, k]), t(65 * k, &[65, k]), t(65, &[65]));
+        let gelu = Some(Activation::Gelu);
+        let together = linears(&x, &[(&w1, None, None), (&w2, Some(&b2), gelu)]).unwrap();
+        let one = linear(&x, &w1, None, None).unwrap();
+        let two = linear(&x, &w2, Some(&b2), gelu).unwrap();
+        assert_eq!(together[0].f32s("t").unwrap(), one.f32s("t").unwrap());
+        assert_eq!(together[1].f32s("t").unwrap(), two.f32s("t").unwrap());
+        assert_eq!(together[1].shape(), [m, 65]);
     }
 
     #[test]

@@ -220,9 +220,9 @@ impl<O: Ops> Bert<O> {
             self.config.head_dim(),
         ];
         // BertSelfAttention: heads are a view of [batch, seq, hidden]; no transpose is needed.
-        let q = O::reshape(&o.linear(x, &l.query, None)?, &heads)?;
-        let k = O::reshape(&o.linear(x, &l.key, None)?, &heads)?;
-        let v = O::reshape(&o.linear(x, &l.value, None)?, &heads)?;
+        let qkv = o.linears(x, &[&l.query, &l.key, &l.value])?;
+        let [q, k, v] = [0, 1, 2].map(|i| O::reshape(&qkv[i], &heads));
+        let (q, k, v) = (q?, k?, v?);
         let context = O::reshape(&o.attention(&q, &k, &v, Some(mask))?, &shape)?;
         // BertSelfOutput: LayerNorm(dense(context) + x).
         let attn = o.linear(&context, &l.attn_out, None)?;

@@ -65,6 +65,10 @@ pub trait Ops {
         l: &Self::Linear,
         act: Option<Activation>,
     ) -> Result<Self::Tensor>;
+    /// `x · Wᵀ + bias` for several layers of the same input (Q, K, V); backends may run them together.
+    fn linears(&mut self, x: &Self::Tensor, ls: &[&Self::Linear]) -> Result<Vec<Self::Tensor>> {
+        ls.iter().map(|l| self.linear(x, l, None)).collect()
+    }
     /// Bidirectional attention over `[batch, seq, heads, head_dim]` with a padding mask.
     fn attention(
         &mut self,
