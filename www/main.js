@@ -102,11 +102,13 @@ async function main() {
   await init();
   let device;
   try {
-    device = await Device.create();
+    // This page is the GPU's own check: no CPU fallback here (the search page has one).
+    device = await Device.create({ backend: "gpu" });
   } catch (e) {
     $("adapter").tBodies[0].replaceChildren();
     banner("error", e.message ?? String(e));
-    $("status").textContent = "No WebGPU device: nothing to run.";
+    $("status").textContent =
+      "No WebGPU device: the GPU matmul cannot run here. The search page runs its model on the CPU instead.";
     return;
   }
   showAdapter(device.info);
