@@ -303,7 +303,9 @@ mod tests {
     fn linears_in_one_region_match_one_at_a_time() {
         let (m, k) = (70, 48);
         let t = |n: usize, shape: &[usize]| {
-            let v = (0..n).map(|i| ((i * 11 % 17) as f32 - 8.0) * 0.05).collect();
+            let v = (0..n)
+                .map(|i| ((i * 11 % 17) as f32 - 8.0) * 0.05)
+                .collect();
             HostTensor::from_f32(v, shape).unwrap()
         };
         let x = t(m * k, &[m, k]);
