@@ -17,8 +17,11 @@ if ! rustup component list --toolchain "$TOOLCHAIN" --installed | grep -q '^rust
 fi
 # npm's binaryen (wasm-opt) first, as for pkg/ (scripts/test.sh).
 export PATH="$PWD/node_modules/.bin:$PATH"
-# Shared, imported memory and the TLS exports wasm-bindgen's thread support needs; simd128 as pkg/.
-export RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 \
+# Shared, imported memory and the TLS exports wasm-bindgen's thread support needs; simd128 as pkg/,
+# and relaxed SIMD: its fused multiply-add (LLVM lowers the GEMM's multiply-adds to
+# f32x4.relaxed_madd) makes the sgemm ~1.4x faster in V8. Browsers without relaxed SIMD cannot compile
+# this build; js/worker.js checks first and stays on pkg/ (one thread) there.
+export RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128,+relaxed-simd \
 -C link-arg=--shared-memory -C link-arg=--max-memory=4294967296 -C link-arg=--import-memory \
 -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size -C link-arg=--export=__tls_align \
 -C link-arg=--export=__tls_base"

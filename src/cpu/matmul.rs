@@ -70,9 +70,9 @@ pub(crate) unsafe fn gemm(
     }
 }
 
-/// The tiles of an m×n output for `threads` workers: row bands when there are enough rows (the
-/// weight is packed once a band), else column bands (decoding: each worker reads its share of the
-/// weight). One tile when single-threaded.
+/// The tiles of an m×n output for `threads` workers: row bands when there are at least as many rows
+/// as columns, else column bands (a few tokens, decoding: each worker packs and reads only its share
+/// of the weight). One tile when single-threaded or small.
 fn tiles(
     m: usize,
     n: usize,
@@ -87,7 +87,9 @@ fn tiles(
     if threads <= 1 || m * n < 4096 {
         return vec![(0..m, 0..n)];
     }
-    if m >= 32 * threads {
+    // Each tile packs its own share of both operands: row bands each pack all of the weight (n × k),
+    // column bands all of x (m × k). Split the one that repacks less.
+    if m >= n && m >= 8 * threads {
         split(m, threads * 2, 8).map(|r| (r, 0..n)).collect()
     } else {
         split(n, threads * 2, 16).map(|c| (0..m, c)).collect()

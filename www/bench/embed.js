@@ -156,7 +156,8 @@ async function main() {
   }
   // Ours runs where the device put it: the adapter, or the CPU backend (and why).
   const adapter = e.backend === "cpu"
-    ? `cpu (wasm simd128, ${threads} thread${threads > 1 ? "s" : ""}${where}; ${e.backendReason})` : device.info.adapter;
+    ? `cpu (wasm simd128${threads > 1 ? " + relaxed simd" : ""}, ${threads} thread${threads > 1 ? "s" : ""}${where}; ${e.backendReason})`
+    : device.info.adapter;
   for (const [batch, seq] of shapes) {
     const texts = await textsOf(e, batch, seq);
     const ours = () => e.embed(texts);
