@@ -8,14 +8,18 @@ use crate::error::{Error, Result};
 
 /// Rows a task takes at least (below it, threads cost more than they save).
 const MIN_ROWS: usize = 16;
+/// Below this many values a row-wise pass runs on the calling thread: waking the pool (Web Workers
+/// parked on `Atomics.wait` in a page) costs more than a LayerNorm of 128 × 384 values.
+const MIN_PARALLEL_VALUES: usize = 1 << 17;
 
 /// Applies `f(row_index, out_row)` to each `width`-wide row of `out`, over threads when there are
-/// enough rows.
+/// enough rows and values.
 fn rows_mut(out: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
     if width == 0 {
         return;
     }
-    if out.len() / width >= 2 * MIN_ROWS && rayon::current_num_threads() > 1 {
+    let big = out.len() >= MIN_PARALLEL_VALUES && out.len() / width >= 2 * MIN_ROWS;
+    if big && rayon::current_num_threads() > 1 {
         out.par_chunks_mut(width)
             .with_min_len(MIN_ROWS)
             .enumerate()
