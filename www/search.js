@@ -13,8 +13,12 @@ async function load() {
   await embedder?.dispose();
   embedder = await loadWithProgress(
     (onProgress) => Embedder.inWorker($("model").value, { worker, onProgress, backend: $("backend").value }),
-    (e) => `${e.dims} dimensions, up to ${e.maxSeqLength} tokens a text, in a Web Worker, on the ` +
-      `${e.backend.toUpperCase()} (${e.backendReason})`,
+    (e) => {
+      const threads = e.host.info.cpuThreads;
+      const where = e.backend === "cpu" ? `CPU, ${threads} thread${threads > 1 ? "s" : ""}` : "GPU";
+      return `${e.dims} dimensions, up to ${e.maxSeqLength} tokens a text, in a Web Worker, on the ${where} ` +
+        `(${e.backendReason})`;
+    },
   );
   if (!embedder) return;
   corpusCache = { text: null, vectors: null };

@@ -97,6 +97,7 @@ async function loadWithProgress(page, pageUrl, { moved = true } = {}) {
   if (moved) assert.ok(progress.some((v) => v > 0 && v < 1), `the progress bar moved: ${progress.slice(0, 20)}`);
 }
 
+let searchRows = null;
 await check("semantic search loads the model with progress and ranks the sentences", async () => {
   const searchUrl = url.replace(/\/www\/$/, "/www/search.html");
   const browser = await chromium.launch({ executablePath, args: [...BASE_ARGS, "--enable-unsafe-webgpu"] });
@@ -104,12 +105,14 @@ await check("semantic search loads the model with progress and ranks the sentenc
     const page = await browser.newPage({ viewport: { width: 1100, height: 1300 } });
     await loadWithProgress(page, searchUrl);
     // "auto" on SwiftShader: the CPU backend, and the page says why (issue #18).
-    assert.match(await page.textContent("#load-status"), /on the CPU \(software adapter/);
+    // Not cross-origin isolated: one thread (the next check runs the threaded build).
+    assert.match(await page.textContent("#load-status"), /on the CPU, 1 thread \(software adapter/);
     await page.click("#search");
     // On SwiftShader (a CPU) the first search also compiles every pipeline: allow minutes.
     await page.waitForSelector('#timing[data-state="done"]', { timeout: 300_000 });
     await page.screenshot({ path: "screenshots/search.png", fullPage: true });
     const rows = await page.$$eval("#results tr", (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+    searchRows = rows;
     // "A man is eating pasta." is closest to the two eating sentences (sentence-transformers ranks them so).
     assert.deepEqual(rows.slice(0, 2).map((r) => r[1]).sort(), ["A man is eating a piece of bread.", "A man is eating food."]);
     assert.ok(Number(rows[0][0]) > 0.5, `top score ${rows[0][0]}`);
@@ -141,6 +144,35 @@ await check("semantic search loads the model with progress and ranks the sentenc
     assert.equal(await page.evaluate(async () => (await (await caches.open("webgpu-infer-v1")).keys()).length), 0);
   } finally {
     await browser.close();
+  }
+});
+
+// The same page served cross-origin isolated: the worker takes the threaded build (pkg-threads/,
+// relaxed SIMD; Chromium has both), runs the CPU backend on every core, and ranks with the same
+// scores as the one-thread page (shown to 4 decimals; the fused multiply-adds round differently in
+// the last bits only).
+await check("cross-origin isolated, the worker's CPU backend runs on every core (pkg-threads)", async () => {
+  const isolated = await serve(0, { isolated: true });
+  const browser = await chromium.launch({ executablePath, args: [...BASE_ARGS, "--enable-unsafe-webgpu"] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1100, height: 1300 } });
+    await loadWithProgress(page, `http://127.0.0.1:${isolated.address().port}/www/search.html`, { moved: false });
+    const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+    const status = await page.textContent("#load-status");
+    assert.match(status, new RegExp(`on the CPU, ${cores} threads? \\(`), status);
+    await page.click("#search");
+    await page.waitForSelector('#timing[data-state="done"]', { timeout: 300_000 });
+    const rows = await page.$$eval("#results tr", (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+    if (searchRows) {
+      const scoreOf = (rs) => Object.fromEntries(rs.map(([score, text]) => [text, Number(score)]));
+      const [a, b] = [scoreOf(rows), scoreOf(searchRows)];
+      for (const text of Object.keys(b)) assert.ok(Math.abs(a[text] - b[text]) <= 2e-4, `${text}: ${a[text]} vs ${b[text]}`);
+    }
+    assert.equal(rows[0][1], "A man is eating food.");
+    console.log(`     ${status.trim()}`);
+  } finally {
+    await browser.close();
+    isolated.close();
   }
 });
 
