@@ -23,7 +23,6 @@ async fn minilm(gpu: &Gpu) -> Result<Embedder> {
     #[cfg(target_arch = "wasm32")]
     {
         use webgpu_infer::bridge::web::{Source, load};
-        use webgpu_infer::models::embedder::ModelFiles;
         let weights = load(
             gpu,
             Source::Url(format!("/{DIR}/model.safetensors")),
@@ -31,20 +30,44 @@ async fn minilm(gpu: &Gpu) -> Result<Embedder> {
             &mut |_| {},
         )
         .await?;
-        let config = read_asset(&format!("{DIR}/config.json")).await;
-        let tokenizer = read_asset(&format!("{DIR}/tokenizer.json")).await;
-        let st = read_asset(&format!("{DIR}/sentence_bert_config.json")).await;
-        let modules = read_asset(&format!("{DIR}/modules.json")).await;
-        let pooling = read_asset(&format!("{DIR}/1_Pooling/config.json")).await;
-        let files = ModelFiles {
-            config: &config,
-            tokenizer: &tokenizer,
-            sentence_bert_config: Some(&st),
-            modules: Some(&modules),
-            pooling: Some(&pooling),
-        };
+        let folder = folder_files().await;
+        let files = folder.files();
         Embedder::new(gpu, &weights, &files)
     }
+}
+
+/// MiniLM's text files, fetched in the browser (natively `from_dir` reads them).
+#[cfg(target_arch = "wasm32")]
+struct FolderFiles([Vec<u8>; 5]);
+
+#[cfg(target_arch = "wasm32")]
+impl FolderFiles {
+    fn files(&self) -> webgpu_infer::models::embedder::ModelFiles<'_> {
+        let [config, tokenizer, st, modules, pooling] = &self.0;
+        webgpu_infer::models::embedder::ModelFiles {
+            config,
+            tokenizer,
+            sentence_bert_config: Some(st),
+            modules: Some(modules),
+            pooling: Some(pooling),
+        }
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+async fn folder_files() -> FolderFiles {
+    let names = [
+        "config.json",
+        "tokenizer.json",
+        "sentence_bert_config.json",
+        "modules.json",
+        "1_Pooling/config.json",
+    ];
+    let mut bytes = Vec::new();
+    for name in names {
+        bytes.push(read_asset(&format!("{DIR}/{name}")).await);
+    }
+    FolderFiles(bytes.try_into().unwrap())
 }
 
 struct Golden {
@@ -200,7 +223,6 @@ async fn minilm_cpu(cpu: &webgpu_infer::cpu::Cpu) -> Result<Embedder> {
     }
     #[cfg(target_arch = "wasm32")]
     {
-        use webgpu_infer::models::embedder::ModelFiles;
         let weights = webgpu_infer::bridge::web::load_host(
             cpu,
             webgpu_infer::bridge::web::Source::Url(format!("/{DIR}/model.safetensors")),
@@ -208,18 +230,8 @@ async fn minilm_cpu(cpu: &webgpu_infer::cpu::Cpu) -> Result<Embedder> {
             &mut |_| {},
         )
         .await?;
-        let config = read_asset(&format!("{DIR}/config.json")).await;
-        let tokenizer = read_asset(&format!("{DIR}/tokenizer.json")).await;
-        let st = read_asset(&format!("{DIR}/sentence_bert_config.json")).await;
-        let modules = read_asset(&format!("{DIR}/modules.json")).await;
-        let pooling = read_asset(&format!("{DIR}/1_Pooling/config.json")).await;
-        let files = ModelFiles {
-            config: &config,
-            tokenizer: &tokenizer,
-            sentence_bert_config: Some(&st),
-            modules: Some(&modules),
-            pooling: Some(&pooling),
-        };
+        let folder = folder_files().await;
+        let files = folder.files();
         Embedder::new_cpu(cpu, &weights, &files)
     }
 }
