@@ -14,6 +14,7 @@ use crate::error::{Error, FormatProblem, Result};
 use crate::formats::Stored;
 use crate::formats::safetensors::{Header, PREFIX_LEN};
 use crate::runtime::stats::CopyStats;
+use crate::tensor::{DType, f32s_from_bytes};
 
 /// A region of `len` bytes, f32-aligned, zeroed, for a file to be written into
 /// ([`region_bytes`] gives it as bytes).
@@ -61,18 +62,14 @@ impl HostWeights {
                 Stored::Dense(Dtype::F32) if start.is_multiple_of(4) => {
                     views.push((e.name.clone(), e.shape.clone(), start / 4));
                 }
-                Stored::Dense(Dtype::F32) => {
-                    let v: Vec<f32> = raw
-                        .chunks_exact(4)
-                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                        .collect();
-                    widened.push((e.name.clone(), e.shape.clone(), v));
-                }
-                Stored::Dense(Dtype::F16) => {
-                    let v = raw
-                        .chunks_exact(2)
-                        .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                        .collect();
+                // An f32 tensor at an offset that is not a multiple of 4, or an f16 one.
+                Stored::Dense(d @ (Dtype::F32 | Dtype::F16)) => {
+                    let dtype = if d == Dtype::F16 {
+                        DType::F16
+                    } else {
+                        DType::F32
+                    };
+                    let v = f32s_from_bytes(dtype, raw)?;
                     widened.push((e.name.clone(), e.shape.clone(), v));
                 }
                 Stored::Dense(Dtype::BF16) => {
@@ -149,5 +146,55 @@ impl HostWeights {
     /// Bytes of host (WASM) memory the weights occupy.
     pub fn resident_bytes(&self) -> u64 {
         self.resident_bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// f16 and bf16 tensors are widened to f32 (a copy each, counted and held); f32 ones are views.
+    #[test]
+    fn half_tensors_are_widened_and_counted() {
+        use safetensors::tensor::TensorView;
+        let f32s: Vec<u8> = [1.5f32, -2.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let f16s: Vec<u8> = [0.5f32, 3.0, -1.0]
+            .iter()
+            .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+            .collect();
+        let bf16s: Vec<u8> = [0.25f32, 8.0]
+            .iter()
+            .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+            .collect();
+        let tensors = [
+            ("a", TensorView::new(Dtype::F32, vec![2], &f32s).unwrap()),
+            ("b", TensorView::new(Dtype::F16, vec![3], &f16s).unwrap()),
+            (
+                "c",
+                TensorView::new(Dtype::BF16, vec![1, 2], &bf16s).unwrap(),
+            ),
+        ];
+        let file = safetensors::serialize(tensors, None).unwrap();
+        let mut region = region_for(file.len());
+        region_bytes(&mut region)[..file.len()].copy_from_slice(&file);
+        let stats = Arc::new(CopyStats::default());
+        let w = HostWeights::from_safetensors("t", region, file.len(), &stats).unwrap();
+        let get = |n: &str| w.get(n).unwrap().f32s("t").unwrap().to_vec();
+        assert_eq!(get("a"), [1.5, -2.0]);
+        assert_eq!(get("b"), [0.5, 3.0, -1.0]);
+        assert_eq!(get("c"), [0.25, 8.0]);
+        assert_eq!(w.get("c").unwrap().shape(), [1, 2]);
+        let widened = (3 + 2) * 4;
+        assert_eq!(stats.snapshot().wasm_bytes_in, widened);
+        let held = (file.len().div_ceil(4) * 4) as u64 + widened;
+        assert_eq!(
+            (w.resident_bytes(), stats.snapshot().host_weight_bytes),
+            (held, held)
+        );
+        drop(w);
+        assert_eq!(stats.snapshot().host_weight_bytes, 0);
     }
 }
