@@ -187,6 +187,46 @@ async fn gemv_matches_cpu_body() -> Result<()> {
 }
 gpu_test!(gemv_matches_cpu, gemv_matches_cpu_body);
 
+/// The CPU backend's quantized products (`cpu::quant::qlinear`: SIMD128 in the browser, portable
+/// natively) against the same f64 reference, every format and shape, 1 token (decoding), 3, and 11
+/// (more than one pass of its 8-token register block), with a residual. x is carried as 16-bit
+/// integers a 32-element group, each off by at most half a step (the group's largest |x| / 32767,
+/// here ≤ 1/32767): so an output may be off by Σ|w|·2⁻¹⁶ (worst case; typically √k times less),
+/// plus the f32 GPU kernels' 1e-4 for the sums.
+async fn cpu_qlinear_matches_f64_body() -> Result<()> {
+    use webgpu_infer::cpu::{HostQTensor, HostTensor, quant::qlinear};
+    for qtype in TYPES {
+        for (n, k) in shapes(qtype) {
+            for m in [1, 3, 11] {
+                let mut rng = Rng::new((n * 17 + k + m) as u64);
+                let (bytes, values) = golden_blocks(qtype, n, k, m);
+                let w = HostQTensor::from_blocks(&bytes, &[n, k], qtype)?;
+                let (x, res) = (rng.vec(m * k), rng.vec(m * n));
+                let y = qlinear(
+                    &HostTensor::from_f32(x.clone(), &[m, k])?,
+                    &w,
+                    Some(&HostTensor::from_f32(res.clone(), &[m, n])?),
+                )?;
+                assert_eq!(y.shape(), [m, n]);
+                let want = gemv_ref(&x, &values, m, n, k);
+                let got = y.to_vec()?;
+                for (i, (&g, &v)) in got.iter().zip(&want).enumerate() {
+                    let row = &values[(i % n) * k..(i % n + 1) * k];
+                    let bound = row.iter().map(|w| w.abs()).sum::<f32>() / 65536.0 + 1e-4;
+                    let want = v + f64::from(res[i]);
+                    assert!(
+                        (f64::from(g) - want).abs() <= f64::from(bound),
+                        "cpu qlinear {qtype:?} m {m} [{n}, {k}] element {i}: {g} vs {want} \
+                         (bound {bound})"
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+gpu_test!(cpu_qlinear_matches_f64, cpu_qlinear_matches_f64_body);
+
 async fn swiglu_gemv_matches_cpu_body() -> Result<()> {
     let gpu = gpu().await?;
     for qtype in TYPES {

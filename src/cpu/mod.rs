@@ -9,11 +9,13 @@ pub mod attention;
 pub mod math;
 pub mod matmul;
 pub mod ops;
+pub mod quant;
 pub mod tensor;
 pub mod weights;
 
 use std::sync::Arc;
 
+pub use quant::HostQTensor;
 pub use tensor::HostTensor;
 pub use weights::HostWeights;
 

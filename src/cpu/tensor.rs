@@ -39,6 +39,14 @@ impl Drop for Resident {
 }
 
 impl Data {
+    /// The memory as bytes (quantized blocks live in a loaded file's f32-aligned region).
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            Data::F32(v) | Data::Weights(v, _) => bytemuck::cast_slice(v),
+            Data::I32(v) => bytemuck::cast_slice(v),
+        }
+    }
+
     fn len(&self) -> usize {
         match self {
             Data::F32(v) | Data::Weights(v, _) => v.len(),
