@@ -872,3 +872,49 @@ gpu_test!(
     run_ahead_changes_nothing_callers_see,
     run_ahead_changes_nothing
 );
+
+/// The same decoder on the CPU backend (`Llama<Cpu>`, weights in host memory in their GGUF blocks):
+/// the golden prompts' first-step top-10 logits within the GPU test's native bound (3e-4) and the
+/// same greedy continuation (16 tokens, argmax of the host logits), natively.
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn cpu_backend_matches_transformers() -> Result<()> {
+    use webgpu_infer::cpu::{Cpu, HostTensor, HostWeights};
+    use webgpu_infer::models::llama::{Config, Llama};
+    let cpu = Cpu::new();
+    let (header, weights) = HostWeights::read_gguf(MODEL.as_ref(), cpu.copy_stats_arc())?;
+    let cfg = Config::from_gguf_header(MODEL, &header)?;
+    let model: Llama<Cpu> = Llama::from_gguf(cfg, &weights, &header)?;
+    let argmax = |l: &[f32]| (0..l.len()).max_by(|&a, &b| l[a].total_cmp(&l[b])).unwrap() as u32;
+    for case in pollster::block_on(goldens()) {
+        let mut ops = cpu.clone();
+        let mut cache = model.new_host_cache(case.prompt_ids.len() + 17)?;
+        let ids: Vec<i32> = case.prompt_ids.iter().map(|&i| i as i32).collect();
+        let t = std::time::Instant::now();
+        let logits = model.forward(
+            &mut ops,
+            &HostTensor::from_i32(ids.clone(), &[ids.len()])?,
+            &mut cache,
+        )?;
+        let prefill_ms = t.elapsed().as_secs_f64() * 1e3;
+        let l = logits.to_vec()?;
+        let mut top: Vec<(u32, f32)> = l.iter().enumerate().map(|(i, &v)| (i as u32, v)).collect();
+        top.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let worst = top_logits_within(&case.name, &top[..40], &case.top_logits, 3e-4);
+        let mut out = vec![argmax(&l)];
+        let t = std::time::Instant::now();
+        while out.len() < 16 {
+            let id = HostTensor::from_i32(vec![*out.last().unwrap() as i32], &[1])?;
+            let l = model.forward(&mut ops, &id, &mut cache)?.to_vec()?;
+            out.push(argmax(&l));
+        }
+        let decode_tok_s = 15.0 / t.elapsed().as_secs_f64();
+        log(&format!(
+            "cpu {}: top logits within {worst:.2e}; prefill {} tokens {prefill_ms:.1} ms, decode {decode_tok_s:.1} tok/s",
+            case.name,
+            ids.len()
+        ));
+        assert_eq!(out, case.greedy_ids[..16], "{}: greedy ids", case.name);
+    }
+    Ok(())
+}

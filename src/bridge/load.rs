@@ -62,6 +62,12 @@ impl Weights {
             .ok_or_else(|| self.missing(name))
     }
 
+    /// The GPU the tensors live on (`None` when there are none).
+    pub fn gpu(&self) -> Option<&crate::Gpu> {
+        let dense = self.tensors.values().next().map(|t| t.gpu());
+        dense.or_else(|| self.quantized.values().next().map(|q| q.gpu()))
+    }
+
     /// Whether a tensor of that name was loaded (dense or quantized).
     pub fn contains(&self, name: &str) -> bool {
         self.tensors.contains_key(name) || self.quantized.contains_key(name)

@@ -6,6 +6,7 @@
 //! host memory ([`HostWeights`]); models reach all of it through `models::ops::Ops`.
 
 pub mod attention;
+pub mod decoder;
 pub mod math;
 pub mod matmul;
 pub mod ops;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 pub use quant::HostQTensor;
 pub use tensor::HostTensor;
-pub use weights::HostWeights;
+pub use weights::{HostWeight, HostWeights};
 
 use crate::runtime::stats::{CopyStats, Stats};
 

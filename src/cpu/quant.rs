@@ -94,6 +94,21 @@ impl HostQTensor {
         &self.blocks()[first * row..(first + rows) * row]
     }
 
+    /// A matrix as consecutive row ranges of `parts` rows (views: rows are whole blocks).
+    pub fn split_rows(&self, name: &str, parts: &[usize]) -> Result<Vec<HostQTensor>> {
+        crate::cpu::tensor::split_check(name, &self.shape, parts)?;
+        let row = self.qtype.bytes_for(self.cols() as u64) as usize;
+        let mut start = self.byte_offset;
+        parts
+            .iter()
+            .map(|&n| {
+                let t = HostQTensor::view(&self.data, start, &[n, self.cols()], self.qtype);
+                start += n * row;
+                t
+            })
+            .collect()
+    }
+
     /// Rows `ids` as f32 (an embedding lookup), `[ids.len(), cols]`.
     pub fn gather(&self, ids: &[i32]) -> Result<HostTensor> {
         let (rows, cols) = (self.rows(), self.cols());
@@ -234,9 +249,16 @@ fn rows_dot_with(a: Rows<'_>, decode: impl Fn(&[u8], usize) -> groups::Group) {
                 let group = b * per + g;
                 for (t, acc) in acc.iter_mut().enumerate().take(nt) {
                     let at = (a.tokens.start + t) * groups_k + group;
-                    let xq = &a.x.q[at * 32..at * 32 + 32];
-                    let s0 = dot16(&gr.q[..16], &xq[..16]) as f32;
-                    let s1 = dot16(&gr.q[16..], &xq[16..]) as f32;
+                    let (hi, lo) = (
+                        &a.x.q[at * 32..at * 32 + 32],
+                        &a.x.lo[at * 32..at * 32 + 32],
+                    );
+                    let half = |h: usize| {
+                        let r = 16 * h..16 * h + 16;
+                        dot16(&gr.q[r.clone()], &hi[r.clone()]) as f32
+                            + dot16(&gr.q[r.clone()], &lo[r]) as f32 * LO_SCALE
+                    };
+                    let (s0, s1) = (half(0), half(1));
                     let hs = &a.x.half_sums[2 * at..2 * at + 2];
                     *acc += a.x.scale[at] * (gr.d[0] * s0 + gr.d[1] * s1)
                         + (gr.m[0] * hs[0] + gr.m[1] * hs[1]);
@@ -264,29 +286,45 @@ fn dot16(q: &[i8], x: &[i16]) -> i32 {
     s
 }
 
-/// The rows of x as 16-bit integers a 32-element group (`x ≈ scale · q`, relative error ≤ 2⁻¹⁶ of
-/// the group's largest value), with each half-group's exact sum for the formats' offsets.
+/// What a unit of [`QuantizedX::lo`] is worth in units of `q`.
+const LO_SCALE: f32 = 1.0 / 32768.0;
+
+/// The rows of x as integers a 32-element group: `x ≈ scale · (q + lo / 32768)`, q the nearest
+/// 16-bit step and lo the remainder in 2⁻¹⁵ of a step, so that the integer dot products carry x to
+/// ~2⁻³¹ of the group's largest value (f32 carries 2⁻²⁴ of each). q alone (2⁻¹⁶) moved SmolLM2's
+/// logits by 2e-3 against transformers; with lo they stay within 1.5e-5, as exact f32 products do.
+/// Each half-group's exact sum goes with them, for the formats' offsets.
 struct QuantizedX {
     q: Vec<i16>,
+    lo: Vec<i16>,
     scale: Vec<f32>,
     half_sums: Vec<f32>,
 }
 
 fn quantize_x(xs: &[f32]) -> QuantizedX {
     let mut q = vec![0i16; xs.len()];
+    let mut lo = vec![0i16; xs.len()];
     let mut scale = Vec::with_capacity(xs.len() / 32);
-    for (c, o) in xs.chunks_exact(32).zip(q.chunks_exact_mut(32)) {
+    for ((c, o), l) in xs
+        .chunks_exact(32)
+        .zip(q.chunks_exact_mut(32))
+        .zip(lo.chunks_exact_mut(32))
+    {
         let max = c.iter().fold(0f32, |m, v| m.max(v.abs()));
         let s = max / 32767.0;
         let inv = if s > 0.0 { 1.0 / s } else { 0.0 };
-        for (o, v) in o.iter_mut().zip(c) {
-            *o = (v * inv).round() as i16;
+        for ((o, l), v) in o.iter_mut().zip(l.iter_mut()).zip(c) {
+            let t = v * inv;
+            let r = t.round();
+            *o = r as i16;
+            *l = ((t - r) * 32768.0).round() as i16;
         }
         scale.push(s);
     }
     let half_sums = xs.chunks_exact(16).map(|c| c.iter().sum()).collect();
     QuantizedX {
         q,
+        lo,
         scale,
         half_sums,
     }

@@ -167,6 +167,36 @@ impl HostTensor {
         })
     }
 
+    /// Rows `start..start + len` of the first axis (a view).
+    pub fn narrow(&self, start: usize, len: usize) -> Result<HostTensor> {
+        let rows = self.shape.first().copied().unwrap_or(0);
+        if start + len > rows {
+            return Err(Error::shape(
+                "narrow",
+                format!("rows {start}..{} of {:?}", start + len, self.shape),
+            ));
+        }
+        let row: usize = self.shape[1..].iter().product();
+        let mut shape = self.shape.clone();
+        shape[0] = len;
+        HostTensor::view(&self.data, self.offset + start * row, &shape)
+    }
+
+    /// A matrix `[rows, cols]` as consecutive row ranges of `parts` rows (views; Phi-3's fused
+    /// projections).
+    pub fn split_rows(&self, name: &str, parts: &[usize]) -> Result<Vec<HostTensor>> {
+        split_check(name, &self.shape, parts)?;
+        let mut start = 0;
+        parts
+            .iter()
+            .map(|&n| {
+                let t = self.narrow(start, n);
+                start += n;
+                t
+            })
+            .collect()
+    }
+
     /// The values as a new `Vec` (f32 tensors).
     pub fn to_vec(&self) -> Result<Vec<f32>> {
         Ok(self.f32s("to_vec")?.to_vec())
@@ -176,5 +206,16 @@ impl HostTensor {
 impl std::fmt::Debug for HostTensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "HostTensor({:?}, {:?})", self.shape, self.dtype())
+    }
+}
+
+/// `parts` must split a matrix's rows exactly.
+pub(crate) fn split_check(name: &str, shape: &[usize], parts: &[usize]) -> Result<()> {
+    match shape {
+        &[rows, _] if parts.iter().sum::<usize>() == rows => Ok(()),
+        _ => Err(Error::shape(
+            "split_rows",
+            format!("`{name}` {shape:?} does not split into rows {parts:?}"),
+        )),
     }
 }

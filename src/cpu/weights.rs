@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use safetensors::Dtype;
 
-use crate::cpu::HostTensor;
 use crate::cpu::tensor::{Data, Resident};
+use crate::cpu::{HostQTensor, HostTensor};
 use crate::error::{Error, FormatProblem, Result};
-use crate::formats::Stored;
 use crate::formats::safetensors::{Header, PREFIX_LEN};
+use crate::formats::{Entry, Stored, gguf};
+use crate::runtime::dtype::QuantType;
 use crate::runtime::stats::CopyStats;
 use crate::tensor::{DType, f32s_from_bytes};
 
@@ -27,10 +28,28 @@ pub fn region_bytes(region: &mut [f32]) -> &mut [u8] {
     bytemuck::cast_slice_mut(region)
 }
 
+/// A weight matrix as stored: f32 values, or GGML blocks.
+#[derive(Clone)]
+pub enum HostWeight {
+    Dense(HostTensor),
+    Quant(HostQTensor),
+}
+
+impl HostWeight {
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            HostWeight::Dense(t) => t.shape(),
+            HostWeight::Quant(q) => q.shape(),
+        }
+    }
+}
+
 /// Named tensors in host memory.
 #[derive(Default)]
 pub struct HostWeights {
     tensors: HashMap<String, HostTensor>,
+    /// Block-quantized tensors (GGUF), kept in their file's layout.
+    quantized: HashMap<String, HostQTensor>,
     /// Bytes these tensors keep resident (the file's region, widened copies).
     resident_bytes: u64,
 }
@@ -53,12 +72,54 @@ impl HostWeights {
         let header = Header::parse(source, &bytes[PREFIX_LEN..PREFIX_LEN + json_len])?;
         header.check_file_len(source, len as u64)?;
         let data_start = header.data_start as usize;
+        HostWeights::from_entries(source, region, data_start, &header.entries, stats)
+    }
+
+    /// The tensors of a GGUF file whose `len` bytes fill the start of `region`, with its header;
+    /// quantized tensors stay in their blocks (views of the region).
+    pub fn from_gguf(
+        source: &str,
+        region: Vec<f32>,
+        len: usize,
+        stats: &Arc<CopyStats>,
+    ) -> Result<(gguf::Header, HostWeights)> {
+        let bytes: &[u8] = bytemuck::cast_slice(&region);
+        let bytes = bytes
+            .get(..len)
+            .ok_or_else(|| Error::shape("HostWeights", "len past the region"))?;
+        let header = gguf::Header::parse(source, bytes)?.ok_or_else(|| Error::Format {
+            source_name: source.to_string(),
+            problem: FormatProblem::Truncated {
+                expected: len as u64 + 1,
+                got: len as u64,
+            },
+        })?;
+        header.check_file_len(source, len as u64)?;
+        let data_start = header.data_start as usize;
+        let entries = header.entries.clone();
+        let weights = HostWeights::from_entries(source, region, data_start, &entries, stats)?;
+        Ok((header, weights))
+    }
+
+    /// The tensors `entries` describe, their bytes at `data_start` in `region`.
+    fn from_entries(
+        source: &str,
+        region: Vec<f32>,
+        data_start: usize,
+        entries: &[Entry],
+        stats: &Arc<CopyStats>,
+    ) -> Result<HostWeights> {
+        let bytes: &[u8] = bytemuck::cast_slice(&region);
+        let mut quant: Vec<(String, Vec<usize>, usize, QuantType)> = Vec::new();
         let mut widened: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
         let mut views: Vec<(String, Vec<usize>, usize)> = Vec::new();
-        for e in &header.entries {
+        for e in entries {
             let (start, end) = (data_start + e.start as usize, data_start + e.end as usize);
-            let raw = &bytes[start..end];
+            let raw = bytes.get(start..end).ok_or_else(|| {
+                Error::shape("HostWeights", format!("`{}` is past the file", e.name))
+            })?;
             match e.dtype {
+                Stored::Quant(q) => quant.push((e.name.clone(), e.shape.clone(), start, q)),
                 Stored::Dense(Dtype::F32) if start.is_multiple_of(4) => {
                     views.push((e.name.clone(), e.shape.clone(), start / 4));
                 }
@@ -99,6 +160,10 @@ impl HostWeights {
         for (name, shape, offset) in views {
             tensors.insert(name, HostTensor::view(&data, offset, &shape)?);
         }
+        let mut quantized = HashMap::new();
+        for (name, shape, offset, qtype) in quant {
+            quantized.insert(name, HostQTensor::view(&data, offset, &shape, qtype)?);
+        }
         let mut resident_bytes = region_bytes;
         for (name, shape, values) in widened {
             let bytes = (values.len() * 4) as u64;
@@ -109,6 +174,7 @@ impl HostWeights {
         }
         Ok(HostWeights {
             tensors,
+            quantized,
             resident_bytes,
         })
     }
@@ -116,37 +182,71 @@ impl HostWeights {
     /// Reads a safetensors file into host memory (one copy, counted in `stats`).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn read(path: &std::path::Path, stats: &Arc<CopyStats>) -> Result<HostWeights> {
-        use std::io::Read;
-        let source = path.display().to_string();
-        let io = |e: std::io::Error| Error::Io {
-            source_name: source.clone(),
-            message: e.to_string(),
-        };
-        let mut file = std::fs::File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len() as usize;
-        let mut region = region_for(len);
-        file.read_exact(&mut region_bytes(&mut region)[..len])
-            .map_err(io)?;
-        stats.wasm_in(len as u64);
+        let (source, region, len) = read_region(path, stats)?;
         HostWeights::from_safetensors(&source, region, len, stats)
+    }
+
+    /// Reads a GGUF file into host memory (one copy, counted in `stats`).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_gguf(
+        path: &std::path::Path,
+        stats: &Arc<CopyStats>,
+    ) -> Result<(gguf::Header, HostWeights)> {
+        let (source, region, len) = read_region(path, stats)?;
+        HostWeights::from_gguf(&source, region, len, stats)
     }
 
     /// The tensor called `name`, or [`Error::MissingTensor`].
     pub fn get(&self, name: &str) -> Result<&HostTensor> {
+        if self.quantized.contains_key(name) {
+            return Err(Error::Model {
+                source_name: "weights".into(),
+                message: format!("tensor `{name}` is quantized: read it with get_any"),
+            });
+        }
         self.tensors.get(name).ok_or_else(|| Error::MissingTensor {
             name: name.to_string(),
             hint: format!(" (it has {} tensors)", self.tensors.len()),
         })
     }
 
+    /// The tensor called `name`, dense or quantized.
+    pub fn get_any(&self, name: &str) -> Result<HostWeight> {
+        if let Some(q) = self.quantized.get(name) {
+            return Ok(HostWeight::Quant(q.clone()));
+        }
+        self.get(name).map(|t| HostWeight::Dense(t.clone()))
+    }
+
     pub fn contains(&self, name: &str) -> bool {
-        self.tensors.contains_key(name)
+        self.tensors.contains_key(name) || self.quantized.contains_key(name)
     }
 
     /// Bytes of host (WASM) memory the weights occupy.
     pub fn resident_bytes(&self) -> u64 {
         self.resident_bytes
     }
+}
+
+/// A file read into a fresh region: its name, the region, its length.
+#[cfg(not(target_arch = "wasm32"))]
+fn read_region(
+    path: &std::path::Path,
+    stats: &Arc<CopyStats>,
+) -> Result<(String, Vec<f32>, usize)> {
+    use std::io::Read;
+    let source = path.display().to_string();
+    let io = |e: std::io::Error| Error::Io {
+        source_name: source.clone(),
+        message: e.to_string(),
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len() as usize;
+    let mut region = region_for(len);
+    file.read_exact(&mut region_bytes(&mut region)[..len])
+        .map_err(io)?;
+    stats.wasm_in(len as u64);
+    Ok((source, region, len))
 }
 
 #[cfg(test)]

@@ -10,17 +10,11 @@
 //! One forward call records every layer into the caller's [`Recorder`]: a whole prefill, or one
 //! decoding step, is a single submit. Keys and values are written straight into the [`KvCache`].
 
-use crate::bridge::load::AnyTensor;
 use crate::error::{Error, Result};
-use crate::kernels::attention::{self, attention};
-use crate::kernels::embedding::{Extras, embedding};
-use crate::kernels::rope::{Layout, rope_scaled};
-use crate::kernels::{elementwise, norm::rms_norm, quant};
-use crate::qtensor::QTensor;
+use crate::kernels::rope::Layout;
+use crate::models::ops::{Causal, DecoderOps, FusedMlp, FusedQkv, GpuKv, Rope};
 use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
-
-use super::linear::{Linear, gemv_max_rows};
 
 mod config;
 mod family;
@@ -84,40 +78,39 @@ impl Names {
 }
 
 /// One decoder block.
-struct Block {
-    attn_norm: Tensor,
-    q: Linear,
-    k: Linear,
-    v: Linear,
+struct Block<O: DecoderOps> {
+    attn_norm: O::Tensor,
+    q: O::Linear,
+    k: O::Linear,
+    v: O::Linear,
     /// Qwen3: RMSNorm weights `[head_dim]` over each head of q and of k.
-    q_norm: Option<Tensor>,
-    k_norm: Option<Tensor>,
-    o: Linear,
+    q_norm: Option<O::Tensor>,
+    k_norm: Option<O::Tensor>,
+    o: O::Linear,
     /// Gemma 2/3: RMSNorm of the attention's output, before the residual add.
-    post_attn_norm: Option<Tensor>,
-    mlp_norm: Tensor,
-    gate: Linear,
-    up: Linear,
-    down: Linear,
+    post_attn_norm: Option<O::Tensor>,
+    mlp_norm: O::Tensor,
+    gate: O::Linear,
+    up: O::Linear,
+    down: O::Linear,
     /// Gemma 2/3: RMSNorm of the MLP's output, before the residual add.
-    post_mlp_norm: Option<Tensor>,
+    post_mlp_norm: Option<O::Tensor>,
     /// This layer's RoPE: base and per-pair frequency divisors (Llama 3's, linear scaling's).
     rope_theta: f32,
-    rope_factors: Option<Tensor>,
+    rope_factors: Option<O::Tensor>,
     /// A sliding window over the keys, on the layers that have one.
     window: Option<usize>,
 }
 
-/// Keys and values of every layer for the positions seen so far: `[1, capacity, kv_heads, head_dim]`
-/// a layer, filled in place by each forward call.
-pub struct KvCache {
-    k: Vec<Tensor>,
-    v: Vec<Tensor>,
+/// Keys and values of every layer for the positions seen so far (`capacity × kv_heads × head_dim` a
+/// layer and each of k and v, in the backend's memory), filled in place by each forward call.
+pub struct KvCache<O: DecoderOps = Recorder> {
+    layers: Vec<O::KvLayer>,
     capacity: usize,
     len: usize,
 }
 
-impl KvCache {
+impl<O: DecoderOps> KvCache<O> {
     /// Positions filled so far.
     pub fn len(&self) -> usize {
         self.len
@@ -142,13 +135,14 @@ impl KvCache {
     }
 }
 
-/// A LLaMA-family model on the GPU.
-pub struct Llama {
+/// A LLaMA-family model, on the GPU (`Llama`, `Llama<Recorder>`) or the CPU (`Llama<Cpu>`).
+pub struct Llama<O: DecoderOps = Recorder> {
     cfg: Config,
-    embed: AnyTensor,
-    blocks: Vec<Block>,
-    norm: Tensor,
-    lm_head: Linear,
+    /// The embedding table (a `[vocab, hidden]` weight; also the LM head when tied).
+    embed: O::Linear,
+    blocks: Vec<Block<O>>,
+    norm: O::Tensor,
+    lm_head: O::Linear,
     rope_layout: Layout,
     /// The activations' type: the norms' (f32 for GGUF and f32 checkpoints).
     dtype: DType,
@@ -156,19 +150,19 @@ pub struct Llama {
     fold_norms: bool,
     /// Phi-3's LongRoPE: the factors for contexts past the original one (the blocks hold the short
     /// ones), used when the cache is longer than that.
-    long_rope: Option<LongRope>,
+    long_rope: Option<LongRope<O::Tensor>>,
     /// The attention's score scale (1/√head_dim unless the config says otherwise; LongRoPE's
     /// attention factor squared folded in).
     attn_scale: f32,
 }
 
 /// Phi-3's LongRoPE as llama.cpp chooses it: the long factors for a context past the original one.
-struct LongRope {
-    long: Tensor,
+struct LongRope<T> {
+    long: T,
     original_context: usize,
 }
 
-impl Llama {
+impl<O: DecoderOps> Llama<O> {
     /// Decoding on GPUs (GGUF weights): fold each RMSNorm into the fused QKV + RoPE GEMV and the SwiGLU
     /// GEMV that read it, 2 dispatches a layer fewer (5 rather than 7), each workgroup reducing the row
     /// itself. On by default since the GEMVs read their rows in coalesced quads: on the H200 (Vulkan,
@@ -189,34 +183,28 @@ impl Llama {
         &self.cfg
     }
 
-    /// An empty cache for up to `capacity` positions (at most the model's context length).
-    pub fn new_cache(&self, gpu: &crate::Gpu, capacity: usize) -> Result<KvCache> {
+    /// Checks a cache capacity: 1 to the model's context length.
+    fn check_capacity(&self, capacity: usize) -> Result<()> {
         if capacity == 0 || capacity > self.cfg.max_position_embeddings {
             return Err(Error::Input(format!(
                 "a KV cache of {capacity} positions: it must be 1 to the model's context length {}",
                 self.cfg.max_position_embeddings
             )));
         }
-        let shape = [1, capacity, self.cfg.num_key_value_heads, self.cfg.head_dim];
-        let layers = self.cfg.num_hidden_layers;
-        let make = || -> Result<Vec<Tensor>> {
-            (0..layers)
-                .map(|_| Tensor::empty(gpu, &shape, self.dtype))
-                .collect()
-        };
-        Ok(KvCache {
-            k: make()?,
-            v: make()?,
-            capacity,
-            len: 0,
-        })
+        Ok(())
     }
 
-    /// Runs `ids` (i32 `[seq]`, on the GPU: a prompt, or the token the previous step sampled) at
-    /// positions `cache.len()..`, appends their keys and values to `cache`, and returns the next-token
-    /// logits of the last position, `[1, vocab]`.
-    pub fn forward(&self, rec: &mut Recorder, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
-        let seq = ids.numel();
+    /// Runs `ids` (i32 `[seq]` in the backend's memory: a prompt, or the token the previous step
+    /// sampled) at positions `cache.len()..`, appends their keys and values to `cache`, and returns
+    /// the next-token logits of the last position, `[1, vocab]`. On the GPU everything is recorded
+    /// into `ops` (one submit).
+    pub fn forward(
+        &self,
+        ops: &mut O,
+        ids: &O::Tensor,
+        cache: &mut KvCache<O>,
+    ) -> Result<O::Tensor> {
+        let seq: usize = O::shape(ids).iter().product();
         let pos0 = cache.len;
         if seq == 0 {
             return Err(Error::Input("forward: no tokens".into()));
@@ -235,237 +223,193 @@ impl Llama {
             .as_ref()
             .filter(|l| cache.capacity > l.original_context)
             .map(|l| &l.long);
-        let mut x = self.embed(rec, ids)?;
-        for (i, b) in self.blocks.iter().enumerate() {
+        let mut x = self.embed(ops, ids)?;
+        for (b, kv) in self.blocks.iter().zip(cache.layers.iter_mut()) {
             let factors = long.or(b.rope_factors.as_ref());
-            x = self.block(rec, b, factors, &x, &cache.k[i], &cache.v[i], pos0)?;
+            x = self.block(ops, b, factors, &x, kv, pos0)?;
         }
         cache.len = pos0 + seq;
         // modeling_llama.py LlamaForCausalLM.forward: only the last position's logits are needed.
-        let last = x.narrow(seq - 1, 1)?;
-        let h = rms_norm(rec, &last, &self.norm, c.rms_norm_eps)?;
-        let logits = self.lm_head.forward(rec, &h, None, None)?;
+        let last = O::last_row(&x)?;
+        let h = ops.rms_norm(&last, &self.norm, c.rms_norm_eps)?;
+        let logits = ops.linear_res(&h, &self.lm_head, None)?;
         // Gemma2ForCausalLM.forward: final_logit_softcapping.
         match c.final_softcap {
-            Some(cap) => elementwise::softcap(rec, &logits, cap),
+            Some(cap) => ops.softcap(&logits, cap),
             None => Ok(logits),
         }
     }
 
-    fn embed(&self, rec: &mut Recorder, ids: &Tensor) -> Result<Tensor> {
-        let seq = ids.numel();
-        let x = match &self.embed {
-            AnyTensor::Quant(table) => {
-                quant::gather(rec, table, &ids.reshape(&[seq])?, self.dtype)?
-            }
-            AnyTensor::Dense(table) => {
-                embedding(rec, &ids.reshape(&[1, seq])?, table, Extras::default())?
-            }
-        };
+    fn embed(&self, ops: &mut O, ids: &O::Tensor) -> Result<O::Tensor> {
+        let x = ops.embed_rows(&self.embed, ids, self.dtype)?;
         // Gemma's scaled embedding: rows times √hidden_size.
-        let x = match self.cfg.embed_scale {
-            Some(scale) => elementwise::scale(rec, &x, scale)?,
-            None => x,
-        };
-        x.reshape(&[seq, self.cfg.hidden_size])
+        match self.cfg.embed_scale {
+            Some(scale) => ops.scale(&x, scale),
+            None => Ok(x),
+        }
     }
 
     /// modeling_llama.py LlamaDecoderLayer.forward: `x + attn(norm(x))`, then `x + mlp(norm(x))`;
     /// modeling_gemma2.py's adds a norm on each branch's output (`post_norms`).
-    #[allow(clippy::too_many_arguments)]
     fn block(
         &self,
-        rec: &mut Recorder,
-        b: &Block,
-        rope_factors: Option<&Tensor>,
-        x: &Tensor,
-        k_cache: &Tensor,
-        v_cache: &Tensor,
+        ops: &mut O,
+        b: &Block<O>,
+        rope_factors: Option<&O::Tensor>,
+        x: &O::Tensor,
+        kv: &mut O::KvLayer,
         pos0: usize,
-    ) -> Result<Tensor> {
+    ) -> Result<O::Tensor> {
         let c = &self.cfg;
-        let seq = x.shape()[0];
+        let seq = O::shape(x)[0];
         let (heads, kv_heads, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim);
         // LlamaAttention.forward: project, rotate q and k, append k and v to the cache.
-        let cache_rows = |cache: &Tensor| -> Result<Tensor> {
-            let rows = cache.reshape(&cache.shape()[1..])?.narrow(pos0, seq)?;
-            rows.reshape(&[1, seq, kv_heads, hd])
+        let rope = Rope {
+            pos0,
+            theta: b.rope_theta,
+            layout: self.rope_layout,
+            factors: rope_factors,
         };
-        let k_rows = cache_rows(k_cache)?;
-        let v_rows = cache_rows(v_cache)?.reshape(&[seq, kv_heads * hd])?;
-        let fused = self.fused_qkv(rec, b, seq);
-        let rope = (pos0, rope_factors);
+        let fused = ops.qkv_fused(FusedQkv {
+            x,
+            norm: &b.attn_norm,
+            eps: c.rms_norm_eps,
+            fold_norm: self.fold_norms,
+            q: &b.q,
+            k: &b.k,
+            v: &b.v,
+            head_norms: b.q_norm.is_some() || b.k_norm.is_some(),
+            heads,
+            kv_heads,
+            head_dim: hd,
+            rope: &rope,
+            kv,
+        })?;
+        let was_fused = fused.is_some();
         let q = match fused {
-            Some(w) => self.qkv_fused(rec, b, x, w, rope, [&k_rows, &v_rows])?,
-            None => self.qkv(rec, b, x, rope, [&k_rows, &v_rows])?,
+            Some(q) => q,
+            None => self.qkv(ops, b, x, &rope, kv)?,
         };
-        let opts = attention::Options {
-            causal: true,
-            kv_len: Some(pos0 + seq),
-            scale: Some(self.attn_scale),
+        let causal = Causal {
+            kv_len: pos0 + seq,
+            scale: self.attn_scale,
             window: b.window,
             softcap: c.attn_softcap,
-            ..Default::default()
         };
-        let a = attention(rec, &q, k_cache, v_cache, opts)?.reshape(&[seq, heads * hd])?;
-        let x = add_branch(rec, &b.o, &a, b.post_attn_norm.as_ref(), x, c.rms_norm_eps)?;
-        self.mlp(rec, b, &x, fused.is_some())
-    }
-
-    /// Decoding on a GPU, GGUF weights (q and k of one type, v of any): the quantized q, k and v
-    /// whose projections and RoPE run in one dispatch (`quant::gemv_qkv`), with `fold_norms` the
-    /// RMSNorms too (into it and the SwiGLU GEMV). `None` where that does not apply.
-    fn fused_qkv<'b>(
-        &self,
-        rec: &Recorder,
-        b: &'b Block,
-        seq: usize,
-    ) -> Option<(&'b QTensor, &'b QTensor, &'b QTensor)> {
-        let c = &self.cfg;
-        let (heads, kv_heads, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim);
-        match (&b.q.weight, &b.k.weight, &b.v.weight) {
-            (AnyTensor::Quant(wq), AnyTensor::Quant(wk), AnyTensor::Quant(wv))
-                if seq == 1
-                    && b.q.bias.is_none()
-                    && b.q_norm.is_none()
-                    && !rec.gpu().capabilities().cpu_kernels
-                    && wq.qtype() == wk.qtype()
-                    && (heads * hd) % 8 == 0
-                    && (kv_heads * hd) % 8 == 0 =>
-            {
-                Some((wq, wk, wv))
-            }
-            _ => None,
-        }
-    }
-
-    /// One token's q (returned) with k and v written to the cache rows, in one GEMV dispatch (with
-    /// the input RMSNorm folded in, or its own dispatch before). `rope`: (position, factors).
-    fn qkv_fused(
-        &self,
-        rec: &mut Recorder,
-        b: &Block,
-        x: &Tensor,
-        (wq, wk, wv): (&QTensor, &QTensor, &QTensor),
-        (pos0, factors): (usize, Option<&Tensor>),
-        [k_rows, v_rows]: [&Tensor; 2],
-    ) -> Result<Tensor> {
-        let c = &self.cfg;
-        let eps = c.rms_norm_eps;
-        let rope = quant::Rope {
-            pos: pos0,
-            theta: b.rope_theta,
-            head_dim: c.head_dim,
-            factors,
-            rotate_half: self.rope_layout == Layout::RotateHalf,
-        };
-        let (h, norm) = if self.fold_norms {
-            let norm = quant::Norm {
-                weight: &b.attn_norm,
-                eps,
-            };
-            (x.clone(), Some(norm))
-        } else {
-            (rms_norm(rec, x, &b.attn_norm, eps)?, None)
-        };
-        quant::gemv_qkv(rec, &h, wq, wk, wv, k_rows, v_rows, Some(rope), norm)?.reshape(&[
-            1,
-            x.shape()[0],
-            c.num_attention_heads,
-            c.head_dim,
-        ])
+        let a = ops.cached_attention(&q, kv, &causal)?;
+        let a = O::reshape(&a, &[seq, heads * hd])?;
+        let x = add_branch(ops, &b.o, &a, b.post_attn_norm.as_ref(), x, c.rms_norm_eps)?;
+        self.mlp(ops, b, &x, was_fused)
     }
 
     /// q, k and v by their own projections: the input RMSNorm, Qwen3's per-head norms of q and k,
-    /// RoPE on both (k into the cache rows), v into its cache rows. Returns q.
+    /// RoPE on both (k into the cache), v into the cache. Returns q.
     fn qkv(
         &self,
-        rec: &mut Recorder,
-        b: &Block,
-        x: &Tensor,
-        (pos0, factors): (usize, Option<&Tensor>),
-        [k_rows, v_rows]: [&Tensor; 2],
-    ) -> Result<Tensor> {
+        ops: &mut O,
+        b: &Block<O>,
+        x: &O::Tensor,
+        rope: &Rope<'_, O::Tensor>,
+        kv: &mut O::KvLayer,
+    ) -> Result<O::Tensor> {
         let c = &self.cfg;
         let eps = c.rms_norm_eps;
-        let seq = x.shape()[0];
+        let seq = O::shape(x)[0];
         let (heads, kv_heads, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim);
-        let h = rms_norm(rec, x, &b.attn_norm, eps)?;
+        let h = ops.rms_norm(x, &b.attn_norm, eps)?;
         // Qwen3Attention.forward: q_norm / k_norm over each head, before RoPE.
-        let head_norm = |rec: &mut Recorder, t: Tensor, w: &Option<Tensor>| match w {
-            Some(w) => rms_norm(rec, &t, w, eps),
+        let head_norm = |ops: &mut O, t: O::Tensor, w: &Option<O::Tensor>| match w {
+            Some(w) => ops.rms_norm(&t, w, eps),
             None => Ok(t),
         };
-        let (theta, layout) = (b.rope_theta, self.rope_layout);
-        let q = b.q.forward(rec, &h, None, None)?;
-        let q = head_norm(rec, q.reshape(&[1, seq, heads, hd])?, &b.q_norm)?;
-        let q = rope_scaled(rec, &q, None, pos0, theta, layout, factors)?;
-        let k = b.k.forward(rec, &h, None, None)?;
-        let k = head_norm(rec, k.reshape(&[1, seq, kv_heads, hd])?, &b.k_norm)?;
-        rope_scaled(rec, &k, Some(k_rows), pos0, theta, layout, factors)?;
-        b.v.forward(rec, &h, None, Some(v_rows))?;
+        let q = ops.linear_res(&h, &b.q, None)?;
+        let q = head_norm(ops, O::reshape(&q, &[1, seq, heads, hd])?, &b.q_norm)?;
+        let q = ops.rope(&q, rope)?;
+        let k = ops.linear_res(&h, &b.k, None)?;
+        let k = head_norm(ops, O::reshape(&k, &[1, seq, kv_heads, hd])?, &b.k_norm)?;
+        ops.k_to_cache(&k, rope, kv)?;
+        ops.v_to_cache(&h, &b.v, kv, rope.pos0)?;
         Ok(q)
     }
 
     /// LlamaMLP.forward with the residual: x + down(act(gate(h)) * up(h)), h = norm(x) (Gemma: a
-    /// norm after too). Decoding with the fused QKV path and `fold_norms`, the norm folds into the
-    /// gated GEMV; quantized weights for few rows take the gated GEMV; else two linears and the
-    /// elementwise gate.
-    fn mlp(&self, rec: &mut Recorder, b: &Block, x: &Tensor, fused: bool) -> Result<Tensor> {
+    /// norm after too). After a fused QKV with `fold_norms`, the backend may fuse it all.
+    fn mlp(&self, ops: &mut O, b: &Block<O>, x: &O::Tensor, fused: bool) -> Result<O::Tensor> {
         let c = &self.cfg;
         let eps = c.rms_norm_eps;
-        let seq = x.shape()[0];
-        if let (true, true, Act::Silu, AnyTensor::Quant(g), AnyTensor::Quant(u)) =
-            (fused, self.fold_norms, c.act, &b.gate.weight, &b.up.weight)
-            && g.qtype() == u.qtype()
-            && b.post_mlp_norm.is_none()
-        {
-            let norm = quant::Norm {
-                weight: &b.mlp_norm,
+        if fused && self.fold_norms && b.post_mlp_norm.is_none() {
+            let y = ops.mlp_fused(FusedMlp {
+                x,
+                norm: &b.mlp_norm,
                 eps,
-            };
-            let act = quant::gemv_swiglu_norm(rec, x, g, u, norm)?;
-            return b.down.forward(rec, &act, Some(x), None);
+                gate: &b.gate,
+                up: &b.up,
+                down: &b.down,
+                act: c.act,
+            })?;
+            if let Some(y) = y {
+                return Ok(y);
+            }
         }
-        let h = rms_norm(rec, x, &b.mlp_norm, eps)?;
-        let act = match (&b.gate.weight, &b.up.weight) {
-            (AnyTensor::Quant(g), AnyTensor::Quant(u))
-                if seq <= gemv_max_rows(rec.gpu()) && g.qtype() == u.qtype() =>
-            {
-                match c.act {
-                    Act::Silu => quant::gemv_swiglu(rec, &h, g, u)?,
-                    Act::GeluTanh => quant::gemv_geglu(rec, &h, g, u)?,
-                }
-            }
-            _ => {
-                let g = b.gate.forward(rec, &h, None, None)?;
-                let u = b.up.forward(rec, &h, None, None)?;
-                match c.act {
-                    Act::Silu => elementwise::silu_mul(rec, &g, &u)?,
-                    Act::GeluTanh => elementwise::gelu_tanh_mul(rec, &g, &u)?,
-                }
-            }
-        };
-        add_branch(rec, &b.down, &act, b.post_mlp_norm.as_ref(), x, eps)
+        let h = ops.rms_norm(x, &b.mlp_norm, eps)?;
+        let act = ops.gated(&h, &b.gate, &b.up, c.act)?;
+        add_branch(ops, &b.down, &act, b.post_mlp_norm.as_ref(), x, eps)
+    }
+}
+
+impl Llama<Recorder> {
+    /// An empty cache on the GPU for up to `capacity` positions (at most the model's context length).
+    pub fn new_cache(&self, gpu: &crate::Gpu, capacity: usize) -> Result<KvCache> {
+        self.check_capacity(capacity)?;
+        let shape = [1, capacity, self.cfg.num_key_value_heads, self.cfg.head_dim];
+        let layers = (0..self.cfg.num_hidden_layers)
+            .map(|_| {
+                Ok(GpuKv {
+                    k: Tensor::empty(gpu, &shape, self.dtype)?,
+                    v: Tensor::empty(gpu, &shape, self.dtype)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(KvCache {
+            layers,
+            capacity,
+            len: 0,
+        })
+    }
+}
+
+impl Llama<crate::cpu::Cpu> {
+    /// An empty cache in host memory for up to `capacity` positions (at most the context length).
+    pub fn new_host_cache(&self, capacity: usize) -> Result<KvCache<crate::cpu::Cpu>> {
+        self.check_capacity(capacity)?;
+        let (kv_heads, hd) = (self.cfg.num_key_value_heads, self.cfg.head_dim);
+        let layers = (0..self.cfg.num_hidden_layers)
+            .map(|_| crate::cpu::decoder::HostKv::new(capacity, kv_heads, hd))
+            .collect();
+        Ok(KvCache {
+            layers,
+            capacity,
+            len: 0,
+        })
     }
 }
 
 /// `x + out(h)`, or with Gemma's post-norm `x + norm(out(h))`: a branch's output added to the
 /// residual stream (without a norm the add is the projection's own residual term).
-fn add_branch(
-    rec: &mut Recorder,
-    out: &Linear,
-    h: &Tensor,
-    post_norm: Option<&Tensor>,
-    x: &Tensor,
+fn add_branch<O: DecoderOps>(
+    ops: &mut O,
+    out: &O::Linear,
+    h: &O::Tensor,
+    post_norm: Option<&O::Tensor>,
+    x: &O::Tensor,
     eps: f32,
-) -> Result<Tensor> {
+) -> Result<O::Tensor> {
     match post_norm {
-        None => out.forward(rec, h, Some(x), None),
+        None => ops.linear_res(h, out, Some(x)),
         Some(w) => {
-            let y = out.forward(rec, h, None, None)?;
-            let y = rms_norm(rec, &y, w, eps)?;
-            elementwise::add(rec, &y, x)
+            let y = ops.linear_res(h, out, None)?;
+            let y = ops.rms_norm(&y, w, eps)?;
+            ops.add(&y, x)
         }
     }
 }

@@ -7,7 +7,7 @@
 use core::arch::wasm32::*;
 
 use super::groups::{self, f16_at};
-use super::{Rows, TOKENS};
+use super::{LO_SCALE, Rows, TOKENS};
 use crate::runtime::dtype::QuantType;
 
 /// A group in registers: elements 0..16 and 16..32 as i8 lanes, with each half's scale and offset.
@@ -135,8 +135,13 @@ fn rows_dot_with(a: Rows<'_>, decode: impl Fn(&[u8], usize) -> GroupV) {
                 let group = b * per + g;
                 for t in 0..nt {
                     let at = (a.tokens.start + t) * groups_k + group;
-                    let s0 = f32x4_convert_i32x4(dot16(gr.q[0], &a.x.q, at * 32));
-                    let s1 = f32x4_convert_i32x4(dot16(gr.q[1], &a.x.q, at * 32 + 16));
+                    let half = |h: usize| {
+                        let i = at * 32 + 16 * h;
+                        let lo = f32x4_convert_i32x4(dot16(gr.q[h], &a.x.lo, i));
+                        let hi = f32x4_convert_i32x4(dot16(gr.q[h], &a.x.q, i));
+                        f32x4_add(hi, f32x4_mul(lo, f32x4_splat(LO_SCALE)))
+                    };
+                    let (s0, s1) = (half(0), half(1));
                     let dx = a.x.scale[at];
                     let v = f32x4_add(
                         f32x4_mul(s0, f32x4_splat(gr.d[0] * dx)),
