@@ -28,7 +28,7 @@ fn main() {
 #[cfg(not(target_arch = "wasm32"))]
 const USAGE: &str = "generate --model PATH --prompt TEXT [--chat] [--max-tokens N] [--temperature T] \
 [--top-k K] [--top-p P] [--seed S] [--repetition-penalty R] [--stop TEXT]... [--json] [--bench] [--long N] \
-[--run-ahead N] [--json-object | --json-schema FILE (the answer constrained to JSON / to the schema)] [--prompt-tokens N (with --bench: a synthetic prompt of N tokens; then --prompt is optional)] \
+[--run-ahead N] [--backend cpu|gpu (cpu: the CPU backend, weights in host memory)] [--json-object | --json-schema FILE (the answer constrained to JSON / to the schema)] [--prompt-tokens N (with --bench: a synthetic prompt of N tokens; then --prompt is optional)] \
 [--checked] [--no-subgroups] [--web-like (= --checked --no-subgroups, no tensor cores: the kernels a page runs)] \
 [--profile (with --bench: GPU time by kernel, prefill and a decoding step, JSON lines)] \
 [--fold-norms | --no-fold-norms (decoding on GPUs: RMSNorms folded into the GEMVs that read them; on by default)] \
@@ -49,6 +49,7 @@ async fn run() -> webgpu_infer::Result<()> {
     let mut checked = false;
     let (mut subgroups, mut coop, mut profile) = (true, true, false);
     let mut fold_norms: Option<bool> = None;
+    let mut cpu_backend = false;
     let mut opts = GenerateOptions {
         max_tokens: 128,
         ..Default::default()
@@ -91,6 +92,17 @@ async fn run() -> webgpu_infer::Result<()> {
             "--profile" => profile = true,
             "--fold-norms" => fold_norms = Some(true),
             "--no-fold-norms" => fold_norms = Some(false),
+            "--backend" => {
+                cpu_backend = match value()?.as_str() {
+                    "cpu" => true,
+                    "gpu" => false,
+                    other => {
+                        return Err(Error::Input(format!(
+                            "--backend is cpu or gpu, not {other:?}\nusage: {USAGE}"
+                        )));
+                    }
+                }
+            }
             "--run-ahead" => opts.run_ahead = value()?.parse().map_err(|_| bad(&a))?,
             "--json-object" => {
                 opts.response_format =
@@ -144,7 +156,24 @@ async fn run() -> webgpu_infer::Result<()> {
         ..Default::default()
     })
     .await?;
-    let mut generator = Generator::from_path(&gpu, model.as_ref(), &mut |_| {})?;
+    if cpu_backend && (record_only || profile || long.is_some()) {
+        return Err(Error::Input(
+            "--record-only, --profile and --long measure the GPU path: not with --backend cpu"
+                .into(),
+        ));
+    }
+    let mut generator = if cpu_backend {
+        let cpu = webgpu_infer::cpu::Cpu::new();
+        Generator::from_path_host(&cpu, model.as_ref(), None)?
+    } else {
+        Generator::from_path(&gpu, model.as_ref(), &mut |_| {})?
+    };
+    // Where the model runs, for the JSON lines.
+    let adapter = if cpu_backend {
+        format!("CPU ({} threads)", rayon::current_num_threads())
+    } else {
+        gpu.adapter_name()
+    };
     if let Some(on) = fold_norms {
         generator.set_fold_norms(on);
     }
@@ -211,7 +240,7 @@ async fn run() -> webgpu_infer::Result<()> {
             "shader_checks": checked,
             "subgroups": gpu.capabilities().subgroups,
             "fold_norms": fold_norms,
-            "adapter": gpu.adapter_name(),
+            "adapter": adapter,
         });
         println!("{line}");
         if profile {
@@ -246,7 +275,7 @@ async fn run() -> webgpu_infer::Result<()> {
             "decode_tok_s": g.stats.decode_tok_s,
             "bytes_read_back_per_token": g.stats.bytes_read_back_per_token,
             "grammar_ms": g.stats.grammar_ms,
-            "adapter": gpu.adapter_name(),
+            "adapter": adapter,
         });
         println!("{value}");
     } else {
@@ -258,7 +287,7 @@ async fn run() -> webgpu_infer::Result<()> {
             g.stats.new_tokens,
             g.stats.decode_tok_s,
             g.stop_reason.name(),
-            gpu.adapter_name()
+            adapter
         );
     }
     Ok(())

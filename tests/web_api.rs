@@ -382,14 +382,21 @@ async fn embedder_on_the_cpu_backend() {
         .as_string()
         .unwrap();
     assert!(adapter.starts_with("CPU"), "{adapter}");
-    let refused = device
+    // A GGUF generator loads on the CPU backend there; an image model needs WebGPU.
+    let g = device
         .load_generator(
             JsValue::from_str("/tests/fixtures/tiny-gguf/tiny-kquants.gguf"),
             None,
         )
         .await
+        .expect("loadGenerator on a CPU device");
+    assert_eq!(g.backend(), "cpu");
+    drop(g);
+    let refused = device
+        .load_classifier("/tests/fixtures/no-such-classifier/".into(), None)
+        .await
         .err()
-        .expect("a generator needs WebGPU");
+        .expect("a classifier needs WebGPU");
     let message = Reflect::get(&refused, &"message".into())
         .unwrap()
         .as_string()

@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::formats::safetensors::{Entry, Header, PREFIX_LEN, ShardIndex};
 use crate::gpu::Gpu;
 pub use gguf_stream::{load_gguf, load_gguf_checked};
-pub use host::load_host;
+pub use host::{load_host, load_host_gguf};
 
 /// Where weights come from.
 pub enum Source {

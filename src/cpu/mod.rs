@@ -11,6 +11,7 @@ pub mod math;
 pub mod matmul;
 pub mod ops;
 pub mod quant;
+pub mod sample;
 pub mod tensor;
 pub mod weights;
 

@@ -9,7 +9,7 @@ pub mod groups;
 use std::sync::Arc;
 
 use crate::cpu::HostTensor;
-use crate::cpu::matmul::SharedOut;
+use crate::cpu::matmul::{SharedOut, Strides, gemm};
 use crate::cpu::tensor::Data;
 use crate::error::{Error, Result};
 use crate::runtime::dtype::QuantType;
@@ -161,8 +161,67 @@ pub fn qlinear(
         }
         None => vec![0f32; m * n],
     };
-    let xq = quantize_x(xs);
     let c = SharedOut(out.as_mut_ptr());
+    let threads = rayon::current_num_threads();
+    if m >= SGEMM_ROWS {
+        dequantized_products(xs, w, m, c, threads);
+    } else {
+        integer_products(xs, w, m, c, threads);
+    }
+    let mut shape = x.shape().to_vec();
+    if let Some(last) = shape.last_mut() {
+        *last = n;
+    }
+    HostTensor::from_f32(out, &shape)
+}
+
+/// From this many rows of x on (a prompt), W is dequantized a tile of rows at a time and multiplied
+/// by the f32 sgemm: the decoding is paid once a tile instead of once a row of x, and the sgemm's
+/// packed kernel does the rest.
+const SGEMM_ROWS: usize = 4;
+/// Rows of W a tile of [`dequantized_products`] (a multiple of the sgemm's register block).
+const TILE_ROWS: usize = 64;
+
+/// `out += x · Wᵀ` for m ≥ [`SGEMM_ROWS`]: tiles of W's rows dequantized into f32 scratch, then
+/// sgemm into those columns of `out`; tiles split over the threads.
+fn dequantized_products(xs: &[f32], w: &HostQTensor, m: usize, c: SharedOut, threads: usize) {
+    let (n, k) = (w.rows(), w.cols());
+    let task = |tile: usize| {
+        let rows = tile * TILE_ROWS..((tile + 1) * TILE_ROWS).min(n);
+        let mut scratch = vec![0f32; rows.len() * k];
+        groups::dequantize(
+            w.qtype(),
+            w.row_blocks(rows.start, rows.len()),
+            &mut scratch,
+        );
+        // SAFETY: x is m×k, scratch rows.len()×k, and out m×n: every view is in bounds; tiles
+        // write disjoint columns of out.
+        unsafe {
+            gemm(
+                (m, k, rows.len()),
+                1.0,
+                (xs.as_ptr(), Strides::rows(k)),
+                // the tile transposed: element (kk, j) is scratch[j][kk].
+                (scratch.as_ptr(), Strides { row: 1, col: k }),
+                1.0,
+                (c.ptr().add(rows.start), Strides::rows(n)),
+            );
+        }
+    };
+    let tiles = n.div_ceil(TILE_ROWS);
+    if threads <= 1 {
+        (0..tiles).for_each(task);
+    } else {
+        use rayon::prelude::*;
+        (0..tiles).into_par_iter().for_each(task);
+    }
+}
+
+/// `out += x · Wᵀ` for a few rows of x (decoding): x as integers ([`QuantizedX`]), W's groups decoded
+/// in registers and dotted with every row of x while they are there.
+fn integer_products(xs: &[f32], w: &HostQTensor, m: usize, c: SharedOut, threads: usize) {
+    let (n, k) = (w.rows(), w.cols());
+    let xq = quantize_x(xs);
     let task = |rows: std::ops::Range<usize>| {
         for t0 in (0..m).step_by(TOKENS) {
             let tokens = t0..(t0 + TOKENS).min(m);
@@ -178,7 +237,6 @@ pub fn qlinear(
             rows_dot(args);
         }
     };
-    let threads = rayon::current_num_threads();
     // Enough tasks for the threads to share unevenly timed rows; whole rows of 4.
     let per = n.div_ceil(threads * 4).next_multiple_of(4).max(4);
     if threads <= 1 || n <= per {
@@ -189,11 +247,6 @@ pub fn qlinear(
             .into_par_iter()
             .for_each(|i| task(i * per..((i + 1) * per).min(n)));
     }
-    let mut shape = x.shape().to_vec();
-    if let Some(last) = shape.last_mut() {
-        *last = n;
-    }
-    HostTensor::from_f32(out, &shape)
 }
 
 /// One task of [`qlinear`]: rows of W against a few rows of x.

@@ -14,6 +14,8 @@ use crate::models::text::Message;
 #[derive(Default)]
 pub struct ChatSession {
     pub(crate) cache: Option<KvCache>,
+    /// The same on the CPU backend.
+    pub(crate) host_cache: Option<KvCache<crate::cpu::Cpu>>,
     /// The ids whose keys and values the cache holds, in order.
     pub(crate) fed: Vec<u32>,
 }
@@ -27,6 +29,9 @@ impl ChatSession {
     pub fn reset(&mut self) {
         self.fed.clear();
         if let Some(c) = self.cache.as_mut() {
+            c.clear();
+        }
+        if let Some(c) = self.host_cache.as_mut() {
             c.clear();
         }
     }

@@ -108,7 +108,7 @@ impl Placement {
         self.gpu.as_ref().ok_or_else(|| {
             Error::Input(format!(
                 "{what} needs WebGPU, and this device has no adapter (it runs on the CPU backend: {}); \
-                 embedders run on the CPU, generators and image models need a browser with WebGPU",
+                 embedders and GGUF generators run on the CPU, image models need a browser with WebGPU",
                 self.reason
             ))
         })

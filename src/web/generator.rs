@@ -11,11 +11,13 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, spawn_local};
 
 use crate::bridge::folder::{fetch_folder, folder_url};
-use crate::bridge::web::{Source, load, load_gguf_checked};
+use crate::bridge::web::{Source, load, load_gguf_checked, load_host_gguf};
+use crate::cpu::Cpu;
 use crate::error::Error;
 use crate::gpu::Gpu;
 use crate::models::generate::{GenerateOptions, Generation, Generator as RustGenerator, HF_FILES};
 use crate::models::llama::check_fits;
+use crate::web::backend::{Choice, Placement};
 use crate::web::{Device, LoadOptions};
 
 #[wasm_bindgen(inline_js = "export function asyncIterable(o) { \
@@ -53,8 +55,19 @@ impl Generator {
         source: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<Object>,
     ) -> Result<Generator, JsValue> {
+        if let Some(Choice::Cpu) = Choice::from_js(options.as_ref())? {
+            let place = Placement::acquire(Choice::Cpu, &Default::default()).await?;
+            return load_generator_cpu(&place.cpu, source, options.as_ref()).await;
+        }
         let gpu = crate::web::new_gpu().await?;
         load_generator(&gpu, source, options.as_ref()).await
+    }
+
+    /// Which backend runs the model: `"gpu"`, or `"cpu"` (loaded with `backend: "cpu"`, or on a
+    /// device without WebGPU).
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        self.inner.backend().into()
     }
 
     /// Generates from `prompt`, as an async iterator of text pieces (whole characters; a stop string
@@ -260,7 +273,15 @@ impl Device {
         source: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<Object>,
     ) -> Result<Generator, JsValue> {
-        load_generator(self.gpu_for("loadGenerator")?, source, options.as_ref()).await
+        let choice = Choice::from_js(options.as_ref())?;
+        let place = self.placement().for_load(choice)?;
+        match (&place.gpu, choice) {
+            // No adapter, or the CPU asked for: the CPU backend (GGUF files).
+            (None, _) | (_, Some(Choice::Cpu)) => {
+                load_generator_cpu(&place.cpu, source, options.as_ref()).await
+            }
+            (Some(gpu), _) => load_generator(gpu, source, options.as_ref()).await,
+        }
     }
 }
 
@@ -401,22 +422,57 @@ fn response_format(
     crate::models::constrain::ResponseFormat::from_openai(&value).map_err(JsValue::from)
 }
 
+/// `contextLength` of the load options, checked.
+fn context_of(opts: &LoadOptions) -> Result<Option<usize>, JsValue> {
+    match opts.context_length {
+        None => Ok(None),
+        Some(n) if n.fract() == 0.0 && n >= 1.0 && n <= u32::MAX as f64 => Ok(Some(n as usize)),
+        Some(n) => Err(Error::Input(format!(
+            "Generator.load: contextLength must be a positive whole number, got {n}"
+        ))
+        .into()),
+    }
+}
+
+/// A generator on the CPU backend: a GGUF file streamed into WASM memory (its quantized tensors
+/// kept in their blocks), the CPU kernels computing it.
+async fn load_generator_cpu(
+    cpu: &Cpu,
+    source: JsValue,
+    options: Option<&Object>,
+) -> Result<Generator, JsValue> {
+    let opts = LoadOptions::from_js(options);
+    let context = context_of(&opts)?;
+    if source
+        .as_string()
+        .is_some_and(|s| s.split(['?', '#']).next().is_some_and(|p| p.ends_with('/')))
+    {
+        return Err(Error::Input(
+            "Generator.load: a Hugging Face folder on the CPU backend is not supported yet; \
+             load a GGUF file, or use backend: \"gpu\""
+                .into(),
+        )
+        .into());
+    }
+    let mut on_progress = |p: crate::bridge::Progress<'_>| opts.report(p);
+    let name = source.as_string().unwrap_or_else(|| "GGUF".into());
+    let source = Source::from_js(source)?;
+    let (header, weights) = load_host_gguf(cpu, source, opts.net(), &mut on_progress).await?;
+    let inner = RustGenerator::from_gguf_host(cpu, &name, &header, &weights, context)?;
+    Ok(Generator {
+        inner: Rc::new(inner),
+        last: Rc::new(RefCell::new(JsValue::NULL)),
+        session: Rc::new(RefCell::new(Some(crate::models::chat::ChatSession::new()))),
+    })
+}
+
 async fn load_generator(
     gpu: &Gpu,
     source: JsValue,
     options: Option<&Object>,
 ) -> Result<Generator, JsValue> {
     let opts = LoadOptions::from_js(options);
-    let context = match opts.context_length {
-        None => None,
-        Some(n) if n.fract() == 0.0 && n >= 1.0 && n <= u32::MAX as f64 => Some(n as usize),
-        Some(n) => {
-            return Err(Error::Input(format!(
-                "Generator.load: contextLength must be a positive whole number, got {n}"
-            ))
-            .into());
-        }
-    };
+    let context = context_of(&opts)?;
     let net = opts.net();
     let mut on_progress = |p: crate::bridge::Progress<'_>| opts.report(p);
     let folder = source

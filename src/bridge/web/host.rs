@@ -1,7 +1,8 @@
-//! Weights for the CPU backend in a page: the file streams into one region of WASM memory, each
-//! network chunk copied once, from the JS chunk into that region. The region is sized from the
-//! response's `Content-Length`; without one, from the safetensors header as soon as it has arrived
-//! (only the bytes before it are moved once more). Tensors are then views of it ([`HostWeights`]).
+//! Weights for the CPU backend in a page: the file (safetensors or GGUF) streams into one region of
+//! WASM memory, each network chunk copied once, from the JS chunk into that region. The region is
+//! sized from the response's `Content-Length`; without one, from the file's header as soon as it has
+//! arrived (only the bytes before it are moved once more). Tensors are then views of it
+//! ([`HostWeights`]; GGUF's quantized ones stay in their blocks).
 
 use crate::bridge::fetch::Net;
 use crate::bridge::load::{OnProgress, Progress};
@@ -9,11 +10,16 @@ use crate::bridge::web::{Source, open_source};
 use crate::cpu::weights::{region_bytes, region_for};
 use crate::cpu::{Cpu, HostWeights};
 use crate::error::{Error, Result};
+use crate::formats::gguf;
 use crate::formats::safetensors::{Header, PREFIX_LEN};
 use crate::runtime::stats::CopyStats;
 
-/// The file's length from its first `filled` bytes, once they hold the whole header.
+/// The file's length from its first `filled` bytes, once they hold the whole header (safetensors,
+/// or GGUF by its magic).
 fn length_from_header(name: &str, bytes: &[u8]) -> Result<Option<u64>> {
+    if bytes.starts_with(b"GGUF") {
+        return Ok(gguf::Header::parse(name, bytes)?.map(|h| h.file_len()));
+    }
     if bytes.len() < PREFIX_LEN {
         return Ok(None);
     }
@@ -39,7 +45,28 @@ pub async fn load_host<'a>(
     net: impl Into<Net<'a>>,
     on_progress: OnProgress<'_>,
 ) -> Result<HostWeights> {
-    let net = net.into();
+    let (name, region, filled) = stream_region(cpu, source, net.into(), on_progress).await?;
+    HostWeights::from_safetensors(&name, region, filled, cpu.copy_stats_arc())
+}
+
+/// Streams the GGUF file `source` into host memory for `cpu`: its header and its tensors.
+pub async fn load_host_gguf<'a>(
+    cpu: &Cpu,
+    source: Source,
+    net: impl Into<Net<'a>>,
+    on_progress: OnProgress<'_>,
+) -> Result<(gguf::Header, HostWeights)> {
+    let (name, region, filled) = stream_region(cpu, source, net.into(), on_progress).await?;
+    HostWeights::from_gguf(&name, region, filled, cpu.copy_stats_arc())
+}
+
+/// The file's bytes in one region: its name, the region, the bytes filled.
+async fn stream_region(
+    cpu: &Cpu,
+    source: Source,
+    net: Net<'_>,
+    on_progress: OnProgress<'_>,
+) -> Result<(String, Vec<f32>, usize)> {
     let signal = net.signal;
     let (name, mut chunks, known_len) = open_source(source, net).await?;
     let stats = cpu.copy_stats_arc();
@@ -79,5 +106,5 @@ pub async fn load_host<'a>(
         // Sized for the header's length but the body ended early: HostWeights names the problem.
         region.truncate(filled.div_ceil(4));
     }
-    HostWeights::from_safetensors(&name, region, filled, stats)
+    Ok((name, region, filled))
 }

@@ -9,7 +9,16 @@ use crate::gpu::Gpu;
 use crate::models::llama::{Config, DEFAULT_CONTEXT, Llama, check_fits};
 use crate::models::text::{ChatTemplate, tokenizer_from_gguf};
 
-use super::{Generator, RawStart};
+use super::{Engine, Generator, RawStart};
+use crate::cpu::{Cpu, HostWeights};
+
+/// A generator's text side: what turns text into ids and back.
+struct TextParts {
+    tokenizer: Tokenizer,
+    template: Option<ChatTemplate>,
+    eos_ids: Vec<u32>,
+    raw_start: RawStart,
+}
 use crate::bridge::folder::{FileSpec, FolderFiles};
 
 /// The files of a Hugging Face model folder a generator reads besides the weights.
@@ -52,6 +61,49 @@ impl Generator {
     ) -> Result<Generator> {
         let (cfg, context) = check_fits(gpu, source, header, context)?;
         let model = Llama::from_gguf(cfg, weights, header)?;
+        let text = Self::text_from_gguf(source, header)?;
+        let mut g = Self::new(Engine::Gpu(gpu.clone(), model), text)?;
+        g.context = context;
+        Ok(g)
+    }
+
+    /// A generator on the CPU backend from a GGUF file read into host memory
+    /// (`crate::cpu::HostWeights::from_gguf`): the same model, tokenizer and template, computed by
+    /// the CPU kernels; generations of up to `context` positions (`None`: the model's, up to
+    /// [`DEFAULT_CONTEXT`]).
+    pub fn from_gguf_host(
+        cpu: &Cpu,
+        source: &str,
+        header: &Header,
+        weights: &HostWeights,
+        context: Option<usize>,
+    ) -> Result<Generator> {
+        let cfg = Config::from_gguf_header(source, header)?;
+        let context = super::check_host_context(
+            &cfg,
+            context.unwrap_or(cfg.max_position_embeddings.min(DEFAULT_CONTEXT)),
+        )?;
+        let model = Llama::<Cpu>::from_gguf(cfg, weights, header)?;
+        let text = Self::text_from_gguf(source, header)?;
+        let mut g = Self::new(Engine::Cpu(cpu.clone(), model), text)?;
+        g.context = context;
+        Ok(g)
+    }
+
+    /// Reads a GGUF file natively into host memory and builds a CPU generator from it.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn from_path_host(
+        cpu: &Cpu,
+        path: &std::path::Path,
+        context: Option<usize>,
+    ) -> Result<Generator> {
+        let source = path.display().to_string();
+        let (header, weights) = HostWeights::read_gguf(path, cpu.copy_stats_arc())?;
+        Self::from_gguf_host(cpu, &source, &header, &weights, context)
+    }
+
+    /// The tokenizer, chat template, end tokens and raw-prompt start a GGUF file's metadata gives.
+    fn text_from_gguf(source: &str, header: &Header) -> Result<TextParts> {
         let tokenizer = tokenizer_from_gguf(source, header)?;
         let token = |key: &str| -> Option<String> {
             let id = header.metadata.get(key)?.as_u64()?;
@@ -85,9 +137,12 @@ impl Generator {
             (true, Some(id)) => RawStart::Bos(id as u32),
             _ => RawStart::Nothing,
         };
-        let mut g = Self::new(gpu, model, tokenizer, template, eos_ids, raw_start)?;
-        g.context = context;
-        Ok(g)
+        Ok(TextParts {
+            tokenizer,
+            template,
+            eos_ids,
+            raw_start,
+        })
     }
 
     /// Builds a generator from a Hugging Face checkpoint: `config.json`, the weights, `tokenizer.json`
@@ -128,14 +183,13 @@ impl Generator {
             .collect();
         eos_ids.extend(Self::end_tokens(&tokenizer));
         eos_ids.dedup();
-        Self::new(
-            gpu,
-            model,
+        let text = TextParts {
             tokenizer,
             template,
             eos_ids,
-            RawStart::PostProcessor,
-        )
+            raw_start: RawStart::PostProcessor,
+        };
+        Self::new(Engine::Gpu(gpu.clone(), model), text)
     }
 
     /// Loads a model natively: a `.gguf` file, or a Hugging Face folder (`config.json`, safetensors
@@ -189,26 +243,25 @@ impl Generator {
             .collect()
     }
 
-    fn new(
-        gpu: &Gpu,
-        model: Llama,
-        tokenizer: Tokenizer,
-        template: Option<ChatTemplate>,
-        mut eos_ids: Vec<u32>,
-        raw_start: RawStart,
-    ) -> Result<Generator> {
+    fn new(engine: Engine, text: TextParts) -> Result<Generator> {
+        let TextParts {
+            tokenizer,
+            template,
+            mut eos_ids,
+            raw_start,
+        } = text;
         eos_ids.sort_unstable();
         eos_ids.dedup();
-        let context = model.config().max_position_embeddings.min(DEFAULT_CONTEXT);
-        Ok(Generator {
-            gpu: gpu.clone(),
-            model,
+        let mut g = Generator {
+            engine,
             tokenizer,
             template,
             eos_ids,
             raw_start,
-            context,
+            context: 0,
             grammars: std::sync::OnceLock::new(),
-        })
+        };
+        g.context = g.config().max_position_embeddings.min(DEFAULT_CONTEXT);
+        Ok(g)
     }
 }

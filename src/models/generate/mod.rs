@@ -7,6 +7,7 @@
 use tokenizers::Tokenizer;
 
 use crate::clock::now_ms;
+use crate::cpu::Cpu;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::sample::{Sampling, sample_with};
@@ -15,6 +16,7 @@ use crate::models::llama::{Config, Llama, check_context};
 use crate::models::text::{ChatTemplate, Message};
 use crate::tensor::{DType, Tensor};
 
+mod host;
 mod load;
 mod steps;
 
@@ -142,10 +144,16 @@ pub struct Generation {
     pub token_ms: Vec<f64>,
 }
 
+/// Where a generator's model lives and runs.
+pub(crate) enum Engine {
+    Gpu(Gpu, Llama),
+    /// The CPU backend (`crate::cpu`): weights in host memory, sampling on the CPU.
+    Cpu(Cpu, Llama<Cpu>),
+}
+
 /// A language model with its tokenizer and chat template.
 pub struct Generator {
-    gpu: Gpu,
-    model: Llama,
+    engine: Engine,
     tokenizer: Tokenizer,
     template: Option<ChatTemplate>,
     eos_ids: Vec<u32>,
@@ -169,6 +177,16 @@ enum RawStart {
 }
 
 impl Generator {
+    /// The GPU and model, or an error saying what needs the GPU engine.
+    fn gpu_parts(&self, what: &str) -> Result<(&Gpu, &Llama)> {
+        match &self.engine {
+            Engine::Gpu(gpu, model) => Ok((gpu, model)),
+            Engine::Cpu(..) => Err(Error::Input(format!(
+                "{what} needs a generator on the GPU; this one runs on the CPU backend"
+            ))),
+        }
+    }
+
     /// CPU cost of a decoding step, in ms: (recording the model's and the sampler's kernels into a
     /// command encoder, then finishing the encoder, or with `submit` submitting it), averaged over
     /// `steps` steps after a warm-up. Without `submit` nothing reaches the GPU: this is what decoding
@@ -176,14 +194,15 @@ impl Generator {
     /// adapters a submit runs the work, so there only the first figure means anything.
     pub fn recording_cost(&mut self, steps: usize, submit: bool) -> Result<(f64, f64)> {
         let steps = steps.max(1);
-        let mut cache = self.model.new_cache(&self.gpu, steps + 2)?;
-        let token = Tensor::from_bytes(&self.gpu, &1i32.to_le_bytes(), &[1], DType::I32)?;
+        let (gpu, model) = self.gpu_parts("recording_cost")?;
+        let mut cache = model.new_cache(gpu, steps + 2)?;
+        let token = Tensor::from_bytes(gpu, &1i32.to_le_bytes(), &[1], DType::I32)?;
         let sampling = Sampling::default();
         let (mut record, mut finish) = (0.0, 0.0);
         for i in 0..=steps {
             let t = now_ms();
-            let mut rec = self.gpu.recorder();
-            let logits = self.model.forward(&mut rec, &token, &mut cache)?;
+            let mut rec = gpu.recorder();
+            let logits = model.forward(&mut rec, &token, &mut cache)?;
             sample_with(&mut rec, &logits, &sampling, i as u32, None)?;
             let t2 = now_ms();
             if submit {
@@ -198,20 +217,36 @@ impl Generator {
         Ok((record / steps as f64, finish / steps as f64))
     }
 
-    /// See [`Llama::set_fold_norms`].
+    /// See [`Llama::set_fold_norms`] (GPU kernels; the CPU backend has nothing to fold).
     pub fn set_fold_norms(&mut self, on: bool) {
-        self.model.set_fold_norms(on);
+        if let Engine::Gpu(_, model) = &mut self.engine {
+            model.set_fold_norms(on);
+        }
     }
 
     /// See [`Llama::fold_norms`].
     pub fn fold_norms(&self) -> bool {
-        self.model.fold_norms()
+        match &self.engine {
+            Engine::Gpu(_, model) => model.fold_norms(),
+            Engine::Cpu(..) => false,
+        }
     }
 }
 
 impl Generator {
     pub fn config(&self) -> &Config {
-        self.model.config()
+        match &self.engine {
+            Engine::Gpu(_, model) => model.config(),
+            Engine::Cpu(_, model) => model.config(),
+        }
+    }
+
+    /// Which backend runs the model: "gpu" or "cpu".
+    pub fn backend(&self) -> &'static str {
+        match &self.engine {
+            Engine::Gpu(..) => "gpu",
+            Engine::Cpu(..) => "cpu",
+        }
     }
 
     /// Positions a generation may use at most (prompt and new tokens).
@@ -222,13 +257,21 @@ impl Generator {
     /// The same generator for generations of up to `context` positions: refused past the model's
     /// context length or when a layer's KV cache would not fit the adapter's limits.
     pub fn with_context(mut self, context: usize) -> Result<Generator> {
-        self.context = check_context(&self.gpu, "generator", self.model.config(), Some(context))?;
+        self.context = match &self.engine {
+            Engine::Gpu(gpu, model) => {
+                check_context(gpu, "generator", model.config(), Some(context))?
+            }
+            Engine::Cpu(_, model) => check_host_context(model.config(), context)?,
+        };
         Ok(self)
     }
 
-    /// The device the model lives on.
-    pub fn gpu(&self) -> &Gpu {
-        &self.gpu
+    /// The device the model lives on (`None` on the CPU backend).
+    pub fn gpu(&self) -> Option<&Gpu> {
+        match &self.engine {
+            Engine::Gpu(gpu, _) => Some(gpu),
+            Engine::Cpu(..) => None,
+        }
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
@@ -318,7 +361,7 @@ impl Generator {
 
     /// Refuses what generation cannot do, before any GPU work.
     fn check(&self, prompt_ids: &[u32], opts: &GenerateOptions) -> Result<()> {
-        let cfg = self.model.config();
+        let cfg = self.config();
         if prompt_ids.is_empty() {
             return Err(Error::Input("the prompt is empty (no tokens)".into()));
         }
@@ -371,4 +414,16 @@ impl Generator {
         }
         Ok(())
     }
+}
+
+/// A CPU generator's context: 1 to the model's context length (host memory has no buffer limit the
+/// GPU's has; the cache takes 2 · layers · context · kv_heads · head_dim f32s).
+fn check_host_context(cfg: &Config, context: usize) -> Result<usize> {
+    if context == 0 || context > cfg.max_position_embeddings {
+        return Err(Error::Input(format!(
+            "a context of {context} positions: it must be 1 to the model's {}",
+            cfg.max_position_embeddings
+        )));
+    }
+    Ok(context)
 }

@@ -9,18 +9,19 @@ use crate::gpu::Gpu;
 use crate::kernels::sample::{Penalty, sample_masked, seen_tokens};
 use crate::models::chat::ChatSession;
 use crate::models::constrain::{Constraint, Grammars, ResponseFormat};
-use crate::models::llama::KvCache;
+use crate::models::llama::{KvCache, Llama};
+use crate::models::ops::DecoderOps;
 use crate::recorder::Readback;
 use crate::tensor::{DType, Tensor};
 
 use super::{
-    GenerateOptions, Generation, GenerationStats, Generator, RUN_AHEAD_CPU, RUN_AHEAD_GPU,
+    Engine, GenerateOptions, Generation, GenerationStats, Generator, RUN_AHEAD_CPU, RUN_AHEAD_GPU,
     StopReason,
 };
 
 impl Generator {
     /// A fresh grammar state for `format` (the vocabulary's trie built on first use).
-    fn constraint(&self, format: &ResponseFormat) -> Result<Constraint> {
+    pub(super) fn constraint(&self, format: &ResponseFormat) -> Result<Constraint> {
         let grammars = match self.grammars.get() {
             Some(g) => g,
             None => {
@@ -28,7 +29,7 @@ impl Generator {
                 self.grammars.get_or_init(|| g)
             }
         };
-        grammars.constraint(format, self.model.config().vocab_size)
+        grammars.constraint(format, self.config().vocab_size)
     }
 
     /// Generation, in a [`ChatSession`]'s KV cache when given: the prompt's positions that the cache
@@ -42,14 +43,25 @@ impl Generator {
     ) -> Result<Generation> {
         let start = now_ms();
         self.check(&prompt_ids, opts)?;
+        let (gpu, model) = match &self.engine {
+            Engine::Gpu(gpu, model) => (gpu, model),
+            Engine::Cpu(cpu, model) => {
+                return self
+                    .generate_host((cpu, model), session, prompt_ids, opts, on_piece)
+                    .await;
+            }
+        };
         // The cache holds the prompt and every token but the last (which is never fed back).
         let capacity = (prompt_ids.len() + opts.max_tokens).min(self.context);
         let mut fresh = None;
+        let session = session.map(|s| (&mut s.cache, &mut s.fed));
         let (cache, fed_before, reused) =
-            self.open_cache(session, &mut fresh, &prompt_ids, capacity)?;
+            self.open_cache(session, &mut fresh, &prompt_ids, capacity, |n| {
+                model.new_cache(gpu, n)
+            })?;
         // The tokens the repetition penalty applies to: the prompt's, then each chosen one.
         let seen = (opts.repetition_penalty != 1.0)
-            .then(|| seen_tokens(&self.gpu, &prompt_ids, self.model.config().vocab_size))
+            .then(|| seen_tokens(gpu, &prompt_ids, model.config().vocab_size))
             .transpose()?;
         let penalty = seen.as_ref().map(|seen| Penalty {
             seen,
@@ -61,8 +73,8 @@ impl Generator {
             None => None,
         };
         let compile_ms = now_ms() - t;
-        let before = self.gpu.stats();
-        let mut steps = Steps::new(self, opts, cache, capacity, penalty, constraint);
+        let before = gpu.stats();
+        let mut steps = Steps::new((gpu, model), opts, cache, capacity, penalty, constraint);
         steps.grammar_ms = compile_ms;
         let logits = steps.prefill(&prompt_ids[reused..])?;
         let mut out = Output::new(self, opts);
@@ -100,7 +112,7 @@ impl Generator {
             out.ids.len(),
             start,
             first_ms,
-            (after_bytes(&self.gpu) - before.gpu_to_host_bytes - logits_bytes) as f64,
+            (after_bytes(gpu) - before.gpu_to_host_bytes - logits_bytes) as f64,
         );
         (stats.record_ms, stats.wait_ms) = (steps.record_ms, steps.wait_ms);
         stats.grammar_ms = steps.grammar_ms;
@@ -116,29 +128,27 @@ impl Generator {
     }
 
     /// The KV cache a generation of `prompt_ids` writes: a new one of `capacity` positions (kept in
-    /// `fresh`), or the session's (the generator's whole context), truncated to the prompt's longest
-    /// common prefix with what the session fed before. Returns it, the session's fed ids (already
-    /// truncated likewise), and how many prompt positions it holds.
-    fn open_cache<'s>(
+    /// `fresh`), or the session's (its cache and fed ids; a cache of the generator's whole context),
+    /// truncated to the prompt's longest common prefix with what the session fed before. Returns
+    /// it, the session's fed ids (already truncated likewise), and how many prompt positions it holds.
+    pub(super) fn open_cache<'s, O: DecoderOps>(
         &self,
-        session: Option<&'s mut ChatSession>,
-        fresh: &'s mut Option<KvCache>,
+        session: Option<(&'s mut Option<KvCache<O>>, &'s mut Vec<u32>)>,
+        fresh: &'s mut Option<KvCache<O>>,
         prompt_ids: &[u32],
         capacity: usize,
-    ) -> Result<(&'s mut KvCache, Option<&'s mut Vec<u32>>, usize)> {
+        new_cache: impl Fn(usize) -> Result<KvCache<O>>,
+    ) -> Result<OpenCache<'s, O>> {
         let (cache, mut fed_before) = match session {
-            None => (
-                fresh.insert(self.model.new_cache(&self.gpu, capacity)?),
-                None,
-            ),
-            Some(ChatSession { cache, fed }) => {
+            None => (fresh.insert(new_cache(capacity)?), None),
+            Some((cache, fed)) => {
                 if cache.as_ref().is_none_or(|c| c.capacity() != self.context) {
                     *cache = None;
                     fed.clear();
                 }
                 let cache = match cache {
                     Some(c) => c,
-                    None => cache.insert(self.model.new_cache(&self.gpu, self.context)?),
+                    None => cache.insert(new_cache(self.context)?),
                 };
                 (cache, Some(fed))
             }
@@ -157,10 +167,13 @@ impl Generator {
     }
 }
 
+/// [`Generator::open_cache`]'s answer: the cache, the session's fed ids, the positions reused.
+pub(super) type OpenCache<'s, O> = (&'s mut KvCache<O>, Option<&'s mut Vec<u32>>, usize);
+
 /// What the cache holds after a generation, for the next turn: the prompt and every new token but
 /// the last (steps run ahead past the end are forgotten); a session's fed ids say the same.
-fn keep_for_next_turn(
-    cache: &mut KvCache,
+pub(super) fn keep_for_next_turn<O: DecoderOps>(
+    cache: &mut KvCache<O>,
     fed: Option<&mut Vec<u32>>,
     prompt_ids: &[u32],
     new_ids: &[u32],
@@ -180,7 +193,8 @@ fn keep_for_next_turn(
 /// while one travels. A constrained generation submits no step ahead: each is recorded once the last
 /// id is known, since its mask depends on it.
 struct Steps<'a> {
-    generator: &'a Generator,
+    gpu: &'a Gpu,
+    model: &'a Llama,
     opts: &'a GenerateOptions,
     cache: &'a mut KvCache,
     capacity: usize,
@@ -203,7 +217,7 @@ struct Steps<'a> {
 
 impl<'a> Steps<'a> {
     fn new(
-        generator: &'a Generator,
+        (gpu, model): (&'a Gpu, &'a Llama),
         opts: &'a GenerateOptions,
         cache: &'a mut KvCache,
         capacity: usize,
@@ -211,12 +225,13 @@ impl<'a> Steps<'a> {
         constraint: Option<Constraint>,
     ) -> Self {
         let depth = match opts.run_ahead {
-            0 if generator.gpu.capabilities().cpu_kernels => RUN_AHEAD_CPU,
+            0 if gpu.capabilities().cpu_kernels => RUN_AHEAD_CPU,
             0 => RUN_AHEAD_GPU,
             n => n,
         };
         Steps {
-            generator,
+            gpu,
+            model,
             opts,
             cache,
             capacity,
@@ -243,7 +258,7 @@ impl<'a> Steps<'a> {
         let words = c.mask()?;
         self.grammar_ms += now_ms() - t;
         let bits = Tensor::from_bytes(
-            &self.generator.gpu,
+            self.gpu,
             bytemuck::cast_slice(&words),
             &[1, words.len()],
             DType::I32,
@@ -254,9 +269,8 @@ impl<'a> Steps<'a> {
     /// Records one step (the model on `input`, then the choice of the next token among `allowed`
     /// when given) and submits it with the new id's read-back; returns its logits.
     fn step(&mut self, input: &Tensor, allowed: Option<&Tensor>) -> Result<Tensor> {
-        let g = self.generator;
-        let mut rec = g.gpu.recorder();
-        let logits = g.model.forward(&mut rec, input, self.cache)?;
+        let mut rec = self.gpu.recorder();
+        let logits = self.model.forward(&mut rec, input, self.cache)?;
         let token = sample_masked(
             &mut rec,
             &logits,
@@ -276,7 +290,7 @@ impl<'a> Steps<'a> {
     fn prefill(&mut self, fed: &[u32]) -> Result<Tensor> {
         let ids: Vec<i32> = fed.iter().map(|&i| i as i32).collect();
         let input = Tensor::from_bytes(
-            &self.generator.gpu,
+            self.gpu,
             bytemuck::cast_slice(&ids),
             &[ids.len()],
             DType::I32,
@@ -354,7 +368,7 @@ impl<'a> Steps<'a> {
 }
 
 /// The stats of a generation that began at `start` and read its first id at `first_ms`.
-fn stats_of(
+pub(super) fn stats_of(
     prompt_ids: &[u32],
     reused: usize,
     new_tokens: usize,
@@ -382,7 +396,7 @@ fn stats_of(
 }
 
 /// How many leading ids `a` and `b` share.
-fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+pub(super) fn common_prefix(a: &[u32], b: &[u32]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
@@ -391,7 +405,7 @@ fn after_bytes(gpu: &Gpu) -> u64 {
 }
 
 /// The `n` highest logits, best first.
-fn top_logits(logits: &[f32], n: usize) -> Vec<(u32, f32)> {
+pub(super) fn top_logits(logits: &[f32], n: usize) -> Vec<(u32, f32)> {
     let mut order: Vec<u32> = (0..logits.len() as u32).collect();
     order.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
     order
@@ -403,20 +417,20 @@ fn top_logits(logits: &[f32], n: usize) -> Vec<(u32, f32)> {
 
 /// New tokens turned into text as they come: incremental detokenization (only whole characters are
 /// emitted) and stop strings (text that may begin one is held back until it cannot).
-struct Output<'a> {
+pub(super) struct Output<'a> {
     generator: &'a Generator,
     opts: &'a GenerateOptions,
-    ids: Vec<u32>,
+    pub(super) ids: Vec<u32>,
     /// `ids[prefix..read]` was decoded last time; text past it is new.
     prefix: usize,
     read: usize,
     /// Everything decoded so far, and how much of it was handed to the callback.
-    text: String,
+    pub(super) text: String,
     emitted: usize,
 }
 
 impl<'a> Output<'a> {
-    fn new(generator: &'a Generator, opts: &'a GenerateOptions) -> Self {
+    pub(super) fn new(generator: &'a Generator, opts: &'a GenerateOptions) -> Self {
         Output {
             generator,
             opts,
@@ -429,7 +443,7 @@ impl<'a> Output<'a> {
     }
 
     /// Takes one new token; returns why to stop, if it is time.
-    fn push(
+    pub(super) fn push(
         &mut self,
         id: u32,
         on_piece: &mut dyn FnMut(&str) -> bool,
