@@ -5,6 +5,7 @@
 //                                  [--kernel-query "max_square=256&ops=matmul"]
 //                                  [--embed-reps 3] [--embed-shapes 8x128,1x128] [--image-sizes 64,128]
 //                                  [--embed-query "backend=cpu&ort=wasm&ort_threads=2"]
+//                                  [--decode-query "backend=cpu&worker=1&wllama_gpu=0"]
 // Needs pkg/ (npm run build) and models/ (scripts/fetch-models.sh); the embedding page's
 // onnxruntime-web baseline needs models/all-MiniLM-L6-v2/onnx/model.onnx (scripts/export_minilm_onnx.py);
 // Transformers.js (embed) and wllama (decode) come from bench-peers/ (scripts/fetch-web-peers.sh, which
@@ -34,7 +35,7 @@ const browser = await chromium.launch({
 const pages = [
   `/www/bench/load.html?reps=${reps}&synthetic_mb=${syntheticMb}`,
   `/www/bench/kernels.html?${arg("kernel-query", "")}`,
-  `/www/bench/decode.html?new_tokens=${arg("new-tokens", "16")}&reps=2`,
+  `/www/bench/decode.html?new_tokens=${arg("new-tokens", "16")}&reps=2&${arg("decode-query", "")}`,
   `/www/bench/embed.html?reps=${arg("embed-reps", "3")}&shapes=${arg("embed-shapes", "8x128,1x128")}&${arg("embed-query", "")}`,
   `/www/bench/images.html?reps=3&sizes=${arg("image-sizes", "64,128")}`,
 ].filter((p) => !arg("only") || p.includes(arg("only")));

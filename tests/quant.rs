@@ -196,6 +196,39 @@ gpu_test!(gemv_matches_cpu, gemv_matches_cpu_body);
 async fn cpu_qlinear_matches_f64_body() -> Result<()> {
     use webgpu_infer::cpu::{HostQTensor, HostTensor, quant::qlinear};
     for qtype in TYPES {
+        // The CPU's decoding of every format: the `gguf` package's values, to f32 rounding (the
+        // golden computes d·q + m in numpy's f32, in another order: ~1e-7 here).
+        let (blocks, values) = golden(qtype);
+        let n = values.len() / 256;
+        let all = HostQTensor::from_blocks(blocks, &[n, 256], qtype)?.dequantize()?;
+        assert_close(
+            &format!("cpu dequantize {qtype:?}"),
+            &all.to_vec()?,
+            &values,
+            1e-6,
+            1e-6,
+        );
+        // Embedding rows (gather), and a bad id refused by name.
+        let rows = HostQTensor::from_blocks(blocks, &[n, 256], qtype)?.gather(&[3, 0, 3])?;
+        let want: Vec<f32> = [3usize, 0, 3]
+            .iter()
+            .flat_map(|&r| values[r * 256..(r + 1) * 256].to_vec())
+            .collect();
+        assert_close(
+            &format!("cpu gather {qtype:?}"),
+            &rows.to_vec()?,
+            &want,
+            1e-6,
+            1e-6,
+        );
+        let table = HostQTensor::from_blocks(blocks, &[n, 256], qtype)?;
+        let err = table.gather(&[n as i32]).unwrap_err().to_string();
+        assert!(err.contains(&format!("token id {n}")), "{err}");
+        // Misshapen: rows not whole blocks, or more bytes asked than given.
+        let block = qtype.block_bytes() as usize;
+        let elems = qtype.block_elems() as usize;
+        assert!(HostQTensor::from_blocks(&blocks[..block], &[1, elems + 16], qtype).is_err());
+        assert!(HostQTensor::from_blocks(&blocks[..block], &[2, elems], qtype).is_err());
         for (n, k) in shapes(qtype) {
             for m in [1, 3, 11] {
                 let mut rng = Rng::new((n * 17 + k + m) as u64);

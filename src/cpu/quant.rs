@@ -385,5 +385,3 @@ fn quantize_x(xs: &[f32]) -> QuantizedX {
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd;
-#[cfg(test)]
-mod tests;

@@ -180,7 +180,9 @@ export interface DeviceInfo {
 fn describe_cpu(place: &Placement) -> Result<Object, JsValue> {
     let info = Object::new();
     let set = |k: &str, v: JsValue| Reflect::set(&info, &k.into(), &v);
-    let name = format!("CPU (WASM SIMD128, {} thread)", place.cpu.threads());
+    let threads = place.cpu.threads();
+    let s = if threads == 1 { "" } else { "s" };
+    let name = format!("CPU (WASM SIMD128, {threads} thread{s})");
     set("adapter", name.into())?;
     for k in ["vendor", "architecture", "description"] {
         set(k, "".into())?;

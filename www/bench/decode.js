@@ -3,6 +3,9 @@
 // its CPU backend (what a user without a GPU gets), when bench-peers/ holds it
 // (scripts/fetch-web-peers.sh; `wllama=0` leaves it out). Its multi-threaded CPU backend needs a
 // cross-origin isolated page: scripts/bench-browser.mjs serves one.
+// `backend=cpu`: ours on the CPU backend (on this page: one thread); with `worker=1` in the worker
+// mode (Generator.inWorker: the threaded build on every core, or `threads=N`). `wllama_gpu=0` leaves
+// out wllama's WebGPU run (its CPU run is the peer of our CPU backend).
 import init, { Device } from "../../pkg/webgpu_infer.js";
 
 const q = new URLSearchParams(location.search);
@@ -11,6 +14,8 @@ const newTokens = Number(q.get("new_tokens") ?? 32);
 const reps = Number(q.get("reps") ?? 2);
 const prompt = "The history of the city begins in the early middle ages, when a small settlement grew";
 const withWllama = q.get("wllama") !== "0";
+const backend = q.get("backend") ?? "auto";
+const wllamaGpu = q.get("wllama_gpu") !== "0";
 const WLLAMA = "/bench-peers/wllama/";
 window.benchResults = [];
 const emit = (line) => {
@@ -30,7 +35,8 @@ async function wllama(adapter) {
   const { Wllama } = await import(`${WLLAMA}esm/index.js`);
   const gguf = await (await fetch(model)).blob();
   const threads = self.crossOriginIsolated ? navigator.hardwareConcurrency : 1;
-  for (const [gpu, label] of [[99, "webgpu"], [0, `cpu, ${threads} thread${threads > 1 ? "s" : ""}`]]) {
+  const runs = [[99, "webgpu"], [0, `cpu, ${threads} thread${threads > 1 ? "s" : ""}`]];
+  for (const [gpu, label] of runs.filter(([g]) => wllamaGpu || g === 0)) {
     const w = new Wllama({ default: `${WLLAMA}esm/wasm/wllama.wasm` }, {
       suppressNativeLog: true, logger: { debug() {}, log() {}, warn: console.warn, error: console.error },
     });
@@ -56,10 +62,25 @@ async function wllama(adapter) {
   }
 }
 
+// Ours on this page, or in the worker mode (`worker=1`): { g, where, adapter }.
+async function loadOurs(device) {
+  if (q.get("worker") !== "1") {
+    const g = await device.loadGenerator(model, { backend });
+    const where = g.backend === "cpu" ? " (cpu, 1 thread)" : "";
+    return { g, where, adapter: device.info.adapter };
+  }
+  const { Generator } = await import("../../js/index.js");
+  const threads = q.has("threads") ? Number(q.get("threads")) : true;
+  const g = await Generator.inWorker(model, { backend, threads, cache: false, device: { backend } });
+  const info = g.host.info;
+  const where = ` (${backend}, worker mode, ${info.cpuThreads} thread${info.cpuThreads > 1 ? "s" : ""})`;
+  return { g, where, adapter: info.adapter };
+}
+
 async function main() {
   await init();
-  const device = await Device.create();
-  const g = await device.loadGenerator(model);
+  const device = await Device.create({ backend });
+  const { g, where, adapter } = await loadOurs(device);
   const opts = { maxTokens: newTokens, stopAtEos: false };
   await g.generateText(prompt, { maxTokens: 4 });
   let best = null;
@@ -68,10 +89,10 @@ async function main() {
     if (!best || stats.decodeTokS > best.decodeTokS) best = stats;
   }
   const line = {
-    op: "decode", impl: "webgpu-infer", model, dtype: "f32 activations, weights as stored",
+    op: "decode", impl: `webgpu-infer${where}`, model, dtype: "f32 activations, weights as stored",
     prompt_tokens: best.promptTokens, new_tokens: best.newTokens,
     prefill_tok_s: best.prefillTokS, decode_tok_s: best.decodeTokS, ttft_ms: +best.prefillMs.toFixed(1),
-    adapter: device.info.adapter,
+    adapter,
   };
   emit(line);
   if (withWllama) {
