@@ -260,6 +260,29 @@ async fn cpu_qlinear_matches_f64_body() -> Result<()> {
 }
 gpu_test!(cpu_qlinear_matches_f64, cpu_qlinear_matches_f64_body);
 
+/// Several weights of one input in one parallel region (`qlinears`: q, k and v; gate and up) give
+/// exactly what one `qlinear` each gives, for a decoding step and a prompt.
+async fn cpu_qlinears_match_qlinear_body() -> Result<()> {
+    use webgpu_infer::cpu::{HostQTensor, HostTensor, quant};
+    let qtype = QuantType::Q4_1;
+    let (k, rows) = (96, [7, 13, 5]);
+    let ws: Vec<HostQTensor> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| HostQTensor::from_blocks(&golden_blocks(qtype, n, k, i).0, &[n, k], qtype))
+        .collect::<Result<_>>()?;
+    let refs: Vec<&HostQTensor> = ws.iter().collect();
+    for m in [1, 5] {
+        let x = HostTensor::from_f32(Rng::new(m as u64).vec(m * k), &[m, k])?;
+        let together = quant::qlinears(&x, &refs)?;
+        for (w, t) in ws.iter().zip(&together) {
+            assert_eq!(t.to_vec()?, quant::qlinear(&x, w, None)?.to_vec()?, "m {m}");
+        }
+    }
+    Ok(())
+}
+gpu_test!(cpu_qlinears_match_qlinear, cpu_qlinears_match_qlinear_body);
+
 async fn swiglu_gemv_matches_cpu_body() -> Result<()> {
     let gpu = gpu().await?;
     for qtype in TYPES {

@@ -220,33 +220,72 @@ fn dequantized_products(xs: &[f32], w: &HostQTensor, m: usize, c: SharedOut, thr
 /// `out += x · Wᵀ` for a few rows of x (decoding): x as integers ([`QuantizedX`]), W's groups decoded
 /// in registers and dotted with every row of x while they are there.
 fn integer_products(xs: &[f32], w: &HostQTensor, m: usize, c: SharedOut, threads: usize) {
-    let (n, k) = (w.rows(), w.cols());
+    integer_products_of(xs, &[(w, c)], m, threads);
+}
+
+/// [`integer_products`] for several weights of the same x (and k) in one parallel region: the
+/// threads are woken once for all of them (in a page each wake-up of the Web Workers costs more
+/// than a small layer's products), and x is quantized once.
+fn integer_products_of(xs: &[f32], layers: &[(&HostQTensor, SharedOut)], m: usize, threads: usize) {
     let xq = quantize_x(xs);
-    let task = |rows: std::ops::Range<usize>| {
+    let task = |(li, rows): (usize, std::ops::Range<usize>)| {
+        let (w, c) = layers[li];
         for t0 in (0..m).step_by(TOKENS) {
-            let tokens = t0..(t0 + TOKENS).min(m);
             let args = Rows {
                 w,
                 rows: rows.clone(),
                 x: &xq,
-                tokens,
-                k,
-                n,
+                tokens: t0..(t0 + TOKENS).min(m),
+                k: w.cols(),
+                n: w.rows(),
                 out: c,
             };
             rows_dot(args);
         }
     };
+    let total: usize = layers.iter().map(|(w, _)| w.rows()).sum();
     // Enough tasks for the threads to share unevenly timed rows; whole rows of 4.
-    let per = n.div_ceil(threads * 4).next_multiple_of(4).max(4);
-    if threads <= 1 || n <= per {
-        task(0..n);
+    let per = total.div_ceil(threads * 4).next_multiple_of(4).max(4);
+    let mut tasks = Vec::new();
+    for (li, (w, _)) in layers.iter().enumerate() {
+        let n = w.rows();
+        tasks.extend((0..n.div_ceil(per)).map(|i| (li, i * per..((i + 1) * per).min(n))));
+    }
+    if threads <= 1 || tasks.len() <= 1 {
+        tasks.into_iter().for_each(task);
     } else {
         use rayon::prelude::*;
-        (0..n.div_ceil(per))
-            .into_par_iter()
-            .for_each(|i| task(i * per..((i + 1) * per).min(n)));
+        tasks.into_par_iter().for_each(task);
     }
+}
+
+/// `x · Wᵢᵀ` for several weights of the same input (q, k and v; gate and up): for a few rows of x in
+/// one parallel region, else one [`qlinear`] each.
+pub fn qlinears(x: &HostTensor, ws: &[&HostQTensor]) -> Result<Vec<HostTensor>> {
+    let xs = x.f32s("qlinear")?;
+    let k = x.shape().last().copied().unwrap_or(0);
+    let m = xs.len() / k.max(1);
+    if m >= SGEMM_ROWS || ws.iter().any(|w| w.cols() != k || w.shape().len() != 2) {
+        // The prompt's path, or shapes that qlinear refuses by name.
+        return ws.iter().map(|w| qlinear(x, w, None)).collect();
+    }
+    let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; m * w.rows()]).collect();
+    let layers: Vec<(&HostQTensor, SharedOut)> = ws
+        .iter()
+        .zip(outs.iter_mut())
+        .map(|(w, o)| (*w, SharedOut(o.as_mut_ptr())))
+        .collect();
+    integer_products_of(xs, &layers, m, rayon::current_num_threads());
+    ws.iter()
+        .zip(outs)
+        .map(|(w, o)| {
+            let mut shape = x.shape().to_vec();
+            if let Some(last) = shape.last_mut() {
+                *last = w.rows();
+            }
+            HostTensor::from_f32(o, &shape)
+        })
+        .collect()
 }
 
 /// One task of [`qlinear`]: rows of W against a few rows of x.

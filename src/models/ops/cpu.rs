@@ -1,9 +1,9 @@
 //! [`Ops`] on the CPU: each op computes as called, into host memory (`crate::cpu`).
 
-use super::decoder::{Causal, DecoderOps, Rope};
+use super::decoder::{Causal, DecoderOps, FusedQkv, Rope};
 use super::{Lookup, Ops};
 use crate::cpu::decoder::{self, CausalSpec, HostKv};
-use crate::cpu::{self, Cpu, HostTensor, HostWeight, HostWeights};
+use crate::cpu::{self, Cpu, HostQTensor, HostTensor, HostWeight, HostWeights};
 use crate::error::{Error, Result};
 use crate::kernels::activation::Activation;
 use crate::models::llama::Act;
@@ -110,6 +110,16 @@ impl Ops for Cpu {
     fn l2_normalize(&mut self, x: &HostTensor, eps: f32) -> Result<HostTensor> {
         cpu::ops::l2_normalize(x, eps)
     }
+}
+
+/// The layers' quantized weights when all are quantized and have no bias.
+fn quantized<'a>(ls: &[&'a HostLinear]) -> Option<Vec<&'a HostQTensor>> {
+    ls.iter()
+        .map(|l| match (&l.weight, &l.bias) {
+            (HostWeight::Quant(q), None) => Some(q),
+            _ => None,
+        })
+        .collect()
 }
 
 impl DecoderOps for Cpu {
@@ -247,8 +257,42 @@ impl DecoderOps for Cpu {
         up: &HostLinear,
         act: Act,
     ) -> Result<HostTensor> {
-        let g = self.linear_res(h, gate, None)?;
-        let u = self.linear_res(h, up, None)?;
+        let (g, u) = match quantized(&[gate, up]) {
+            // Gate and up in one parallel region.
+            Some(ws) => {
+                let [g, u]: [HostTensor; 2] = cpu::quant::qlinears(h, &ws)?
+                    .try_into()
+                    .map_err(|_| Error::shape("gated", "two products"))?;
+                (g, u)
+            }
+            None => (
+                self.linear_res(h, gate, None)?,
+                self.linear_res(h, up, None)?,
+            ),
+        };
         decoder::gated(&g, &u, act == Act::GeluTanh)
+    }
+
+    /// Quantized q, k and v without biases or head norms: their products in one parallel region
+    /// (a decoding step's threads woken once, not three times), then RoPE and the cache writes.
+    fn qkv_fused(&mut self, a: FusedQkv<'_, Self>) -> Result<Option<HostTensor>> {
+        let Some(ws) = quantized(&[a.q, a.k, a.v]) else {
+            return Ok(None);
+        };
+        if a.head_norms {
+            return Ok(None);
+        }
+        let h = decoder::rms_norm(a.x, a.norm, a.eps)?;
+        let [q, k, v]: [HostTensor; 3] = cpu::quant::qlinears(&h, &ws)?
+            .try_into()
+            .map_err(|_| Error::shape("qkv", "three products"))?;
+        let seq = h.shape()[0];
+        let q = q.reshape(&[1, seq, a.heads, a.head_dim])?;
+        let k = k.reshape(&[1, seq, a.kv_heads, a.head_dim])?;
+        let r = a.rope;
+        let q = decoder::rope(&q, r.pos0, r.theta, r.layout, r.factors)?;
+        self.k_to_cache(&k, r, a.kv)?;
+        a.kv.write_v(r.pos0, &v)?;
+        Ok(Some(q))
     }
 }
