@@ -133,6 +133,27 @@ impl HostQTensor {
     }
 }
 
+/// `$with(a, decode)` with `decode` = `$decode` of a fixed format, one instance a format: the
+/// decode's `match` folds away inside the row loops.
+macro_rules! per_format {
+    ($a:expr, $with:ident, $decode:path) => {{
+        use QuantType as Q;
+        match $a.w.qtype() {
+            Q::Q4_0 => $with($a, |b, g| $decode(Q::Q4_0, b, g)),
+            Q::Q4_1 => $with($a, |b, g| $decode(Q::Q4_1, b, g)),
+            Q::Q5_0 => $with($a, |b, g| $decode(Q::Q5_0, b, g)),
+            Q::Q5_1 => $with($a, |b, g| $decode(Q::Q5_1, b, g)),
+            Q::Q8_0 => $with($a, |b, g| $decode(Q::Q8_0, b, g)),
+            Q::IQ4_NL => $with($a, |b, g| $decode(Q::IQ4_NL, b, g)),
+            Q::Q2_K => $with($a, |b, g| $decode(Q::Q2_K, b, g)),
+            Q::Q3_K => $with($a, |b, g| $decode(Q::Q3_K, b, g)),
+            Q::Q4_K => $with($a, |b, g| $decode(Q::Q4_K, b, g)),
+            Q::Q5_K => $with($a, |b, g| $decode(Q::Q5_K, b, g)),
+            Q::Q6_K => $with($a, |b, g| $decode(Q::Q6_K, b, g)),
+        }
+    }};
+}
+
 /// Rows of x a pass over W's rows serves (their accumulators stay in registers).
 const TOKENS: usize = 8;
 
@@ -307,21 +328,7 @@ fn rows_dot(a: Rows<'_>) {
 }
 
 fn rows_dot_portable(a: Rows<'_>) {
-    use QuantType as Q;
-    // One instance a format: the decode's match folds away inside the loops.
-    match a.w.qtype() {
-        Q::Q4_0 => rows_dot_with(a, |b, g| groups::decode(Q::Q4_0, b, g)),
-        Q::Q4_1 => rows_dot_with(a, |b, g| groups::decode(Q::Q4_1, b, g)),
-        Q::Q5_0 => rows_dot_with(a, |b, g| groups::decode(Q::Q5_0, b, g)),
-        Q::Q5_1 => rows_dot_with(a, |b, g| groups::decode(Q::Q5_1, b, g)),
-        Q::Q8_0 => rows_dot_with(a, |b, g| groups::decode(Q::Q8_0, b, g)),
-        Q::IQ4_NL => rows_dot_with(a, |b, g| groups::decode(Q::IQ4_NL, b, g)),
-        Q::Q2_K => rows_dot_with(a, |b, g| groups::decode(Q::Q2_K, b, g)),
-        Q::Q3_K => rows_dot_with(a, |b, g| groups::decode(Q::Q3_K, b, g)),
-        Q::Q4_K => rows_dot_with(a, |b, g| groups::decode(Q::Q4_K, b, g)),
-        Q::Q5_K => rows_dot_with(a, |b, g| groups::decode(Q::Q5_K, b, g)),
-        Q::Q6_K => rows_dot_with(a, |b, g| groups::decode(Q::Q6_K, b, g)),
-    }
+    per_format!(a, rows_dot_with, groups::decode)
 }
 
 #[inline(always)]

@@ -422,6 +422,17 @@ fn response_format(
     crate::models::constrain::ResponseFormat::from_openai(&value).map_err(JsValue::from)
 }
 
+impl Generator {
+    /// The JS handle of a loaded generator, with a fresh chat session.
+    fn wrap(inner: RustGenerator) -> Generator {
+        Generator {
+            inner: Rc::new(inner),
+            last: Rc::new(RefCell::new(JsValue::NULL)),
+            session: Rc::new(RefCell::new(Some(crate::models::chat::ChatSession::new()))),
+        }
+    }
+}
+
 /// `contextLength` of the load options, checked.
 fn context_of(opts: &LoadOptions) -> Result<Option<usize>, JsValue> {
     match opts.context_length {
@@ -459,11 +470,7 @@ async fn load_generator_cpu(
     let source = Source::from_js(source)?;
     let (header, weights) = load_host_gguf(cpu, source, opts.net(), &mut on_progress).await?;
     let inner = RustGenerator::from_gguf_host(cpu, &name, &header, &weights, context)?;
-    Ok(Generator {
-        inner: Rc::new(inner),
-        last: Rc::new(RefCell::new(JsValue::NULL)),
-        session: Rc::new(RefCell::new(Some(crate::models::chat::ChatSession::new()))),
-    })
+    Ok(Generator::wrap(inner))
 }
 
 async fn load_generator(
@@ -499,9 +506,5 @@ async fn load_generator(
             RustGenerator::from_gguf_with_context(gpu, &name, &header, &weights, context)?
         }
     };
-    Ok(Generator {
-        inner: Rc::new(inner),
-        last: Rc::new(RefCell::new(JsValue::NULL)),
-        session: Rc::new(RefCell::new(Some(crate::models::chat::ChatSession::new()))),
-    })
+    Ok(Generator::wrap(inner))
 }

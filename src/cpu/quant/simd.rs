@@ -101,20 +101,7 @@ fn dot16(q: v128, x: &[i16], at: usize) -> v128 {
 }
 
 pub(super) fn rows_dot(a: Rows<'_>) {
-    use QuantType as Q;
-    match a.w.qtype() {
-        Q::Q4_0 => rows_dot_with(a, |b, g| decode(Q::Q4_0, b, g)),
-        Q::Q4_1 => rows_dot_with(a, |b, g| decode(Q::Q4_1, b, g)),
-        Q::Q5_0 => rows_dot_with(a, |b, g| decode(Q::Q5_0, b, g)),
-        Q::Q5_1 => rows_dot_with(a, |b, g| decode(Q::Q5_1, b, g)),
-        Q::Q8_0 => rows_dot_with(a, |b, g| decode(Q::Q8_0, b, g)),
-        Q::IQ4_NL => rows_dot_with(a, |b, g| decode(Q::IQ4_NL, b, g)),
-        Q::Q2_K => rows_dot_with(a, |b, g| decode(Q::Q2_K, b, g)),
-        Q::Q3_K => rows_dot_with(a, |b, g| decode(Q::Q3_K, b, g)),
-        Q::Q4_K => rows_dot_with(a, |b, g| decode(Q::Q4_K, b, g)),
-        Q::Q5_K => rows_dot_with(a, |b, g| decode(Q::Q5_K, b, g)),
-        Q::Q6_K => rows_dot_with(a, |b, g| decode(Q::Q6_K, b, g)),
-    }
+    per_format!(a, rows_dot_with, decode)
 }
 
 #[inline(always)]

@@ -27,7 +27,10 @@ impl Generator {
         let vocab = model.config().vocab_size;
         let capacity = (prompt_ids.len() + opts.max_tokens).min(self.context);
         let mut fresh = None;
-        let session = session.map(|s| (&mut s.host_cache, &mut s.fed));
+        let session = session.map(|s| {
+            s.cache = None; // the fed ids describe one cache: this engine's
+            (&mut s.host_cache, &mut s.fed)
+        });
         let (cache, fed_before, reused) =
             self.open_cache(session, &mut fresh, &prompt_ids, capacity, |n| {
                 model.new_host_cache(n)

@@ -54,7 +54,10 @@ impl Generator {
         // The cache holds the prompt and every token but the last (which is never fed back).
         let capacity = (prompt_ids.len() + opts.max_tokens).min(self.context);
         let mut fresh = None;
-        let session = session.map(|s| (&mut s.cache, &mut s.fed));
+        let session = session.map(|s| {
+            s.host_cache = None; // the fed ids describe one cache: this engine's
+            (&mut s.cache, &mut s.fed)
+        });
         let (cache, fed_before, reused) =
             self.open_cache(session, &mut fresh, &prompt_ids, capacity, |n| {
                 model.new_cache(gpu, n)
