@@ -67,6 +67,8 @@ build_llama_cpp() {
   [ -x $b/build/bin/llama-bench ] && return
   log "building llama-bench (CUDA, sm_90)"
   mkdir -p $b && xz -dc bench-bin/llama.cpp.txz | tar xf - -C $b
+  # The trimmed source has no vendor/miniaudio (only the audio tools use it).
+  sed -i '/miniaudio/d' $b/llama.cpp/vendor/CMakeLists.txt
   local t0=$SECONDS
   cmake -S $b/llama.cpp -B $b/build -G Ninja -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
     -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \

@@ -80,8 +80,9 @@ def minilm():
         from transformers import BertConfig, BertModel
         model = BertModel(BertConfig(vocab_size=cfg["vocab"], hidden_size=cfg["hidden"],
                                      num_hidden_layers=cfg["layers"], num_attention_heads=cfg["heads"],
-                                     intermediate_size=cfg["ff"], max_position_embeddings=cfg["max_pos"]),
-                          add_pooling_layer=False, attn_implementation="eager")
+                                     intermediate_size=cfg["ff"], max_position_embeddings=cfg["max_pos"],
+                                     attn_implementation="eager"),
+                          add_pooling_layer=False)
         impl = "transformers BertModel eager f32"
 
         def forward(ids, mask):
