@@ -101,12 +101,7 @@ pub fn attention(
             );
         }
     };
-    if rayon::current_num_threads() > 1 {
-        use rayon::prelude::*;
-        (0..batch * heads).into_par_iter().for_each(task);
-    } else {
-        (0..batch * heads).for_each(task);
-    }
+    crate::cpu::par::for_each(batch * heads, task);
     HostTensor::from_f32(out, q.shape())
 }
 

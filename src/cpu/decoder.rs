@@ -192,9 +192,8 @@ pub fn causal_attention(q: &HostTensor, kv: &HostKv, c: &CausalSpec) -> Result<H
         }
     };
     let work = seq * heads * c.kv_len * hd;
-    if work >= 1 << 18 && rayon::current_num_threads() > 1 {
-        use rayon::prelude::*;
-        out.par_chunks_mut(hd).enumerate().for_each(task);
+    if work >= 1 << 18 {
+        crate::cpu::par::chunks_mut(&mut out, hd, |t, o| task((t, o)));
     } else {
         out.chunks_mut(hd).enumerate().for_each(task);
     }

@@ -1,6 +1,6 @@
 //! Matrix products on the CPU: matrixmultiply's packed, cache-blocked sgemm (its micro-kernel is
 //! vectorized to SIMD128 in WASM and picks AVX/FMA natively at run time), split into tiles over
-//! rayon's threads; bias and activation are applied to each tile while it is still in cache.
+//! threads (`cpu::par`); bias and activation are applied to each tile while it is still in cache.
 
 use crate::cpu::HostTensor;
 use crate::cpu::math::activate;
@@ -120,7 +120,7 @@ pub fn linears(x: &HostTensor, layers: &[Layer<'_>]) -> Result<Vec<HostTensor>> 
     let m = xs.len().checked_div(k).unwrap_or(0);
     let mut outs = Vec::with_capacity(layers.len());
     let mut work = Vec::new();
-    let threads = rayon::current_num_threads();
+    let threads = crate::cpu::par::threads();
     for &(w, bias, act) in layers {
         let Checked { w: ws, n, bias } = check(x, k, w, bias)?;
         let mut out = vec![0.0f32; m * n];
@@ -173,12 +173,7 @@ pub fn linears(x: &HostTensor, layers: &[Layer<'_>]) -> Result<Vec<HostTensor>> 
             }
         }
     };
-    if work.len() == 1 || threads <= 1 {
-        work.into_iter().for_each(run);
-    } else {
-        use rayon::prelude::*;
-        work.into_par_iter().for_each(run);
-    }
+    crate::cpu::par::for_each(work.len(), |i| run(work[i].clone()));
     layers
         .iter()
         .zip(outs)
@@ -193,6 +188,7 @@ pub fn linears(x: &HostTensor, layers: &[Layer<'_>]) -> Result<Vec<HostTensor>> 
 }
 
 /// One task of [`linears`]: a block of one layer's output.
+#[derive(Clone)]
 struct Tile<'a> {
     rows: std::ops::Range<usize>,
     cols: std::ops::Range<usize>,

@@ -1,15 +1,18 @@
 //! The CPU backend: the same models without a GPU, for pages that have no WebGPU adapter or only a
 //! software one (SwiftShader runs WGSL on the CPU far slower than code written for it). Kernels are
 //! plain Rust that LLVM vectorizes (SIMD128 in WASM: the crate is built with `+simd128`, see
-//! `.cargo/config.toml`; SSE/AVX natively) and split over rayon's threads natively (in a page
-//! everything runs on the calling thread: WASM threads need a shared-memory build). Weights live in
-//! host memory ([`HostWeights`]); models reach all of it through `models::ops::Ops`.
+//! `.cargo/config.toml`; SSE/AVX natively), with the quantized products written out for SIMD128
+//! (`quant/simd.rs`). Work is split over threads by [`par`]: rayon's pool, or a team of spinning
+//! threads for a generator's forward pass (in a page, threads need the shared-memory build of
+//! `pkg-threads/`; without it everything runs on the calling thread). Weights live in host memory
+//! ([`HostWeights`]); models reach all of it through `models::ops::Ops` and `DecoderOps`.
 
 pub mod attention;
 pub mod decoder;
 pub mod math;
 pub mod matmul;
 pub mod ops;
+pub mod par;
 pub mod quant;
 pub mod sample;
 pub mod tensor;
@@ -36,7 +39,7 @@ impl Cpu {
 
     /// Threads the kernels split work over (1 in a page).
     pub fn threads(&self) -> usize {
-        rayon::current_num_threads()
+        par::threads()
     }
 
     /// Bytes copied so far (weights read into host memory, widened tensors).

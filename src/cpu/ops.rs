@@ -1,9 +1,7 @@
 //! The row-wise operations of the CPU backend: embedding lookup, LayerNorm, residual add, mean
-//! pooling and L2 normalization. Rows are split over rayon's threads where there are many.
+//! pooling and L2 normalization. Rows are split over the threads (`cpu::par`) where there are many.
 
-use rayon::prelude::*;
-
-use crate::cpu::{HostTensor, math};
+use crate::cpu::{HostTensor, math, par};
 use crate::error::{Error, Result};
 
 /// Rows a task takes at least (below it, threads cost more than they save).
@@ -19,11 +17,15 @@ fn rows_mut(out: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync 
         return;
     }
     let big = out.len() >= MIN_PARALLEL_VALUES && out.len() / width >= 2 * MIN_ROWS;
-    if big && rayon::current_num_threads() > 1 {
-        out.par_chunks_mut(width)
-            .with_min_len(MIN_ROWS)
-            .enumerate()
-            .for_each(|(i, r)| f(i, r));
+    if big && par::threads() > 1 {
+        let rows = (out.len() / width)
+            .div_ceil(par::threads() * 4)
+            .max(MIN_ROWS);
+        par::chunks_mut(out, rows * width, |c, block| {
+            for (i, r) in block.chunks_mut(width).enumerate() {
+                f(c * rows + i, r)
+            }
+        });
     } else {
         out.chunks_mut(width).enumerate().for_each(|(i, r)| f(i, r));
     }

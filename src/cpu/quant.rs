@@ -2,7 +2,7 @@
 //! them): [`HostQTensor`], and the products with them, `x · Wᵀ`, that decoding and prefill run
 //! ([`qlinear`]). Each 32-element group is decoded to small integers with a scale and offset for each
 //! half ([`groups::decode`], every format), multiplied into f32 lanes, and used for every row of `x`
-//! while it is in registers; the rows of W are split over rayon's threads.
+//! while it is in registers; the rows of W are split over the threads (`cpu::par`).
 
 pub mod groups;
 
@@ -183,11 +183,10 @@ pub fn qlinear(
         None => vec![0f32; m * n],
     };
     let c = SharedOut(out.as_mut_ptr());
-    let threads = rayon::current_num_threads();
     if m >= SGEMM_ROWS {
-        dequantized_products(xs, w, m, c, threads);
+        dequantized_products(xs, w, m, c);
     } else {
-        integer_products(xs, w, m, c, threads);
+        integer_products_of(xs, &[(w, c)], m);
     }
     let mut shape = x.shape().to_vec();
     if let Some(last) = shape.last_mut() {
@@ -205,7 +204,7 @@ const TILE_ROWS: usize = 64;
 
 /// `out += x · Wᵀ` for m ≥ [`SGEMM_ROWS`]: tiles of W's rows dequantized into f32 scratch, then
 /// sgemm into those columns of `out`; tiles split over the threads.
-fn dequantized_products(xs: &[f32], w: &HostQTensor, m: usize, c: SharedOut, threads: usize) {
+fn dequantized_products(xs: &[f32], w: &HostQTensor, m: usize, c: SharedOut) {
     let (n, k) = (w.rows(), w.cols());
     let task = |tile: usize| {
         let rows = tile * TILE_ROWS..((tile + 1) * TILE_ROWS).min(n);
@@ -229,25 +228,14 @@ fn dequantized_products(xs: &[f32], w: &HostQTensor, m: usize, c: SharedOut, thr
             );
         }
     };
-    let tiles = n.div_ceil(TILE_ROWS);
-    if threads <= 1 {
-        (0..tiles).for_each(task);
-    } else {
-        use rayon::prelude::*;
-        (0..tiles).into_par_iter().for_each(task);
-    }
+    crate::cpu::par::for_each(n.div_ceil(TILE_ROWS), task);
 }
 
-/// `out += x · Wᵀ` for a few rows of x (decoding): x as integers ([`QuantizedX`]), W's groups decoded
-/// in registers and dotted with every row of x while they are there.
-fn integer_products(xs: &[f32], w: &HostQTensor, m: usize, c: SharedOut, threads: usize) {
-    integer_products_of(xs, &[(w, c)], m, threads);
-}
-
-/// [`integer_products`] for several weights of the same x (and k) in one parallel region: the
-/// threads are woken once for all of them (in a page each wake-up of the Web Workers costs more
-/// than a small layer's products), and x is quantized once.
-fn integer_products_of(xs: &[f32], layers: &[(&HostQTensor, SharedOut)], m: usize, threads: usize) {
+/// `out += x · Wᵀ` for a few rows of x (decoding), for one or several weights of the same x (and k)
+/// in one parallel region (q, k and v; gate and up): x as integers ([`QuantizedX`]), quantized once;
+/// W's groups decoded in registers and dotted with every row of x while they are there.
+fn integer_products_of(xs: &[f32], layers: &[(&HostQTensor, SharedOut)], m: usize) {
+    let threads = crate::cpu::par::threads();
     let xq = quantize_x(xs);
     let task = |(li, rows): (usize, std::ops::Range<usize>)| {
         let (w, c) = layers[li];
@@ -272,12 +260,7 @@ fn integer_products_of(xs: &[f32], layers: &[(&HostQTensor, SharedOut)], m: usiz
         let n = w.rows();
         tasks.extend((0..n.div_ceil(per)).map(|i| (li, i * per..((i + 1) * per).min(n))));
     }
-    if threads <= 1 || tasks.len() <= 1 {
-        tasks.into_iter().for_each(task);
-    } else {
-        use rayon::prelude::*;
-        tasks.into_par_iter().for_each(task);
-    }
+    crate::cpu::par::for_each(tasks.len(), |i| task(tasks[i].clone()));
 }
 
 /// `x · Wᵢᵀ` for several weights of the same input (q, k and v; gate and up): for a few rows of x in
@@ -296,7 +279,7 @@ pub fn qlinears(x: &HostTensor, ws: &[&HostQTensor]) -> Result<Vec<HostTensor>> 
         .zip(outs.iter_mut())
         .map(|(w, o)| (*w, SharedOut(o.as_mut_ptr())))
         .collect();
-    integer_products_of(xs, &layers, m, rayon::current_num_threads());
+    integer_products_of(xs, &layers, m);
     ws.iter()
         .zip(outs)
         .map(|(w, o)| {

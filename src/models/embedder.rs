@@ -275,7 +275,9 @@ impl Embedder {
             }
             Engine::Cpu { cpu, bert } => {
                 let mut cpu = cpu.clone();
-                self.pooled(&mut cpu, bert, &ids, &mask, shape)?.to_vec()?
+                crate::cpu::par::with_team(|| {
+                    self.pooled(&mut cpu, bert, &ids, &mask, shape)?.to_vec()
+                })?
             }
         };
         let vectors = flat.chunks(dims).map(<[f32]>::to_vec).collect();

@@ -4,6 +4,7 @@
 //! thread; the event loop runs between tokens (the text streams, the page stays responsive).
 
 use crate::clock::{now_ms, yield_to_event_loop};
+use crate::cpu::par::with_team;
 use crate::cpu::sample::{Choose, choose};
 use crate::cpu::{Cpu, HostTensor};
 use crate::error::Result;
@@ -55,13 +56,8 @@ impl Generator {
         let fed: Vec<i32> = prompt_ids[reused..].iter().map(|&i| i as i32).collect();
         let mut record_ms = 0.0;
         let t = now_ms();
-        let mut logits = model
-            .forward(
-                &mut ops,
-                &HostTensor::from_i32(fed.clone(), &[fed.len()])?,
-                cache,
-            )?
-            .to_vec()?;
+        let input = HostTensor::from_i32(fed.clone(), &[fed.len()])?;
+        let mut logits = with_team(|| model.forward(&mut ops, &input, cache)?.to_vec())?;
         record_ms += now_ms() - t;
         let mut out = Output::new(self, opts);
         let (mut first_ms, mut first_step_top_logits) = (None, Vec::new());
@@ -103,7 +99,7 @@ impl Generator {
             grammar_ms += now_ms() - t;
             let t = now_ms();
             let input = HostTensor::from_i32(vec![id as i32], &[1])?;
-            logits = model.forward(&mut ops, &input, cache)?.to_vec()?;
+            logits = with_team(|| model.forward(&mut ops, &input, cache)?.to_vec())?;
             record_ms += now_ms() - t;
         };
         keep_for_next_turn(cache, fed_before, &prompt_ids, &out.ids);
