@@ -103,6 +103,10 @@ export declare class GeneratorWorker extends WorkerModel {
   readonly contextLength: number;
   /** The model's own context length. */
   readonly modelContextLength: number;
+  /** "gpu" or "cpu": where the model runs (the load's or the worker device's `backend`). */
+  readonly backend: "gpu" | "cpu";
+  /** Why it runs there, in words for a page. */
+  readonly backendReason: string;
   readonly stats: GenerationStats | null;
   encode(prompt: string, chat?: boolean): Promise<Uint32Array>;
   generate(prompt: string, options?: GenerateOptions): AsyncIterableIterator<string> & { stats: GenerationStats | null };

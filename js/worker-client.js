@@ -148,6 +148,8 @@ export class GeneratorWorker extends WorkerModel {
     const g = new GeneratorWorker(host, meta.handle, owns, meta.fromCache);
     g.contextLength = meta.contextLength;
     g.modelContextLength = meta.modelContextLength;
+    g.backend = meta.backend;
+    g.backendReason = meta.backendReason;
     g.lastStats = null;
     return g;
   }

@@ -73,7 +73,8 @@ const ops = {
   },
   async loadGenerator({ source, options }, signal, post) {
     const g = await device.loadGenerator(source, { ...options, signal, onProgress: (p) => post({ progress: p }) });
-    return { value: { handle: keep(g), contextLength: g.contextLength, modelContextLength: g.modelContextLength, fromCache: !!g.fromCache } };
+    return { value: { handle: keep(g), contextLength: g.contextLength, modelContextLength: g.modelContextLength,
+      backend: g.backend, backendReason: g.backendReason, fromCache: !!g.fromCache } };
   },
   async generate({ handle, prompt, options }, signal, post) {
     const g = model(handle);

@@ -34,16 +34,20 @@ async fn each_models_own_device_counts_in_page_stats() {
     for (what, min_bytes) in loads {
         let (live, written) = (field("liveBufferBytes"), field("hostToGpuBytes"));
         let model: Box<dyn std::any::Any> = match what {
-            // On the GPU backend (on this software adapter "auto" would take the CPU one).
+            // Embedder and generator on the GPU backend (on this software adapter "auto" would take
+            // the CPU one).
             "Embedder" => Box::new(
                 Embedder::load("/models/all-MiniLM-L6-v2/".into(), Some(backend("gpu")))
                     .await
                     .expect("Embedder.load"),
             ),
             "Generator" => Box::new(
-                Generator::load("/tests/fixtures/tiny-gguf/tiny-kquants.gguf".into(), None)
-                    .await
-                    .expect("Generator.load"),
+                Generator::load(
+                    "/tests/fixtures/tiny-gguf/tiny-kquants.gguf".into(),
+                    Some(backend("gpu")),
+                )
+                .await
+                .expect("Generator.load"),
             ),
             "Classifier" => Box::new(
                 Classifier::load("/models/efficientnet-lite0/".into(), None)

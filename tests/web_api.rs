@@ -359,3 +359,56 @@ async fn embedder_on_the_cpu_backend() {
         "{message}"
     );
 }
+
+/// Where generators go on an `auto` device (issue #18): a GGUF file on the CPU backend when the
+/// adapter is a software one (SwiftShader decodes at a fraction of a token a second), on the GPU on
+/// a hardware one; a Hugging Face folder (the CPU backend reads GGUF only) on the GPU, saying so;
+/// `backend: "gpu"` on the load keeps a GGUF on the GPU. Each says why.
+#[wasm_bindgen_test]
+async fn generators_follow_the_device_backend() {
+    let device = Device::create(None).await.expect("Device.create");
+    let software = Reflect::get(&device.info(), &"software".into())
+        .unwrap()
+        .as_bool()
+        .unwrap();
+    let gguf = || JsValue::from_str("/tests/fixtures/tiny-gguf/tiny-kquants.gguf");
+    let g = device.load_generator(gguf(), None).await.expect("GGUF");
+    log(&format!(
+        "auto: GGUF on {} ({})",
+        g.backend(),
+        g.backend_reason()
+    ));
+    if software {
+        assert_eq!(g.backend(), "cpu");
+        assert!(
+            g.backend_reason().contains("software adapter"),
+            "{}",
+            g.backend_reason()
+        );
+    } else {
+        assert_eq!(g.backend(), "gpu");
+        assert!(g.backend_reason().contains("hardware adapter"));
+    }
+    drop(g);
+    let folder = device
+        .load_generator("/tests/fixtures/tiny-llama/".into(), None)
+        .await
+        .expect("HF folder");
+    assert_eq!(folder.backend(), "gpu");
+    if software {
+        assert!(
+            folder
+                .backend_reason()
+                .contains("Hugging Face folder runs on the GPU"),
+            "{}",
+            folder.backend_reason()
+        );
+    }
+    drop(folder);
+    let asked = device
+        .load_generator(gguf(), Some(backend("gpu")))
+        .await
+        .expect("GGUF, backend gpu");
+    assert_eq!(asked.backend(), "gpu");
+    assert_eq!(asked.backend_reason(), "requested (backend: \"gpu\")");
+}

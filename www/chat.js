@@ -1,4 +1,6 @@
-// Chat: load a model into a ChatEngine in a Web Worker (progress bar), stream each answer through the
+// Chat: load a model into a ChatEngine in a Web Worker (progress bar; on the GPU, or the CPU backend:
+// "auto" takes the CPU without WebGPU or on a software adapter, and the page says which and why),
+// stream each answer through the
 // OpenAI-style `chat.completions.create({ stream: true })` (the Stop button aborts), keep the
 // conversation (each request sends it whole; the engine reuses the KV cache of the turns it has
 // seen), show tokens/s, reused prompt tokens and the library's copy counters.
@@ -14,8 +16,13 @@ async function load() {
   $("send").disabled = true;
   await engine?.dispose();
   engine = await loadWithProgress(
-    (onProgress) => ChatEngine.inWorker($("model").value, { worker, onProgress }),
-    (e) => `context ${e.generator.contextLength} tokens (in a Web Worker)`,
+    (onProgress) => ChatEngine.inWorker($("model").value, { worker, onProgress, backend: $("backend").value }),
+    (e) => {
+      const g = e.generator;
+      const threads = worker.info.cpuThreads;
+      const where = g.backend === "cpu" ? `CPU, ${threads} thread${threads > 1 ? "s" : ""}` : "GPU";
+      return `context ${g.contextLength} tokens, in a Web Worker, on the ${where} (${g.backendReason})`;
+    },
   );
   if (!engine) return;
   newChat();
@@ -67,7 +74,8 @@ async function send() {
     $("speed").textContent =
       `${usage.prompt_tokens} prompt tokens (${usage.extra.reused_prompt_tokens} reused) at ` +
       `${s.prefillTokS.toFixed(1)} tok/s; ${usage.completion_tokens} new tokens at ` +
-      `${usage.extra.decode_tokens_per_s.toFixed(1)} tok/s; ${s.bytesReadBackPerToken} bytes read back a token; ` +
+      `${usage.extra.decode_tokens_per_s.toFixed(1)} tok/s; ` +
+      (engine.generator.backend === "cpu" ? "on the CPU backend; " : `${s.bytesReadBackPerToken} bytes read back a token; `) +
       `stop: ${s.stopReason}`;
     $("speed").dataset.state = "done";
   } catch (e) {
@@ -86,6 +94,7 @@ async function main() {
   wireClearCache(clearCache);
   $("stop").addEventListener("click", () => abort?.abort());
   $("new-chat").addEventListener("click", newChat);
+  $("backend").addEventListener("change", load);
   $("chat-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     send();

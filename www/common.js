@@ -23,9 +23,9 @@ export async function startWorker() {
   }
   if (worker.info.software) {
     banner("warn", `This adapter (${worker.info.adapter}) is a software fallback: correct, but 10-100x slower than a GPU. ` +
-      "Embedders run on the CPU backend instead (faster here); other models use the adapter.");
+      "Embedders and GGUF generators run on the CPU backend instead (faster here); image models use the adapter.");
   } else if (worker.info.backend === "cpu") {
-    banner("warn", "This browser offers no WebGPU: embedders run on the CPU backend; other models need WebGPU.");
+    banner("warn", "This browser offers no WebGPU: embedders and GGUF generators run on the CPU backend; image models need WebGPU.");
   }
   return worker;
 }

@@ -27,7 +27,8 @@ extern "C" {
     fn async_iterable(o: JsValue) -> JsValue;
 }
 
-/// A text-generation model on the GPU (LLaMA family: SmolLM2, TinyLlama, LLaMA 2/3 ...).
+/// A text-generation model (LLaMA family: SmolLM2, TinyLlama, LLaMA 2/3 ...), on the GPU, or on the
+/// CPU backend (GGUF files) where the browser has no WebGPU or only a software adapter, or when asked.
 ///
 /// ```js
 /// const g = await Generator.load("/models/SmolLM2-135M-Instruct.Q4_1.gguf", { onProgress });
@@ -42,6 +43,8 @@ pub struct Generator {
     pub(crate) last: Rc<RefCell<JsValue>>,
     /// The conversation `chat` continues (`None` while a chat generation holds it).
     pub(crate) session: Rc<RefCell<Option<crate::models::chat::ChatSession>>>,
+    /// Why it runs on its backend.
+    reason: String,
 }
 
 #[wasm_bindgen]
@@ -49,25 +52,31 @@ impl Generator {
     /// Loads a model: a GGUF file (a URL, `Response`, `Blob`/`File` or `ArrayBuffer`), or a Hugging
     /// Face folder (a URL ending in `/`: `config.json`, `model.safetensors`, `tokenizer.json`,
     /// `tokenizer_config.json`). Weights stream into GPU buffers; options `onProgress` and `signal` as
-    /// `Device.loadWeights`. Creates its own device; `device.loadGenerator` shares one.
+    /// `Device.loadWeights`. Creates its own device; `device.loadGenerator` shares one. `backend`
+    /// (`"auto"` by default) places it as `Device.create` places embedders: `auto` runs GGUF files on
+    /// the CPU backend when there is no WebGPU or only a software adapter (SwiftShader decodes
+    /// SmolLM2-135M at ~0.4 tokens/s, the CPU backend at 14-27), Hugging Face folders on the GPU.
     pub async fn load(
         #[wasm_bindgen(unchecked_param_type = "string | URL | Response | Blob | ArrayBuffer")]
         source: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<Object>,
     ) -> Result<Generator, JsValue> {
-        if let Some(Choice::Cpu) = Choice::from_js(options.as_ref())? {
-            let place = Placement::acquire(Choice::Cpu, &Default::default()).await?;
-            return load_generator_cpu(&place.cpu, source, options.as_ref()).await;
-        }
-        let gpu = crate::web::new_gpu().await?;
-        load_generator(&gpu, source, options.as_ref()).await
+        let choice = Choice::from_js(options.as_ref())?.unwrap_or(Choice::Auto);
+        let place = Placement::acquire(choice, &Default::default()).await?;
+        load_placed(&place, source, options.as_ref()).await
     }
 
-    /// Which backend runs the model: `"gpu"`, or `"cpu"` (loaded with `backend: "cpu"`, or on a
-    /// device without WebGPU).
+    /// Which backend runs the model: `"gpu"` or `"cpu"`.
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> String {
         self.inner.backend().into()
+    }
+
+    /// Why it runs there ("software adapter (...): the CPU backend is faster", "no WebGPU (...)",
+    /// "hardware adapter (...)", "requested (backend: ...)").
+    #[wasm_bindgen(getter, js_name = backendReason)]
+    pub fn backend_reason(&self) -> String {
+        self.reason.clone()
     }
 
     /// Generates from `prompt`, as an async iterator of text pieces (whole characters; a stop string
@@ -275,13 +284,7 @@ impl Device {
     ) -> Result<Generator, JsValue> {
         let choice = Choice::from_js(options.as_ref())?;
         let place = self.placement().for_load(choice)?;
-        match (&place.gpu, choice) {
-            // No adapter, or the CPU asked for: the CPU backend (GGUF files).
-            (None, _) | (_, Some(Choice::Cpu)) => {
-                load_generator_cpu(&place.cpu, source, options.as_ref()).await
-            }
-            (Some(gpu), _) => load_generator(gpu, source, options.as_ref()).await,
-        }
+        load_placed(&place, source, options.as_ref()).await
     }
 }
 
@@ -424,12 +427,43 @@ fn response_format(
 
 impl Generator {
     /// The JS handle of a loaded generator, with a fresh chat session.
-    fn wrap(inner: RustGenerator) -> Generator {
+    fn wrap(inner: RustGenerator, reason: String) -> Generator {
         Generator {
             inner: Rc::new(inner),
             last: Rc::new(RefCell::new(JsValue::NULL)),
             session: Rc::new(RefCell::new(Some(crate::models::chat::ChatSession::new()))),
+            reason,
         }
+    }
+}
+
+/// Whether `source` names a Hugging Face folder (a URL ending in `/`).
+fn is_folder(source: &JsValue) -> bool {
+    source
+        .as_string()
+        .is_some_and(|s| s.split(['?', '#']).next().is_some_and(|p| p.ends_with('/')))
+}
+
+/// Loads where `place` puts models: the CPU backend for GGUF files when it chose the CPU (asked for,
+/// no WebGPU, or a software adapter); the GPU otherwise, and for Hugging Face folders on a software
+/// adapter (the CPU backend reads GGUF only; with no adapter at all a folder is refused by name).
+async fn load_placed(
+    place: &Placement,
+    source: JsValue,
+    options: Option<&Object>,
+) -> Result<Generator, JsValue> {
+    match &place.gpu {
+        Some(gpu) if place.backend == "gpu" => {
+            load_generator(gpu, source, options, place.reason.clone()).await
+        }
+        Some(gpu) if is_folder(&source) && !place.requested => {
+            let reason = format!(
+                "{}; but a Hugging Face folder runs on the GPU (the CPU backend reads GGUF files)",
+                place.reason
+            );
+            load_generator(gpu, source, options, reason).await
+        }
+        _ => load_generator_cpu(&place.cpu, source, options, place.reason.clone()).await,
     }
 }
 
@@ -451,13 +485,11 @@ async fn load_generator_cpu(
     cpu: &Cpu,
     source: JsValue,
     options: Option<&Object>,
+    reason: String,
 ) -> Result<Generator, JsValue> {
     let opts = LoadOptions::from_js(options);
     let context = context_of(&opts)?;
-    if source
-        .as_string()
-        .is_some_and(|s| s.split(['?', '#']).next().is_some_and(|p| p.ends_with('/')))
-    {
+    if is_folder(&source) {
         return Err(Error::Input(
             "Generator.load: a Hugging Face folder on the CPU backend is not supported yet; \
              load a GGUF file, or use backend: \"gpu\""
@@ -470,13 +502,14 @@ async fn load_generator_cpu(
     let source = Source::from_js(source)?;
     let (header, weights) = load_host_gguf(cpu, source, opts.net(), &mut on_progress).await?;
     let inner = RustGenerator::from_gguf_host(cpu, &name, &header, &weights, context)?;
-    Ok(Generator::wrap(inner))
+    Ok(Generator::wrap(inner, reason))
 }
 
 async fn load_generator(
     gpu: &Gpu,
     source: JsValue,
     options: Option<&Object>,
+    reason: String,
 ) -> Result<Generator, JsValue> {
     let opts = LoadOptions::from_js(options);
     let context = context_of(&opts)?;
@@ -506,5 +539,5 @@ async fn load_generator(
             RustGenerator::from_gguf_with_context(gpu, &name, &header, &weights, context)?
         }
     };
-    Ok(Generator::wrap(inner))
+    Ok(Generator::wrap(inner, reason))
 }

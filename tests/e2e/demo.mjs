@@ -43,6 +43,23 @@ async function withPage(args, fn, initScript) {
   }
 }
 
+// The chat golden's first turn, as the demo shows it: the demo stops at the end-of-turn token;
+// transformers' golden ran past it.
+async function chatGolden() {
+  const golden = JSON.parse(await readFile("tests/goldens/SmolLM2-135M-Instruct.Q4_1.json", "utf8"));
+  const chat = golden.cases.find((c) => c.name === "chat");
+  return { prompt: chat.prompt, expected: chat.greedy_text.split("<|im_end|>")[0] };
+}
+
+/** Sends `prompt` on the chat page (greedy, up to `maxTokens`) and waits for the answer. */
+async function chatTurn(page, prompt, maxTokens) {
+  await page.fill("#prompt", prompt);
+  if (maxTokens) await page.fill("#max-tokens", String(maxTokens));
+  await page.click("#send");
+  await page.waitForSelector('#speed[data-state="done"]', { timeout: 300_000 });
+  return { answer: await page.textContent("#answer"), speed: await page.textContent("#speed") };
+}
+
 let failed = false;
 // E2E_ONLY=regex runs the checks whose names match (while working on one page).
 const only = process.env.E2E_ONLY ? new RegExp(process.env.E2E_ONLY) : null;
@@ -170,6 +187,16 @@ await check("cross-origin isolated, the worker's CPU backend runs on every core 
     }
     assert.equal(rows[0][1], "A man is eating food.");
     console.log(`     ${status.trim()}`);
+    // The chat page on the same isolated server: the generator on the CPU backend ("auto" on this
+    // software adapter) on every core, its greedy answer transformers' (the CPU team's threads).
+    const { prompt, expected } = await chatGolden();
+    const chatPage = await browser.newPage({ viewport: { width: 1100, height: 1000 } });
+    await loadWithProgress(chatPage, `http://127.0.0.1:${isolated.address().port}/www/chat.html`, { moved: false });
+    const chatStatus = await chatPage.textContent("#load-status");
+    assert.match(chatStatus, new RegExp(`on the CPU, ${cores} threads? \\(software adapter`), chatStatus);
+    const { answer, speed } = await chatTurn(chatPage, prompt, 16);
+    assert.equal(answer, expected);
+    console.log(`     chat: ${chatStatus.trim()}; ${speed}`);
   } finally {
     await browser.close();
     isolated.close();
@@ -178,32 +205,25 @@ await check("cross-origin isolated, the worker's CPU backend runs on every core 
 
 await check("chat streams the answer transformers gives (greedy) and shows tokens/s", async () => {
   const chatUrl = url.replace(/\/www\/$/, "/www/chat.html");
-  const golden = JSON.parse(await readFile("tests/goldens/SmolLM2-135M-Instruct.Q4_1.json", "utf8"));
-  const chat = golden.cases.find((c) => c.name === "chat");
-  // The demo stops at the end-of-turn token; transformers' golden ran past it.
-  const expected = chat.greedy_text.split("<|im_end|>")[0];
+  const { prompt, expected } = await chatGolden();
   const browser = await chromium.launch({ executablePath, args: [...BASE_ARGS, "--enable-unsafe-webgpu"] });
   try {
     const page = await browser.newPage({ viewport: { width: 1100, height: 1000 } });
     await loadWithProgress(page, chatUrl);
-    await page.fill("#prompt", chat.prompt);
-    await page.fill("#max-tokens", "16");
-    await page.click("#send");
-    await page.waitForSelector('#speed[data-state="done"]', { timeout: 300_000 });
+    // "auto" on SwiftShader: the CPU backend, and the page says why.
+    const status = await page.textContent("#load-status");
+    assert.match(status, /on the CPU, 1 thread \(software adapter .*: the CPU backend is faster\)/, status);
+    const { answer, speed } = await chatTurn(page, prompt, 16);
     await page.screenshot({ path: "screenshots/chat.png", fullPage: true });
-    assert.equal(await page.textContent("#answer"), expected);
-    const speed = await page.textContent("#speed");
+    assert.equal(answer, expected);
     assert.match(speed, /tok\/s/);
     assert.match(speed, /\(0 reused\)/);
-    assert.match(speed, /4 bytes read back a token; stop: eos/);
+    assert.match(speed, /on the CPU backend; stop: eos/);
     console.log(`     ${JSON.stringify(expected)}; ${speed}`);
     // A second turn: the page sends the whole conversation; the engine prefills only the new turn.
-    await page.fill("#prompt", "And of Italy?");
-    await page.click("#send");
-    await page.waitForSelector('#speed[data-state="done"]', { timeout: 300_000 });
-    const second = await page.textContent("#speed");
-    const [, prompt, reused] = second.match(/(\d+) prompt tokens \((\d+) reused\)/).map(Number);
-    assert.ok(reused > 20 && reused < prompt, second);
+    const second = (await chatTurn(page, "And of Italy?")).speed;
+    const [, promptTokens, reused] = second.match(/(\d+) prompt tokens \((\d+) reused\)/).map(Number);
+    assert.ok(reused > 20 && reused < promptTokens, second);
     assert.equal(await page.locator("#history p").count(), 3); // user, model, user
     await page.screenshot({ path: "screenshots/chat-2.png", fullPage: true });
     console.log(`     turn 2: ${JSON.stringify(await page.textContent("#answer"))}; ${second}`);
@@ -228,7 +248,8 @@ await check("ChatEngine: OpenAI-style completions, streamed and whole, as the ge
       const whole = await engine.chat.completions.create(req);
       const chunks = [];
       for await (const c of await engine.chat.completions.create({ ...req, stream: true })) chunks.push(c);
-      const g = await Generator.load(source, { cache: false });
+      // The reference on the GPU (the engine, "auto" on SwiftShader, runs on the CPU backend).
+      const g = await Generator.load(source, { cache: false, backend: "gpu" });
       const ref = await g.generateText(prompt, { chat: true, maxTokens: 16, stopAtEos: false });
       // JSON mode on a random-weight model (no liking for JSON): every field bounded, so the
       // document ends; the answer must parse and follow the schema.
@@ -246,8 +267,10 @@ await check("ChatEngine: OpenAI-style completions, streamed and whole, as the ge
         await engine.chat.completions.create({ ...req, ignore_eos: false,
           response_format: { type: "json_schema", json_schema: { schema: { type: "nonsense" } } } });
       } catch (e) { refused = e.message; }
-      return { whole, chunks, refText: ref.text, refIds: Array.from(ref.ids), refused, json };
+      return { whole, chunks, refText: ref.text, refIds: Array.from(ref.ids), refused, json,
+        backends: [engine.generator.backend, g.backend] };
     }, chat.prompt);
+    assert.deepEqual(r.backends, ["cpu", "gpu"]);
     assert.deepEqual(r.refIds, chat.greedy_ids); // the generator against transformers
     assert.equal(r.whole.object, "chat.completion");
     assert.equal(r.whole.choices[0].message.role, "assistant");
