@@ -107,33 +107,8 @@ const DWG: u32 = 256u;
 var<workgroup> scores: array<f32, DWG>;
 var<workgroup> reduce_buf: array<f32, DWG>;
 
-fn reduce_max(t: u32, x: f32) -> f32 {
-    reduce_buf[t] = x;
-    workgroupBarrier();
-    for (var s = DWG / 2u; s > 0u; s /= 2u) {
-        if (t < s) {
-            reduce_buf[t] = max(reduce_buf[t], reduce_buf[t + s]);
-        }
-        workgroupBarrier();
-    }
-    let r = reduce_buf[0];
-    workgroupBarrier();
-    return r;
-}
-
-fn reduce_sum(t: u32, x: f32) -> f32 {
-    reduce_buf[t] = x;
-    workgroupBarrier();
-    for (var s = DWG / 2u; s > 0u; s /= 2u) {
-        if (t < s) {
-            reduce_buf[t] += reduce_buf[t + s];
-        }
-        workgroupBarrier();
-    }
-    let r = reduce_buf[0];
-    workgroupBarrier();
-    return r;
-}
+// reduce_max and reduce_sum (all 256 threads get the workgroup's max / sum; barriers inside):
+// shaders/attention_reduce.wgsl (trees in reduce_buf) or attention_reduce_sg.wgsl (subgroups).
 
 // The online-softmax state of one workgroup over keys [begin, stop) of query row i, head h: m and l
 // are the same in every thread; acc is thread t's (key group t / d, dimension t % d) share of the

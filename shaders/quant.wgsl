@@ -132,17 +132,6 @@ fn row_dot(r: u32, row: u32, lane: u32) -> f32 {
     return acc;
 }
 
-// Sums `partial` over each row's 32 lanes; the result is in the row's lane 0.
-fn reduce_lanes(lid: u32) {
-    for (var s = LANES / 2u; s > 0u; s /= 2u) {
-        workgroupBarrier();
-        if (lid % LANES < s) {
-            partial[lid] += partial[lid + s];
-        }
-    }
-    workgroupBarrier();
-}
-
 @group(0) @binding(10) var<storage, read> norm_w: array<T>;
 var<private> inv_rms: f32;
 
@@ -153,16 +142,7 @@ fn fold_norm(lid: u32) {
         let v = f32(x[p.x_offset + i]);
         ss += v * v;
     }
-    partial[lid] = ss;
-    for (var s = 128u; s > 0u; s /= 2u) {
-        workgroupBarrier();
-        if (lid < s) {
-            partial[lid] += partial[lid + s];
-        }
-    }
-    workgroupBarrier();
-    inv_rms = inverseSqrt(partial[0] / f32(p.k) + p.eps);
-    workgroupBarrier();
+    inv_rms = inverseSqrt(wg_sum(ss, lid) / f32(p.k) + p.eps);
 }
 
 // Elements k .. k + 3 of row r of x, normalised when NORM (then r is 0).
@@ -184,10 +164,9 @@ fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (row < p.n) {
         acc = row_dot(r, row, lid % LANES);
     }
-    partial[lid] = acc;
-    reduce_lanes(lid);
+    let total = row_sum(acc, lid);
     if (row < p.n && lid % LANES == 0u) {
-        var y = partial[lid];
+        var y = total;
         if (HAS_RESIDUAL) {
             y += f32(residual[p.res_offset + r * p.n + row]);
         }
@@ -266,19 +245,9 @@ fn gemv_swiglu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
             }
         }
     }
-    partial[lid] = gate;
-    partial_up[lid] = up;
-    for (var s = LANES / 2u; s > 0u; s /= 2u) {
-        workgroupBarrier();
-        if (lane < s) {
-            partial[lid] += partial[lid + s];
-            partial_up[lid] += partial_up[lid + s];
-        }
-    }
-    workgroupBarrier();
+    let total = row_sum2(gate, up, lid);
     if (row < p.n && lane == 0u) {
-        let g = partial[lid];
-        out[p.out_offset + r * p.n + row] = T(gate_act(g) * partial_up[lid]);
+        out[p.out_offset + r * p.n + row] = T(gate_act(total.x) * total.y);
     }
 }
 
@@ -301,17 +270,10 @@ fn dot4(q: vec4<f32>, rs: vec4<u32>, k: u32) -> vec4<f32> {
     return vec4<f32>(dot(q, x4(rs.x, k)), dot(q, x4(rs.y, k)), dot(q, x4(rs.z, k)), dot(q, x4(rs.w, k)));
 }
 
-fn reduce_lanes4(lid: u32, up: bool) {
-    for (var s = LANES / 2u; s > 0u; s /= 2u) {
-        workgroupBarrier();
-        if (lid % LANES < s) {
-            partial4[lid] += partial4[lid + s];
-            if (up) {
-                partial4_up[lid] += partial4_up[lid + s];
-            }
-        }
-    }
-    workgroupBarrier();
+// Both sums of the gated 4-row GEMV.
+struct Sum4 {
+    a: vec4<f32>,
+    b: vec4<f32>,
 }
 
 // Writes y[j] to row 4·g + j of the output, column `row`, for the rows that exist.
@@ -343,10 +305,9 @@ fn gemv4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
             }
         }
     }
-    partial4[lid] = acc;
-    reduce_lanes4(lid, false);
+    let total = row_sum4(acc, lid);
     if (row < p.n && lid % LANES == 0u) {
-        var y = partial4[lid];
+        var y = total;
         if (HAS_RESIDUAL) {
             let i = p.res_offset + row;
             y += vec4<f32>(f32(residual[i + rs.x * p.n]), f32(residual[i + rs.y * p.n]),
@@ -378,12 +339,9 @@ fn gemv_swiglu4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
             }
         }
     }
-    partial4[lid] = gate;
-    partial4_up[lid] = up;
-    reduce_lanes4(lid, true);
+    let total = row_sum4x2(gate, up, lid);
     if (row < p.n && lid % LANES == 0u) {
-        let g = partial4[lid];
-        store4(wg.y, row, gate_act4(g) * partial4_up[lid]);
+        store4(wg.y, row, gate_act4(total.a) * total.b);
     }
 }
 
@@ -484,12 +442,13 @@ fn gemv_qkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
             }
         }
     }
-    partial[lid] = acc;
-    reduce_lanes(lid);
+    // Each row's total, then in workgroup memory for the RoPE partner (the row 32 lanes away).
+    var y = row_sum(acc, lid);
+    partial[lid] = y;
+    workgroupBarrier();
     if (lane != 0u) {
         return;
     }
-    var y = partial[lid];
     if (which < 2u && p.head_dim > 0u) {
         // The partner of slot 2i is 2i + 1 and back: the row next to this one, 32 lanes away.
         let other = partial[lid ^ LANES];

@@ -523,3 +523,41 @@ fn old_kernel_choice_names_still_compile() {
         )
     );
 }
+
+/// The subgroup builds of the quantized kernels and of the decode attention compile (naga, every
+/// capability on): they run only where subgroups are exactly 32 lanes, never on CI's lavapipe.
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn subgroup_shaders_validate() {
+    use wgpu::naga;
+    let sources = [
+        (
+            "quant_sg",
+            format!(
+                "alias T = f32;\n{}{}{}",
+                include_str!("../shaders/quant_blocks.wgsl"),
+                include_str!("../shaders/quant_reduce_sg.wgsl"),
+                include_str!("../shaders/quant.wgsl")
+            ),
+        ),
+        (
+            "attention_sg",
+            format!(
+                "alias T = f32;\nconst MAX_HEAD_DIM: u32 = 128u;\n{}{}{}",
+                include_str!("../shaders/attention_common.wgsl"),
+                include_str!("../shaders/attention.wgsl"),
+                include_str!("../shaders/attention_reduce_sg.wgsl")
+            ),
+        ),
+    ];
+    for (name, source) in sources {
+        let module = naga::front::wgsl::parse_str(&source)
+            .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&source)));
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::all(),
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&source)));
+    }
+}

@@ -20,20 +20,35 @@ mod slot {
 }
 
 /// The prefill and decode kernels, the prefill's per-thread rows sized for head_dim ≤ 128 or ≤ 256
-/// (Gemma's; larger private arrays cost the common sizes registers, hence two builds).
+/// (Gemma's; larger private arrays cost the common sizes registers, hence two builds), with the
+/// decode kernels' reductions as workgroup-memory trees or on subgroups.
 macro_rules! attention_source {
-    ($max:literal) => {
+    ($max:literal, $reduce:literal) => {
         concat!(
             "const MAX_HEAD_DIM: u32 = ",
             $max,
             "u;\n",
             include_str!("../../shaders/attention_common.wgsl"),
-            include_str!("../../shaders/attention.wgsl")
+            include_str!("../../shaders/attention.wgsl"),
+            include_str!($reduce)
         )
     };
 }
-const SHADER: &str = attention_source!("128");
-const SHADER_256: &str = attention_source!("256");
+const SHADER: &str = attention_source!("128", "../../shaders/attention_reduce.wgsl");
+const SHADER_256: &str = attention_source!("256", "../../shaders/attention_reduce.wgsl");
+/// The decode kernels with subgroup reductions (where subgroups are exactly 32 lanes).
+const SHADER_SG: &str = attention_source!("128", "../../shaders/attention_reduce_sg.wgsl");
+
+/// The decode kernels' shader for `gpu`: subgroup reductions where its subgroups are exactly 32
+/// lanes (NVIDIA natively; browsers offer no subgroups), else the portable trees.
+fn decode_shader(gpu: &crate::Gpu) -> (&'static str, &'static str) {
+    let caps = gpu.capabilities();
+    if caps.subgroups && caps.subgroup_min_size == 32 && caps.subgroup_max_size == 32 {
+        ("attention_sg", SHADER_SG)
+    } else {
+        ("attention", SHADER)
+    }
+}
 /// The tiled prefill for one head_dim: portable, or with subgroup shuffles (`_sg`).
 macro_rules! tiled_source {
     ($hd:literal, $helpers:literal) => {
@@ -192,7 +207,10 @@ pub fn attention(
         split_decode(rec, [q, k, v, opts.mask.unwrap_or(q), &out], &params, dtype)?;
         return Ok(out);
     }
-    let (name, body, entry, rows_x) = kernel_of(variant, head_dim, q_len);
+    let (mut name, mut body, entry, rows_x) = kernel_of(variant, head_dim, q_len);
+    if variant == Variant::Decode {
+        (name, body) = decode_shader(&gpu);
+    }
     let groups = [
         to_u32(OP, "row groups", rows_x)?,
         params.n_heads,
@@ -462,10 +480,11 @@ fn split_decode(
         gpu.check_workgroups(what, n)?;
     }
     let hd = [("HD", f64::from(params.head_dim))];
+    let (name, body) = decode_shader(&gpu);
     let pipeline = |entry| {
         gpu.pipeline(&KernelSource {
-            name: "attention",
-            body: SHADER,
+            name,
+            body,
             dtype,
             entry,
             constants: if entry == "decode_split" { &hd } else { &[] },

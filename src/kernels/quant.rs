@@ -10,11 +10,30 @@ use crate::qtensor::QTensor;
 use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
-/// The formats' decoding, then the kernels.
+/// The formats' decoding, the sums (workgroup-memory trees), then the kernels.
 const SHADER: &str = concat!(
     include_str!("../../shaders/quant_blocks.wgsl"),
+    include_str!("../../shaders/quant_reduce.wgsl"),
     include_str!("../../shaders/quant.wgsl")
 );
+/// The same with the sums on subgroups (32 lanes wide: a row's lanes are one subgroup).
+const SHADER_SG: &str = concat!(
+    include_str!("../../shaders/quant_blocks.wgsl"),
+    include_str!("../../shaders/quant_reduce_sg.wgsl"),
+    include_str!("../../shaders/quant.wgsl")
+);
+
+/// The shader's name and source for `gpu`: the subgroup sums where subgroups are exactly 32 lanes
+/// (NVIDIA natively; browsers offer no subgroups), else the portable ones.
+fn shader(gpu: &crate::Gpu) -> (&'static str, &'static str) {
+    let caps = gpu.capabilities();
+    if caps.subgroups && caps.subgroup_min_size == 32 && caps.subgroup_max_size == 32 {
+        ("quant_sg", SHADER_SG)
+    } else {
+        ("quant", SHADER)
+    }
+}
+
 /// The shader's bindings by name (`@binding(N) var … name` in shaders/quant.wgsl; tests/params.rs
 /// checks each against the WGSL).
 mod slot {
@@ -217,9 +236,10 @@ pub fn gemv_with(
         res_offset: res.offset_elements(),
         ..Params::default()
     };
+    let (name, body) = shader(&gpu);
     let pipeline = gpu.pipeline(&KernelSource {
-        name: "quant",
-        body: SHADER,
+        name,
+        body,
         dtype,
         entry,
         constants: &[
@@ -334,9 +354,10 @@ fn swiglu(
     if entry == "gemv_swiglu" {
         constants.push(("NORM", f64::from(u8::from(norm.is_some()))));
     }
+    let (name, body) = shader(&gpu);
     let pipeline = gpu.pipeline(&KernelSource {
-        name: "quant",
-        body: SHADER,
+        name,
+        body,
         dtype,
         entry,
         constants: &constants,
@@ -422,9 +443,10 @@ pub fn gemv_qkv(
         factor_offset: factors.map_or(0, Tensor::offset_elements),
         ..Params::default()
     };
+    let (name, body) = shader(&gpu);
     let pipeline = gpu.pipeline(&KernelSource {
-        name: "quant",
-        body: SHADER,
+        name,
+        body,
         dtype,
         entry: "gemv_qkv",
         constants: &[
@@ -511,9 +533,10 @@ fn rows(rec: &mut Recorder, w: &QTensor, ids: Option<&Tensor>, dtype: DType) -> 
         ..Params::default()
     };
     let entry = if ids.is_some() { "gather" } else { "dequant" };
+    let (name, body) = shader(&gpu);
     let pipeline = gpu.pipeline(&KernelSource {
-        name: "quant",
-        body: SHADER,
+        name,
+        body,
         dtype,
         entry,
         constants: &[("QTYPE", qtype_constant(w.qtype()))],
