@@ -208,7 +208,7 @@ pub fn attention(
         return Ok(out);
     }
     let (mut name, mut body, entry, rows_x) = kernel_of(variant, head_dim, q_len);
-    if variant == Variant::Decode {
+    if variant == Kernel::Decode {
         (name, body) = decode_shader(&gpu);
     }
     let groups = [
