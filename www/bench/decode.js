@@ -5,7 +5,8 @@
 // cross-origin isolated page: scripts/bench-browser.mjs serves one.
 // `backend=cpu`: ours on the CPU backend (on this page: one thread); with `worker=1` in the worker
 // mode (Generator.inWorker: the threaded build on every core, or `threads=N`). `wllama_gpu=0` leaves
-// out wllama's WebGPU run (its CPU run is the peer of our CPU backend).
+// out wllama's WebGPU run (its CPU run is the peer of our CPU backend); `wllama_threads=N` its CPU
+// threads (default: every core on a cross-origin-isolated page, else 1).
 import init, { Device } from "../../pkg/webgpu_infer.js";
 
 const q = new URLSearchParams(location.search);
@@ -34,7 +35,8 @@ async function wllama(adapter) {
   const v = (await version.text()).trim();
   const { Wllama } = await import(`${WLLAMA}esm/index.js`);
   const gguf = await (await fetch(model)).blob();
-  const threads = self.crossOriginIsolated ? navigator.hardwareConcurrency : 1;
+  const threads = q.has("wllama_threads") ? Number(q.get("wllama_threads"))
+    : self.crossOriginIsolated ? navigator.hardwareConcurrency : 1;
   const runs = [[99, "webgpu"], [0, `cpu, ${threads} thread${threads > 1 ? "s" : ""}`]];
   for (const [gpu, label] of runs.filter(([g]) => wllamaGpu || g === 0)) {
     const w = new Wllama({ default: `${WLLAMA}esm/wasm/wllama.wasm` }, {
