@@ -2,15 +2,20 @@
 // pkg/ (the package's entry point), js/threads.js on pkg-threads/ (the shared-memory build the worker
 // mode loads on cross-origin-isolated pages). See index.js for what it adds.
 import { cachedFetch, evict } from "./cache.js";
+import { hasSimd128, NO_SIMD128 } from "./features.js";
 import { EmbedderWorker, GeneratorWorker, ClassifierWorker, UpscalerWorker } from "./worker-client.js";
 
 /** Patches `wasm`'s classes (caching loads, `Device.create` awaiting init, guards after `free()`,
  *  the `inWorker` loaders) and returns `ready(module_or_path)`, which runs `init` once. */
 export function installFacade(wasm, init) {
   let initialized = null;
-  /** Loads and instantiates the WASM module once; `module_or_path` as wasm-bindgen's `init`. */
+  /** Loads and instantiates the WASM module once; `module_or_path` as wasm-bindgen's `init`. Rejects
+   *  with a message naming the browsers that can, where the engine lacks WebAssembly SIMD (the module
+   *  would not compile). */
   function ready(module_or_path) {
-    initialized ??= init(module_or_path ? { module_or_path } : undefined);
+    initialized ??= hasSimd128()
+      ? init(module_or_path ? { module_or_path } : undefined)
+      : Promise.reject(new Error(NO_SIMD128));
     return initialized;
   }
 

@@ -5,6 +5,7 @@
 // backend's kernels on several threads) unless `threads: false`; else, or when that build is not
 // there, the package's own (index.js, one thread).
 import { clearCache } from "./cache.js";
+import { hasRelaxedSimd } from "./features.js";
 
 let lib = null;
 let device = null;
@@ -22,17 +23,9 @@ const model = (handle) => {
 const keep = (m) => { const handle = nextHandle++; models.set(handle, m); return handle; };
 const infoOf = (d) => ({ ...d.info });
 
-// A function using f32x4.relaxed_madd: does this engine have relaxed SIMD (the threaded build uses it)?
-const RELAXED_SIMD = (() => {
-  const v128 = [0xfd, 0x0c, ...new Array(16).fill(0)];
-  const body = [0x00, ...v128, ...v128, ...v128, 0xfd, 0x85, 0x02, 0x1a, 0x0b];
-  return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 0x01, 0x60, 0x00, 0x00,
-    0x03, 0x02, 0x01, 0x00, 0x0a, body.length + 2, 0x01, body.length, ...body]);
-})();
-
 /** The module to run: threads.js when allowed and possible (`threads`: false, true or a count). */
 async function libFor(threads) {
-  if (threads !== false && self.crossOriginIsolated && !WebAssembly.validate(RELAXED_SIMD)) {
+  if (threads !== false && self.crossOriginIsolated && !hasRelaxedSimd()) {
     threadsNote = "one thread: this browser lacks WebAssembly relaxed SIMD, which the threaded build uses";
   } else if (threads !== false && self.crossOriginIsolated) {
     try {

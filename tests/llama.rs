@@ -670,6 +670,52 @@ fn gpu_kernels_match_transformers() {
     .expect("gpu kernels");
 }
 
+/// The tiny checkpoints on the CPU backend, with the GPU's goldens and bounds (`tiny_cases_match`):
+/// the Hugging Face folder (bf16 safetensors widened to f32 in host memory) and, natively, every tiny
+/// GGUF (each quantized format through the CPU's integer products, Qwen's biases and q/k norms, Llama
+/// 3's and Phi-3's RoPE scaling, Gemma's soft caps and sliding windows); in the browser the folder
+/// and the k-quants file, streamed into WASM memory. Nothing goes to a GPU.
+async fn tiny_cpu_body() -> Result<()> {
+    use webgpu_infer::cpu::Cpu;
+    const DIR: &str = "tests/fixtures/tiny-llama";
+    let cpu = Cpu::new();
+    let asset = |name: &str| read_asset_owned(format!("{DIR}/{name}"));
+    #[cfg(not(target_arch = "wasm32"))]
+    let g = Generator::from_path_host(&cpu, DIR.as_ref(), None)?;
+    #[cfg(target_arch = "wasm32")]
+    let g = {
+        use webgpu_infer::bridge::web::{Source, load_host};
+        let url = Source::Url(format!("/{DIR}/model.safetensors"));
+        let weights = load_host(&cpu, url, None, &mut |_| {}).await?;
+        let (config, tokenizer) = (asset("config.json").await, asset("tokenizer.json").await);
+        let tc = asset("tokenizer_config.json").await;
+        Generator::from_hf_host(&cpu, &weights, (&config, &tokenizer, Some(&tc)), None)?
+    };
+    assert_eq!(g.backend(), "cpu");
+    tiny_cases_match(&g, "tiny-llama (cpu)", &asset("golden.json").await).await?;
+    #[cfg(not(target_arch = "wasm32"))]
+    let files = TINY_GGUF.to_vec();
+    #[cfg(target_arch = "wasm32")]
+    let files = vec![("tiny-kquants.gguf", "golden.json")];
+    for (file, golden) in files {
+        let path = format!("tests/fixtures/tiny-gguf/{file}");
+        #[cfg(not(target_arch = "wasm32"))]
+        let g = Generator::from_path_host(&cpu, path.as_ref(), None)?;
+        #[cfg(target_arch = "wasm32")]
+        let g = {
+            use webgpu_infer::bridge::web::{Source, load_host_gguf};
+            let url = Source::Url(format!("/{path}"));
+            let (header, weights) = load_host_gguf(&cpu, url, None, &mut |_| {}).await?;
+            Generator::from_gguf_host(&cpu, &path, &header, &weights, None)?
+        };
+        let golden = read_asset_owned(format!("tests/fixtures/tiny-gguf/{golden}")).await;
+        tiny_cases_match(&g, &format!("{file} (cpu)"), &golden).await?;
+    }
+    assert_eq!(cpu.stats().host_to_gpu_bytes, 0);
+    Ok(())
+}
+gpu_test!(tiny_checkpoints_on_the_cpu_backend, tiny_cpu_body);
+
 /// The tiny GGUF checkpoints and their goldens (scripts/make_tiny_gguf.py).
 #[cfg(not(target_arch = "wasm32"))]
 const TINY_GGUF: [(&str, &str); 8] = [

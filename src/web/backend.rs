@@ -1,5 +1,5 @@
 //! `backend: "auto" | "gpu" | "cpu"` of `Device.create` and every load call: where models that have a
-//! CPU path (embedders; generators from GGUF files) run. `auto` (the default) takes the GPU when the browser offers a
+//! CPU path (embedders, generators) run. `auto` (the default) takes the GPU when the browser offers a
 //! hardware adapter, and the CPU backend when it offers none or only a software one (SwiftShader
 //! runs WGSL on the CPU far slower than the CPU backend's own kernels).
 
@@ -46,8 +46,6 @@ pub(crate) struct Placement {
     /// `"gpu"` or `"cpu"`.
     pub backend: &'static str,
     pub reason: String,
-    /// Whether `backend` was asked for (`"gpu"` / `"cpu"`), not chosen by `auto`.
-    pub requested: bool,
 }
 
 impl Placement {
@@ -61,7 +59,6 @@ impl Placement {
             gpu,
             cpu: cpu.clone(),
             backend,
-            requested: matches!(choice, Choice::Cpu | Choice::Gpu),
             reason,
         };
         Ok(match choice {
@@ -94,13 +91,11 @@ impl Placement {
         match choice {
             None | Some(Choice::Auto) => {}
             Some(Choice::Cpu) => {
-                p.requested = true;
                 p.backend = "cpu";
                 p.reason = "requested (backend: \"cpu\")".into();
             }
             Some(Choice::Gpu) => {
                 self.gpu_for("backend: \"gpu\"")?;
-                p.requested = true;
                 p.backend = "gpu";
                 p.reason = "requested (backend: \"gpu\")".into();
             }

@@ -10,8 +10,8 @@ use js_sys::{Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, spawn_local};
 
-use crate::bridge::folder::{fetch_folder, folder_url};
-use crate::bridge::web::{Source, load, load_gguf_checked, load_host_gguf};
+use crate::bridge::folder::{fetch_folder, fetch_folder_counted, folder_url};
+use crate::bridge::web::{Source, load, load_gguf_checked, load_host, load_host_gguf};
 use crate::cpu::Cpu;
 use crate::error::Error;
 use crate::gpu::Gpu;
@@ -55,7 +55,7 @@ impl Generator {
     /// `Device.loadWeights`. Creates its own device; `device.loadGenerator` shares one. `backend`
     /// (`"auto"` by default) places it as `Device.create` places embedders: `auto` runs GGUF files on
     /// the CPU backend when there is no WebGPU or only a software adapter (SwiftShader decodes
-    /// SmolLM2-135M at ~0.4 tokens/s, the CPU backend at 14-27), Hugging Face folders on the GPU.
+    /// SmolLM2-135M at ~0.4 tokens/s, the CPU backend at 14-27).
     pub async fn load(
         #[wasm_bindgen(unchecked_param_type = "string | URL | Response | Blob | ArrayBuffer")]
         source: JsValue,
@@ -444,9 +444,8 @@ fn is_folder(source: &JsValue) -> bool {
         .is_some_and(|s| s.split(['?', '#']).next().is_some_and(|p| p.ends_with('/')))
 }
 
-/// Loads where `place` puts models: the CPU backend for GGUF files when it chose the CPU (asked for,
-/// no WebGPU, or a software adapter); the GPU otherwise, and for Hugging Face folders on a software
-/// adapter (the CPU backend reads GGUF only; with no adapter at all a folder is refused by name).
+/// Loads where `place` puts models: the CPU backend when it chose the CPU (asked for, no WebGPU, or
+/// a software adapter), else the GPU.
 async fn load_placed(
     place: &Placement,
     source: JsValue,
@@ -455,13 +454,6 @@ async fn load_placed(
     match &place.gpu {
         Some(gpu) if place.backend == "gpu" => {
             load_generator(gpu, source, options, place.reason.clone()).await
-        }
-        Some(gpu) if is_folder(&source) && !place.requested => {
-            let reason = format!(
-                "{}; but a Hugging Face folder runs on the GPU (the CPU backend reads GGUF files)",
-                place.reason
-            );
-            load_generator(gpu, source, options, reason).await
         }
         _ => load_generator_cpu(&place.cpu, source, options, place.reason.clone()).await,
     }
@@ -480,7 +472,8 @@ fn context_of(opts: &LoadOptions) -> Result<Option<usize>, JsValue> {
 }
 
 /// A generator on the CPU backend: a GGUF file streamed into WASM memory (its quantized tensors
-/// kept in their blocks), the CPU kernels computing it.
+/// kept in their blocks), or a Hugging Face folder (its safetensors streamed there, bf16/f16 widened
+/// to f32), the CPU kernels computing it.
 async fn load_generator_cpu(
     cpu: &Cpu,
     source: JsValue,
@@ -489,15 +482,17 @@ async fn load_generator_cpu(
 ) -> Result<Generator, JsValue> {
     let opts = LoadOptions::from_js(options);
     let context = context_of(&opts)?;
-    if is_folder(&source) {
-        return Err(Error::Input(
-            "Generator.load: a Hugging Face folder on the CPU backend is not supported yet; \
-             load a GGUF file, or use backend: \"gpu\""
-                .into(),
-        )
-        .into());
-    }
     let mut on_progress = |p: crate::bridge::Progress<'_>| opts.report(p);
+    if is_folder(&source) {
+        // A Hugging Face folder: its text files, then the safetensors streamed into WASM memory.
+        let base = folder_url(&source.as_string().unwrap_or_default());
+        let net = opts.net();
+        let files = fetch_folder_counted(cpu.copy_stats_arc(), &base, net, HF_FILES).await?;
+        let url = format!("{base}model.safetensors");
+        let weights = load_host(cpu, Source::Url(url), net, &mut on_progress).await?;
+        let inner = RustGenerator::from_hf_folder_host(cpu, &weights, &files, context)?;
+        return Ok(Generator::wrap(inner, reason));
+    }
     let name = source.as_string().unwrap_or_else(|| "GGUF".into());
     let source = Source::from_js(source)?;
     let (header, weights) = load_host_gguf(cpu, source, opts.net(), &mut on_progress).await?;

@@ -43,10 +43,9 @@ const LOAD_OPTIONS_TS: &str = r#"
 /** Options of every load call (`loadWeights`, `Embedder.load`, `Generator.load`, ...). */
 export interface LoadOptions {
   /** Where a model with a CPU path runs: "auto" (default), "gpu" or "cpu". Embedders and generators
-   *  from GGUF files: "auto" is the GPU on a hardware adapter, the CPU backend without WebGPU or on a
-   *  software adapter (`backendReason` says which). Generators from Hugging Face folders run on the GPU
-   *  (a software adapter included). Image models need WebGPU. On a device, the device's choice unless
-   *  given here. */
+   *  (GGUF files and Hugging Face folders): "auto" is the GPU on a hardware adapter, the CPU backend
+   *  without WebGPU or on a software adapter (`backendReason` says which). Image models need WebGPU.
+   *  On a device, the device's choice unless given here. */
   backend?: "auto" | "gpu" | "cpu";
   /** Called as bytes arrive; if it throws, the load goes on. */
   onProgress?: (p: { bytesDone: number, bytesTotal: number, tensor: string }) => void;

@@ -419,6 +419,25 @@ await check("a browser without navigator.gpu gets a clear message", () =>
   ),
 );
 
+// A browser without WebAssembly SIMD (the module would not compile): `ready()`, and so every load,
+// rejects with a message that names the browsers that can; here every `WebAssembly.validate` says
+// no, as such an engine answers the package's SIMD probe.
+await check("a browser without WebAssembly SIMD gets a clear message", () =>
+  withPage(
+    [...BASE_ARGS, "--enable-unsafe-webgpu"],
+    async (page) => {
+      const message = await page.evaluate(async () => {
+        const { ready } = await import("/js/index.js");
+        return ready().then(() => "ready", (e) => e.message);
+      });
+      assert.match(message, /needs WebAssembly SIMD .*Safari 16\.4\+/, message);
+    },
+    () => {
+      WebAssembly.validate = () => false;
+    },
+  ),
+);
+
 await check("without --enable-unsafe-webgpu the page ends in the state the browser's WebGPU implies", () =>
   withPage(BASE_ARGS, async (page) => {
     // Asked of the browser itself, not of the page: does it give an adapter without the flag?

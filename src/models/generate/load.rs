@@ -90,13 +90,20 @@ impl Generator {
         Ok(g)
     }
 
-    /// Reads a GGUF file natively into host memory and builds a CPU generator from it.
+    /// Reads a model natively into host memory and builds a CPU generator from it: a `.gguf` file,
+    /// or a Hugging Face folder (`config.json`, `model.safetensors`, `tokenizer.json`, optionally
+    /// `tokenizer_config.json`).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn from_path_host(
         cpu: &Cpu,
         path: &std::path::Path,
         context: Option<usize>,
     ) -> Result<Generator> {
+        if path.is_dir() {
+            let files = crate::bridge::folder::read_dir(path, HF_FILES)?;
+            let weights = cpu.load(&path.join("model.safetensors"))?;
+            return Self::from_hf_folder_host(cpu, &weights, &files, context);
+        }
         let source = path.display().to_string();
         let (header, weights) = HostWeights::read_gguf(path, cpu.copy_stats_arc())?;
         Self::from_gguf_host(cpu, &source, &header, &weights, context)
@@ -156,6 +163,49 @@ impl Generator {
     ) -> Result<Generator> {
         let cfg = Config::from_json("config.json", config)?;
         let model = Llama::from_hf(cfg, weights)?;
+        let text = Self::text_from_hf(tokenizer_json, tokenizer_config)?;
+        Self::new(Engine::Gpu(gpu.clone(), model), text)
+    }
+
+    /// [`Generator::from_hf`] on the CPU backend, from the safetensors weights read into host memory
+    /// (`HostWeights::from_safetensors`; bf16/f16 widened to f32 there); generations of up to
+    /// `context` positions (`None`: the model's, up to [`DEFAULT_CONTEXT`]).
+    pub fn from_hf_host(
+        cpu: &Cpu,
+        weights: &HostWeights,
+        (config, tokenizer_json, tokenizer_config): (&[u8], &[u8], Option<&[u8]>),
+        context: Option<usize>,
+    ) -> Result<Generator> {
+        let cfg = Config::from_json("config.json", config)?;
+        let context = super::check_host_context(
+            &cfg,
+            context.unwrap_or(cfg.max_position_embeddings.min(DEFAULT_CONTEXT)),
+        )?;
+        let model = Llama::<Cpu>::from_hf(cfg, weights)?;
+        let text = Self::text_from_hf(tokenizer_json, tokenizer_config)?;
+        let mut g = Self::new(Engine::Cpu(cpu.clone(), model), text)?;
+        g.context = context;
+        Ok(g)
+    }
+
+    /// [`Generator::from_hf_host`] with the files of [`HF_FILES`] as a folder read gave them.
+    pub fn from_hf_folder_host(
+        cpu: &Cpu,
+        weights: &HostWeights,
+        files: &FolderFiles,
+        context: Option<usize>,
+    ) -> Result<Generator> {
+        let parts = (
+            files.required("config.json")?,
+            files.required("tokenizer.json")?,
+            files.get("tokenizer_config.json"),
+        );
+        Self::from_hf_host(cpu, weights, parts, context)
+    }
+
+    /// The tokenizer, chat template and end tokens of a Hugging Face folder's `tokenizer.json` and
+    /// `tokenizer_config.json`.
+    fn text_from_hf(tokenizer_json: &[u8], tokenizer_config: Option<&[u8]>) -> Result<TextParts> {
         let tokenizer = Tokenizer::from_bytes(tokenizer_json)
             .map_err(|e| model_error("tokenizer.json", e.to_string()))?;
         let tc: serde_json::Value = match tokenizer_config {
@@ -183,13 +233,12 @@ impl Generator {
             .collect();
         eos_ids.extend(Self::end_tokens(&tokenizer));
         eos_ids.dedup();
-        let text = TextParts {
+        Ok(TextParts {
             tokenizer,
             template,
             eos_ids,
             raw_start: RawStart::PostProcessor,
-        };
-        Self::new(Engine::Gpu(gpu.clone(), model), text)
+        })
     }
 
     /// Loads a model natively: a `.gguf` file, or a Hugging Face folder (`config.json`, safetensors
