@@ -187,6 +187,62 @@ async fn gemv_matches_cpu_body() -> Result<()> {
 }
 gpu_test!(gemv_matches_cpu, gemv_matches_cpu_body);
 
+/// The prompts' quantized matmul (`quant::matmul`: 64×64 tiles, blocks decoded into workgroup
+/// memory) against the same f64 reference, every format and shape (and 100 outputs: two column
+/// tiles), with 70 rows of x (a full tile and a partial one) and with a residual; same bounds as the
+/// GEMV's.
+async fn matmul_matches_cpu_body() -> Result<()> {
+    let gpu = gpu().await?;
+    for dtype in dtypes(&gpu) {
+        for qtype in TYPES {
+            // Plus 100 weight rows: two column tiles, the second partial.
+            for (n, k) in shapes(qtype).into_iter().chain([(100, shapes(qtype)[0].1)]) {
+                let m = 70;
+                let mut rng = Rng::new((n * 17 + k + m) as u64);
+                let (bytes, values) = golden_blocks(qtype, n, k, m);
+                let w = QTensor::from_blocks(&gpu, &bytes, &[n, k], qtype)?;
+                let mut x = rng.vec(m * k);
+                let mut res = rng.vec(m * n);
+                let tx = upload(&gpu, dtype, &mut x, &[m, k])?;
+                let tres = upload(&gpu, dtype, &mut res, &[m, n])?;
+                let mut rec = gpu.recorder();
+                let y = quant::matmul(&mut rec, &tx, &w, None)?;
+                let yr = quant::matmul(&mut rec, &tx, &w, Some(&tres))?;
+                rec.submit();
+                let want = gemv_ref(&x, &values, m, n, k);
+                let plain: Vec<f32> = want.iter().map(|&v| v as f32).collect();
+                let with_res: Vec<f32> = want
+                    .iter()
+                    .zip(&res)
+                    .map(|(&v, &r)| (v + f64::from(r)) as f32)
+                    .collect();
+                let (atol, rtol) = if dtype == DType::F32 {
+                    (1e-4, 1e-5)
+                } else {
+                    (1e-2, 1e-3)
+                };
+                let what = format!("{dtype:?} {qtype:?} m {m} [{n}, {k}]");
+                assert_close(
+                    &format!("matmul {what}"),
+                    &y.to_f32_vec().await?,
+                    &plain,
+                    atol,
+                    rtol,
+                );
+                assert_close(
+                    &format!("matmul+residual {what}"),
+                    &yr.to_f32_vec().await?,
+                    &with_res,
+                    atol,
+                    rtol,
+                );
+            }
+        }
+    }
+    Ok(())
+}
+gpu_test!(matmul_matches_cpu, matmul_matches_cpu_body);
+
 /// The CPU backend's quantized products (`cpu::quant::qlinear`: SIMD128 in the browser, portable
 /// natively) against the same f64 reference, every format and shape, 1 token (decoding), 3, and 11
 /// (more than one pass of its 8-token register block), with a residual. x is carried as 16-bit

@@ -14,13 +14,15 @@ use crate::tensor::{DType, Tensor};
 const SHADER: &str = concat!(
     include_str!("../../shaders/quant_blocks.wgsl"),
     include_str!("../../shaders/quant_reduce.wgsl"),
-    include_str!("../../shaders/quant.wgsl")
+    include_str!("../../shaders/quant.wgsl"),
+    include_str!("../../shaders/quant_mm.wgsl")
 );
 /// The same with the sums on subgroups (32 lanes wide: a row's lanes are one subgroup).
 const SHADER_SG: &str = concat!(
     include_str!("../../shaders/quant_blocks.wgsl"),
     include_str!("../../shaders/quant_reduce_sg.wgsl"),
-    include_str!("../../shaders/quant.wgsl")
+    include_str!("../../shaders/quant.wgsl"),
+    include_str!("../../shaders/quant_mm.wgsl")
 );
 
 /// The shader's name and source for `gpu`: the subgroup sums where subgroups are exactly 32 lanes
@@ -242,6 +244,72 @@ pub fn gemv_with(
         body,
         dtype,
         entry,
+        constants: &[
+            ("QTYPE", qtype_constant(w.qtype())),
+            ("HAS_RESIDUAL", f64::from(u8::from(residual.is_some()))),
+        ],
+    });
+    let bindings = [
+        (slot::W, w.buffer()),
+        (slot::X, x.buffer()),
+        (slot::OUT, out.buffer()),
+        (slot::RESIDUAL, res.buffer()),
+    ];
+    rec.dispatch_at(&pipeline, &bindings, slot::PARAMS, &params, groups);
+    Ok(out)
+}
+
+/// `x · Wᵀ (+ residual)` for many rows of `x` (prompts) with `W [n, k]` read in its blocks: 64×64
+/// output tiles, each weight block decoded once into workgroup memory for 64 rows of `x`
+/// (`shaders/quant_mm.wgsl`), instead of dequantizing `W` into a dense copy and multiplying that.
+/// For GPUs (barriers and workgroup memory); returns `[.., n]` in `x`'s type.
+pub fn matmul(
+    rec: &mut Recorder,
+    x: &Tensor,
+    w: &QTensor,
+    residual: Option<&Tensor>,
+) -> Result<Tensor> {
+    const OP: &str = "quant::matmul";
+    let gpu = rec.gpu().clone();
+    let res = residual.unwrap_or(x); // placeholder when absent: bound, never read
+    let dtype = check_dtypes(OP, &gpu, &[x, res])?;
+    let (m, n, k) = gemv_dims(OP, x, w)?;
+    let mut shape = x.shape().to_vec();
+    if let Some(last) = shape.last_mut() {
+        *last = n;
+    }
+    if residual.is_some_and(|r| r.shape() != shape) {
+        return Err(Error::shape(
+            OP,
+            format!("residual {:?} must be {shape:?}", res.shape()),
+        ));
+    }
+    let out = Tensor::empty(&gpu, &shape, dtype)?;
+    if out.numel() == 0 {
+        return Ok(out);
+    }
+    let groups = [
+        to_u32(OP, "column tiles", n.div_ceil(64))?,
+        to_u32(OP, "row tiles", m.div_ceil(64))?,
+        1,
+    ];
+    gpu.check_workgroups("quant::matmul column tiles", groups[0])?;
+    gpu.check_workgroups("quant::matmul row tiles", groups[1])?;
+    let params = Params {
+        m: to_u32(OP, "rows of x", m)?,
+        n: to_u32(OP, "n", n)?,
+        k: to_u32(OP, "k", k)?,
+        x_offset: x.offset_elements(),
+        out_offset: out.offset_elements(),
+        res_offset: res.offset_elements(),
+        ..Params::default()
+    };
+    let (name, body) = shader(&gpu);
+    let pipeline = gpu.pipeline(&KernelSource {
+        name,
+        body,
+        dtype,
+        entry: "mm",
         constants: &[
             ("QTYPE", qtype_constant(w.qtype())),
             ("HAS_RESIDUAL", f64::from(u8::from(residual.is_some()))),

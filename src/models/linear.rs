@@ -110,6 +110,20 @@ impl Linear {
                     None => y,
                 }
             }
+            // GPUs: the blocks read in the matmul's tiles (no dequantized copy), the residual
+            // added in its epilogue.
+            AnyTensor::Quant(w) if !rec.gpu().capabilities().cpu_kernels => {
+                let y = quant::matmul(rec, x, w, residual)?;
+                let y = match bias {
+                    Some(b) => elementwise::add(rec, &y, b)?,
+                    None => y,
+                };
+                if let Some(out) = out {
+                    elementwise::copy_into(rec, &y.reshape(out.shape())?, out)?;
+                    return Ok(out.clone());
+                }
+                return Ok(y);
+            }
             AnyTensor::Quant(w) => {
                 let dense = quant::dequantize(rec, w, x.dtype())?;
                 linear(rec, x, &dense, bias, None)?
