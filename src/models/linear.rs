@@ -11,8 +11,16 @@ use crate::kernels::{elementwise, quant};
 use crate::recorder::Recorder;
 use crate::tensor::Tensor;
 
+/// From this many rows on GPUs, quantized weights are read in the tiles of `quant::matmul` rather
+/// than dequantized for the dense matmul. Its 64×64 tiles need many rows to fill a GPU: on an H100
+/// (SmolLM2-135M Q4_1, one call, three rounds; `bench-results/h100-quant-matmul-ab-2026-12-05.jsonl`)
+/// a 512-token prompt's first token came in 22.2–23.5 ms against 25.5–27.4, 128 tokens tied
+/// (16–19 ms both), 64 tokens lost (17.8–18.9 against 15.4–16.8, 9 workgroups a product).
+const QUANT_MATMUL_MIN_ROWS: usize = 256;
+
 /// Up to this many rows (tokens), quantized weights are read by the dequantizing GEMV; past it they
-/// are dequantized into a scratch tensor for the tiled matmul (prefill). On GPUs the GEMV takes 4 rows
+/// are dequantized into a scratch tensor for the tiled matmul (prefill), or on GPUs from
+/// [`QUANT_MATMUL_MIN_ROWS`] read by `quant::matmul`. On GPUs the GEMV takes 4 rows
 /// a workgroup and wins up to 32 rows at least (H200, SmolLM2-135M Q4_1, time to first token: 15
 /// tokens 16.4 → 9.8 ms, 32 tokens 16.2 → 14.0 ms; with runtime checks, 15 tokens 29.1 → 9.6 ms;
 /// `bench-results/h200-gemv4-2026-12-04.txt`). CPU adapters run one row a thread, up to 8 rows.
@@ -110,9 +118,11 @@ impl Linear {
                     None => y,
                 }
             }
-            // GPUs: the blocks read in the matmul's tiles (no dequantized copy), the residual
-            // added in its epilogue.
-            AnyTensor::Quant(w) if !rec.gpu().capabilities().cpu_kernels => {
+            // GPUs, long prompts: the blocks read in the matmul's tiles (no dequantized copy), the
+            // residual added in its epilogue.
+            AnyTensor::Quant(w)
+                if rows >= QUANT_MATMUL_MIN_ROWS && !rec.gpu().capabilities().cpu_kernels =>
+            {
                 let y = quant::matmul(rec, x, w, residual)?;
                 let y = match bias {
                     Some(b) => elementwise::add(rec, &y, b)?,
