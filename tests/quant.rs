@@ -139,50 +139,83 @@ async fn gemv_matches_cpu_body() -> Result<()> {
         for qtype in TYPES {
             for (n, k) in shapes(qtype) {
                 for m in [1, 3] {
-                    let mut rng = Rng::new((n * 31 + k + m) as u64);
-                    let (bytes, values) = golden_blocks(qtype, n, k, m);
-                    let w = QTensor::from_blocks(&gpu, &bytes, &[n, k], qtype)?;
-                    let mut x = rng.vec(m * k);
-                    let mut res = rng.vec(m * n);
-                    let tx = upload(&gpu, dtype, &mut x, &[m, k])?;
-                    let tres = upload(&gpu, dtype, &mut res, &[m, n])?;
-                    let mut rec = gpu.recorder();
-                    let y = quant::gemv(&mut rec, &tx, &w, None)?;
-                    let yr = quant::gemv(&mut rec, &tx, &w, Some(&tres))?;
-                    rec.submit();
-                    let want = gemv_ref(&x, &values, m, n, k);
-                    let plain: Vec<f32> = want.iter().map(|&v| v as f32).collect();
-                    let with_res: Vec<f32> = want
-                        .iter()
-                        .zip(&res)
-                        .map(|(&v, &r)| (v + f64::from(r)) as f32)
-                        .collect();
-                    // f32: accumulation over k ≤ 2304 terms of size ≤ 1 (1e-4 absolute); f16: one
-                    // rounding of an output of size ≤ ~10 (2^-11 relative, plus 1e-2 absolute).
-                    let (atol, rtol) = if dtype == DType::F32 {
-                        (1e-4, 1e-5)
-                    } else {
-                        (1e-2, 1e-3)
+                    let case = Product {
+                        dtype,
+                        qtype,
+                        m,
+                        n,
+                        k,
+                        seed: (n * 31 + k + m) as u64,
                     };
-                    let what = format!("{dtype:?} {qtype:?} m {m} [{n}, {k}]");
-                    assert_close(
-                        &format!("gemv {what}"),
-                        &y.to_f32_vec().await?,
-                        &plain,
-                        atol,
-                        rtol,
-                    );
-                    assert_close(
-                        &format!("gemv+residual {what}"),
-                        &yr.to_f32_vec().await?,
-                        &with_res,
-                        atol,
-                        rtol,
-                    );
+                    product_matches(&gpu, "gemv", case, quant::gemv).await?;
                 }
             }
         }
     }
+    Ok(())
+}
+
+/// One quantized product's case: `m` rows of x (`k` wide) by `n` weight rows of `qtype`.
+struct Product {
+    dtype: DType,
+    qtype: QuantType,
+    m: usize,
+    n: usize,
+    k: usize,
+    seed: u64,
+}
+
+/// `run(x, W, residual)` (a GPU quantized product) against the f64 reference, without and with a
+/// residual. Bounds: f32, accumulation over k ≤ 2304 terms of size ≤ 1 (1e-4 absolute); f16, one
+/// rounding of an output of size ≤ ~10 (2^-11 relative, plus 1e-2 absolute).
+async fn product_matches(
+    gpu: &webgpu_infer::Gpu,
+    name: &str,
+    c: Product,
+    run: fn(&mut webgpu_infer::Recorder, &Tensor, &QTensor, Option<&Tensor>) -> Result<Tensor>,
+) -> Result<()> {
+    let Product {
+        dtype,
+        qtype,
+        m,
+        n,
+        k,
+        seed,
+    } = c;
+    let mut rng = Rng::new(seed);
+    let (bytes, values) = golden_blocks(qtype, n, k, m);
+    let w = QTensor::from_blocks(gpu, &bytes, &[n, k], qtype)?;
+    let mut x = rng.vec(m * k);
+    let mut res = rng.vec(m * n);
+    let tx = upload(gpu, dtype, &mut x, &[m, k])?;
+    let tres = upload(gpu, dtype, &mut res, &[m, n])?;
+    let mut rec = gpu.recorder();
+    let y = run(&mut rec, &tx, &w, None)?;
+    let yr = run(&mut rec, &tx, &w, Some(&tres))?;
+    rec.submit();
+    let want = gemv_ref(&x, &values, m, n, k);
+    let plain: Vec<f32> = want.iter().map(|&v| v as f32).collect();
+    let with_res: Vec<f32> = want
+        .iter()
+        .zip(&res)
+        .map(|(&v, &r)| (v + f64::from(r)) as f32)
+        .collect();
+    let (atol, rtol) = if dtype == DType::F32 {
+        (1e-4, 1e-5)
+    } else {
+        (1e-2, 1e-3)
+    };
+    let what = format!("{dtype:?} {qtype:?} m {m} [{n}, {k}]");
+    let got = y.to_f32_vec().await?;
+    assert_close(&format!("{name} {what}"), &got, &plain, atol, rtol);
+    let got = yr.to_f32_vec().await?;
+    assert_close(
+        &format!("{name}+residual {what}"),
+        &got,
+        &with_res,
+        atol,
+        rtol,
+    );
     Ok(())
 }
 gpu_test!(gemv_matches_cpu, gemv_matches_cpu_body);
@@ -198,44 +231,15 @@ async fn matmul_matches_cpu_body() -> Result<()> {
             // Plus 100 weight rows: two column tiles, the second partial.
             for (n, k) in shapes(qtype).into_iter().chain([(100, shapes(qtype)[0].1)]) {
                 let m = 70;
-                let mut rng = Rng::new((n * 17 + k + m) as u64);
-                let (bytes, values) = golden_blocks(qtype, n, k, m);
-                let w = QTensor::from_blocks(&gpu, &bytes, &[n, k], qtype)?;
-                let mut x = rng.vec(m * k);
-                let mut res = rng.vec(m * n);
-                let tx = upload(&gpu, dtype, &mut x, &[m, k])?;
-                let tres = upload(&gpu, dtype, &mut res, &[m, n])?;
-                let mut rec = gpu.recorder();
-                let y = quant::matmul(&mut rec, &tx, &w, None)?;
-                let yr = quant::matmul(&mut rec, &tx, &w, Some(&tres))?;
-                rec.submit();
-                let want = gemv_ref(&x, &values, m, n, k);
-                let plain: Vec<f32> = want.iter().map(|&v| v as f32).collect();
-                let with_res: Vec<f32> = want
-                    .iter()
-                    .zip(&res)
-                    .map(|(&v, &r)| (v + f64::from(r)) as f32)
-                    .collect();
-                let (atol, rtol) = if dtype == DType::F32 {
-                    (1e-4, 1e-5)
-                } else {
-                    (1e-2, 1e-3)
+                let case = Product {
+                    dtype,
+                    qtype,
+                    m,
+                    n,
+                    k,
+                    seed: (n * 17 + k + m) as u64,
                 };
-                let what = format!("{dtype:?} {qtype:?} m {m} [{n}, {k}]");
-                assert_close(
-                    &format!("matmul {what}"),
-                    &y.to_f32_vec().await?,
-                    &plain,
-                    atol,
-                    rtol,
-                );
-                assert_close(
-                    &format!("matmul+residual {what}"),
-                    &yr.to_f32_vec().await?,
-                    &with_res,
-                    atol,
-                    rtol,
-                );
+                product_matches(&gpu, "matmul", case, quant::matmul).await?;
             }
         }
     }

@@ -190,73 +190,13 @@ pub fn gemv_with(
     opts: GemvOptions<'_>,
 ) -> Result<Tensor> {
     const OP: &str = "quant::gemv";
-    let gpu = rec.gpu().clone();
-    let GemvOptions {
-        residual,
-        out,
-        variant,
-    } = opts;
-    let res = residual.unwrap_or(x); // placeholder when absent: bound, never read
-    let dtype = check_dtypes(OP, &gpu, &[x, res])?;
-    let (m, n, k) = gemv_dims(OP, x, w)?;
-    let mut shape = x.shape().to_vec();
-    if let Some(last) = shape.last_mut() {
-        *last = n;
-    }
-    if residual.is_some_and(|r| r.shape() != shape) {
-        return Err(Error::shape(
-            OP,
-            format!("residual {:?} must be {shape:?}", res.shape()),
-        ));
-    }
-    let out = match out {
-        Some(o) if o.numel() != shape.iter().product::<usize>() || o.dtype() != dtype => {
-            return Err(Error::shape(
-                OP,
-                format!(
-                    "out {:?} {:?} must hold {shape:?} {dtype:?}",
-                    o.shape(),
-                    o.dtype()
-                ),
-            ));
-        }
-        Some(o) => o.clone(),
-        None => Tensor::empty(&gpu, &shape, dtype)?,
+    let grid = |gpu: &crate::Gpu, m, n| {
+        let (entry, groups) = layout(gpu, OP, "gemv", m, n, opts.variant)?;
+        gpu.check_workgroups("quant::gemv output groups", groups[0])?;
+        gpu.check_workgroups("quant::gemv rows of x", groups[1])?;
+        Ok((entry, groups))
     };
-    if out.numel() == 0 {
-        return Ok(out);
-    }
-    let (entry, groups) = layout(&gpu, OP, "gemv", m, n, variant)?;
-    gpu.check_workgroups("quant::gemv output groups", groups[0])?;
-    gpu.check_workgroups("quant::gemv rows of x", groups[1])?;
-    let params = Params {
-        m: to_u32(OP, "rows of x", m)?,
-        n: to_u32(OP, "n", n)?,
-        k: to_u32(OP, "k", k)?,
-        x_offset: x.offset_elements(),
-        out_offset: out.offset_elements(),
-        res_offset: res.offset_elements(),
-        ..Params::default()
-    };
-    let (name, body) = shader(&gpu);
-    let pipeline = gpu.pipeline(&KernelSource {
-        name,
-        body,
-        dtype,
-        entry,
-        constants: &[
-            ("QTYPE", qtype_constant(w.qtype())),
-            ("HAS_RESIDUAL", f64::from(u8::from(residual.is_some()))),
-        ],
-    });
-    let bindings = [
-        (slot::W, w.buffer()),
-        (slot::X, x.buffer()),
-        (slot::OUT, out.buffer()),
-        (slot::RESIDUAL, res.buffer()),
-    ];
-    rec.dispatch_at(&pipeline, &bindings, slot::PARAMS, &params, groups);
-    Ok(out)
+    product(rec, OP, x, w, (opts.residual, opts.out), grid)
 }
 
 /// `x · Wᵀ (+ residual)` for many rows of `x` (prompts) with `W [n, k]` read in its blocks: 64×64
@@ -270,35 +210,65 @@ pub fn matmul(
     residual: Option<&Tensor>,
 ) -> Result<Tensor> {
     const OP: &str = "quant::matmul";
+    let grid = |gpu: &crate::Gpu, m: usize, n: usize| {
+        let groups = [
+            to_u32(OP, "column tiles", n.div_ceil(64))?,
+            to_u32(OP, "row tiles", m.div_ceil(64))?,
+            1,
+        ];
+        gpu.check_workgroups("quant::matmul column tiles", groups[0])?;
+        gpu.check_workgroups("quant::matmul row tiles", groups[1])?;
+        Ok(("mm", groups))
+    };
+    product(rec, OP, x, w, (residual, None), grid)
+}
+
+/// What [`gemv_with`] and [`matmul`] share: the checks, the output (a new tensor, or `out`), the
+/// parameters and the dispatch of the entry point and grid `grid(gpu, m, n)` gives.
+fn product(
+    rec: &mut Recorder,
+    op: &'static str,
+    x: &Tensor,
+    w: &QTensor,
+    (residual, out): (Option<&Tensor>, Option<&Tensor>),
+    grid: impl FnOnce(&crate::Gpu, usize, usize) -> Result<(&'static str, [u32; 3])>,
+) -> Result<Tensor> {
     let gpu = rec.gpu().clone();
     let res = residual.unwrap_or(x); // placeholder when absent: bound, never read
-    let dtype = check_dtypes(OP, &gpu, &[x, res])?;
-    let (m, n, k) = gemv_dims(OP, x, w)?;
+    let dtype = check_dtypes(op, &gpu, &[x, res])?;
+    let (m, n, k) = gemv_dims(op, x, w)?;
     let mut shape = x.shape().to_vec();
     if let Some(last) = shape.last_mut() {
         *last = n;
     }
     if residual.is_some_and(|r| r.shape() != shape) {
         return Err(Error::shape(
-            OP,
+            op,
             format!("residual {:?} must be {shape:?}", res.shape()),
         ));
     }
-    let out = Tensor::empty(&gpu, &shape, dtype)?;
+    let out = match out {
+        Some(o) if o.numel() != shape.iter().product::<usize>() || o.dtype() != dtype => {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "out {:?} {:?} must hold {shape:?} {dtype:?}",
+                    o.shape(),
+                    o.dtype()
+                ),
+            ));
+        }
+        Some(o) => o.clone(),
+        None => Tensor::empty(&gpu, &shape, dtype)?,
+    };
     if out.numel() == 0 {
         return Ok(out);
     }
-    let groups = [
-        to_u32(OP, "column tiles", n.div_ceil(64))?,
-        to_u32(OP, "row tiles", m.div_ceil(64))?,
-        1,
-    ];
-    gpu.check_workgroups("quant::matmul column tiles", groups[0])?;
-    gpu.check_workgroups("quant::matmul row tiles", groups[1])?;
+    let (entry, groups) = grid(&gpu, m, n)?;
     let params = Params {
-        m: to_u32(OP, "rows of x", m)?,
-        n: to_u32(OP, "n", n)?,
-        k: to_u32(OP, "k", k)?,
+        m: to_u32(op, "rows of x", m)?,
+        n: to_u32(op, "n", n)?,
+        k: to_u32(op, "k", k)?,
         x_offset: x.offset_elements(),
         out_offset: out.offset_elements(),
         res_offset: res.offset_elements(),
@@ -309,7 +279,7 @@ pub fn matmul(
         name,
         body,
         dtype,
-        entry: "mm",
+        entry,
         constants: &[
             ("QTYPE", qtype_constant(w.qtype())),
             ("HAS_RESIDUAL", f64::from(u8::from(residual.is_some()))),

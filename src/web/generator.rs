@@ -510,9 +510,7 @@ async fn load_generator(
     let context = context_of(&opts)?;
     let net = opts.net();
     let mut on_progress = |p: crate::bridge::Progress<'_>| opts.report(p);
-    let folder = source
-        .as_string()
-        .filter(|s| s.split(['?', '#']).next().is_some_and(|p| p.ends_with('/')));
+    let folder = source.as_string().filter(|_| is_folder(&source));
     let inner = match folder {
         Some(base) => {
             let files = fetch_folder(gpu, &base, net, HF_FILES).await?;
