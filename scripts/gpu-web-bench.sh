@@ -2,11 +2,14 @@
 # The web path on a real GPU, next to the native build, in one call on the GPU machine (issue #20).
 #
 #   scripts/gpu-web-bench.sh stage [BEFORE_PKG]   # here: fills bench-bin/ (ignored) with what travels
+#                                                 # (PEERS=0: without Transformers.js and wllama)
 #   scripts/gpu-web-bench.sh run                  # there: prints JSON lines, writes $OUT/web-bench.jsonl
 #
 # What travels (bench-bin/, ~50 MB; the GPU machine takes 64 MiB in all): the npm package's WASM + JS
 # (pkg/, and optionally a second package to compare, e.g. built from an older commit), Deno (npm
-# @deno/linux-x64-glibc, xz-compressed: its `navigator.gpu` is wgpu on Vulkan), the native release
+# @deno/linux-x64-glibc, xz-compressed: its `navigator.gpu` is wgpu on Vulkan), Dawn (npm `webgpu`:
+# dawn.node, Chrome's WebGPU implementation as a Node-API addon, run by scripts/web-bench/dawn.mjs
+# under Node where the machine has it, else under the same Deno), the native release
 # examples (generate, embed, bench_kernels), onnxruntime-web's WebGPU build (the embedding peer; the
 # ONNX export is made there with the machine's torch), the other peers (bench-peers/ from
 # scripts/fetch-web-peers.sh, xz-compressed: Transformers.js next to ours in the embedding run, wllama
@@ -18,12 +21,13 @@
 #
 # Env for `run`: ONLY (decode,embed,kernels,latency,runtime,wllama; also, native only, profile: GPU time
 # by kernel, and prefill: time to first token at 15 / 32 / 128 / 512 prompt tokens), NEW_TOKENS (128,512), KERNEL_OPS (matmul,gemv,attention,
-# decode,copy), RUN_AHEAD (the package's decode runs at each: 0,32; 0 the library's choice), SKIP_NATIVE=1, ONLY_BEFORE (what the second package runs; default ONLY), WLLAMA_ARGS
+# decode,copy), RUNTIMES (deno,dawn: which WebGPU implementations run the package), RUN_AHEAD (the package's decode runs at each: 0,32; 0 the library's choice), SKIP_NATIVE=1, ONLY_BEFORE (what the second package runs; default ONLY), WLLAMA_ARGS
 # (more deno.mjs flags for the wllama run, e.g. "--reps 2 --wllama-gpu 0 --wllama-count-maps").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf '[gpu-web-bench] %s\n' "$*" >&2; }
 DENO_VERSION=2.9.6
+DAWN_VERSION=0.6.2
 
 stage() {
   local before="${1:-}"
@@ -33,8 +37,9 @@ stage() {
   log "native release examples"
   cargo build --release --quiet --example generate --example embed --example bench_kernels
   for b in generate embed bench_kernels; do
+    rm -f "bench-bin/$b.gz"
     strip -o "bench-bin/$b" "target/release/examples/$b"
-    gzip -f -9 "bench-bin/$b"
+    xz -f -T0 -9e "bench-bin/$b"
   done
   # xz: two packages fit the 64 MiB a call carries (gzip: ~0.5 MB more each).
   rm -f bench-bin/pkg.tgz bench-bin/pkg-before.tgz
@@ -43,20 +48,34 @@ stage() {
     tar cf - -C "$before" --transform 's,^,pkg-before/,' \
       webgpu_infer.js webgpu_infer_bg.wasm snippets | xz -9 >bench-bin/pkg-before.txz
   fi
+  if [ ! -f bench-bin/dawn.txz ]; then
+    log "dawn.node $DAWN_VERSION (npm webgpu)"
+    local tmp
+    tmp=$(mktemp -d)
+    (cd "$tmp" && npm pack --silent "webgpu@$DAWN_VERSION" >/dev/null && tar xzf ./*.tgz)
+    tar cf - -C "$tmp" --transform 's,^package,dawn,' package/package.json package/LICENSE.md \
+      package/dist/linux-x64/dawn.node | xz -T0 -6 >bench-bin/dawn.txz
+    rm -rf "$tmp"
+  fi
   if [ ! -f bench-bin/deno.xz ]; then
     log "deno $DENO_VERSION (npm @deno/linux-x64-glibc)"
     local tmp
     tmp=$(mktemp -d)
     (cd "$tmp" && npm pack --silent "@deno/linux-x64-glibc@$DENO_VERSION" >/dev/null && tar xzf ./*.tgz)
-    xz -T0 -6 -c "$tmp/package/deno" >bench-bin/deno.xz
+    xz -T0 -9e -c "$tmp/package/deno" >bench-bin/deno.xz
     rm -rf "$tmp"
   fi
   # onnxruntime-web (the embedding peer): its WebGPU build and the WASM it loads, ~4 MB as xz.
   rm -f bench-bin/ort.tgz
   tar cf - -C node_modules/onnxruntime-web/dist ort.webgpu.min.mjs \
     ort-wasm-simd-threaded.asyncify.mjs ort-wasm-simd-threaded.asyncify.wasm | xz -T0 -6 >bench-bin/ort.txz
-  scripts/fetch-web-peers.sh
-  tar cf - bench-peers | xz -T0 -6 >bench-bin/peers.txz
+  # Transformers.js and wllama (~9 MB as xz); PEERS=0 leaves them out (Deno + Dawn + two packages
+  # and the peers pass the 64 MiB a call carries).
+  rm -f bench-bin/peers.txz
+  if [ "${PEERS:-1}" != 0 ]; then
+    scripts/fetch-web-peers.sh
+    tar cf - bench-peers | xz -T0 -6 >bench-bin/peers.txz
+  fi
   scripts/fetch-models.sh
   python3 -c "import gguf" 2>/dev/null || python3 -m pip install --quiet gguf
   python3 scripts/synth_gguf.py layout models/SmolLM2-135M-Instruct.Q4_1.gguf bench-bin/smollm2
@@ -73,10 +92,13 @@ run() {
   log "staging in $wb"
   xz -dc bench-bin/deno.xz >$wb/deno && chmod +x $wb/deno
   for b in generate embed bench_kernels; do
-    [ -f "bench-bin/$b.gz" ] || { log "no bench-bin/$b.gz: its runs are skipped"; continue; }
-    gzip -dc "bench-bin/$b.gz" >"$wb/$b" && chmod +x "$wb/$b"
+    if [ -f "bench-bin/$b.xz" ]; then xz -dc "bench-bin/$b.xz" >"$wb/$b"
+    elif [ -f "bench-bin/$b.gz" ]; then gzip -dc "bench-bin/$b.gz" >"$wb/$b"
+    else log "no bench-bin/$b.xz: its runs are skipped"; continue; fi
+    chmod +x "$wb/$b"
   done
   xz -dc bench-bin/pkg.txz | tar xf - -C $wb
+  if [ -f bench-bin/dawn.txz ]; then xz -dc bench-bin/dawn.txz | tar xf - -C $wb; fi
   if [ -f bench-bin/pkg-before.txz ]; then xz -dc bench-bin/pkg-before.txz | tar xf - -C $wb; fi
   python3 scripts/synth_gguf.py build bench-bin/smollm2 $models/SmolLM2-135M-Instruct.Q4_1.gguf
   python3 scripts/synth_safetensors.py build bench-bin/minilm $models/all-MiniLM-L6-v2
@@ -139,22 +161,36 @@ for l in sys.stdin:
       done
     fi
   fi
+  local runtimes="${RUNTIMES:-deno,dawn}"
   for p in pkg-before pkg; do
     [ -d "$wb/$p" ] || continue
-    log "deno, $p"
     mkdir -p "$wb/run-$p/scripts/web-bench"
-    cp scripts/web-bench/deno.mjs "$wb/run-$p/scripts/web-bench/"
+    cp scripts/web-bench/deno.mjs scripts/web-bench/dawn.mjs "$wb/run-$p/scripts/web-bench/"
     ln -sfn "$wb/$p" "$wb/run-$p/pkg"
     local what="${only//wllama/}"
     what="${what//profile/}"; what="${what//prefill/}"
     [ "$p" = pkg-before ] && what="${ONLY_BEFORE:-$what}"
     [ -z "${what//,/}" ] && continue
-    local extra=("${ort_args[@]}")
-    [ "$p" = pkg ] && extra+=("${peer_args[@]}")
-    (cd "$wb/run-$p" && timeout 900 $wb/deno run -A --unstable-webgpu scripts/web-bench/deno.mjs \
-      --models $models --only "$what" --new-tokens "$tokens" --run-ahead "${RUN_AHEAD:-0}" \
-      --kernel-ops "$ops" "${extra[@]}" 2>&1) \
-      | tag deno "$p"
+    if [[ $runtimes == *dawn* ]] && [ -d $wb/dawn ]; then
+      # Dawn (Chrome's WebGPU): under Node where there is one, else under Deno (no --unstable-webgpu:
+      # dawn.mjs puts Dawn's navigator.gpu in place). The ONNX peers crash Dawn there (a segfault
+      # in its first session.run, 2026-12-05): they run under Deno's WebGPU only.
+      local host=("$wb/deno" run -A)
+      command -v node >/dev/null && host=(node)
+      log "dawn (${host[0]}), $p"
+      (cd "$wb/run-$p" && timeout 900 "${host[@]}" scripts/web-bench/dawn.mjs --dawn $wb/dawn \
+        --models $models --only "$what" --new-tokens "$tokens" --run-ahead "${RUN_AHEAD:-0}" \
+        --kernel-ops "$ops" 2>&1) | tag dawn "$p"
+    fi
+    if [[ $runtimes == *deno* ]]; then
+      log "deno, $p"
+      local extra=("${ort_args[@]}")
+      [ "$p" = pkg ] && extra+=("${peer_args[@]}")
+      (cd "$wb/run-$p" && timeout 900 $wb/deno run -A --unstable-webgpu scripts/web-bench/deno.mjs \
+        --models $models --only "$what" --new-tokens "$tokens" --run-ahead "${RUN_AHEAD:-0}" \
+        --kernel-ops "$ops" "${extra[@]}" 2>&1) \
+        | tag deno "$p"
+    fi
   done
   if [[ $only == *wllama* ]] && [ -d $wb/bench-peers/wllama ]; then
     log "deno, wllama (a process of its own)"

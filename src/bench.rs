@@ -72,7 +72,9 @@ pub async fn run(gpu: &Gpu, cfg: &BenchConfig, emit: &mut dyn FnMut(Value)) -> R
         dtypes.push(DType::F16);
     }
     if cfg.wants("copy") {
-        let n = cfg.copy_bytes / 4;
+        // Within the device's binding limit (128 MiB by default in browsers).
+        let limit = gpu.limits().max_storage_buffer_binding_size as usize;
+        let n = cfg.copy_bytes.min(limit) / 4;
         let x = filled(gpu, DType::F32, &[n])?;
         let t = time(gpu, cfg, x.size_in_bytes(), &mut |rec| copy(rec, &x)).await?;
         let ms = t.ms;

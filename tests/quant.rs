@@ -406,8 +406,12 @@ gpu_test!(bad_shapes_are_refused, bad_shapes_are_refused_body);
 /// adapters) on this adapter, whichever `Auto` would pick, against the CPU.
 async fn both_gemv_variants_match_cpu_body() -> Result<()> {
     let gpu = gpu().await?;
-    // m 1: decoding's kernel; 2 and 7: on GPUs the 4-rows-a-workgroup kernel, 7 with a partial group.
-    for (qtype, m) in TYPES.iter().flat_map(|&q| [(q, 1), (q, 2), (q, 7)]) {
+    // m 1: decoding's kernel; 2, 7 and 70: on GPUs the 4-rows-a-workgroup kernel, 7 and 70 with a
+    // partial group, 70 with many (prompts of up to 255 tokens run it).
+    for (qtype, m) in TYPES
+        .iter()
+        .flat_map(|&q| [(q, 1), (q, 2), (q, 7), (q, 70)])
+    {
         for (n, k) in shapes(qtype) {
             let mut rng = Rng::new((3 * n + k + 101 * m) as u64);
             let (wb, wv) = golden_blocks(qtype, n, k, 3);

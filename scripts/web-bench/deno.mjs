@@ -25,7 +25,10 @@ const models = abs(arg("models", "models"));
 const only = (arg("only", "latency,runtime,decode,embed,kernels")).split(",");
 const PROMPT = "The history of the city begins in the early middle ages, when a small settlement grew";
 const reps = Number(arg("reps", "3"));
-const runtime = `deno ${Deno.version.deno} webgpu`;
+// scripts/web-bench/dawn-node.mjs runs this file in Node with Dawn (Chrome's WebGPU) and names itself.
+const runtime = globalThis.WEB_BENCH_RUNTIME ?? `deno ${Deno.version.deno} webgpu`;
+// --backend gpu: a software adapter (lavapipe, when debugging here) would otherwise pick the CPU.
+const backend = arg("backend", "auto");
 // An absolute directory path with a trailing slash (peers are imported through file:// URLs).
 const dirOf = (p) => `${Deno.realPathSync(p)}/`;
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -36,7 +39,7 @@ const oursToo = only.some((w) => w !== "wllama");
 let device = null, adapter;
 if (oursToo) {
   await init({ module_or_path: await Deno.readFile(new URL("webgpu_infer_bg.wasm", pkg)) });
-  device = await Device.create();
+  device = await Device.create({ backend });
   adapter = device.info.adapter;
   const raw = (await navigator.gpu.requestAdapter()).info;
   const { software, subgroups, shaderF16, features } = device.info;
@@ -300,7 +303,7 @@ async function kernels() {
   const ops = arg("kernel-ops", "copy,matmul,gemv,attention,decode").split(",");
   // A device of its own: the generator's pooled buffers (its prefill's dequantized weights) would
   // otherwise fill the pool, and every benchmark output would be a new, zero-filled buffer.
-  const kernelDevice = await Device.create();
+  const kernelDevice = await Device.create({ backend });
   await kernelDevice.benchKernels({ ops, maxSquare: 4096, maxSeq: 2048, targetMs: 200 }, (line) => {
     emit(JSON.parse(line));
   });

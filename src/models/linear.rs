@@ -1,6 +1,7 @@
 //! The linear layer of every model: `x · Wᵀ (+ bias) (+ residual)` for a weight `[out, in]`, dense
-//! (the tiled matmul) or block-quantized (the dequantizing GEMV for a few rows, else dequantized
-//! once into a dense matrix), its shape checked against the model's config when loaded.
+//! (the tiled matmul) or block-quantized (on GPUs the dequantizing GEMV below 256 rows, the
+//! quantized matmul from there; on CPU adapters the GEMV for a few rows, else dequantized once into
+//! a dense matrix), its shape checked against the model's config when loaded.
 
 use crate::bridge::Weights;
 use crate::bridge::load::AnyTensor;
@@ -19,17 +20,52 @@ use crate::tensor::Tensor;
 const QUANT_MATMUL_MIN_ROWS: usize = 256;
 
 /// Up to this many rows (tokens), quantized weights are read by the dequantizing GEMV; past it they
-/// are dequantized into a scratch tensor for the tiled matmul (prefill), or on GPUs from
-/// [`QUANT_MATMUL_MIN_ROWS`] read by `quant::matmul`. On GPUs the GEMV takes 4 rows
-/// a workgroup and wins up to 32 rows at least (H200, SmolLM2-135M Q4_1, time to first token: 15
-/// tokens 16.4 → 9.8 ms, 32 tokens 16.2 → 14.0 ms; with runtime checks, 15 tokens 29.1 → 9.6 ms;
-/// `bench-results/h200-gemv4-2026-12-04.txt`). CPU adapters run one row a thread, up to 8 rows.
+/// are dequantized into a scratch tensor for the tiled matmul (CPU adapters), or on GPUs read by
+/// `quant::matmul` (from [`QUANT_MATMUL_MIN_ROWS`]). On GPUs the GEMV takes 4 rows a workgroup
+/// (`gemv4`: each weight block read once for them) and beats dequantize + tiled matmul at every
+/// length below the quantized matmul's threshold. H100, SmolLM2-135M Q4_1, time to first token, one
+/// call, two rounds (`bench-results/h100-gemv-rows-ab-2026-12-05.jsonl`), GEMV up to 32 rows → 255:
+/// 33 tokens 14.9–16.4 → 5.1–5.4 ms, 64 tokens 16.8–17.0 → 7.2–7.6, 100 tokens 17.4–17.7 → 8.1–8.8,
+/// 128 tokens 18.0–18.6 → 10.2–10.4, 200 tokens 19.3–19.5 → 13.3–13.9, 255 tokens 21.7–22.5 →
+/// 16.8–17.0; as a page runs kernels (`--web-like`: runtime checks, no subgroups) 33 tokens 30.5 →
+/// 5.6 ms, 128 tokens 29.7 → 10.9. (Earlier, H200: 15 tokens 16.4 → 9.8 ms against the dequantizing
+/// path, `bench-results/h200-gemv4-2026-12-04.txt`.) CPU adapters run one row a thread, up to 8 rows.
 pub(crate) fn gemv_max_rows(gpu: &crate::Gpu) -> usize {
     if gpu.capabilities().cpu_kernels {
         8
     } else {
-        32
+        tuned::GEMV_MAX_ROWS
+            .get()
+            .unwrap_or(QUANT_MATMUL_MIN_ROWS - 1)
     }
+}
+
+/// Natively, benchmarks may move the two thresholds (`WEBGPU_INFER_GEMV_MAX_ROWS`,
+/// `WEBGPU_INFER_QUANT_MM_MIN_ROWS`) to measure where each kernel wins on a GPU, without a build
+/// each; read once. Pages always use the defaults.
+mod tuned {
+    pub(super) struct Rows(&'static str, std::sync::OnceLock<Option<usize>>);
+
+    impl Rows {
+        pub(super) fn get(&self) -> Option<usize> {
+            *self.1.get_or_init(|| {
+                #[cfg(not(target_arch = "wasm32"))]
+                {
+                    std::env::var(self.0).ok().and_then(|v| v.parse().ok())
+                }
+                #[cfg(target_arch = "wasm32")]
+                {
+                    let _ = self.0;
+                    None
+                }
+            })
+        }
+    }
+
+    pub(super) static GEMV_MAX_ROWS: Rows =
+        Rows("WEBGPU_INFER_GEMV_MAX_ROWS", std::sync::OnceLock::new());
+    pub(super) static QUANT_MM_MIN_ROWS: Rows =
+        Rows("WEBGPU_INFER_QUANT_MM_MIN_ROWS", std::sync::OnceLock::new());
 }
 
 /// A model's tensor `name` is not what its config implies.
@@ -121,7 +157,11 @@ impl Linear {
             // GPUs, long prompts: the blocks read in the matmul's tiles (no dequantized copy), the
             // residual added in its epilogue.
             AnyTensor::Quant(w)
-                if rows >= QUANT_MATMUL_MIN_ROWS && !rec.gpu().capabilities().cpu_kernels =>
+                if rows
+                    >= tuned::QUANT_MM_MIN_ROWS
+                        .get()
+                        .unwrap_or(QUANT_MATMUL_MIN_ROWS)
+                    && !rec.gpu().capabilities().cpu_kernels =>
             {
                 let y = quant::matmul(rec, x, w, residual)?;
                 let y = match bias {
