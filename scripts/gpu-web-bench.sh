@@ -19,7 +19,8 @@
 # call's carry. Every line carries "runtime" ("native wgpu" or "deno … webgpu"), the adapter and
 # "pkg" (which package ran).
 #
-# Env for `run`: ONLY (decode,embed,kernels,latency,runtime,wllama; also, native only, profile: GPU time
+# Env for `run`: ONLY (decode,embed,kernels,latency,runtime,wllama; webprofile: GPU time by kernel
+# through the runtime's timestamps; also, native only, profile: GPU time
 # by kernel, and prefill: time to first token at 15 / 32 / 128 / 512 prompt tokens), NEW_TOKENS (128,512), KERNEL_OPS (matmul,gemv,attention,
 # decode,copy), RUNTIMES (deno,dawn: which WebGPU implementations run the package), RUN_AHEAD (the package's decode runs at each: 0,32; 0 the library's choice), SKIP_NATIVE=1, ONLY_BEFORE (what the second package runs; default ONLY), WLLAMA_ARGS
 # (more deno.mjs flags for the wllama run, e.g. "--reps 2 --wllama-gpu 0 --wllama-count-maps").
@@ -167,8 +168,12 @@ for l in sys.stdin:
     mkdir -p "$wb/run-$p/scripts/web-bench"
     cp scripts/web-bench/deno.mjs scripts/web-bench/dawn.mjs "$wb/run-$p/scripts/web-bench/"
     ln -sfn "$wb/$p" "$wb/run-$p/pkg"
-    local what="${only//wllama/}"
-    what="${what//profile/}"; what="${what//prefill/}"
+    # What the packages run: ONLY without the native-only and peer-only items.
+    local what="" item
+    for item in ${only//,/ }; do
+      case $item in wllama|profile|prefill) ;; *) what="$what,$item" ;; esac
+    done
+    what="${what#,}"
     [ "$p" = pkg-before ] && what="${ONLY_BEFORE:-$what}"
     [ -z "${what//,/}" ] && continue
     if [[ $runtimes == *dawn* ]] && [ -d $wb/dawn ]; then
@@ -178,7 +183,9 @@ for l in sys.stdin:
       local host=("$wb/deno" run -A)
       command -v node >/dev/null && host=(node)
       log "dawn (${host[0]}), $p"
+      # Timestamps unquantized (only profiling devices request them: ONLY=webprofile).
       (cd "$wb/run-$p" && timeout 900 "${host[@]}" scripts/web-bench/dawn.mjs --dawn $wb/dawn \
+        --dawn-toggles disable-dawn-features=timestamp_quantization \
         --models $models --only "$what" --new-tokens "$tokens" --run-ahead "${RUN_AHEAD:-0}" \
         --kernel-ops "$ops" 2>&1) | tag dawn "$p"
     fi

@@ -3,7 +3,7 @@
 // the kernel benchmarks, JSON lines with "runtime" and the adapter on stdout.
 //
 //   deno run -A --unstable-webgpu scripts/web-bench/deno.mjs [--pkg pkg] [--models models]
-//        [--only decode,embed,kernels] [--new-tokens 128] [--run-ahead 0,32] [--reps 3] [--embed-shapes 1x128,8x128,32x128]
+//        [--only decode,embed,kernels,webprofile] [--new-tokens 128] [--run-ahead 0,32] [--reps 3] [--embed-shapes 1x128,8x128,32x128]
 //        [--kernel-ops matmul,gemv,attention,decode,copy] [--ort DIR]   (DIR: onnxruntime-web's dist/)
 //        [--transformers DIR] (bench-peers/transformers: Transformers.js next to ours in `embed`)
 //        [--wllama DIR]       (bench-peers/wllama: `--only wllama` decodes the same GGUF with wllama;
@@ -406,9 +406,40 @@ async function runtimeProbe() {
   dev.destroy();
 }
 
+// GPU time by kernel as the runtime runs them (a device with `{ profile: true }`: timestamp-query;
+// under Dawn pass `--dawn-toggles disable-dawn-features=timestamp_quantization`, or times come in
+// 100 µs steps as in Chrome): MiniLM at 1 and 32 × 128 tokens, a 15-token prefill and 16 decoding
+// steps. One "webprofile" line a kernel.
+async function webProfile() {
+  const dev = await Device.create({ backend, profile: true });
+  const e = await dev.loadEmbedder(new URL("all-MiniLM-L6-v2/", models).href);
+  const texts = (batch) => Array.from({ length: batch }, (_, b) =>
+    Array.from({ length: 126 }, (_, i) => WORDS[(i * (b + 1) + b) % WORDS.length]).join(" "));
+  const report = async (what, run) => {
+    await run();
+    dev.setProfiling(true);
+    const t = performance.now();
+    await run();
+    const wall = performance.now() - t;
+    dev.setProfiling(false);
+    const kernels = await dev.takeProfile();
+    const gpuMs = kernels.reduce((a, k) => a + k.ms, 0);
+    emit({ op: "webprofile", what, wall_ms: +wall.toFixed(2), gpu_ms: +gpuMs.toFixed(3),
+      dispatches: kernels.reduce((a, k) => a + k.dispatches, 0), adapter });
+    for (const k of kernels) emit({ op: "webprofile", what, kernel: k.kernel, dispatches: k.dispatches, ms: +k.ms.toFixed(4), adapter });
+  };
+  for (const batch of [1, 32]) {
+    const t = texts(batch);
+    await report(`embed ${batch}x128`, () => e.embed(t));
+  }
+  const g = await dev.loadGenerator(new URL(arg("gguf", "SmolLM2-135M-Instruct.Q4_1.gguf"), models).href);
+  await report("generate 17-token prompt + 16 tokens", () => g.generateText(PROMPT, { maxTokens: 16, stopAtEos: false }));
+}
+
 // The probes make devices of their own: they run last, so that the library's runs share the runtime
 // with nothing else.
 for (const [name, run] of [["decode", decode], ["embed", embed], ["kernels", kernels], ["wllama", wllamaDecode],
+  ["webprofile", webProfile],
   ["latency", latency], ["runtime", runtimeProbe]]) {
   if (!only.includes(name)) continue;
   try {

@@ -5,6 +5,7 @@ pub mod chat;
 pub mod constrain;
 pub mod efficientnet;
 pub mod embedder;
+pub mod fast_tokens;
 pub mod generate;
 pub mod linear;
 pub mod llama;

@@ -50,6 +50,10 @@ pub struct GpuOptions {
     /// (wgpu's web backend, Chrome without the `subgroups` feature): turn this off, with
     /// `unchecked_shaders` off, to run natively the kernels a page runs.
     pub allow_subgroups: bool,
+    /// Request `timestamp-query` where the adapter has it: natively by default (benchmarks time
+    /// passes on the GPU, [`Gpu::set_profiling`] times kernels); in browsers only when asked
+    /// (`Device.create({ profile: true })`), where timestamps may be quantized.
+    pub allow_timestamps: bool,
 }
 
 impl Default for GpuOptions {
@@ -63,6 +67,7 @@ impl Default for GpuOptions {
             allow_cooperative_matrix: true,
             cpu_kernels: None,
             allow_subgroups: true,
+            allow_timestamps: !cfg!(target_arch = "wasm32"),
         }
     }
 }
@@ -293,7 +298,8 @@ impl Gpu {
 
     /// Turns per-kernel GPU timing on or off for recorders made from now on (see [`crate::profile`]):
     /// each dispatch then runs in a compute pass of its own, which slows the whole down a little.
-    /// Needs `TIMESTAMP_QUERY` (natively on most GPUs; never requested in browsers).
+    /// Needs `TIMESTAMP_QUERY` (natively on most GPUs; in browsers requested only with
+    /// [`GpuOptions::allow_timestamps`]).
     pub fn set_profiling(&self, on: bool) -> Result<()> {
         if on
             && !self

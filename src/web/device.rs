@@ -33,7 +33,7 @@ impl Device {
     /// keep to f32 kernels, `{ powerPreference: "low-power" }` to prefer an integrated GPU.
     pub async fn create(
         #[wasm_bindgen(
-            unchecked_optional_param_type = "{ backend?: 'auto' | 'gpu' | 'cpu', allowF16?: boolean, powerPreference?: 'low-power' | 'high-performance' }"
+            unchecked_optional_param_type = "{ backend?: 'auto' | 'gpu' | 'cpu', allowF16?: boolean, powerPreference?: 'low-power' | 'high-performance', profile?: boolean }"
         )]
         options: Option<Object>,
     ) -> Result<Device, JsValue> {
@@ -41,6 +41,9 @@ impl Device {
         if let Some(o) = &options {
             if let Some(f16) = Reflect::get(o, &"allowF16".into())?.as_bool() {
                 opts.allow_f16 = f16;
+            }
+            if let Some(p) = Reflect::get(o, &"profile".into())?.as_bool() {
+                opts.allow_timestamps = p;
             }
             if crate::web::js_string(o, "powerPreference") == "low-power" {
                 opts.power_preference = wgpu::PowerPreference::LowPower;
@@ -85,6 +88,38 @@ impl Device {
             gpu.sync().await?;
         }
         Ok(())
+    }
+
+    /// Per-kernel GPU timing on or off (devices created with `{ profile: true }` on an adapter with
+    /// `timestamp-query`): every dispatch then runs in a compute pass of its own with timestamps.
+    /// Throws when the device has no timestamps, or runs on the CPU backend.
+    #[wasm_bindgen(js_name = setProfiling)]
+    pub fn set_profiling(&self, on: bool) -> Result<(), JsValue> {
+        match &self.place.gpu {
+            Some(gpu) => Ok(gpu.set_profiling(on)?),
+            None => Err(JsError::new(
+                "profiling times GPU kernels: this device runs on the CPU backend",
+            )
+            .into()),
+        }
+    }
+
+    /// GPU time by kernel of everything profiled since the last call, most first:
+    /// `[{ kernel, dispatches, ms }]` (`kernel`: shader/entry, type and override constants). Browsers
+    /// may quantize timestamps (Chrome: to 100 µs without its developer features).
+    #[wasm_bindgen(js_name = takeProfile, unchecked_return_type = "{ kernel: string, dispatches: number, ms: number }[]")]
+    pub async fn take_profile(&self) -> Result<Array, JsValue> {
+        let out = Array::new();
+        if let Some(gpu) = &self.place.gpu {
+            for t in gpu.take_profile().await? {
+                let o = Object::new();
+                Reflect::set(&o, &"kernel".into(), &t.kernel.as_str().into())?;
+                Reflect::set(&o, &"dispatches".into(), &t.dispatches.into())?;
+                Reflect::set(&o, &"ms".into(), &t.ms.into())?;
+                out.push(&o);
+            }
+        }
+        Ok(out)
     }
 
     /// Zeroes the byte and submit counters.

@@ -19,8 +19,9 @@ pub(super) fn wanted_features(options: &GpuOptions, info: &wgpu::AdapterInfo) ->
     if options.allow_subgroups {
         wanted |= wgpu::Features::SUBGROUP;
     }
-    // Natively, benchmarks time compute passes on the GPU (src/bench.rs); browsers quantize timestamps.
-    if !cfg!(target_arch = "wasm32") {
+    // Natively, benchmarks time compute passes on the GPU (src/bench.rs); browsers quantize
+    // timestamps, so there only for profiling.
+    if options.allow_timestamps {
         wanted |= wgpu::Features::TIMESTAMP_QUERY;
     }
     if options.allow_f16 {
