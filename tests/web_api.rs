@@ -60,6 +60,81 @@ async fn device_matmul_matches_cpu() {
     assert_close("Device.matmul", &c.to_vec(), &want, 1e-4, 1e-4);
 }
 
+/// `{ profile: true }`: with `timestamp-query` on the adapter, a profiled matmul shows up in
+/// `takeProfile()` under the matmul shader; without it, `setProfiling(true)` throws and says what is
+/// missing. A device created without the option never has timestamps.
+#[wasm_bindgen_test]
+async fn profiling_devices_time_kernels() {
+    let gpu_opts = || {
+        let o = js_sys::Object::new();
+        Reflect::set(&o, &"backend".into(), &"gpu".into()).unwrap();
+        o
+    };
+    let plain = Device::create(Some(gpu_opts()))
+        .await
+        .expect("Device.create");
+    assert!(
+        plain.set_profiling(true).is_err(),
+        "no timestamps unless asked"
+    );
+    let opts = gpu_opts();
+    Reflect::set(&opts, &"profile".into(), &JsValue::TRUE).unwrap();
+    let device = Device::create(Some(opts)).await.expect("Device.create");
+    let features = Reflect::get(&device.info(), &"features".into()).unwrap();
+    let has = js_sys::Array::from(&features)
+        .iter()
+        .any(|f| f.as_string().is_some_and(|f| f.contains("TIMESTAMP_QUERY")));
+    log(&format!("timestamp-query: {has}"));
+    let Ok(()) = device.set_profiling(true) else {
+        assert!(
+            !has,
+            "setProfiling refused although the device has timestamp-query"
+        );
+        return;
+    };
+    let (m, k, n) = (33, 65, 17);
+    let mut rng = Rng::new(3);
+    let (a, b) = (rng.vec(m * k), rng.vec(k * n));
+    let c = device
+        .matmul(
+            Float32Array::from(&a[..]),
+            Float32Array::from(&b[..]),
+            m,
+            k,
+            n,
+            None,
+        )
+        .await
+        .expect("profiled matmul");
+    assert_close(
+        "profiled matmul",
+        &c.to_vec(),
+        &matmul_ref(&a, &b, 1, m, n, k, false, false),
+        1e-4,
+        1e-4,
+    );
+    device.set_profiling(false).unwrap();
+    let profile = device.take_profile().await.expect("takeProfile");
+    let kernels: Vec<(String, f64, f64)> = profile
+        .iter()
+        .map(|k| {
+            let get = |name: &str| Reflect::get(&k, &name.into()).unwrap();
+            (
+                get("kernel").as_string().unwrap(),
+                get("dispatches").as_f64().unwrap(),
+                get("ms").as_f64().unwrap(),
+            )
+        })
+        .collect();
+    log(&format!("{kernels:?}"));
+    let (_, dispatches, ms) = kernels
+        .iter()
+        .find(|(name, _, _)| name.starts_with("matmul/"))
+        .expect("the matmul in the profile");
+    assert_eq!(*dispatches, 1.0);
+    assert!(*ms >= 0.0 && ms.is_finite());
+}
+
 #[wasm_bindgen_test]
 async fn device_matmul_reports_shape_errors_as_js_errors() {
     let device = Device::create(None).await.expect("Device.create");
