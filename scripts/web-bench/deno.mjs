@@ -303,7 +303,9 @@ async function kernels() {
   const ops = arg("kernel-ops", "copy,matmul,gemv,attention,decode").split(",");
   // A device of its own: the generator's pooled buffers (its prefill's dequantized weights) would
   // otherwise fill the pool, and every benchmark output would be a new, zero-filled buffer.
-  const kernelDevice = await Device.create({ backend });
+  // `profile: true` asks for timestamp-query: where the runtime has it, each line also carries the
+  // GPU time ("gpu_ms") next to the wall time.
+  const kernelDevice = await Device.create({ backend, profile: true });
   await kernelDevice.benchKernels({ ops, maxSquare: 4096, maxSeq: 2048, targetMs: 200 }, (line) => {
     emit(JSON.parse(line));
   });
