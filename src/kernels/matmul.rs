@@ -255,6 +255,17 @@ fn coop_fits(
     Ok(())
 }
 
+/// The 128×128 tiles from this many of them (fewer: 64×64). Natively 64. In browsers 256: through
+/// Dawn (Chrome's WebGPU) on an H100 the 64×64 tiles took 0.185 ms of GPU time at 1024³ against
+/// 0.223 (64 tiles of 128) and tied on MiniLM's products; through Deno's wgpu the kernel benchmark
+/// favoured 128×128 at 1024³ (0.121 against 0.166 ms) while MiniLM 32 × 128's summed kernel time fell
+/// 12.9 → 10.1 ms with this choice (`bench-results/web-h100-tiles-ab-2026-12-05.jsonl`).
+const TILED128_MIN_TILES: usize = if cfg!(target_arch = "wasm32") {
+    256
+} else {
+    64
+};
+
 /// The sizes of one product, read off the operands' shapes.
 #[derive(Debug, PartialEq, Eq)]
 struct Dims {
@@ -271,7 +282,7 @@ impl Dims {
             Kernel::Gemv
         } else if self.m <= 32 {
             Kernel::Tiled16
-        } else if self.batch * self.m.div_ceil(128) * self.n.div_ceil(128) >= 64 {
+        } else if self.batch * self.m.div_ceil(128) * self.n.div_ceil(128) >= TILED128_MIN_TILES {
             Kernel::Tiled128
         } else if self.batch * self.m.div_ceil(64) * self.n.div_ceil(64) < 64 {
             // Too few 64×64 tiles to fill a GPU: 16×64 ones, four times as many.
