@@ -43,12 +43,15 @@ async fn run() -> webgpu_infer::Result<()> {
             "--bench" => bench = Some(args.next().unwrap_or_else(|| "8x128".into())),
             "--checked" => checked = true,
             "--no-subgroups" => subgroups = false,
+            "--no-coop" => coop = false,
             "--web-like" => (checked, subgroups, coop) = (true, false, false),
             "--profile" => profile = true,
             "--backend" => backend = args.next().unwrap_or_default(),
             "-h" | "--help" => {
                 println!(
-                    "embed --model DIR [--json] [TEXT ...]   (texts from stdin, one a line, when none given)"
+                    "embed --model DIR [--json] [TEXT ...]   (texts from stdin, one a line, when none given)\n\
+                     \x20     [--bench BATCHxSEQ] [--backend gpu|cpu] [--profile] [--checked] [--no-subgroups]\n\
+                     \x20     [--no-coop: no tensor cores, f32 linears] [--web-like]"
                 );
                 return Ok(());
             }

@@ -10,6 +10,13 @@ enable wgpu_cooperative_matrix;
 // workgroup memory, go through the tensor cores. Edges are zero-filled, so any M and N is correct;
 // the host requires K, the offsets, the batch strides (and N without TRANS_B) to be multiples of 8,
 // so that every vec4 read is whole and aligned.
+//
+// With A_F32 (the module's T is then f32: bias and C are f32) `a` holds f32 activations, rounded to
+// f16 as they are staged, while `b` stays f16 (a linear layer's weight converted once at load): the
+// mixed product that puts an f32 model's linears on tensor cores.
+//
+// Two tile sizes: `coop`, 128×128 a workgroup of 8 subgroups (4×2 accumulators each), and `coop64`,
+// 64×64 a workgroup of 4 subgroups (2×2 each) for products with too few 128×128 tiles to fill a GPU.
 
 // Params and epilogue(): shaders/matmul_common.wgsl (prepended, with activation_fns.wgsl).
 
@@ -20,6 +27,7 @@ enable wgpu_cooperative_matrix;
 @group(0) @binding(4) var<uniform> p: Params;
 
 override TRANS_B: bool = false;
+override A_F32: bool = false;
 
 const BM: u32 = 128u;
 const BN: u32 = 128u;
@@ -37,6 +45,14 @@ var<workgroup> c_s: array<f32, 2048>;   // one 16×16 accumulator a subgroup, fo
 // cols % 8 == 0), of the matrix at `base` (in halves) with `cols` columns.
 fn load_a8(base: u32, row: u32, col: u32) -> vec4<u32> {
     if (row < p.m && col < p.k) {
+        if (A_F32) {
+            // Eight f32 are two vec4s; each pair rounds to two packed halves.
+            let i = (base + row * p.k + col) / 4u;
+            let lo = bitcast<vec4<f32>>(a[i]);
+            let hi = bitcast<vec4<f32>>(a[i + 1u]);
+            return vec4<u32>(pack2x16float(lo.xy), pack2x16float(lo.zw),
+                             pack2x16float(hi.xy), pack2x16float(hi.zw));
+        }
         return a[(base + row * p.k + col) / 8u];
     }
     return vec4<u32>(0u);
@@ -69,23 +85,25 @@ fn a_slot(v: u32) -> vec2<u32> {
     return vec2<u32>(v / 4u, (v % 4u) * 8u);
 }
 
-fn b_slot(v: u32) -> vec2<u32> {
+// `bn`: the tile's width (128 or 64).
+fn b_slot(v: u32, bn: u32) -> vec2<u32> {
     if (TRANS_B) {
         return vec2<u32>(v / 4u, (v % 4u) * 8u);   // [n][k]
     }
-    return vec2<u32>(v / 16u, (v % 16u) * 8u);     // [k][n]
+    let per_row = bn / 8u;
+    return vec2<u32>(v / per_row, (v % per_row) * 8u);     // [k][n]
 }
 
-fn fetch_b(base: u32, col0: u32, k0: u32, v: u32) -> vec4<u32> {
-    let s = b_slot(v);
+fn fetch_b(base: u32, col0: u32, k0: u32, v: u32, bn: u32) -> vec4<u32> {
+    let s = b_slot(v, bn);
     if (TRANS_B) {
         return load_b8(base, col0 + s.x, k0 + s.y, p.n, p.k);
     }
     return load_b8(base, k0 + s.x, col0 + s.y, p.k, p.n);
 }
 
-fn store_b(v: u32, val: vec4<u32>) {
-    let s = b_slot(v);
+fn store_b(v: u32, val: vec4<u32>, bn: u32) {
+    let s = b_slot(v, bn);
     if (TRANS_B) {
         put8(1u, s.x * BS_NK + s.y, val);
     } else {
@@ -148,21 +166,21 @@ fn coop(
     let sa1 = a_slot(lidx + 256u);
     var ra0 = load_a8(a_base, row0 + sa0.x, sa0.y);
     var ra1 = load_a8(a_base, row0 + sa1.x, sa1.y);
-    var rb0 = fetch_b(b_base, col0, 0u, lidx);
-    var rb1 = fetch_b(b_base, col0, 0u, lidx + 256u);
+    var rb0 = fetch_b(b_base, col0, 0u, lidx, BN);
+    var rb1 = fetch_b(b_base, col0, 0u, lidx + 256u, BN);
 
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
         put8(0u, sa0.x * AS + sa0.y, ra0);
         put8(0u, sa1.x * AS + sa1.y, ra1);
-        store_b(lidx, rb0);
-        store_b(lidx + 256u, rb1);
+        store_b(lidx, rb0, BN);
+        store_b(lidx + 256u, rb1, BN);
         workgroupBarrier();
         let kn = k0 + BK;
         if (kn < p.k) {
             ra0 = load_a8(a_base, row0 + sa0.x, kn + sa0.y);
             ra1 = load_a8(a_base, row0 + sa1.x, kn + sa1.y);
-            rb0 = fetch_b(b_base, col0, kn, lidx);
-            rb1 = fetch_b(b_base, col0, kn, lidx + 256u);
+            rb0 = fetch_b(b_base, col0, kn, lidx, BN);
+            rb1 = fetch_b(b_base, col0, kn, lidx + 256u, BN);
         }
         for (var kk = 0u; kk < BK; kk += 16u) {
             let b0 = b_frag(sn, kk);
@@ -194,4 +212,70 @@ fn coop(
     write_out(c21, sg, lane, r + 32u, q + 16u, c_base);
     write_out(c30, sg, lane, r + 48u, q, c_base);
     write_out(c31, sg, lane, r + 48u, q + 16u, c_base);
+}
+
+// 64×64 tiles: a 128-thread workgroup (4 subgroups of 32), each subgroup a 32×32 quarter as 2×2
+// accumulators; otherwise as `coop`.
+@compute @workgroup_size(128, 1, 1)
+fn coop64(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lidx: u32,
+) {
+    const TILE: u32 = 64u;
+    let batch = wid.z;
+    let row0 = wid.y * TILE;
+    let col0 = wid.x * TILE;
+    let a_base = p.a_offset + batch * p.a_batch_stride;
+    let b_base = p.b_offset + batch * p.b_batch_stride;
+    let sg = lidx / 32u;
+    let lane = lidx % 32u;
+    let sm = (sg / 2u) * 32u;
+    let sn = (sg % 2u) * 32u;
+
+    var c00: coop_mat16x16<f32, C>;
+    var c01: coop_mat16x16<f32, C>;
+    var c10: coop_mat16x16<f32, C>;
+    var c11: coop_mat16x16<f32, C>;
+
+    // A 64×32 (or 32×64) tile is 256 vec4s of halves: two a thread.
+    let sa0 = a_slot(lidx);
+    let sa1 = a_slot(lidx + 128u);
+    var ra0 = load_a8(a_base, row0 + sa0.x, sa0.y);
+    var ra1 = load_a8(a_base, row0 + sa1.x, sa1.y);
+    var rb0 = fetch_b(b_base, col0, 0u, lidx, TILE);
+    var rb1 = fetch_b(b_base, col0, 0u, lidx + 128u, TILE);
+
+    for (var k0 = 0u; k0 < p.k; k0 += BK) {
+        put8(0u, sa0.x * AS + sa0.y, ra0);
+        put8(0u, sa1.x * AS + sa1.y, ra1);
+        store_b(lidx, rb0, TILE);
+        store_b(lidx + 128u, rb1, TILE);
+        workgroupBarrier();
+        let kn = k0 + BK;
+        if (kn < p.k) {
+            ra0 = load_a8(a_base, row0 + sa0.x, kn + sa0.y);
+            ra1 = load_a8(a_base, row0 + sa1.x, kn + sa1.y);
+            rb0 = fetch_b(b_base, col0, kn, lidx, TILE);
+            rb1 = fetch_b(b_base, col0, kn, lidx + 128u, TILE);
+        }
+        for (var kk = 0u; kk < BK; kk += 16u) {
+            let b0 = b_frag(sn, kk);
+            let b1 = b_frag(sn + 16u, kk);
+            var af = a_frag(sm, kk);
+            c00 = coopMultiplyAdd(af, b0, c00);
+            c01 = coopMultiplyAdd(af, b1, c01);
+            af = a_frag(sm + 16u, kk);
+            c10 = coopMultiplyAdd(af, b0, c10);
+            c11 = coopMultiplyAdd(af, b1, c11);
+        }
+        workgroupBarrier();
+    }
+
+    let c_base = p.c_offset + batch * p.m * p.n;
+    let r = row0 + sm;
+    let q = col0 + sn;
+    write_out(c00, sg, lane, r, q, c_base);
+    write_out(c01, sg, lane, r, q + 16u, c_base);
+    write_out(c10, sg, lane, r + 16u, q, c_base);
+    write_out(c11, sg, lane, r + 16u, q + 16u, c_base);
 }

@@ -100,9 +100,13 @@ pub async fn run(gpu: &Gpu, cfg: &BenchConfig, emit: &mut dyn FnMut(Value)) -> R
         if cfg.wants("linear_kernels") && dtype == DType::F32 {
             // Every tiled kernel on MiniLM's linears at 1 / 8 / 32 texts of 128 tokens: which one
             // Kernel::Auto should pick for each.
+            let mut kernels = vec![Kernel::Tiled16, Kernel::Tiled64, Kernel::Tiled128];
+            if gpu.capabilities().cooperative_matrix {
+                kernels.extend([Kernel::Coop64, Kernel::Coop]);
+            }
             for rows in [128, 1024, 4096] {
                 for (n, k) in [(384, 384), (1536, 384), (384, 1536)] {
-                    for kernel in [Kernel::Tiled16, Kernel::Tiled64, Kernel::Tiled128] {
+                    for &kernel in &kernels {
                         let shape = (rows, n, k);
                         let mut v = bench_kernel(gpu, cfg, shape, BLayout::NK, kernel).await?;
                         v["kernel"] = json!(format!("{kernel:?}"));
@@ -259,7 +263,13 @@ async fn bench_kernel(
     } else {
         [k, n]
     };
-    let b = filled(gpu, DType::F32, &b_shape)?;
+    // The tensor-core kernels take f16 weights (f32 activations: the mixed product).
+    let b_dtype = if matches!(kernel, Kernel::Coop | Kernel::Coop64) {
+        DType::F16
+    } else {
+        DType::F32
+    };
+    let b = filled(gpu, b_dtype, &b_shape)?;
     let t = time(gpu, cfg, (m * n * 4) as u64, &mut |rec| {
         matmul::matmul_with(rec, &a, &b, layout, Epilogue::default(), kernel)
     })
@@ -271,7 +281,8 @@ async fn bench_kernel(
         "matmul_kernel"
     };
     Ok(t.tag(
-        json!({"op": op, "dtype": "f32", "m": m, "n": n, "k": k, "ms": t.ms, "gflops": gflops}),
+        json!({"op": op, "dtype": "f32", "b_dtype": b_dtype.name(), "m": m, "n": n, "k": k,
+               "ms": t.ms, "gflops": gflops}),
     ))
 }
 

@@ -233,6 +233,16 @@ async fn matmul_coop() -> Result<()> {
             "Kernel::Coop without tensor cores gave {:?}",
             got.err()
         );
+        // f32 activations times f16 weights need them too: a type error that says so.
+        if gpu.capabilities().shader_f16 {
+            let w = Tensor::from_f16(&gpu, &[f16::ONE; 64], &[8, 8])?;
+            let got = matmul::matmul(&mut rec, &x, &w, BLayout::NK);
+            assert!(
+                matches!(&got, Err(Error::DType { message, .. }) if message.contains("tensor cores")),
+                "f32 x f16 without tensor cores gave {:?}",
+                got.err()
+            );
+        }
         eprintln!("matmul_coop: this adapter has no f16 cooperative matrices: refusal checked");
         return Ok(());
     }
@@ -262,7 +272,7 @@ async fn matmul_coop() -> Result<()> {
                     bias: Some(&tbias),
                     activation: Some(Activation::Relu),
                 };
-                for kernel in [Kernel::Coop, Kernel::Auto] {
+                for kernel in [Kernel::Coop, Kernel::Coop64, Kernel::Auto] {
                     let mut rec = gpu.recorder();
                     let c = matmul::matmul_with(&mut rec, &ta, &tb, layout, epilogue, kernel)?;
                     rec.submit();
@@ -271,9 +281,43 @@ async fn matmul_coop() -> Result<()> {
                     );
                     assert_close(&what, &c.to_f32_vec().await?, &want, F16_TOL, F16_TOL);
                 }
+                // The mixed product: f32 activations (here already f16 values, as the kernel rounds
+                // them when staging), f16 weights, f32 bias and output. Only the accumulation order
+                // differs from the reference: 1e-4 over sums of up to 264 products of |v| ≤ 1.
+                let ta32 = Tensor::from_f32(&gpu, &a, &[batch, m, k])?;
+                let bias32 = Tensor::from_f32(&gpu, &bias, &[n])?;
+                let epilogue = Epilogue {
+                    bias: Some(&bias32),
+                    activation: Some(Activation::Relu),
+                };
+                for kernel in [Kernel::Coop, Kernel::Coop64, Kernel::Auto] {
+                    let mut rec = gpu.recorder();
+                    let c = matmul::matmul_with(&mut rec, &ta32, &tb, layout, epilogue, kernel)?;
+                    rec.submit();
+                    assert_eq!(c.dtype(), DType::F32);
+                    let what = format!(
+                        "matmul {kernel:?} f32 x f16 {layout:?} b_batched={b_batched} \
+                         {batch}x{m}x{n}x{k}"
+                    );
+                    assert_close(&what, &c.to_f32_vec().await?, &want, 1e-4, 1e-4);
+                }
             }
         }
     }
+    // f32 times f16 runs only on tensor cores: another kernel is refused by name.
+    let a32 = Tensor::from_f32(&gpu, &[0.5; 64 * 16], &[64, 16])?;
+    let w16 = Tensor::from_f16(&gpu, &[f16::ONE; 8 * 16], &[8, 16])?;
+    let mut rec = gpu.recorder();
+    let err = matmul::matmul_with(
+        &mut rec,
+        &a32,
+        &w16,
+        BLayout::NK,
+        Epilogue::default(),
+        Kernel::Tiled64,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("tensor cores"), "{err}");
     // K not a multiple of 8: refused by name when asked for, and Auto falls back.
     let x = Tensor::from_f16(&gpu, &[f16::ONE; 12 * 40], &[40, 12])?;
     let mut rec = gpu.recorder();
@@ -488,20 +532,24 @@ gpu_test!(linear_bias_softmax_chain, chained_kernels_one_submit);
 #[test]
 fn matmul_coop_shader_validates() {
     use wgpu::naga;
-    let source = format!(
-        "enable wgpu_cooperative_matrix;\nenable f16;\nalias T = f16;\n{}{}{}",
-        include_str!("../shaders/activation_fns.wgsl"),
-        include_str!("../shaders/matmul_common.wgsl"),
-        include_str!("../shaders/matmul_coop.wgsl").replace("enable wgpu_cooperative_matrix;", "")
-    );
-    let module = naga::front::wgsl::parse_str(&source)
+    // Both modules: f16 throughout, and f32 activations and output (T = f32) with f16 weights.
+    for prelude in ["alias T = f16;", "alias T = f32;"] {
+        let source = format!(
+            "enable wgpu_cooperative_matrix;\nenable f16;\n{prelude}\n{}{}{}",
+            include_str!("../shaders/activation_fns.wgsl"),
+            include_str!("../shaders/matmul_common.wgsl"),
+            include_str!("../shaders/matmul_coop.wgsl")
+                .replace("enable wgpu_cooperative_matrix;", "")
+        );
+        let module = naga::front::wgsl::parse_str(&source)
+            .unwrap_or_else(|e| panic!("{}", e.emit_to_string(&source)));
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::all(),
+        )
+        .validate(&module)
         .unwrap_or_else(|e| panic!("{}", e.emit_to_string(&source)));
-    naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::all(),
-    )
-    .validate(&module)
-    .unwrap_or_else(|e| panic!("{}", e.emit_to_string(&source)));
+    }
 }
 
 /// The kernel choices' old names still compile (deprecated aliases of each module's `Kernel`), so

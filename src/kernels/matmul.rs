@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::kernels::activation::Activation;
 use crate::kernels::{check_dtypes, to_u32};
 use crate::recorder::Recorder;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 const SHADER: &str = concat!(
     include_str!("../../shaders/activation_fns.wgsl"),
@@ -13,6 +13,14 @@ const SHADER: &str = concat!(
     include_str!("../../shaders/matmul.wgsl")
 );
 const COOP_SHADER: &str = concat!(
+    include_str!("../../shaders/activation_fns.wgsl"),
+    include_str!("../../shaders/matmul_common.wgsl"),
+    include_str!("../../shaders/matmul_coop.wgsl")
+);
+/// The tensor-core kernel for f32 activations times f16 weights: the module's `T` is f32 (bias and
+/// output), so f16 is enabled here.
+const COOP_MIXED_SHADER: &str = concat!(
+    "enable f16;\n",
     include_str!("../../shaders/activation_fns.wgsl"),
     include_str!("../../shaders/matmul_common.wgsl"),
     include_str!("../../shaders/matmul_coop.wgsl")
@@ -47,8 +55,13 @@ pub enum Kernel {
     Gemv,
     /// f16 on tensor cores (native only, [`crate::Capabilities::cooperative_matrix`]): 128×128
     /// workgroup tiles of 16×16 cooperative-matrix products, f32 accumulation. Needs K, the operands'
-    /// offsets (and N for [`BLayout::KN`]) to be multiples of 8.
+    /// offsets (and N for [`BLayout::KN`]) to be multiples of 8. Also the mixed product of f32
+    /// activations `a` and f16 weights `b` (f32 bias and output; `a` is rounded to f16 as it is
+    /// staged): the only kernel that takes operands of two types. Under [`Kernel::Auto`] products
+    /// with fewer than [`COOP128_MIN_TILES`] such tiles take [`Kernel::Coop64`].
     Coop,
+    /// [`Kernel::Coop`] with 64×64 workgroup tiles (4 subgroups of 2×2 accumulators).
+    Coop64,
     /// No workgroup memory and no barriers, 4×4 outputs a thread read straight from `a` and `b`:
     /// what [`Kernel::Auto`] picks on CPU adapters (SwiftShader, llvmpipe), where barriers are costly.
     Direct,
@@ -120,6 +133,7 @@ fn grid_of(kernel: Kernel, dims: &Dims, layout: BLayout) -> (&'static str, [usiz
         Kernel::Direct => ("direct", tiles(32, 32)),
         Kernel::Tiled128 => ("tiled128", tiles(128, 128)),
         Kernel::Coop => ("coop", tiles(128, 128)),
+        Kernel::Coop64 => ("coop64", tiles(64, 64)),
         _ => ("tiled", tiles(64, 64)),
     }
 }
@@ -136,7 +150,35 @@ pub fn matmul_with(
     const OP: &str = "matmul";
     let gpu = rec.gpu().clone();
     let bias = epilogue.bias.unwrap_or(a); // placeholder when absent: bound, never read
-    let dtype = check_dtypes(OP, &gpu, &[a, b, bias])?;
+    // f32 activations times f16 weights: tensor cores only.
+    let mixed = a.dtype() == DType::F32 && b.dtype() == DType::F16;
+    let dtype = if mixed {
+        check_dtypes(OP, &gpu, &[a, bias])?;
+        check_dtypes(OP, &gpu, &[b])?;
+        if !gpu.capabilities().cooperative_matrix {
+            return Err(Error::DType {
+                op: OP,
+                message: "f32 activations times f16 weights run only on tensor cores \
+                          (wgpu-cooperative-matrix, native), which this device lacks; give both \
+                          operands one type"
+                    .into(),
+                got: DType::F16,
+            });
+        }
+        if !matches!(kernel, Kernel::Auto | Kernel::Coop | Kernel::Coop64) {
+            return Err(Error::DType {
+                op: OP,
+                message: format!(
+                    "f32 activations times f16 weights run only on tensor cores (Kernel::Auto or \
+                     Kernel::Coop), not {kernel:?}"
+                ),
+                got: DType::F16,
+            });
+        }
+        DType::F32
+    } else {
+        check_dtypes(OP, &gpu, &[a, b, bias])?
+    };
     let dims = Dims::of(a.shape(), b.shape(), layout)?;
     if epilogue.bias.is_some() && bias.shape() != [dims.n] {
         return Err(Error::shape(
@@ -166,14 +208,18 @@ pub fn matmul_with(
         has_bias: u32::from(epilogue.bias.is_some()),
         _pad: [0; 3],
     };
-    let coop = coop_fits(&gpu, dtype, &dims, layout, &params);
+    let coop = coop_fits(&gpu, b.dtype(), &dims, layout, &params);
     let kernel = match kernel {
-        Kernel::Auto if gpu.capabilities().cpu_kernels && dims.m > 2 => Kernel::Direct,
-        Kernel::Auto if dims.m > 32 && coop.is_ok() => Kernel::Coop,
-        Kernel::Auto => dims.auto_kernel(),
-        Kernel::Coop => {
+        Kernel::Auto if mixed => {
             coop?;
-            Kernel::Coop
+            dims.coop_kernel()
+        }
+        Kernel::Auto if gpu.capabilities().cpu_kernels && dims.m > 2 => Kernel::Direct,
+        Kernel::Auto if dims.m > 32 && coop.is_ok() => dims.coop_kernel(),
+        Kernel::Auto => dims.auto_kernel(),
+        Kernel::Coop | Kernel::Coop64 => {
+            coop?;
+            kernel
         }
         k => k,
     };
@@ -187,20 +233,24 @@ pub fn matmul_with(
     gpu.check_workgroups("matmul row tiles", groups[1])?;
     gpu.check_workgroups("matmul batch", groups[2])?;
     let act = Activation::code(epilogue.activation);
-    let (name, body) = if kernel == Kernel::Coop {
-        ("matmul_coop", COOP_SHADER)
-    } else {
-        ("matmul", SHADER)
+    let (name, body) = match kernel {
+        Kernel::Coop | Kernel::Coop64 if mixed => ("matmul_coop", COOP_MIXED_SHADER),
+        Kernel::Coop | Kernel::Coop64 => ("matmul_coop", COOP_SHADER),
+        _ => ("matmul", SHADER),
     };
+    let constants = [
+        ("TRANS_B", f64::from(u8::from(layout == BLayout::NK))),
+        ("ACT", f64::from(act)),
+        // Only the tensor-core module declares it.
+        ("A_F32", f64::from(u8::from(mixed))),
+    ];
+    let coop_kernel = matches!(kernel, Kernel::Coop | Kernel::Coop64);
     let pipeline = gpu.pipeline(&crate::gpu::KernelSource {
         name,
         body,
         dtype,
         entry,
-        constants: &[
-            ("TRANS_B", f64::from(u8::from(layout == BLayout::NK))),
-            ("ACT", f64::from(act)),
-        ],
+        constants: &constants[..if coop_kernel { 3 } else { 2 }],
     });
     rec.dispatch(
         &pipeline,
@@ -229,7 +279,7 @@ fn coop_fits(
     if dtype != crate::DType::F16 {
         return Err(Error::shape(
             OP,
-            format!("runs f16 operands, got {dtype:?}"),
+            format!("runs f16 weights (b), got {dtype:?}"),
         ));
     }
     let n_whole = layout == BLayout::NK || dims.n.is_multiple_of(8);
@@ -266,6 +316,9 @@ const TILED128_MIN_TILES: usize = if cfg!(target_arch = "wasm32") {
     64
 };
 
+/// [`Kernel::Coop`]'s 128×128 tiles from this many of them; fewer take [`Kernel::Coop64`].
+pub const COOP128_MIN_TILES: usize = 128;
+
 /// The sizes of one product, read off the operands' shapes.
 #[derive(Debug, PartialEq, Eq)]
 struct Dims {
@@ -277,6 +330,15 @@ struct Dims {
 }
 
 impl Dims {
+    /// The tensor-core kernel's tile size for this product.
+    fn coop_kernel(&self) -> Kernel {
+        if self.batch * self.m.div_ceil(128) * self.n.div_ceil(128) >= COOP128_MIN_TILES {
+            Kernel::Coop
+        } else {
+            Kernel::Coop64
+        }
+    }
+
     fn auto_kernel(&self) -> Kernel {
         if self.m <= 2 {
             Kernel::Gemv

@@ -189,6 +189,21 @@ impl<O: Ops> Bert<O> {
         })
     }
 
+    /// Every dense layer's weights and biases (Q, K, V, attention output, intermediate, output of
+    /// each layer), for a backend that keeps them in another form (f16 for tensor cores).
+    pub(crate) fn linears_mut(&mut self) -> impl Iterator<Item = &mut O::Linear> {
+        self.layers.iter_mut().flat_map(|l| {
+            [
+                &mut l.query,
+                &mut l.key,
+                &mut l.value,
+                &mut l.attn_out,
+                &mut l.intermediate,
+                &mut l.output,
+            ]
+        })
+    }
+
     /// The last hidden states `[batch, seq, hidden]` for i32 `ids`, `type_ids` and `mask` of shape
     /// `[batch, seq]` (mask 1 for real tokens, 0 for padding).
     pub fn forward(

@@ -109,7 +109,15 @@ impl Embedder {
     /// Builds an embedder from weights loaded on the GPU and the model's text files.
     pub fn new(gpu: &Gpu, weights: &Weights, files: &ModelFiles<'_>) -> Result<Embedder> {
         let config = Config::from_json("config.json", files.config)?;
-        let bert = Bert::<Recorder>::load(weights, config.clone())?;
+        let mut bert = Bert::<Recorder>::load(weights, config.clone())?;
+        // Tensor cores where the device has them: the linears' weights as f16 (one submit).
+        if gpu.capabilities().cooperative_matrix {
+            let mut rec = gpu.recorder();
+            for l in bert.linears_mut() {
+                l.use_tensor_cores(&mut rec)?;
+            }
+            rec.submit();
+        }
         Embedder::with_engine(
             Engine::Gpu {
                 gpu: gpu.clone(),

@@ -123,6 +123,27 @@ impl Linear {
         Ok(Linear { weight, bias: None })
     }
 
+    /// On devices with f16 tensor cores ([`crate::Capabilities::cooperative_matrix`]), a dense f32
+    /// weight becomes an f16 copy (recorded into `rec`), so that its products run as
+    /// `matmul::Kernel::Coop`'s mixed product (f32 activations rounded to f16 as they are staged, f32
+    /// accumulation, bias and output); otherwise, or for other weights, nothing changes. Returns
+    /// whether it converted.
+    pub(crate) fn use_tensor_cores(&mut self, rec: &mut Recorder) -> Result<bool> {
+        let caps = rec.gpu().capabilities();
+        let AnyTensor::Dense(w) = &self.weight else {
+            return Ok(false);
+        };
+        let in_features = w.shape().last().copied().unwrap_or(0);
+        if !caps.cooperative_matrix
+            || w.dtype() != crate::DType::F32
+            || !in_features.is_multiple_of(8)
+        {
+            return Ok(false);
+        }
+        self.weight = AnyTensor::Dense(crate::kernels::cast::to_f16(rec, w)?);
+        Ok(true)
+    }
+
     /// `x · Wᵀ (+ bias) (+ residual)`, written into `out` when given.
     pub(crate) fn forward(
         &self,
