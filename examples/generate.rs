@@ -29,7 +29,7 @@ fn main() {
 const USAGE: &str = "generate --model PATH --prompt TEXT [--chat] [--max-tokens N] [--temperature T] \
 [--top-k K] [--top-p P] [--seed S] [--repetition-penalty R] [--stop TEXT]... [--json] [--bench] [--long N] \
 [--run-ahead N] [--backend cpu|gpu (cpu: the CPU backend, weights in host memory)] [--json-object | --json-schema FILE (the answer constrained to JSON / to the schema)] [--prompt-tokens N (with --bench: a synthetic prompt of N tokens; then --prompt is optional)] \
-[--checked] [--no-subgroups] [--web-like (= --checked --no-subgroups, no tensor cores: the kernels a page runs)] \
+[--checked] [--no-subgroups] [--no-coop (no tensor cores)] [--web-like (= --checked --no-subgroups, no tensor cores: the kernels a page runs)] \
 [--profile (with --bench: GPU time by kernel, prefill and a decoding step, JSON lines)] \
 [--fold-norms | --no-fold-norms (decoding on GPUs: RMSNorms folded into the GEMVs that read them; on by default)] \
 [--record-only (with --bench: the CPU cost of recording a decoding step, nothing submitted)] \
@@ -86,6 +86,7 @@ async fn run() -> webgpu_infer::Result<()> {
             "--stop" => opts.stop.push(value()?),
             "--checked" => checked = true,
             "--no-subgroups" => subgroups = false,
+            "--no-coop" => coop = false,
             "--gpu-kernels" => gpu_kernels = true,
             "--record-only" => record_only = true,
             "--web-like" => (checked, subgroups, coop) = (true, false, false),

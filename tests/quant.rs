@@ -5,7 +5,7 @@
 mod common;
 
 use common::{Rng, assert_close, gpu, upload};
-use webgpu_infer::kernels::quant;
+use webgpu_infer::kernels::quant::{self, MatmulKernel};
 use webgpu_infer::{DType, Gpu, Result, Tensor};
 use webgpu_infer::{QTensor, QuantType};
 
@@ -156,6 +156,7 @@ async fn gemv_matches_cpu_body() -> Result<()> {
 }
 
 /// One quantized product's case: `m` rows of x (`k` wide) by `n` weight rows of `qtype`.
+#[derive(Clone, Copy)]
 struct Product {
     dtype: DType,
     qtype: QuantType,
@@ -173,6 +174,19 @@ async fn product_matches(
     name: &str,
     c: Product,
     run: fn(&mut webgpu_infer::Recorder, &Tensor, &QTensor, Option<&Tensor>) -> Result<Tensor>,
+) -> Result<()> {
+    product_matches_within(gpu, name, c, run, false).await
+}
+
+/// [`product_matches`]; with `halves`, x and the weights were rounded to f16 before their products
+/// (tensor cores): each product is then off by at most 2·2⁻¹¹ of |x|·|w|, so every output's bound
+/// grows by 2⁻¹⁰·Σ|x|·|w| (computed from the same values).
+async fn product_matches_within(
+    gpu: &webgpu_infer::Gpu,
+    name: &str,
+    c: Product,
+    run: fn(&mut webgpu_infer::Recorder, &Tensor, &QTensor, Option<&Tensor>) -> Result<Tensor>,
+    halves: bool,
 ) -> Result<()> {
     let Product {
         dtype,
@@ -207,11 +221,26 @@ async fn product_matches(
     };
     let what = format!("{dtype:?} {qtype:?} m {m} [{n}, {k}]");
     let got = y.to_f32_vec().await?;
+    let got_res = yr.to_f32_vec().await?;
+    if halves {
+        let abs_x: Vec<f32> = x.iter().map(|v| v.abs()).collect();
+        let abs_w: Vec<f32> = values.iter().map(|v| v.abs()).collect();
+        let scale = gemv_ref(&abs_x, &abs_w, m, n, k);
+        for (label, got, want) in [("", &got, &plain), ("+residual", &got_res, &with_res)] {
+            for (i, (&g, &w)) in got.iter().zip(want.iter()).enumerate() {
+                let tol = atol + rtol * w.abs() + (scale[i] / 1024.0) as f32;
+                assert!(
+                    (g - w).abs() <= tol,
+                    "{name}{label} {what}: element {i}: got {g}, want {w} (tolerance {tol})"
+                );
+            }
+        }
+        return Ok(());
+    }
     assert_close(&format!("{name} {what}"), &got, &plain, atol, rtol);
-    let got = yr.to_f32_vec().await?;
     assert_close(
         &format!("{name}+residual {what}"),
-        &got,
+        &got_res,
         &with_res,
         atol,
         rtol,
@@ -239,12 +268,42 @@ async fn matmul_matches_cpu_body() -> Result<()> {
                     k,
                     seed: (n * 17 + k + m) as u64,
                 };
-                product_matches(&gpu, "matmul", case, quant::matmul).await?;
+                if gpu.capabilities().cooperative_matrix {
+                    // Auto takes the tensor cores here; the tiled kernel too, with the plain bounds.
+                    product_matches_within(
+                        &gpu,
+                        "matmul (tensor cores)",
+                        case,
+                        quant::matmul,
+                        true,
+                    )
+                    .await?;
+                    let tiled: ProductFn =
+                        |r, x, w, res| quant::matmul_with(r, x, w, res, MatmulKernel::Tiled);
+                    product_matches(&gpu, "matmul (tiled)", case, tiled).await?;
+                } else {
+                    product_matches(&gpu, "matmul", case, quant::matmul).await?;
+                }
             }
         }
     }
+    if !gpu.capabilities().cooperative_matrix {
+        let (bytes, _) = golden_blocks(QuantType::Q4_0, 8, 32, 1);
+        let w = QTensor::from_blocks(&gpu, &bytes, &[8, 32], QuantType::Q4_0)?;
+        let x = Tensor::from_f32(&gpu, &[0.5; 64], &[2, 32])?;
+        let mut rec = gpu.recorder();
+        let got = quant::matmul_with(&mut rec, &x, &w, None, MatmulKernel::TensorCores);
+        assert!(
+            matches!(got, Err(webgpu_infer::Error::MissingFeature { .. })),
+            "tensor cores where there are none gave {:?}",
+            got.err()
+        );
+    }
     Ok(())
 }
+
+type ProductFn =
+    fn(&mut webgpu_infer::Recorder, &Tensor, &QTensor, Option<&Tensor>) -> Result<Tensor>;
 gpu_test!(matmul_matches_cpu, matmul_matches_cpu_body);
 
 /// The CPU backend's quantized products (`cpu::quant::qlinear`: SIMD128 in the browser, portable
@@ -715,3 +774,35 @@ async fn swiglu_norm_matches_cpu_body() -> Result<()> {
     gpu.check()
 }
 gpu_test!(swiglu_norm_matches_cpu, swiglu_norm_matches_cpu_body);
+
+/// The prompts' tensor-core shader (`quant_mm_coop.wgsl` after the rest of the quantized module)
+/// compiles with naga's WGSL front end and validator, every capability on, for f32 and f16
+/// activations, even where the adapter cannot run it (CI's lavapipe).
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn quant_coop_shader_validates() {
+    use wgpu::naga;
+    let body: String = [
+        include_str!("../shaders/quant_blocks.wgsl"),
+        include_str!("../shaders/quant_reduce_sg.wgsl"),
+        include_str!("../shaders/quant.wgsl"),
+        include_str!("../shaders/quant_mm.wgsl"),
+        include_str!("../shaders/quant_mm_coop.wgsl"),
+    ]
+    .concat()
+    .lines()
+    .filter(|l| !l.starts_with("enable "))
+    .collect::<Vec<_>>()
+    .join("\n");
+    for prelude in ["alias T = f32;", "alias T = f16;"] {
+        let source = format!("enable wgpu_cooperative_matrix;\nenable f16;\n{prelude}\n{body}");
+        let module = naga::front::wgsl::parse_str(&source)
+            .unwrap_or_else(|e| panic!("{}", e.emit_to_string(&source)));
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::all(),
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{}", e.emit_to_string(&source)));
+    }
+}

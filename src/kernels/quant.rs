@@ -25,6 +25,16 @@ const SHADER_SG: &str = concat!(
     include_str!("../../shaders/quant_mm.wgsl")
 );
 
+/// [`SHADER_SG`] with the prompts' tensor-core matmul (`mm_coop`), for devices with f16 cooperative
+/// matrices (which all have 32-wide subgroups).
+const SHADER_COOP: &str = concat!(
+    include_str!("../../shaders/quant_blocks.wgsl"),
+    include_str!("../../shaders/quant_reduce_sg.wgsl"),
+    include_str!("../../shaders/quant.wgsl"),
+    include_str!("../../shaders/quant_mm.wgsl"),
+    include_str!("../../shaders/quant_mm_coop.wgsl")
+);
+
 /// The shader's name and source for `gpu`: the subgroup sums where subgroups are exactly 32 lanes
 /// (NVIDIA natively; browsers offer no subgroups), else the portable ones.
 fn shader(gpu: &crate::Gpu) -> (&'static str, &'static str) {
@@ -209,7 +219,43 @@ pub fn matmul(
     w: &QTensor,
     residual: Option<&Tensor>,
 ) -> Result<Tensor> {
+    matmul_with(rec, x, w, residual, MatmulKernel::Auto)
+}
+
+/// Which kernel computes [`matmul_with`]'s product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulKernel {
+    /// [`MatmulKernel::TensorCores`] where the device has them, else [`MatmulKernel::Tiled`].
+    Auto,
+    /// 64×64 tiles of f32 multiply-adds (every device).
+    Tiled,
+    /// The same tiles as f16 cooperative-matrix products with f32 accumulation (native only,
+    /// [`crate::Capabilities::cooperative_matrix`]): x and the decoded weights are rounded to f16
+    /// (saturating at ±65504) in workgroup memory.
+    TensorCores,
+}
+
+/// [`matmul`] with a choice of kernel.
+pub fn matmul_with(
+    rec: &mut Recorder,
+    x: &Tensor,
+    w: &QTensor,
+    residual: Option<&Tensor>,
+    kernel: MatmulKernel,
+) -> Result<Tensor> {
     const OP: &str = "quant::matmul";
+    let coop = rec.gpu().capabilities().cooperative_matrix;
+    let tensor_cores = match kernel {
+        MatmulKernel::Auto => coop,
+        MatmulKernel::Tiled => false,
+        MatmulKernel::TensorCores if !coop => {
+            return Err(Error::MissingFeature {
+                op: OP,
+                feature: "wgpu-cooperative-matrix (16x16x16 f16, 32-wide subgroups; native only)",
+            });
+        }
+        MatmulKernel::TensorCores => true,
+    };
     let grid = |gpu: &crate::Gpu, m: usize, n: usize| {
         let groups = [
             to_u32(OP, "column tiles", n.div_ceil(64))?,
@@ -218,7 +264,7 @@ pub fn matmul(
         ];
         gpu.check_workgroups("quant::matmul column tiles", groups[0])?;
         gpu.check_workgroups("quant::matmul row tiles", groups[1])?;
-        Ok(("mm", groups))
+        Ok((if tensor_cores { "mm_coop" } else { "mm" }, groups))
     };
     product(rec, OP, x, w, (residual, None), grid)
 }
@@ -274,7 +320,11 @@ fn product(
         res_offset: res.offset_elements(),
         ..Params::default()
     };
-    let (name, body) = shader(&gpu);
+    let (name, body) = if entry == "mm_coop" {
+        ("quant_coop", SHADER_COOP)
+    } else {
+        shader(&gpu)
+    };
     let pipeline = gpu.pipeline(&KernelSource {
         name,
         body,

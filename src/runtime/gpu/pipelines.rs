@@ -85,15 +85,27 @@ impl Gpu {
         modules
             .entry((src.name, src.dtype))
             .or_insert_with(|| {
-                // `enable` directives must precede every declaration, the prelude's alias included.
-                let (enables, rest): (Vec<&str>, Vec<&str>) = src
+                // `enable` directives must precede every declaration, the prelude's alias included;
+                // each once (a body may enable f16 that an f16 prelude enables too).
+                let (prelude_enables, prelude): (Vec<&str>, Vec<&str>) = src
+                    .dtype
+                    .wgsl_prelude()
+                    .lines()
+                    .partition(|line| line.starts_with("enable "));
+                let (body_enables, rest): (Vec<&str>, Vec<&str>) = src
                     .body
                     .lines()
                     .partition(|line| line.starts_with("enable "));
+                let mut enables: Vec<&str> = Vec::new();
+                for e in body_enables.into_iter().chain(prelude_enables) {
+                    if !enables.contains(&e.trim()) {
+                        enables.push(e.trim());
+                    }
+                }
                 let source = format!(
-                    "{}{}{}",
+                    "{}{}\n{}",
                     enables.iter().map(|l| format!("{l}\n")).collect::<String>(),
-                    src.dtype.wgsl_prelude(),
+                    prelude.join("\n"),
                     rest.join("\n")
                 );
                 let desc = wgpu::ShaderModuleDescriptor {
