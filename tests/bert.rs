@@ -137,8 +137,8 @@ async fn matches_sentence_transformers() -> Result<()> {
 
 async fn matches_on(gpu: &Gpu) -> Result<()> {
     let gpu = gpu.clone();
-    let mixed = gpu.capabilities().cooperative_matrix;
     let embedder = minilm(&gpu).await?;
+    let mixed = embedder.uses_tensor_cores();
     let golden = goldens().await;
     for (text, want) in golden.texts.iter().zip(&golden.ids) {
         assert_eq!(&embedder.tokenize(text)?.0, want, "token ids of {text:?}");

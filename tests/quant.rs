@@ -269,15 +269,13 @@ async fn matmul_matches_cpu_body() -> Result<()> {
                     seed: (n * 17 + k + m) as u64,
                 };
                 if gpu.capabilities().cooperative_matrix {
-                    // Auto takes the tensor cores here; the tiled kernel too, with the plain bounds.
-                    product_matches_within(
-                        &gpu,
-                        "matmul (tensor cores)",
-                        case,
-                        quant::matmul,
-                        true,
-                    )
-                    .await?;
+                    // Each kernel by name (Auto takes one of them, with the looser bound).
+                    let cores: ProductFn =
+                        |r, x, w, res| quant::matmul_with(r, x, w, res, MatmulKernel::TensorCores);
+                    product_matches_within(&gpu, "matmul (tensor cores)", case, cores, true)
+                        .await?;
+                    product_matches_within(&gpu, "matmul (auto)", case, quant::matmul, true)
+                        .await?;
                     let tiled: ProductFn =
                         |r, x, w, res| quant::matmul_with(r, x, w, res, MatmulKernel::Tiled);
                     product_matches(&gpu, "matmul (tiled)", case, tiled).await?;

@@ -332,7 +332,8 @@ struct Dims {
 impl Dims {
     /// The tensor-core kernel's tile size for this product.
     fn coop_kernel(&self) -> Kernel {
-        if self.batch * self.m.div_ceil(128) * self.n.div_ceil(128) >= COOP128_MIN_TILES {
+        let tiles = self.batch * self.m.div_ceil(128) * self.n.div_ceil(128);
+        if tiles >= COOP128_MIN_TILES || !super::new_tensor_core_paths() {
             Kernel::Coop
         } else {
             Kernel::Coop64

@@ -55,8 +55,16 @@ pub struct Embeddings {
 
 /// Where an [`Embedder`]'s encoder runs.
 enum Engine {
-    Gpu { gpu: Gpu, bert: Bert<Recorder> },
-    Cpu { cpu: Cpu, bert: Bert<Cpu> },
+    Gpu {
+        gpu: Gpu,
+        bert: Bert<Recorder>,
+        /// The linears run on tensor cores (f16 weights, f32 activations rounded to f16).
+        tensor_cores: bool,
+    },
+    Cpu {
+        cpu: Cpu,
+        bert: Bert<Cpu>,
+    },
 }
 
 /// A sentence-embedding model on the GPU or the CPU.
@@ -110,11 +118,13 @@ impl Embedder {
     pub fn new(gpu: &Gpu, weights: &Weights, files: &ModelFiles<'_>) -> Result<Embedder> {
         let config = Config::from_json("config.json", files.config)?;
         let mut bert = Bert::<Recorder>::load(weights, config.clone())?;
-        // Tensor cores where the device has them: the linears' weights as f16 (one submit).
-        if gpu.capabilities().cooperative_matrix {
+        // Tensor cores where the device has them: the linears' weights as f16 (one submit). For now
+        // only with WEBGPU_INFER_TENSOR_CORES=new (see `kernels::new_tensor_core_paths`).
+        let mut tensor_cores = false;
+        if gpu.capabilities().cooperative_matrix && crate::kernels::new_tensor_core_paths() {
             let mut rec = gpu.recorder();
             for l in bert.linears_mut() {
-                l.use_tensor_cores(&mut rec)?;
+                tensor_cores |= l.use_tensor_cores(&mut rec)?;
             }
             rec.submit();
         }
@@ -122,6 +132,7 @@ impl Embedder {
             Engine::Gpu {
                 gpu: gpu.clone(),
                 bert,
+                tensor_cores,
             },
             config,
             files,
@@ -148,6 +159,18 @@ impl Embedder {
             Engine::Gpu { .. } => "gpu",
             Engine::Cpu { .. } => "cpu",
         }
+    }
+
+    /// Whether the encoder's linears run on tensor cores (f16 weights; f32 activations rounded to
+    /// f16 as the kernel stages them, f32 sums): on GPUs with cooperative matrices, natively.
+    pub fn uses_tensor_cores(&self) -> bool {
+        matches!(
+            self.engine,
+            Engine::Gpu {
+                tensor_cores: true,
+                ..
+            }
+        )
     }
 
     fn with_engine(engine: Engine, config: Config, files: &ModelFiles<'_>) -> Result<Embedder> {
@@ -280,7 +303,7 @@ impl Embedder {
         }
         let shape = [batch, seq];
         let flat = match &self.engine {
-            Engine::Gpu { gpu, bert } => {
+            Engine::Gpu { gpu, bert, .. } => {
                 let mut rec = gpu.recorder();
                 let pooled = self.pooled(&mut rec, bert, &ids, &mask, shape)?;
                 // The vectors come back in the forward pass's own submit, through a pooled staging
