@@ -158,6 +158,75 @@ gpu_test!(
     classifier_matches_pytorch
 );
 
+/// The PNG's pixels as RGBA8 (the png crate natively, an OffscreenCanvas in the browser).
+async fn rgba_pixels(path: &str) -> (Vec<u8>, u32, u32) {
+    let bytes = read_asset(path).await;
+    #[cfg(not(target_arch = "wasm32"))]
+    return decode_png(&bytes);
+    #[cfg(target_arch = "wasm32")]
+    return common::web::decode_rgba(&bytes).await;
+}
+
+/// The same goldens and bounds on the CPU backend (the same network code over `VisionOps for Cpu`;
+/// preprocessing by `cpu::image::preprocess`, the GPU kernel's computation on the host): its sums
+/// run in another order again (the sgemm's blocks, im2col for the stem).
+async fn cpu_classifier_matches_pytorch() -> Result<()> {
+    use webgpu_infer::cpu::Cpu;
+    let cpu = Cpu::new();
+    let goldens: Goldens =
+        serde_json::from_slice(&read_asset("tests/goldens/efficientnet_lite0.json").await).unwrap();
+    #[cfg(not(target_arch = "wasm32"))]
+    let classifier = Classifier::from_dir_cpu(&cpu, EFFNET.as_ref())?;
+    #[cfg(target_arch = "wasm32")]
+    let classifier = {
+        let weights = webgpu_infer::bridge::web::load_host(
+            &cpu,
+            webgpu_infer::bridge::web::Source::Url(format!("/{EFFNET}/model.safetensors")),
+            None,
+            &mut |_| {},
+        )
+        .await?;
+        let config = read_asset(&format!("{EFFNET}/config.json")).await;
+        Classifier::new_cpu(&cpu, &weights, &config)?
+    };
+    assert_eq!(classifier.backend(), "cpu");
+    // The weights stay in host memory, counted while the classifier lives.
+    assert!(cpu.stats().host_weight_bytes > 0);
+    for g in &goldens.images {
+        let (rgba, w, h) = rgba_pixels(&format!("tests/fixtures/images/{}", g.image)).await;
+        let result = classifier.classify_rgba(&rgba, w, h, 5).await?;
+        let max_diff = result
+            .logits
+            .iter()
+            .zip(&g.logits)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        log(&format!(
+            "cpu: {}: top-1 {} ({:.4}), max |logit diff| vs PyTorch {max_diff:.2e}",
+            g.image, result.top[0].label, result.top[0].score
+        ));
+        assert!(
+            max_diff <= LOGIT_ATOL,
+            "cpu: {}: logits differ by {max_diff}",
+            g.image
+        );
+        let got: Vec<usize> = result.top.iter().map(|p| p.index).collect();
+        let want: Vec<usize> = g.top5.iter().map(|t| t.index).collect();
+        assert_eq!(got, want, "cpu: {}: top-5 classes", g.image);
+    }
+    // Bad pixels: a typed error naming what was wrong.
+    let err = classifier
+        .classify_rgba(&[0; 10], 2, 2, 5)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("RGBA"), "{err}");
+    Ok(())
+}
+gpu_test!(
+    efficientnet_lite0_on_the_cpu_matches_pytorch_goldens,
+    cpu_classifier_matches_pytorch
+);
+
 fn psnr(a: &[u8], b: &[u8]) -> f64 {
     assert_eq!(a.len(), b.len());
     let mse = a

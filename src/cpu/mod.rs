@@ -9,6 +9,7 @@
 
 pub mod attention;
 pub mod decoder;
+pub mod image;
 pub mod math;
 pub mod matmul;
 pub mod ops;

@@ -12,13 +12,13 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use crate::bridge::Weights;
+use crate::cpu::{Cpu, HostWeights};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::activation::Activation;
-use crate::kernels::conv::{Conv2d, ConvEpilogue, Padding, conv2d};
-use crate::kernels::image::{BatchNorm, fold_batchnorm, global_avg_pool};
-use crate::kernels::matmul::linear;
+use crate::kernels::conv::{Conv2d, Padding};
 use crate::kernels::preprocess::{Crop, GpuImage, Interpolation, Preprocess, image_to_tensor};
+use crate::models::ops::{ConvBnSpec, VisionOps};
 use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
@@ -150,62 +150,12 @@ impl Config {
     }
 }
 
-/// A convolution with its batch norm folded in, and its activation.
-struct ConvBn {
-    weight: Tensor,
-    bias: Tensor,
-    conv: Conv2d,
-    act: Option<Activation>,
-}
-
-impl ConvBn {
-    fn load(
-        rec: &mut Recorder,
-        weights: &Weights,
-        conv_name: &str,
-        bn_name: &str,
-        conv: Conv2d,
-        act: Option<Activation>,
-        eps: f32,
-    ) -> Result<ConvBn> {
-        let get = |suffix: &str| weights.get(&format!("{bn_name}.{suffix}"));
-        let (gamma, beta, mean, var) = (
-            get("weight")?,
-            get("bias")?,
-            get("running_mean")?,
-            get("running_var")?,
-        );
-        let w = weights.get(&format!("{conv_name}.weight"))?;
-        let bn = BatchNorm {
-            gamma,
-            beta,
-            mean,
-            var,
-            eps,
-        };
-        let (weight, bias) = fold_batchnorm(rec, w, None, &bn)?;
-        Ok(ConvBn {
-            weight,
-            bias,
-            conv,
-            act,
-        })
-    }
-
-    fn forward(&self, rec: &mut Recorder, x: &Tensor, residual: Option<&Tensor>) -> Result<Tensor> {
-        let epilogue = ConvEpilogue {
-            bias: Some(&self.bias),
-            activation: self.act,
-            residual,
-        };
-        conv2d(rec, x, &self.weight, &self.conv, epilogue)
-    }
-}
-
-struct Block {
-    expand: Option<ConvBn>,
-    depthwise: ConvBn,
-    project: ConvBn,
+/// One MBConv block: expansion (1×1), depthwise, projection (1×1), each a convolution with its batch
+/// norm folded in; the input added to the output when the shapes allow.
+struct Block<O: VisionOps> {
+    expand: Option<O::Conv>,
+    depthwise: O::Conv,
+    project: O::Conv,
     skip: bool,
 }
 
@@ -246,115 +196,29 @@ struct BlockShape {
     c_out: usize,
 }
 
-impl Block {
-    /// Block `index`'s convolutions (`_blocks.{index}.*`), each with its batch norm folded in.
-    fn load(
-        rec: &mut Recorder,
-        weights: &Weights,
-        index: usize,
-        shape: BlockShape,
-        eps: f32,
-    ) -> Result<Block> {
-        let BlockShape {
-            kernel,
-            stride,
-            expand,
-            c_in,
-            c_out,
-        } = shape;
-        let relu6 = Some(Activation::Relu6);
-        let p = format!("_blocks.{index}");
-        let hidden = c_in * expand;
-        let conv = |rec: &mut Recorder, conv: &str, bn: &str, c: Conv2d, act| {
-            ConvBn::load(
-                rec,
-                weights,
-                &format!("{p}.{conv}"),
-                &format!("{p}.{bn}"),
-                c,
-                act,
-                eps,
-            )
-        };
-        let expand_conv = if expand == 1 {
-            None
-        } else {
-            Some(conv(rec, "_expand_conv", "_bn0", same(1, 1), relu6)?)
-        };
-        let depthwise = conv(rec, "_depthwise_conv", "_bn1", same(stride, hidden), relu6)?;
-        let project = conv(rec, "_project_conv", "_bn2", same(1, 1), None)?;
-        if depthwise.weight.shape() != [hidden, 1, kernel, kernel] {
-            return Err(Error::Model {
-                source_name: "config.json".into(),
-                message: format!(
-                    "{p}._depthwise_conv.weight is {:?}, the config implies [{hidden}, 1, {kernel}, \
-                     {kernel}]",
-                    depthwise.weight.shape()
-                ),
-            });
-        }
-        Ok(Block {
-            expand: expand_conv,
-            depthwise,
-            project,
-            skip: stride == 1 && c_in == c_out,
-        })
-    }
+/// The network, written once over [`VisionOps`]: on the GPU ([`Recorder`]: one submit, batch norms
+/// folded on the GPU) and on the CPU ([`Cpu`]).
+pub struct EfficientNet<O: VisionOps> {
+    stem: O::Conv,
+    blocks: Vec<Block<O>>,
+    head: O::Conv,
+    fc: O::Linear,
 }
 
-/// The final linear layer's weight and bias, checked against the config.
-fn fc_of(weights: &Weights, config: &Config) -> Result<(Tensor, Tensor)> {
-    let fc_weight = weights.get("_fc.weight")?.clone();
-    let fc_bias = weights.get("_fc.bias")?.clone();
-    if fc_weight.shape() != [config.num_classes, config.head_channels] {
-        return Err(Error::Model {
-            source_name: "model.safetensors".into(),
-            message: format!(
-                "_fc.weight is {:?}, want [{}, {}]",
-                fc_weight.shape(),
-                config.num_classes,
-                config.head_channels
-            ),
-        });
-    }
-    if fc_weight.dtype() != DType::F32 {
-        return Err(Error::Model {
-            source_name: "model.safetensors".into(),
-            message: "the classifier takes f32 weights".into(),
-        });
-    }
-    Ok((fc_weight, fc_bias))
-}
-
-/// An EfficientNet-Lite classifier on the GPU.
-pub struct Classifier {
-    gpu: Gpu,
-    config: Config,
-    labels: Vec<String>,
-    stem: ConvBn,
-    blocks: Vec<Block>,
-    head: ConvBn,
-    fc_weight: Tensor,
-    fc_bias: Tensor,
-}
-
-impl Classifier {
-    /// Builds the classifier from loaded weights (f32) and `config.json`, folding every batch norm into
-    /// its convolution on the GPU (one submit). `weights` can be dropped afterwards.
-    pub fn new(gpu: &Gpu, weights: &Weights, config_json: &[u8]) -> Result<Classifier> {
-        let config = Config::from_json("config.json", config_json)?;
+impl<O: VisionOps> EfficientNet<O> {
+    /// Takes the network's tensors from `weights` (PyTorch names), folding every batch norm into its
+    /// convolution through `o`.
+    pub fn load(o: &mut O, weights: &O::Weights, config: &Config) -> Result<EfficientNet<O>> {
         let eps = config.batch_norm_eps;
         let relu6 = Some(Activation::Relu6);
-        let mut rec = gpu.recorder();
-        let stem = ConvBn::load(
-            &mut rec,
-            weights,
-            "_conv_stem",
-            "_bn0",
-            same(2, 1),
-            relu6,
+        let spec = |conv_name: &'static str, bn_name: &'static str, conv, act| ConvBnSpec {
+            conv_name,
+            bn_name,
             eps,
-        )?;
+            conv,
+            act,
+        };
+        let stem = o.conv_bn(weights, &spec("_conv_stem", "_bn0", same(2, 1), relu6))?;
         let mut blocks = Vec::new();
         for &[repeats, kernel, stride, expand, c_in, c_out] in &config.blocks {
             for r in 0..repeats {
@@ -366,26 +230,150 @@ impl Classifier {
                     c_in,
                     c_out,
                 };
-                blocks.push(Block::load(&mut rec, weights, blocks.len(), shape, eps)?);
+                let index = blocks.len();
+                blocks.push(Self::block(o, weights, index, shape, eps)?);
             }
         }
-        let head = ConvBn::load(
-            &mut rec,
+        let head = o.conv_bn(weights, &spec("_conv_head", "_bn1", same(1, 1), relu6))?;
+        let fc = O::linear_of(
             weights,
-            "_conv_head",
-            "_bn1",
-            same(1, 1),
-            relu6,
-            eps,
+            "_fc.weight",
+            "_fc.bias",
+            config.num_classes,
+            config.head_channels,
         )?;
-        rec.submit();
-        let (fc_weight, fc_bias) = fc_of(weights, &config)?;
-        if stem.weight.dtype() != DType::F32 {
+        Ok(EfficientNet {
+            stem,
+            blocks,
+            head,
+            fc,
+        })
+    }
+
+    /// Block `index`'s convolutions (`_blocks.{index}.*`), each with its batch norm folded in.
+    fn block(
+        o: &mut O,
+        weights: &O::Weights,
+        index: usize,
+        shape: BlockShape,
+        eps: f32,
+    ) -> Result<Block<O>> {
+        let BlockShape {
+            kernel,
+            stride,
+            expand,
+            c_in,
+            c_out,
+        } = shape;
+        let relu6 = Some(Activation::Relu6);
+        let p = format!("_blocks.{index}");
+        let hidden = c_in * expand;
+        let mut conv = |conv: &str, bn: &str, c: Conv2d, act| {
+            let (conv_name, bn_name) = (format!("{p}.{conv}"), format!("{p}.{bn}"));
+            let spec = ConvBnSpec {
+                conv_name: &conv_name,
+                bn_name: &bn_name,
+                eps,
+                conv: c,
+                act,
+            };
+            o.conv_bn(weights, &spec)
+        };
+        let expand_conv = if expand == 1 {
+            None
+        } else {
+            Some(conv("_expand_conv", "_bn0", same(1, 1), relu6)?)
+        };
+        let depthwise = conv("_depthwise_conv", "_bn1", same(stride, hidden), relu6)?;
+        let project = conv("_project_conv", "_bn2", same(1, 1), None)?;
+        let shape = O::conv_shape(&depthwise);
+        if shape != [hidden, 1, kernel, kernel] {
             return Err(Error::Model {
-                source_name: "model.safetensors".into(),
-                message: "the classifier takes f32 weights".into(),
+                source_name: "config.json".into(),
+                message: format!(
+                    "{p}._depthwise_conv.weight is {shape:?}, the config implies [{hidden}, 1, \
+                     {kernel}, {kernel}]"
+                ),
             });
         }
+        Ok(Block {
+            expand: expand_conv,
+            depthwise,
+            project,
+            skip: stride == 1 && c_in == c_out,
+        })
+    }
+
+    /// Logits `[N, classes]` for preprocessed images `x [N, size, size, 3]`.
+    pub fn forward(&self, o: &mut O, x: &O::Tensor) -> Result<O::Tensor> {
+        let mut h = o.conv(x, &self.stem, None)?;
+        for b in &self.blocks {
+            let mut y = match &b.expand {
+                Some(e) => o.conv(&h, e, None)?,
+                None => h.clone(),
+            };
+            y = o.conv(&y, &b.depthwise, None)?;
+            y = o.conv(&y, &b.project, b.skip.then_some(&h))?;
+            h = y;
+        }
+        let h = o.conv(&h, &self.head, None)?;
+        let pooled = o.global_avg_pool(&h)?;
+        o.linear(&pooled, &self.fc, None)
+    }
+}
+
+/// Where a [`Classifier`]'s network runs.
+enum Engine {
+    Gpu {
+        gpu: Gpu,
+        net: EfficientNet<Recorder>,
+    },
+    Cpu {
+        cpu: Cpu,
+        net: EfficientNet<Cpu>,
+    },
+}
+
+/// An EfficientNet-Lite classifier, on the GPU or the CPU.
+pub struct Classifier {
+    engine: Engine,
+    config: Config,
+    labels: Vec<String>,
+}
+
+impl Classifier {
+    /// Builds the classifier from loaded weights (f32) and `config.json`, folding every batch norm into
+    /// its convolution on the GPU (one submit). `weights` can be dropped afterwards.
+    pub fn new(gpu: &Gpu, weights: &Weights, config_json: &[u8]) -> Result<Classifier> {
+        let config = Config::from_json("config.json", config_json)?;
+        let mut rec = gpu.recorder();
+        let net = EfficientNet::load(&mut rec, weights, &config)?;
+        rec.submit();
+        Ok(Classifier::with_engine(
+            Engine::Gpu {
+                gpu: gpu.clone(),
+                net,
+            },
+            config,
+        ))
+    }
+
+    /// Builds the classifier on the CPU backend from weights in host memory (f32), batch norms
+    /// folded on the host.
+    pub fn new_cpu(cpu: &Cpu, weights: &HostWeights, config_json: &[u8]) -> Result<Classifier> {
+        let config = Config::from_json("config.json", config_json)?;
+        let mut c = cpu.clone();
+        let net = EfficientNet::load(&mut c, weights, &config)?;
+        Ok(Classifier::with_engine(
+            Engine::Cpu {
+                cpu: cpu.clone(),
+                net,
+            },
+            config,
+        ))
+    }
+
+    fn with_engine(engine: Engine, config: Config) -> Classifier {
         let labels = (0..config.num_classes)
             .map(|i| {
                 config
@@ -395,16 +383,11 @@ impl Classifier {
                     .unwrap_or_else(|| format!("class {i}"))
             })
             .collect();
-        Ok(Classifier {
-            gpu: gpu.clone(),
+        Classifier {
+            engine,
             config,
             labels,
-            stem,
-            blocks,
-            head,
-            fc_weight,
-            fc_bias,
-        })
+        }
     }
 
     /// Loads `model.safetensors` and `config.json` from a folder.
@@ -412,6 +395,23 @@ impl Classifier {
     pub fn from_dir(gpu: &Gpu, dir: &std::path::Path) -> Result<Classifier> {
         let (config, weights) = crate::models::read_folder(gpu, dir)?;
         Classifier::new(gpu, &weights, &config)
+    }
+
+    /// [`Classifier::from_dir`] on the CPU backend (the weights read into host memory).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn from_dir_cpu(cpu: &Cpu, dir: &std::path::Path) -> Result<Classifier> {
+        let config = std::fs::read(dir.join("config.json"))
+            .map_err(|e| Error::Input(format!("{}: {e}", dir.join("config.json").display())))?;
+        let weights = cpu.load(&dir.join("model.safetensors"))?;
+        Classifier::new_cpu(cpu, &weights, &config)
+    }
+
+    /// `"gpu"` or `"cpu"`: where the network runs.
+    pub fn backend(&self) -> &'static str {
+        match self.engine {
+            Engine::Gpu { .. } => "gpu",
+            Engine::Cpu { .. } => "cpu",
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -447,35 +447,68 @@ impl Classifier {
         }
     }
 
-    /// Logits `[N, classes]` for preprocessed images `x [N, size, size, 3]`, recorded into `rec`.
+    /// Logits `[N, classes]` for preprocessed images `x [N, size, size, 3]`, recorded into `rec`
+    /// (GPU classifiers only).
     pub fn forward(&self, rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
-        let mut h = self.stem.forward(rec, x, None)?;
-        for b in &self.blocks {
-            let mut y = match &b.expand {
-                Some(e) => e.forward(rec, &h, None)?,
-                None => h.clone(),
-            };
-            y = b.depthwise.forward(rec, &y, None)?;
-            y = b.project.forward(rec, &y, b.skip.then_some(&h))?;
-            h = y;
+        match &self.engine {
+            Engine::Gpu { net, .. } => net.forward(rec, x),
+            Engine::Cpu { .. } => Err(Self::not_on_gpu("forward")),
         }
-        let h = self.head.forward(rec, &h, None)?;
-        let pooled = global_avg_pool(rec, &h)?;
-        linear(rec, &pooled, &self.fc_weight, Some(&self.fc_bias), None)
     }
 
-    /// Classifies `image`: the `top_k` classes with softmax scores, and all logits.
+    fn not_on_gpu(what: &str) -> Error {
+        Error::Input(format!(
+            "Classifier::{what} takes GPU tensors; this classifier runs on the CPU backend (use \
+             classify_rgba)"
+        ))
+    }
+
+    /// Classifies `image` (a texture on this classifier's GPU): the `top_k` classes with softmax
+    /// scores, and all logits. GPU classifiers only; [`Classifier::classify_rgba`] takes pixels on
+    /// either backend.
     pub async fn classify(&self, image: &GpuImage, top_k: usize) -> Result<Classification> {
-        let mut rec = self.gpu.recorder();
+        let Engine::Gpu { gpu, net } = &self.engine else {
+            return Err(Self::not_on_gpu("classify"));
+        };
+        let mut rec = gpu.recorder();
         let pre = self.preprocess(image.width(), image.height());
         let x = image_to_tensor(&mut rec, image, &pre, DType::F32)?;
-        let logits = self.forward(&mut rec, &x)?;
+        let logits = net.forward(&mut rec, &x)?;
         let logits = rec.submit_and_read(&logits).bytes().await?;
         let logits: Vec<f32> = bytemuck::pod_collect_to_vec(&logits);
-        Ok(Classification {
+        Ok(self.result(logits, top_k))
+    }
+
+    /// Classifies an RGBA8 image (`width × height × 4` bytes, rows top to bottom) on either backend:
+    /// on the GPU it is uploaded as a texture and goes through [`Classifier::classify`]; on the CPU it
+    /// is preprocessed the same way on the host (`cpu::image::preprocess`).
+    pub async fn classify_rgba(
+        &self,
+        rgba: &[u8],
+        width: u32,
+        height: u32,
+        top_k: usize,
+    ) -> Result<Classification> {
+        match &self.engine {
+            Engine::Gpu { gpu, .. } => {
+                let image = GpuImage::from_rgba8(gpu, rgba, width, height)?;
+                self.classify(&image, top_k).await
+            }
+            Engine::Cpu { cpu, net } => {
+                let pre = self.preprocess(width, height);
+                let x = crate::cpu::image::preprocess(rgba, width, height, &pre)?;
+                let mut c = cpu.clone();
+                let logits = crate::cpu::par::with_team(|| net.forward(&mut c, &x))?;
+                Ok(self.result(logits.to_vec()?, top_k))
+            }
+        }
+    }
+
+    fn result(&self, logits: Vec<f32>, top_k: usize) -> Classification {
+        Classification {
             top: top_k_softmax(&logits, top_k, &self.labels),
             logits,
-        })
+        }
     }
 }
 

@@ -9,10 +9,12 @@ use crate::kernels::activation::Activation;
 mod cpu;
 mod decoder;
 mod gpu;
+mod vision;
 
 pub use cpu::HostLinear;
 pub use decoder::{Causal, DecoderOps, FusedMlp, FusedQkv, Rope};
 pub use gpu::GpuKv;
+pub use vision::{ConvBnSpec, GpuConv, VisionOps};
 
 /// What an embedding lookup adds to the token rows.
 pub struct Lookup<'a, T> {
