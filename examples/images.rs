@@ -74,8 +74,23 @@ async fn run() -> webgpu_infer::Result<()> {
         .filter(|&(i, a)| !a.starts_with("--") && (i == 0 || !args[i - 1].starts_with("--")))
         .map(|(_, a)| a)
         .collect();
-    let usage = "images classify --model DIR IMAGE.png [--top K] | upscale --model DIR IMAGE.png --out OUT.png | \
-                 bench [--classifier DIR] [--upscaler DIR] [--sizes 64,128,256]";
+    let usage = "images classify --model DIR IMAGE.png [--top K] [--backend gpu|cpu] | upscale --model DIR IMAGE.png --out OUT.png | \
+                 bench [--classifier DIR [--backend gpu|cpu]] [--upscaler DIR] [--sizes 64,128,256]";
+    // The classifier's backend (the CPU backend: weights in host memory, rayon's threads).
+    let backend = flag("--backend").unwrap_or_else(|| "gpu".into());
+    if !matches!(backend.as_str(), "gpu" | "cpu") {
+        return Err(Error::Input(format!(
+            "--backend takes gpu or cpu, not {backend:?}"
+        )));
+    }
+    let cpu = webgpu_infer::cpu::Cpu::new();
+    let load_classifier = |gpu: &Gpu, dir: &str| {
+        if backend == "cpu" {
+            Classifier::from_dir_cpu(&cpu, Path::new(dir))
+        } else {
+            Classifier::from_dir(gpu, Path::new(dir))
+        }
+    };
     let Some(command) = positional.first() else {
         println!("{usage}");
         return Ok(());
@@ -86,11 +101,10 @@ async fn run() -> webgpu_infer::Result<()> {
             let model =
                 flag("--model").ok_or_else(|| Error::Input("--model DIR is required".into()))?;
             let top: usize = flag("--top").and_then(|v| v.parse().ok()).unwrap_or(5);
-            let classifier = Classifier::from_dir(&gpu, Path::new(&model))?;
+            let classifier = load_classifier(&gpu, &model)?;
             for path in &positional[1..] {
                 let (rgba, w, h) = decode_png(path)?;
-                let image = GpuImage::from_rgba8(&gpu, &rgba, w, h)?;
-                let result = classifier.classify(&image, top).await?;
+                let result = classifier.classify_rgba(&rgba, w, h, top).await?;
                 let top: Vec<_> = result
                     .top
                     .iter()
@@ -136,21 +150,34 @@ async fn run() -> webgpu_infer::Result<()> {
                 v[v.len() / 2]
             };
             if let Some(dir) = flag("--classifier") {
-                let classifier = Classifier::from_dir(&gpu, Path::new(&dir))?;
+                let classifier = load_classifier(&gpu, &dir)?;
                 let (rgba, w, h) = decode_png("tests/fixtures/images/cat.png")?;
+                // GPU: the texture uploaded once; CPU: from the pixels each time (as a page does).
                 let image = GpuImage::from_rgba8(&gpu, &rgba, w, h)?;
-                classifier.classify(&image, 5).await?;
+                let once = async || -> webgpu_infer::Result<f64> {
+                    let t0 = std::time::Instant::now();
+                    if backend == "cpu" {
+                        classifier.classify_rgba(&rgba, w, h, 5).await?;
+                    } else {
+                        classifier.classify(&image, 5).await?;
+                    }
+                    Ok(t0.elapsed().as_secs_f64() * 1e3)
+                };
+                once().await?;
                 let mut runs = Vec::new();
                 for _ in 0..10 {
-                    let t0 = std::time::Instant::now();
-                    classifier.classify(&image, 5).await?;
-                    runs.push(t0.elapsed().as_secs_f64() * 1e3);
+                    runs.push(once().await?);
                 }
                 let ms = median(runs);
+                let adapter = if backend == "cpu" {
+                    format!("cpu ({} threads)", cpu.threads())
+                } else {
+                    adapter.clone()
+                };
                 println!(
                     "{}",
                     serde_json::json!({"op": "classify", "model": dir, "image": format!("{w}x{h}"),
-                        "ms": ms, "images_per_s": 1e3 / ms, "adapter": adapter})
+                        "ms": ms, "images_per_s": 1e3 / ms, "backend": backend, "adapter": adapter})
                 );
             }
             if let Some(dir) = flag("--upscaler") {

@@ -2,6 +2,7 @@
 // Runs the browser benchmark pages in headless Chromium (WebGPU on whatever adapter it gets: SwiftShader
 // on machines without a GPU) and prints their JSON lines; also writes them to bench-out/browser.jsonl.
 //   node scripts/bench-browser.mjs [--reps 5] [--synthetic-mb 256] [--only load|kernels|decode|embed|images]
+//     [--images-query "classifier_backend=both"]
 //                                  [--kernel-query "max_square=256&ops=matmul"]
 //                                  [--embed-reps 3] [--embed-shapes 8x128,1x128] [--image-sizes 64,128]
 //                                  [--embed-query "backend=cpu&ort=wasm&ort_threads=2"]
@@ -37,7 +38,7 @@ const pages = [
   `/www/bench/kernels.html?${arg("kernel-query", "")}`,
   `/www/bench/decode.html?new_tokens=${arg("new-tokens", "16")}&reps=2&${arg("decode-query", "")}`,
   `/www/bench/embed.html?reps=${arg("embed-reps", "3")}&shapes=${arg("embed-shapes", "8x128,1x128")}&${arg("embed-query", "")}`,
-  `/www/bench/images.html?reps=3&sizes=${arg("image-sizes", "64,128")}`,
+  `/www/bench/images.html?reps=3&sizes=${arg("image-sizes", "64,128")}&${arg("images-query", "")}`,
 ].filter((p) => !arg("only") || p.includes(arg("only")));
 const lines = [];
 try {

@@ -396,7 +396,7 @@ async fn embedder_on_the_cpu_backend() {
         .as_string()
         .unwrap();
     assert!(adapter.starts_with("CPU"), "{adapter}");
-    // A GGUF generator loads on the CPU backend there; an image model needs WebGPU.
+    // A GGUF generator loads on the CPU backend there.
     let g = device
         .load_generator(
             JsValue::from_str("/tests/fixtures/tiny-gguf/tiny-kquants.gguf"),
@@ -406,11 +406,56 @@ async fn embedder_on_the_cpu_backend() {
         .expect("loadGenerator on a CPU device");
     assert_eq!(g.backend(), "cpu");
     drop(g);
+    // So does a classifier, whatever the image: pixels read through a canvas (an ImageBitmap) or an
+    // ImageData's own bytes give the PyTorch goldens' top-5; an upscaler needs WebGPU.
+    let c = device
+        .load_classifier("/models/efficientnet-lite0/".into(), None)
+        .await
+        .expect("loadClassifier on a CPU device");
+    assert_eq!(c.backend(), "cpu");
+    let goldens: serde_json::Value =
+        serde_json::from_slice(&common::read_asset("tests/goldens/efficientnet_lite0.json").await)
+            .unwrap();
+    let cat = goldens["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["image"] == "cat.png")
+        .unwrap();
+    let want: Vec<u32> = cat["top5"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["index"].as_u64().unwrap() as u32)
+        .collect();
+    let png = common::read_asset("tests/fixtures/images/cat.png").await;
+    let (rgba, w, h) = common::web::decode_rgba(&png).await;
+    let data =
+        web_sys::ImageData::new_with_u8_clamped_array_and_sh(wasm_bindgen::Clamped(&rgba), w, h)
+            .unwrap();
+    let global = js_sys::global();
+    let create: js_sys::Function = Reflect::get(&global, &"createImageBitmap".into())
+        .unwrap()
+        .into();
+    let promise: js_sys::Promise = create.call1(&global, &data).unwrap().into();
+    let bitmap = wasm_bindgen_futures::JsFuture::from(promise).await.unwrap();
+    for image in [JsValue::from(data), bitmap] {
+        let top = c
+            .classify(image, Some(5))
+            .await
+            .expect("classify on the CPU");
+        let got: Vec<u32> = top
+            .iter()
+            .map(|p| Reflect::get(&p, &"index".into()).unwrap().as_f64().unwrap() as u32)
+            .collect();
+        assert_eq!(got, want, "top-5 of cat.png on the CPU backend");
+    }
+    drop(c);
     let refused = device
-        .load_classifier("/tests/fixtures/no-such-classifier/".into(), None)
+        .load_upscaler("/tests/fixtures/no-such-upscaler/".into(), None)
         .await
         .err()
-        .expect("a classifier needs WebGPU");
+        .expect("an upscaler needs WebGPU");
     let message = Reflect::get(&refused, &"message".into())
         .unwrap()
         .as_string()

@@ -1,5 +1,5 @@
-// The images page: classify the picture (top-5 ImageNet labels) and upscale it, both on the GPU of
-// one device. Pictures go from the browser into a GPU texture (copyExternalImageToTexture); the
+// The images page: classify the picture (top-5 ImageNet labels; on the CPU backend where there is
+// no WebGPU or only a software adapter, or as the "on" menu says) and upscale it on the GPU. Pictures go from the browser into a GPU texture (copyExternalImageToTexture); the
 // upscaled result is drawn into the canvas from the GPU (Upscaler.upscaleToCanvas).
 import { Device, ready, clearCache } from "../js/index.js";
 import { $, banner, showStats, loadWithProgress, wireClearCache } from "./common.js";
@@ -25,6 +25,7 @@ async function start() {
     banner("warn", `This adapter (${device.info.adapter}) is a software fallback: correct, but 10-100x slower than a GPU.`);
   }
   $("load").addEventListener("click", load);
+  $("backend").addEventListener("change", load);
   wireClearCache(clearCache);
   $("file").addEventListener("change", () => $("file").files[0] && useFile($("file").files[0]));
   const drop = $("drop");
@@ -44,10 +45,15 @@ async function load() {
   upscaler?.dispose();
   classifier = upscaler = null;
   const models = await loadWithProgress(async (onProgress) => {
-    const c = await device.loadClassifier($("classifier-url").value, { onProgress });
-    const u = await device.loadUpscaler($("upscaler-url").value, { onProgress });
-    return { c, u, fromCache: c.fromCache && u.fromCache };
-  }, ({ c, u }) => `EfficientNet-Lite0 (${c.labels.length} classes, ${c.imageSize}×${c.imageSize} input) and a ×${u.scale} upscaler`);
+    const c = await device.loadClassifier($("classifier-url").value, { onProgress, backend: $("backend").value });
+    // The upscaler needs WebGPU: without it the page classifies only.
+    const u = await device.loadUpscaler($("upscaler-url").value, { onProgress }).catch((e) => {
+      banner("warn", `No upscaler: ${e.message ?? e}`);
+      return null;
+    });
+    return { c, u, fromCache: c.fromCache && u?.fromCache };
+  }, ({ c, u }) => `EfficientNet-Lite0 (${c.labels.length} classes, ${c.imageSize}×${c.imageSize} input) on the ` +
+    `${c.backend === "cpu" ? "CPU" : "GPU"} (${c.backendReason})` + (u ? ` and a ×${u.scale} upscaler` : ""));
   if (!models) return;
   ({ c: classifier, u: upscaler } = models);
   window.demo = { classifier, upscaler }; // for the end-to-end test
@@ -63,7 +69,7 @@ async function useFile(file) {
 
 async function run() {
   const img = $("original");
-  if (!classifier || !upscaler) return;
+  if (!classifier) return;
   try {
     await img.decode();
   } catch {
@@ -85,6 +91,15 @@ async function run() {
       tr.insertCell().textContent = p.label;
       tr.insertCell().textContent = `${(p.score * 100).toFixed(1)}%`;
     }
+    $("timing").dataset.backend = classifier.backend;
+    if (!upscaler) {
+      $("image-status").textContent = `${bitmap.width}×${bitmap.height} pixels`;
+      timing.textContent = `classified in ${classifyMs.toFixed(0)} ms on the ${classifier.backend.toUpperCase()}`;
+      timing.dataset.state = "done";
+      timing.dataset.top1 = top[0].label;
+      showStats();
+      return;
+    }
     // The upscaler gets the picture, or its centre when it is large.
     const big = bitmap.width > MAX_UPSCALE_SIDE || bitmap.height > MAX_UPSCALE_SIDE;
     const sw = big ? Math.min(bitmap.width, MAX_UPSCALE_SIDE) : bitmap.width;
@@ -98,7 +113,8 @@ async function run() {
     $("upscaled-caption").textContent = `×${upscaler.scale}: ${part.width}×${part.height} → ${width}×${height}` +
       (big ? ` (the centre ${sw}×${sh} of the ${bitmap.width}×${bitmap.height} picture)` : "");
     $("image-status").textContent = `${bitmap.width}×${bitmap.height} pixels`;
-    timing.textContent = `classified in ${classifyMs.toFixed(0)} ms, upscaled in ${upscaleMs.toFixed(0)} ms`;
+    timing.textContent = `classified in ${classifyMs.toFixed(0)} ms on the ${classifier.backend.toUpperCase()}, ` +
+      `upscaled in ${upscaleMs.toFixed(0)} ms`;
     timing.dataset.state = "done";
     timing.dataset.top1 = top[0].label;
     timing.dataset.upscaled = `${width}x${height}`;

@@ -1,5 +1,5 @@
 //! `backend: "auto" | "gpu" | "cpu"` of `Device.create` and every load call: where models that have a
-//! CPU path (embedders, generators) run. `auto` (the default) takes the GPU when the browser offers a
+//! CPU path (embedders, generators, classifiers) run. `auto` (the default) takes the GPU when the browser offers a
 //! hardware adapter, and the CPU backend when it offers none or only a software one (SwiftShader
 //! runs WGSL on the CPU far slower than the CPU backend's own kernels).
 
@@ -108,7 +108,8 @@ impl Placement {
         self.gpu.as_ref().ok_or_else(|| {
             Error::Input(format!(
                 "{what} needs WebGPU, and this device has no adapter (it runs on the CPU backend: {}); \
-                 embedders and GGUF generators run on the CPU, image models need a browser with WebGPU",
+                 embedders, GGUF generators and classifiers run on the CPU, the upscaler needs a \
+                 browser with WebGPU",
                 self.reason
             ))
         })

@@ -5,6 +5,9 @@ const q = new URLSearchParams(location.search);
 const sizes = (q.get("sizes") ?? "64,128").split(",").map(Number);
 const reps = Number(q.get("reps") ?? 3);
 const scale = Number(q.get("scale") ?? 2);
+// Where the classifier runs: "auto" (the default: the CPU backend on a software adapter), "gpu",
+// "cpu", or "both" (one line each).
+const classifierBackend = q.get("classifier_backend") ?? "auto";
 window.benchResults = [];
 const out = document.getElementById("out");
 const status = (s) => { document.getElementById("status").textContent = s; };
@@ -35,15 +38,23 @@ async function main() {
   const device = await Device.create();
   const adapter = device.info.adapter;
   status("loading the models…");
-  const classifier = await device.loadClassifier("/models/efficientnet-lite0/", { cache: false });
+  const backends = classifierBackend === "both" ? ["gpu", "cpu"] : [classifierBackend];
+  const classifiers = [];
+  for (const backend of backends) {
+    classifiers.push(await device.loadClassifier("/models/efficientnet-lite0/", { cache: false, backend }));
+  }
   const upscaler = await device.loadUpscaler(`/models/esrgan-slim/x${scale}/`, { cache: false });
   const canvas = document.getElementById("canvas");
   const line = (op, model, input, output, ms) => ({
     op, model, input, output, ms: +ms.toFixed(1), images_per_s: +(1000 / ms).toFixed(3), adapter,
   });
   const cat = await picture(224);
-  status("classify…");
-  emit(line("classify", "efficientnet-lite0", "224x224", "top-5", await time(() => classifier.classify(cat, 5))));
+  for (const classifier of classifiers) {
+    status(`classify (${classifier.backend})…`);
+    const ms = await time(() => classifier.classify(cat, 5));
+    emit({ ...line("classify", "efficientnet-lite0", "224x224", "top-5", ms), backend: classifier.backend,
+      backend_reason: classifier.backendReason });
+  }
   for (const size of sizes) {
     status(`upscale ${size}×${size}…`);
     const bitmap = await picture(size);
