@@ -348,10 +348,10 @@ impl HostConv {
             stride: self.conv.stride,
         };
         let m = n * oh * ow;
-        let mut y = if self.conv.groups > 1 {
+        let y = if self.conv.groups > 1 {
             let mut y = vec![0f32; m * out];
             self.depthwise(x.f32s(OP)?, &mut y, &g)?;
-            y
+            HostTensor::from_f32(y, &[m, out])?
         } else if kh == 1 && kw == 1 && g.stride == [1, 1] && top == 0 && left == 0 {
             // 1×1: one product of every pixel's channels with the weight.
             self.product(&x.reshape(&[m, c])?)?
@@ -359,21 +359,20 @@ impl HostConv {
             let cols = im2col(x.f32s(OP)?, n, c, [kh, kw], &g);
             self.product(&HostTensor::from_f32(cols, &[m, kh * kw * c])?)?
         };
-        if let Some(r) = residual {
-            if r.shape() != [n, oh, ow, out] {
-                return Err(Error::shape(
-                    OP,
-                    format!("residual {:?} must be {:?}", r.shape(), [n, oh, ow, out]),
-                ));
-            }
-            y.iter_mut().zip(r.f32s(OP)?).for_each(|(a, b)| *a += b);
+        let y = y.reshape(&[n, oh, ow, out])?;
+        match residual {
+            Some(r) if r.shape() != y.shape() => Err(Error::shape(
+                OP,
+                format!("residual {:?} must be {:?}", r.shape(), y.shape()),
+            )),
+            Some(r) => crate::cpu::ops::add(&y, r),
+            None => Ok(y),
         }
-        HostTensor::from_f32(y, &[n, oh, ow, out])
     }
 
     /// `act(rows · weightᵀ + bias)` for `rows` `[m, kh·kw·in]` (the sgemm, split over threads).
-    fn product(&self, rows: &HostTensor) -> Result<Vec<f32>> {
-        crate::cpu::matmul::linear(rows, &self.weight, Some(&self.bias), self.act)?.to_vec()
+    fn product(&self, rows: &HostTensor) -> Result<HostTensor> {
+        crate::cpu::matmul::linear(rows, &self.weight, Some(&self.bias), self.act)
     }
 
     /// Depthwise: each output row of each image a task; channels innermost (vectorized).

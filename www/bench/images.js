@@ -1,13 +1,20 @@
-// Image-model benchmark: images per second of Classifier.classify and Upscaler.upscaleToCanvas.
+// Image-model benchmark: images per second of Classifier.classify and Upscaler.upscaleToCanvas;
+// query: classifier_backend=auto|gpu|cpu|both, ort=wasm (&ort_threads=N), sizes, reps, scale.
 import { Device, ready } from "../../js/index.js";
 
 const q = new URLSearchParams(location.search);
-const sizes = (q.get("sizes") ?? "64,128").split(",").map(Number);
+const sizes = (q.get("sizes") ?? "64,128").split(",").map(Number).filter(Boolean); // none: no upscaler
 const reps = Number(q.get("reps") ?? 3);
 const scale = Number(q.get("scale") ?? 2);
 // Where the classifier runs: "auto" (the default: the CPU backend on a software adapter), "gpu",
 // "cpu", or "both" (one line each).
 const classifierBackend = q.get("classifier_backend") ?? "auto";
+// `ort=wasm`: onnxruntime-web's CPU execution provider on the same network (the ONNX export of
+// scripts/export_efficientnet_onnx.py), `ort_threads` threads (more than 1 needs a cross-origin-
+// isolated page). Its time is the network alone, on a preprocessed input; ours includes reading
+// the pixels and preprocessing.
+const ortEp = q.get("ort");
+const ortThreads = Number(q.get("ort_threads") ?? 1);
 window.benchResults = [];
 const out = document.getElementById("out");
 const status = (s) => { document.getElementById("status").textContent = s; };
@@ -43,17 +50,37 @@ async function main() {
   for (const backend of backends) {
     classifiers.push(await device.loadClassifier("/models/efficientnet-lite0/", { cache: false, backend }));
   }
-  const upscaler = await device.loadUpscaler(`/models/esrgan-slim/x${scale}/`, { cache: false });
+  const upscaler = sizes.length ? await device.loadUpscaler(`/models/esrgan-slim/x${scale}/`, { cache: false }) : null;
   const canvas = document.getElementById("canvas");
   const line = (op, model, input, output, ms) => ({
     op, model, input, output, ms: +ms.toFixed(1), images_per_s: +(1000 / ms).toFixed(3), adapter,
   });
   const cat = await picture(224);
+  let ortMs = null;
+  let ortHow = null;
+  if (ortEp) {
+    status("onnxruntime-web…");
+    const ort = await import("/node_modules/onnxruntime-web/dist/ort.webgpu.min.mjs");
+    ort.env.wasm.wasmPaths = "/node_modules/onnxruntime-web/dist/";
+    ort.env.wasm.numThreads = ortThreads;
+    ort.env.logLevel = "error";
+    const url = "/models/efficientnet-lite0/onnx/model.onnx";
+    const head = await fetch(url, { method: "HEAD" });
+    if (!head.ok) throw new Error(`${url}: HTTP ${head.status}; export it with scripts/export_efficientnet_onnx.py`);
+    const session = await ort.InferenceSession.create(url, { executionProviders: [ortEp] });
+    const x = new Float32Array(3 * 224 * 224).map((_, i) => Math.sin(i));
+    const feeds = { input: new ort.Tensor("float32", x, [1, 3, 224, 224]) };
+    const threads = ortEp === "wasm" ? (crossOriginIsolated ? ortThreads : 1) : null;
+    ortHow = `onnxruntime-web ${ort.env.versions?.web ?? ""} ${ortEp}${threads ? `, ${threads} thread${threads > 1 ? "s" : ""}` : ""}`;
+    ortMs = await time(() => session.run(feeds));
+    emit({ ...line("classify", "efficientnet-lite0 (onnx)", "224x224 preprocessed", "logits", ortMs), engine: ortHow });
+  }
   for (const classifier of classifiers) {
     status(`classify (${classifier.backend})…`);
     const ms = await time(() => classifier.classify(cat, 5));
     emit({ ...line("classify", "efficientnet-lite0", "224x224", "top-5", ms), backend: classifier.backend,
-      backend_reason: classifier.backendReason });
+      backend_reason: classifier.backendReason,
+      ...(ortMs ? { ratio_vs_ort: +(ms / ortMs).toFixed(3), ort: ortHow } : {}) });
   }
   for (const size of sizes) {
     status(`upscale ${size}×${size}…`);
