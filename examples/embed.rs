@@ -106,6 +106,7 @@ async fn run() -> webgpu_infer::Result<()> {
             "model": model,
             "adapter": gpu.adapter_name(),
             "dims": out.dims,
+            "tensor_cores": embedder.uses_tensor_cores(),
             "max_seq_length": embedder.max_seq_length(),
             "tokens": out.tokens,
             "truncated": out.truncated,
@@ -166,6 +167,7 @@ async fn run_bench(
     if let Some(gpu) = gpu {
         line["shader_checks"] = (!gpu.unchecked_shaders()).into();
         line["subgroups"] = gpu.capabilities().subgroups.into();
+        line["tensor_cores"] = embedder.uses_tensor_cores().into();
     }
     println!("{line}");
     if let (Some(gpu), true) = (gpu, profile) {

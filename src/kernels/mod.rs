@@ -30,7 +30,7 @@ use crate::tensor::{DType, Tensor};
 /// session can check them (tests/kernels.rs, tests/quant.rs, tests/bert.rs run them on such a device
 /// when set) and measure them against the old paths before they become the default. Asking for
 /// them by name works either way.
-pub(crate) fn new_tensor_core_paths() -> bool {
+pub fn new_tensor_core_paths() -> bool {
     #[cfg(not(target_arch = "wasm32"))]
     {
         static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
