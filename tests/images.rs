@@ -104,6 +104,43 @@ async fn rgb_pixels(path: &str) -> (Vec<u8>, u32, u32) {
     )
 }
 
+/// One picture's classification against its golden: logits within [`LOGIT_ATOL`], the same top-5
+/// classes, their scores within 1e-4.
+fn check_golden(
+    backend: &str,
+    result: &webgpu_infer::models::efficientnet::Classification,
+    g: &GoldenImage,
+) {
+    let max_diff = result
+        .logits
+        .iter()
+        .zip(&g.logits)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    log(&format!(
+        "{backend}: {}: top-1 {} ({:.4}), max |logit diff| vs PyTorch {max_diff:.2e}",
+        g.image, result.top[0].label, result.top[0].score
+    ));
+    assert_eq!(result.logits.len(), 1000);
+    assert!(
+        max_diff <= LOGIT_ATOL,
+        "{backend}: {}: logits differ by {max_diff}",
+        g.image
+    );
+    let got: Vec<usize> = result.top.iter().map(|p| p.index).collect();
+    let want: Vec<usize> = g.top5.iter().map(|t| t.index).collect();
+    assert_eq!(got, want, "{backend}: {}: top-5 classes", g.image);
+    for (p, t) in result.top.iter().zip(&g.top5) {
+        assert!(
+            (p.score - t.score).abs() < 1e-4,
+            "{backend}: {}: score {} vs {}",
+            g.image,
+            p.score,
+            t.score
+        );
+    }
+}
+
 // Tolerance: logits within 2e-4 of PyTorch's. The goldens' preprocessing is Pillow + torchvision
 // (scripts/goldens_efficientnet.py), ours the GPU kernel; both compute in f32, and the remaining
 // differences are summation order in the resize (up to ~100 taps a pixel) and over up to 1152 terms
@@ -122,34 +159,7 @@ async fn classifier_matches_pytorch() -> Result<()> {
     for g in &goldens.images {
         let img = image(&gpu, &format!("tests/fixtures/images/{}", g.image)).await?;
         let result = classifier.classify(&img, 5).await?;
-        let max_diff = result
-            .logits
-            .iter()
-            .zip(&g.logits)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        log(&format!(
-            "{}: top-1 {} ({:.4}), max |logit diff| vs PyTorch {max_diff:.2e}",
-            g.image, result.top[0].label, result.top[0].score
-        ));
-        assert_eq!(result.logits.len(), 1000);
-        assert!(
-            max_diff <= LOGIT_ATOL,
-            "{}: logits differ by {max_diff}",
-            g.image
-        );
-        let got: Vec<usize> = result.top.iter().map(|p| p.index).collect();
-        let want: Vec<usize> = g.top5.iter().map(|t| t.index).collect();
-        assert_eq!(got, want, "{}: top-5 classes", g.image);
-        for (p, t) in result.top.iter().zip(&g.top5) {
-            assert!(
-                (p.score - t.score).abs() < 1e-4,
-                "{}: score {} vs {}",
-                g.image,
-                p.score,
-                t.score
-            );
-        }
+        check_golden("gpu", &result, g);
     }
     Ok(())
 }
@@ -195,24 +205,7 @@ async fn cpu_classifier_matches_pytorch() -> Result<()> {
     for g in &goldens.images {
         let (rgba, w, h) = rgba_pixels(&format!("tests/fixtures/images/{}", g.image)).await;
         let result = classifier.classify_rgba(&rgba, w, h, 5).await?;
-        let max_diff = result
-            .logits
-            .iter()
-            .zip(&g.logits)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        log(&format!(
-            "cpu: {}: top-1 {} ({:.4}), max |logit diff| vs PyTorch {max_diff:.2e}",
-            g.image, result.top[0].label, result.top[0].score
-        ));
-        assert!(
-            max_diff <= LOGIT_ATOL,
-            "cpu: {}: logits differ by {max_diff}",
-            g.image
-        );
-        let got: Vec<usize> = result.top.iter().map(|p| p.index).collect();
-        let want: Vec<usize> = g.top5.iter().map(|t| t.index).collect();
-        assert_eq!(got, want, "cpu: {}: top-5 classes", g.image);
+        check_golden("cpu", &result, g);
     }
     // Bad pixels: a typed error naming what was wrong.
     let err = classifier

@@ -531,7 +531,6 @@ gpu_test!(linear_bias_softmax_chain, chained_kernels_one_submit);
 #[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn matmul_coop_shader_validates() {
-    use wgpu::naga;
     // Both modules: f16 throughout, and f32 activations and output (T = f32) with f16 weights.
     for prelude in ["alias T = f16;", "alias T = f32;"] {
         let source = format!(
@@ -541,14 +540,7 @@ fn matmul_coop_shader_validates() {
             include_str!("../shaders/matmul_coop.wgsl")
                 .replace("enable wgpu_cooperative_matrix;", "")
         );
-        let module = naga::front::wgsl::parse_str(&source)
-            .unwrap_or_else(|e| panic!("{}", e.emit_to_string(&source)));
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::all(),
-        )
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{}", e.emit_to_string(&source)));
+        common::naga_validates(prelude, &source);
     }
 }
 
@@ -577,7 +569,6 @@ fn old_kernel_choice_names_still_compile() {
 #[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn subgroup_shaders_validate() {
-    use wgpu::naga;
     let sources = [
         (
             "quant_sg",
@@ -599,13 +590,6 @@ fn subgroup_shaders_validate() {
         ),
     ];
     for (name, source) in sources {
-        let module = naga::front::wgsl::parse_str(&source)
-            .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&source)));
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::all(),
-        )
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&source)));
+        common::naga_validates(name, &source);
     }
 }

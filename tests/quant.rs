@@ -779,7 +779,6 @@ gpu_test!(swiglu_norm_matches_cpu, swiglu_norm_matches_cpu_body);
 #[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn quant_coop_shader_validates() {
-    use wgpu::naga;
     let body: String = [
         include_str!("../shaders/quant_blocks.wgsl"),
         include_str!("../shaders/quant_reduce_sg.wgsl"),
@@ -794,13 +793,6 @@ fn quant_coop_shader_validates() {
     .join("\n");
     for prelude in ["alias T = f32;", "alias T = f16;"] {
         let source = format!("enable wgpu_cooperative_matrix;\nenable f16;\n{prelude}\n{body}");
-        let module = naga::front::wgsl::parse_str(&source)
-            .unwrap_or_else(|e| panic!("{}", e.emit_to_string(&source)));
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::all(),
-        )
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{}", e.emit_to_string(&source)));
+        common::naga_validates(prelude, &source);
     }
 }

@@ -386,24 +386,13 @@ impl HostConv {
             for ox in 0..g.ow {
                 let acc = &mut row[ox * c..(ox + 1) * c];
                 acc.copy_from_slice(bias);
-                for dy in 0..kh {
-                    let iy = (oy * g.stride[0] + dy) as isize - g.top as isize;
-                    if iy < 0 || iy >= g.h as isize {
-                        continue;
+                g.taps(img, oy, ox, [kh, kw], |tap, at| {
+                    let src = &xs[at * c..(at + 1) * c];
+                    let wk = &weight[tap * c..(tap + 1) * c];
+                    for ((a, &s), &k) in acc.iter_mut().zip(src).zip(wk) {
+                        *a += s * k;
                     }
-                    for dx in 0..kw {
-                        let ix = (ox * g.stride[1] + dx) as isize - g.left as isize;
-                        if ix < 0 || ix >= g.w as isize {
-                            continue;
-                        }
-                        let at = ((img * g.h + iy as usize) * g.w + ix as usize) * c;
-                        let src = &xs[at..at + c];
-                        let wk = &weight[(dy * kw + dx) * c..(dy * kw + dx + 1) * c];
-                        for ((a, &s), &k) in acc.iter_mut().zip(src).zip(wk) {
-                            *a += s * k;
-                        }
-                    }
-                }
+                });
                 if let Some(act) = self.act {
                     activate(acc, act);
                 }
@@ -422,6 +411,38 @@ struct Geometry {
     top: usize,
     left: usize,
     stride: [usize; 2],
+}
+
+impl Geometry {
+    /// `f(tap, pixel)` for each kernel tap `dy·kw + dx` of output pixel (`oy`, `ox`) of image `img`
+    /// that falls inside the input (padding contributes nothing), with the input pixel's index
+    /// `(img·h + iy)·w + ix`.
+    fn taps(
+        &self,
+        img: usize,
+        oy: usize,
+        ox: usize,
+        [kh, kw]: [usize; 2],
+        mut f: impl FnMut(usize, usize),
+    ) {
+        for dy in 0..kh {
+            let Some(iy) = (oy * self.stride[0] + dy)
+                .checked_sub(self.top)
+                .filter(|&iy| iy < self.h)
+            else {
+                continue;
+            };
+            for dx in 0..kw {
+                let Some(ix) = (ox * self.stride[1] + dx)
+                    .checked_sub(self.left)
+                    .filter(|&ix| ix < self.w)
+                else {
+                    continue;
+                };
+                f(dy * kw + dx, (img * self.h + iy) * self.w + ix);
+            }
+        }
+    }
 }
 
 /// Output length and leading padding along one axis (`side` 0: vertical, 2: horizontal, indexing
@@ -459,21 +480,10 @@ fn im2col(xs: &[f32], n: usize, c: usize, [kh, kw]: [usize; 2], g: &Geometry) ->
     crate::cpu::par::chunks_mut(&mut cols, g.ow * k, |task, row| {
         let (img, oy) = (task / g.oh, task % g.oh);
         for ox in 0..g.ow {
-            for dy in 0..kh {
-                let iy = (oy * g.stride[0] + dy) as isize - g.top as isize;
-                if iy < 0 || iy >= g.h as isize {
-                    continue;
-                }
-                for dx in 0..kw {
-                    let ix = (ox * g.stride[1] + dx) as isize - g.left as isize;
-                    if ix < 0 || ix >= g.w as isize {
-                        continue;
-                    }
-                    let at = ((img * g.h + iy as usize) * g.w + ix as usize) * c;
-                    let to = ox * k + (dy * kw + dx) * c;
-                    row[to..to + c].copy_from_slice(&xs[at..at + c]);
-                }
-            }
+            g.taps(img, oy, ox, [kh, kw], |tap, at| {
+                let to = ox * k + tap * c;
+                row[to..to + c].copy_from_slice(&xs[at * c..(at + 1) * c]);
+            });
         }
     });
     cols

@@ -348,3 +348,18 @@ pub async fn read_asset(path: &str) -> Vec<u8> {
         web::fetch_vec(&format!("/{path}")).await
     }
 }
+
+/// Parses and validates a WGSL module with naga, every capability on (shaders an adapter here cannot
+/// run: tensor cores, subgroups); panics with `name` and naga's report on an error.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn naga_validates(name: &str, source: &str) {
+    use wgpu::naga;
+    let module = naga::front::wgsl::parse_str(source)
+        .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
+    naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    )
+    .validate(&module)
+    .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
+}
