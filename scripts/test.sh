@@ -45,10 +45,13 @@ step "browser tests (wasm-pack test --headless --chrome)"
 # SwiftShader runs WebGPU on the CPU: allow a test file (all its tests, one page) up to 15 minutes.
 export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-900}"
 wasm-pack test --headless --chrome
+# The browser tests' build (and clippy's wasm32 check) is not needed again.
+if [ "$lean" = 1 ]; then rm -rf target/wasm32-unknown-unknown/debug; free_disk; fi
 
 step "npm package (wasm-pack build --target web --release; the threaded build)"
 # Both builds: pkg/ and the threaded pkg-threads/ (scripts/build-threads.sh: a pinned nightly rebuilds
-# std with atomics) that the worker mode loads on cross-origin-isolated pages.
+# std with atomics) that the worker mode loads on cross-origin-isolated pages. scripts/build.sh frees the
+# first build's target dir before the second in lean mode: CI once ran out of disk in the threaded build.
 npm run build
 test -f pkg/webgpu_infer.d.ts
 test -f pkg-threads/webgpu_infer_bg.wasm
