@@ -11,7 +11,7 @@
 #   2. the same answers both ways on synthetic weights: MiniLM's vectors (cosine and max |diff|
 #      between tensor cores and --no-coop) and SmolLM2's greedy ids and first-step top logits for a
 #      300-token prompt;
-#   3. A/B in the same binary, alternating, two rounds: embed --bench 1x128 / 8x128 / 32x128,
+#   3. A/B in the same binary, alternating, two rounds (TC_ROUNDS): embed --bench 1x128 / 8x128 / 32x128,
 #      generate --bench --prompt-tokens 256 / 512, and bench_kernels --ops linear_kernels (every
 #      tiled and tensor-core kernel on MiniLM's linears).
 # The defaults change only if 1 and 2 pass and 3 shows a win (then remove kernels::new_tensor_core_paths).
@@ -88,9 +88,10 @@ with open(sys.argv[1], "a") as f:
     for o in (emb, gen):
         print(json.dumps(o)); f.write(json.dumps(o) + "\n")
 PY
-  echo "== 3. A/B, alternating, two rounds"
+  local rounds="${TC_ROUNDS:-2}"
+  echo "== 3. A/B, alternating, $rounds round(s)"
   local r mode s n
-  for r in 1 2; do
+  for r in $(seq "$rounds"); do
     for s in 1x128 8x128 32x128; do
       for mode in "" --no-coop; do
         $wb/embed --model $minilm --bench $s $mode 2>&1 | grep '^{' |

@@ -141,11 +141,19 @@ await check("semantic search loads the model with progress and ranks the sentenc
     // Loading again in the same browser profile: the weights come from Cache Storage (revalidated
     // with the server's ETag), and the ranking is the same.
     assert.equal(await page.getAttribute("#load-status", "data-cache"), "miss");
+    // The cache is written behind the load (its meta entry once the whole body is in): a reload
+    // before that would cut the 90 MB write short, and the next load would fetch the file again.
+    const weightsCached = () => page.waitForFunction(async () => {
+      const url = new URL("/models/all-MiniLM-L6-v2/model.safetensors", location.href).href;
+      return !!(await (await caches.open("webgpu-infer-v1-meta")).match(url));
+    }, null, { timeout: TIMEOUT, polling: 250 });
+    await weightsCached();
     await page.reload();
     await page.waitForSelector('#load-status[data-state="loaded"]', { timeout: TIMEOUT });
     assert.equal(await page.getAttribute("#load-status", "data-cache"), "hit", await page.textContent("#load-status"));
     await page.screenshot({ path: "screenshots/search-cached.png", fullPage: true });
     // A cached file that is damaged (here: cut short) is caught by the loader, evicted and fetched again.
+    await weightsCached();
     await page.evaluate(async () => {
       const cache = await caches.open("webgpu-infer-v1");
       const url = new URL("/models/all-MiniLM-L6-v2/model.safetensors", location.href).href;
