@@ -8,7 +8,8 @@
 //! `bench` prints JSON lines `{"op":"classify","model","image","ms","images_per_s","adapter"}` (the
 //! whole call: preprocessing on the GPU, the network, reading the logits) and
 //! `{"op":"upscale","model","input","output","ms","images_per_s","megapixels_per_s","adapter"}` (GPU
-//! time to the RGBA8 result, not read back), medians of several runs after a warm-up. PNG input only.
+//! time to the RGBA8 result, not read back; on the CPU backend pixels in, pixels out), medians of
+//! several runs after a warm-up; `--backend cpu` runs both models on the CPU backend. PNG input only.
 
 #[cfg(target_arch = "wasm32")]
 fn main() {}
@@ -74,9 +75,9 @@ async fn run() -> webgpu_infer::Result<()> {
         .filter(|&(i, a)| !a.starts_with("--") && (i == 0 || !args[i - 1].starts_with("--")))
         .map(|(_, a)| a)
         .collect();
-    let usage = "images classify --model DIR IMAGE.png [--top K] [--backend gpu|cpu] | upscale --model DIR IMAGE.png --out OUT.png | \
-                 bench [--classifier DIR [--backend gpu|cpu]] [--upscaler DIR] [--sizes 64,128,256]";
-    // The classifier's backend (the CPU backend: weights in host memory, rayon's threads).
+    let usage = "images classify --model DIR IMAGE.png [--top K] [--backend gpu|cpu] | upscale --model DIR IMAGE.png --out OUT.png [--backend gpu|cpu] | \
+                 bench [--classifier DIR] [--upscaler DIR] [--sizes 64,128,256] [--backend gpu|cpu]";
+    // The models' backend (the CPU backend: weights in host memory, rayon's threads).
     let backend = flag("--backend").unwrap_or_else(|| "gpu".into());
     if !matches!(backend.as_str(), "gpu" | "cpu") {
         return Err(Error::Input(format!(
@@ -89,6 +90,13 @@ async fn run() -> webgpu_infer::Result<()> {
             Classifier::from_dir_cpu(&cpu, Path::new(dir))
         } else {
             Classifier::from_dir(gpu, Path::new(dir))
+        }
+    };
+    let load_upscaler = |gpu: &Gpu, dir: &str| {
+        if backend == "cpu" {
+            Upscaler::from_dir_cpu(&cpu, Path::new(dir))
+        } else {
+            Upscaler::from_dir(gpu, Path::new(dir))
         }
     };
     let Some(command) = positional.first() else {
@@ -121,11 +129,9 @@ async fn run() -> webgpu_infer::Result<()> {
             let path = positional
                 .get(1)
                 .ok_or_else(|| Error::Input(usage.into()))?;
-            let upscaler = Upscaler::from_dir(&gpu, Path::new(&model))?;
+            let upscaler = load_upscaler(&gpu, &model)?;
             let (rgba, w, h) = decode_png(path)?;
-            let result = upscaler
-                .upscale(&GpuImage::from_rgba8(&gpu, &rgba, w, h)?)
-                .await?;
+            let result = upscaler.upscale_rgba(&rgba, w, h).await?;
             let file =
                 std::fs::File::create(&out).map_err(|e| Error::Input(format!("{out}: {e}")))?;
             let mut encoder =
@@ -181,7 +187,7 @@ async fn run() -> webgpu_infer::Result<()> {
                 );
             }
             if let Some(dir) = flag("--upscaler") {
-                let upscaler = Upscaler::from_dir(&gpu, Path::new(&dir))?;
+                let upscaler = load_upscaler(&gpu, &dir)?;
                 let sizes: Vec<u32> = flag("--sizes")
                     .unwrap_or_else(|| "64,128,256".into())
                     .split(',')
@@ -191,10 +197,15 @@ async fn run() -> webgpu_infer::Result<()> {
                     let rgba: Vec<u8> =
                         (0..size * size * 4).map(|i| (i * 37 % 251) as u8).collect();
                     let image = GpuImage::from_rgba8(&gpu, &rgba, size, size)?;
+                    // GPU: to the RGBA8 result on the GPU; CPU: pixels in, pixels out.
                     let once = async || -> webgpu_infer::Result<f64> {
                         let t0 = std::time::Instant::now();
-                        let _out = upscaler.upscale_to_gpu(&image)?;
-                        gpu.sync().await?;
+                        if backend == "cpu" {
+                            upscaler.upscale_rgba(&rgba, size, size).await?;
+                        } else {
+                            let _out = upscaler.upscale_to_gpu(&image)?;
+                            gpu.sync().await?;
+                        }
                         Ok(t0.elapsed().as_secs_f64() * 1e3)
                     };
                     once().await?;
@@ -207,10 +218,14 @@ async fn run() -> webgpu_infer::Result<()> {
                     println!(
                         "{}",
                         serde_json::json!({"op": "upscale", "model": dir, "input": format!("{size}x{size}"),
-                            "output": format!("{}x{}", size * s, size * s), "ms": ms,
-                            "images_per_s": 1e3 / ms,
-                            "megapixels_per_s": f64::from(size * s * size * s) / (ms * 1e3),
-                            "adapter": adapter})
+                        "output": format!("{}x{}", size * s, size * s), "ms": ms,
+                        "images_per_s": 1e3 / ms,
+                        "megapixels_per_s": f64::from(size * s * size * s) / (ms * 1e3),
+                        "backend": backend, "adapter": if backend == "cpu" {
+                            format!("cpu ({} threads)", cpu.threads())
+                        } else {
+                            adapter.clone()
+                        }})
                     );
                 }
             }

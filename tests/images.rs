@@ -263,6 +263,69 @@ gpu_test!(
     upscaler_matches_package_samples
 );
 
+/// The same samples and bound on the CPU backend (the same network code over `VisionOps for Cpu`;
+/// tiles cropped from the pixels on the host, packed into RGBA8 on the host), tiled at 48 as above
+/// and also whole (one tile): the tiles' context must make the seams vanish.
+async fn cpu_upscaler_matches_package_samples() -> Result<()> {
+    use webgpu_infer::cpu::Cpu;
+    let cpu = Cpu::new();
+    let (rgba, iw, ih) = rgba_pixels(&format!("{RDN}/samples/fixture.png")).await;
+    for scale in [2, 4] {
+        let dir = format!("{RDN}/x{scale}");
+        let config = read_asset(&format!("{dir}/config.json")).await;
+        #[cfg(not(target_arch = "wasm32"))]
+        let weights = cpu.load(std::path::Path::new(&format!("{dir}/model.safetensors")))?;
+        #[cfg(target_arch = "wasm32")]
+        let weights = webgpu_infer::bridge::web::load_host(
+            &cpu,
+            webgpu_infer::bridge::web::Source::Url(format!("/{dir}/model.safetensors")),
+            None,
+            &mut |_| {},
+        )
+        .await?;
+        let upscaler = Upscaler::new_cpu(&cpu, &weights, &config)?.with_tile(48);
+        assert_eq!(upscaler.backend(), "cpu");
+        let (want, w, h) = rgb_pixels(&format!("{RDN}/samples/{scale}x.png")).await;
+        let rgb = |out: &webgpu_infer::models::rdn::UpscaledImage| -> Vec<u8> {
+            assert_eq!((out.width, out.height), (w, h), "x{scale} output size");
+            out.rgba
+                .chunks_exact(4)
+                .flat_map(|p| [p[0], p[1], p[2]])
+                .collect()
+        };
+        let tiled = rgb(&upscaler.upscale_rgba(&rgba, iw, ih).await?);
+        let db = psnr(&tiled, &want);
+        let whole = upscaler.with_tile(iw.max(ih) as usize);
+        let untiled = rgb(&whole.upscale_rgba(&rgba, iw, ih).await?);
+        let seams = tiled
+            .iter()
+            .zip(&untiled)
+            .map(|(&a, &b)| a.abs_diff(b))
+            .max();
+        log(&format!(
+            "cpu x{scale}: {w}x{h}, PSNR vs the package's sample {db:.1} dB; tiled vs whole: max \
+             difference {seams:?}"
+        ));
+        // The GPU's bound (its sums run in the sgemm's order here); the tiled and untiled outputs
+        // may differ by one step of rounding where a sum lands near a half.
+        assert!(db >= 88.0, "cpu x{scale}: PSNR {db:.1} dB below 88");
+        assert!(
+            seams <= Some(1),
+            "cpu x{scale}: tiles differ from the whole by {seams:?}"
+        );
+        if scale == 2 {
+            // Bad pixels and GPU-only calls: typed errors naming what was wrong.
+            let err = whole.upscale_rgba(&[0; 10], 2, 2).await.unwrap_err();
+            assert!(err.to_string().contains("RGBA"), "{err}");
+        }
+    }
+    Ok(())
+}
+gpu_test!(
+    rdn_upscaler_on_the_cpu_matches_esrgan_slim_samples,
+    cpu_upscaler_matches_package_samples
+);
+
 /// The preprocessing fields of EfficientNet's `config.json`: defaults as the model was evaluated, the
 /// size of the antialiasing switch, and clear errors for values the kernel cannot honour.
 #[cfg(not(target_arch = "wasm32"))]

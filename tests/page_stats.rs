@@ -34,8 +34,8 @@ async fn each_models_own_device_counts_in_page_stats() {
     for (what, min_bytes) in loads {
         let (live, written) = (field("liveBufferBytes"), field("hostToGpuBytes"));
         let model: Box<dyn std::any::Any> = match what {
-            // Embedder, generator and classifier on the GPU backend (on this software adapter
-            // "auto" would take the CPU one).
+            // Every model on the GPU backend (on this software adapter "auto" would take the CPU
+            // one).
             "Embedder" => Box::new(
                 Embedder::load("/models/all-MiniLM-L6-v2/".into(), Some(backend("gpu")))
                     .await
@@ -55,7 +55,7 @@ async fn each_models_own_device_counts_in_page_stats() {
                     .expect("Classifier.load"),
             ),
             _ => Box::new(
-                Upscaler::load("/models/esrgan-slim/x2/".into(), None)
+                Upscaler::load("/models/esrgan-slim/x2/".into(), Some(backend("gpu")))
                     .await
                     .expect("Upscaler.load"),
             ),

@@ -407,7 +407,7 @@ async fn embedder_on_the_cpu_backend() {
     assert_eq!(g.backend(), "cpu");
     drop(g);
     // So does a classifier, whatever the image: pixels read through a canvas (an ImageBitmap) or an
-    // ImageData's own bytes give the PyTorch goldens' top-5; an upscaler needs WebGPU.
+    // ImageData's own bytes give the PyTorch goldens' top-5.
     let c = device
         .load_classifier("/models/efficientnet-lite0/".into(), None)
         .await
@@ -451,16 +451,18 @@ async fn embedder_on_the_cpu_backend() {
         assert_eq!(got, want, "top-5 of cat.png on the CPU backend");
     }
     drop(c);
+    cpu_device_upscales(&device).await;
+    // What only a GPU does is refused by name.
     let refused = device
-        .load_upscaler("/tests/fixtures/no-such-upscaler/".into(), None)
+        .load_weights("/no-such-weights.safetensors".into(), None)
         .await
         .err()
-        .expect("an upscaler needs WebGPU");
+        .expect("loadWeights needs WebGPU");
     let message = Reflect::get(&refused, &"message".into())
         .unwrap()
         .as_string()
         .unwrap();
-    assert!(message.contains("needs WebGPU"), "{message}");
+    assert!(message.contains("loadWeights needs WebGPU"), "{message}");
     let e = device
         .load_embedder("/models/all-MiniLM-L6-v2/".into(), None)
         .await
@@ -477,6 +479,77 @@ async fn embedder_on_the_cpu_backend() {
     assert!(
         message.contains("\"auto\", \"gpu\" or \"cpu\""),
         "{message}"
+    );
+}
+
+/// An upscaler on a CPU device: the top-left 32×24 pixels of the package's fixture as an `ImageData`
+/// give an `ImageData` twice the size whose pixels away from the crop's right and bottom edges (where
+/// the crop cut off the network's 10-pixel context) are the package's own 2× sample's, within one
+/// step (the sums run in another order than TensorFlow.js's); `upscaleToCanvas` draws the same pixels
+/// into an `OffscreenCanvas` through its 2D context.
+async fn cpu_device_upscales(device: &Device) {
+    use wasm_bindgen::JsCast;
+    let u = device
+        .load_upscaler("/models/esrgan-slim/x2/".into(), None)
+        .await
+        .expect("loadUpscaler on a CPU device");
+    assert_eq!(u.backend(), "cpu");
+    let decode = async |path: &str| common::web::decode_rgba(&common::read_asset(path).await).await;
+    let (rgba, w, _) = decode("models/esrgan-slim/samples/fixture.png").await;
+    let (want, sw, _) = decode("models/esrgan-slim/samples/2x.png").await;
+    let (cw, ch) = (32usize, 24usize);
+    let crop: Vec<u8> = (0..ch)
+        .flat_map(|y| rgba[y * w as usize * 4..][..cw * 4].to_vec())
+        .collect();
+    // Pixels in a JS array (an ImageData made from a slice would view WASM memory).
+    let js_pixels = js_sys::Uint8ClampedArray::new_with_length(crop.len() as u32);
+    js_pixels.copy_from(&crop);
+    let data =
+        web_sys::ImageData::new_with_js_u8_clamped_array_and_sh(&js_pixels, cw as u32, ch as u32)
+            .unwrap();
+    let out = u
+        .upscale(data.clone().into())
+        .await
+        .expect("upscale on the CPU");
+    assert_eq!((out.width(), out.height()), (2 * cw as u32, 2 * ch as u32));
+    let got = out.data().0;
+    let mut worst = 0u8;
+    for y in 0..2 * (ch - 10) {
+        for x in 0..2 * (cw - 10) {
+            for c in 0..3 {
+                let g = got[(y * 2 * cw + x) * 4 + c];
+                let e = want[(y * sw as usize + x) * 4 + c];
+                worst = worst.max(g.abs_diff(e));
+            }
+        }
+    }
+    log(&format!(
+        "upscaler on a CPU device: max difference from the package's sample {worst}"
+    ));
+    assert!(worst <= 1, "max difference {worst}");
+    let canvas = web_sys::OffscreenCanvas::new(1, 1).unwrap();
+    let size = u
+        .upscale_to_canvas(data.into(), canvas.clone().into())
+        .await
+        .expect("upscaleToCanvas on the CPU");
+    assert_eq!(
+        Reflect::get(&size, &"width".into()).unwrap().as_f64(),
+        Some(2.0 * cw as f64)
+    );
+    let ctx: web_sys::OffscreenCanvasRenderingContext2d = canvas
+        .get_context("2d")
+        .unwrap()
+        .unwrap()
+        .dyn_into()
+        .unwrap();
+    let drawn = ctx
+        .get_image_data(0.0, 0.0, 2.0 * cw as f64, 2.0 * ch as f64)
+        .unwrap()
+        .data()
+        .0;
+    assert!(
+        drawn == got,
+        "the canvas holds other pixels than upscale() gave"
     );
 }
 

@@ -1,6 +1,8 @@
-// The images page: classify the picture (top-5 ImageNet labels; on the CPU backend where there is
-// no WebGPU or only a software adapter, or as the "on" menu says) and upscale it on the GPU. Pictures go from the browser into a GPU texture (copyExternalImageToTexture); the
-// upscaled result is drawn into the canvas from the GPU (Upscaler.upscaleToCanvas).
+// The images page: classify the picture (top-5 ImageNet labels) and upscale it, both on the GPU, or on
+// the CPU backend where there is no WebGPU or only a software adapter, or as the "on" menu says. On the
+// GPU pictures go from the browser into a GPU texture (copyExternalImageToTexture) and the upscaled
+// result is drawn into the canvas from the GPU (Upscaler.upscaleToCanvas); on the CPU the pixels go
+// through WASM memory and the result is drawn with the canvas's 2D context.
 import { Device, ready, clearCache } from "../js/index.js";
 import { $, banner, showStats, loadWithProgress, wireClearCache } from "./common.js";
 
@@ -46,15 +48,17 @@ async function load() {
   classifier = upscaler = null;
   const models = await loadWithProgress(async (onProgress) => {
     const c = await device.loadClassifier($("classifier-url").value, { onProgress, backend: $("backend").value });
-    // The upscaler needs WebGPU: without it the page classifies only.
-    const u = await device.loadUpscaler($("upscaler-url").value, { onProgress }).catch((e) => {
+    const u = await device.loadUpscaler($("upscaler-url").value, { onProgress, backend: $("backend").value }).catch((e) => {
       banner("warn", `No upscaler: ${e.message ?? e}`);
       return null;
     });
     return { c, u, fromCache: c.fromCache && u?.fromCache };
   }, ({ c, u }) => `EfficientNet-Lite0 (${c.labels.length} classes, ${c.imageSize}×${c.imageSize} input) on the ` +
-    `${c.backend === "cpu" ? "CPU" : "GPU"} (${c.backendReason})` + (u ? ` and a ×${u.scale} upscaler` : ""));
+    `${c.backend === "cpu" ? "CPU" : "GPU"} (${c.backendReason})` + (u ? ` and a ×${u.scale} upscaler on the ${u.backend.toUpperCase()}` : ""));
   if (!models) return;
+  // A canvas keeps the first kind of context it gets (WebGPU or 2D): a fresh one for each backend.
+  const fresh = $("upscaled").cloneNode(false);
+  $("upscaled").replaceWith(fresh);
   ({ c: classifier, u: upscaler } = models);
   window.demo = { classifier, upscaler }; // for the end-to-end test
   await run();
@@ -114,7 +118,7 @@ async function run() {
       (big ? ` (the centre ${sw}×${sh} of the ${bitmap.width}×${bitmap.height} picture)` : "");
     $("image-status").textContent = `${bitmap.width}×${bitmap.height} pixels`;
     timing.textContent = `classified in ${classifyMs.toFixed(0)} ms on the ${classifier.backend.toUpperCase()}, ` +
-      `upscaled in ${upscaleMs.toFixed(0)} ms`;
+      `upscaled in ${upscaleMs.toFixed(0)} ms on the ${upscaler.backend.toUpperCase()}`;
     timing.dataset.state = "done";
     timing.dataset.top1 = top[0].label;
     timing.dataset.upscaled = `${width}x${height}`;

@@ -12,7 +12,7 @@ use crate::kernels::conv::{Conv2d, Padding};
 use crate::kernels::preprocess::{Interpolation, Preprocess};
 
 /// An RGBA8 image (`width × height × 4` bytes, rows top to bottom) to the model input
-/// `[1, size[1], size[0], 3]` as [`Preprocess`] says: what `kernels::preprocess::image_to_tensor`
+/// `[1, size[0], size[1], 3]` (`size` is `[height, width]`) as [`Preprocess`] says: what `kernels::preprocess::image_to_tensor`
 /// computes on the GPU, computed here in f32 the same way.
 pub fn preprocess(rgba: &[u8], width: u32, height: u32, pre: &Preprocess) -> Result<HostTensor> {
     const OP: &str = "cpu::image::preprocess";
@@ -25,7 +25,8 @@ pub fn preprocess(rgba: &[u8], width: u32, height: u32, pre: &Preprocess) -> Res
             ),
         ));
     }
-    let [out_w, out_h] = pre.size;
+    // `size` is [height, width], as the GPU kernel reads it.
+    let [out_h, out_w] = pre.size;
     let [cx, cy, cw, ch] = pre.crop.rect(width, height);
     if out_w == 0 || out_h == 0 || cw == 0 || ch == 0 || cx + cw > width || cy + ch > height {
         return Err(Error::shape(
@@ -243,6 +244,52 @@ impl HostConv {
         conv: Conv2d,
         act: Option<Activation>,
     ) -> Result<HostConv> {
+        let out = weight.shape().first().copied().unwrap_or(0);
+        let per_channel = [bn.gamma, bn.beta, bn.mean, bn.var];
+        if per_channel.iter().any(|p| p.len() != out) {
+            return Err(Error::shape(
+                "cpu::image::HostConv",
+                format!(
+                    "batch-norm parameters must be [{out}] for a {:?} weight",
+                    weight.shape()
+                ),
+            ));
+        }
+        let scale: Vec<f32> = (0..out)
+            .map(|o| bn.gamma[o] / (bn.var[o] + bn.eps).sqrt())
+            .collect();
+        let bias: Vec<f32> = (0..out)
+            .map(|o| bn.beta[o] - bn.mean[o] * scale[o])
+            .collect();
+        HostConv::laid_out(weight, Some(&scale), bias, conv, act)
+    }
+
+    /// A convolution `weight` (`[out, in / groups, kh, kw]`) with its own `bias` (`[out]`) and the
+    /// activation `act`: no batch norm (the upscaler's convolutions).
+    pub fn new(
+        weight: &HostTensor,
+        bias: &[f32],
+        conv: Conv2d,
+        act: Option<Activation>,
+    ) -> Result<HostConv> {
+        let out = weight.shape().first().copied().unwrap_or(0);
+        if bias.len() != out {
+            return Err(Error::shape(
+                "cpu::image::HostConv",
+                format!("bias must be [{out}] for a {:?} weight", weight.shape()),
+            ));
+        }
+        HostConv::laid_out(weight, None, bias.to_vec(), conv, act)
+    }
+
+    /// The weight re-laid for the kernels, each output channel scaled by `scale` where given.
+    fn laid_out(
+        weight: &HostTensor,
+        scale: Option<&[f32]>,
+        bias: Vec<f32>,
+        conv: Conv2d,
+        act: Option<Activation>,
+    ) -> Result<HostConv> {
         const OP: &str = "cpu::image::HostConv";
         let &[out, in_g, kh, kw] = weight.shape() else {
             return Err(Error::shape(
@@ -253,14 +300,10 @@ impl HostConv {
                 ),
             ));
         };
-        let per_channel = [bn.gamma, bn.beta, bn.mean, bn.var];
-        if per_channel.iter().any(|p| p.len() != out) || out == 0 || kh == 0 || kw == 0 {
+        if out == 0 || kh == 0 || kw == 0 {
             return Err(Error::shape(
                 OP,
-                format!(
-                    "batch-norm parameters must be [{out}] for a {:?} weight",
-                    weight.shape()
-                ),
+                format!("an empty convolution weight {:?}", weight.shape()),
             ));
         }
         let depthwise = conv.groups > 1;
@@ -279,18 +322,13 @@ impl HostConv {
             return Err(Error::shape(OP, "groups and strides must be ≥ 1"));
         }
         let w = weight.f32s(OP)?;
-        let scale: Vec<f32> = (0..out)
-            .map(|o| bn.gamma[o] / (bn.var[o] + bn.eps).sqrt())
-            .collect();
-        let bias: Vec<f32> = (0..out)
-            .map(|o| bn.beta[o] - bn.mean[o] * scale[o])
-            .collect();
         let mut laid = vec![0f32; w.len()];
         for o in 0..out {
+            let s = scale.map_or(1.0, |s| s[o]);
             for i in 0..in_g {
                 for y in 0..kh {
                     for x in 0..kw {
-                        let v = w[((o * in_g + i) * kh + y) * kw + x] * scale[o];
+                        let v = w[((o * in_g + i) * kh + y) * kw + x] * s;
                         let at = if depthwise {
                             (y * kw + x) * out + o
                         } else {

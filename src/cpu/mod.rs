@@ -17,6 +17,7 @@ pub mod par;
 pub mod quant;
 pub mod sample;
 pub mod tensor;
+pub mod upscale;
 pub mod weights;
 
 use std::sync::Arc;

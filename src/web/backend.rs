@@ -108,8 +108,8 @@ impl Placement {
         self.gpu.as_ref().ok_or_else(|| {
             Error::Input(format!(
                 "{what} needs WebGPU, and this device has no adapter (it runs on the CPU backend: {}); \
-                 embedders, GGUF generators and classifiers run on the CPU, the upscaler needs a \
-                 browser with WebGPU",
+                 every model (embedders, generators, classifiers, upscalers) runs there, but \
+                 {what} needs a browser with WebGPU",
                 self.reason
             ))
         })

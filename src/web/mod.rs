@@ -7,6 +7,7 @@ mod device;
 mod embedder;
 mod generator;
 mod stats;
+mod upscaler;
 mod vision;
 mod weights;
 
@@ -14,7 +15,8 @@ pub use device::Device;
 pub use embedder::{Embedder, similarity};
 pub use generator::{Generator, TokenStream};
 pub use stats::{stats, wasm_memory_bytes};
-pub use vision::{Classifier, Upscaler, image_from_bitmap, image_from_source};
+pub use upscaler::Upscaler;
+pub use vision::{Classifier, image_from_bitmap, image_from_source};
 /// `initThreadPool(n)` (the `threads` build only): starts `n` Web Workers for the CPU backend's
 /// kernels. Call it in a worker: rayon blocks the calling thread while they run.
 #[cfg(feature = "threads")]
@@ -28,14 +30,6 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
-/// A device for a model's own `load` (`Embedder.load`, `Generator.load`, ...), registered with the
-/// page-wide `stats()` as `Device.create`'s are: every device the page makes is counted.
-pub(crate) async fn new_gpu() -> crate::Result<crate::Gpu> {
-    let gpu = crate::Gpu::new().await?;
-    stats::register(&gpu);
-    Ok(gpu)
-}
-
 pub(crate) use crate::runtime::browser::{browser_adapter_info, js_string};
 
 #[wasm_bindgen::prelude::wasm_bindgen(typescript_custom_section)]
@@ -43,8 +37,8 @@ const LOAD_OPTIONS_TS: &str = r#"
 /** Options of every load call (`loadWeights`, `Embedder.load`, `Generator.load`, ...). */
 export interface LoadOptions {
   /** Where a model with a CPU path runs: "auto" (default), "gpu" or "cpu". Embedders and generators
-   *  (GGUF files and Hugging Face folders): "auto" is the GPU on a hardware adapter, the CPU backend
-   *  without WebGPU or on a software adapter (`backendReason` says which). Image models need WebGPU.
+   *  (GGUF files and Hugging Face folders), classifiers and upscalers: "auto" is the GPU on a hardware
+   *  adapter, the CPU backend without WebGPU or on a software adapter (`backendReason` says which).
    *  On a device, the device's choice unless given here. */
   backend?: "auto" | "gpu" | "cpu";
   /** Called as bytes arrive; if it throws, the load goes on. */

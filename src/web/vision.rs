@@ -1,8 +1,8 @@
-//! `Classifier` and `Upscaler` for JS: image models whose input is copied by the browser straight into
-//! a GPU texture (`copyExternalImageToTexture`: no pixels through WASM or JS memory) and, for the
-//! upscaler, whose output can be drawn into a canvas without leaving the GPU.
+//! `Classifier` for JS, and what the image models share: on the GPU their input is copied by the
+//! browser straight into a GPU texture (`copyExternalImageToTexture`: no pixels through WASM or JS
+//! memory); on the CPU backend the pixels are read into WASM memory. `Upscaler` is in `upscaler.rs`.
 
-use js_sys::{Array, Float32Array, Object, Reflect, Uint8ClampedArray};
+use js_sys::{Array, Float32Array, Object, Reflect};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
@@ -13,8 +13,6 @@ use crate::gpu::Gpu;
 use crate::kernels::preprocess::GpuImage;
 use crate::models::IMAGE_FILES;
 use crate::models::efficientnet::Classifier as RustClassifier;
-use crate::models::rdn::Upscaler as RustUpscaler;
-use crate::tensor::Tensor;
 use crate::web::Device;
 use crate::web::backend::{Choice, Placement};
 
@@ -119,7 +117,7 @@ pub fn pixels_from_source(source: &JsValue) -> Result<(Vec<u8>, u32, u32), Error
     let (w, h) = size;
     if w == 0 || h == 0 {
         return Err(Error::Input(format!(
-            "the image is {w}×{h}: nothing to classify"
+            "the image is {w}×{h}: it has no pixels"
         )));
     }
     let canvas = web_sys::OffscreenCanvas::new(w, h).map_err(js)?;
@@ -155,7 +153,7 @@ pub fn image_from_bitmap(gpu: &Gpu, bitmap: &web_sys::ImageBitmap) -> crate::Res
 }
 
 /// Loads `config.json` and `model.safetensors` (streamed into GPU buffers) from a model folder.
-async fn load_folder(
+pub(super) async fn load_folder(
     gpu: &Gpu,
     base: &str,
     options: Option<&Object>,
@@ -318,129 +316,6 @@ async fn load_classifier(
     })
 }
 
-/// A super-resolution network (RDN, from @upscalerjs/esrgan-slim) on the GPU.
-///
-/// ```js
-/// const u = await Upscaler.load("/models/esrgan-slim/x2/");
-/// await u.upscaleToCanvas(imageBitmap, canvas); // drawn from the GPU, no read-back
-/// const pixels = await u.upscale(imageBitmap);    // or an ImageData
-/// ```
-#[wasm_bindgen]
-pub struct Upscaler {
-    inner: RustUpscaler,
-    gpu: Gpu,
-}
-
-#[wasm_bindgen]
-impl Upscaler {
-    /// Loads the model folder at `base` (`config.json`, `model.safetensors`). Options as
-    /// `Device.loadWeights`.
-    pub async fn load(
-        base: String,
-        #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<Object>,
-    ) -> Result<Upscaler, JsValue> {
-        let gpu = crate::web::new_gpu().await?;
-        load_upscaler(&gpu, &base, options.as_ref()).await
-    }
-
-    /// The upscaled image, read back as an `ImageData` (`scale` times the input's size). Its pixels
-    /// are copied once, from the mapped read-back buffer into the `ImageData` (not through WASM memory).
-    pub async fn upscale(
-        &self,
-        #[wasm_bindgen(unchecked_param_type = "ImageInput")] image: JsValue,
-    ) -> Result<web_sys::ImageData, JsValue> {
-        let img = image_from_source(&self.gpu, &image)?;
-        let (pixels, [width, height]) = self.inner.upscale_to_gpu(&img)?;
-        let mapped = pixels.read_mapped().await?;
-        let view = mapped.as_uint8array();
-        let stride = pixels.shape()[1] as u32 * 4;
-        let row = width * 4;
-        let data = Uint8ClampedArray::new_with_length(row * height);
-        for y in 0..height {
-            data.set(&view.subarray(y * stride, y * stride + row), y * row);
-        }
-        web_sys::ImageData::new_with_js_u8_clamped_array_and_sh(&data, width, height)
-    }
-
-    /// Upscales `image` and draws the result into `canvas` (an `HTMLCanvasElement` or `OffscreenCanvas`,
-    /// resized to the output and configured for WebGPU on this model's device), straight from the GPU:
-    /// the pixels are never read back. Resolves with `{ width, height }` once the GPU has finished.
-    #[wasm_bindgen(js_name = upscaleToCanvas)]
-    pub async fn upscale_to_canvas(
-        &self,
-        #[wasm_bindgen(unchecked_param_type = "ImageInput")] image: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "HTMLCanvasElement | OffscreenCanvas")]
-        canvas: JsValue,
-    ) -> Result<Object, JsValue> {
-        let img = image_from_source(&self.gpu, &image)?;
-        let limit = self.gpu.limits().max_texture_dimension_2d;
-        let scale = self.inner.scale() as u64;
-        let (out_w, out_h) = (
-            u64::from(img.width()) * scale,
-            u64::from(img.height()) * scale,
-        );
-        if out_w.max(out_h) > u64::from(limit) {
-            return Err(Error::LimitExceeded {
-                what: format!("upscaleToCanvas: the {out_w}x{out_h} result as a canvas (use upscale() or a smaller image)"),
-                value: out_w.max(out_h),
-                limit_name: "maxTextureDimension2D",
-                limit: u64::from(limit),
-            }
-            .into());
-        }
-        let (pixels, [width, height]) = self.inner.upscale_to_gpu(&img)?;
-        let target = canvas_target(&canvas, width, height)?;
-        // The surface lives until the GPU is done, as the canvas's context.
-        let surface = draw_to_canvas(&self.gpu, target, &pixels, width, height)?;
-        // Resolve once the GPU is done (timings that mean something; the buffer may then be reused).
-        let (sender, receiver) = futures_channel::oneshot::channel();
-        self.gpu.queue().on_submitted_work_done(move || {
-            let _ = sender.send(());
-        });
-        let _ = receiver.await;
-        drop(pixels);
-        drop(surface);
-        // Some browser set-ups lose the device when a WebGPU canvas is used (headless Chromium with
-        // its default GL compositing): report it rather than resolving with a blank canvas.
-        self.gpu.check()?;
-        let o = Object::new();
-        Reflect::set(&o, &"width".into(), &width.into())?;
-        Reflect::set(&o, &"height".into(), &height.into())?;
-        Ok(o)
-    }
-
-    /// The upscaling factor.
-    #[wasm_bindgen(getter)]
-    pub fn scale(&self) -> usize {
-        self.inner.scale()
-    }
-
-    /// Tile size in input pixels: images are upscaled tile by tile, one GPU submit each (the result is
-    /// the same for any tile size). Default 256, or 64 on software adapters; at least 16.
-    #[wasm_bindgen(getter)]
-    pub fn tile(&self) -> usize {
-        self.inner.tile()
-    }
-
-    #[wasm_bindgen(setter)]
-    pub fn set_tile(&mut self, tile: usize) {
-        self.inner.set_tile(tile);
-    }
-}
-
-async fn load_upscaler(
-    gpu: &Gpu,
-    base: &str,
-    options: Option<&Object>,
-) -> Result<Upscaler, JsValue> {
-    let (config, weights) = load_folder(gpu, base, options).await?;
-    let inner = RustUpscaler::new(gpu, &weights, &config)?;
-    Ok(Upscaler {
-        inner,
-        gpu: gpu.clone(),
-    })
-}
-
 #[wasm_bindgen]
 impl Device {
     /// [`Classifier::load`] on this device.
@@ -455,108 +330,4 @@ impl Device {
             .for_load(Choice::from_js(options.as_ref())?)?;
         load_classifier(&place, &base, options.as_ref()).await
     }
-
-    /// [`Upscaler::load`] on this device.
-    #[wasm_bindgen(js_name = loadUpscaler)]
-    pub async fn load_upscaler(
-        &self,
-        base: String,
-        #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: Option<Object>,
-    ) -> Result<Upscaler, JsValue> {
-        load_upscaler(self.gpu_for("loadUpscaler")?, &base, options.as_ref()).await
-    }
-}
-
-/// `canvas` (an `HTMLCanvasElement` or `OffscreenCanvas`) resized to `width` × `height`, as a surface
-/// target; anything else is refused.
-fn canvas_target(
-    canvas: &JsValue,
-    width: u32,
-    height: u32,
-) -> Result<wgpu::SurfaceTarget<'static>, JsValue> {
-    let target = if let Some(c) = canvas.dyn_ref::<web_sys::HtmlCanvasElement>() {
-        c.set_width(width);
-        c.set_height(height);
-        wgpu::SurfaceTarget::Canvas(c.clone())
-    } else if let Some(c) = canvas.dyn_ref::<web_sys::OffscreenCanvas>() {
-        c.set_width(width);
-        c.set_height(height);
-        wgpu::SurfaceTarget::OffscreenCanvas(c.clone())
-    } else {
-        return Err(Error::Input(
-            "upscaleToCanvas: expected an HTMLCanvasElement or OffscreenCanvas".into(),
-        )
-        .into());
-    };
-    Ok(target)
-}
-
-/// Copies the RGBA8 `pixels` (rows of `pixels.shape()[1]` texels) into a WebGPU context on `target`
-/// and presents it: one counted submit, nothing read back. Returns the surface (the canvas's
-/// context), to be kept until the GPU has finished.
-fn draw_to_canvas(
-    gpu: &Gpu,
-    target: wgpu::SurfaceTarget<'static>,
-    pixels: &Tensor,
-    width: u32,
-    height: u32,
-) -> Result<wgpu::Surface<'static>, JsValue> {
-    let surface = gpu.instance().create_surface(target).map_err(|e| {
-        Error::Input(format!(
-            "upscaleToCanvas: no WebGPU context on the canvas: {e}"
-        ))
-    })?;
-    surface.configure(
-        gpu.device(),
-        &wgpu::SurfaceConfiguration {
-            usage: wgpu::TextureUsages::COPY_DST | wgpu::TextureUsages::RENDER_ATTACHMENT,
-            format: wgpu::TextureFormat::Rgba8Unorm,
-            color_space: wgpu::SurfaceColorSpace::Auto,
-            width,
-            height,
-            present_mode: wgpu::PresentMode::Fifo,
-            desired_maximum_frame_latency: 2,
-            alpha_mode: wgpu::CompositeAlphaMode::Opaque,
-            view_formats: vec![],
-        },
-    );
-    let frame = match surface.get_current_texture() {
-        wgpu::CurrentSurfaceTexture::Success(f) | wgpu::CurrentSurfaceTexture::Suboptimal(f) => f,
-        other => {
-            return Err(Error::Input(format!(
-                "upscaleToCanvas: the canvas gave no texture ({other:?})"
-            ))
-            .into());
-        }
-    };
-    let mut encoder = gpu
-        .device()
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("to canvas"),
-        });
-    let stride_bytes = pixels.shape()[1] as u32 * 4;
-    encoder.copy_buffer_to_texture(
-        wgpu::TexelCopyBufferInfo {
-            buffer: pixels.buffer().raw(),
-            layout: wgpu::TexelCopyBufferLayout {
-                offset: 0,
-                bytes_per_row: Some(stride_bytes),
-                rows_per_image: Some(height),
-            },
-        },
-        wgpu::TexelCopyTextureInfo {
-            texture: &frame.texture,
-            mip_level: 0,
-            origin: wgpu::Origin3d::ZERO,
-            aspect: wgpu::TextureAspect::All,
-        },
-        wgpu::Extent3d {
-            width,
-            height,
-            depth_or_array_layers: 1,
-        },
-    );
-    gpu.submit(encoder.finish()); // counted, as every submit
-    gpu.queue().present(frame);
-    Ok(surface)
 }

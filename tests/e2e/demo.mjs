@@ -303,7 +303,7 @@ await check("ChatEngine: OpenAI-style completions, streamed and whole, as the ge
   }),
 );
 
-await check("images page: top-5 labels as PyTorch's, the upscaled picture drawn into the canvas from the GPU", async () => {
+await check("images page: top-5 labels as PyTorch's, the upscaled picture drawn into the canvas (CPU backend on this software adapter, and a GPU upscaler alike)", async () => {
   const pageUrl = url.replace(/\/www\/$/, "/www/vision.html");
   const golden = JSON.parse(await readFile("tests/goldens/efficientnet_lite0.json", "utf8"));
   const cat = golden.images.find((g) => g.image === "cat.png");
@@ -324,34 +324,49 @@ await check("images page: top-5 labels as PyTorch's, the upscaled picture drawn 
     assert.deepEqual(labels, cat.top5.map((t) => t.label));
     // cat.png is 361x240: on a software adapter the upscaler takes its centre 128x128; x2 gives 256x256.
     assert.equal(await page.getAttribute("#timing", "data-upscaled"), "256x256");
-    // What upscaleToCanvas drew equals what upscale() reads back, pixel for pixel.
+    // What upscaleToCanvas drew equals what upscale() reads back, pixel for pixel, for the page's
+    // upscaler (auto: the CPU backend on this software adapter, nothing submitted to the GPU) and for
+    // one on the GPU (each tile a counted submit, then the copy to the canvas or the read-back); the
+    // two backends' pixels agree within one step (sums in another order).
     const diff = await page.evaluate(async () => {
-      const { upscaler } = window.demo;
+      const { Upscaler, stats } = await import("/js/index.js");
       const img = document.getElementById("original");
       const bitmap = await createImageBitmap(img, 0, 0, 64, 48);
-      const { stats } = await import("/js/index.js");
-      const canvas = document.createElement("canvas");
-      const s0 = stats().submits;
-      const { width, height } = await upscaler.upscaleToCanvas(bitmap, canvas);
-      const s1 = stats().submits;
-      const ctx = new OffscreenCanvas(width, height).getContext("2d");
-      ctx.drawImage(canvas, 0, 0);
-      const drawn = ctx.getImageData(0, 0, width, height).data;
-      const read = (await upscaler.upscale(bitmap)).data;
-      // Both submit each tile and then once more (the copy to the canvas, the read-back): counted.
-      const submits = { canvas: s1 - s0, upscale: stats().submits - s1 };
-      let off = 0, max = 0;
-      const where = [];
-      for (let i = 0; i < read.length; i++) {
-        const d = Math.abs(read[i] - drawn[i]);
-        max = Math.max(max, d);
-        if (d > 1) { off++; if (where.length < 6) where.push([i % 4, read[i], drawn[i]]); }
-      }
-      return { off, max, where, n: read.length, width, height, submits };
+      const check = async (upscaler) => {
+        const canvas = document.createElement("canvas");
+        const s0 = stats().submits;
+        const { width, height } = await upscaler.upscaleToCanvas(bitmap, canvas);
+        const s1 = stats().submits;
+        const ctx = new OffscreenCanvas(width, height).getContext("2d");
+        ctx.drawImage(canvas, 0, 0);
+        const drawn = ctx.getImageData(0, 0, width, height).data;
+        const read = (await upscaler.upscale(bitmap)).data;
+        const submits = { canvas: s1 - s0, upscale: stats().submits - s1 };
+        let off = 0, max = 0;
+        const where = [];
+        for (let i = 0; i < read.length; i++) {
+          const d = Math.abs(read[i] - drawn[i]);
+          max = Math.max(max, d);
+          if (d > 1) { off++; if (where.length < 6) where.push([i % 4, read[i], drawn[i]]); }
+        }
+        return { backend: upscaler.backend, off, max, where, n: read.length, width, height, submits, read };
+      };
+      const page = await check(window.demo.upscaler);
+      const gpuUpscaler = await Upscaler.load("/models/esrgan-slim/x2/", { backend: "gpu" });
+      const gpu = await check(gpuUpscaler);
+      gpuUpscaler.free();
+      let across = 0;
+      for (let i = 0; i < gpu.read.length; i++) across = Math.max(across, Math.abs(gpu.read[i] - page.read[i]));
+      delete page.read;
+      delete gpu.read;
+      return { page, gpu, across };
     });
-    assert.equal(diff.off, 0, `canvas vs read-back: ${JSON.stringify(diff)}`);
-    assert.ok(diff.submits.canvas >= 2, `upscaleToCanvas counted ${diff.submits.canvas} submits`);
-    assert.equal(diff.submits.canvas, diff.submits.upscale, `submits: ${JSON.stringify(diff.submits)}`);
+    assert.equal(diff.page.backend, "cpu", JSON.stringify(diff));
+    for (const d of [diff.page, diff.gpu]) assert.equal(d.off, 0, `canvas vs read-back: ${JSON.stringify(d)}`);
+    assert.deepEqual(diff.page.submits, { canvas: 0, upscale: 0 }, "the CPU upscaler submitted GPU work");
+    assert.ok(diff.gpu.submits.canvas >= 2, `upscaleToCanvas counted ${diff.gpu.submits.canvas} submits`);
+    assert.equal(diff.gpu.submits.canvas, diff.gpu.submits.upscale, `submits: ${JSON.stringify(diff.gpu.submits)}`);
+    assert.ok(diff.across <= 1, `CPU and GPU upscalers differ by ${diff.across}`);
     // A non-image input is refused with a message that says what is expected.
     const refused = await page.evaluate(async () => {
       try { await window.demo.classifier.classify("cat.png"); return "accepted"; } catch (e) { return e.message; }

@@ -1,5 +1,6 @@
 // Image-model benchmark: images per second of Classifier.classify and Upscaler.upscaleToCanvas;
-// query: classifier_backend=auto|gpu|cpu|both, ort=wasm (&ort_threads=N), sizes, reps, scale.
+// query: classifier_backend=auto|gpu|cpu|both, upscaler_backend (the same), ort=wasm
+// (&ort_threads=N), sizes, reps, scale.
 import { Device, ready } from "../../js/index.js";
 
 const q = new URLSearchParams(location.search);
@@ -9,6 +10,7 @@ const scale = Number(q.get("scale") ?? 2);
 // Where the classifier runs: "auto" (the default: the CPU backend on a software adapter), "gpu",
 // "cpu", or "both" (one line each).
 const classifierBackend = q.get("classifier_backend") ?? "auto";
+const upscalerBackend = q.get("upscaler_backend") ?? "auto";
 // `ort=wasm`: onnxruntime-web's CPU execution provider on the same network (the ONNX export of
 // scripts/export_efficientnet_onnx.py), `ort_threads` threads (more than 1 needs a cross-origin-
 // isolated page). Its time is the network alone, on a preprocessed input; ours includes reading
@@ -50,8 +52,10 @@ async function main() {
   for (const backend of backends) {
     classifiers.push(await device.loadClassifier("/models/efficientnet-lite0/", { cache: false, backend }));
   }
-  const upscaler = sizes.length ? await device.loadUpscaler(`/models/esrgan-slim/x${scale}/`, { cache: false }) : null;
-  const canvas = document.getElementById("canvas");
+  const upscalers = [];
+  for (const backend of sizes.length ? (upscalerBackend === "both" ? ["gpu", "cpu"] : [upscalerBackend]) : []) {
+    upscalers.push(await device.loadUpscaler(`/models/esrgan-slim/x${scale}/`, { cache: false, backend }));
+  }
   const line = (op, model, input, output, ms) => ({
     op, model, input, output, ms: +ms.toFixed(1), images_per_s: +(1000 / ms).toFixed(3), adapter,
   });
@@ -82,11 +86,18 @@ async function main() {
       backend_reason: classifier.backendReason,
       ...(ortMs ? { ratio_vs_ort: +(ms / ortMs).toFixed(3), ort: ortHow } : {}) });
   }
-  for (const size of sizes) {
-    status(`upscale ${size}×${size}…`);
-    const bitmap = await picture(size);
-    const ms = await time(() => upscaler.upscaleToCanvas(bitmap, canvas));
-    emit(line("upscale", `esrgan-slim-x${scale}`, `${size}x${size}`, `${size * scale}x${size * scale}`, ms));
+  for (const upscaler of upscalers) {
+    // A canvas keeps its first kind of context (WebGPU or 2D): one for each upscaler.
+    const canvas = document.createElement("canvas");
+    document.getElementById("canvas").replaceWith(canvas);
+    canvas.id = "canvas";
+    for (const size of sizes) {
+      status(`upscale ${size}×${size} (${upscaler.backend})…`);
+      const bitmap = await picture(size);
+      const ms = await time(() => upscaler.upscaleToCanvas(bitmap, canvas));
+      emit({ ...line("upscale", `esrgan-slim-x${scale}`, `${size}x${size}`, `${size * scale}x${size * scale}`, ms),
+        backend: upscaler.backend, backend_reason: upscaler.backendReason });
+    }
   }
   status("done");
 }

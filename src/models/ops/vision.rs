@@ -1,5 +1,6 @@
-//! [`VisionOps`]: what the image models ask of a backend beyond [`Ops`]: convolutions with their
-//! batch norms folded in at load, and global average pooling. The GPU records its kernels
+//! [`VisionOps`]: what the image models ask of a backend beyond [`Ops`]: convolutions (with their
+//! batch norms folded in at load, or with their own bias), global average pooling, channel
+//! concatenation and nearest-neighbour upsampling. The GPU records its kernels
 //! (`kernels::conv`, `kernels::image`); the CPU computes them (`cpu::image`).
 
 use super::Ops;
@@ -8,7 +9,9 @@ use crate::cpu::{Cpu, HostTensor, HostWeights};
 use crate::error::{Error, Result};
 use crate::kernels::activation::Activation;
 use crate::kernels::conv::{Conv2d, ConvEpilogue, conv2d};
-use crate::kernels::image::{BatchNorm, fold_batchnorm, global_avg_pool};
+use crate::kernels::image::{
+    BatchNorm, concat_channels, fold_batchnorm, global_avg_pool, upsample_nearest,
+};
 use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
@@ -40,6 +43,19 @@ pub trait VisionOps: Ops {
     ) -> Result<Self::Tensor>;
     /// `[n, h, w, c]` → `[n, c]`.
     fn global_avg_pool(&mut self, x: &Self::Tensor) -> Result<Self::Tensor>;
+    /// A convolution with its own bias and no batch norm: `{name}.weight` (`[out, in / groups, kh,
+    /// kw]`, f32) and `{name}.bias`, then `act`.
+    fn conv_bias(
+        &mut self,
+        w: &Self::Weights,
+        name: &str,
+        conv: Conv2d,
+        act: Option<Activation>,
+    ) -> Result<Self::Conv>;
+    /// Concatenation along the channels (the last axis).
+    fn concat_channels(&mut self, xs: &[&Self::Tensor]) -> Result<Self::Tensor>;
+    /// Nearest-neighbour upsampling of NHWC `x` by `[vertical, horizontal]` factors.
+    fn upsample_nearest(&mut self, x: &Self::Tensor, factor: [usize; 2]) -> Result<Self::Tensor>;
 }
 
 fn f32_only(name: &str) -> Error {
@@ -96,6 +112,42 @@ impl VisionOps for Recorder {
     fn global_avg_pool(&mut self, x: &Tensor) -> Result<Tensor> {
         global_avg_pool(self, x)
     }
+    fn conv_bias(
+        &mut self,
+        w: &crate::bridge::Weights,
+        name: &str,
+        conv: Conv2d,
+        act: Option<Activation>,
+    ) -> Result<GpuConv> {
+        let weight = w.get(&format!("{name}.weight"))?.clone();
+        let bias = w.get(&format!("{name}.bias"))?.clone();
+        if weight.dtype() != DType::F32 || bias.dtype() != DType::F32 {
+            return Err(f32_only(name));
+        }
+        if weight.shape().len() != 4 || bias.shape() != [weight.shape()[0]] {
+            return Err(Error::Model {
+                source_name: "model.safetensors".into(),
+                message: format!(
+                    "{name}: a convolution weight is [out, in / groups, kh, kw] with a bias [out], \
+                     got {:?} and {:?}",
+                    weight.shape(),
+                    bias.shape()
+                ),
+            });
+        }
+        Ok(GpuConv {
+            weight,
+            bias,
+            conv,
+            act,
+        })
+    }
+    fn concat_channels(&mut self, xs: &[&Tensor]) -> Result<Tensor> {
+        concat_channels(self, xs)
+    }
+    fn upsample_nearest(&mut self, x: &Tensor, factor: [usize; 2]) -> Result<Tensor> {
+        upsample_nearest(self, x, factor)
+    }
 }
 
 impl VisionOps for Cpu {
@@ -132,5 +184,26 @@ impl VisionOps for Cpu {
     }
     fn global_avg_pool(&mut self, x: &HostTensor) -> Result<HostTensor> {
         host_pool(x)
+    }
+    fn conv_bias(
+        &mut self,
+        w: &HostWeights,
+        name: &str,
+        conv: Conv2d,
+        act: Option<Activation>,
+    ) -> Result<HostConv> {
+        let weight = w.get(&format!("{name}.weight"))?;
+        let bias_name = format!("{name}.bias");
+        let bias = w.get(&bias_name)?.f32s("conv_bias");
+        if weight.dtype() != DType::F32 || bias.is_err() {
+            return Err(f32_only(name));
+        }
+        HostConv::new(weight, bias?, conv, act)
+    }
+    fn concat_channels(&mut self, xs: &[&HostTensor]) -> Result<HostTensor> {
+        crate::cpu::upscale::concat_channels(xs)
+    }
+    fn upsample_nearest(&mut self, x: &HostTensor, factor: [usize; 2]) -> Result<HostTensor> {
+        crate::cpu::upscale::upsample_nearest(x, factor)
     }
 }
