@@ -4,30 +4,16 @@
 
 use crate::cpu::HostTensor;
 use crate::error::{Error, Result};
+use crate::kernels::image::concat_shape;
 
 /// Concatenation along the last axis (channels, in NHWC) of tensors that agree on every other axis.
 pub fn concat_channels(xs: &[&HostTensor]) -> Result<HostTensor> {
     const OP: &str = "cpu::upscale::concat_channels";
-    let Some(first) = xs.first() else {
-        return Err(Error::shape(OP, "nothing to concatenate"));
-    };
-    let lead = &first.shape()[..first.shape().len().saturating_sub(1)];
-    if first.shape().is_empty()
-        || xs
-            .iter()
-            .any(|t| t.shape().len() != first.shape().len() || &t.shape()[..lead.len()] != lead)
-    {
-        return Err(Error::shape(
-            OP,
-            format!(
-                "the tensors must agree on every axis but the last: {:?}",
-                xs.iter().map(|t| t.shape().to_vec()).collect::<Vec<_>>()
-            ),
-        ));
-    }
+    let shape = concat_shape(OP, &xs.iter().map(|t| t.shape()).collect::<Vec<_>>())?;
+    let lead = &shape[..shape.len() - 1];
     let rows: usize = lead.iter().product();
     let widths: Vec<usize> = xs.iter().map(|t| t.shape()[lead.len()]).collect();
-    let total: usize = widths.iter().sum();
+    let total = shape[lead.len()];
     let parts = xs.iter().map(|t| t.f32s(OP)).collect::<Result<Vec<_>>>()?;
     let mut out = vec![0f32; rows * total];
     crate::cpu::par::chunks_mut(&mut out, total.max(1) * 256, |task, chunk| {
@@ -40,8 +26,6 @@ pub fn concat_channels(xs: &[&HostTensor]) -> Result<HostTensor> {
             }
         }
     });
-    let mut shape = lead.to_vec();
-    shape.push(total);
     HostTensor::from_f32(out, &shape)
 }
 

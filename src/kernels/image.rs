@@ -232,31 +232,37 @@ pub fn upsample_nearest(rec: &mut Recorder, x: &Tensor, factor: [usize; 2]) -> R
     Ok(out)
 }
 
+/// The shape of the concatenation of tensors shaped `shapes` along their last axis: an error naming
+/// `op` unless there is at least one, none is a scalar, and they agree on every other axis. (The
+/// GPU's and the CPU backend's `concat_channels` both check with it.)
+pub(crate) fn concat_shape(op: &'static str, shapes: &[&[usize]]) -> Result<Vec<usize>> {
+    let Some(first) = shapes.first() else {
+        return Err(Error::shape(op, "nothing to concatenate"));
+    };
+    let lead = &first[..first.len().saturating_sub(1)];
+    if first.is_empty()
+        || shapes
+            .iter()
+            .any(|s| s.len() != first.len() || &s[..lead.len()] != lead)
+    {
+        return Err(Error::shape(
+            op,
+            format!("all inputs must agree on every axis but the last: {shapes:?}"),
+        ));
+    }
+    let mut shape = lead.to_vec();
+    shape.push(shapes.iter().map(|s| s[lead.len()]).sum());
+    Ok(shape)
+}
+
 /// Concatenation along the last axis (channels, in NHWC) of tensors that agree on every other axis.
 pub fn concat_channels(rec: &mut Recorder, xs: &[&Tensor]) -> Result<Tensor> {
     const OP: &str = "concat_channels";
     let gpu = rec.gpu().clone();
-    let Some(first) = xs.first() else {
-        return Err(Error::shape(OP, "nothing to concatenate"));
-    };
+    let shape = concat_shape(OP, &xs.iter().map(|t| t.shape()).collect::<Vec<_>>())?;
     let dtype = check_dtypes(OP, &gpu, xs)?;
-    let lead = &first.shape()[..first.shape().len().saturating_sub(1)];
-    if first.shape().is_empty()
-        || xs
-            .iter()
-            .any(|t| t.shape().len() != first.shape().len() || &t.shape()[..lead.len()] != lead)
-    {
-        return Err(Error::shape(
-            OP,
-            format!(
-                "all inputs must agree on every axis but the last: {:?}",
-                xs.iter().map(|t| t.shape().to_vec()).collect::<Vec<_>>()
-            ),
-        ));
-    }
-    let total: usize = xs.iter().map(|t| t.shape()[lead.len()]).sum();
-    let mut shape = lead.to_vec();
-    shape.push(total);
+    let lead = &shape[..shape.len() - 1];
+    let total = shape[lead.len()];
     let out = Tensor::empty(&gpu, &shape, dtype)?;
     let mut c_offset = 0;
     for x in xs {

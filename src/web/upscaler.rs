@@ -6,12 +6,9 @@ use js_sys::{Object, Reflect, Uint8ClampedArray};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
-use super::vision::{image_from_source, load_folder, pixels_from_source};
-use crate::bridge::folder::{fetch_folder_counted, folder_url};
-use crate::bridge::web::{Source, load_host};
+use super::vision::{image_from_source, load_folder, load_folder_host, pixels_from_source};
 use crate::error::Error;
 use crate::gpu::Gpu;
-use crate::models::IMAGE_FILES;
 use crate::models::rdn::{UpscaledImage, Upscaler as RustUpscaler};
 use crate::tensor::Tensor;
 use crate::web::Device;
@@ -220,15 +217,7 @@ async fn load_upscaler(
     options: Option<&Object>,
 ) -> Result<Upscaler, JsValue> {
     if place.backend == "cpu" {
-        let base = folder_url(base);
-        let opts = crate::web::LoadOptions::from_js(options);
-        let net = opts.net();
-        let files =
-            fetch_folder_counted(place.cpu.copy_stats_arc(), &base, net, IMAGE_FILES).await?;
-        let config = files.required("config.json")?.to_vec();
-        let mut on_progress = |p: crate::bridge::Progress<'_>| opts.report(p);
-        let source = Source::Url(format!("{base}model.safetensors"));
-        let weights = load_host(&place.cpu, source, net, &mut on_progress).await?;
+        let (config, weights) = load_folder_host(place, base, options).await?;
         let inner = RustUpscaler::new_cpu(&place.cpu, &weights, &config)?;
         return Ok(Upscaler {
             inner,

@@ -174,6 +174,24 @@ pub(super) async fn load_folder(
     Ok((config, weights))
 }
 
+/// Loads `config.json` and `model.safetensors` (streamed into WASM memory, counted) from a model
+/// folder, for the CPU backend.
+pub(super) async fn load_folder_host(
+    place: &Placement,
+    base: &str,
+    options: Option<&Object>,
+) -> Result<(Vec<u8>, crate::cpu::HostWeights), JsValue> {
+    let base = folder_url(base);
+    let opts = crate::web::LoadOptions::from_js(options);
+    let net = opts.net();
+    let files = fetch_folder_counted(place.cpu.copy_stats_arc(), &base, net, IMAGE_FILES).await?;
+    let config = files.required("config.json")?.to_vec();
+    let mut on_progress = |p: crate::bridge::Progress<'_>| opts.report(p);
+    let source = Source::Url(format!("{base}model.safetensors"));
+    let weights = load_host(&place.cpu, source, net, &mut on_progress).await?;
+    Ok((config, weights))
+}
+
 /// An image classifier (EfficientNet-Lite, ImageNet) on the GPU, or on the CPU backend where the
 /// page has no WebGPU or only a software adapter (`backend: "auto"`, the default; `"gpu"` or
 /// `"cpu"` to choose).
@@ -290,15 +308,7 @@ async fn load_classifier(
     options: Option<&Object>,
 ) -> Result<Classifier, JsValue> {
     if place.backend == "cpu" {
-        let base = folder_url(base);
-        let opts = crate::web::LoadOptions::from_js(options);
-        let net = opts.net();
-        let files =
-            fetch_folder_counted(place.cpu.copy_stats_arc(), &base, net, IMAGE_FILES).await?;
-        let config = files.required("config.json")?.to_vec();
-        let mut on_progress = |p: crate::bridge::Progress<'_>| opts.report(p);
-        let source = Source::Url(format!("{base}model.safetensors"));
-        let weights = load_host(&place.cpu, source, net, &mut on_progress).await?;
+        let (config, weights) = load_folder_host(place, base, options).await?;
         let inner = RustClassifier::new_cpu(&place.cpu, &weights, &config)?;
         return Ok(Classifier {
             inner,
