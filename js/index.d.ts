@@ -195,6 +195,10 @@ export declare class ClassifierWorker extends WorkerModel {
   static load(base: string, options?: WorkerLoadOptions): Promise<ClassifierWorker>;
   readonly labels: string[];
   readonly imageSize: number;
+  /** "gpu" or "cpu": where the model runs (the load's or the worker device's `backend`). */
+  readonly backend: "gpu" | "cpu";
+  /** Why it runs there. */
+  readonly backendReason: string;
   /** The image is turned into an ImageBitmap by the browser and transferred to the worker. */
   classify(image: ImageInput, topK?: number): Promise<Prediction[]>;
   logits(image: ImageInput): Promise<Float32Array>;
@@ -204,6 +208,10 @@ export declare class UpscalerWorker extends WorkerModel {
   static load(base: string, options?: WorkerLoadOptions): Promise<UpscalerWorker>;
   readonly scale: number;
   readonly tileSize: number;
+  /** "gpu" or "cpu": where the model runs (the load's or the worker device's `backend`). */
+  readonly backend: "gpu" | "cpu";
+  /** Why it runs there. */
+  readonly backendReason: string;
   setTile(tile: number): Promise<void>;
   upscale(image: ImageInput): Promise<ImageData>;
   /** The first call hands `canvas` to the worker (transferControlToOffscreen): only it draws there after. */

@@ -243,6 +243,8 @@ export class ClassifierWorker extends WorkerModel {
     const c = new ClassifierWorker(host, meta.handle, owns, meta.fromCache);
     c.labels = meta.labels;
     c.imageSize = meta.imageSize;
+    c.backend = meta.backend;
+    c.backendReason = meta.backendReason;
     return c;
   }
 
@@ -269,6 +271,8 @@ export class UpscalerWorker extends WorkerModel {
     const u = new UpscalerWorker(host, meta.handle, owns, meta.fromCache);
     u.scale = meta.scale;
     u.tileSize = meta.tile;
+    u.backend = meta.backend;
+    u.backendReason = meta.backendReason;
     return u;
   }
 

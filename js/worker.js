@@ -94,7 +94,8 @@ const ops = {
   },
   async loadClassifier({ source, options }, signal, post) {
     const c = await device.loadClassifier(source, { ...options, signal, onProgress: (p) => post({ progress: p }) });
-    return { value: { handle: keep(c), labels: c.labels, imageSize: c.imageSize, fromCache: !!c.fromCache } };
+    return { value: { handle: keep(c), labels: c.labels, imageSize: c.imageSize, backend: c.backend,
+      backendReason: c.backendReason, fromCache: !!c.fromCache } };
   },
   async classify({ handle, image, topK }) {
     try {
@@ -113,7 +114,8 @@ const ops = {
   },
   async loadUpscaler({ source, options }, signal, post) {
     const u = await device.loadUpscaler(source, { ...options, signal, onProgress: (p) => post({ progress: p }) });
-    return { value: { handle: keep(u), scale: u.scale, tile: u.tile, fromCache: !!u.fromCache } };
+    return { value: { handle: keep(u), scale: u.scale, tile: u.tile, backend: u.backend,
+      backendReason: u.backendReason, fromCache: !!u.fromCache } };
   },
   async upscale({ handle, image }) {
     try {

@@ -386,10 +386,14 @@ await check("images page: top-5 labels as PyTorch's, the upscaled picture drawn 
       const dims = await u.upscaleToCanvas(bitmap, canvas);
       const c = await Classifier.inWorker("/models/efficientnet-lite0/", { worker: u.host });
       const top = await c.classify(img, 1);
+      const backends = [u.backend, c.backend];
       await c.dispose();
       await u.dispose();
-      return { off, size: `${inWorker.width}x${inWorker.height}`, dims, top: top[0].label };
+      return { off, size: `${inWorker.width}x${inWorker.height}`, dims, top: top[0].label, backends };
     });
+    // The worker's own device places both models as the page's does (the CPU on this software adapter).
+    assert.deepEqual(w.backends, ["cpu", "cpu"], JSON.stringify(w));
+    delete w.backends;
     assert.deepEqual(w, { off: 0, size: "64x48", dims: { width: 64, height: 48 }, top: cat.top5[0].label });
     console.log(`     ${labels[0]}; ${timing}`);
   } finally {
