@@ -240,9 +240,8 @@ async fn run() -> webgpu_infer::Result<()> {
             "run_ahead": opts.run_ahead,
             "shader_checks": checked,
             "subgroups": gpu.capabilities().subgroups,
-            // Prompts' quantized products on tensor cores (WEBGPU_INFER_TENSOR_CORES=new).
-            "tensor_cores": gpu.capabilities().cooperative_matrix
-                && webgpu_infer::kernels::new_tensor_core_paths(),
+            // Prompts' quantized products on tensor cores.
+            "tensor_cores": gpu.capabilities().cooperative_matrix,
             "fold_norms": fold_norms,
             "adapter": adapter,
         });

@@ -211,7 +211,18 @@ pub fn matmul_with(
     let coop = coop_fits(&gpu, b.dtype(), &dims, layout, &params);
     let kernel = match kernel {
         Kernel::Auto if mixed => {
-            coop?;
+            // No other kernel takes mixed operands: say so rather than point at Kernel::Auto.
+            coop.map_err(|_| {
+                Error::shape(
+                    OP,
+                    format!(
+                        "f32 activations times f16 weights run only on tensor cores, which need K \
+                         ({}), the operands' offsets (and N for BLayout::KN) to be multiples of 8; \
+                         give both operands one type for other shapes",
+                        dims.k
+                    ),
+                )
+            })?;
             dims.coop_kernel()
         }
         Kernel::Auto if gpu.capabilities().cpu_kernels && dims.m > 2 => Kernel::Direct,
@@ -333,7 +344,7 @@ impl Dims {
     /// The tensor-core kernel's tile size for this product.
     fn coop_kernel(&self) -> Kernel {
         let tiles = self.batch * self.m.div_ceil(128) * self.n.div_ceil(128);
-        if tiles >= COOP128_MIN_TILES || !super::new_tensor_core_paths() {
+        if tiles >= COOP128_MIN_TILES {
             Kernel::Coop
         } else {
             Kernel::Coop64

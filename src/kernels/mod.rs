@@ -22,26 +22,6 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::tensor::{DType, Tensor};
 
-/// Whether the tensor-core paths written on 2026-12-05 but not yet run on a GPU (no device was lent
-/// that session) are picked automatically: f32 models' linears as the mixed f32 × f16 product
-/// (`matmul::Kernel::Coop`, MiniLM), prompts' quantized products on tensor cores
-/// (`quant::MatmulKernel::TensorCores`) and `matmul::Kernel::Coop64` for f16 products with few
-/// 128×128 tiles. Off unless `WEBGPU_INFER_TENSOR_CORES=new` natively (read once), so that a GPU
-/// session can check them (tests/kernels.rs, tests/quant.rs, tests/bert.rs run them on such a device
-/// when set) and measure them against the old paths before they become the default. Asking for
-/// them by name works either way.
-pub fn new_tensor_core_paths() -> bool {
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *ON.get_or_init(|| std::env::var("WEBGPU_INFER_TENSOR_CORES").is_ok_and(|v| v == "new"))
-    }
-    #[cfg(target_arch = "wasm32")]
-    {
-        false
-    }
-}
-
 /// Refuses operands of different types, integer operands, and f16 on an adapter without `shader-f16`.
 pub(crate) fn check_dtypes(op: &'static str, gpu: &Gpu, tensors: &[&Tensor]) -> Result<DType> {
     let dtype = tensors[0].dtype();

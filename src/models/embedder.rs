@@ -118,10 +118,9 @@ impl Embedder {
     pub fn new(gpu: &Gpu, weights: &Weights, files: &ModelFiles<'_>) -> Result<Embedder> {
         let config = Config::from_json("config.json", files.config)?;
         let mut bert = Bert::<Recorder>::load(weights, config.clone())?;
-        // Tensor cores where the device has them: the linears' weights as f16 (one submit). For now
-        // only with WEBGPU_INFER_TENSOR_CORES=new (see `kernels::new_tensor_core_paths`).
+        // Tensor cores where the device has them: the linears' weights as f16 (one submit).
         let mut tensor_cores = false;
-        if gpu.capabilities().cooperative_matrix && crate::kernels::new_tensor_core_paths() {
+        if gpu.capabilities().cooperative_matrix {
             let mut rec = gpu.recorder();
             for l in bert.linears_mut() {
                 tensor_cores |= l.use_tensor_cores(&mut rec)?;

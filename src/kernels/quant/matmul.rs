@@ -24,8 +24,7 @@ pub fn matmul(
 /// Which kernel computes [`matmul_with`]'s product.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MatmulKernel {
-    /// [`MatmulKernel::TensorCores`] where the device has them (for now only with
-    /// `WEBGPU_INFER_TENSOR_CORES=new`: not yet run on a GPU), else [`MatmulKernel::Tiled`].
+    /// [`MatmulKernel::TensorCores`] where the device has them, else [`MatmulKernel::Tiled`].
     Auto,
     /// 64×64 tiles of f32 multiply-adds (every device).
     Tiled,
@@ -46,7 +45,7 @@ pub fn matmul_with(
     const OP: &str = "quant::matmul";
     let coop = rec.gpu().capabilities().cooperative_matrix;
     let tensor_cores = match kernel {
-        MatmulKernel::Auto => coop && crate::kernels::new_tensor_core_paths(),
+        MatmulKernel::Auto => coop,
         MatmulKernel::Tiled => false,
         MatmulKernel::TensorCores if !coop => {
             return Err(Error::MissingFeature {
