@@ -194,16 +194,29 @@ for l in sys.stdin:
     [ -z "${what//,/}" ] && continue
     if [[ $runtimes == *dawn* ]] && [ -d $wb/dawn ]; then
       # Dawn (Chrome's WebGPU): under Node where there is one, else under Deno (no --unstable-webgpu:
-      # dawn.mjs puts Dawn's navigator.gpu in place). The ONNX peers crash Dawn there (a segfault
-      # in its first session.run, 2026-12-05): they run under Deno's WebGPU only.
+      # dawn.mjs puts Dawn's navigator.gpu in place). Timestamps unquantized (only profiling devices
+      # request them: ONLY=webprofile).
+      local dawn_flags=(--dawn $wb/dawn --dawn-toggles disable-dawn-features=timestamp_quantization
+        --models $models --new-tokens "$tokens" --run-ahead "${RUN_AHEAD:-0}" --reps "${REPS:-3}" --kernel-ops "$ops")
+      local dawn_what="$what"
+      # The ONNX peers run on Dawn under Deno only: under Node 20 V8's optimizing compiler never
+      # finished onnxruntime-web's WASM (here, 2026-12-06), under Node 22 the process died
+      # (2026-12-05). dawn.mjs copies their views on shared memory before writeBuffer.
+      if [ ${#ort_args[@]} -gt 0 ] && [ -x $wb/deno ] && [[ ,$what, == *,embed,* ]]; then
+        local extra=("${ort_args[@]}")
+        [ "$p" = pkg ] && extra+=("${peer_args[@]}")
+        log "dawn (deno, with the ONNX peers), $p: embed"
+        (cd "$wb/run-$p" && timeout 900 $wb/deno run -A scripts/web-bench/dawn.mjs "${dawn_flags[@]}" \
+          --only embed "${extra[@]}" 2>&1) | tag dawn "$p"
+        dawn_what=$(echo ",$what," | sed 's/,embed,/,/; s/^,//; s/,$//')
+      fi
       local host=("$wb/deno" run -A)
       if [ -x $wb/node ]; then host=("$wb/node"); elif command -v node >/dev/null; then host=(node); fi
-      log "dawn (${host[0]}), $p"
-      # Timestamps unquantized (only profiling devices request them: ONLY=webprofile).
-      (cd "$wb/run-$p" && timeout 900 "${host[@]}" scripts/web-bench/dawn.mjs --dawn $wb/dawn \
-        --dawn-toggles disable-dawn-features=timestamp_quantization \
-        --models $models --only "$what" --new-tokens "$tokens" --run-ahead "${RUN_AHEAD:-0}" --reps "${REPS:-3}" \
-        --kernel-ops "$ops" 2>&1) | tag dawn "$p"
+      if [ -n "${dawn_what//,/}" ]; then
+        log "dawn (${host[0]}), $p"
+        (cd "$wb/run-$p" && timeout 900 "${host[@]}" scripts/web-bench/dawn.mjs "${dawn_flags[@]}" \
+          --only "$dawn_what" 2>&1) | tag dawn "$p"
+      fi
     fi
     if [[ $runtimes == *deno* ]] && [ -x $wb/deno ]; then
       log "deno, $p"

@@ -43,6 +43,23 @@ globalThis.self ??= globalThis;
 // wgpu's web backend looks for `Window` (or `WorkerGlobalScope`) on the global before it reads
 // `navigator.gpu`.
 globalThis.Window ??= function Window() {};
+// onnxruntime-web's WebGPU build runs on a shared WASM memory (a SharedArrayBuffer, even on one
+// thread) and writes its inputs with `queue.writeBuffer(buffer, offset, viewOnThatMemory, ...)`,
+// which Chrome accepts; dawn.node does not take a view on a SharedArrayBuffer (under Node: "Invalid
+// argument"; under Deno the process died in the first session.run). Such views are copied into a
+// plain array first (inputs of a few KB a run; our package's memory is not shared and never takes
+// this branch).
+const writeBuffer = GPUQueue.prototype.writeBuffer;
+GPUQueue.prototype.writeBuffer = function (buffer, offset, data, dataOffset, size) {
+  if (ArrayBuffer.isView(data) && data.buffer instanceof SharedArrayBuffer) {
+    const start = dataOffset ?? 0;
+    data = data.slice(start, size === undefined ? undefined : start + size);
+    dataOffset = 0;
+    size = data.length;
+  }
+  return dataOffset === undefined ? writeBuffer.call(this, buffer, offset, data)
+    : writeBuffer.call(this, buffer, offset, data, dataOffset, size);
+};
 const host = inDeno ? `deno ${Deno.version.deno}` : `node ${process.versions.node}`;
 globalThis.WEB_BENCH_RUNTIME = `${host} dawn.node (npm webgpu ${version})`;
 if (inDeno) {

@@ -194,7 +194,11 @@ async function embed() {
         const { last_hidden_state: h } = await session.run(feeds);
         return poolAndNormalize(h.data, batch, seq, h.dims[2]);
       };
-      await theirs();
+      // The same vectors (a check that the peer ran the model, e.g. through dawn.mjs's shim).
+      const mine = await e.embed(texts), other = await theirs();
+      let maxDiff = 0;
+      mine.forEach((v, i) => v.forEach((x, d) => { maxDiff = Math.max(maxDiff, Math.abs(x - other[i][d])); }));
+      line.max_abs_diff_vs_ort = maxDiff;
       const alt = await alternate(theirs, () => e.embed(texts), Math.max(reps, 5));
       const ortTimes = alt.theirs;
       times.push(...alt.ours);

@@ -57,10 +57,14 @@ pub enum Kernel {
     /// workgroup tiles of 16×16 cooperative-matrix products, f32 accumulation. Needs K, the operands'
     /// offsets (and N for [`BLayout::KN`]) to be multiples of 8. Also the mixed product of f32
     /// activations `a` and f16 weights `b` (f32 bias and output; `a` is rounded to f16 as it is
-    /// staged): the only kernel that takes operands of two types. Under [`Kernel::Auto`] products
-    /// with fewer than [`COOP128_MIN_TILES`] such tiles take [`Kernel::Coop64`].
+    /// staged): the only kernel that takes operands of two types. What [`Kernel::Auto`] picks on
+    /// tensor cores.
     Coop,
-    /// [`Kernel::Coop`] with 64×64 workgroup tiles (4 subgroups of 2×2 accumulators).
+    /// [`Kernel::Coop`] with 64×64 workgroup tiles (4 subgroups of 2×2 accumulators), for products
+    /// with few 128×128 tiles. Not picked by [`Kernel::Auto`]: on an H200 it lost to
+    /// [`Kernel::Coop`] at every MiniLM-shaped product, even 128 × 384 × 384 (3 tiles of 128):
+    /// 1.70 against 1.32 µs of GPU time, 4096 × 384 × 1536: 184 against 63 µs
+    /// (`bench-results/h200-tensor-cores-ab-2026-12-06.jsonl`, `linear_kernel` lines).
     Coop64,
     /// No workgroup memory and no barriers, 4×4 outputs a thread read straight from `a` and `b`:
     /// what [`Kernel::Auto`] picks on CPU adapters (SwiftShader, llvmpipe), where barriers are costly.
@@ -223,10 +227,10 @@ pub fn matmul_with(
                     ),
                 )
             })?;
-            dims.coop_kernel()
+            Kernel::Coop
         }
         Kernel::Auto if gpu.capabilities().cpu_kernels && dims.m > 2 => Kernel::Direct,
-        Kernel::Auto if dims.m > 32 && coop.is_ok() => dims.coop_kernel(),
+        Kernel::Auto if dims.m > 32 && coop.is_ok() => Kernel::Coop,
         Kernel::Auto => dims.auto_kernel(),
         Kernel::Coop | Kernel::Coop64 => {
             coop?;
@@ -327,9 +331,6 @@ const TILED128_MIN_TILES: usize = if cfg!(target_arch = "wasm32") {
     64
 };
 
-/// [`Kernel::Coop`]'s 128×128 tiles from this many of them; fewer take [`Kernel::Coop64`].
-pub const COOP128_MIN_TILES: usize = 128;
-
 /// The sizes of one product, read off the operands' shapes.
 #[derive(Debug, PartialEq, Eq)]
 struct Dims {
@@ -341,16 +342,6 @@ struct Dims {
 }
 
 impl Dims {
-    /// The tensor-core kernel's tile size for this product.
-    fn coop_kernel(&self) -> Kernel {
-        let tiles = self.batch * self.m.div_ceil(128) * self.n.div_ceil(128);
-        if tiles >= COOP128_MIN_TILES {
-            Kernel::Coop
-        } else {
-            Kernel::Coop64
-        }
-    }
-
     fn auto_kernel(&self) -> Kernel {
         if self.m <= 2 {
             Kernel::Gemv
