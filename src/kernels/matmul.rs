@@ -57,14 +57,10 @@ pub enum Kernel {
     /// workgroup tiles of 16×16 cooperative-matrix products, f32 accumulation. Needs K, the operands'
     /// offsets (and N for [`BLayout::KN`]) to be multiples of 8. Also the mixed product of f32
     /// activations `a` and f16 weights `b` (f32 bias and output; `a` is rounded to f16 as it is
-    /// staged): the only kernel that takes operands of two types. What [`Kernel::Auto`] picks on
-    /// tensor cores.
+    /// staged): the only kernel that takes operands of two types. Under [`Kernel::Auto`] products
+    /// with fewer than [`coop128_min_tiles`] such tiles take [`Kernel::Coop64`].
     Coop,
-    /// [`Kernel::Coop`] with 64×64 workgroup tiles (4 subgroups of 2×2 accumulators), for products
-    /// with few 128×128 tiles. Not picked by [`Kernel::Auto`]: on an H200 it lost to
-    /// [`Kernel::Coop`] at every MiniLM-shaped product, even 128 × 384 × 384 (3 tiles of 128):
-    /// 1.70 against 1.32 µs of GPU time, 4096 × 384 × 1536: 184 against 63 µs
-    /// (`bench-results/h200-tensor-cores-ab-2026-12-06.jsonl`, `linear_kernel` lines).
+    /// [`Kernel::Coop`] with 64×64 workgroup tiles (4 subgroups of 2×2 accumulators).
     Coop64,
     /// No workgroup memory and no barriers, 4×4 outputs a thread read straight from `a` and `b`:
     /// what [`Kernel::Auto`] picks on CPU adapters (SwiftShader, llvmpipe), where barriers are costly.
@@ -227,10 +223,10 @@ pub fn matmul_with(
                     ),
                 )
             })?;
-            Kernel::Coop
+            dims.coop_kernel()
         }
         Kernel::Auto if gpu.capabilities().cpu_kernels && dims.m > 2 => Kernel::Direct,
-        Kernel::Auto if dims.m > 32 && coop.is_ok() => Kernel::Coop,
+        Kernel::Auto if dims.m > 32 && coop.is_ok() => dims.coop_kernel(),
         Kernel::Auto => dims.auto_kernel(),
         Kernel::Coop | Kernel::Coop64 => {
             coop?;
@@ -331,6 +327,31 @@ const TILED128_MIN_TILES: usize = if cfg!(target_arch = "wasm32") {
     64
 };
 
+/// [`Kernel::Coop`]'s 128×128 tiles from this many of them; fewer take [`Kernel::Coop64`]. Timed
+/// alone, the 128×128 tiles won at every MiniLM-shaped product on an H200 (even 128 × 384 × 384, 3
+/// tiles: 1.32 against 1.70 µs of GPU time; `bench-results/h200-tensor-cores-ab-2026-12-06.jsonl`).
+/// In the forward pass on an H100 (`bench-results/h100-coop-tiles-ab-2026-12-06.jsonl`, two rounds,
+/// this threshold at 128 / 32 / 0): MiniLM 32 × 128 (products of 96–384 tiles) took 4.8–5.1 / 3.6–3.7
+/// / 3.6–3.8 ms, 8 × 128 (24–96 tiles) 2.2–2.3 / 2.0–2.2 / 2.1–2.3, 1 × 128 (3–12 tiles) 1.46 / 1.57–1.61
+/// / 1.65–1.68 (at 1 × 128, 128 and 32 choose the same kernels: that spread is run order, not the
+/// kernel). Natively `WEBGPU_INFER_COOP128_MIN_TILES` moves it (read once), for such measurements.
+pub fn coop128_min_tiles() -> usize {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        static TILES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        *TILES.get_or_init(|| {
+            std::env::var("WEBGPU_INFER_COOP128_MIN_TILES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(32)
+        })
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        32
+    }
+}
+
 /// The sizes of one product, read off the operands' shapes.
 #[derive(Debug, PartialEq, Eq)]
 struct Dims {
@@ -342,6 +363,16 @@ struct Dims {
 }
 
 impl Dims {
+    /// The tensor-core kernel's tile size for this product.
+    fn coop_kernel(&self) -> Kernel {
+        let tiles = self.batch * self.m.div_ceil(128) * self.n.div_ceil(128);
+        if tiles >= coop128_min_tiles() {
+            Kernel::Coop
+        } else {
+            Kernel::Coop64
+        }
+    }
+
     fn auto_kernel(&self) -> Kernel {
         if self.m <= 2 {
             Kernel::Gemv

@@ -19,6 +19,25 @@ use crate::tensor::Tensor;
 /// (16–19 ms both), 64 tokens lost (17.8–18.9 against 15.4–16.8, 9 workgroups a product).
 const QUANT_MATMUL_MIN_ROWS: usize = 256;
 
+/// [`QUANT_MATMUL_MIN_ROWS`] where the quantized matmul runs on tensor cores. H100, SmolLM2-135M
+/// Q4_1, time to first token, two rounds each, the 4-row GEMV against the tensor-core matmul: 33
+/// tokens 4.7–5.2 against 10.0–10.5 ms, 64 6.2–6.3 against 10.5–10.6, 128 9.4–10.5 against 10.9–11.0,
+/// 200 13.0–13.2 against 11.0–11.1, 255 16.0–16.1 against 11.7–11.8
+/// (`bench-results/h100-prefill-tc-ab-2026-12-06.jsonl`); the next call, 160 tokens 10.7 against
+/// 10.6–11.7 (a tie), 176 11.4–11.7 against 10.8–11.0 (`h100-prefill-rows-ab-2026-12-06.jsonl`).
+const QUANT_MATMUL_TC_MIN_ROWS: usize = 176;
+
+/// From how many rows a GPU reads quantized weights through `quant::matmul`.
+fn quant_matmul_min_rows(gpu: &crate::Gpu) -> usize {
+    tuned::QUANT_MM_MIN_ROWS
+        .get()
+        .unwrap_or(if gpu.capabilities().cooperative_matrix {
+            QUANT_MATMUL_TC_MIN_ROWS
+        } else {
+            QUANT_MATMUL_MIN_ROWS
+        })
+}
+
 /// Up to this many rows (tokens), quantized weights are read by the dequantizing GEMV; past it they
 /// are dequantized into a scratch tensor for the tiled matmul (CPU adapters), or on GPUs read by
 /// `quant::matmul` (from [`QUANT_MATMUL_MIN_ROWS`]). On GPUs the GEMV takes 4 rows a workgroup
@@ -36,7 +55,7 @@ pub(crate) fn gemv_max_rows(gpu: &crate::Gpu) -> usize {
     } else {
         tuned::GEMV_MAX_ROWS
             .get()
-            .unwrap_or(QUANT_MATMUL_MIN_ROWS - 1)
+            .unwrap_or(quant_matmul_min_rows(gpu) - 1)
     }
 }
 
@@ -178,10 +197,7 @@ impl Linear {
             // GPUs, long prompts: the blocks read in the matmul's tiles (no dequantized copy), the
             // residual added in its epilogue.
             AnyTensor::Quant(w)
-                if rows
-                    >= tuned::QUANT_MM_MIN_ROWS
-                        .get()
-                        .unwrap_or(QUANT_MATMUL_MIN_ROWS)
+                if rows >= quant_matmul_min_rows(rec.gpu())
                     && !rec.gpu().capabilities().cpu_kernels =>
             {
                 let y = quant::matmul(rec, x, w, residual)?;
