@@ -336,20 +336,8 @@ const TILED128_MIN_TILES: usize = if cfg!(target_arch = "wasm32") {
 /// / 1.65–1.68 (at 1 × 128, 128 and 32 choose the same kernels: that spread is run order, not the
 /// kernel). Natively `WEBGPU_INFER_COOP128_MIN_TILES` moves it (read once), for such measurements.
 pub fn coop128_min_tiles() -> usize {
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        static TILES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-        *TILES.get_or_init(|| {
-            std::env::var("WEBGPU_INFER_COOP128_MIN_TILES")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(32)
-        })
-    }
-    #[cfg(target_arch = "wasm32")]
-    {
-        32
-    }
+    static TILES: super::Tuned = super::Tuned::new("WEBGPU_INFER_COOP128_MIN_TILES");
+    TILES.get().unwrap_or(32)
 }
 
 /// The sizes of one product, read off the operands' shapes.

@@ -22,6 +22,31 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::tensor::{DType, Tensor};
 
+/// A size a benchmark may set natively through the environment variable it names (read once, then
+/// fixed for the process) to compare kernels on a GPU without a build each; `None` where unset or
+/// unparsable, and always in WASM (pages use the defaults).
+pub(crate) struct Tuned(&'static str, std::sync::OnceLock<Option<usize>>);
+
+impl Tuned {
+    pub(crate) const fn new(var: &'static str) -> Tuned {
+        Tuned(var, std::sync::OnceLock::new())
+    }
+
+    pub(crate) fn get(&self) -> Option<usize> {
+        *self.1.get_or_init(|| {
+            #[cfg(not(target_arch = "wasm32"))]
+            {
+                std::env::var(self.0).ok().and_then(|v| v.parse().ok())
+            }
+            #[cfg(target_arch = "wasm32")]
+            {
+                let _ = self.0;
+                None
+            }
+        })
+    }
+}
+
 /// Refuses operands of different types, integer operands, and f16 on an adapter without `shader-f16`.
 pub(crate) fn check_dtypes(op: &'static str, gpu: &Gpu, tensors: &[&Tensor]) -> Result<DType> {
     let dtype = tensors[0].dtype();

@@ -59,32 +59,13 @@ pub(crate) fn gemv_max_rows(gpu: &crate::Gpu) -> usize {
     }
 }
 
-/// Natively, benchmarks may move the two thresholds (`WEBGPU_INFER_GEMV_MAX_ROWS`,
-/// `WEBGPU_INFER_QUANT_MM_MIN_ROWS`) to measure where each kernel wins on a GPU, without a build
-/// each; read once. Pages always use the defaults.
+/// Natively, benchmarks may move the two thresholds to measure where each kernel wins on a GPU,
+/// without a build each. Pages always use the defaults.
 mod tuned {
-    pub(super) struct Rows(&'static str, std::sync::OnceLock<Option<usize>>);
+    use crate::kernels::Tuned;
 
-    impl Rows {
-        pub(super) fn get(&self) -> Option<usize> {
-            *self.1.get_or_init(|| {
-                #[cfg(not(target_arch = "wasm32"))]
-                {
-                    std::env::var(self.0).ok().and_then(|v| v.parse().ok())
-                }
-                #[cfg(target_arch = "wasm32")]
-                {
-                    let _ = self.0;
-                    None
-                }
-            })
-        }
-    }
-
-    pub(super) static GEMV_MAX_ROWS: Rows =
-        Rows("WEBGPU_INFER_GEMV_MAX_ROWS", std::sync::OnceLock::new());
-    pub(super) static QUANT_MM_MIN_ROWS: Rows =
-        Rows("WEBGPU_INFER_QUANT_MM_MIN_ROWS", std::sync::OnceLock::new());
+    pub(super) static GEMV_MAX_ROWS: Tuned = Tuned::new("WEBGPU_INFER_GEMV_MAX_ROWS");
+    pub(super) static QUANT_MM_MIN_ROWS: Tuned = Tuned::new("WEBGPU_INFER_QUANT_MM_MIN_ROWS");
 }
 
 /// A model's tensor `name` is not what its config implies.
