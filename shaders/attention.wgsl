@@ -111,12 +111,12 @@ var<workgroup> reduce_buf: array<f32, DWG>;
 // shaders/attention_reduce.wgsl (trees in reduce_buf) or attention_reduce_sg.wgsl (subgroups).
 
 // The online-softmax state of one workgroup over keys [begin, stop) of query row i, head h: m and l
-// are the same in every thread; acc is thread t's (key group t / d, dimension t % d) share of the
-// unnormalised output. begin and stop must be the same across the workgroup (barriers inside).
+// are the same in every thread; acc is thread t's share of the unnormalised output (see v_lanes).
+// begin and stop must be the same across the workgroup (barriers inside).
 struct Partial {
     m: f32,
     l: f32,
-    acc: f32,
+    acc: vec4<f32>,
 }
 
 // q's row, staged once a workgroup (head_dim ≤ 256 in the decode kernels).
@@ -127,11 +127,26 @@ var<workgroup> q_row: array<f32, DWG>;
 // flight at once), else the runtime p.head_dim.
 override HD: u32 = 0u;
 
+// The output's layout over threads. VEC_V (head_dim a multiple of 4): thread t owns the four
+// dimensions 4·(t % (d/4)) .. +3 of key group t / (d/4), so 1024/d groups walk a tile's keys (16 for
+// head_dim 64: 16 keys a thread for a 256-key tile, all of a key's loads independent); else thread t
+// owns dimension t % d of key group t / d (256/d groups, 64 keys a thread for head_dim 64).
+override VEC_V: bool = true;
+
 fn decode_dim() -> u32 {
     if (HD > 0u) {
         return HD;
     }
     return p.head_dim;
+}
+
+// Threads that share one key's row of values (one dimension or one vec4 of dimensions each).
+fn v_lanes() -> u32 {
+    let d = decode_dim();
+    if (VEC_V && d % 4u == 0u) {
+        return d / 4u;
+    }
+    return d;
 }
 
 // Key j's score against q_row. Eight loads an iteration, four sums: the loads are independent, so a
@@ -152,19 +167,79 @@ fn decode_score(kb: u32) -> f32 {
     return (s.x + s.y) + (s.z + s.w);
 }
 
+// Four values of one key from element i.
+fn v4(i: u32) -> vec4<f32> {
+    return vec4<f32>(f32(v[i]), f32(v[i + 1u]), f32(v[i + 2u]), f32(v[i + 3u]));
+}
+
+// VEC_V: this thread's four dimensions summed over its keys g, g + groups, ... (< n) of a tile, each
+// weighted by its score; eight keys (32 independent loads) an iteration.
+fn tile_values4(vb: u32, stride: u32, g: u32, groups: u32, n: u32) -> vec4<f32> {
+    var s = vec4<f32>(0.0);
+    var jj = g;
+    for (; jj + 7u * groups < n; jj += 8u * groups) {
+        let i0 = vb + jj * stride;
+        let st = groups * stride;
+        let x0 = v4(i0);
+        let x1 = v4(i0 + st);
+        let x2 = v4(i0 + 2u * st);
+        let x3 = v4(i0 + 3u * st);
+        let x4 = v4(i0 + 4u * st);
+        let x5 = v4(i0 + 5u * st);
+        let x6 = v4(i0 + 6u * st);
+        let x7 = v4(i0 + 7u * st);
+        s = fma(vec4<f32>(scores[jj]), x0, s);
+        s = fma(vec4<f32>(scores[jj + groups]), x1, s);
+        s = fma(vec4<f32>(scores[jj + 2u * groups]), x2, s);
+        s = fma(vec4<f32>(scores[jj + 3u * groups]), x3, s);
+        s = fma(vec4<f32>(scores[jj + 4u * groups]), x4, s);
+        s = fma(vec4<f32>(scores[jj + 5u * groups]), x5, s);
+        s = fma(vec4<f32>(scores[jj + 6u * groups]), x6, s);
+        s = fma(vec4<f32>(scores[jj + 7u * groups]), x7, s);
+    }
+    for (; jj < n; jj += groups) {
+        s = fma(vec4<f32>(scores[jj]), v4(vb + jj * stride), s);
+    }
+    return s;
+}
+
+// Else: this thread's one dimension summed over its keys, eight keys an iteration (independent loads,
+// as in decode_score).
+fn tile_values1(vb: u32, stride: u32, g: u32, groups: u32, n: u32) -> f32 {
+    var part_sum = vec4<f32>(0.0);
+    var jj = g;
+    for (; jj + 7u * groups < n; jj += 8u * groups) {
+        let x = vec4<f32>(f32(v[vb + jj * stride]), f32(v[vb + (jj + groups) * stride]),
+            f32(v[vb + (jj + 2u * groups) * stride]), f32(v[vb + (jj + 3u * groups) * stride]));
+        let j4 = jj + 4u * groups;
+        let y = vec4<f32>(f32(v[vb + j4 * stride]), f32(v[vb + (j4 + groups) * stride]),
+            f32(v[vb + (j4 + 2u * groups) * stride]), f32(v[vb + (j4 + 3u * groups) * stride]));
+        let w4 = vec4<f32>(scores[jj], scores[jj + groups], scores[jj + 2u * groups],
+            scores[jj + 3u * groups]);
+        let u4 = vec4<f32>(scores[j4], scores[j4 + groups], scores[j4 + 2u * groups],
+            scores[j4 + 3u * groups]);
+        part_sum = fma(u4, y, fma(w4, x, part_sum));
+    }
+    for (; jj < n; jj += groups) {
+        part_sum.x = fma(scores[jj], f32(v[vb + jj * stride]), part_sum.x);
+    }
+    return (part_sum.x + part_sum.y) + (part_sum.z + part_sum.w);
+}
+
 fn decode_range(i: u32, h: u32, b: u32, t: u32, begin: u32, stop: u32) -> Partial {
     let kvh = h / (p.n_heads / p.n_kv_heads);
     let d = decode_dim();
-    let groups = DWG / d;
-    let g = t / d;
-    let c = t % d;
+    let lanes = v_lanes();
+    let groups = DWG / lanes;
+    let g = t / lanes;
+    let c = (t % lanes) * (d / lanes);
     if (t < d) {
         q_row[t] = f32(q[q_index(b, i, h) + t]);
     }
     workgroupBarrier();
     var m = LOWEST;
     var l = 0.0;
-    var acc = 0.0;
+    var acc = vec4<f32>(0.0);
     for (var j0 = begin; j0 < stop; j0 += DWG) {
         // Scores: thread t takes key j0 + t.
         let j = j0 + t;
@@ -184,50 +259,35 @@ fn decode_range(i: u32, h: u32, b: u32, t: u32, begin: u32, stop: u32) -> Partia
         let corr = exp(m - m_new);
         l = l * corr + reduce_sum(t, w); // reduce_sum's barriers also publish `scores`
         m = m_new;
-        // Output: group g sums keys g, g + groups, ... of this tile for dimension c, eight keys an
-        // iteration (independent loads, as in decode_score).
-        var part_sum = vec4<f32>(0.0);
         let n = min(DWG, stop - j0);
         let vb = kv_index(b, j0, kvh) + c;
         let stride = p.n_kv_heads * d; // one key to the next in the cache
-        var jj = g;
-        for (; jj + 7u * groups < n; jj += 8u * groups) {
-            let x = vec4<f32>(f32(v[vb + jj * stride]), f32(v[vb + (jj + groups) * stride]),
-                f32(v[vb + (jj + 2u * groups) * stride]), f32(v[vb + (jj + 3u * groups) * stride]));
-            let j4 = jj + 4u * groups;
-            let y = vec4<f32>(f32(v[vb + j4 * stride]), f32(v[vb + (j4 + groups) * stride]),
-                f32(v[vb + (j4 + 2u * groups) * stride]), f32(v[vb + (j4 + 3u * groups) * stride]));
-            let w4 = vec4<f32>(scores[jj], scores[jj + groups], scores[jj + 2u * groups],
-                scores[jj + 3u * groups]);
-            let u4 = vec4<f32>(scores[j4], scores[j4 + groups], scores[j4 + 2u * groups],
-                scores[j4 + 3u * groups]);
-            part_sum = fma(u4, y, fma(w4, x, part_sum));
+        if (lanes < d) {
+            acc = acc * corr + tile_values4(vb, stride, g, groups, n);
+        } else {
+            acc.x = acc.x * corr + tile_values1(vb, stride, g, groups, n);
         }
-        for (; jj + 3u * groups < n; jj += 4u * groups) {
-            let x = vec4<f32>(f32(v[vb + jj * stride]), f32(v[vb + (jj + groups) * stride]),
-                f32(v[vb + (jj + 2u * groups) * stride]), f32(v[vb + (jj + 3u * groups) * stride]));
-            let w4 = vec4<f32>(scores[jj], scores[jj + groups], scores[jj + 2u * groups],
-                scores[jj + 3u * groups]);
-            part_sum = fma(w4, x, part_sum);
-        }
-        for (; jj < n; jj += groups) {
-            part_sum.x = fma(scores[jj], f32(v[vb + jj * stride]), part_sum.x);
-        }
-        acc = acc * corr + ((part_sum.x + part_sum.y) + (part_sum.z + part_sum.w));
         workgroupBarrier();
     }
     return Partial(m, l, acc);
 }
 
+var<workgroup> group_sums: array<vec4<f32>, DWG>;
+
 // Sums the key groups' shares of each dimension: thread t < d gets dimension t's total.
-fn sum_groups(t: u32, acc: f32) -> f32 {
+fn sum_groups(t: u32, acc: vec4<f32>) -> f32 {
     let d = decode_dim();
-    reduce_buf[t] = acc;
+    let lanes = v_lanes();
+    group_sums[t] = acc;
     workgroupBarrier();
     var o = 0.0;
     if (t < d) {
-        for (var gg = 0u; gg < DWG / d; gg++) {
-            o += reduce_buf[gg * d + t];
+        // Dimension t sits in lane t / (d / lanes), component t % (d / lanes) (0 unless VEC_V).
+        let per = d / lanes;
+        let lane = t / per;
+        let comp = t % per;
+        for (var gg = 0u; gg < DWG / lanes; gg++) {
+            o += group_sums[gg * lanes + lane][comp];
         }
     }
     return o;

@@ -8,7 +8,8 @@ override QTYPE: u32 = 1u;
 override QTYPE_V: u32 = 1u;
 override HAS_RESIDUAL: bool = false;
 // gemv_qkv and gemv_swiglu (one row of x): RMSNorm folded in, x / sqrt(mean(x²) + eps) · norm_w,
-// computed by every workgroup for itself (shaders/norm.wgsl's MODE 1, summed in another order).
+// the mean of squares summed by each output row's lanes for themselves (shaders/norm.wgsl's MODE 1,
+// summed in another order), the scale applied to the row's sum.
 override NORM: bool = false;
 // gemv_qkv: RoPE frequencies divided by per-pair factors (Llama 3's scaling, `rope_freqs.weight`).
 override HAS_FACTORS: bool = false;
@@ -101,7 +102,9 @@ fn quad(h: BlockHead, i: u32) -> vec4<f32> {
 
 const ROWS: u32 = 8u;
 const LANES: u32 = 32u;
-const UNROLL: u32 = 4u;
+// Quads a lane has in flight at once (a pipeline constant so that GPU runs can A/B it natively:
+// WEBGPU_INFER_GEMV_UNROLL, src/kernels/quant.rs).
+override UNROLL: u32 = 4u;
 
 @group(0) @binding(1) var<storage, read> x: array<T>;
 @group(0) @binding(2) var<storage, read_write> out: array<T>;
@@ -133,27 +136,26 @@ fn row_dot(r: u32, row: u32, lane: u32) -> f32 {
 }
 
 @group(0) @binding(10) var<storage, read> norm_w: array<T>;
-var<private> inv_rms: f32;
 
-// NORM: 1/sqrt(mean(x[0]²) + eps) into inv_rms, for every thread; leaves `partial` free again.
-fn fold_norm(lid: u32) {
-    var ss = 0.0;
-    for (var i = lid; i < p.k; i += 256u) {
-        let v = f32(x[p.x_offset + i]);
-        ss += v * v;
-    }
-    inv_rms = inverseSqrt(wg_sum(ss, lid) / f32(p.k) + p.eps);
-}
-
-// Elements k .. k + 3 of row r of x, normalised when NORM (then r is 0).
-fn xin(r: u32, k: u32) -> vec4<f32> {
-    let v = x4(r, k);
+// NORM: x[0]'s elements k .. k + 3 times the norm's weights; the row's dot product with these is
+// scaled by 1/sqrt(mean(x[0]²) + eps) at the end (`rms_scale`), the mean of squares summed by the
+// row's own lanes as they walk x (each row's 32 lanes together read all of x once): no pass over x
+// and no workgroup-wide sum before the weights' loads start. Else x's elements as they are.
+fn xin(v: vec4<f32>, k: u32) -> vec4<f32> {
     if (NORM) {
         let i = p.norm_offset + k;
         let w = vec4<f32>(f32(norm_w[i]), f32(norm_w[i + 1u]), f32(norm_w[i + 2u]), f32(norm_w[i + 3u]));
-        return v * inv_rms * w;
+        return v * w;
     }
     return v;
+}
+
+// NORM: the row's scale from its lanes' summed squares (1 otherwise).
+fn rms_scale(ss: f32) -> f32 {
+    if (NORM) {
+        return inverseSqrt(ss / f32(p.k) + p.eps);
+    }
+    return 1.0;
 }
 
 @compute @workgroup_size(256, 1, 1)
@@ -161,16 +163,17 @@ fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let row = wg.x * ROWS + lid / LANES;
     let r = wg.y;
     var acc = 0.0;
+    // The residual is read first, its latency hidden behind the weights' loads.
+    var res = 0.0;
+    if (HAS_RESIDUAL && row < p.n && lid % LANES == 0u) {
+        res = f32(residual[p.res_offset + r * p.n + row]);
+    }
     if (row < p.n) {
         acc = row_dot(r, row, lid % LANES);
     }
     let total = row_sum(acc, lid);
     if (row < p.n && lid % LANES == 0u) {
-        var y = total;
-        if (HAS_RESIDUAL) {
-            y += f32(residual[p.res_offset + r * p.n + row]);
-        }
-        out[p.out_offset + r * p.n + row] = T(y);
+        out[p.out_offset + r * p.n + row] = T(total + res);
     }
 }
 
@@ -221,14 +224,12 @@ fn quad_up(h: BlockHead, i: u32) -> vec4<f32> {
 
 @compute @workgroup_size(256, 1, 1)
 fn gemv_swiglu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    if (NORM) {
-        fold_norm(lid);
-    }
     let row = wg.x * ROWS + lid / LANES;
     let r = wg.y;
     let lane = lid % LANES;
     var gate = 0.0;
     var up = 0.0;
+    var ss = 0.0;
     if (row < p.n) {
         let blocks = p.k / 32u;
         let quads = blocks * 8u;
@@ -238,16 +239,19 @@ fn gemv_swiglu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
                 let u = u0 + j * LANES;
                 if (u < quads) {
                     let blk = row * blocks + u / 8u;
-                    let xv = xin(r, 4u * u);
+                    let xr = x4(r, 4u * u);
+                    let xv = xin(xr, 4u * u);
+                    ss += dot(xr, xr);
                     gate += dot(quad(block_head(blk), i), xv);
                     up += dot(quad_up(block_head_up(blk), i), xv);
                 }
             }
         }
     }
-    let total = row_sum2(gate, up, lid);
+    let total = row_sum4(vec4<f32>(gate, up, ss, 0.0), lid);
     if (row < p.n && lane == 0u) {
-        out[p.out_offset + r * p.n + row] = T(gate_act(total.x) * total.y);
+        let scale = rms_scale(total.z);
+        out[p.out_offset + r * p.n + row] = T(gate_act(total.x * scale) * (total.y * scale));
     }
 }
 
@@ -399,9 +403,6 @@ const QKV_TWO_PI: f32 = 6.283185307179586;
 
 @compute @workgroup_size(256, 1, 1)
 fn gemv_qkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    if (NORM) {
-        fold_norm(lid);
-    }
     let row_all = wg.x * ROWS + lid / LANES;
     let lane = lid % LANES;
     let blocks = p.k / 32u;
@@ -424,6 +425,7 @@ fn gemv_qkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
         row = slot - j + j / 2u + (j & 1u) * (p.head_dim / 2u);
     }
     var acc = 0.0;
+    var ss = 0.0;
     let quads = blocks * 8u;
     let i = lane % 8u;
     for (var u0 = lane; u0 < quads; u0 += UNROLL * LANES) {
@@ -431,7 +433,9 @@ fn gemv_qkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
             let u = u0 + j * LANES;
             if (u < quads) {
                 let blk = row * blocks + u / 8u;
-                let xv = xin(0u, 4u * u);
+                let xr = x4(0u, 4u * u);
+                let xv = xin(xr, 4u * u);
+                ss += dot(xr, xr);
                 if (which == 0u) {
                     acc += dot(quad(block_head(blk), i), xv);
                 } else if (which == 1u) {
@@ -443,7 +447,8 @@ fn gemv_qkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
         }
     }
     // Each row's total, then in workgroup memory for the RoPE partner (the row 32 lanes away).
-    var y = row_sum(acc, lid);
+    let sums = row_sum2(acc, ss, lid);
+    var y = sums.x * rms_scale(sums.y);
     partial[lid] = y;
     workgroupBarrier();
     if (lane != 0u) {

@@ -1,7 +1,7 @@
 // The sums shaders/quant.wgsl's kernels reduce with, portable version (every adapter): trees in
 // workgroup memory (`partial`, `partial_up`, `partial4`, `partial4_up`, declared there). The row sums
-// add up the 32 lanes of a row (5 barriers) and give every lane its row's total; `wg_sum` adds up
-// all 256 threads. Called by every thread of the workgroup (barriers inside). The subgroup version,
+// add up the 32 lanes of a row (5 barriers) and give every lane its row's total. Called by every
+// thread of the workgroup (barriers inside). The subgroup version,
 // quant_reduce_sg.wgsl, replaces this file where the adapter's subgroups are 32 lanes wide.
 
 fn row_sum(v: f32, lid: u32) -> f32 {
@@ -62,20 +62,6 @@ fn row_sum4x2(a: vec4<f32>, b: vec4<f32>, lid: u32) -> Sum4 {
     workgroupBarrier();
     let first = lid - lid % LANES;
     let total = Sum4(partial4[first], partial4_up[first]);
-    workgroupBarrier();
-    return total;
-}
-
-fn wg_sum(v: f32, lid: u32) -> f32 {
-    partial[lid] = v;
-    for (var s = 128u; s > 0u; s /= 2u) {
-        workgroupBarrier();
-        if (lid < s) {
-            partial[lid] += partial[lid + s];
-        }
-    }
-    workgroupBarrier();
-    let total = partial[0];
     workgroupBarrier();
     return total;
 }

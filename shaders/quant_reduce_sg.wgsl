@@ -1,8 +1,7 @@
 // The sums of shaders/quant.wgsl's kernels with subgroup operations (natively, where the adapter's
 // subgroups are exactly 32 lanes, so a row's 32 lanes are one subgroup: src/kernels/quant.rs checks;
 // naga takes subgroup builtins without an `enable`). Same functions as quant_reduce.wgsl, no barrier
-// in the row sums; `wg_sum` adds the 8 subgroups' sums through workgroup memory (2 barriers rather
-// than 9).
+// in the row sums.
 
 fn row_sum(v: f32, lid: u32) -> f32 {
     return subgroupAdd(v);
@@ -18,18 +17,4 @@ fn row_sum4(v: vec4<f32>, lid: u32) -> vec4<f32> {
 
 fn row_sum4x2(a: vec4<f32>, b: vec4<f32>, lid: u32) -> Sum4 {
     return Sum4(subgroupAdd(a), subgroupAdd(b));
-}
-
-fn wg_sum(v: f32, lid: u32) -> f32 {
-    let s = subgroupAdd(v);
-    if (lid % LANES == 0u) {
-        partial[lid / LANES] = s;
-    }
-    workgroupBarrier();
-    var total = 0.0;
-    for (var i = 0u; i < 256u / LANES; i++) {
-        total += partial[i];
-    }
-    workgroupBarrier();
-    return total;
 }

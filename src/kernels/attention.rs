@@ -107,6 +107,23 @@ pub type Variant = Kernel;
 /// Keys a workgroup of the split decode takes (`SPLIT_KEYS` in the shader).
 const SPLIT_KEYS: usize = 256;
 
+/// Natively, `WEBGPU_INFER_DECODE_SPLIT_KEYS=N` makes `Kernel::Auto` split the decode only past N
+/// cached keys (default [`SPLIT_KEYS`]), and `WEBGPU_INFER_DECODE_VEC_V=0` gives the decode kernels
+/// their older output layout (a dimension a thread, `VEC_V` off): for A/B runs on GPUs.
+static DECODE_SPLIT_KEYS: crate::kernels::Tuned =
+    crate::kernels::Tuned::new("WEBGPU_INFER_DECODE_SPLIT_KEYS");
+static DECODE_VEC_V: crate::kernels::Tuned =
+    crate::kernels::Tuned::new("WEBGPU_INFER_DECODE_VEC_V");
+
+/// The decode kernels' override constants: the head size, and VEC_V where a run turned it off.
+fn decode_constants(head_dim: u32) -> Vec<(&'static str, f64)> {
+    let mut c = vec![("HD", f64::from(head_dim))];
+    if DECODE_VEC_V.get() == Some(0) {
+        c.push(("VEC_V", 0.0));
+    }
+    c
+}
+
 /// Options of [`attention`].
 #[derive(Clone, Copy)]
 pub struct Options<'a> {
@@ -224,7 +241,7 @@ pub fn attention(
         gpu.check_workgroups(what, n)?;
     }
     // The decode kernel knows the head size at compile time (its loops over it unroll).
-    let hd = [("HD", head_dim as f64)];
+    let hd = decode_constants(params.head_dim);
     let pipeline = gpu.pipeline(&KernelSource {
         name,
         body,
@@ -355,7 +372,11 @@ fn pick_variant(
     const OP: &str = "attention";
     let decode_ok = head_dim <= 256 && 256 % head_dim == 0;
     let variant = match requested {
-        Kernel::Auto if q_len <= DECODE_MAX_ROWS && decode_ok && kv_len > SPLIT_KEYS => {
+        Kernel::Auto
+            if q_len <= DECODE_MAX_ROWS
+                && decode_ok
+                && kv_len > DECODE_SPLIT_KEYS.get().unwrap_or(SPLIT_KEYS) =>
+        {
             Kernel::DecodeSplit
         }
         Kernel::Auto if q_len <= DECODE_MAX_ROWS && decode_ok => Kernel::Decode,
@@ -479,7 +500,7 @@ fn split_decode(
     ] {
         gpu.check_workgroups(what, n)?;
     }
-    let hd = [("HD", f64::from(params.head_dim))];
+    let hd = decode_constants(params.head_dim);
     let (name, body) = decode_shader(&gpu);
     let pipeline = |entry| {
         gpu.pipeline(&KernelSource {

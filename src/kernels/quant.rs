@@ -37,6 +37,18 @@ const SHADER_COOP: &str = concat!(
 
 /// The shader's name and source for `gpu`: the subgroup sums where subgroups are exactly 32 lanes
 /// (NVIDIA natively; browsers offer no subgroups), else the portable ones.
+/// Natively, `WEBGPU_INFER_GEMV_UNROLL=N` (1..=16) sets the GEMVs' quads in flight a lane (`UNROLL`,
+/// default 4), for A/B runs on GPUs.
+static GEMV_UNROLL: crate::kernels::Tuned = crate::kernels::Tuned::new("WEBGPU_INFER_GEMV_UNROLL");
+
+/// A quant.wgsl pipeline's constants with the tuning a run asked for.
+fn tuned(mut constants: Vec<(&'static str, f64)>) -> Vec<(&'static str, f64)> {
+    if let Some(u) = GEMV_UNROLL.get().filter(|u| (1..=16).contains(u)) {
+        constants.push(("UNROLL", u as f64));
+    }
+    constants
+}
+
 fn shader(gpu: &crate::Gpu) -> (&'static str, &'static str) {
     let caps = gpu.capabilities();
     if caps.subgroups && caps.subgroup_min_size == 32 && caps.subgroup_max_size == 32 {
@@ -272,10 +284,10 @@ fn product(
         body,
         dtype,
         entry,
-        constants: &[
+        constants: &tuned(vec![
             ("QTYPE", qtype_constant(w.qtype())),
             ("HAS_RESIDUAL", f64::from(u8::from(residual.is_some()))),
-        ],
+        ]),
     });
     let bindings = [
         (slot::W, w.buffer()),
@@ -390,7 +402,7 @@ fn swiglu(
         body,
         dtype,
         entry,
-        constants: &constants,
+        constants: &tuned(constants),
     });
     let mut bindings = vec![
         (slot::W, gate.buffer()),
@@ -479,7 +491,7 @@ pub fn gemv_qkv(
         body,
         dtype,
         entry: "gemv_qkv",
-        constants: &[
+        constants: &tuned(vec![
             ("QTYPE", qtype_constant(wq.qtype())),
             ("QTYPE_V", qtype_constant(wv.qtype())),
             ("NORM", f64::from(u8::from(norm.is_some()))),
@@ -488,7 +500,7 @@ pub fn gemv_qkv(
                 "NEOX",
                 f64::from(u8::from(rope.is_some_and(|r| r.rotate_half))),
             ),
-        ],
+        ]),
     });
     let bindings = [
         (slot::W, wq.buffer()),
