@@ -119,9 +119,6 @@ struct Partial {
     acc: vec4<f32>,
 }
 
-// q's row, staged once a workgroup (head_dim ≤ 256 in the decode kernels).
-var<workgroup> q_row: array<f32, DWG>;
-
 // The decode kernels' head size: the pipeline constant HD where set (then every loop over a head's
 // dimensions has a trip count the driver's compiler knows, and unrolls: all of a key's loads in
 // flight at once), else the runtime p.head_dim.
@@ -149,20 +146,24 @@ fn v_lanes() -> u32 {
     return d;
 }
 
-// Key j's score against q_row. Eight loads an iteration, four sums: the loads are independent, so a
-// thread waits for memory d / 8 times rather than d, or once where HD makes the loop unrollable.
-fn decode_score(kb: u32) -> f32 {
+// The score of the key at kb against the query at qb. Eight loads an iteration, four sums: the loads
+// are independent, so a thread waits for memory d / 8 times rather than d, or once where HD makes the
+// loop unrollable. q is read where it lies (every thread the same row: one fetch, then the cache),
+// its loads issued with the key's rather than staged in workgroup memory behind a barrier first.
+fn decode_score(kb: u32, qb: u32) -> f32 {
     let d = decode_dim();
     var s = vec4<f32>(0.0);
     var e = 0u;
     for (; e + 8u <= d; e += 8u) {
         let a = vec4<f32>(f32(k[kb + e]), f32(k[kb + e + 1u]), f32(k[kb + e + 2u]), f32(k[kb + e + 3u]));
         let c = vec4<f32>(f32(k[kb + e + 4u]), f32(k[kb + e + 5u]), f32(k[kb + e + 6u]), f32(k[kb + e + 7u]));
-        s = fma(vec4<f32>(q_row[e], q_row[e + 1u], q_row[e + 2u], q_row[e + 3u]), a, s);
-        s = fma(vec4<f32>(q_row[e + 4u], q_row[e + 5u], q_row[e + 6u], q_row[e + 7u]), c, s);
+        let qa = vec4<f32>(f32(q[qb + e]), f32(q[qb + e + 1u]), f32(q[qb + e + 2u]), f32(q[qb + e + 3u]));
+        let qc = vec4<f32>(f32(q[qb + e + 4u]), f32(q[qb + e + 5u]), f32(q[qb + e + 6u]), f32(q[qb + e + 7u]));
+        s = fma(qa, a, s);
+        s = fma(qc, c, s);
     }
     for (; e < d; e++) {
-        s.x = fma(q_row[e], f32(k[kb + e]), s.x);
+        s.x = fma(f32(q[qb + e]), f32(k[kb + e]), s.x);
     }
     return (s.x + s.y) + (s.z + s.w);
 }
@@ -226,6 +227,43 @@ fn tile_values1(vb: u32, stride: u32, g: u32, groups: u32, n: u32) -> f32 {
     return (part_sum.x + part_sum.y) + (part_sum.z + part_sum.w);
 }
 
+// VEC_V's scores: each key's row is read by its d/4 lanes together (a key's 4·d contiguous bytes in
+// one go, rather than one thread walking a row while its neighbours walk rows n_kv_heads·d apart:
+// 8× fewer cache lines touched a load for head_dim 64), each lane's 4-term dot product goes to
+// `kpart`, and thread j sums key j's lanes. Keys in rounds of as many as `kpart` holds.
+const KPART_FLOATS: u32 = 2304u;
+var<workgroup> kpart: array<f32, KPART_FLOATS>;
+
+// The raw scores q·k of a tile's first n keys (from the key at kb, `stride` apart) into scores[0..n).
+// Called by every thread (barriers inside); q4: this thread's four elements of q.
+fn tile_scores4(kb: u32, stride: u32, q4: vec4<f32>, t: u32, n: u32) {
+    let lanes = v_lanes();
+    let groups = DWG / lanes;
+    let g = t / lanes;
+    let lane = t % lanes;
+    let row = lanes + 1u; // padded: thread j's reads of its key's lanes fall in different banks
+    let round_keys = min(DWG, (KPART_FLOATS / row) / groups * groups);
+    for (var r0 = 0u; r0 < n; r0 += round_keys) {
+        for (var jj = g; jj < round_keys; jj += groups) {
+            var part = 0.0;
+            if (r0 + jj < n) {
+                let e = kb + (r0 + jj) * stride + 4u * lane;
+                part = dot(q4, vec4<f32>(f32(k[e]), f32(k[e + 1u]), f32(k[e + 2u]), f32(k[e + 3u])));
+            }
+            kpart[jj * row + lane] = part;
+        }
+        workgroupBarrier();
+        if (t < round_keys && r0 + t < n) {
+            var s = 0.0;
+            for (var e = 0u; e < lanes; e++) {
+                s += kpart[t * row + e];
+            }
+            scores[r0 + t] = s;
+        }
+        workgroupBarrier();
+    }
+}
+
 fn decode_range(i: u32, h: u32, b: u32, t: u32, begin: u32, stop: u32) -> Partial {
     let kvh = h / (p.n_heads / p.n_kv_heads);
     let d = decode_dim();
@@ -233,21 +271,31 @@ fn decode_range(i: u32, h: u32, b: u32, t: u32, begin: u32, stop: u32) -> Partia
     let groups = DWG / lanes;
     let g = t / lanes;
     let c = (t % lanes) * (d / lanes);
-    if (t < d) {
-        q_row[t] = f32(q[q_index(b, i, h) + t]);
+    let qb = q_index(b, i, h);
+    let stride = p.n_kv_heads * d; // one key to the next in the cache
+    var q4 = vec4<f32>(0.0);
+    if (lanes < d) {
+        q4 = vec4<f32>(f32(q[qb + c]), f32(q[qb + c + 1u]), f32(q[qb + c + 2u]), f32(q[qb + c + 3u]));
     }
-    workgroupBarrier();
     var m = LOWEST;
     var l = 0.0;
     var acc = vec4<f32>(0.0);
     for (var j0 = begin; j0 < stop; j0 += DWG) {
-        // Scores: thread t takes key j0 + t.
+        let n = min(DWG, stop - j0);
+        if (lanes < d) {
+            tile_scores4(kv_index(b, j0, kvh), stride, q4, t, n);
+        }
+        // Thread t takes key j0 + t.
         let j = j0 + t;
         var s = LOWEST;
         var ok = false;
         if (j < stop && visible(b, i, j)) {
             ok = true;
-            s = capped(decode_score(kv_index(b, j, kvh)) * p.scale);
+            if (lanes < d) {
+                s = capped(scores[t] * p.scale);
+            } else {
+                s = capped(decode_score(kv_index(b, j, kvh), qb) * p.scale);
+            }
         }
         let tile_max = reduce_max(t, s);
         let m_new = max(m, tile_max);
@@ -259,9 +307,7 @@ fn decode_range(i: u32, h: u32, b: u32, t: u32, begin: u32, stop: u32) -> Partia
         let corr = exp(m - m_new);
         l = l * corr + reduce_sum(t, w); // reduce_sum's barriers also publish `scores`
         m = m_new;
-        let n = min(DWG, stop - j0);
         let vb = kv_index(b, j0, kvh) + c;
-        let stride = p.n_kv_heads * d; // one key to the next in the cache
         if (lanes < d) {
             acc = acc * corr + tile_values4(vb, stride, g, groups, n);
         } else {

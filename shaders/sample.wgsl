@@ -63,16 +63,40 @@ fn emit(row: u32, id: i32) {
     }
 }
 
+// Keeps (v, i) as the running (best, best_i) where it is larger, or the first value seen.
+fn keep_max(best: ptr<function, f32>, best_i: ptr<function, u32>, v: f32, i: u32) {
+    if (v > *best || *best_i == 0xffffffffu) {
+        *best = v;
+        *best_i = i;
+    }
+}
+
 // (max, first index of max) over the row; every thread gets it.
 fn argmax_row(t: u32, row: u32) -> vec2<f32> {
     var best = LOWEST;
     var best_i = 0xffffffffu;
-    for (var i = t; i < p.vocab; i += WG) {
-        let v = row_value(row, i);
-        if (v > best || best_i == 0xffffffffu) {
-            best = v;
-            best_i = i;
-        }
+    // Eight independent loads in flight, then compared in index order (the first maximum stays).
+    var i = t;
+    for (; i + 7u * WG < p.vocab; i += 8u * WG) {
+        let v0 = row_value(row, i);
+        let v1 = row_value(row, i + WG);
+        let v2 = row_value(row, i + 2u * WG);
+        let v3 = row_value(row, i + 3u * WG);
+        let v4 = row_value(row, i + 4u * WG);
+        let v5 = row_value(row, i + 5u * WG);
+        let v6 = row_value(row, i + 6u * WG);
+        let v7 = row_value(row, i + 7u * WG);
+        keep_max(&best, &best_i, v0, i);
+        keep_max(&best, &best_i, v1, i + WG);
+        keep_max(&best, &best_i, v2, i + 2u * WG);
+        keep_max(&best, &best_i, v3, i + 3u * WG);
+        keep_max(&best, &best_i, v4, i + 4u * WG);
+        keep_max(&best, &best_i, v5, i + 5u * WG);
+        keep_max(&best, &best_i, v6, i + 6u * WG);
+        keep_max(&best, &best_i, v7, i + 7u * WG);
+    }
+    for (; i < p.vocab; i += WG) {
+        keep_max(&best, &best_i, row_value(row, i), i);
     }
     red_v[t] = best;
     red_i[t] = best_i;
