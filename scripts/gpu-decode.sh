@@ -16,6 +16,8 @@
 #      WEBGPU_INFER_DECODE_VEC_V=0, WEBGPU_INFER_GEMV_UNROLL, WEBGPU_INFER_DECODE_SPLIT_KEYS, and
 #      `--web-like` (the kernels a browser gets) both ways;
 #   4. a per-kernel profile (this tree) and bench_kernels' dispatch chains.
+# Further builds staged as bench-bin/dec/generate-x-NAME.xz run as variant x-NAME (with DEC_VARIANTS
+# naming it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -108,13 +110,14 @@ PY
   local variants=" ${DEC_VARIANTS-base new vecv0 unroll8 unroll2 split web-like} "
   for ROUND in $(seq "${DEC_ROUNDS:-2}"); do
     for n in 128 512; do
-      for v in base new vecv0 unroll8 unroll2; do
+      for v in base new vecv0 unroll8 unroll2 $(ls $WB | sed -n 's/^generate-\(x-.*\)/\1/p'); do
         [[ $variants == *" $v "* ]] || continue
         case $v in
           base) gen generate-base base --prompt-tokens 15 --max-tokens $n ;;
           new) gen generate new --prompt-tokens 15 --max-tokens $n ;;
           vecv0) gen generate new-vecv0 WEBGPU_INFER_DECODE_VEC_V=0 --prompt-tokens 15 --max-tokens $n ;;
           unroll*) gen generate new-$v WEBGPU_INFER_GEMV_UNROLL=${v#unroll} --prompt-tokens 15 --max-tokens $n ;;
+          x-*) gen generate-$v $v --prompt-tokens 15 --max-tokens $n ;;
         esac
       done
     done

@@ -125,8 +125,9 @@ struct Partial {
 override HD: u32 = 0u;
 
 // The output's layout over threads. VEC_V (head_dim a multiple of 4): thread t owns the four
-// dimensions 4·(t % (d/4)) .. +3 of key group t / (d/4), so 1024/d groups walk a tile's keys (16 for
-// head_dim 64: 16 keys a thread for a 256-key tile, all of a key's loads independent); else thread t
+// dimensions l, l + d/4, l + d/2, l + 3d/4 (l = t % (d/4)) of key group t / (d/4), so 1024/d groups
+// walk a tile's keys (16 for head_dim 64: 16 keys a thread for a 256-key tile, all of a key's loads
+// independent) and each load of a group's lanes reads d contiguous bytes of one key; else thread t
 // owns dimension t % d of key group t / d (256/d groups, 64 keys a thread for head_dim 64).
 override VEC_V: bool = true;
 
@@ -168,27 +169,28 @@ fn decode_score(kb: u32, qb: u32) -> f32 {
     return (s.x + s.y) + (s.z + s.w);
 }
 
-// Four values of one key from element i.
-fn v4(i: u32) -> vec4<f32> {
-    return vec4<f32>(f32(v[i]), f32(v[i + 1u]), f32(v[i + 2u]), f32(v[i + 3u]));
+// Four values of one key: elements i, i + step, i + 2·step, i + 3·step.
+fn v4(i: u32, step: u32) -> vec4<f32> {
+    return vec4<f32>(f32(v[i]), f32(v[i + step]), f32(v[i + 2u * step]), f32(v[i + 3u * step]));
 }
 
 // VEC_V: this thread's four dimensions summed over its keys g, g + groups, ... (< n) of a tile, each
 // weighted by its score; eight keys (32 independent loads) an iteration.
 fn tile_values4(vb: u32, stride: u32, g: u32, groups: u32, n: u32) -> vec4<f32> {
+    let lanes = v_lanes();
     var s = vec4<f32>(0.0);
     var jj = g;
     for (; jj + 7u * groups < n; jj += 8u * groups) {
         let i0 = vb + jj * stride;
         let st = groups * stride;
-        let x0 = v4(i0);
-        let x1 = v4(i0 + st);
-        let x2 = v4(i0 + 2u * st);
-        let x3 = v4(i0 + 3u * st);
-        let x4 = v4(i0 + 4u * st);
-        let x5 = v4(i0 + 5u * st);
-        let x6 = v4(i0 + 6u * st);
-        let x7 = v4(i0 + 7u * st);
+        let x0 = v4(i0, lanes);
+        let x1 = v4(i0 + st, lanes);
+        let x2 = v4(i0 + 2u * st, lanes);
+        let x3 = v4(i0 + 3u * st, lanes);
+        let x4 = v4(i0 + 4u * st, lanes);
+        let x5 = v4(i0 + 5u * st, lanes);
+        let x6 = v4(i0 + 6u * st, lanes);
+        let x7 = v4(i0 + 7u * st, lanes);
         s = fma(vec4<f32>(scores[jj]), x0, s);
         s = fma(vec4<f32>(scores[jj + groups]), x1, s);
         s = fma(vec4<f32>(scores[jj + 2u * groups]), x2, s);
@@ -199,7 +201,7 @@ fn tile_values4(vb: u32, stride: u32, g: u32, groups: u32, n: u32) -> vec4<f32> 
         s = fma(vec4<f32>(scores[jj + 7u * groups]), x7, s);
     }
     for (; jj < n; jj += groups) {
-        s = fma(vec4<f32>(scores[jj]), v4(vb + jj * stride), s);
+        s = fma(vec4<f32>(scores[jj]), v4(vb + jj * stride, lanes), s);
     }
     return s;
 }
@@ -247,8 +249,9 @@ fn tile_scores4(kb: u32, stride: u32, q4: vec4<f32>, t: u32, n: u32) {
         for (var jj = g; jj < round_keys; jj += groups) {
             var part = 0.0;
             if (r0 + jj < n) {
-                let e = kb + (r0 + jj) * stride + 4u * lane;
-                part = dot(q4, vec4<f32>(f32(k[e]), f32(k[e + 1u]), f32(k[e + 2u]), f32(k[e + 3u])));
+                let e = kb + (r0 + jj) * stride + lane;
+                part = dot(q4, vec4<f32>(f32(k[e]), f32(k[e + lanes]), f32(k[e + 2u * lanes]),
+                    f32(k[e + 3u * lanes])));
             }
             kpart[jj * row + lane] = part;
         }
@@ -270,12 +273,13 @@ fn decode_range(i: u32, h: u32, b: u32, t: u32, begin: u32, stop: u32) -> Partia
     let lanes = v_lanes();
     let groups = DWG / lanes;
     let g = t / lanes;
-    let c = (t % lanes) * (d / lanes);
+    let c = t % lanes;
     let qb = q_index(b, i, h);
     let stride = p.n_kv_heads * d; // one key to the next in the cache
     var q4 = vec4<f32>(0.0);
     if (lanes < d) {
-        q4 = vec4<f32>(f32(q[qb + c]), f32(q[qb + c + 1u]), f32(q[qb + c + 2u]), f32(q[qb + c + 3u]));
+        q4 = vec4<f32>(f32(q[qb + c]), f32(q[qb + c + lanes]), f32(q[qb + c + 2u * lanes]),
+            f32(q[qb + c + 3u * lanes]));
     }
     var m = LOWEST;
     var l = 0.0;
@@ -328,10 +332,9 @@ fn sum_groups(t: u32, acc: vec4<f32>) -> f32 {
     workgroupBarrier();
     var o = 0.0;
     if (t < d) {
-        // Dimension t sits in lane t / (d / lanes), component t % (d / lanes) (0 unless VEC_V).
-        let per = d / lanes;
-        let lane = t / per;
-        let comp = t % per;
+        // Dimension t sits in lane t % lanes, component t / lanes (0 unless VEC_V).
+        let lane = t % lanes;
+        let comp = t / lanes;
         for (var gg = 0u; gg < DWG / lanes; gg++) {
             o += group_sums[gg * lanes + lane][comp];
         }
