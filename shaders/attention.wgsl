@@ -128,7 +128,8 @@ override HD: u32 = 0u;
 // dimensions l, l + d/4, l + d/2, l + 3d/4 (l = t % (d/4)) of key group t / (d/4), so 1024/d groups
 // walk a tile's keys (16 for head_dim 64: 16 keys a thread for a 256-key tile, all of a key's loads
 // independent) and each load of a group's lanes reads d contiguous bytes of one key; else thread t
-// owns dimension t % d of key group t / d (256/d groups, 64 keys a thread for head_dim 64).
+// owns dimension t % d of key group t / d (256/d groups, 64 keys a thread for head_dim 64), and the
+// scores are a thread's key each (decode_score). VEC_V scores keys in the same layout (tile_scores4).
 override VEC_V: bool = true;
 
 fn decode_dim() -> u32 {
@@ -138,7 +139,7 @@ fn decode_dim() -> u32 {
     return p.head_dim;
 }
 
-// Threads that share one key's row of values (one dimension or one vec4 of dimensions each).
+// Threads that share one key's row (one dimension each, or with VEC_V four interleaved ones).
 fn v_lanes() -> u32 {
     let d = decode_dim();
     if (VEC_V && d % 4u == 0u) {
