@@ -35,8 +35,6 @@ const SHADER_COOP: &str = concat!(
     include_str!("../../shaders/quant_mm_coop.wgsl")
 );
 
-/// The shader's name and source for `gpu`: the subgroup sums where subgroups are exactly 32 lanes
-/// (NVIDIA natively; browsers offer no subgroups), else the portable ones.
 /// Natively, `WEBGPU_INFER_GEMV_UNROLL=N` (1..=16) sets the GEMVs' quads in flight a lane (`UNROLL`,
 /// default 4), for A/B runs on GPUs.
 static GEMV_UNROLL: crate::kernels::Tuned = crate::kernels::Tuned::new("WEBGPU_INFER_GEMV_UNROLL");
@@ -49,6 +47,8 @@ fn tuned(mut constants: Vec<(&'static str, f64)>) -> Vec<(&'static str, f64)> {
     constants
 }
 
+/// The shader's name and source for `gpu`: the subgroup sums where subgroups are exactly 32 lanes
+/// (NVIDIA natively; browsers offer no subgroups), else the portable ones.
 fn shader(gpu: &crate::Gpu) -> (&'static str, &'static str) {
     let caps = gpu.capabilities();
     if caps.subgroups && caps.subgroup_min_size == 32 && caps.subgroup_max_size == 32 {
