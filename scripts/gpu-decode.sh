@@ -21,13 +21,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-test_exe() {
-  cargo test --release --test "$1" --no-run --message-format=json 2>/dev/null |
-    python3 -c 'import json,sys
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("executable") and m.get("target", {}).get("kind") == ["test"]: print(m["executable"])'
-}
+# shellcheck source=scripts/gpu-lib.sh
+source scripts/gpu-lib.sh
 
 stage() {
   : "${BASE:?BASE=<commit> to compare with}"

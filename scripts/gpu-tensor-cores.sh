@@ -17,6 +17,8 @@
 # The defaults change only if 1 and 2 pass and 3 shows a win (then remove kernels::new_tensor_core_paths).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/gpu-lib.sh
+source scripts/gpu-lib.sh
 
 stage() {
   mkdir -p bench-bin/tc
@@ -25,13 +27,7 @@ stage() {
     strip -o "bench-bin/tc/$b" "target/release/examples/$b"
   done
   for t in kernels quant bert; do
-    local exe
-    exe=$(cargo test --release --test "$t" --no-run --message-format=json 2>/dev/null |
-      python3 -c 'import json,sys
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("executable") and m.get("target", {}).get("kind") == ["test"]: print(m["executable"])')
-    strip -o "bench-bin/tc/$t-test" "$exe"
+    strip -o "bench-bin/tc/$t-test" "$(test_exe "$t")"
   done
   # xz -c: xz replacing files in place warned "File seems to have been moved" here and, under set -e,
   # ended the stage.
