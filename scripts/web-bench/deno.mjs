@@ -3,7 +3,7 @@
 // the kernel benchmarks, JSON lines with "runtime" and the adapter on stdout.
 //
 //   deno run -A --unstable-webgpu scripts/web-bench/deno.mjs [--pkg pkg] [--models models]
-//        [--only decode,embed,kernels,webprofile] [--new-tokens 128] [--run-ahead 0,32] [--reps 3] [--embed-shapes 1x128,8x128,32x128]
+//        [--only decode,recording,embed,kernels,webprofile] [--new-tokens 128] [--run-ahead 0,32] [--reps 3] [--embed-shapes 1x128,8x128,32x128]
 //        [--kernel-ops matmul,gemv,attention,decode,copy] [--ort DIR]   (DIR: onnxruntime-web's dist/)
 //        [--transformers DIR] (bench-peers/transformers: Transformers.js next to ours in `embed`)
 //        [--wllama DIR]       (bench-peers/wllama: `--only wllama` decodes the same GGUF with wllama;
@@ -39,7 +39,9 @@ const oursToo = only.some((w) => w !== "wllama");
 let device = null, adapter;
 if (oursToo) {
   await init({ module_or_path: await Deno.readFile(new URL("webgpu_infer_bg.wasm", pkg)) });
-  device = await Device.create({ backend });
+  // --cpu-kernels 0: a software adapter (lavapipe here) records what a hardware GPU's page records.
+  const cpuKernels = arg("cpu-kernels");
+  device = await Device.create(cpuKernels === undefined ? { backend } : { backend, cpuKernels: cpuKernels !== "0" });
   adapter = device.info.adapter;
   const raw = (await navigator.gpu.requestAdapter()).info;
   const { software, subgroups, shaderF16, features } = device.info;
@@ -80,6 +82,20 @@ async function decode() {
       decode_ms: +best.decodeMs.toFixed(1), adapter,
     });
   }
+}
+
+// The CPU cost of a decoding step on this runtime (`Generator.recordingCost`): recording the model's
+// and the sampler's kernels through the WebGPU API and finishing the encoder, nothing submitted, so
+// the GPU plays no part: what a token costs the page's JS thread. `--record-steps N` (100).
+async function recording() {
+  const g = await device.loadGenerator(new URL(arg("gguf", "SmolLM2-135M-Instruct.Q4_1.gguf"), models).href);
+  if (!g.recordingCost) return emit({ op: "recording", error: "this package has no recordingCost", adapter });
+  const steps = Number(arg("record-steps", "100"));
+  const runs = [];
+  for (let r = 0; r < reps; r++) runs.push(g.recordingCost(steps, false));
+  emit({ op: "recording", steps, record_ms: +median(runs.map((x) => x.recordMs)).toFixed(4),
+    record_ms_runs: runs.map((x) => +x.recordMs.toFixed(4)),
+    finish_ms: +median(runs.map((x) => x.finishMs)).toFixed(4), adapter });
 }
 
 // Words that are one WordPiece token each (the browser page's list): n words are n + 2 tokens.
@@ -444,7 +460,7 @@ async function webProfile() {
 
 // The probes make devices of their own: they run last, so that the library's runs share the runtime
 // with nothing else.
-for (const [name, run] of [["decode", decode], ["embed", embed], ["kernels", kernels], ["wllama", wllamaDecode],
+for (const [name, run] of [["decode", decode], ["recording", recording], ["embed", embed], ["kernels", kernels], ["wllama", wllamaDecode],
   ["webprofile", webProfile],
   ["latency", latency], ["runtime", runtimeProbe]]) {
   if (!only.includes(name)) continue;

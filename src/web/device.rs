@@ -31,9 +31,12 @@ impl Device {
     /// WebGPU, or a software adapter such as SwiftShader); `"gpu"` rejects with a clear message when
     /// the browser has no WebGPU; `"cpu"` requests no adapter at all. Pass `{ allowF16: false }` to
     /// keep to f32 kernels, `{ powerPreference: "low-power" }` to prefer an integrated GPU.
+    /// `{ cpuKernels: false }` makes the GPU kernels run their hardware-GPU variants even on a software
+    /// adapter (by default a software adapter gets variants suited to a CPU): for measuring, on a
+    /// machine without a GPU, what a page on a real GPU records.
     pub async fn create(
         #[wasm_bindgen(
-            unchecked_optional_param_type = "{ backend?: 'auto' | 'gpu' | 'cpu', allowF16?: boolean, powerPreference?: 'low-power' | 'high-performance', profile?: boolean }"
+            unchecked_optional_param_type = "{ backend?: 'auto' | 'gpu' | 'cpu', allowF16?: boolean, powerPreference?: 'low-power' | 'high-performance', profile?: boolean, cpuKernels?: boolean }"
         )]
         options: Option<Object>,
     ) -> Result<Device, JsValue> {
@@ -45,6 +48,7 @@ impl Device {
             if let Some(p) = Reflect::get(o, &"profile".into())?.as_bool() {
                 opts.allow_timestamps = p;
             }
+            opts.cpu_kernels = Reflect::get(o, &"cpuKernels".into())?.as_bool();
             if crate::web::js_string(o, "powerPreference") == "low-power" {
                 opts.power_preference = wgpu::PowerPreference::LowPower;
             }

@@ -185,6 +185,22 @@ impl Generator {
         self.inner.context_length()
     }
 
+    /// CPU cost of one decoding step, in ms, averaged over `steps` steps after a warm-up:
+    /// `{ recordMs, finishMs }`, recording the model's and the sampler's kernels through the WebGPU
+    /// API, then finishing the command encoder (or, with `submit`, submitting it). Without `submit`
+    /// nothing reaches the GPU: what a token costs this page's JS thread whatever the GPU. A
+    /// diagnostic for benchmarks; GPU generators only.
+    #[wasm_bindgen(js_name = recordingCost, unchecked_return_type = "{ recordMs: number; finishMs: number }")]
+    pub fn recording_cost(&self, steps: usize, submit: Option<bool>) -> Result<JsValue, JsValue> {
+        let (record, finish) = self
+            .inner
+            .recording_cost(steps, submit.unwrap_or(false))?;
+        let o = Object::new();
+        set(&o, "recordMs", &record.into());
+        set(&o, "finishMs", &finish.into());
+        Ok(o.into())
+    }
+
     /// The model's own context length (its file's `context_length`).
     #[wasm_bindgen(getter, js_name = modelContextLength)]
     pub fn model_context_length(&self) -> usize {

@@ -6,7 +6,7 @@
 // `backend=cpu`: ours on the CPU backend (on this page: one thread); with `worker=1` in the worker
 // mode (Generator.inWorker: the threaded build on every core, or `threads=N`). `wllama_gpu=0` leaves
 // out wllama's WebGPU run (its CPU run is the peer of our CPU backend); `wllama_threads=N` its CPU
-// threads (default: every core on a cross-origin-isolated page, else 1).
+// threads (default: every core on a cross-origin-isolated page, else 1). `recording=N`: see recording().
 import init, { Device } from "../../pkg/webgpu_infer.js";
 
 const q = new URLSearchParams(location.search);
@@ -79,10 +79,27 @@ async function loadOurs(device) {
   return { g, where, adapter: info.adapter };
 }
 
+// `recording=N`: instead of decoding, the CPU cost of a decoding step on this page's thread
+// (`Generator.recordingCost`: the kernels recorded through the browser's WebGPU and the encoder
+// finished, nothing submitted, so the adapter's speed plays no part), averaged over N steps, `reps`
+// times. With `cpu_kernels=0` a software adapter records the kernels a hardware GPU gets.
+async function recording(g, adapter) {
+  const steps = Number(q.get("recording"));
+  const runs = [];
+  for (let i = 0; i < reps; i++) runs.push(g.recordingCost(steps, false));
+  emit({
+    op: "recording", impl: "webgpu-infer", model, steps, cpu_kernels: q.get("cpu_kernels") !== "0",
+    record_ms: +median(runs.map((r) => r.recordMs)).toFixed(4),
+    record_ms_runs: runs.map((r) => +r.recordMs.toFixed(4)),
+    finish_ms: +median(runs.map((r) => r.finishMs)).toFixed(4), adapter,
+  });
+}
+
 async function main() {
   await init();
-  const device = await Device.create({ backend });
+  const device = await Device.create(q.has("cpu_kernels") ? { backend, cpuKernels: q.get("cpu_kernels") !== "0" } : { backend });
   const { g, where, adapter } = await loadOurs(device);
+  if (q.has("recording")) return recording(g, adapter);
   const opts = { maxTokens: newTokens, stopAtEos: false };
   await g.generateText(prompt, { maxTokens: 4 });
   let best = null;

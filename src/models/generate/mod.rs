@@ -192,7 +192,7 @@ impl Generator {
     /// `steps` steps after a warm-up. Without `submit` nothing reaches the GPU: this is what decoding
     /// costs the CPU per token whatever the GPU (`generate --bench --record-only`). On software
     /// adapters a submit runs the work, so there only the first figure means anything.
-    pub fn recording_cost(&mut self, steps: usize, submit: bool) -> Result<(f64, f64)> {
+    pub fn recording_cost(&self, steps: usize, submit: bool) -> Result<(f64, f64)> {
         let steps = steps.max(1);
         let (gpu, model) = self.gpu_parts("recording_cost")?;
         let mut cache = model.new_cache(gpu, steps + 2)?;
