@@ -17,7 +17,7 @@
 #      `--web-like` (the kernels a browser gets) both ways;
 #   4. a per-kernel profile (this tree) and bench_kernels' dispatch chains.
 # Further builds staged as bench-bin/dec/generate-x-NAME.xz run as variant x-NAME (with DEC_VARIANTS
-# naming it).
+# naming it); DEC_ENVS="TAG:VAR=V,VAR2=V2 …" runs this tree's build with those variables as new-TAG.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -114,6 +114,15 @@ PY
           unroll*) gen generate new-$v WEBGPU_INFER_GEMV_UNROLL=${v#unroll} --prompt-tokens 15 --max-tokens $n ;;
           x-*) gen generate-$v $v --prompt-tokens 15 --max-tokens $n ;;
         esac
+      done
+    done
+    # DEC_ENVS="TAG:VAR=V,VAR2=V2 …": this tree with those knobs, as variant new-TAG.
+    local item
+    for item in ${DEC_ENVS:-}; do
+      local envs
+      IFS=, read -r -a envs <<<"${item#*:}"
+      for n in 128 512; do
+        gen generate "new-${item%%:*}" "${envs[@]}" --prompt-tokens 15 --max-tokens $n
       done
     done
     if [[ $variants == *" split "* ]]; then

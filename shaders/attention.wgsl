@@ -375,7 +375,8 @@ fn decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
     }
 }
 
-const SPLIT_KEYS: u32 = 256u;
+// Keys a workgroup of the split decode takes (a pipeline constant: src/kernels/attention.rs, `split_size`).
+override SPLIT_KEYS: u32 = 64u;
 
 fn part_index(b: u32, i: u32, h: u32, split: u32) -> u32 {
     return (((b * p.q_len + i) * p.n_heads + h) * p.n_splits + split) * (p.head_dim + 2u);

@@ -257,7 +257,7 @@ async fn kv_cache_decode() -> Result<()> {
                 kv_cap: 64,
                 ..case(1, 5, 33, 2, 2, 32, false)
             },
-            // Eight key ranges, the last one partial; grouped heads as SmolLM2's.
+            // 30 key ranges of 64, the last one partial; grouped heads as SmolLM2's.
             Case {
                 kv_cap: 2100,
                 ..case(1, 1, 1900, 9, 3, 64, true)

@@ -79,7 +79,7 @@ const DECODE_MAX_ROWS: usize = 8;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernel {
     /// Chosen by shape: for at most 8 query rows (when head_dim divides 256) decode, or split decode
-    /// past 256 cached keys; else on GPUs, for head_dim 32 or 64, the tiled prefill (with subgroups
+    /// past 128 cached keys; else on GPUs, for head_dim 32 or 64, the tiled prefill (with subgroups
     /// where the device has them); else prefill.
     Auto,
     /// One thread a query row, any head_dim up to 128 (and the pick on CPU adapters).
@@ -93,7 +93,7 @@ pub enum Kernel {
     PrefillTiledSubgroup,
     /// One workgroup a (row, head) walks every key.
     Decode,
-    /// Split-K: one workgroup a (row, head, 256 keys), then a pass that merges the ranges.
+    /// Split-K: one workgroup a (row, head, 64 keys), then a pass that merges the ranges.
     DecodeSplit,
 }
 
@@ -104,11 +104,31 @@ pub enum Kernel {
 )]
 pub type Variant = Kernel;
 
-/// Keys a workgroup of the split decode takes (`SPLIT_KEYS` in the shader).
-const SPLIT_KEYS: usize = 256;
+/// Keys a workgroup of the split decode takes by default (`SPLIT_KEYS` in the shader): 64, four
+/// rounds of 16 keys, so that a decoding step's attention is many short workgroups rather than a few
+/// long ones (SmolLM2-135M on an H100, 512 new tokens: 806 tokens/s with 256 keys a workgroup, split
+/// past 256 keys; 878 with 64, split past 128; `bench-results/h100-decode-split-size-2026-12-06.jsonl`).
+const SPLIT_KEYS: usize = 64;
+
+/// Cached keys past which `Kernel::Auto` splits the decode (below, one workgroup a row and head
+/// walks them all: one dispatch fewer).
+const SPLIT_PAST: usize = 128;
+
+/// Natively, `WEBGPU_INFER_DECODE_SPLIT_SIZE=N` (a power of two, 16..=4096) sets the keys a workgroup of
+/// the split decode takes, for A/B runs on GPUs.
+static DECODE_SPLIT_SIZE: crate::kernels::Tuned =
+    crate::kernels::Tuned::new("WEBGPU_INFER_DECODE_SPLIT_SIZE");
+
+/// Keys a workgroup of the split decode takes.
+fn split_size() -> usize {
+    DECODE_SPLIT_SIZE
+        .get()
+        .filter(|s| s.is_power_of_two() && (16..=4096).contains(s))
+        .unwrap_or(SPLIT_KEYS)
+}
 
 /// Natively, `WEBGPU_INFER_DECODE_SPLIT_KEYS=N` makes `Kernel::Auto` split the decode only past N
-/// cached keys (default [`SPLIT_KEYS`]), and `WEBGPU_INFER_DECODE_VEC_V=0` gives the decode kernels
+/// cached keys (default [`SPLIT_PAST`]), and `WEBGPU_INFER_DECODE_VEC_V=0` gives the decode kernels
 /// their older output layout (a dimension a thread, `VEC_V` off): for A/B runs on GPUs.
 static DECODE_SPLIT_KEYS: crate::kernels::Tuned =
     crate::kernels::Tuned::new("WEBGPU_INFER_DECODE_SPLIT_KEYS");
@@ -215,7 +235,7 @@ pub fn attention(
         causal: u32::from(opts.causal),
         has_mask: u32::from(opts.mask.is_some()),
         scale: opts.scale.unwrap_or(1.0 / (head_dim as f32).sqrt()),
-        n_splits: to_u32(OP, "key ranges", kv_len.div_ceil(SPLIT_KEYS).max(1))?,
+        n_splits: to_u32(OP, "key ranges", kv_len.div_ceil(split_size()).max(1))?,
         window: to_u32(OP, "window", opts.window.unwrap_or(0))?,
         softcap: opts.softcap.unwrap_or(0.0),
         _pad: [0; 3],
@@ -375,7 +395,7 @@ fn pick_variant(
         Kernel::Auto
             if q_len <= DECODE_MAX_ROWS
                 && decode_ok
-                && kv_len > DECODE_SPLIT_KEYS.get().unwrap_or(SPLIT_KEYS) =>
+                && kv_len > DECODE_SPLIT_KEYS.get().unwrap_or(SPLIT_PAST) =>
         {
             Kernel::DecodeSplit
         }
@@ -500,7 +520,10 @@ fn split_decode(
     ] {
         gpu.check_workgroups(what, n)?;
     }
-    let hd = decode_constants(params.head_dim);
+    let mut hd = decode_constants(params.head_dim);
+    if split_size() != SPLIT_KEYS {
+        hd.push(("SPLIT_KEYS", split_size() as f64));
+    }
     let (name, body) = decode_shader(&gpu);
     let pipeline = |entry| {
         gpu.pipeline(&KernelSource {

@@ -192,9 +192,7 @@ impl Generator {
     /// diagnostic for benchmarks; GPU generators only.
     #[wasm_bindgen(js_name = recordingCost, unchecked_return_type = "{ recordMs: number; finishMs: number }")]
     pub fn recording_cost(&self, steps: usize, submit: Option<bool>) -> Result<JsValue, JsValue> {
-        let (record, finish) = self
-            .inner
-            .recording_cost(steps, submit.unwrap_or(false))?;
+        let (record, finish) = self.inner.recording_cost(steps, submit.unwrap_or(false))?;
         let o = Object::new();
         set(&o, "recordMs", &record.into());
         set(&o, "finishMs", &finish.into());
