@@ -71,50 +71,32 @@ fn keep_max(best: ptr<function, f32>, best_i: ptr<function, u32>, v: f32, i: u32
     }
 }
 
-// Elements i .. i + 3 of the row (each below the vocabulary's end).
-fn quad_value(row: u32, i: u32) -> vec4<f32> {
-    return vec4<f32>(row_value(row, i), row_value(row, i + 1u), row_value(row, i + 2u), row_value(row, i + 3u));
-}
-
-// keep_max over elements i .. i + 3 in index order.
-fn keep_max4(best: ptr<function, f32>, best_i: ptr<function, u32>, v: vec4<f32>, i: u32) {
-    keep_max(best, best_i, v.x, i);
-    keep_max(best, best_i, v.y, i + 1u);
-    keep_max(best, best_i, v.z, i + 2u);
-    keep_max(best, best_i, v.w, i + 3u);
-}
-
 // (max, first index of max) over the row; every thread gets it.
 fn argmax_row(t: u32, row: u32) -> vec2<f32> {
     var best = LOWEST;
     var best_i = 0xffffffffu;
-    // Each thread takes runs of 4 neighbouring elements, 4·WG apart; 8 runs (32 independent loads)
-    // in flight, then compared in index order (the first maximum stays): a row of 49 152 logits is
-    // 6 rounds of loads, not 24.
-    let step = 4u * WG;
-    var i = 4u * t;
-    for (; i + 7u * step + 3u < p.vocab; i += 8u * step) {
-        let v0 = quad_value(row, i);
-        let v1 = quad_value(row, i + step);
-        let v2 = quad_value(row, i + 2u * step);
-        let v3 = quad_value(row, i + 3u * step);
-        let v4 = quad_value(row, i + 4u * step);
-        let v5 = quad_value(row, i + 5u * step);
-        let v6 = quad_value(row, i + 6u * step);
-        let v7 = quad_value(row, i + 7u * step);
-        keep_max4(&best, &best_i, v0, i);
-        keep_max4(&best, &best_i, v1, i + step);
-        keep_max4(&best, &best_i, v2, i + 2u * step);
-        keep_max4(&best, &best_i, v3, i + 3u * step);
-        keep_max4(&best, &best_i, v4, i + 4u * step);
-        keep_max4(&best, &best_i, v5, i + 5u * step);
-        keep_max4(&best, &best_i, v6, i + 6u * step);
-        keep_max4(&best, &best_i, v7, i + 7u * step);
+    // Eight independent loads in flight, then compared in index order (the first maximum stays).
+    var i = t;
+    for (; i + 7u * WG < p.vocab; i += 8u * WG) {
+        let v0 = row_value(row, i);
+        let v1 = row_value(row, i + WG);
+        let v2 = row_value(row, i + 2u * WG);
+        let v3 = row_value(row, i + 3u * WG);
+        let v4 = row_value(row, i + 4u * WG);
+        let v5 = row_value(row, i + 5u * WG);
+        let v6 = row_value(row, i + 6u * WG);
+        let v7 = row_value(row, i + 7u * WG);
+        keep_max(&best, &best_i, v0, i);
+        keep_max(&best, &best_i, v1, i + WG);
+        keep_max(&best, &best_i, v2, i + 2u * WG);
+        keep_max(&best, &best_i, v3, i + 3u * WG);
+        keep_max(&best, &best_i, v4, i + 4u * WG);
+        keep_max(&best, &best_i, v5, i + 5u * WG);
+        keep_max(&best, &best_i, v6, i + 6u * WG);
+        keep_max(&best, &best_i, v7, i + 7u * WG);
     }
-    for (; i < p.vocab; i += step) {
-        for (var e = 0u; e < 4u && i + e < p.vocab; e++) {
-            keep_max(&best, &best_i, row_value(row, i + e), i + e);
-        }
+    for (; i < p.vocab; i += WG) {
+        keep_max(&best, &best_i, row_value(row, i), i);
     }
     red_v[t] = best;
     red_i[t] = best_i;
