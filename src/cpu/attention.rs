@@ -4,7 +4,7 @@
 
 use crate::cpu::HostTensor;
 use crate::cpu::math::softmax;
-use crate::cpu::matmul::{SharedOut, Strides, gemm};
+use crate::cpu::matmul::{Ld, SharedOut, Strides, gemm, xwt};
 use crate::error::{Error, Result};
 
 /// `softmax(q·kᵀ·scale + mask)·v` for `q`, `k`, `v` of shape `[batch, seq, heads, head_dim]` and an
@@ -60,21 +60,14 @@ pub fn attention(
         // SAFETY: every view stays inside its [batch, seq, heads, dim] tensor; each task writes only
         // its own (b, h) slice of `out`.
         unsafe {
-            gemm(
-                (seq, dim, seq),
-                scale,
-                (qs.as_ptr().add(base), row),
-                // kᵀ: element (d, j) is k[b, j, h, d].
-                (
-                    ks.as_ptr().add(base),
-                    Strides {
-                        row: 1,
-                        col: heads * dim,
-                    },
-                ),
-                0.0,
-                (scores.as_mut_ptr(), Strides::rows(seq)),
-            );
+            // q·kᵀ: both read along head_dim, rows heads·dim apart.
+            let ld = Ld {
+                x: heads * dim,
+                w: heads * dim,
+                c: seq,
+            };
+            let (qp, kp) = (qs.as_ptr().add(base), ks.as_ptr().add(base));
+            xwt((seq, dim, seq), qp, kp, scores.as_mut_ptr(), ld, false);
         }
         // The padding mask as an additive row: 0 to keep a key, -inf to drop it.
         let bias: Option<Vec<f32>> = mask.map(|m| {
@@ -84,6 +77,7 @@ pub fn attention(
                 .collect()
         });
         for r in scores.chunks_exact_mut(seq) {
+            r.iter_mut().for_each(|s| *s *= scale);
             if let Some(bias) = &bias {
                 r.iter_mut().zip(bias).for_each(|(s, b)| *s += b);
             }

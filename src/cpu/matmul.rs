@@ -3,9 +3,13 @@
 //! threads (`cpu::par`); bias and activation are applied to each tile while it is still in cache.
 
 use crate::cpu::HostTensor;
+pub(crate) use crate::cpu::dot::Ld;
 use crate::cpu::math::activate;
 use crate::error::{Error, Result};
 use crate::kernels::activation::Activation;
+
+/// Linear layers go through `cpu::dot` in WASM (SIMD128), matrixmultiply's AVX kernels natively.
+const DOT_KERNEL: bool = cfg!(all(target_arch = "wasm32", target_feature = "simd128"));
 
 /// A pointer tasks write disjoint parts of (tiles of one output).
 #[derive(Clone, Copy)]
@@ -67,6 +71,34 @@ pub(crate) unsafe fn gemm(
             s(c.1.row),
             s(c.1.col),
         );
+    }
+}
+
+/// `c = x · wᵀ` (`accumulate`: `c += x · wᵀ`) for x `m × k` and w `n × k` with contiguous rows
+/// (a linear layer's weight as stored; attention's keys): `cpu::dot`'s kernel in WASM,
+/// matrixmultiply's natively.
+///
+/// # Safety
+/// As [`crate::cpu::dot::xwt`].
+pub(crate) unsafe fn xwt(
+    dims: (usize, usize, usize),
+    x: *const f32,
+    w: *const f32,
+    c: *mut f32,
+    ld: Ld,
+    accumulate: bool,
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if DOT_KERNEL {
+            crate::cpu::dot::xwt(dims, x, w, c, ld, accumulate);
+        } else {
+            let beta = if accumulate { 1.0 } else { 0.0 };
+            // wᵀ: element (kk, j) of the k×n operand is w[j][kk].
+            let wt = Strides { row: 1, col: ld.w };
+            let (xs, cs) = (Strides::rows(ld.x), Strides::rows(ld.c));
+            gemm(dims, 1.0, (x, xs), (w, wt), beta, (c, cs));
+        }
     }
 }
 
@@ -155,15 +187,13 @@ pub fn linears(x: &HostTensor, layers: &[Layer<'_>]) -> Result<Vec<HostTensor>> 
         } = t;
         // SAFETY: x is m×k and w n×k, both read in bounds; the tiles of one output are disjoint.
         unsafe {
-            gemm(
-                (rows.len(), k, cols.len()),
-                1.0,
-                (xs.as_ptr().add(rows.start * k), Strides::rows(k)),
-                // wᵀ: element (kk, j) of the k×n operand is w[j][kk].
-                (ws.as_ptr().add(cols.start * k), Strides { row: 1, col: k }),
-                beta,
-                (c.ptr().add(rows.start * n + cols.start), Strides::rows(n)),
+            let (x, w) = (
+                xs.as_ptr().add(rows.start * k),
+                ws.as_ptr().add(cols.start * k),
             );
+            let out = c.ptr().add(rows.start * n + cols.start);
+            let dims = (rows.len(), k, cols.len());
+            xwt(dims, x, w, out, Ld { x: k, w: k, c: n }, beta != 0.0);
             if let Some(act) = act {
                 for i in rows {
                     let row =

@@ -9,6 +9,7 @@
 
 pub mod attention;
 pub mod decoder;
+pub(crate) mod dot;
 pub mod image;
 pub mod math;
 pub mod matmul;

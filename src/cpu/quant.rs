@@ -9,7 +9,7 @@ pub mod groups;
 use std::sync::Arc;
 
 use crate::cpu::HostTensor;
-use crate::cpu::matmul::{SharedOut, Strides, gemm};
+use crate::cpu::matmul::{Ld, SharedOut, xwt};
 use crate::cpu::tensor::Data;
 use crate::error::{Error, Result};
 use crate::runtime::dtype::QuantType;
@@ -217,14 +217,14 @@ fn dequantized_products(xs: &[f32], w: &HostQTensor, m: usize, c: SharedOut) {
         // SAFETY: x is m×k, scratch rows.len()×k, and out m×n: every view is in bounds; tiles
         // write disjoint columns of out.
         unsafe {
-            gemm(
+            let ld = Ld { x: k, w: k, c: n };
+            xwt(
                 (m, k, rows.len()),
-                1.0,
-                (xs.as_ptr(), Strides::rows(k)),
-                // the tile transposed: element (kk, j) is scratch[j][kk].
-                (scratch.as_ptr(), Strides { row: 1, col: k }),
-                1.0,
-                (c.ptr().add(rows.start), Strides::rows(n)),
+                xs.as_ptr(),
+                scratch.as_ptr(),
+                c.ptr().add(rows.start),
+                ld,
+                true,
             );
         }
     };
