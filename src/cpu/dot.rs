@@ -1,6 +1,6 @@
 //! A linear layer's product `c = x · wᵀ` (+ c) written for WASM SIMD128, where matrixmultiply's
 //! packed kernel is slow: its 8×8 register tile needs 20 vector registers (x86 has 16) and splats
-//! each element of A with a shuffle, so it runs at about half of what the engine's f32x4 can do.
+//! each element of A with a shuffle, so it runs well below what the engine's f32x4 can do.
 //!
 //! Here both operands are read as they are stored, along the inner dimension: `x` `[m, k]` and `w`
 //! `[n, k]` (PyTorch's layout) are both contiguous in k, so a block of MR rows of x and NR rows of w

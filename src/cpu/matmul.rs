@@ -1,6 +1,7 @@
-//! Matrix products on the CPU: matrixmultiply's packed, cache-blocked sgemm (its micro-kernel is
-//! vectorized to SIMD128 in WASM and picks AVX/FMA natively at run time), split into tiles over
-//! threads (`cpu::par`); bias and activation are applied to each tile while it is still in cache.
+//! Matrix products on the CPU, split into tiles over threads (`cpu::par`); bias and activation are
+//! applied to each tile while it is still in cache. Products `x·wᵀ` go through `cpu::dot` in WASM
+//! (SIMD128) and matrixmultiply's packed sgemm natively (AVX/FMA picked at run time); other
+//! strided products (attention's weights·v) through matrixmultiply on both.
 
 use crate::cpu::HostTensor;
 pub(crate) use crate::cpu::dot::Ld;
