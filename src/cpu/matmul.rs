@@ -15,7 +15,7 @@ const DOT_KERNEL: bool = cfg!(all(target_arch = "wasm32", target_feature = "simd
 /// Whether a product of these sizes takes `cpu::dot`. In debug builds (the browser tests) this crate
 /// is unoptimized while matrixmultiply is built with opt-level 3 (Cargo.toml), and the kernel
 /// unoptimized is far slower than that: there only small products take it (the tiny checkpoints'
-/// on the CPU backend), the large ones of whole models the sgemm.
+/// products on the CPU backend), the large ones of whole models the sgemm.
 fn dot_for(m: usize, k: usize, n: usize) -> bool {
     DOT_KERNEL && (cfg!(not(debug_assertions)) || m * k * n <= DEBUG_DOT_LIMIT)
 }
@@ -173,13 +173,12 @@ pub fn linears(x: &HostTensor, layers: &[Layer<'_>]) -> Result<Vec<HostTensor>> 
         }
         let c = SharedOut(out.as_mut_ptr());
         for (rows, cols) in tiles(m, n, threads) {
-            let beta = if bias.is_some() { 1.0 } else { 0.0 };
             work.push(Tile {
                 rows,
                 cols,
                 w: ws,
                 n,
-                beta,
+                accumulate: bias.is_some(),
                 act,
                 c,
             });
@@ -192,7 +191,7 @@ pub fn linears(x: &HostTensor, layers: &[Layer<'_>]) -> Result<Vec<HostTensor>> 
             cols,
             w: ws,
             n,
-            beta,
+            accumulate,
             act,
             c,
         } = t;
@@ -204,7 +203,7 @@ pub fn linears(x: &HostTensor, layers: &[Layer<'_>]) -> Result<Vec<HostTensor>> 
             );
             let out = c.ptr().add(rows.start * n + cols.start);
             let dims = (rows.len(), k, cols.len());
-            xwt(dims, x, w, out, Ld { x: k, w: k, c: n }, beta != 0.0);
+            xwt(dims, x, w, out, Ld { x: k, w: k, c: n }, accumulate);
             if let Some(act) = act {
                 for i in rows {
                     let row =
@@ -236,8 +235,8 @@ struct Tile<'a> {
     /// The layer's weight `[n, k]` and its row count.
     w: &'a [f32],
     n: usize,
-    /// 1 when the output was filled with the bias first.
-    beta: f32,
+    /// Whether the output was filled with the bias first (the product adds to it).
+    accumulate: bool,
     act: Option<Activation>,
     c: SharedOut,
 }
