@@ -196,14 +196,14 @@ pub fn qlinear(
 }
 
 /// From this many rows of x on (a prompt), W is dequantized a tile of rows at a time and multiplied
-/// by the f32 sgemm: the decoding is paid once a tile instead of once a row of x, and the sgemm's
-/// packed kernel does the rest.
+/// by the f32 product (`cpu::matmul::xwt`): the decoding is paid once a tile instead of once a row
+/// of x, and the product's kernel does the rest.
 const SGEMM_ROWS: usize = 4;
 /// Rows of W a tile of [`dequantized_products`] (a multiple of the sgemm's register block).
 const TILE_ROWS: usize = 64;
 
 /// `out += x · Wᵀ` for m ≥ [`SGEMM_ROWS`]: tiles of W's rows dequantized into f32 scratch, then
-/// sgemm into those columns of `out`; tiles split over the threads.
+/// `xwt` into those columns of `out`; tiles split over the threads.
 fn dequantized_products(xs: &[f32], w: &HostQTensor, m: usize, c: SharedOut) {
     let (n, k) = (w.rows(), w.cols());
     let task = |tile: usize| {
