@@ -304,9 +304,10 @@ type ProductFn =
     fn(&mut webgpu_infer::Recorder, &Tensor, &QTensor, Option<&Tensor>) -> Result<Tensor>;
 gpu_test!(matmul_matches_cpu, matmul_matches_cpu_body);
 
-/// The CPU backend's quantized products (`cpu::quant::qlinear`: SIMD128 in the browser, portable
-/// natively) against the same f64 reference, every format and shape, 1 token (decoding), 3, and 11
-/// (more than one pass of its 8-token register block), with a residual. x is carried as 16-bit
+/// The CPU backend's quantized products (`cpu::quant::qlinear`: SIMD128 in the browser, AVX2
+/// natively where the CPU has it, else portable; each kernel alone: `cpu::quant::tests`) against
+/// the same f64 reference, every format and shape, 1 token (decoding), 3, and 11 (more than one
+/// pass of its 8-token register block), with a residual. x is carried as 16-bit
 /// integers a 32-element group, each off by at most half a step (the group's largest |x| / 32767,
 /// here ≤ 1/32767): so an output may be off by Σ|w|·2⁻¹⁶ (worst case; typically √k times less),
 /// plus the f32 GPU kernels' 1e-4 for the sums.

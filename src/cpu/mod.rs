@@ -2,7 +2,9 @@
 //! software one (SwiftShader runs WGSL on the CPU far slower than code written for it). Kernels are
 //! plain Rust that LLVM vectorizes (SIMD128 in WASM: the crate is built with `+simd128`, see
 //! `.cargo/config.toml`; SSE/AVX natively), with the quantized products written out for SIMD128
-//! (`quant/simd.rs`). Work is split over threads by [`par`]: rayon's pool, or a team of spinning
+//! (`quant/simd.rs`) and for AVX2 with FMA (`quant/x86.rs`, picked at run time on x86-64 CPUs that
+//! have them; the portable kernel elsewhere, e.g. natively on ARM). Work is split over threads by
+//! [`par`]: rayon's pool, or a team of spinning
 //! threads for a generator's forward pass (in a page, threads need the shared-memory build of
 //! `pkg-threads/`; without it everything runs on the calling thread). Weights live in host memory
 //! ([`HostWeights`]); models reach all of it through `models::ops::Ops` and `DecoderOps`.

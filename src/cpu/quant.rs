@@ -293,6 +293,7 @@ pub fn qlinears(x: &HostTensor, ws: &[&HostQTensor]) -> Result<Vec<HostTensor>> 
 }
 
 /// One task of [`qlinear`]: rows of W against a few rows of x.
+#[derive(Clone)]
 struct Rows<'a> {
     w: &'a HostQTensor,
     rows: std::ops::Range<usize>,
@@ -306,6 +307,11 @@ struct Rows<'a> {
 fn rows_dot(a: Rows<'_>) {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     return simd::rows_dot(a);
+    #[cfg(target_arch = "x86_64")]
+    if x86::available() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { x86::rows_dot(a) };
+    }
     #[allow(unreachable_code)]
     rows_dot_portable(a)
 }
@@ -414,3 +420,7 @@ fn quantize_x(xs: &[f32]) -> QuantizedX {
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd;
+#[cfg(test)]
+mod tests;
+#[cfg(target_arch = "x86_64")]
+mod x86;

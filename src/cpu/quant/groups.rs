@@ -27,6 +27,7 @@ pub(super) fn f16_at(b: &[u8], at: usize) -> f32 {
 }
 
 /// Low nibbles to q[0..16], high nibbles to q[16..32], each minus `bias`.
+#[inline(always)]
 fn nibbles(qs: &[u8], bias: i8, q: &mut [i8; 32]) {
     for j in 0..16 {
         q[j] = (qs[j] & 15) as i8 - bias;
@@ -67,6 +68,7 @@ fn q3k_scales(s: &[u8]) -> [i8; 16] {
 }
 
 /// Group `g` (0 for the 32-element formats, 0..8 in a K-quant super-block) of `block`.
+#[inline(always)]
 pub fn decode(qtype: QuantType, block: &[u8], g: usize) -> Group {
     let mut out = Group::default();
     let q = &mut out.q;
