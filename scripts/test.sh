@@ -28,17 +28,17 @@ missing=$(grep -oh 'bench-results/[A-Za-z0-9_.-]*\.\(jsonl\|txt\)' README.md doc
 if [ -n "$missing" ]; then echo "cited but missing: $missing" >&2; exit 1; fi
 
 step "cargo fmt --check"
-cargo fmt --check
+cargo fmt --all --check
 step "clippy (native, wasm32)"
-cargo clippy --locked --all-targets -- -D warnings
-cargo clippy --locked --all-targets --target wasm32-unknown-unknown -- -D warnings
+cargo clippy --locked --workspace --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets --target wasm32-unknown-unknown -- -D warnings
 
 step "fuzz smoke run (cargo-fuzz, 30 s a target)"
 scripts/fuzz.sh 30
 if [ "$lean" = 1 ]; then rm -rf fuzz/target; free_disk; fi
 
 step "native tests (cargo test)"
-cargo test --locked
+cargo test --locked --workspace
 if [ "$lean" = 1 ]; then rm -rf target/debug; free_disk; fi
 
 step "browser tests (wasm-pack test --headless --chrome)"

@@ -10,17 +10,9 @@ use crate::error::{Error, Result};
 use crate::kernels::activation::Activation;
 
 /// Products `x·wᵀ` go through `cpu::dot` in WASM (SIMD128), matrixmultiply's AVX kernels natively.
+/// Both are built optimized in debug builds too (Cargo.toml), so the browser tests run the kernel
+/// the package ships.
 const DOT_KERNEL: bool = cfg!(all(target_arch = "wasm32", target_feature = "simd128"));
-
-/// Whether a product of these sizes takes `cpu::dot`. In debug builds (the browser tests) this crate
-/// is unoptimized while matrixmultiply is built with opt-level 3 (Cargo.toml), and the kernel
-/// unoptimized is far slower than that: there only small products take it (the tiny checkpoints'
-/// products on the CPU backend), the large ones of whole models the sgemm.
-fn dot_for(m: usize, k: usize, n: usize) -> bool {
-    DOT_KERNEL && (cfg!(not(debug_assertions)) || m * k * n <= DEBUG_DOT_LIMIT)
-}
-/// The largest product (m·k·n) that takes `cpu::dot` in a debug build.
-const DEBUG_DOT_LIMIT: usize = 1 << 18;
 
 /// A pointer tasks write disjoint parts of (tiles of one output).
 #[derive(Clone, Copy)]
@@ -101,7 +93,7 @@ pub(crate) unsafe fn xwt(
 ) {
     // SAFETY: the caller's contract.
     unsafe {
-        if dot_for(dims.0, dims.1, dims.2) {
+        if DOT_KERNEL {
             crate::cpu::dot::xwt(dims, x, w, c, ld, accumulate);
         } else {
             let beta = if accumulate { 1.0 } else { 0.0 };

@@ -11,7 +11,6 @@
 
 pub mod attention;
 pub mod decoder;
-pub(crate) mod dot;
 pub mod image;
 pub mod math;
 pub mod matmul;
@@ -22,6 +21,10 @@ pub mod sample;
 pub mod tensor;
 pub mod upscale;
 pub mod weights;
+
+/// The product kernel `c (+)= x·wᵀ` for WASM SIMD128 (crates/dot, a crate of its own so that debug
+/// builds optimize it).
+pub(crate) use webgpu_infer_dot as dot;
 
 use std::sync::Arc;
 

@@ -13,6 +13,10 @@
 //!
 //! The same code runs natively over `[f32; 4]` (the unit tests check it there); natively the
 //! engine uses matrixmultiply's AVX kernels instead, which are faster than this.
+//!
+//! A crate of its own (webgpu-infer's `cpu::dot`) so that the dev profile builds it optimized
+//! (Cargo.toml's `[profile.dev.package.webgpu-infer-dot]`): the browser tests are debug builds and
+//! run whole models on the CPU backend through it, where the unoptimized kernel timed out.
 
 /// Rows of x and of w a register block covers.
 const MR: usize = 5;
@@ -83,7 +87,7 @@ use v::{V, load, madd, sum, zero};
 
 /// Row strides of x, w and c.
 #[derive(Clone, Copy)]
-pub(crate) struct Ld {
+pub struct Ld {
     pub x: usize,
     pub w: usize,
     pub c: usize,
@@ -172,7 +176,7 @@ unsafe fn edge(
 /// # Safety
 /// Rows 0..m of x and 0..n of w, k values each, are readable; c's m×n block is writable, overlaps
 /// neither, and no other thread touches it meanwhile.
-pub(crate) unsafe fn xwt(
+pub unsafe fn xwt(
     (m, k, n): (usize, usize, usize),
     x: *const f32,
     w: *const f32,
