@@ -309,7 +309,7 @@ fn rows_dot(a: Rows<'_>) {
     return simd::rows_dot(a);
     #[cfg(target_arch = "x86_64")]
     if x86::available() {
-        // SAFETY: the CPU has AVX2 and FMA.
+        // SAFETY: the CPU has AVX2, FMA and F16C (`x86::available`).
         return unsafe { x86::rows_dot(a) };
     }
     #[allow(unreachable_code)]
