@@ -2,7 +2,9 @@
 //! them): [`HostQTensor`], and the products with them, `x · Wᵀ`, that decoding and prefill run
 //! ([`qlinear`]). Each 32-element group is decoded to small integers with a scale and offset for each
 //! half ([`groups::decode`], every format), multiplied into f32 lanes, and used for every row of `x`
-//! while it is in registers; the rows of W are split over the threads (`cpu::par`).
+//! while it is in registers; the rows of W are split over the threads (`cpu::par`). The decoding
+//! step's kernel is written out for WASM SIMD128 (`quant/simd.rs`) and for x86-64 with AVX2, FMA and
+//! F16C (`quant/x86.rs`, picked at run time); other targets run the portable one.
 
 pub mod groups;
 
