@@ -15,7 +15,7 @@ pub struct Group {
 }
 
 /// IQ4_NL's non-linear 4-bit table (ggml's `kvalues_iq4nl`).
-const IQ4_NL_VALUES: [i8; 16] = [
+pub(super) const IQ4_NL_VALUES: [i8; 16] = [
     -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
 ];
 

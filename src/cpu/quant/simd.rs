@@ -55,11 +55,8 @@ fn decode(qtype: QuantType, block: &[u8], g: usize) -> GroupV {
         ),
         QuantType::Q8_0 => same([load16(block, 2), load16(block, 18)], f16_at(block, 0), 0.0),
         QuantType::IQ4_NL => {
-            const T: [i8; 16] = [
-                -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
-            ];
-            // SAFETY: T is 16 bytes.
-            let table = unsafe { v128_load(T.as_ptr().cast()) };
+            // SAFETY: the table is 16 bytes.
+            let table = unsafe { v128_load(groups::IQ4_NL_VALUES.as_ptr().cast()) };
             let [lo, hi] = nibbles(load16(block, 2));
             same(
                 [i8x16_swizzle(table, lo), i8x16_swizzle(table, hi)],
