@@ -1,6 +1,7 @@
-// What every attention kernel shares (prepended to shaders/attention.wgsl and
-// shaders/attention_tiled.wgsl by src/kernels/attention.rs): the parameters, the bindings, the
-// index of a query or key row, and which keys a query sees.
+// What every attention kernel shares (prepended to shaders/attention.wgsl, attention_tiled.wgsl and
+// attention_coop.wgsl by src/kernels/attention.rs): the parameters, the index of a query or key row,
+// and which keys a query sees. The bindings are attention_bindings.wgsl's (elements of T), or the
+// kernel's own (attention_coop.wgsl reads eight halves at a time), under the same names.
 
 struct Params {
     batch: u32,
@@ -20,13 +21,6 @@ struct Params {
     _pad3: u32,
     _pad4: u32,
 }
-
-@group(0) @binding(0) var<storage, read> q: array<T>;
-@group(0) @binding(1) var<storage, read> k: array<T>;
-@group(0) @binding(2) var<storage, read> v: array<T>;
-@group(0) @binding(3) var<storage, read> mask: array<i32>;
-@group(0) @binding(4) var<storage, read_write> out: array<T>;
-@group(0) @binding(5) var<uniform> p: Params;
 
 const LOWEST: f32 = -3.4028234663852886e38;
 

@@ -356,3 +356,59 @@ gpu_test!(
     attention_sliding_window_and_softcap,
     sliding_window_and_softcap
 );
+
+/// The tensor-core kernel ([`Kernel::PrefillCoop`], f16 with head_dim 64, native devices with
+/// cooperative matrices) against the f64 reference in every mode it serves: padding masks, causal
+/// grouped-query heads, a cache longer than what is valid, rows and keys that end mid-tile, sliding
+/// windows across tiles, a soft cap; `Kernel::Auto` picks it there. Elsewhere asking for it is a
+/// typed error, not a wrong answer. Tolerance as the other f16 kernels' (2e-3): q, k, v are rounded
+/// to f16 in the reference too; the probabilities' rounding to f16 for P·V moves an output by at most
+/// 2⁻¹¹ of the values' range ([-1, 1]), the output's own rounding as much again.
+async fn tensor_core_prefill() -> Result<()> {
+    let gpu = gpu().await?;
+    let caps = gpu.capabilities();
+    if !(caps.cooperative_matrix && caps.subgroups) {
+        let mut rng = Rng::new(5);
+        let mut x = rng.vec(64 * 64);
+        let t = upload(&gpu, DType::F32, &mut x, &[1, 64, 1, 64])?;
+        let opts = Options {
+            variant: Kernel::PrefillCoop,
+            ..Default::default()
+        };
+        let got = attention(&mut gpu.recorder(), &t, &t, &t, opts);
+        assert!(
+            got.is_err(),
+            "Kernel::PrefillCoop without tensor cores gave {:?}",
+            got.map(|t| t.shape().to_vec())
+        );
+        eprintln!("attention: no cooperative matrices here ({caps:?}); the tensor-core kernel was not run");
+        return Ok(());
+    }
+    for c in [
+        Case {
+            pad: Some(37),
+            ..case(2, 100, 100, 2, 1, 64, false)
+        },
+        case(1, 17, 17, 9, 3, 64, true),
+        case(2, 129, 129, 4, 2, 64, true),
+        case(1, 256, 256, 2, 2, 64, false),
+        Case {
+            kv_cap: 600,
+            ..case(2, 70, 517, 4, 2, 64, true)
+        },
+        Case {
+            window: Some(33),
+            softcap: Some(2.0),
+            ..case(1, 130, 130, 2, 1, 64, true)
+        },
+        Case {
+            window: Some(100),
+            kv_cap: 400,
+            ..case(1, 200, 333, 3, 3, 64, true)
+        },
+    ] {
+        run(&gpu, c, DType::F16, &[Kernel::PrefillCoop, Kernel::Auto]).await?;
+    }
+    Ok(())
+}
+gpu_test!(attention_tensor_cores, tensor_core_prefill);

@@ -550,6 +550,18 @@ fn matmul_coop_shader_validates() {
     }
 }
 
+/// The tensor-core attention compiles (naga, every capability on) where the adapter cannot run it.
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn attention_coop_shader_validates() {
+    let source = format!(
+        "enable wgpu_cooperative_matrix;\nenable f16;\nalias T = f16;\n{}{}",
+        include_str!("../shaders/attention_common.wgsl"),
+        include_str!("../shaders/attention_coop.wgsl").replace("enable wgpu_cooperative_matrix;", "")
+    );
+    common::naga_validates("attention_coop", &source);
+}
+
 /// The kernel choices' old names still compile (deprecated aliases of each module's `Kernel`), so
 /// code written against them keeps building; removing an alias fails this build.
 #[cfg(not(target_arch = "wasm32"))]
@@ -588,8 +600,9 @@ fn subgroup_shaders_validate() {
         (
             "attention_sg",
             format!(
-                "alias T = f32;\nconst MAX_HEAD_DIM: u32 = 128u;\n{}{}{}",
+                "alias T = f32;\nconst MAX_HEAD_DIM: u32 = 128u;\n{}{}{}{}",
                 include_str!("../shaders/attention_common.wgsl"),
+                include_str!("../shaders/attention_bindings.wgsl"),
                 include_str!("../shaders/attention.wgsl"),
                 include_str!("../shaders/attention_reduce_sg.wgsl")
             ),

@@ -7,6 +7,8 @@ use crate::kernels::{check_dtypes, require_whole, to_u32};
 use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
+mod split;
+
 /// The shaders' bindings by name (`@binding(N) var … name`; tests/params.rs checks each against the WGSL).
 mod slot {
     pub const Q: u32 = 0;
@@ -29,6 +31,7 @@ macro_rules! attention_source {
             $max,
             "u;\n",
             include_str!("../../shaders/attention_common.wgsl"),
+            include_str!("../../shaders/attention_bindings.wgsl"),
             include_str!("../../shaders/attention.wgsl"),
             include_str!($reduce)
         )
@@ -57,6 +60,7 @@ macro_rules! tiled_source {
             $hd,
             "u;\n",
             include_str!("../../shaders/attention_common.wgsl"),
+            include_str!("../../shaders/attention_bindings.wgsl"),
             include_str!("../../shaders/attention_tiled.wgsl"),
             include_str!($helpers)
         )
@@ -66,6 +70,15 @@ const TILED_64: &str = tiled_source!("64", "../../shaders/attention_tiled_wg.wgs
 const TILED_32: &str = tiled_source!("32", "../../shaders/attention_tiled_wg.wgsl");
 const TILED_64_SG: &str = tiled_source!("64", "../../shaders/attention_tiled_sg.wgsl");
 const TILED_32_SG: &str = tiled_source!("32", "../../shaders/attention_tiled_sg.wgsl");
+/// Flash attention on tensor cores (f16, head_dim 64; its own bindings, eight halves a read).
+const COOP: &str = concat!(
+    include_str!("../../shaders/attention_common.wgsl"),
+    include_str!("../../shaders/attention_coop.wgsl")
+);
+/// Query rows per tensor-core workgroup (BR in shaders/attention_coop.wgsl), and the workgroup
+/// memory it takes: K, V and Q tiles, four subgroups' f32 scratch and f16 probabilities.
+const COOP_ROWS: usize = 64;
+const COOP_WORKGROUP_BYTES: u32 = 2 * 4608 * 2 + 4352 * 4 + 4608 * 2;
 /// Query rows per tiled prefill workgroup (BR in the shader).
 const TILED_ROWS: usize = 64;
 /// Query rows per prefill workgroup.
@@ -79,8 +92,9 @@ const DECODE_MAX_ROWS: usize = 8;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernel {
     /// Chosen by shape: for at most 8 query rows (when head_dim divides 256) decode, or split decode
-    /// past 128 cached keys; else on GPUs, for head_dim 32 or 64, the tiled prefill (with subgroups
-    /// where the device has them); else prefill.
+    /// past 128 cached keys; else for f16 with head_dim 64 on tensor cores where the device has
+    /// them ([`Kernel::PrefillCoop`]); else on GPUs, for head_dim 32 or 64, the tiled prefill (with
+    /// subgroups where the device has them); else prefill.
     Auto,
     /// One thread a query row, any head_dim up to 128 (and the pick on CPU adapters).
     Prefill,
@@ -91,6 +105,11 @@ pub enum Kernel {
     /// (one barrier fewer a key tile): native devices with subgroups of at least 8 lanes; 40 KiB
     /// (head_dim 64) or 24 KiB (32) of workgroup memory.
     PrefillTiledSubgroup,
+    /// Flash attention on tensor cores: Q·Kᵀ and P·V as 16×16×16 f16 cooperative-matrix products
+    /// with f32 accumulation, 64 query rows × 64 keys a step, the online softmax in the lanes
+    /// (probabilities rounded to f16 for P·V). f16 q, k, v with head_dim 64, native devices with
+    /// [`crate::Capabilities::cooperative_matrix`]; 44 KiB of workgroup memory.
+    PrefillCoop,
     /// One workgroup a (row, head) walks every key.
     Decode,
     /// Split-K: one workgroup a (row, head, 64 keys), then a pass that merges the ranges.
@@ -219,7 +238,7 @@ pub fn attention(
         n_kv_heads,
         kv_len,
     } = check_inputs(q, k, v, &opts)?;
-    let variant = pick_variant(&gpu, opts.variant, q_len, head_dim, kv_len)?;
+    let variant = pick_variant(&gpu, opts.variant, dtype, (q_len, head_dim, kv_len))?;
     let out = Tensor::empty(&gpu, q.shape(), dtype)?;
     if out.numel() == 0 {
         return Ok(out);
@@ -241,7 +260,7 @@ pub fn attention(
         _pad: [0; 3],
     };
     if variant == Kernel::DecodeSplit {
-        split_decode(rec, [q, k, v, opts.mask.unwrap_or(q), &out], &params, dtype)?;
+        split::split_decode(rec, [q, k, v, opts.mask.unwrap_or(q), &out], &params, dtype)?;
         return Ok(out);
     }
     let (mut name, mut body, entry, rows_x) = kernel_of(variant, head_dim, q_len);
@@ -385,9 +404,8 @@ fn check_inputs(q: &Tensor, k: &Tensor, v: &Tensor, opts: &Options<'_>) -> Resul
 fn pick_variant(
     gpu: &crate::Gpu,
     requested: Kernel,
-    q_len: usize,
-    head_dim: usize,
-    kv_len: usize,
+    dtype: DType,
+    (q_len, head_dim, kv_len): (usize, usize, usize),
 ) -> Result<Kernel> {
     const OP: &str = "attention";
     let decode_ok = head_dim <= 256 && 256 % head_dim == 0;
@@ -400,6 +418,7 @@ fn pick_variant(
             Kernel::DecodeSplit
         }
         Kernel::Auto if q_len <= DECODE_MAX_ROWS && decode_ok => Kernel::Decode,
+        Kernel::Auto if coop_fits(gpu, dtype, head_dim).is_ok() => Kernel::PrefillCoop,
         Kernel::Auto if !gpu.capabilities().cpu_kernels => {
             if tiled_fits(gpu, head_dim, true).is_ok() {
                 Kernel::PrefillTiledSubgroup
@@ -415,6 +434,9 @@ fn pick_variant(
     let subgroup = variant == Kernel::PrefillTiledSubgroup;
     if subgroup || variant == Kernel::PrefillTiled {
         tiled_fits(gpu, head_dim, subgroup)?;
+    }
+    if variant == Kernel::PrefillCoop {
+        coop_fits(gpu, dtype, head_dim)?;
     }
     let is_decode = matches!(variant, Kernel::Decode | Kernel::DecodeSplit);
     if is_decode && !decode_ok {
@@ -441,6 +463,12 @@ fn kernel_of(
     let subgroup = variant == Kernel::PrefillTiledSubgroup;
     match variant {
         Kernel::Decode | Kernel::DecodeSplit => ("attention", SHADER, "decode", q_len),
+        Kernel::PrefillCoop => (
+            "attention_coop",
+            COOP,
+            "prefill_coop",
+            q_len.div_ceil(COOP_ROWS),
+        ),
         Kernel::PrefillTiled | Kernel::PrefillTiledSubgroup => {
             let (name, body) = match (head_dim, subgroup) {
                 (64, false) => ("attention_tiled64", TILED_64),
@@ -494,70 +522,34 @@ fn tiled_fits(gpu: &crate::Gpu, head_dim: usize, subgroup: bool) -> Result<()> {
     Ok(())
 }
 
-/// The split decode: `decode_split` over (row × key range, head, batch) into a scratch tensor of
-/// partial softmax states, then `decode_combine` over (row, head, batch).
-fn split_decode(
-    rec: &mut Recorder,
-    [q, k, v, mask, out]: [&Tensor; 5],
-    params: &Params,
-    dtype: DType,
-) -> Result<()> {
-    const OP: &str = "attention";
-    let gpu = rec.gpu().clone();
-    let (batch, q_len, n_heads, n_splits) = (
-        params.batch as usize,
-        params.q_len as usize,
-        params.n_heads as usize,
-        params.n_splits as usize,
-    );
-    let part_len = batch * q_len * n_heads * n_splits * (params.head_dim as usize + 2);
-    let part = Tensor::empty(&gpu, &[part_len], DType::F32)?;
-    let rows_x = to_u32(OP, "rows × key ranges", q_len * n_splits)?;
-    for (what, n) in [
-        ("attention rows × key ranges", rows_x),
-        ("attention heads", params.n_heads),
-        ("attention batch", params.batch),
-    ] {
-        gpu.check_workgroups(what, n)?;
+/// Whether [`Kernel::PrefillCoop`] can run `dtype` and this head_dim on this device, or why not.
+fn coop_fits(gpu: &crate::Gpu, dtype: DType, head_dim: usize) -> Result<()> {
+    const OP: &str = "attention (tensor cores)";
+    let caps = gpu.capabilities();
+    if !(caps.cooperative_matrix && caps.subgroups) {
+        return Err(Error::MissingFeature {
+            op: OP,
+            feature: "wgpu-cooperative-matrix (16x16x16 f16, 32-wide subgroups; native only)",
+        });
     }
-    let mut hd = decode_constants(params.head_dim);
-    if split_size() != SPLIT_KEYS {
-        hd.push(("SPLIT_KEYS", split_size() as f64));
+    if dtype != DType::F16 || head_dim != 64 {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "the tensor-core kernel takes f16 with head_dim 64, got {dtype:?} with {head_dim}; \
+                 use Kernel::PrefillTiled"
+            ),
+        ));
     }
-    let (name, body) = decode_shader(&gpu);
-    let pipeline = |entry| {
-        gpu.pipeline(&KernelSource {
-            name,
-            body,
-            dtype,
-            entry,
-            constants: if entry == "decode_split" { &hd } else { &[] },
-        })
-    };
-    let split_bindings = [
-        (slot::Q, q.buffer()),
-        (slot::K, k.buffer()),
-        (slot::V, v.buffer()),
-        (slot::MASK, mask.buffer()),
-        (slot::PART, part.buffer()),
-    ];
-    let groups = [rows_x, params.n_heads, params.batch];
-    rec.dispatch_at(
-        &pipeline("decode_split"),
-        &split_bindings,
-        slot::PARAMS,
-        params,
-        groups,
-    );
-    let combine_bindings = [(slot::OUT, out.buffer()), (slot::PART, part.buffer())];
-    let groups = [params.q_len, params.n_heads, params.batch];
-    rec.dispatch_at(
-        &pipeline("decode_combine"),
-        &combine_bindings,
-        slot::PARAMS,
-        params,
-        groups,
-    );
+    let limit = gpu.limits().max_compute_workgroup_storage_size;
+    if limit < COOP_WORKGROUP_BYTES {
+        return Err(Error::LimitExceeded {
+            what: "the tensor-core attention's workgroup memory".into(),
+            value: u64::from(COOP_WORKGROUP_BYTES),
+            limit_name: "maxComputeWorkgroupStorageSize",
+            limit: u64::from(limit),
+        });
+    }
     Ok(())
 }
 

@@ -1,0 +1,76 @@
+//! The split decode (attention over a long KV cache for few query rows): one workgroup a (row,
+//! head, key range), then a pass that merges the ranges' partial softmax states.
+
+use super::{Params, decode_constants, decode_shader, slot, split_size, SPLIT_KEYS};
+use crate::error::Result;
+use crate::gpu::KernelSource;
+use crate::kernels::to_u32;
+use crate::recorder::Recorder;
+use crate::tensor::{DType, Tensor};
+
+/// The split decode: `decode_split` over (row × key range, head, batch) into a scratch tensor of
+/// partial softmax states, then `decode_combine` over (row, head, batch).
+pub(super) fn split_decode(
+    rec: &mut Recorder,
+    [q, k, v, mask, out]: [&Tensor; 5],
+    params: &Params,
+    dtype: DType,
+) -> Result<()> {
+    const OP: &str = "attention";
+    let gpu = rec.gpu().clone();
+    let (batch, q_len, n_heads, n_splits) = (
+        params.batch as usize,
+        params.q_len as usize,
+        params.n_heads as usize,
+        params.n_splits as usize,
+    );
+    let part_len = batch * q_len * n_heads * n_splits * (params.head_dim as usize + 2);
+    let part = Tensor::empty(&gpu, &[part_len], DType::F32)?;
+    let rows_x = to_u32(OP, "rows × key ranges", q_len * n_splits)?;
+    for (what, n) in [
+        ("attention rows × key ranges", rows_x),
+        ("attention heads", params.n_heads),
+        ("attention batch", params.batch),
+    ] {
+        gpu.check_workgroups(what, n)?;
+    }
+    let mut hd = decode_constants(params.head_dim);
+    if split_size() != SPLIT_KEYS {
+        hd.push(("SPLIT_KEYS", split_size() as f64));
+    }
+    let (name, body) = decode_shader(&gpu);
+    let pipeline = |entry| {
+        gpu.pipeline(&KernelSource {
+            name,
+            body,
+            dtype,
+            entry,
+            constants: if entry == "decode_split" { &hd } else { &[] },
+        })
+    };
+    let split_bindings = [
+        (slot::Q, q.buffer()),
+        (slot::K, k.buffer()),
+        (slot::V, v.buffer()),
+        (slot::MASK, mask.buffer()),
+        (slot::PART, part.buffer()),
+    ];
+    let groups = [rows_x, params.n_heads, params.batch];
+    rec.dispatch_at(
+        &pipeline("decode_split"),
+        &split_bindings,
+        slot::PARAMS,
+        params,
+        groups,
+    );
+    let combine_bindings = [(slot::OUT, out.buffer()), (slot::PART, part.buffer())];
+    let groups = [params.q_len, params.n_heads, params.batch];
+    rec.dispatch_at(
+        &pipeline("decode_combine"),
+        &combine_bindings,
+        slot::PARAMS,
+        params,
+        groups,
+    );
+    Ok(())
+}
