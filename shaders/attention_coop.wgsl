@@ -1,9 +1,10 @@
 enable wgpu_cooperative_matrix;
+enable f16;
 // Flash attention on tensor cores (native only: wgpu's EXPERIMENTAL_COOPERATIVE_MATRIX, 16×16×16 f16
 // products into f32 accumulators on 32-lane subgroups): the layout, Params and semantics of
 // shaders/attention.wgsl's `prefill` (bidirectional or causal, padding mask, grouped-query heads, a
-// KV cache read up to kv_len, sliding window, soft cap) for f16 q, k, v and head_dim 64. The prelude
-// is f16's; attention_common.wgsl (Params, visible, capped, q_index, kv_index) is prepended.
+// KV cache read up to kv_len, sliding window, soft cap) for f16 q, k, v (or f32, IN_F32 below) and
+// head_dim 64. attention_common.wgsl (Params, visible, capped, q_index, kv_index) is prepended.
 //
 // A workgroup of 4 subgroups takes BR = 64 query rows of one (batch, head), 16 a subgroup, and walks
 // the keys BC = 64 at a time. Per key tile:
@@ -39,17 +40,37 @@ var<workgroup> v_s: array<f16, 4608>;   // BC × KS
 var<workgroup> s_s: array<f32, 4352>;   // 4 subgroups × 16 × SS
 var<workgroup> p_s: array<f16, 4608>;   // 4 subgroups × 16 × PS
 
-// Eight halves of row `row` of a [rows, heads, HD] tensor from column c8 * 8, zero where `ok` is not.
+// With IN_F32 (the module's T is then f32, the output too) q, k and v hold f32, rounded to f16 as
+// they are staged: the tensor cores for an f32 model's attention.
+override IN_F32: bool = false;
+
+fn load4(src: u32, i: u32) -> vec4<u32> {
+    if (src == 0u) {
+        return q[i];
+    } else if (src == 1u) {
+        return k[i];
+    }
+    return v[i];
+}
+
+// Eight halves from element `index` (a multiple of 8) of q (src 0), k (1) or v (2); zero where `ok`
+// is not.
 fn load8(src: u32, index: u32, ok: bool) -> vec4<u32> {
     if (!ok) {
         return vec4<u32>(0u);
     }
-    if (src == 0u) {
-        return q[index / 8u];
-    } else if (src == 1u) {
-        return k[index / 8u];
+    if (IN_F32) {
+        let lo = bitcast<vec4<f32>>(load4(src, index / 4u));
+        let hi = bitcast<vec4<f32>>(load4(src, index / 4u + 1u));
+        return vec4<u32>(pack2x16float(lo.xy), pack2x16float(lo.zw), pack2x16float(hi.xy),
+                         pack2x16float(hi.zw));
     }
-    return v[index / 8u];
+    return load4(src, index / 8u);
+}
+
+// Where eight halves of key j (clamped into the cache), column c, of this KV head start.
+fn kv_at(b: u32, kvh: u32, j: u32, c: u32) -> u32 {
+    return kv_index(b, min(j, p.kv_cap - 1u), kvh) + c;
 }
 
 fn put8(tile: u32, at: u32, val: vec4<u32>) {
@@ -70,6 +91,42 @@ fn put8(tile: u32, at: u32, val: vec4<u32>) {
 // the 32 lanes' addresses fall in 32 different banks of the f32 scratch (bank 5r + 16h + c mod 32).
 fn col(r: u32, h: u32, c: u32) -> u32 {
     return h * 32u + (c + r + 16u * h) % 32u;
+}
+
+// Scores c = 4g..4g+4 of this lane (row r, half h) from the scratch: scaled, capped, and LOWEST where
+// the row is past the queries, the key past `end`, or not visible to the row.
+fn scores4(base: u32, r: u32, h: u32, g: u32, b: u32, i: u32, j0: u32, end: u32) -> vec4<f32> {
+    var x: vec4<f32>;
+    for (var e = 0u; e < 4u; e++) {
+        let cc = col(r, h, g * 4u + e);
+        let j = j0 + cc;
+        var s = capped(s_s[base + r * SS + cc] * p.scale);
+        if (i >= p.q_len || j >= end || !visible(b, i, j)) {
+            s = LOWEST;
+        }
+        x[e] = s;
+    }
+    return x;
+}
+
+// exp(x − mx) for four scores (0 where masked), written to this lane's places in its P tile.
+fn probs4(base: u32, r: u32, h: u32, g: u32, x: vec4<f32>, mx: f32) -> vec4<f32> {
+    let pr = select(vec4<f32>(0.0), exp(x - vec4<f32>(mx)), x > vec4<f32>(LOWEST));
+    for (var e = 0u; e < 4u; e++) {
+        p_s[base + r * PS + col(r, h, g * 4u + e)] = f16(pr[e]);
+    }
+    return pr;
+}
+
+// Four of this lane's outputs (c = 4g..4g+4) from the scratch.
+fn read4(base: u32, r: u32, h: u32, g: u32) -> vec4<f32> {
+    let at = base + r * SS;
+    return vec4<f32>(s_s[at + col(r, h, g * 4u)], s_s[at + col(r, h, g * 4u + 1u)],
+                     s_s[at + col(r, h, g * 4u + 2u)], s_s[at + col(r, h, g * 4u + 3u)]);
+}
+
+fn max4(x: vec4<f32>) -> f32 {
+    return max(max(x.x, x.y), max(x.z, x.w));
 }
 
 // K tile fragment: key n0..n0+16 as columns, dimensions d0..d0+16 as rows (element (d, key) at
@@ -128,38 +185,46 @@ fn prefill_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         start = (offset + row0 + 1u - p.window) / BC * BC;
     }
 
-    // This thread's four vec4s of the K and V tiles: rows e / 8, columns (e % 8) * 8, e = t + 128c.
-    var rk: array<vec4<u32>, 4>;
-    var rv: array<vec4<u32>, 4>;
-    for (var c = 0u; c < 4u; c++) {
-        let e = t + 128u * c;
-        let j = start + e / 8u;
-        let at = kv_index(b, min(j, p.kv_cap - 1u), kvh) + (e % 8u) * 8u;
-        rk[c] = load8(1u, at, j < end);
-        rv[c] = load8(2u, at, j < end);
-    }
+    // This thread's four vec4s of the K and V tiles: rows t / 8 + 16c, columns (t % 8) * 8. Kept in
+    // named registers (a private array indexed in a loop may live in memory).
+    let kr = t / 8u;
+    let kc = (t % 8u) * 8u;
+    var rk0 = load8(1u, kv_at(b, kvh, start + kr, kc), start + kr < end);
+    var rk1 = load8(1u, kv_at(b, kvh, start + kr + 16u, kc), start + kr + 16u < end);
+    var rk2 = load8(1u, kv_at(b, kvh, start + kr + 32u, kc), start + kr + 32u < end);
+    var rk3 = load8(1u, kv_at(b, kvh, start + kr + 48u, kc), start + kr + 48u < end);
+    var rv0 = load8(2u, kv_at(b, kvh, start + kr, kc), start + kr < end);
+    var rv1 = load8(2u, kv_at(b, kvh, start + kr + 16u, kc), start + kr + 16u < end);
+    var rv2 = load8(2u, kv_at(b, kvh, start + kr + 32u, kc), start + kr + 32u < end);
+    var rv3 = load8(2u, kv_at(b, kvh, start + kr + 48u, kc), start + kr + 48u < end);
 
-    var o: array<f32, 32>;
+    // This lane's 32 outputs of row i, four a vector (c = 4g..4g+4: columns col(r, hh, c)).
+    var o0 = vec4<f32>(0.0); var o1 = vec4<f32>(0.0); var o2 = vec4<f32>(0.0); var o3 = vec4<f32>(0.0);
+    var o4 = vec4<f32>(0.0); var o5 = vec4<f32>(0.0); var o6 = vec4<f32>(0.0); var o7 = vec4<f32>(0.0);
     var m = LOWEST;   // the row's running maximum
     var l = 0.0;      // this lane's part of the row's running sum
     var zero: coop_mat16x16<f32, C>;
 
     for (var j0 = start; j0 < end; j0 += BC) {
-        for (var c = 0u; c < 4u; c++) {
-            let e = t + 128u * c;
-            put8(0u, (e / 8u) * KS + (e % 8u) * 8u, rk[c]);
-            put8(1u, (e / 8u) * KS + (e % 8u) * 8u, rv[c]);
-        }
+        put8(0u, kr * KS + kc, rk0);
+        put8(0u, (kr + 16u) * KS + kc, rk1);
+        put8(0u, (kr + 32u) * KS + kc, rk2);
+        put8(0u, (kr + 48u) * KS + kc, rk3);
+        put8(1u, kr * KS + kc, rv0);
+        put8(1u, (kr + 16u) * KS + kc, rv1);
+        put8(1u, (kr + 32u) * KS + kc, rv2);
+        put8(1u, (kr + 48u) * KS + kc, rv3);
         workgroupBarrier();
         let jn = j0 + BC;
         if (jn < end) {
-            for (var c = 0u; c < 4u; c++) {
-                let e = t + 128u * c;
-                let j = jn + e / 8u;
-                let at = kv_index(b, min(j, p.kv_cap - 1u), kvh) + (e % 8u) * 8u;
-                rk[c] = load8(1u, at, j < end);
-                rv[c] = load8(2u, at, j < end);
-            }
+            rk0 = load8(1u, kv_at(b, kvh, jn + kr, kc), jn + kr < end);
+            rk1 = load8(1u, kv_at(b, kvh, jn + kr + 16u, kc), jn + kr + 16u < end);
+            rk2 = load8(1u, kv_at(b, kvh, jn + kr + 32u, kc), jn + kr + 32u < end);
+            rk3 = load8(1u, kv_at(b, kvh, jn + kr + 48u, kc), jn + kr + 48u < end);
+            rv0 = load8(2u, kv_at(b, kvh, jn + kr, kc), jn + kr < end);
+            rv1 = load8(2u, kv_at(b, kvh, jn + kr + 16u, kc), jn + kr + 16u < end);
+            rv2 = load8(2u, kv_at(b, kvh, jn + kr + 32u, kc), jn + kr + 32u < end);
+            rv3 = load8(2u, kv_at(b, kvh, jn + kr + 48u, kc), jn + kr + 48u < end);
         }
 
         // S = Q·Kᵀ, 16 rows × 64 keys a subgroup.
@@ -173,29 +238,24 @@ fn prefill_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         workgroupBarrier();
 
         // Online softmax over this lane's 32 scores of row i.
-        var x: array<f32, 32>;
-        var mx = LOWEST;
-        for (var c = 0u; c < 32u; c++) {
-            let cc = col(r, hh, c);
-            let j = j0 + cc;
-            var s = capped(s_s[s_base + r * SS + cc] * p.scale);
-            if (i >= p.q_len || j >= end || !visible(b, i, j)) {
-                s = LOWEST;
-            }
-            x[c] = s;
-            mx = max(mx, s);
-        }
+        let x0 = scores4(s_base, r, hh, 0u, b, i, j0, end);
+        let x1 = scores4(s_base, r, hh, 1u, b, i, j0, end);
+        let x2 = scores4(s_base, r, hh, 2u, b, i, j0, end);
+        let x3 = scores4(s_base, r, hh, 3u, b, i, j0, end);
+        let x4 = scores4(s_base, r, hh, 4u, b, i, j0, end);
+        let x5 = scores4(s_base, r, hh, 5u, b, i, j0, end);
+        let x6 = scores4(s_base, r, hh, 6u, b, i, j0, end);
+        let x7 = scores4(s_base, r, hh, 7u, b, i, j0, end);
+        var mx = max(max(max4(max(x0, x1)), max4(max(x2, x3))),
+                     max(max4(max(x4, x5)), max4(max(x6, x7))));
         mx = max(max(mx, subgroupShuffleXor(mx, 16u)), m);
         let corr = exp(m - mx);
         m = mx;
-        var sum = 0.0;
-        for (var c = 0u; c < 32u; c++) {
-            let pr = select(0.0, exp(x[c] - mx), x[c] > LOWEST);
-            sum += pr;
-            p_s[p_base + r * PS + col(r, hh, c)] = f16(pr);
-            o[c] *= corr;
-        }
-        l = l * corr + sum;
+        var sum4 = probs4(p_base, r, hh, 0u, x0, mx) + probs4(p_base, r, hh, 1u, x1, mx);
+        sum4 += probs4(p_base, r, hh, 2u, x2, mx) + probs4(p_base, r, hh, 3u, x3, mx);
+        sum4 += probs4(p_base, r, hh, 4u, x4, mx) + probs4(p_base, r, hh, 5u, x5, mx);
+        sum4 += probs4(p_base, r, hh, 6u, x6, mx) + probs4(p_base, r, hh, 7u, x7, mx);
+        l = l * corr + dot(sum4, vec4<f32>(1.0));
         workgroupBarrier();
 
         // P·V, 16 rows × 64 dimensions a subgroup, through the scratch into the lanes' outputs.
@@ -211,9 +271,14 @@ fn prefill_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
             coopStoreT(acc, &s_s[s_base + n * 16u], SS);
         }
         workgroupBarrier();
-        for (var c = 0u; c < 32u; c++) {
-            o[c] += s_s[s_base + r * SS + col(r, hh, c)];
-        }
+        o0 = fma(o0, vec4<f32>(corr), read4(s_base, r, hh, 0u));
+        o1 = fma(o1, vec4<f32>(corr), read4(s_base, r, hh, 1u));
+        o2 = fma(o2, vec4<f32>(corr), read4(s_base, r, hh, 2u));
+        o3 = fma(o3, vec4<f32>(corr), read4(s_base, r, hh, 3u));
+        o4 = fma(o4, vec4<f32>(corr), read4(s_base, r, hh, 4u));
+        o5 = fma(o5, vec4<f32>(corr), read4(s_base, r, hh, 5u));
+        o6 = fma(o6, vec4<f32>(corr), read4(s_base, r, hh, 6u));
+        o7 = fma(o7, vec4<f32>(corr), read4(s_base, r, hh, 7u));
     }
 
     let total = l + subgroupShuffleXor(l, 16u);
@@ -222,7 +287,18 @@ fn prefill_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     }
     let inv = select(0.0, 1.0 / total, total > 0.0);
     let base = q_index(b, i, h);
-    for (var c = 0u; c < 32u; c++) {
-        out[base + col(r, hh, c)] = T(o[c] * inv);
+    store4(base, r, hh, 0u, o0 * inv);
+    store4(base, r, hh, 1u, o1 * inv);
+    store4(base, r, hh, 2u, o2 * inv);
+    store4(base, r, hh, 3u, o3 * inv);
+    store4(base, r, hh, 4u, o4 * inv);
+    store4(base, r, hh, 5u, o5 * inv);
+    store4(base, r, hh, 6u, o6 * inv);
+    store4(base, r, hh, 7u, o7 * inv);
+}
+
+fn store4(base: u32, r: u32, h: u32, g: u32, val: vec4<f32>) {
+    for (var e = 0u; e < 4u; e++) {
+        out[base + col(r, h, g * 4u + e)] = T(val[e]);
     }
 }

@@ -139,12 +139,19 @@ pub async fn run(gpu: &Gpu, cfg: &BenchConfig, emit: &mut dyn FnMut(Value)) -> R
             for seq in [128, 512, 2048].into_iter().filter(|&s| s <= cfg.max_seq) {
                 for causal in [false, true] {
                     // What Auto picks (tensor cores for f16 where the device has them, else the
-                    // tiled kernel on GPUs), the tiled kernel with subgroups where Auto passes it
-                    // over, and the one-row-a-thread kernel.
+                    // tiled kernel on GPUs), the other of the two where the device has tensor
+                    // cores (for f32: inputs rounded to f16), and the one-row-a-thread kernel.
                     let caps = gpu.capabilities();
                     let mut variants = vec![AttentionKernel::Auto, AttentionKernel::Prefill];
-                    if caps.cooperative_matrix && caps.subgroups && dtype == DType::F16 {
-                        variants.insert(1, AttentionKernel::PrefillTiledSubgroup);
+                    if caps.cooperative_matrix && caps.subgroups {
+                        variants.insert(
+                            1,
+                            if dtype == DType::F16 {
+                                AttentionKernel::PrefillTiledSubgroup
+                            } else {
+                                AttentionKernel::PrefillCoop
+                            },
+                        );
                     }
                     for variant in variants {
                         out(bench_attention(gpu, cfg, dtype, seq, causal, variant).await?);

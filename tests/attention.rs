@@ -75,6 +75,18 @@ fn reference(c: &Case, q: &[f32], k: &[f32], v: &[f32], mask: &[i32]) -> Vec<f32
 }
 
 async fn run(gpu: &Gpu, c: Case, dtype: DType, variants: &[Kernel]) -> Result<()> {
+    run_with(gpu, c, dtype, variants, false).await
+}
+
+/// [`run`]; with `f16_inputs`, q, k and v are rounded to f16 before they are uploaded (for kernels
+/// that round f32 inputs to f16 themselves: the reference then sees what they multiply).
+async fn run_with(
+    gpu: &Gpu,
+    c: Case,
+    dtype: DType,
+    variants: &[Kernel],
+    f16_inputs: bool,
+) -> Result<()> {
     let mut rng = Rng::new((c.q_len * 1000 + c.kv_len * 10 + c.head_dim) as u64);
     let d = c.head_dim;
     // Queries scaled by 3 so that softmax is peaked enough for a wrong key to show.
@@ -85,6 +97,11 @@ async fn run(gpu: &Gpu, c: Case, dtype: DType, variants: &[Kernel]) -> Result<()
         .collect();
     let mut k = rng.vec(c.batch * c.kv_cap * c.kv_heads * d);
     let mut v = rng.vec(c.batch * c.kv_cap * c.kv_heads * d);
+    if f16_inputs {
+        for x in q.iter_mut().chain(k.iter_mut()).chain(v.iter_mut()) {
+            *x = half::f16::from_f32(*x).to_f32();
+        }
+    }
     let tq = upload(gpu, dtype, &mut q, &[c.batch, c.q_len, c.heads, d])?;
     let tk = upload(gpu, dtype, &mut k, &[c.batch, c.kv_cap, c.kv_heads, d])?;
     let tv = upload(gpu, dtype, &mut v, &[c.batch, c.kv_cap, c.kv_heads, d])?;
@@ -120,7 +137,11 @@ async fn run(gpu: &Gpu, c: Case, dtype: DType, variants: &[Kernel]) -> Result<()
         rec.submit();
         // Outputs are convex combinations of values in [-1, 1]: f32 sums and exp() give ~1e-6; f16
         // storage of q, k, v is mirrored in the reference, leaving the f16 output rounding (2^-11).
-        let t = if dtype == DType::F32 { 1e-5 } else { 2e-3 };
+        let t = if dtype == DType::F32 && !f16_inputs {
+            1e-5
+        } else {
+            2e-3
+        };
         assert_close(
             &format!("attention {dtype:?} {variant:?} {c:?}"),
             &out.to_f32_vec().await?,
@@ -361,9 +382,10 @@ gpu_test!(
 /// cooperative matrices) against the f64 reference in every mode it serves: padding masks, causal
 /// grouped-query heads, a cache longer than what is valid, rows and keys that end mid-tile, sliding
 /// windows across tiles, a soft cap; `Kernel::Auto` picks it there. Elsewhere asking for it is a
-/// typed error, not a wrong answer. Tolerance as the other f16 kernels' (2e-3): q, k, v are rounded
-/// to f16 in the reference too; the probabilities' rounding to f16 for P·V moves an output by at most
-/// 2⁻¹¹ of the values' range ([-1, 1]), the output's own rounding as much again.
+/// typed error, not a wrong answer. f16 inputs, and f32 ones (which the kernel rounds to f16 as it
+/// stages them: the test rounds them before uploading, so the reference multiplies the same numbers).
+/// Tolerance as the other f16 kernels' (2e-3): the probabilities' rounding to f16 for P·V moves an
+/// output by at most 2⁻¹¹ of the values' range ([-1, 1]), an f16 output's rounding as much again.
 async fn tensor_core_prefill() -> Result<()> {
     let gpu = gpu().await?;
     let caps = gpu.capabilities();
@@ -381,7 +403,9 @@ async fn tensor_core_prefill() -> Result<()> {
             "Kernel::PrefillCoop without tensor cores gave {:?}",
             got.map(|t| t.shape().to_vec())
         );
-        eprintln!("attention: no cooperative matrices here ({caps:?}); the tensor-core kernel was not run");
+        eprintln!(
+            "attention: no cooperative matrices here ({caps:?}); the tensor-core kernel was not run"
+        );
         return Ok(());
     }
     for c in [
@@ -408,6 +432,7 @@ async fn tensor_core_prefill() -> Result<()> {
         },
     ] {
         run(&gpu, c, DType::F16, &[Kernel::PrefillCoop, Kernel::Auto]).await?;
+        run_with(&gpu, c, DType::F32, &[Kernel::PrefillCoop], true).await?;
     }
     Ok(())
 }

@@ -554,12 +554,17 @@ fn matmul_coop_shader_validates() {
 #[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn attention_coop_shader_validates() {
-    let source = format!(
-        "enable wgpu_cooperative_matrix;\nenable f16;\nalias T = f16;\n{}{}",
-        include_str!("../shaders/attention_common.wgsl"),
-        include_str!("../shaders/attention_coop.wgsl").replace("enable wgpu_cooperative_matrix;", "")
-    );
-    common::naga_validates("attention_coop", &source);
+    // f16 throughout, and f32 inputs and output (T = f32, IN_F32).
+    for prelude in ["alias T = f16;", "alias T = f32;"] {
+        let source = format!(
+            "enable wgpu_cooperative_matrix;\nenable f16;\n{prelude}\n{}{}",
+            include_str!("../shaders/attention_common.wgsl"),
+            include_str!("../shaders/attention_coop.wgsl")
+                .replace("enable wgpu_cooperative_matrix;", "")
+                .replace("enable f16;", "")
+        );
+        common::naga_validates(prelude, &source);
+    }
 }
 
 /// The kernel choices' old names still compile (deprecated aliases of each module's `Kernel`), so

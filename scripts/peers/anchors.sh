@@ -15,7 +15,9 @@
 # machine stays warm, and `run` skips it then.
 #
 # Env for `run`: ONLY (llama,torch,ours; default all), NEW_TOKENS (llama.cpp's -n and our
-# --max-tokens; 128,512), PROMPTS (llama.cpp's -p; 15,512), REPS (llama.cpp's -r; 5).
+# --max-tokens; 128,512), PROMPTS (llama.cpp's -p; 15,512), REPS (llama.cpp's -r; 5), KERNELS_ONLY
+# (torch and ours run only these kernel benchmarks, e.g. `attention` or `matmul,attention`: no
+# decoding or embedding; the binary then needed is bench-bin/bench_kernels.gz alone).
 # Every line carries "engine" (llama.cpp CUDA, torch, webgpu-infer) and "gpu".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -94,6 +96,15 @@ for l in sys.stdin:
     o=json.loads(l); o.setdefault("engine", sys.argv[1]); o["gpu"]=sys.argv[2]; print(json.dumps(o), flush=True)' "$1" "$gpu" |
       tee -a "$jsonl"
   }
+  if [ -n "${KERNELS_ONLY:-}" ]; then
+    [[ $only == *torch* ]] && python3 scripts/peers/torch_anchors.py --ops "$KERNELS_ONLY" 2>&1 | tag torch
+    if [[ $only == *ours* ]]; then
+      gzip -dc bench-bin/bench_kernels.gz >"$wb/bench_kernels" && chmod +x "$wb/bench_kernels"
+      $wb/bench_kernels --ops "$KERNELS_ONLY" 2>&1 | tag webgpu-infer
+    fi
+    log "wrote $jsonl"
+    return
+  fi
   python3 scripts/synth_gguf.py build bench-bin/smollm2 $models/SmolLM2-135M-Instruct.Q4_1.gguf
   local gguf=$models/SmolLM2-135M-Instruct.Q4_1.gguf
   if [[ $only == *llama* ]]; then

@@ -107,8 +107,9 @@ pub enum Kernel {
     PrefillTiledSubgroup,
     /// Flash attention on tensor cores: Q·Kᵀ and P·V as 16×16×16 f16 cooperative-matrix products
     /// with f32 accumulation, 64 query rows × 64 keys a step, the online softmax in the lanes
-    /// (probabilities rounded to f16 for P·V). f16 q, k, v with head_dim 64, native devices with
-    /// [`crate::Capabilities::cooperative_matrix`]; 44 KiB of workgroup memory.
+    /// (probabilities rounded to f16 for P·V). head_dim 64, native devices with
+    /// [`crate::Capabilities::cooperative_matrix`]; 44 KiB of workgroup memory. f16 q, k, v, or f32
+    /// ones rounded to f16 as they are staged (output f32; `Auto` picks it for f16 only).
     PrefillCoop,
     /// One workgroup a (row, head) walks every key.
     Decode,
@@ -281,12 +282,17 @@ pub fn attention(
     }
     // The decode kernel knows the head size at compile time (its loops over it unroll).
     let hd = decode_constants(params.head_dim);
+    let in_f32 = [("IN_F32", f64::from(u8::from(dtype == DType::F32)))];
     let pipeline = gpu.pipeline(&KernelSource {
         name,
         body,
         dtype,
         entry,
-        constants: if entry == "decode" { &hd } else { &[] },
+        constants: match entry {
+            "decode" => &hd,
+            "prefill_coop" => &in_f32,
+            _ => &[],
+        },
     });
     let mask = opts.mask.unwrap_or(q);
     rec.dispatch(
@@ -418,7 +424,9 @@ fn pick_variant(
             Kernel::DecodeSplit
         }
         Kernel::Auto if q_len <= DECODE_MAX_ROWS && decode_ok => Kernel::Decode,
-        Kernel::Auto if coop_fits(gpu, dtype, head_dim).is_ok() => Kernel::PrefillCoop,
+        Kernel::Auto if dtype == DType::F16 && coop_fits(gpu, head_dim).is_ok() => {
+            Kernel::PrefillCoop
+        }
         Kernel::Auto if !gpu.capabilities().cpu_kernels => {
             if tiled_fits(gpu, head_dim, true).is_ok() {
                 Kernel::PrefillTiledSubgroup
@@ -436,7 +444,7 @@ fn pick_variant(
         tiled_fits(gpu, head_dim, subgroup)?;
     }
     if variant == Kernel::PrefillCoop {
-        coop_fits(gpu, dtype, head_dim)?;
+        coop_fits(gpu, head_dim)?;
     }
     let is_decode = matches!(variant, Kernel::Decode | Kernel::DecodeSplit);
     if is_decode && !decode_ok {
@@ -522,8 +530,8 @@ fn tiled_fits(gpu: &crate::Gpu, head_dim: usize, subgroup: bool) -> Result<()> {
     Ok(())
 }
 
-/// Whether [`Kernel::PrefillCoop`] can run `dtype` and this head_dim on this device, or why not.
-fn coop_fits(gpu: &crate::Gpu, dtype: DType, head_dim: usize) -> Result<()> {
+/// Whether [`Kernel::PrefillCoop`] can run this head_dim on this device, or why not.
+fn coop_fits(gpu: &crate::Gpu, head_dim: usize) -> Result<()> {
     const OP: &str = "attention (tensor cores)";
     let caps = gpu.capabilities();
     if !(caps.cooperative_matrix && caps.subgroups) {
@@ -532,12 +540,11 @@ fn coop_fits(gpu: &crate::Gpu, dtype: DType, head_dim: usize) -> Result<()> {
             feature: "wgpu-cooperative-matrix (16x16x16 f16, 32-wide subgroups; native only)",
         });
     }
-    if dtype != DType::F16 || head_dim != 64 {
+    if head_dim != 64 {
         return Err(Error::shape(
             OP,
             format!(
-                "the tensor-core kernel takes f16 with head_dim 64, got {dtype:?} with {head_dim}; \
-                 use Kernel::PrefillTiled"
+                "the tensor-core kernel takes head_dim 64, got {head_dim}; use Kernel::PrefillTiled"
             ),
         ));
     }

@@ -1,7 +1,7 @@
 //! The split decode (attention over a long KV cache for few query rows): one workgroup a (row,
 //! head, key range), then a pass that merges the ranges' partial softmax states.
 
-use super::{Params, decode_constants, decode_shader, slot, split_size, SPLIT_KEYS};
+use super::{Params, SPLIT_KEYS, decode_constants, decode_shader, slot, split_size};
 use crate::error::Result;
 use crate::gpu::KernelSource;
 use crate::kernels::to_u32;
