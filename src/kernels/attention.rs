@@ -1,5 +1,7 @@
 //! Flash-style attention, `shaders/attention.wgsl`: bidirectional with a padding mask (BERT) or causal
-//! (LLaMA), grouped-query heads, a KV cache read in place, and a decode variant for few query rows.
+//! (LLaMA), grouped-query heads, a KV cache read in place, and a decode variant for few query rows;
+//! the prefill also as tiled products (`attention_tiled.wgsl`) and, natively, on tensor cores
+//! (`attention_coop.wgsl`); the split decode in `attention/split.rs`.
 
 use crate::error::{Error, Result};
 use crate::gpu::KernelSource;
