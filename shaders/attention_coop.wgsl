@@ -29,16 +29,10 @@ enable f16;
 @group(0) @binding(5) var<uniform> p: Params;
 
 const BR: u32 = 64u;
-const BC: u32 = 64u;
-const HD: u32 = 64u;
 const KS: u32 = 72u;    // row stride of the staged Q, K and V tiles, in halves (64 + 8 padding)
-const SS: u32 = 68u;    // row stride of a subgroup's f32 scratch (16 rows)
-const PS: u32 = 72u;    // row stride of a subgroup's P tile (16 rows of f16)
 
 var<workgroup> k_s: array<f16, 4608>;   // BC × KS (Q's 64 rows before the first key tile)
 var<workgroup> v_s: array<f16, 4608>;   // BC × KS
-var<workgroup> s_s: array<f32, 4352>;   // 4 subgroups × 16 × SS
-var<workgroup> p_s: array<f16, 4608>;   // 4 subgroups × 16 × PS
 
 // With IN_F32 (the module's T is then f32, the output too) q, k and v hold f32, rounded to f16 as
 // they are staged: the tensor cores for an f32 model's attention.
@@ -87,48 +81,6 @@ fn put8(tile: u32, at: u32, val: vec4<u32>) {
     }
 }
 
-// The column of a lane's c-th element (c < 32) in row r, half h of a 16 × 64 tile: rotated so that
-// the 32 lanes' addresses fall in 32 different banks of the f32 scratch (bank 5r + 16h + c mod 32).
-fn col(r: u32, h: u32, c: u32) -> u32 {
-    return h * 32u + (c + r + 16u * h) % 32u;
-}
-
-// Scores c = 4g..4g+4 of this lane (row r, half h) from the scratch: scaled, capped, and LOWEST where
-// the row is past the queries, the key past `end`, or not visible to the row.
-fn scores4(base: u32, r: u32, h: u32, g: u32, b: u32, i: u32, j0: u32, end: u32) -> vec4<f32> {
-    var x: vec4<f32>;
-    for (var e = 0u; e < 4u; e++) {
-        let cc = col(r, h, g * 4u + e);
-        let j = j0 + cc;
-        var s = capped(s_s[base + r * SS + cc] * p.scale);
-        if (i >= p.q_len || j >= end || !visible(b, i, j)) {
-            s = LOWEST;
-        }
-        x[e] = s;
-    }
-    return x;
-}
-
-// exp(x − mx) for four scores (0 where masked), written to this lane's places in its P tile.
-fn probs4(base: u32, r: u32, h: u32, g: u32, x: vec4<f32>, mx: f32) -> vec4<f32> {
-    let pr = select(vec4<f32>(0.0), exp(x - vec4<f32>(mx)), x > vec4<f32>(LOWEST));
-    for (var e = 0u; e < 4u; e++) {
-        p_s[base + r * PS + col(r, h, g * 4u + e)] = f16(pr[e]);
-    }
-    return pr;
-}
-
-// Four of this lane's outputs (c = 4g..4g+4) from the scratch.
-fn read4(base: u32, r: u32, h: u32, g: u32) -> vec4<f32> {
-    let at = base + r * SS;
-    return vec4<f32>(s_s[at + col(r, h, g * 4u)], s_s[at + col(r, h, g * 4u + 1u)],
-                     s_s[at + col(r, h, g * 4u + 2u)], s_s[at + col(r, h, g * 4u + 3u)]);
-}
-
-fn max4(x: vec4<f32>) -> f32 {
-    return max(max(x.x, x.y), max(x.z, x.w));
-}
-
 // K tile fragment: key n0..n0+16 as columns, dimensions d0..d0+16 as rows (element (d, key) at
 // key * KS + d: column-major).
 fn k_frag(n0: u32, d0: u32) -> coop_mat16x16<f16, B> {
@@ -137,10 +89,6 @@ fn k_frag(n0: u32, d0: u32) -> coop_mat16x16<f16, B> {
 
 fn v_frag(j0: u32, d0: u32) -> coop_mat16x16<f16, B> {
     return coopLoadT<coop_mat16x16<f16, B>>(&v_s[j0 * KS + d0], KS);
-}
-
-fn p_frag(base: u32, j0: u32) -> coop_mat16x16<f16, A> {
-    return coopLoadT<coop_mat16x16<f16, A>>(&p_s[base + j0], PS);
 }
 
 @compute @workgroup_size(128, 1, 1)
@@ -238,24 +186,10 @@ fn prefill_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         workgroupBarrier();
 
         // Online softmax over this lane's 32 scores of row i.
-        let x0 = scores4(s_base, r, hh, 0u, b, i, j0, end);
-        let x1 = scores4(s_base, r, hh, 1u, b, i, j0, end);
-        let x2 = scores4(s_base, r, hh, 2u, b, i, j0, end);
-        let x3 = scores4(s_base, r, hh, 3u, b, i, j0, end);
-        let x4 = scores4(s_base, r, hh, 4u, b, i, j0, end);
-        let x5 = scores4(s_base, r, hh, 5u, b, i, j0, end);
-        let x6 = scores4(s_base, r, hh, 6u, b, i, j0, end);
-        let x7 = scores4(s_base, r, hh, 7u, b, i, j0, end);
-        var mx = max(max(max4(max(x0, x1)), max4(max(x2, x3))),
-                     max(max4(max(x4, x5)), max4(max(x6, x7))));
-        mx = max(max(mx, subgroupShuffleXor(mx, 16u)), m);
-        let corr = exp(m - mx);
-        m = mx;
-        var sum4 = probs4(p_base, r, hh, 0u, x0, mx) + probs4(p_base, r, hh, 1u, x1, mx);
-        sum4 += probs4(p_base, r, hh, 2u, x2, mx) + probs4(p_base, r, hh, 3u, x3, mx);
-        sum4 += probs4(p_base, r, hh, 4u, x4, mx) + probs4(p_base, r, hh, 5u, x5, mx);
-        sum4 += probs4(p_base, r, hh, 6u, x6, mx) + probs4(p_base, r, hh, 7u, x7, mx);
-        l = l * corr + dot(sum4, vec4<f32>(1.0));
+        let sm = softmax_tile(s_base, p_base, r, hh, b, i, j0, j0, end, m);
+        let corr = sm.y;
+        m = sm.x;
+        l = l * corr + sm.z;
         workgroupBarrier();
 
         // P·V, 16 rows × 64 dimensions a subgroup, through the scratch into the lanes' outputs.
@@ -295,10 +229,4 @@ fn prefill_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     store4(base, r, hh, 5u, o5 * inv);
     store4(base, r, hh, 6u, o6 * inv);
     store4(base, r, hh, 7u, o7 * inv);
-}
-
-fn store4(base: u32, r: u32, h: u32, g: u32, val: vec4<f32>) {
-    for (var e = 0u; e < 4u; e++) {
-        out[base + col(r, h, g * 4u + e)] = T(val[e]);
-    }
 }

@@ -237,6 +237,11 @@ async fn causal_gqa() -> Result<()> {
     let gpu = gpu().await?;
     for c in [
         case(1, 17, 17, 9, 3, 64, true),
+        case(1, 64, 64, 2, 1, 64, true),
+        Case {
+            kv_cap: 256,
+            ..case(2, 3, 200, 2, 2, 64, false)
+        },
         case(2, 129, 129, 4, 2, 64, true),
         case(1, 70, 70, 2, 1, 128, true),
         case(1, 3, 3, 6, 3, 8, true),
@@ -382,8 +387,11 @@ gpu_test!(
 /// cooperative matrices) against the f64 reference in every mode it serves: padding masks, causal
 /// grouped-query heads, a cache longer than what is valid, rows and keys that end mid-tile, sliding
 /// windows across tiles, a soft cap; `Kernel::Auto` picks it there. Elsewhere asking for it is a
-/// typed error, not a wrong answer. f16 inputs, and f32 ones (which the kernel rounds to f16 as it
-/// stages them: the test rounds them before uploading, so the reference multiplies the same numbers).
+/// typed error, not a wrong answer. f16 inputs (from 64 valid keys on through the kernel that reads
+/// K and V from global memory: one, two and four subgroups a row block, a last tile moved back to
+/// end at kv_len, subgroups with no tile left in the last round; below, the staging one), and f32
+/// ones (which the staging kernel rounds to f16 as it stages them: the test rounds them before
+/// uploading, so the reference multiplies the same numbers).
 /// Tolerance as the other f16 kernels' (2e-3): the probabilities' rounding to f16 for P·V moves an
 /// output by at most 2⁻¹¹ of the values' range ([-1, 1]), an f16 output's rounding as much again.
 async fn tensor_core_prefill() -> Result<()> {
@@ -414,6 +422,11 @@ async fn tensor_core_prefill() -> Result<()> {
             ..case(2, 100, 100, 2, 1, 64, false)
         },
         case(1, 17, 17, 9, 3, 64, true),
+        case(1, 64, 64, 2, 1, 64, true),
+        Case {
+            kv_cap: 256,
+            ..case(2, 3, 200, 2, 2, 64, false)
+        },
         case(2, 129, 129, 4, 2, 64, true),
         case(1, 256, 256, 2, 2, 64, false),
         Case {

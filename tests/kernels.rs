@@ -550,16 +550,32 @@ fn matmul_coop_shader_validates() {
     }
 }
 
-/// The tensor-core attention compiles (naga, every capability on) where the adapter cannot run it.
+/// The tensor-core attention kernels compile (naga, every capability on) where the adapter cannot
+/// run them: the staging one for f16 and for f32 inputs and output (T = f32, IN_F32), the direct one
+/// (f16 only).
 #[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn attention_coop_shader_validates() {
-    // f16 throughout, and f32 inputs and output (T = f32, IN_F32).
-    for prelude in ["alias T = f16;", "alias T = f32;"] {
+    let kernels = [
+        (
+            "alias T = f16;",
+            include_str!("../shaders/attention_coop.wgsl"),
+        ),
+        (
+            "alias T = f32;",
+            include_str!("../shaders/attention_coop.wgsl"),
+        ),
+        (
+            "alias T = f16;",
+            include_str!("../shaders/attention_coop_direct.wgsl"),
+        ),
+    ];
+    for (prelude, kernel) in kernels {
         let source = format!(
-            "enable wgpu_cooperative_matrix;\nenable f16;\n{prelude}\n{}{}",
+            "enable wgpu_cooperative_matrix;\nenable f16;\n{prelude}\n{}{}{}",
             include_str!("../shaders/attention_common.wgsl"),
-            include_str!("../shaders/attention_coop.wgsl")
+            include_str!("../shaders/attention_coop_lanes.wgsl"),
+            kernel
                 .replace("enable wgpu_cooperative_matrix;", "")
                 .replace("enable f16;", "")
         );

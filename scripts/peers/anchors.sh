@@ -17,7 +17,8 @@
 # Env for `run`: ONLY (llama,torch,ours; default all), NEW_TOKENS (llama.cpp's -n and our
 # --max-tokens; 128,512), PROMPTS (llama.cpp's -p; 15,512), REPS (llama.cpp's -r; 5), KERNELS_ONLY
 # (torch and ours run only these kernel benchmarks, e.g. `attention` or `matmul,attention`: no
-# decoding or embedding; the binary then needed is bench-bin/bench_kernels.gz alone).
+# decoding or embedding; the binary then needed is bench-bin/bench_kernels.gz alone), and with it
+# KERNEL_ENVS="TAG:VAR=V,VAR2=V2 …" (ours again with those knobs, lines tagged "knobs": TAG).
 # Every line carries "engine" (llama.cpp CUDA, torch, webgpu-infer) and "gpu".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -101,6 +102,17 @@ for l in sys.stdin:
     if [[ $only == *ours* ]]; then
       gzip -dc bench-bin/bench_kernels.gz >"$wb/bench_kernels" && chmod +x "$wb/bench_kernels"
       $wb/bench_kernels --ops "$KERNELS_ONLY" 2>&1 | tag webgpu-infer
+      # KERNEL_ENVS="TAG:VAR=V,VAR2=V2 …": the same benchmarks again with those knobs, "knobs": TAG.
+      local item
+      for item in ${KERNEL_ENVS:-}; do
+        local envs
+        IFS=, read -r -a envs <<<"${item#*:}"
+        env "${envs[@]}" $wb/bench_kernels --ops "$KERNELS_ONLY" 2>&1 |
+          python3 -c 'import json,sys
+for l in sys.stdin:
+    if l.startswith("{"): o=json.loads(l); o["knobs"]=sys.argv[1]; l=json.dumps(o)
+    print(l.rstrip(), flush=True)' "${item%%:*}" | tag webgpu-infer
+      done
     fi
     log "wrote $jsonl"
     return

@@ -1,7 +1,8 @@
 //! Flash-style attention, `shaders/attention.wgsl`: bidirectional with a padding mask (BERT) or causal
 //! (LLaMA), grouped-query heads, a KV cache read in place, and a decode variant for few query rows;
 //! the prefill also as tiled products (`attention_tiled.wgsl`) and, natively, on tensor cores
-//! (`attention_coop.wgsl`); the split decode in `attention/split.rs`.
+//! (`attention/coop.rs`: `attention_coop_direct.wgsl`, `attention_coop.wgsl`); the split decode in
+//! `attention/split.rs`.
 
 use crate::error::{Error, Result};
 use crate::gpu::KernelSource;
@@ -9,6 +10,7 @@ use crate::kernels::{check_dtypes, require_whole, to_u32};
 use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
+mod coop;
 mod split;
 
 /// The shaders' bindings by name (`@binding(N) var … name`; tests/params.rs checks each against the WGSL).
@@ -72,15 +74,6 @@ const TILED_64: &str = tiled_source!("64", "../../shaders/attention_tiled_wg.wgs
 const TILED_32: &str = tiled_source!("32", "../../shaders/attention_tiled_wg.wgsl");
 const TILED_64_SG: &str = tiled_source!("64", "../../shaders/attention_tiled_sg.wgsl");
 const TILED_32_SG: &str = tiled_source!("32", "../../shaders/attention_tiled_sg.wgsl");
-/// Flash attention on tensor cores (f16, head_dim 64; its own bindings, eight halves a read).
-const COOP: &str = concat!(
-    include_str!("../../shaders/attention_common.wgsl"),
-    include_str!("../../shaders/attention_coop.wgsl")
-);
-/// Query rows per tensor-core workgroup (BR in shaders/attention_coop.wgsl), and the workgroup
-/// memory it takes: K, V and Q tiles, four subgroups' f32 scratch and f16 probabilities.
-const COOP_ROWS: usize = 64;
-const COOP_WORKGROUP_BYTES: u32 = 2 * 4608 * 2 + 4352 * 4 + 4608 * 2;
 /// Query rows per tiled prefill workgroup (BR in the shader).
 const TILED_ROWS: usize = 64;
 /// Query rows per prefill workgroup.
@@ -108,10 +101,12 @@ pub enum Kernel {
     /// (head_dim 64) or 24 KiB (32) of workgroup memory.
     PrefillTiledSubgroup,
     /// Flash attention on tensor cores: Q·Kᵀ and P·V as 16×16×16 f16 cooperative-matrix products
-    /// with f32 accumulation, 64 query rows × 64 keys a step, the online softmax in the lanes
-    /// (probabilities rounded to f16 for P·V). head_dim 64, native devices with
-    /// [`crate::Capabilities::cooperative_matrix`]; 44 KiB of workgroup memory. f16 q, k, v, or f32
-    /// ones rounded to f16 as they are staged (output f32; `Auto` picks it for f16 only).
+    /// with f32 accumulation, 16 query rows × 64 keys a subgroup and step, the online softmax in the
+    /// lanes (probabilities rounded to f16 for P·V). head_dim 64, native devices with
+    /// [`crate::Capabilities::cooperative_matrix`]; 44 KiB of workgroup memory. f16 q, k, v with at
+    /// least 64 valid keys: K and V read from global memory, up to four subgroups on the same rows;
+    /// else (f32 inputs, rounded to f16 as they are staged, output f32; or fewer keys) K and V staged
+    /// in workgroup memory. `Auto` picks it for f16 only.
     PrefillCoop,
     /// One workgroup a (row, head) walks every key.
     Decode,
@@ -266,9 +261,24 @@ pub fn attention(
         split::split_decode(rec, [q, k, v, opts.mask.unwrap_or(q), &out], &params, dtype)?;
         return Ok(out);
     }
-    let (mut name, mut body, entry, rows_x) = kernel_of(variant, head_dim, q_len);
+    let (mut name, mut body, mut entry, mut rows_x) = kernel_of(variant, head_dim, q_len);
     if variant == Kernel::Decode {
         (name, body) = decode_shader(&gpu);
+    }
+    // The decode kernel knows the head size at compile time (its loops over it unroll).
+    let mut constants = match entry {
+        "decode" => decode_constants(params.head_dim),
+        _ => Vec::new(),
+    };
+    if variant == Kernel::PrefillCoop {
+        let plan = coop::plan(dtype, q_len, kv_len);
+        (name, body, entry, rows_x, constants) = (
+            plan.name,
+            plan.body,
+            plan.entry,
+            plan.groups_x,
+            plan.constants,
+        );
     }
     let groups = [
         to_u32(OP, "row groups", rows_x)?,
@@ -282,19 +292,12 @@ pub fn attention(
     ] {
         gpu.check_workgroups(what, n)?;
     }
-    // The decode kernel knows the head size at compile time (its loops over it unroll).
-    let hd = decode_constants(params.head_dim);
-    let in_f32 = [("IN_F32", f64::from(u8::from(dtype == DType::F32)))];
     let pipeline = gpu.pipeline(&KernelSource {
         name,
         body,
         dtype,
         entry,
-        constants: match entry {
-            "decode" => &hd,
-            "prefill_coop" => &in_f32,
-            _ => &[],
-        },
+        constants: &constants,
     });
     let mask = opts.mask.unwrap_or(q);
     rec.dispatch(
@@ -426,7 +429,7 @@ fn pick_variant(
             Kernel::DecodeSplit
         }
         Kernel::Auto if q_len <= DECODE_MAX_ROWS && decode_ok => Kernel::Decode,
-        Kernel::Auto if dtype == DType::F16 && coop_fits(gpu, head_dim).is_ok() => {
+        Kernel::Auto if dtype == DType::F16 && coop::fits(gpu, head_dim).is_ok() => {
             Kernel::PrefillCoop
         }
         Kernel::Auto if !gpu.capabilities().cpu_kernels => {
@@ -446,7 +449,7 @@ fn pick_variant(
         tiled_fits(gpu, head_dim, subgroup)?;
     }
     if variant == Kernel::PrefillCoop {
-        coop_fits(gpu, head_dim)?;
+        coop::fits(gpu, head_dim)?;
     }
     let is_decode = matches!(variant, Kernel::Decode | Kernel::DecodeSplit);
     if is_decode && !decode_ok {
@@ -464,7 +467,8 @@ fn pick_variant(
     Ok(variant)
 }
 
-/// The shader, entry point and row groups of a (non-split) variant.
+/// The shader, entry point and row groups of a (non-split) variant (the tensor cores' are
+/// `coop::plan`'s).
 fn kernel_of(
     variant: Kernel,
     head_dim: usize,
@@ -473,12 +477,6 @@ fn kernel_of(
     let subgroup = variant == Kernel::PrefillTiledSubgroup;
     match variant {
         Kernel::Decode | Kernel::DecodeSplit => ("attention", SHADER, "decode", q_len),
-        Kernel::PrefillCoop => (
-            "attention_coop",
-            COOP,
-            "prefill_coop",
-            q_len.div_ceil(COOP_ROWS),
-        ),
         Kernel::PrefillTiled | Kernel::PrefillTiledSubgroup => {
             let (name, body) = match (head_dim, subgroup) {
                 (64, false) => ("attention_tiled64", TILED_64),
@@ -525,36 +523,6 @@ fn tiled_fits(gpu: &crate::Gpu, head_dim: usize, subgroup: bool) -> Result<()> {
         return Err(Error::LimitExceeded {
             what: format!("the tiled attention's workgroup memory for head_dim {head_dim}"),
             value: u64::from(needed),
-            limit_name: "maxComputeWorkgroupStorageSize",
-            limit: u64::from(limit),
-        });
-    }
-    Ok(())
-}
-
-/// Whether [`Kernel::PrefillCoop`] can run this head_dim on this device, or why not.
-fn coop_fits(gpu: &crate::Gpu, head_dim: usize) -> Result<()> {
-    const OP: &str = "attention (tensor cores)";
-    let caps = gpu.capabilities();
-    if !(caps.cooperative_matrix && caps.subgroups) {
-        return Err(Error::MissingFeature {
-            op: OP,
-            feature: "wgpu-cooperative-matrix (16x16x16 f16, 32-wide subgroups; native only)",
-        });
-    }
-    if head_dim != 64 {
-        return Err(Error::shape(
-            OP,
-            format!(
-                "the tensor-core kernel takes head_dim 64, got {head_dim}; use Kernel::PrefillTiled"
-            ),
-        ));
-    }
-    let limit = gpu.limits().max_compute_workgroup_storage_size;
-    if limit < COOP_WORKGROUP_BYTES {
-        return Err(Error::LimitExceeded {
-            what: "the tensor-core attention's workgroup memory".into(),
-            value: u64::from(COOP_WORKGROUP_BYTES),
             limit_name: "maxComputeWorkgroupStorageSize",
             limit: u64::from(limit),
         });
