@@ -8,17 +8,19 @@ enable f16;
 // subgroup waits for another's loads: a workgroup's 4 subgroups take 4 / SPLIT row blocks of 16
 // rows, and the SPLIT subgroups of a row block take every SPLIT-th key tile of its range (more
 // subgroups in flight for the same rows: the latency of a tile's chain of loads, products, scratch
-// round trips and softmax is hidden by the others'). Per key tile, a subgroup:
+// round trip and softmax is hidden by the others'). Per key tile, a subgroup:
 //   1. loads K's fragments from global memory (16 keys × 16 dimensions each: key rows of the cache
 //      are the columns of Kᵀ) and computes S = Q·Kᵀ into its f32 scratch;
-//   2. runs the online softmax in its lanes (attention_coop_lanes.wgsl), P to its f16 tile;
-//   3. loads V's fragments from global memory and computes P·V through the scratch into the lanes'
-//      f32 outputs.
+//   2. runs the online softmax in its lanes (attention_coop_lanes.wgsl), P to its f16 tile; a row's
+//      maximum moves only when a tile's exceeds it by more than SLACK;
+//   3. loads V's fragments from global memory and adds P·V to its four output accumulators, which
+//      stay on the tensor cores across tiles (through the scratch, rescaled by the lanes, only in a
+//      tile where some row's maximum moved).
 // A tile never reads past the cache: the last one of a range that would is moved back to end at
-// kv_len (or at 64 where kv_len < 64, inside the cache), its keys before the tile's own start masked.
-// The SPLIT partial results of a row (maximum, sum, outputs) are merged through the scratch at the
-// end. Workgroup barriers order each subgroup's scratch and P tile (every subgroup walks the same
-// number of tiles; one past its share masks everything). Workgroup memory: 26.5 KiB.
+// kv_len (kv_len ≥ 64), its keys before the tile's own start masked. The SPLIT partial results of a
+// row (maximum, sum, outputs) are merged through the scratch at the end. Workgroup barriers order
+// each subgroup's scratch and P tile: two a tile (every subgroup walks the same number of tiles; one
+// past its share masks everything). Workgroup memory: 26.5 KiB.
 
 @group(0) @binding(0) var<storage, read> q: array<vec4<u32>>;
 @group(0) @binding(1) var<storage, read> k: array<f16>;
@@ -31,6 +33,12 @@ enable f16;
 override SPLIT: u32 = 4u;
 
 var<workgroup> ml_s: array<f32, 128>;   // 4 subgroups × (16 row maxima, 16 row sums)
+var<workgroup> moved_s: array<u32, 4>;  // a subgroup's rows moved their maxima this tile
+
+// How far a tile's maximum may exceed a row's before the row's maximum moves: P then reaches at
+// most e^8 ≈ 2981 (f16 holds 65504), and after the first tiles the accumulators rarely need
+// rescaling.
+const SLACK: f32 = 8.0;
 
 @compute @workgroup_size(128, 1, 1)
 fn prefill_coop_direct(@builtin(workgroup_id) wid: vec3<u32>,
@@ -89,11 +97,17 @@ fn prefill_coop_direct(@builtin(workgroup_id) wid: vec3<u32>,
     let last = max(p.kv_len, BC) - BC;   // the last tile that stays inside the cache starts here
     let stride = p.n_kv_heads * HD;      // halves from one key's row to the next
 
-    var o0 = vec4<f32>(0.0); var o1 = vec4<f32>(0.0); var o2 = vec4<f32>(0.0); var o3 = vec4<f32>(0.0);
-    var o4 = vec4<f32>(0.0); var o5 = vec4<f32>(0.0); var o6 = vec4<f32>(0.0); var o7 = vec4<f32>(0.0);
-    var m = LOWEST;   // the row's running maximum (over this subgroup's tiles)
+    // The outputs stay in four accumulators (16 rows × 16 dimensions each) across tiles, relative
+    // to the rows' maxima m; a row's maximum moves only when a tile's exceeds it by more than SLACK,
+    // and then (any row of the workgroup: the products must stay in uniform control flow) the
+    // accumulators go through the scratch, where each lane rescales its row's values.
+    var m = LOWEST;   // the row's maximum (over this subgroup's tiles, up to SLACK)
     var l = 0.0;      // this lane's part of the row's running sum
     var zero: coop_mat16x16<f32, C>;
+    var acc0: coop_mat16x16<f32, C>;
+    var acc1: coop_mat16x16<f32, C>;
+    var acc2: coop_mat16x16<f32, C>;
+    var acc3: coop_mat16x16<f32, C>;
 
     for (var round = 0u; round < rounds; round++) {
         let tile = round * SPLIT + part;
@@ -113,52 +127,51 @@ fn prefill_coop_direct(@builtin(workgroup_id) wid: vec3<u32>,
         }
         workgroupBarrier();
 
-        let sm = softmax_tile(s_base, p_base, r, hh, b, i, jb, lo, end, m);
+        let sm = softmax_tile(s_base, p_base, r, hh, b, i, jb, lo, end, m, SLACK);
         let corr = sm.y;
+        let moved = subgroupAny(m > LOWEST && sm.x > m);   // rows with something to rescale
         m = sm.x;
         l = l * corr + sm.z;
-        workgroupBarrier();
+        if (lane == 0u) {
+            moved_s[sg] = u32(moved);
+        }
+        let flags = workgroupUniformLoad(&moved_s);   // a barrier: P and the flags are written
+        if (flags[0] + flags[1] + flags[2] + flags[3] > 0u) {
+            coopStoreT(acc0, &s_s[s_base], SS);
+            coopStoreT(acc1, &s_s[s_base + 16u], SS);
+            coopStoreT(acc2, &s_s[s_base + 32u], SS);
+            coopStoreT(acc3, &s_s[s_base + 48u], SS);
+            workgroupBarrier();
+            for (var g = 0u; g < 8u; g++) {
+                put4(s_base, r, hh, g, read4(s_base, r, hh, g) * corr);
+            }
+            workgroupBarrier();
+            acc0 = coopLoadT<coop_mat16x16<f32, C>>(&s_s[s_base], SS);
+            acc1 = coopLoadT<coop_mat16x16<f32, C>>(&s_s[s_base + 16u], SS);
+            acc2 = coopLoadT<coop_mat16x16<f32, C>>(&s_s[s_base + 32u], SS);
+            acc3 = coopLoadT<coop_mat16x16<f32, C>>(&s_s[s_base + 48u], SS);
+            workgroupBarrier();   // the scratch is the next tile's S
+        }
 
-        // P·V, 16 rows × 64 dimensions: V's fragment (key j, dimension d) is v[kb + j · stride + d].
+        // O += P·V: V's fragment (key j, dimension d) is v[kb + j · stride + d].
         let pf0 = p_frag(p_base, 0u);
         let pf1 = p_frag(p_base, 16u);
         let pf2 = p_frag(p_base, 32u);
         let pf3 = p_frag(p_base, 48u);
-        for (var n = 0u; n < 4u; n++) {
-            let at = kb + n * 16u;
-            var acc = coopMultiplyAdd(pf0, coopLoadT<coop_mat16x16<f16, B>>(&v[at], stride), zero);
-            acc = coopMultiplyAdd(pf1, coopLoadT<coop_mat16x16<f16, B>>(&v[at + 16u * stride], stride),
-                                  acc);
-            acc = coopMultiplyAdd(pf2, coopLoadT<coop_mat16x16<f16, B>>(&v[at + 32u * stride], stride),
-                                  acc);
-            acc = coopMultiplyAdd(pf3, coopLoadT<coop_mat16x16<f16, B>>(&v[at + 48u * stride], stride),
-                                  acc);
-            coopStoreT(acc, &s_s[s_base + n * 16u], SS);
-        }
-        workgroupBarrier();
-        o0 = fma(o0, vec4<f32>(corr), read4(s_base, r, hh, 0u));
-        o1 = fma(o1, vec4<f32>(corr), read4(s_base, r, hh, 1u));
-        o2 = fma(o2, vec4<f32>(corr), read4(s_base, r, hh, 2u));
-        o3 = fma(o3, vec4<f32>(corr), read4(s_base, r, hh, 3u));
-        o4 = fma(o4, vec4<f32>(corr), read4(s_base, r, hh, 4u));
-        o5 = fma(o5, vec4<f32>(corr), read4(s_base, r, hh, 5u));
-        o6 = fma(o6, vec4<f32>(corr), read4(s_base, r, hh, 6u));
-        o7 = fma(o7, vec4<f32>(corr), read4(s_base, r, hh, 7u));
-        workgroupBarrier();   // the scratch is the next tile's S
+        acc0 = pv(pf0, pf1, pf2, pf3, kb, stride, acc0);
+        acc1 = pv(pf0, pf1, pf2, pf3, kb + 16u, stride, acc1);
+        acc2 = pv(pf0, pf1, pf2, pf3, kb + 32u, stride, acc2);
+        acc3 = pv(pf0, pf1, pf2, pf3, kb + 48u, stride, acc3);
     }
 
     // Merge the row block's SPLIT partial results: each subgroup leaves its outputs in its scratch
     // and its row's maximum and sum in ml_s; subgroup `part` of the block then writes the output
     // groups g ≡ part (mod SPLIT) of its rows.
     let total = l + subgroupShuffleXor(l, 16u);
-    put4(s_base, r, hh, 0u, o0);
-    put4(s_base, r, hh, 1u, o1);
-    put4(s_base, r, hh, 2u, o2);
-    put4(s_base, r, hh, 3u, o3);
-    put4(s_base, r, hh, 4u, o4);
-    put4(s_base, r, hh, 5u, o5);
-    put4(s_base, r, hh, 6u, o6);
-    put4(s_base, r, hh, 7u, o7);
+    coopStoreT(acc0, &s_s[s_base], SS);
+    coopStoreT(acc1, &s_s[s_base + 16u], SS);
+    coopStoreT(acc2, &s_s[s_base + 32u], SS);
+    coopStoreT(acc3, &s_s[s_base + 48u], SS);
     if (hh == 0u) {
         ml_s[sg * 32u + r] = m;
         ml_s[sg * 32u + 16u + r] = total;
@@ -179,13 +192,23 @@ fn prefill_coop_direct(@builtin(workgroup_id) wid: vec3<u32>,
     let inv = select(0.0, 1.0 / sum, sum > 0.0);
     let base = q_index(b, i, h);
     for (var g = part; g < 8u; g += SPLIT) {
-        var acc = vec4<f32>(0.0);
+        var o = vec4<f32>(0.0);
         for (var w = 0u; w < SPLIT; w++) {
             let f = exp(ml_s[(first + w) * 32u + r] - mx);
-            acc = fma(read4((first + w) * 16u * SS, r, hh, g), vec4<f32>(f), acc);
+            o = fma(read4((first + w) * 16u * SS, r, hh, g), vec4<f32>(f), o);
         }
-        store4(base, r, hh, g, acc * inv);
+        store4(base, r, hh, g, o * inv);
     }
+}
+
+// acc + P·V for the 16 output dimensions whose first element in key row 0 is `at`.
+fn pv(pf0: coop_mat16x16<f16, A>, pf1: coop_mat16x16<f16, A>, pf2: coop_mat16x16<f16, A>,
+      pf3: coop_mat16x16<f16, A>, at: u32, stride: u32, acc: coop_mat16x16<f32, C>)
+    -> coop_mat16x16<f32, C> {
+    var o = coopMultiplyAdd(pf0, coopLoadT<coop_mat16x16<f16, B>>(&v[at], stride), acc);
+    o = coopMultiplyAdd(pf1, coopLoadT<coop_mat16x16<f16, B>>(&v[at + 16u * stride], stride), o);
+    o = coopMultiplyAdd(pf2, coopLoadT<coop_mat16x16<f16, B>>(&v[at + 32u * stride], stride), o);
+    return coopMultiplyAdd(pf3, coopLoadT<coop_mat16x16<f16, B>>(&v[at + 48u * stride], stride), o);
 }
 
 // Four of this lane's outputs (c = 4g..4g+4) to the scratch, where read4 finds them.

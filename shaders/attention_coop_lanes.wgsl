@@ -50,11 +50,13 @@ fn max4(x: vec4<f32>) -> f32 {
 }
 
 // The online softmax of one key tile over this lane's 32 scores in the scratch at `sb` (see
-// scores4 for jb, lo, end): P = exp(S − the row's new maximum) to the P tile at `pb`. Returns the
-// row's new maximum (m: the old one), the factor that rescales what was summed before, and the sum
-// of this lane's new probabilities.
+// scores4 for jb, lo, end): P = exp(S − the row's new maximum) to the P tile at `pb`. The maximum
+// (m: the old one) moves only when the tile's exceeds it by more than `slack` (0: always; more lets
+// the probabilities reach e^slack, and what was summed before need rescaling less often). Returns
+// the row's new maximum, the factor that rescales what was summed before, and the sum of this lane's
+// new probabilities.
 fn softmax_tile(sb: u32, pb: u32, r: u32, h: u32, b: u32, i: u32, jb: u32, lo: u32, end: u32,
-                m: f32) -> vec3<f32> {
+                m: f32, slack: f32) -> vec3<f32> {
     let x0 = scores4(sb, r, h, 0u, b, i, jb, lo, end);
     let x1 = scores4(sb, r, h, 1u, b, i, jb, lo, end);
     let x2 = scores4(sb, r, h, 2u, b, i, jb, lo, end);
@@ -65,7 +67,8 @@ fn softmax_tile(sb: u32, pb: u32, r: u32, h: u32, b: u32, i: u32, jb: u32, lo: u
     let x7 = scores4(sb, r, h, 7u, b, i, jb, lo, end);
     var mx = max(max(max4(max(x0, x1)), max4(max(x2, x3))),
                  max(max4(max(x4, x5)), max4(max(x6, x7))));
-    mx = max(max(mx, subgroupShuffleXor(mx, 16u)), m);
+    mx = max(mx, subgroupShuffleXor(mx, 16u));
+    mx = select(m, mx, mx > m + slack);
     var sum4 = probs4(pb, r, h, 0u, x0, mx) + probs4(pb, r, h, 1u, x1, mx);
     sum4 += probs4(pb, r, h, 2u, x2, mx) + probs4(pb, r, h, 3u, x3, mx);
     sum4 += probs4(pb, r, h, 4u, x4, mx) + probs4(pb, r, h, 5u, x5, mx);
