@@ -20,15 +20,15 @@ fn col(r: u32, h: u32, c: u32) -> u32 {
 
 // Scores c = 4g..4g+4 of this lane (row r, half h) from the scratch, for keys jb + column: scaled,
 // capped, and LOWEST where the row is past the queries, the key below `lo` or from `end` on, or not
-// visible to the row.
-fn scores4(base: u32, r: u32, h: u32, g: u32, b: u32, i: u32, jb: u32, lo: u32, end: u32)
-    -> vec4<f32> {
+// visible to the row (none of which is looked at where `all` says the row sees every key).
+fn scores4(base: u32, r: u32, h: u32, g: u32, b: u32, i: u32, jb: u32, lo: u32, end: u32,
+           all: bool) -> vec4<f32> {
     var x: vec4<f32>;
     for (var e = 0u; e < 4u; e++) {
         let cc = col(r, h, g * 4u + e);
         let j = jb + cc;
         var s = capped(s_s[base + r * SS + cc] * p.scale);
-        if (i >= p.q_len || j < lo || j >= end || !visible(b, i, j)) {
+        if (!all && (i >= p.q_len || j < lo || j >= end || !visible(b, i, j))) {
             s = LOWEST;
         }
         x[e] = s;
@@ -57,14 +57,19 @@ fn max4(x: vec4<f32>) -> f32 {
 // new probabilities.
 fn softmax_tile(sb: u32, pb: u32, r: u32, h: u32, b: u32, i: u32, jb: u32, lo: u32, end: u32,
                 m: f32, slack: f32) -> vec3<f32> {
-    let x0 = scores4(sb, r, h, 0u, b, i, jb, lo, end);
-    let x1 = scores4(sb, r, h, 1u, b, i, jb, lo, end);
-    let x2 = scores4(sb, r, h, 2u, b, i, jb, lo, end);
-    let x3 = scores4(sb, r, h, 3u, b, i, jb, lo, end);
-    let x4 = scores4(sb, r, h, 4u, b, i, jb, lo, end);
-    let x5 = scores4(sb, r, h, 5u, b, i, jb, lo, end);
-    let x6 = scores4(sb, r, h, 6u, b, i, jb, lo, end);
-    let x7 = scores4(sb, r, h, 7u, b, i, jb, lo, end);
+    // Whether row i sees all 64 keys of the tile (most tiles of a long range): no mask, no key
+    // outside [lo, end), none past the row's position (causal) or before its window.
+    let pos = p.kv_len - p.q_len + i;
+    let all = i < p.q_len && p.has_mask == 0u && lo <= jb && jb + BC <= end
+        && (p.causal == 0u || jb + BC - 1u <= pos) && (p.window == 0u || jb + p.window > pos);
+    let x0 = scores4(sb, r, h, 0u, b, i, jb, lo, end, all);
+    let x1 = scores4(sb, r, h, 1u, b, i, jb, lo, end, all);
+    let x2 = scores4(sb, r, h, 2u, b, i, jb, lo, end, all);
+    let x3 = scores4(sb, r, h, 3u, b, i, jb, lo, end, all);
+    let x4 = scores4(sb, r, h, 4u, b, i, jb, lo, end, all);
+    let x5 = scores4(sb, r, h, 5u, b, i, jb, lo, end, all);
+    let x6 = scores4(sb, r, h, 6u, b, i, jb, lo, end, all);
+    let x7 = scores4(sb, r, h, 7u, b, i, jb, lo, end, all);
     var mx = max(max(max4(max(x0, x1)), max4(max(x2, x3))),
                  max(max4(max(x4, x5)), max4(max(x6, x7))));
     mx = max(mx, subgroupShuffleXor(mx, 16u));
