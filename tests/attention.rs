@@ -134,7 +134,6 @@ async fn run_with(
             softcap: c.softcap,
             scale: c.scale,
             variant,
-            ..Default::default()
         };
         let out = attention(&mut rec, &tq, &tk, &tv, opts)?;
         rec.submit();
