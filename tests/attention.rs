@@ -240,17 +240,6 @@ async fn causal_gqa() -> Result<()> {
     let gpu = gpu().await?;
     for c in [
         case(1, 17, 17, 9, 3, 64, true),
-        case(1, 64, 64, 2, 1, 64, true),
-        // Scores spread ~16× wider than 1/sqrt(d) gives: rows' maxima keep moving by more than
-        // the direct kernel's slack (its accumulators rescaled mid-range).
-        Case {
-            scale: Some(2.0),
-            ..case(1, 300, 600, 2, 1, 64, true)
-        },
-        Case {
-            kv_cap: 256,
-            ..case(2, 3, 200, 2, 2, 64, false)
-        },
         case(2, 129, 129, 4, 2, 64, true),
         case(1, 70, 70, 2, 1, 128, true),
         case(1, 3, 3, 6, 3, 8, true),
