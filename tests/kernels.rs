@@ -532,8 +532,9 @@ async fn chained_kernels_one_submit() -> Result<()> {
 }
 gpu_test!(linear_bias_softmax_chain, chained_kernels_one_submit);
 
-/// The tensor-core shader compiles (naga's WGSL front end and validator, every capability on) even
-/// where the adapter cannot run it, as on CI's lavapipe: a WGSL slip shows here, not only on a GPU.
+/// The tensor-core shader compiles (naga's WGSL front end and validator, every capability on, and its
+/// SPIR-V writer for both entry points, with and without TRANS_B) even where the adapter cannot run
+/// it, as on CI's lavapipe: a WGSL slip shows here, not only on a GPU.
 #[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn matmul_coop_shader_validates() {
@@ -546,31 +547,47 @@ fn matmul_coop_shader_validates() {
             include_str!("../shaders/matmul_coop.wgsl")
                 .replace("enable wgpu_cooperative_matrix;", "")
         );
-        common::naga_validates(prelude, &source);
+        let a_f32 = f64::from(u8::from(prelude.contains("f32")));
+        for entry in ["coop", "coop64"] {
+            for trans_b in [0.0, 1.0] {
+                let constants = [("A_F32", a_f32), ("TRANS_B", trans_b)];
+                common::naga_writes_spirv(prelude, &source, entry, &constants);
+            }
+        }
     }
 }
 
-/// The tensor-core attention kernels compile (naga, every capability on) where the adapter cannot
-/// run them: the staging one for f16 and for f32 inputs and output (T = f32, IN_F32), the direct one
-/// (f16 only).
+/// The tensor-core attention kernels compile (naga, every capability on, and its SPIR-V writer) where
+/// the adapter cannot run them: the staging one for f16 and for f32 inputs and output (T = f32,
+/// IN_F32), the direct one (f16 only) with one, two and four subgroups a row block.
 #[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn attention_coop_shader_validates() {
-    let kernels = [
+    let staged = include_str!("../shaders/attention_coop.wgsl");
+    let direct = include_str!("../shaders/attention_coop_direct.wgsl");
+    let kernels: [(&str, &str, &str, &[(&str, f64)]); 5] = [
+        ("alias T = f16;", staged, "prefill_coop", &[]),
+        ("alias T = f32;", staged, "prefill_coop", &[("IN_F32", 1.0)]),
         (
             "alias T = f16;",
-            include_str!("../shaders/attention_coop.wgsl"),
-        ),
-        (
-            "alias T = f32;",
-            include_str!("../shaders/attention_coop.wgsl"),
+            direct,
+            "prefill_coop_direct",
+            &[("SPLIT", 1.0)],
         ),
         (
             "alias T = f16;",
-            include_str!("../shaders/attention_coop_direct.wgsl"),
+            direct,
+            "prefill_coop_direct",
+            &[("SPLIT", 2.0)],
+        ),
+        (
+            "alias T = f16;",
+            direct,
+            "prefill_coop_direct",
+            &[("SPLIT", 4.0)],
         ),
     ];
-    for (prelude, kernel) in kernels {
+    for (prelude, kernel, entry, constants) in kernels {
         let source = format!(
             "enable wgpu_cooperative_matrix;\nenable f16;\n{prelude}\n{}{}{}",
             include_str!("../shaders/attention_common.wgsl"),
@@ -579,7 +596,7 @@ fn attention_coop_shader_validates() {
                 .replace("enable wgpu_cooperative_matrix;", "")
                 .replace("enable f16;", "")
         );
-        common::naga_validates(prelude, &source);
+        common::naga_writes_spirv(prelude, &source, entry, constants);
     }
 }
 

@@ -363,3 +363,44 @@ pub fn naga_validates(name: &str, source: &str) {
     .validate(&module)
     .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
 }
+
+/// [`naga_validates`], then the module for `entry` with these override constants written as SPIR-V
+/// 1.6 (what wgpu hands a Vulkan 1.3 driver), so that a kernel no adapter here can run still meets
+/// the backend that will compile it; panics with `name` and naga's error. Where wgpu's naga has no
+/// SPIR-V writer (no Vulkan backend: macOS), only validates.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn naga_writes_spirv(name: &str, source: &str, entry: &str, constants: &[(&str, f64)]) {
+    naga_validates(name, source);
+    #[cfg(any(target_os = "linux", target_os = "windows"))]
+    {
+        use wgpu::naga;
+        let module = naga::front::wgsl::parse_str(source).expect("parsed above");
+        let info = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::all(),
+        )
+        .validate(&module)
+        .expect("validated above");
+        let mut values = naga::back::PipelineConstants::default();
+        for &(k, v) in constants {
+            values.insert(k.to_string(), v);
+        }
+        let (module, info) = naga::back::pipeline_constants::process_overrides(
+            &module,
+            &info,
+            Some((naga::ShaderStage::Compute, entry)),
+            &values,
+        )
+        .unwrap_or_else(|e| panic!("{name} {entry} {constants:?}: {e}"));
+        let options = naga::back::spv::Options {
+            lang_version: (1, 6),
+            ..Default::default()
+        };
+        let pipeline = naga::back::spv::PipelineOptions {
+            shader_stage: naga::ShaderStage::Compute,
+            entry_point: entry.to_string(),
+        };
+        naga::back::spv::write_vec(&module, &info, &options, Some(&pipeline))
+            .unwrap_or_else(|e| panic!("{name} {entry} {constants:?}: SPIR-V: {e}"));
+    }
+}
