@@ -565,7 +565,9 @@ fn matmul_coop_shader_validates() {
 fn attention_coop_shader_validates() {
     let staged = include_str!("../shaders/attention_coop.wgsl");
     let direct = include_str!("../shaders/attention_coop_direct.wgsl");
-    let kernels: [(&str, &str, &str, &[(&str, f64)]); 5] = [
+    // (prelude, kernel, entry point, override constants)
+    type Build<'a> = (&'a str, &'a str, &'a str, &'a [(&'a str, f64)]);
+    let kernels: [Build; 5] = [
         ("alias T = f16;", staged, "prefill_coop", &[]),
         ("alias T = f32;", staged, "prefill_coop", &[("IN_F32", 1.0)]),
         (
