@@ -103,10 +103,11 @@ pub enum Kernel {
     /// Flash attention on tensor cores: Q·Kᵀ and P·V as 16×16×16 f16 cooperative-matrix products
     /// with f32 accumulation, 16 query rows × 64 keys a subgroup and step, the online softmax in the
     /// lanes (probabilities rounded to f16 for P·V). head_dim 64, native devices with
-    /// [`crate::Capabilities::cooperative_matrix`]; 44 KiB of workgroup memory. f16 q, k, v with at
-    /// least 64 valid keys: K and V read from global memory, up to four subgroups on the same rows;
-    /// else (f32 inputs, rounded to f16 as they are staged, output f32; or fewer keys) K and V staged
-    /// in workgroup memory. `Auto` picks it for f16 only.
+    /// [`crate::Capabilities::cooperative_matrix`]; 44 KiB of workgroup memory. K and V staged in
+    /// workgroup memory; f16 q, k, v, or f32 ones rounded to f16 as they are staged (output f32).
+    /// For f16 with at least 64 valid keys, `WEBGPU_INFER_COOP_ATTENTION=1` (natively, opt-in until
+    /// measured on a GPU) reads K and V from global memory instead, up to four subgroups on the same
+    /// rows. `Auto` picks it for f16 only.
     PrefillCoop,
     /// One workgroup a (row, head) walks every key.
     Decode,
