@@ -203,7 +203,9 @@ async fn expect_missing_f16(gpu: &Gpu) -> Result<()> {
 }
 
 /// Shapes for the tensor-core kernel (K and N multiples of 8, as it requires): edges of its 128×128
-/// tiles, of a subgroup's 64×32 part and of the K step of 32.
+/// tiles, of a subgroup's 64×32 part and of the K step of 32; the last two have M, N and K multiples
+/// of 16, as the variant that reads its fragments from global memory (`WEBGPU_INFER_COOP_MATMUL`)
+/// requires: tiles and subgroups' parts past M and N, a single K step.
 const COOP_SHAPES: &[(usize, usize, usize, usize)] = &[
     // (batch, m, n, k)
     (1, 33, 8, 8),
@@ -211,6 +213,8 @@ const COOP_SHAPES: &[(usize, usize, usize, usize)] = &[
     (2, 65, 136, 264),
     (1, 128, 128, 32),
     (3, 257, 200, 16),
+    (2, 144, 176, 48),
+    (1, 16, 400, 16),
 ];
 
 /// [`Kernel::Coop`] (f16 on tensor cores, native only) against the CPU reference with a bias and an
@@ -541,14 +545,20 @@ fn matmul_coop_shader_validates() {
     // Both modules: f16 throughout, and f32 activations and output (T = f32) with f16 weights.
     for prelude in ["alias T = f16;", "alias T = f32;"] {
         let source = format!(
-            "enable wgpu_cooperative_matrix;\nenable f16;\n{prelude}\n{}{}{}",
+            "enable wgpu_cooperative_matrix;\nenable f16;\n{prelude}\n{}{}{}{}",
             include_str!("../shaders/activation_fns.wgsl"),
             include_str!("../shaders/matmul_common.wgsl"),
             include_str!("../shaders/matmul_coop.wgsl")
-                .replace("enable wgpu_cooperative_matrix;", "")
+                .replace("enable wgpu_cooperative_matrix;", ""),
+            include_str!("../shaders/matmul_coop_direct.wgsl")
         );
         let a_f32 = f64::from(u8::from(prelude.contains("f32")));
-        for entry in ["coop", "coop64"] {
+        let direct: &[&str] = if a_f32 == 0.0 {
+            &["coop_direct", "coop_direct_wide"]
+        } else {
+            &[]
+        };
+        for &entry in ["coop", "coop64"].iter().chain(direct) {
             for trans_b in [0.0, 1.0] {
                 let constants = [("A_F32", a_f32), ("TRANS_B", trans_b)];
                 common::naga_writes_spirv(prelude, &source, entry, &constants);

@@ -15,7 +15,8 @@ const SHADER: &str = concat!(
 const COOP_SHADER: &str = concat!(
     include_str!("../../shaders/activation_fns.wgsl"),
     include_str!("../../shaders/matmul_common.wgsl"),
-    include_str!("../../shaders/matmul_coop.wgsl")
+    include_str!("../../shaders/matmul_coop.wgsl"),
+    include_str!("../../shaders/matmul_coop_direct.wgsl")
 );
 /// The tensor-core kernel for f32 activations times f16 weights: the module's `T` is f32 (bias and
 /// output), so f16 is enabled here.
@@ -234,7 +235,11 @@ pub fn matmul_with(
         }
         k => k,
     };
-    let (entry, groups) = grid_of(kernel, &dims, layout);
+    let (mut entry, groups) = grid_of(kernel, &dims, layout);
+    let direct = kernel == Kernel::Coop && !mixed && coop_direct_entry(&dims).is_some();
+    if direct {
+        entry = coop_direct_entry(&dims).unwrap_or(entry);
+    }
     let groups = [
         to_u32(OP, "columns", groups[0])?,
         to_u32(OP, "rows", groups[1])?,
@@ -263,12 +268,23 @@ pub fn matmul_with(
         entry,
         constants: &constants[..if coop_kernel { 3 } else { 2 }],
     });
-    rec.dispatch(
-        &pipeline,
-        &[a.buffer(), b.buffer(), bias.buffer(), c.buffer()],
-        &params,
-        groups,
-    );
+    if direct {
+        // The direct entries read `a` and `b` through their f16 views (bindings 5 and 6).
+        let bindings = [
+            (5, a.buffer()),
+            (6, b.buffer()),
+            (2, bias.buffer()),
+            (3, c.buffer()),
+        ];
+        rec.dispatch_at(&pipeline, &bindings, 4, &params, groups);
+    } else {
+        rec.dispatch(
+            &pipeline,
+            &[a.buffer(), b.buffer(), bias.buffer(), c.buffer()],
+            &params,
+            groups,
+        );
+    }
     Ok(c)
 }
 
@@ -338,6 +354,22 @@ const TILED128_MIN_TILES: usize = if cfg!(target_arch = "wasm32") {
 pub fn coop128_min_tiles() -> usize {
     static TILES: super::Tuned = super::Tuned::new("WEBGPU_INFER_COOP128_MIN_TILES");
     TILES.get().unwrap_or(32)
+}
+
+/// [`Kernel::Coop`]'s variant that reads its fragments straight from global memory
+/// (`shaders/matmul_coop_direct.wgsl`), natively with `WEBGPU_INFER_COOP_MATMUL=1` (8 subgroups of
+/// 64×32 outputs) or `=2` (4 of 64×64), for f16 products whose M, N and K are multiples of 16: off by
+/// default until timed on a GPU with tensor cores.
+fn coop_direct_entry(dims: &Dims) -> Option<&'static str> {
+    static DIRECT: super::Tuned = super::Tuned::new("WEBGPU_INFER_COOP_MATMUL");
+    let whole = [dims.m, dims.n, dims.k]
+        .iter()
+        .all(|v| v.is_multiple_of(16));
+    match DIRECT.get() {
+        Some(1) if whole => Some("coop_direct"),
+        Some(2) if whole => Some("coop_direct_wide"),
+        _ => None,
+    }
 }
 
 /// The sizes of one product, read off the operands' shapes.
