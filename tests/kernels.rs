@@ -37,6 +37,10 @@ const MATMUL_SHAPES: &[(usize, usize, usize, usize)] = &[
     (1, 1, 257, 64),
     (1, 64, 64, 64),
     (2, 7, 130, 257),
+    // K and N multiples of 4 (the vec4 variant of Kernel::Tiled128, WEBGPU_INFER_TILED128_VEC=1),
+    // past a 128×128 tile's edges.
+    (1, 132, 136, 20),
+    (2, 130, 12, 48),
 ];
 
 async fn run_matmul(

@@ -10,7 +10,8 @@ use crate::tensor::{DType, Tensor};
 const SHADER: &str = concat!(
     include_str!("../../shaders/activation_fns.wgsl"),
     include_str!("../../shaders/matmul_common.wgsl"),
-    include_str!("../../shaders/matmul.wgsl")
+    include_str!("../../shaders/matmul.wgsl"),
+    include_str!("../../shaders/matmul_tiled_vec.wgsl")
 );
 const COOP_SHADER: &str = concat!(
     include_str!("../../shaders/activation_fns.wgsl"),
@@ -236,10 +237,14 @@ pub fn matmul_with(
         k => k,
     };
     let (mut entry, groups) = grid_of(kernel, &dims, layout);
-    let direct = kernel == Kernel::Coop && !mixed && coop_direct_entry(&dims).is_some();
-    if direct {
-        entry = coop_direct_entry(&dims).unwrap_or(entry);
-    }
+    // A variant that reads `a` and `b` through other views (bindings 5 and 6), where a knob asks.
+    let variant = match kernel {
+        Kernel::Coop if !mixed => coop_direct_entry(&dims),
+        Kernel::Tiled128 => tiled128_vec_entry(&dims, layout, &params),
+        _ => None,
+    };
+    let direct = variant.is_some();
+    entry = variant.unwrap_or(entry);
     let groups = [
         to_u32(OP, "columns", groups[0])?,
         to_u32(OP, "rows", groups[1])?,
@@ -269,7 +274,7 @@ pub fn matmul_with(
         constants: &constants[..if coop_kernel { 3 } else { 2 }],
     });
     if direct {
-        // The direct entries read `a` and `b` through their f16 views (bindings 5 and 6).
+        // The variants read `a` and `b` through their f16 or vec4 views (bindings 5 and 6).
         let bindings = [
             (5, a.buffer()),
             (6, b.buffer()),
@@ -370,6 +375,25 @@ fn coop_direct_entry(dims: &Dims) -> Option<&'static str> {
         Some(2) if whole => Some("coop_direct_wide"),
         _ => None,
     }
+}
+
+/// [`Kernel::Tiled128`]'s variant with vec4 reads and the next K step fetched into registers during
+/// the current one's products (`shaders/matmul_tiled_vec.wgsl`), natively with
+/// `WEBGPU_INFER_TILED128_VEC=1`, where K, the offsets and batch strides (and N for [`BLayout::KN`])
+/// are multiples of 4: off by default until timed on a GPU.
+fn tiled128_vec_entry(dims: &Dims, layout: BLayout, params: &Params) -> Option<&'static str> {
+    static VEC: super::Tuned = super::Tuned::new("WEBGPU_INFER_TILED128_VEC");
+    let aligned = [
+        params.k,
+        params.a_offset,
+        params.b_offset,
+        params.a_batch_stride,
+        params.b_batch_stride,
+    ]
+    .iter()
+    .all(|v| v.is_multiple_of(4));
+    let n_whole = layout == BLayout::NK || dims.n.is_multiple_of(4);
+    (VEC.get() == Some(1) && aligned && n_whole).then_some("tiled128v")
 }
 
 /// The sizes of one product, read off the operands' shapes.
