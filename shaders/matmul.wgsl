@@ -21,6 +21,8 @@
 @group(0) @binding(2) var<storage, read> bias: array<T>;
 @group(0) @binding(3) var<storage, read_write> c: array<T>;
 @group(0) @binding(4) var<uniform> p: Params;
+// The epilogue's residual (shape of c; bound to a placeholder when has_res is 0).
+@group(0) @binding(7) var<storage, read> res: array<T>;
 
 override TRANS_B: bool = false;
 // The epilogue's activation: ACT in shaders/activation_fns.wgsl (prepended).
@@ -123,10 +125,10 @@ fn store_strided(c_base: u32, row: u32, col: u32, v: vec4<f32>) {
     if (row >= p.m) {
         return;
     }
-    if (col < p.n) { c[c_base + row * p.n + col] = T(epilogue(v.x, col)); }
-    if (col + WG < p.n) { c[c_base + row * p.n + col + WG] = T(epilogue(v.y, col + WG)); }
-    if (col + 2u * WG < p.n) { c[c_base + row * p.n + col + 2u * WG] = T(epilogue(v.z, col + 2u * WG)); }
-    if (col + 3u * WG < p.n) { c[c_base + row * p.n + col + 3u * WG] = T(epilogue(v.w, col + 3u * WG)); }
+    if (col < p.n) { put_c(c_base + row * p.n + col, v.x, col); }
+    if (col + WG < p.n) { put_c(c_base + row * p.n + col + WG, v.y, col + WG); }
+    if (col + 2u * WG < p.n) { put_c(c_base + row * p.n + col + 2u * WG, v.z, col + 2u * WG); }
+    if (col + 3u * WG < p.n) { put_c(c_base + row * p.n + col + 3u * WG, v.w, col + 3u * WG); }
 }
 
 const GEMV_SPLIT: u32 = 64u; // threads sharing one output (TRANS_B)
@@ -159,7 +161,7 @@ fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             workgroupBarrier();
         }
         if (lane == 0u && col < p.n) {
-            c[c_base + col] = T(epilogue(partial[t], col));
+            put_c(c_base + col, partial[t], col);
         }
     } else {
         let col = wid.x * THREADS + t;
@@ -168,7 +170,7 @@ fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             for (var kk = 0u; kk < p.k; kk++) {
                 s = fma(f32(a[a_base + kk]), f32(b[b_base + kk * p.n + col]), s);
             }
-            c[c_base + col] = T(epilogue(s, col));
+            put_c(c_base + col, s, col);
         }
     }
 }
@@ -195,10 +197,10 @@ fn store4(c_base: u32, row: u32, col: u32, v: vec4<f32>) {
     if (row >= p.m) {
         return;
     }
-    if (col < p.n) { c[c_base + row * p.n + col] = T(epilogue(v.x, col)); }
-    if (col + 1u < p.n) { c[c_base + row * p.n + col + 1u] = T(epilogue(v.y, col + 1u)); }
-    if (col + 2u < p.n) { c[c_base + row * p.n + col + 2u] = T(epilogue(v.z, col + 2u)); }
-    if (col + 3u < p.n) { c[c_base + row * p.n + col + 3u] = T(epilogue(v.w, col + 3u)); }
+    if (col < p.n) { put_c(c_base + row * p.n + col, v.x, col); }
+    if (col + 1u < p.n) { put_c(c_base + row * p.n + col + 1u, v.y, col + 1u); }
+    if (col + 2u < p.n) { put_c(c_base + row * p.n + col + 2u, v.z, col + 2u); }
+    if (col + 3u < p.n) { put_c(c_base + row * p.n + col + 3u, v.w, col + 3u); }
 }
 
 @compute @workgroup_size(16, 16, 1)
@@ -314,7 +316,7 @@ fn tiled16(
         for (var j = 0u; j < 4u; j++) {
             let col = col0 + lid.x + j * 16u;
             if (col < p.n) {
-                c[c_base + col] = T(epilogue(acc[j], col));
+                put_c(c_base + col, acc[j], col);
             }
         }
     }

@@ -11,9 +11,9 @@ struct Params {
     b_offset: u32,
     c_offset: u32,
     has_bias: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    has_res: u32,
+    res_offset: u32,   // where the residual's elements start in `res`
+    _pad: u32,
 }
 
 fn epilogue(v: f32, col: u32) -> f32 {
@@ -22,4 +22,14 @@ fn epilogue(v: f32, col: u32) -> f32 {
         r += f32(bias[col]);
     }
     return act(r);
+}
+
+// Stores output `i` of c (column `col`): act(v + bias), plus the residual's element at the same
+// place when there is one.
+fn put_c(i: u32, v: f32, col: u32) {
+    var r = epilogue(v, col);
+    if (p.has_res == 1u) {
+        r += f32(res[i - p.c_offset + p.res_offset]);
+    }
+    c[i] = T(r);
 }

@@ -25,6 +25,8 @@ enable wgpu_cooperative_matrix;
 @group(0) @binding(2) var<storage, read> bias: array<T>;
 @group(0) @binding(3) var<storage, read_write> c: array<T>;
 @group(0) @binding(4) var<uniform> p: Params;
+// The epilogue's residual (shape of c; bound to a placeholder when has_res is 0).
+@group(0) @binding(7) var<storage, read> res: array<T>;
 
 override TRANS_B: bool = false;
 override A_F32: bool = false;
@@ -132,7 +134,7 @@ fn write_out(acc: coop_mat16x16<f32, C>, sg: u32, lane: u32, row0: u32, col0: u3
         let row = row0 + e / 16u;
         let col = col0 + e % 16u;
         if (row < p.m && col < p.n) {
-            c[c_base + row * p.n + col] = T(epilogue(c_s[sg * 256u + e], col));
+            put_c(c_base + row * p.n + col, c_s[sg * 256u + e], col);
         }
     }
     workgroupBarrier();

@@ -37,8 +37,7 @@ const MATMUL_SHAPES: &[(usize, usize, usize, usize)] = &[
     (1, 1, 257, 64),
     (1, 64, 64, 64),
     (2, 7, 130, 257),
-    // K and N multiples of 4 (the vec4 variant of Kernel::Tiled128, WEBGPU_INFER_TILED128_VEC=1),
-    // past a 128×128 tile's edges.
+    // K and N multiples of 4 (Kernel::Tiled128's vec4 reads), past a 128×128 tile's edges.
     (1, 132, 136, 20),
     (2, 130, 12, 48),
 ];
@@ -135,15 +134,18 @@ async fn matmul_f16_storage() -> Result<()> {
 }
 gpu_test!(matmul_f16_odd_shapes, matmul_f16_storage);
 
-/// `activation(x · wᵀ + bias)` in one kernel, for each kernel and activation.
+/// `activation(x · wᵀ + bias) (+ residual)` in one kernel, for each kernel and activation; the
+/// residual a view that starts one row into its buffer.
 async fn linear_epilogue() -> Result<()> {
     let gpu = gpu().await?;
-    for &(m, n, k) in &[(1, 37, 65), (5, 130, 17), (129, 65, 33)] {
+    for &(m, n, k) in &[(1, 37, 65), (5, 130, 17), (129, 65, 33), (130, 132, 36)] {
         let mut rng = Rng::new((m * n * k) as u64);
         let (x, w, bias) = (rng.vec(m * k), rng.vec(n * k), rng.vec(n));
+        let res = rng.vec((m + 1) * n);
         let tx = Tensor::from_f32(&gpu, &x, &[m, k])?;
         let tw = Tensor::from_f32(&gpu, &w, &[n, k])?;
         let tb = Tensor::from_f32(&gpu, &bias, &[n])?;
+        let tres = Tensor::from_f32(&gpu, &res, &[m + 1, n])?.narrow(1, m)?;
         let pre: Vec<f64> = matmul_ref(&x, &w, 1, m, n, k, true, false)
             .iter()
             .enumerate()
@@ -170,6 +172,7 @@ async fn linear_epilogue() -> Result<()> {
                     Some(Activation::Sigmoid) => 1.0 / (1.0 + (-v).exp()),
                 } as f32)
                 .collect();
+            let want_res: Vec<f32> = want.iter().zip(&res[n..]).map(|(w, r)| w + r).collect();
             for kernel in [
                 Kernel::Tiled16,
                 Kernel::Tiled64,
@@ -177,15 +180,21 @@ async fn linear_epilogue() -> Result<()> {
                 Kernel::Gemv,
                 Kernel::Direct,
             ] {
-                let mut rec = gpu.recorder();
-                let epilogue = Epilogue {
-                    bias: Some(&tb),
-                    activation: act,
-                };
-                let y = matmul::matmul_with(&mut rec, &tx, &tw, BLayout::NK, epilogue, kernel)?;
-                rec.submit();
-                let what = format!("linear {kernel:?} {act:?} {m}x{n}x{k}");
-                assert_close(&what, &y.to_f32_vec().await?, &want, F32_ATOL, F32_RTOL);
+                for (residual, want) in [(None, &want), (Some(&tres), &want_res)] {
+                    let mut rec = gpu.recorder();
+                    let epilogue = Epilogue {
+                        bias: Some(&tb),
+                        activation: act,
+                        residual,
+                    };
+                    let y = matmul::matmul_with(&mut rec, &tx, &tw, BLayout::NK, epilogue, kernel)?;
+                    rec.submit();
+                    let what = format!(
+                        "linear {kernel:?} {act:?} residual={} {m}x{n}x{k}",
+                        residual.is_some()
+                    );
+                    assert_close(&what, &y.to_f32_vec().await?, want, F32_ATOL, F32_RTOL);
+                }
             }
         }
     }
@@ -207,9 +216,8 @@ async fn expect_missing_f16(gpu: &Gpu) -> Result<()> {
 }
 
 /// Shapes for the tensor-core kernel (K and N multiples of 8, as it requires): edges of its 128×128
-/// tiles, of a subgroup's 64×32 part and of the K step of 32; the last two have M, N and K multiples
-/// of 16, as the variant that reads its fragments from global memory (`WEBGPU_INFER_COOP_MATMUL`)
-/// requires: tiles and subgroups' parts past M and N, a single K step.
+/// tiles, of a subgroup's 64×32 part and of the K step of 32; the last two with M, N and K multiples
+/// of 16 (whole fragments, tiles and subgroups' parts past M and N, a single K step).
 const COOP_SHAPES: &[(usize, usize, usize, usize)] = &[
     // (batch, m, n, k)
     (1, 33, 8, 8),
@@ -279,6 +287,7 @@ async fn matmul_coop() -> Result<()> {
                 let epilogue = Epilogue {
                     bias: Some(&tbias),
                     activation: Some(Activation::Relu),
+                    residual: None,
                 };
                 for kernel in [Kernel::Coop, Kernel::Coop64, Kernel::Auto] {
                     let mut rec = gpu.recorder();
@@ -291,12 +300,17 @@ async fn matmul_coop() -> Result<()> {
                 }
                 // The mixed product: f32 activations (here already f16 values, as the kernel rounds
                 // them when staging), f16 weights, f32 bias and output. Only the accumulation order
-                // differs from the reference: 1e-4 over sums of up to 264 products of |v| ≤ 1.
+                // differs from the reference: 1e-4 over sums of up to 264 products of |v| ≤ 1. With a
+                // residual (f32, as the output), added after the activation.
                 let ta32 = Tensor::from_f32(&gpu, &a, &[batch, m, k])?;
                 let bias32 = Tensor::from_f32(&gpu, &bias, &[n])?;
+                let res = rng.vec(batch * m * n);
+                let res32 = Tensor::from_f32(&gpu, &res, &[batch, m, n])?;
+                let want: Vec<f32> = want.iter().zip(&res).map(|(w, r)| w + r).collect();
                 let epilogue = Epilogue {
                     bias: Some(&bias32),
                     activation: Some(Activation::Relu),
+                    residual: Some(&res32),
                 };
                 for kernel in [Kernel::Coop, Kernel::Coop64, Kernel::Auto] {
                     let mut rec = gpu.recorder();
@@ -549,20 +563,14 @@ fn matmul_coop_shader_validates() {
     // Both modules: f16 throughout, and f32 activations and output (T = f32) with f16 weights.
     for prelude in ["alias T = f16;", "alias T = f32;"] {
         let source = format!(
-            "enable wgpu_cooperative_matrix;\nenable f16;\n{prelude}\n{}{}{}{}",
+            "enable wgpu_cooperative_matrix;\nenable f16;\n{prelude}\n{}{}{}",
             include_str!("../shaders/activation_fns.wgsl"),
             include_str!("../shaders/matmul_common.wgsl"),
             include_str!("../shaders/matmul_coop.wgsl")
-                .replace("enable wgpu_cooperative_matrix;", ""),
-            include_str!("../shaders/matmul_coop_direct.wgsl")
+                .replace("enable wgpu_cooperative_matrix;", "")
         );
         let a_f32 = f64::from(u8::from(prelude.contains("f32")));
-        let direct: &[&str] = if a_f32 == 0.0 {
-            &["coop_direct", "coop_direct_wide"]
-        } else {
-            &[]
-        };
-        for &entry in ["coop", "coop64"].iter().chain(direct) {
+        for entry in ["coop", "coop64"] {
             for trans_b in [0.0, 1.0] {
                 let constants = [("A_F32", a_f32), ("TRANS_B", trans_b)];
                 common::naga_writes_spirv(prelude, &source, entry, &constants);

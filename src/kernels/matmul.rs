@@ -16,8 +16,7 @@ const SHADER: &str = concat!(
 const COOP_SHADER: &str = concat!(
     include_str!("../../shaders/activation_fns.wgsl"),
     include_str!("../../shaders/matmul_common.wgsl"),
-    include_str!("../../shaders/matmul_coop.wgsl"),
-    include_str!("../../shaders/matmul_coop_direct.wgsl")
+    include_str!("../../shaders/matmul_coop.wgsl")
 );
 /// The tensor-core kernel for f32 activations times f16 weights: the module's `T` is f32 (bias and
 /// output), so f16 is enabled here.
@@ -27,6 +26,20 @@ const COOP_MIXED_SHADER: &str = concat!(
     include_str!("../../shaders/matmul_common.wgsl"),
     include_str!("../../shaders/matmul_coop.wgsl")
 );
+
+/// The shaders' bindings (matmul.wgsl, matmul_tiled_vec.wgsl, matmul_coop.wgsl).
+mod slot {
+    pub const A: u32 = 0;
+    pub const B: u32 = 1;
+    pub const BIAS: u32 = 2;
+    pub const C: u32 = 3;
+    pub const PARAMS: u32 = 4;
+    /// `a` and `b` as vec4s (Kernel::Tiled128's vec4 variant).
+    pub const A_V: u32 = 5;
+    pub const B_V: u32 = 6;
+    /// The epilogue's residual.
+    pub const RES: u32 = 7;
+}
 
 /// How the second operand is laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,7 +64,9 @@ pub enum Kernel {
     Tiled16,
     /// 64×64 workgroup tiles, 4×4 outputs a thread.
     Tiled64,
-    /// 128×128 workgroup tiles, 8×8 outputs a thread held as vec4 accumulators.
+    /// 128×128 workgroup tiles, 8×8 outputs a thread held as vec4 accumulators; with vec4 reads
+    /// and the next K step fetched during the current one's products where K (and N for
+    /// [`BLayout::KN`]) and the offsets are multiples of 4.
     Tiled128,
     /// One workgroup per few outputs of one row of `a` (decoding).
     Gemv,
@@ -69,12 +84,15 @@ pub enum Kernel {
     Direct,
 }
 
-/// What happens to each output before it is stored: `activation(c + bias)`.
+/// What happens to each output before it is stored: `activation(c + bias) + residual`.
 #[derive(Clone, Copy, Default)]
 pub struct Epilogue<'a> {
     /// `[N]`, added to every row.
     pub bias: Option<&'a Tensor>,
     pub activation: Option<Activation>,
+    /// Of the output's shape and type, added after the activation (a residual connection: one
+    /// kernel instead of a matmul and an add).
+    pub residual: Option<&'a Tensor>,
 }
 
 #[repr(C)]
@@ -89,7 +107,9 @@ struct Params {
     b_offset: u32,
     c_offset: u32,
     has_bias: u32,
-    _pad: [u32; 3],
+    has_res: u32,
+    res_offset: u32,
+    _pad: u32,
 }
 
 /// `a · b` (or `a · bᵀ`) for `a` of shape `[.., M, K]`. `b` is a single matrix, shared by every batch
@@ -118,7 +138,11 @@ pub fn linear(
     bias: Option<&Tensor>,
     activation: Option<Activation>,
 ) -> Result<Tensor> {
-    let epilogue = Epilogue { bias, activation };
+    let epilogue = Epilogue {
+        bias,
+        activation,
+        residual: None,
+    };
     matmul_with(rec, x, weight, BLayout::NK, epilogue, Kernel::Auto)
 }
 
@@ -190,6 +214,18 @@ pub fn matmul_with(
     }
     let mut out_shape = a.shape()[..a.shape().len() - 2].to_vec();
     out_shape.extend([dims.m, dims.n]);
+    if let Some(r) = epilogue.residual {
+        if r.shape() != out_shape.as_slice() || r.dtype() != dtype {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "residual {:?} {:?} must have the output's shape and type, {out_shape:?} {dtype:?}",
+                    r.shape(),
+                    r.dtype()
+                ),
+            ));
+        }
+    }
     let c = Tensor::empty(&gpu, &out_shape, dtype)?;
     if c.numel() == 0 {
         return Ok(c);
@@ -208,7 +244,9 @@ pub fn matmul_with(
         b_offset: b.offset_elements(),
         c_offset: c.offset_elements(),
         has_bias: u32::from(epilogue.bias.is_some()),
-        _pad: [0; 3],
+        has_res: u32::from(epilogue.residual.is_some()),
+        res_offset: epilogue.residual.map_or(0, Tensor::offset_elements),
+        _pad: 0,
     };
     let coop = coop_fits(&gpu, b.dtype(), &dims, layout, &params);
     let kernel = match kernel {
@@ -237,13 +275,12 @@ pub fn matmul_with(
         k => k,
     };
     let (mut entry, groups) = grid_of(kernel, &dims, layout);
-    // A variant that reads `a` and `b` through other views (bindings 5 and 6), where a knob asks.
+    // A variant that reads `a` and `b` through other views (bindings 5 and 6).
     let variant = match kernel {
-        Kernel::Coop if !mixed => coop_direct_entry(&dims),
         Kernel::Tiled128 => tiled128_vec_entry(&dims, layout, &params),
         _ => None,
     };
-    let direct = variant.is_some();
+    let vec4 = variant.is_some();
     entry = variant.unwrap_or(entry);
     let groups = [
         to_u32(OP, "columns", groups[0])?,
@@ -273,23 +310,22 @@ pub fn matmul_with(
         entry,
         constants: &constants[..if coop_kernel { 3 } else { 2 }],
     });
-    if direct {
-        // The variants read `a` and `b` through their f16 or vec4 views (bindings 5 and 6).
-        let bindings = [
-            (5, a.buffer()),
-            (6, b.buffer()),
-            (2, bias.buffer()),
-            (3, c.buffer()),
-        ];
-        rec.dispatch_at(&pipeline, &bindings, 4, &params, groups);
+    // The residual's placeholder when there is none: bound, never read.
+    let res = epilogue.residual.unwrap_or(a);
+    // The vec4 variant reads `a` and `b` through their vec4 views (bindings 5 and 6).
+    let (a_at, b_at) = if vec4 {
+        (slot::A_V, slot::B_V)
     } else {
-        rec.dispatch(
-            &pipeline,
-            &[a.buffer(), b.buffer(), bias.buffer(), c.buffer()],
-            &params,
-            groups,
-        );
-    }
+        (slot::A, slot::B)
+    };
+    let bindings = [
+        (a_at, a.buffer()),
+        (b_at, b.buffer()),
+        (slot::BIAS, bias.buffer()),
+        (slot::C, c.buffer()),
+        (slot::RES, res.buffer()),
+    ];
+    rec.dispatch_at(&pipeline, &bindings, slot::PARAMS, &params, groups);
     Ok(c)
 }
 
@@ -361,26 +397,11 @@ pub fn coop128_min_tiles() -> usize {
     TILES.get().unwrap_or(32)
 }
 
-/// [`Kernel::Coop`]'s variant that reads its fragments straight from global memory
-/// (`shaders/matmul_coop_direct.wgsl`), natively with `WEBGPU_INFER_COOP_MATMUL=1` (8 subgroups of
-/// 64×32 outputs) or `=2` (4 of 64×64), for f16 products whose M, N and K are multiples of 16: off by
-/// default until timed on a GPU with tensor cores.
-fn coop_direct_entry(dims: &Dims) -> Option<&'static str> {
-    static DIRECT: super::Tuned = super::Tuned::new("WEBGPU_INFER_COOP_MATMUL");
-    let whole = [dims.m, dims.n, dims.k]
-        .iter()
-        .all(|v| v.is_multiple_of(16));
-    match DIRECT.get() {
-        Some(1) if whole => Some("coop_direct"),
-        Some(2) if whole => Some("coop_direct_wide"),
-        _ => None,
-    }
-}
-
-/// [`Kernel::Tiled128`]'s variant with vec4 reads and the next K step fetched into registers during
-/// the current one's products (`shaders/matmul_tiled_vec.wgsl`), natively with
-/// `WEBGPU_INFER_TILED128_VEC=1`, where K, the offsets and batch strides (and N for [`BLayout::KN`])
-/// are multiples of 4: off by default until timed on a GPU.
+/// [`Kernel::Tiled128`] with vec4 reads and the next K step fetched into registers during the
+/// current one's products (`shaders/matmul_tiled_vec.wgsl`), where K, the offsets and batch strides
+/// (and N for [`BLayout::KN`]) are multiples of 4. On an H100 (Vulkan) f32 at 4096³ 26.7 → 36.4
+/// TFLOP/s of wall time, 1024³ 26.0 → 34.8 (`bench-results/h100-matmul-variants-2026-12-07.jsonl`).
+/// Natively `WEBGPU_INFER_TILED128_VEC=0` turns it off, for A/B runs.
 fn tiled128_vec_entry(dims: &Dims, layout: BLayout, params: &Params) -> Option<&'static str> {
     static VEC: super::Tuned = super::Tuned::new("WEBGPU_INFER_TILED128_VEC");
     let aligned = [
@@ -393,7 +414,7 @@ fn tiled128_vec_entry(dims: &Dims, layout: BLayout, params: &Params) -> Option<&
     .iter()
     .all(|v| v.is_multiple_of(4));
     let n_whole = layout == BLayout::NK || dims.n.is_multiple_of(4);
-    (VEC.get() == Some(1) && aligned && n_whole).then_some("tiled128v")
+    (VEC.get() != Some(0) && aligned && n_whole).then_some("tiled128v")
 }
 
 /// The sizes of one product, read off the operands' shapes.

@@ -239,14 +239,12 @@ impl<O: Ops> Bert<O> {
         let [q, k, v] = [0, 1, 2].map(|i| O::reshape(&qkv[i], &heads));
         let (q, k, v) = (q?, k?, v?);
         let context = O::reshape(&o.attention(&q, &k, &v, Some(mask))?, &shape)?;
-        // BertSelfOutput: LayerNorm(dense(context) + x).
-        let attn = o.linear(&context, &l.attn_out, None)?;
-        let residual = o.add(&attn, x)?;
+        // BertSelfOutput: LayerNorm(dense(context) + x), the residual added in the product.
+        let residual = o.linear_add(&context, &l.attn_out, x)?;
         let x = l.attn_norm.forward(o, &residual)?;
         // BertIntermediate (GELU fused into the matmul) and BertOutput: LayerNorm(dense(h) + x).
         let h = o.linear(&x, &l.intermediate, Some(Activation::Gelu))?;
-        let out = o.linear(&h, &l.output, None)?;
-        let residual = o.add(&out, &x)?;
+        let residual = o.linear_add(&h, &l.output, &x)?;
         l.out_norm.forward(o, &residual)
     }
 }

@@ -7,7 +7,7 @@ use crate::bridge::Weights;
 use crate::bridge::load::AnyTensor;
 use crate::error::{Error, Result};
 use crate::kernels::activation::Activation;
-use crate::kernels::matmul::linear;
+use crate::kernels::matmul::{BLayout, Epilogue, Kernel, linear, matmul_with};
 use crate::kernels::{elementwise, quant};
 use crate::recorder::Recorder;
 use crate::tensor::Tensor;
@@ -196,7 +196,25 @@ impl Linear {
                 let dense = quant::dequantize(rec, w, x.dtype())?;
                 linear(rec, x, &dense, bias, None)?
             }
-            AnyTensor::Dense(w) => linear(rec, x, w, bias, None)?,
+            // Dense: the residual is added in the matmul's epilogue (no separate add).
+            AnyTensor::Dense(w) => {
+                let mut shape = x.shape().to_vec();
+                if let Some(last) = shape.last_mut() {
+                    *last = w.shape()[0];
+                }
+                let residual = residual.map(|r| r.reshape(&shape)).transpose()?;
+                let epilogue = Epilogue {
+                    bias,
+                    activation: None,
+                    residual: residual.as_ref(),
+                };
+                let y = matmul_with(rec, x, w, BLayout::NK, epilogue, Kernel::Auto)?;
+                if let Some(out) = out {
+                    elementwise::copy_into(rec, &y.reshape(out.shape())?, out)?;
+                    return Ok(out.clone());
+                }
+                return Ok(y);
+            }
         };
         let y = match residual {
             Some(r) => elementwise::add(rec, &y, r)?,

@@ -82,6 +82,17 @@ pub trait Ops {
         mask: Option<&Self::Tensor>,
     ) -> Result<Self::Tensor>;
     fn add(&mut self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+    /// `x · Wᵀ + bias + residual` (BERT's attention output and output layers); backends may add
+    /// the residual in the product's epilogue.
+    fn linear_add(
+        &mut self,
+        x: &Self::Tensor,
+        l: &Self::Linear,
+        residual: &Self::Tensor,
+    ) -> Result<Self::Tensor> {
+        let y = self.linear(x, l, None)?;
+        self.add(&y, residual)
+    }
     /// The mean over real tokens, `[batch, hidden]`.
     fn mean_pool(&mut self, x: &Self::Tensor, mask: &Self::Tensor) -> Result<Self::Tensor>;
     fn l2_normalize(&mut self, x: &Self::Tensor, eps: f32) -> Result<Self::Tensor>;

@@ -74,6 +74,9 @@ impl Ops for Recorder {
     fn add(&mut self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         elementwise::add(self, a, b)
     }
+    fn linear_add(&mut self, x: &Tensor, l: &Linear, residual: &Tensor) -> Result<Tensor> {
+        l.forward(self, x, Some(residual), None)
+    }
     fn mean_pool(&mut self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
         pool::mean_pool(self, x, mask)
     }
