@@ -368,6 +368,16 @@ async fn matmul_rejects_bad_operands() -> Result<()> {
     let err = matmul::matmul(&mut rec, &a, &b, BLayout::KN).unwrap_err();
     assert!(matches!(err, Error::Shape { op: "matmul", .. }), "{err}");
     assert!(err.to_string().contains("K = 3"), "{err}");
+    // A residual must have the output's shape ([2, 2] here, not [2, 3]).
+    let b = Tensor::from_f32(&gpu, &[0.0; 6], &[3, 2])?;
+    let epilogue = Epilogue {
+        residual: Some(&a),
+        ..Default::default()
+    };
+    let err =
+        matmul::matmul_with(&mut rec, &a, &b, BLayout::KN, epilogue, Kernel::Auto).unwrap_err();
+    assert!(matches!(err, Error::Shape { op: "matmul", .. }), "{err}");
+    assert!(err.to_string().contains("residual [2, 3]"), "{err}");
     if gpu.capabilities().shader_f16 {
         let h = Tensor::from_f16(&gpu, &[f16::ONE; 6], &[3, 2])?;
         let err = matmul::matmul(&mut rec, &a, &h, BLayout::KN).unwrap_err();

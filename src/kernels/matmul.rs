@@ -36,6 +36,8 @@ mod slot {
     pub const PARAMS: u32 = 4;
     /// `a` and `b` as vec4s (Kernel::Tiled128's vec4 variant).
     pub const A_V: u32 = 5;
+    /// The tensor-core kernel's f16 view of `a` (its `a` is the f32 one).
+    pub const A_H: u32 = 5;
     pub const B_V: u32 = 6;
     /// The epilogue's residual.
     pub const RES: u32 = 7;
@@ -214,17 +216,17 @@ pub fn matmul_with(
     }
     let mut out_shape = a.shape()[..a.shape().len() - 2].to_vec();
     out_shape.extend([dims.m, dims.n]);
-    if let Some(r) = epilogue.residual {
-        if r.shape() != out_shape.as_slice() || r.dtype() != dtype {
-            return Err(Error::shape(
-                OP,
-                format!(
-                    "residual {:?} {:?} must have the output's shape and type, {out_shape:?} {dtype:?}",
-                    r.shape(),
-                    r.dtype()
-                ),
-            ));
-        }
+    if let Some(r) = epilogue.residual
+        && (r.shape() != out_shape.as_slice() || r.dtype() != dtype)
+    {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "residual {:?} {:?} must have the output's shape and type, {out_shape:?} {dtype:?}",
+                r.shape(),
+                r.dtype()
+            ),
+        ));
     }
     let c = Tensor::empty(&gpu, &out_shape, dtype)?;
     if c.numel() == 0 {
@@ -318,13 +320,17 @@ pub fn matmul_with(
     } else {
         (slot::A, slot::B)
     };
-    let bindings = [
+    let mut bindings = vec![
         (a_at, a.buffer()),
         (b_at, b.buffer()),
         (slot::BIAS, bias.buffer()),
         (slot::C, c.buffer()),
         (slot::RES, res.buffer()),
     ];
+    if coop_kernel {
+        // The tensor-core kernel reads `a` as f32 or as f16: the same buffer, both views bound.
+        bindings.push((slot::A_H, a.buffer()));
+    }
     rec.dispatch_at(&pipeline, &bindings, slot::PARAMS, &params, groups);
     Ok(c)
 }
