@@ -6,7 +6,7 @@ enable wgpu_cooperative_matrix;
 //
 // A 256-thread workgroup (8 subgroups of 32) computes a 128×128 tile of C; each subgroup a 64×32 part
 // of it as 4×2 cooperative 16×16 f32 accumulators. K advances 32 at a time: the next A and B tiles are
-// read from global memory into registers (eight halves as two vec4<f16>) while the current ones, staged in
+// read from global memory into registers (8 halves a vec4<u32>) while the current ones, staged in
 // workgroup memory, go through the tensor cores. Edges are zero-filled, so any M and N is correct;
 // the host requires K, the offsets, the batch strides (and N without TRANS_B) to be multiples of 8,
 // so that every vec4 read is whole and aligned.
@@ -20,13 +20,11 @@ enable wgpu_cooperative_matrix;
 
 // Params and epilogue(): shaders/matmul_common.wgsl (prepended, with activation_fns.wgsl).
 
-// `a` as f32 (A_F32) and as f16 (a_h): the host binds the same buffer to both.
-@group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> b: array<vec4<f16>>;
+@group(0) @binding(0) var<storage, read> a: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read> b: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> bias: array<T>;
 @group(0) @binding(3) var<storage, read_write> c: array<T>;
 @group(0) @binding(4) var<uniform> p: Params;
-@group(0) @binding(5) var<storage, read> a_h: array<vec4<f16>>;
 // The epilogue's residual (shape of c; bound to a placeholder when has_res is 0).
 @group(0) @binding(7) var<storage, read> res: array<T>;
 
@@ -45,43 +43,42 @@ var<workgroup> a_s: array<f16, 5120>;   // BM * AS
 var<workgroup> b_s: array<f16, 5120>;   // max(BN * BS_NK, BK * BS_KN)
 var<workgroup> c_s: array<f32, 2048>;   // one 16×16 accumulator a subgroup, for the epilogue
 
-// Eight halves, held in registers between a K step's loads and its stores into workgroup memory.
-// Read as f16 vectors and stored as they are: no conversion on the way (the kernel once read
-// u32 words and widened each half to f32 and back: 16 conversions for eight halves).
-struct H8 {
-    lo: vec4<f16>,
-    hi: vec4<f16>,
-}
-
 // Eight halves of row `row` (< rows), from column `col` (a multiple of 8; the host checked
-// cols % 8 == 0), of the matrix at `base` (in elements) with `cols` columns.
-fn load_a8(base: u32, row: u32, col: u32) -> H8 {
+// cols % 8 == 0), of the matrix at `base` (in halves) with `cols` columns.
+fn load_a8(base: u32, row: u32, col: u32) -> vec4<u32> {
     if (row < p.m && col < p.k) {
-        let i = (base + row * p.k + col) / 4u;
         if (A_F32) {
-            // Eight f32 are two vec4s, each rounded to f16.
-            return H8(vec4<f16>(a[i]), vec4<f16>(a[i + 1u]));
+            // Eight f32 are two vec4s; each pair rounds to two packed halves.
+            let i = (base + row * p.k + col) / 4u;
+            let lo = bitcast<vec4<f32>>(a[i]);
+            let hi = bitcast<vec4<f32>>(a[i + 1u]);
+            return vec4<u32>(pack2x16float(lo.xy), pack2x16float(lo.zw),
+                             pack2x16float(hi.xy), pack2x16float(hi.zw));
         }
-        return H8(a_h[i], a_h[i + 1u]);
+        return a[(base + row * p.k + col) / 8u];
     }
-    return H8(vec4<f16>(0.0h), vec4<f16>(0.0h));
+    return vec4<u32>(0u);
 }
 
-fn load_b8(base: u32, row: u32, col: u32, rows: u32, cols: u32) -> H8 {
+fn load_b8(base: u32, row: u32, col: u32, rows: u32, cols: u32) -> vec4<u32> {
     if (row < rows && col < cols) {
-        let i = (base + row * cols + col) / 4u;
-        return H8(b[i], b[i + 1u]);
+        return b[(base + row * cols + col) / 8u];
     }
-    return H8(vec4<f16>(0.0h), vec4<f16>(0.0h));
+    return vec4<u32>(0u);
 }
 
-fn put8(tile: u32, at: u32, v: H8) {
+fn put8(tile: u32, at: u32, v: vec4<u32>) {
+    // unpack2x16float widens exactly, so the f16 round trip loses nothing.
+    let h0 = vec2<f16>(unpack2x16float(v.x));
+    let h1 = vec2<f16>(unpack2x16float(v.y));
+    let h2 = vec2<f16>(unpack2x16float(v.z));
+    let h3 = vec2<f16>(unpack2x16float(v.w));
     if (tile == 0u) {
-        a_s[at] = v.lo.x; a_s[at + 1u] = v.lo.y; a_s[at + 2u] = v.lo.z; a_s[at + 3u] = v.lo.w;
-        a_s[at + 4u] = v.hi.x; a_s[at + 5u] = v.hi.y; a_s[at + 6u] = v.hi.z; a_s[at + 7u] = v.hi.w;
+        a_s[at] = h0.x; a_s[at + 1u] = h0.y; a_s[at + 2u] = h1.x; a_s[at + 3u] = h1.y;
+        a_s[at + 4u] = h2.x; a_s[at + 5u] = h2.y; a_s[at + 6u] = h3.x; a_s[at + 7u] = h3.y;
     } else {
-        b_s[at] = v.lo.x; b_s[at + 1u] = v.lo.y; b_s[at + 2u] = v.lo.z; b_s[at + 3u] = v.lo.w;
-        b_s[at + 4u] = v.hi.x; b_s[at + 5u] = v.hi.y; b_s[at + 6u] = v.hi.z; b_s[at + 7u] = v.hi.w;
+        b_s[at] = h0.x; b_s[at + 1u] = h0.y; b_s[at + 2u] = h1.x; b_s[at + 3u] = h1.y;
+        b_s[at + 4u] = h2.x; b_s[at + 5u] = h2.y; b_s[at + 6u] = h3.x; b_s[at + 7u] = h3.y;
     }
 }
 
@@ -99,7 +96,7 @@ fn b_slot(v: u32, bn: u32) -> vec2<u32> {
     return vec2<u32>(v / per_row, (v % per_row) * 8u);     // [k][n]
 }
 
-fn fetch_b(base: u32, col0: u32, k0: u32, v: u32, bn: u32) -> H8 {
+fn fetch_b(base: u32, col0: u32, k0: u32, v: u32, bn: u32) -> vec4<u32> {
     let s = b_slot(v, bn);
     if (TRANS_B) {
         return load_b8(base, col0 + s.x, k0 + s.y, p.n, p.k);
@@ -107,7 +104,7 @@ fn fetch_b(base: u32, col0: u32, k0: u32, v: u32, bn: u32) -> H8 {
     return load_b8(base, k0 + s.x, col0 + s.y, p.k, p.n);
 }
 
-fn store_b(v: u32, val: H8, bn: u32) {
+fn store_b(v: u32, val: vec4<u32>, bn: u32) {
     let s = b_slot(v, bn);
     if (TRANS_B) {
         put8(1u, s.x * BS_NK + s.y, val);

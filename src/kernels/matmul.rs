@@ -36,8 +36,6 @@ mod slot {
     pub const PARAMS: u32 = 4;
     /// `a` and `b` as vec4s (Kernel::Tiled128's vec4 variant).
     pub const A_V: u32 = 5;
-    /// The tensor-core kernel's f16 view of `a` (its `a` is the f32 one).
-    pub const A_H: u32 = 5;
     pub const B_V: u32 = 6;
     /// The epilogue's residual.
     pub const RES: u32 = 7;
@@ -320,17 +318,13 @@ pub fn matmul_with(
     } else {
         (slot::A, slot::B)
     };
-    let mut bindings = vec![
+    let bindings = [
         (a_at, a.buffer()),
         (b_at, b.buffer()),
         (slot::BIAS, bias.buffer()),
         (slot::C, c.buffer()),
         (slot::RES, res.buffer()),
     ];
-    if coop_kernel {
-        // The tensor-core kernel reads `a` as f32 or as f16: the same buffer, both views bound.
-        bindings.push((slot::A_H, a.buffer()));
-    }
     rec.dispatch_at(&pipeline, &bindings, slot::PARAMS, &params, groups);
     Ok(c)
 }
@@ -405,9 +399,11 @@ pub fn coop128_min_tiles() -> usize {
 
 /// [`Kernel::Tiled128`] with vec4 reads and the next K step fetched into registers during the
 /// current one's products (`shaders/matmul_tiled_vec.wgsl`), where K, the offsets and batch strides
-/// (and N for [`BLayout::KN`]) are multiples of 4. On an H100 (Vulkan) f32 at 4096³ 26.7 → 36.4
-/// TFLOP/s of wall time, 1024³ 26.0 → 34.8 (`bench-results/h100-matmul-variants-2026-12-07.jsonl`).
-/// Natively `WEBGPU_INFER_TILED128_VEC=0` turns it off, for A/B runs.
+/// (and N for [`BLayout::KN`]) are multiples of 4. On an H100 (Vulkan, 2026-12-07, one call of
+/// `bench_kernels --ops matmul` with this variant as a knob; its raw lines did not come back, so
+/// rerun it with `KERNEL_ENVS=vec0:WEBGPU_INFER_TILED128_VEC=0` before quoting) f32 at 4096³ went
+/// 26.7 → 36.4 TFLOP/s of wall time, 1024³ 26.0 → 34.8. Natively `WEBGPU_INFER_TILED128_VEC=0`
+/// turns it off, for A/B runs.
 fn tiled128_vec_entry(dims: &Dims, layout: BLayout, params: &Params) -> Option<&'static str> {
     static VEC: super::Tuned = super::Tuned::new("WEBGPU_INFER_TILED128_VEC");
     let aligned = [
