@@ -21,16 +21,12 @@ enable f16;
 // P is rounded to f16 for the product (as FlashAttention does); the row sums are kept in f32.
 // Workgroup memory: K, V 9 KiB each, the scratch 17 KiB, P 9 KiB: 44 KiB.
 
-// q, k and v as f32 (IN_F32) and as f16 (q_h, k_h, v_h): the host binds each buffer to both.
-@group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> k: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> v: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read> q: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read> k: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> v: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> mask: array<i32>;
 @group(0) @binding(4) var<storage, read_write> out: array<T>;
 @group(0) @binding(5) var<uniform> p: Params;
-@group(0) @binding(7) var<storage, read> q_h: array<vec4<f16>>;
-@group(0) @binding(8) var<storage, read> k_h: array<vec4<f16>>;
-@group(0) @binding(9) var<storage, read> v_h: array<vec4<f16>>;
 
 const BR: u32 = 64u;
 const KS: u32 = 72u;    // row stride of the staged Q, K and V tiles, in halves (64 + 8 padding)
@@ -42,42 +38,28 @@ var<workgroup> v_s: array<f16, 4608>;   // BC × KS
 // they are staged: the tensor cores for an f32 model's attention.
 override IN_F32: bool = false;
 
-// Eight halves, held in registers between their load and their store into workgroup memory: read
-// as f16 vectors and stored as they are (f32 inputs are converted once, as they are read).
-struct H8 {
-    lo: vec4<f16>,
-    hi: vec4<f16>,
-}
-
-fn load_f32(src: u32, i: u32) -> vec4<f16> {
+fn load4(src: u32, i: u32) -> vec4<u32> {
     if (src == 0u) {
-        return vec4<f16>(q[i]);
+        return q[i];
     } else if (src == 1u) {
-        return vec4<f16>(k[i]);
+        return k[i];
     }
-    return vec4<f16>(v[i]);
-}
-
-fn load_f16(src: u32, i: u32) -> vec4<f16> {
-    if (src == 0u) {
-        return q_h[i];
-    } else if (src == 1u) {
-        return k_h[i];
-    }
-    return v_h[i];
+    return v[i];
 }
 
 // Eight halves from element `index` (a multiple of 8) of q (src 0), k (1) or v (2); zero where `ok`
 // is not.
-fn load8(src: u32, index: u32, ok: bool) -> H8 {
+fn load8(src: u32, index: u32, ok: bool) -> vec4<u32> {
     if (!ok) {
-        return H8(vec4<f16>(0.0h), vec4<f16>(0.0h));
+        return vec4<u32>(0u);
     }
-    let i = index / 4u;
     if (IN_F32) {
-        return H8(load_f32(src, i), load_f32(src, i + 1u));
+        let lo = bitcast<vec4<f32>>(load4(src, index / 4u));
+        let hi = bitcast<vec4<f32>>(load4(src, index / 4u + 1u));
+        return vec4<u32>(pack2x16float(lo.xy), pack2x16float(lo.zw), pack2x16float(hi.xy),
+                         pack2x16float(hi.zw));
     }
-    return H8(load_f16(src, i), load_f16(src, i + 1u));
+    return load4(src, index / 8u);
 }
 
 // Where eight halves of key j (clamped into the cache), column c, of this KV head start.
@@ -85,13 +67,17 @@ fn kv_at(b: u32, kvh: u32, j: u32, c: u32) -> u32 {
     return kv_index(b, min(j, p.kv_cap - 1u), kvh) + c;
 }
 
-fn put8(tile: u32, at: u32, val: H8) {
+fn put8(tile: u32, at: u32, val: vec4<u32>) {
+    let h0 = vec2<f16>(unpack2x16float(val.x));
+    let h1 = vec2<f16>(unpack2x16float(val.y));
+    let h2 = vec2<f16>(unpack2x16float(val.z));
+    let h3 = vec2<f16>(unpack2x16float(val.w));
     if (tile == 0u) {
-        k_s[at] = val.lo.x; k_s[at + 1u] = val.lo.y; k_s[at + 2u] = val.lo.z; k_s[at + 3u] = val.lo.w;
-        k_s[at + 4u] = val.hi.x; k_s[at + 5u] = val.hi.y; k_s[at + 6u] = val.hi.z; k_s[at + 7u] = val.hi.w;
+        k_s[at] = h0.x; k_s[at + 1u] = h0.y; k_s[at + 2u] = h1.x; k_s[at + 3u] = h1.y;
+        k_s[at + 4u] = h2.x; k_s[at + 5u] = h2.y; k_s[at + 6u] = h3.x; k_s[at + 7u] = h3.y;
     } else {
-        v_s[at] = val.lo.x; v_s[at + 1u] = val.lo.y; v_s[at + 2u] = val.lo.z; v_s[at + 3u] = val.lo.w;
-        v_s[at + 4u] = val.hi.x; v_s[at + 5u] = val.hi.y; v_s[at + 6u] = val.hi.z; v_s[at + 7u] = val.hi.w;
+        v_s[at] = h0.x; v_s[at + 1u] = h0.y; v_s[at + 2u] = h1.x; v_s[at + 3u] = h1.y;
+        v_s[at + 4u] = h2.x; v_s[at + 5u] = h2.y; v_s[at + 6u] = h3.x; v_s[at + 7u] = h3.y;
     }
 }
 

@@ -271,10 +271,8 @@ pub fn attention(
         "decode" => decode_constants(params.head_dim),
         _ => Vec::new(),
     };
-    let mut f16_views = false;
     if variant == Kernel::PrefillCoop {
         let plan = coop::plan(dtype, q_len, kv_len);
-        f16_views = plan.f16_views;
         (name, body, entry, rows_x, constants) = (
             plan.name,
             plan.body,
@@ -303,21 +301,18 @@ pub fn attention(
         constants: &constants,
     });
     let mask = opts.mask.unwrap_or(q);
-    let mut bindings = vec![
-        (slot::Q, q.buffer()),
-        (slot::K, k.buffer()),
-        (slot::V, v.buffer()),
-        (slot::MASK, mask.buffer()),
-        (slot::OUT, out.buffer()),
-    ];
-    if f16_views {
-        bindings.extend([
-            (coop::slot::Q_H, q.buffer()),
-            (coop::slot::K_H, k.buffer()),
-            (coop::slot::V_H, v.buffer()),
-        ]);
-    }
-    rec.dispatch_at(&pipeline, &bindings, slot::PARAMS, &params, groups);
+    rec.dispatch(
+        &pipeline,
+        &[
+            q.buffer(),
+            k.buffer(),
+            v.buffer(),
+            mask.buffer(),
+            out.buffer(),
+        ],
+        &params,
+        groups,
+    );
     Ok(out)
 }
 

@@ -18,13 +18,6 @@ const DIRECT: &str = concat!(
     include_str!("../../../shaders/attention_coop_lanes.wgsl"),
     include_str!("../../../shaders/attention_coop_direct.wgsl")
 );
-/// The staging kernel's bindings beyond attention.wgsl's: f16 views of q, k and v (its own q, k, v
-/// are the f32 views).
-pub(super) mod slot {
-    pub const Q_H: u32 = 7;
-    pub const K_H: u32 = 8;
-    pub const V_H: u32 = 9;
-}
 /// Query rows a staging workgroup takes (BR in attention_coop.wgsl).
 const STAGED_ROWS: usize = 64;
 /// Keys a tile (BC): the direct kernel needs at least one whole tile of valid keys.
@@ -49,8 +42,6 @@ pub(super) struct Plan {
     pub entry: &'static str,
     pub groups_x: usize,
     pub constants: Vec<(&'static str, f64)>,
-    /// The kernel also reads q, k and v through f16 views ([`slot`]).
-    pub f16_views: bool,
 }
 
 /// The kernel for these sizes: direct for f16 with at least one whole tile of keys, else staging.
@@ -70,7 +61,6 @@ pub(super) fn plan(dtype: DType, q_len: usize, kv_len: usize) -> Plan {
             entry: "prefill_coop_direct",
             groups_x: q_len.div_ceil(16 * 4 / split),
             constants: vec![("SPLIT", split as f64)],
-            f16_views: false,
         };
     }
     Plan {
@@ -79,7 +69,6 @@ pub(super) fn plan(dtype: DType, q_len: usize, kv_len: usize) -> Plan {
         entry: "prefill_coop",
         groups_x: q_len.div_ceil(STAGED_ROWS),
         constants: vec![("IN_F32", f64::from(u8::from(dtype == DType::F32)))],
-        f16_views: true,
     }
 }
 
