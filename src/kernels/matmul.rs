@@ -350,17 +350,7 @@ fn coop_fits(
             format!("runs f16 weights (b), got {dtype:?}"),
         ));
     }
-    let n_whole = layout == BLayout::NK || dims.n.is_multiple_of(8);
-    let aligned = [
-        params.k,
-        params.a_offset,
-        params.b_offset,
-        params.a_batch_stride,
-        params.b_batch_stride,
-    ]
-    .iter()
-    .all(|v| v.is_multiple_of(8));
-    if !(aligned && n_whole) {
+    if !vectors_fit(dims, layout, params, 8) {
         return Err(Error::shape(
             OP,
             format!(
@@ -406,6 +396,12 @@ pub fn coop128_min_tiles() -> usize {
 /// turns it off, for A/B runs.
 fn tiled128_vec_entry(dims: &Dims, layout: BLayout, params: &Params) -> Option<&'static str> {
     static VEC: super::Tuned = super::Tuned::new("WEBGPU_INFER_TILED128_VEC");
+    (VEC.get() != Some(0) && vectors_fit(dims, layout, params, 4)).then_some("tiled128v")
+}
+
+/// Whether vectors of `width` elements read along K (and along N for [`BLayout::KN`]) are whole and
+/// aligned: K, the operands' offsets and batch strides (and N for `KN`) are multiples of `width`.
+fn vectors_fit(dims: &Dims, layout: BLayout, params: &Params, width: u32) -> bool {
     let aligned = [
         params.k,
         params.a_offset,
@@ -414,9 +410,8 @@ fn tiled128_vec_entry(dims: &Dims, layout: BLayout, params: &Params) -> Option<&
         params.b_batch_stride,
     ]
     .iter()
-    .all(|v| v.is_multiple_of(4));
-    let n_whole = layout == BLayout::NK || dims.n.is_multiple_of(4);
-    (VEC.get() != Some(0) && aligned && n_whole).then_some("tiled128v")
+    .all(|v| v.is_multiple_of(width));
+    aligned && (layout == BLayout::NK || dims.n.is_multiple_of(width as usize))
 }
 
 /// The sizes of one product, read off the operands' shapes.
