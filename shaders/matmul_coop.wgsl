@@ -140,6 +140,137 @@ fn write_out(acc: coop_mat16x16<f32, C>, sg: u32, lane: u32, row0: u32, col0: u3
     workgroupBarrier();
 }
 
+// Two accumulators of one subgroup, side by side (`y` 16 columns right of `x`), through slots
+// `2 sg` and `2 sg + 1` of c_s (`coopw`'s 4 subgroups leave half of c_s free): each of 16 steps
+// writes one row of 32 consecutive outputs, a lane each.
+fn write_out2(x: coop_mat16x16<f32, C>, y: coop_mat16x16<f32, C>, sg: u32, lane: u32, row0: u32,
+              col0: u32, c_base: u32) {
+    coopStoreT(x, &c_s[sg * 512u], 16u);
+    coopStoreT(y, &c_s[sg * 512u + 256u], 16u);
+    workgroupBarrier();
+    let col = col0 + lane;
+    let src = sg * 512u + (lane / 16u) * 256u + lane % 16u;
+    for (var t = 0u; t < 16u; t++) {
+        let row = row0 + t;
+        if (row < p.m && col < p.n) {
+            put_c(c_base + row * p.n + col, c_s[src + t * 16u], col);
+        }
+    }
+    workgroupBarrier();
+}
+
+// 128×128 tiles with 4 subgroups of 32 (128 threads), each a 64×64 quarter as 4×4 accumulators:
+// per 16 of K a subgroup loads 8 fragments for 16 products (`coop`: 6 for 8). Opt-in
+// (WEBGPU_INFER_COOP_WIDE=1) until timed on a GPU.
+@compute @workgroup_size(128, 1, 1)
+fn coopw(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lidx: u32,
+) {
+    let batch = wid.z;
+    let row0 = wid.y * BM;
+    let col0 = wid.x * BN;
+    let a_base = p.a_offset + batch * p.a_batch_stride;
+    let b_base = p.b_offset + batch * p.b_batch_stride;
+    let sg = lidx / 32u;
+    let lane = lidx % 32u;
+    let sm = (sg / 2u) * 64u;
+    let sn = (sg % 2u) * 64u;
+
+    var c00: coop_mat16x16<f32, C>;
+    var c01: coop_mat16x16<f32, C>;
+    var c02: coop_mat16x16<f32, C>;
+    var c03: coop_mat16x16<f32, C>;
+    var c10: coop_mat16x16<f32, C>;
+    var c11: coop_mat16x16<f32, C>;
+    var c12: coop_mat16x16<f32, C>;
+    var c13: coop_mat16x16<f32, C>;
+    var c20: coop_mat16x16<f32, C>;
+    var c21: coop_mat16x16<f32, C>;
+    var c22: coop_mat16x16<f32, C>;
+    var c23: coop_mat16x16<f32, C>;
+    var c30: coop_mat16x16<f32, C>;
+    var c31: coop_mat16x16<f32, C>;
+    var c32: coop_mat16x16<f32, C>;
+    var c33: coop_mat16x16<f32, C>;
+
+    // A 128×32 tile is 512 vec4s of halves: four a thread, as for B.
+    let sa0 = a_slot(lidx);
+    let sa1 = a_slot(lidx + 128u);
+    let sa2 = a_slot(lidx + 256u);
+    let sa3 = a_slot(lidx + 384u);
+    var ra0 = load_a8(a_base, row0 + sa0.x, sa0.y);
+    var ra1 = load_a8(a_base, row0 + sa1.x, sa1.y);
+    var ra2 = load_a8(a_base, row0 + sa2.x, sa2.y);
+    var ra3 = load_a8(a_base, row0 + sa3.x, sa3.y);
+    var rb0 = fetch_b(b_base, col0, 0u, lidx, BN);
+    var rb1 = fetch_b(b_base, col0, 0u, lidx + 128u, BN);
+    var rb2 = fetch_b(b_base, col0, 0u, lidx + 256u, BN);
+    var rb3 = fetch_b(b_base, col0, 0u, lidx + 384u, BN);
+
+    for (var k0 = 0u; k0 < p.k; k0 += BK) {
+        put8(0u, sa0.x * AS + sa0.y, ra0);
+        put8(0u, sa1.x * AS + sa1.y, ra1);
+        put8(0u, sa2.x * AS + sa2.y, ra2);
+        put8(0u, sa3.x * AS + sa3.y, ra3);
+        store_b(lidx, rb0, BN);
+        store_b(lidx + 128u, rb1, BN);
+        store_b(lidx + 256u, rb2, BN);
+        store_b(lidx + 384u, rb3, BN);
+        workgroupBarrier();
+        let kn = k0 + BK;
+        if (kn < p.k) {
+            ra0 = load_a8(a_base, row0 + sa0.x, kn + sa0.y);
+            ra1 = load_a8(a_base, row0 + sa1.x, kn + sa1.y);
+            ra2 = load_a8(a_base, row0 + sa2.x, kn + sa2.y);
+            ra3 = load_a8(a_base, row0 + sa3.x, kn + sa3.y);
+            rb0 = fetch_b(b_base, col0, kn, lidx, BN);
+            rb1 = fetch_b(b_base, col0, kn, lidx + 128u, BN);
+            rb2 = fetch_b(b_base, col0, kn, lidx + 256u, BN);
+            rb3 = fetch_b(b_base, col0, kn, lidx + 384u, BN);
+        }
+        for (var kk = 0u; kk < BK; kk += 16u) {
+            let b0 = b_frag(sn, kk);
+            let b1 = b_frag(sn + 16u, kk);
+            let b2 = b_frag(sn + 32u, kk);
+            let b3 = b_frag(sn + 48u, kk);
+            var af = a_frag(sm, kk);
+            c00 = coopMultiplyAdd(af, b0, c00);
+            c01 = coopMultiplyAdd(af, b1, c01);
+            c02 = coopMultiplyAdd(af, b2, c02);
+            c03 = coopMultiplyAdd(af, b3, c03);
+            af = a_frag(sm + 16u, kk);
+            c10 = coopMultiplyAdd(af, b0, c10);
+            c11 = coopMultiplyAdd(af, b1, c11);
+            c12 = coopMultiplyAdd(af, b2, c12);
+            c13 = coopMultiplyAdd(af, b3, c13);
+            af = a_frag(sm + 32u, kk);
+            c20 = coopMultiplyAdd(af, b0, c20);
+            c21 = coopMultiplyAdd(af, b1, c21);
+            c22 = coopMultiplyAdd(af, b2, c22);
+            c23 = coopMultiplyAdd(af, b3, c23);
+            af = a_frag(sm + 48u, kk);
+            c30 = coopMultiplyAdd(af, b0, c30);
+            c31 = coopMultiplyAdd(af, b1, c31);
+            c32 = coopMultiplyAdd(af, b2, c32);
+            c33 = coopMultiplyAdd(af, b3, c33);
+        }
+        workgroupBarrier();
+    }
+
+    let c_base = p.c_offset + batch * p.m * p.n;
+    let r = row0 + sm;
+    let q = col0 + sn;
+    write_out2(c00, c01, sg, lane, r, q, c_base);
+    write_out2(c02, c03, sg, lane, r, q + 32u, c_base);
+    write_out2(c10, c11, sg, lane, r + 16u, q, c_base);
+    write_out2(c12, c13, sg, lane, r + 16u, q + 32u, c_base);
+    write_out2(c20, c21, sg, lane, r + 32u, q, c_base);
+    write_out2(c22, c23, sg, lane, r + 32u, q + 32u, c_base);
+    write_out2(c30, c31, sg, lane, r + 48u, q, c_base);
+    write_out2(c32, c33, sg, lane, r + 48u, q + 32u, c_base);
+}
+
 @compute @workgroup_size(256, 1, 1)
 fn coop(
     @builtin(workgroup_id) wid: vec3<u32>,
