@@ -4,13 +4,14 @@ enable f16;
 // products into f32 accumulators on 32-lane subgroups): the layout, Params and semantics of
 // shaders/attention.wgsl's `prefill` (bidirectional or causal, padding mask, grouped-query heads, a
 // KV cache read up to kv_len, sliding window, soft cap) for f16 q, k, v (or f32, IN_F32 below) and
-// head_dim 64. attention_common.wgsl (Params, visible, capped, q_index, kv_index) is prepended.
+// head_dim 64 or 32 (HD, attention_coop_lanes.wgsl). attention_common.wgsl (Params, visible, capped,
+// q_index, kv_index) is prepended.
 //
 // A workgroup of 4 subgroups takes BR = 64 query rows of one (batch, head), 16 a subgroup, and walks
 // the keys BC = 64 at a time. Per key tile:
-//   1. K and V (64 keys × 64 halves each) are staged in workgroup memory, zero past kv_len; the next
+//   1. K and V (64 keys × HD halves each) are staged in workgroup memory, zero past kv_len; the next
 //      tile's are read from global memory into registers while this one is worked on;
-//   2. S = Q·Kᵀ on the tensor cores: 4 × 4 products a subgroup (its Q fragments were loaded once),
+//   2. S = Q·Kᵀ on the tensor cores: 4 × HD / 16 products a subgroup (its Q fragments were loaded once),
 //      stored to the subgroup's f32 scratch;
 //   3. the online softmax by the lanes: lane (r, h) = (lane % 16, lane / 16) takes row r's 32 keys
 //      of half h (columns rotated by the row, `col`, so that the 32 lanes hit 32 different banks),
@@ -105,10 +106,12 @@ fn prefill_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     let s_base = sg * 16u * SS;
     let p_base = sg * 16u * PS;
 
-    // Q's 64 rows through k_s into four A fragments a subgroup (16 rows × 16 dimensions each).
-    for (var e = t; e < BR * 8u; e += 128u) {
-        let row = e / 8u;
-        let c8 = e % 8u;
+    // Q's 64 rows through k_s into HD / 16 A fragments a subgroup (16 rows × 16 dimensions each;
+    // with head_dim 32, q2 and q3 hold stale values and are not used).
+    let per_row = HD / 8u;   // vec4s of eight halves a row of q, k or v
+    for (var e = t; e < BR * per_row; e += 128u) {
+        let row = e / per_row;
+        let c8 = e % per_row;
         let qi = row0 + row;
         put8(0u, row * KS + c8 * 8u, load8(0u, q_index(b, min(qi, p.q_len - 1u), h) + c8 * 8u,
                                            qi < p.q_len));
@@ -133,20 +136,29 @@ fn prefill_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         start = (offset + row0 + 1u - p.window) / BC * BC;
     }
 
-    // This thread's four vec4s of the K and V tiles: rows t / 8 + 16c, columns (t % 8) * 8. Kept in
-    // named registers (a private array indexed in a loop may live in memory).
-    let kr = t / 8u;
-    let kc = (t % 8u) * 8u;
+    // This thread's vec4s of the K and V tiles: rows kr + kp·c, columns kc. Head_dim 64: rows
+    // t / 8 + 16c, four of each (c < 4); 32: rows t / 4 + 32c, two (rk2, rk3, rv2, rv3 unused). Kept
+    // in named registers (a private array indexed in a loop may live in memory).
+    let kr = t / per_row;
+    let kc = (t % per_row) * 8u;
+    let kp = 128u / per_row;
     var rk0 = load8(1u, kv_at(b, kvh, start + kr, kc), start + kr < end);
-    var rk1 = load8(1u, kv_at(b, kvh, start + kr + 16u, kc), start + kr + 16u < end);
-    var rk2 = load8(1u, kv_at(b, kvh, start + kr + 32u, kc), start + kr + 32u < end);
-    var rk3 = load8(1u, kv_at(b, kvh, start + kr + 48u, kc), start + kr + 48u < end);
+    var rk1 = load8(1u, kv_at(b, kvh, start + kr + kp, kc), start + kr + kp < end);
     var rv0 = load8(2u, kv_at(b, kvh, start + kr, kc), start + kr < end);
-    var rv1 = load8(2u, kv_at(b, kvh, start + kr + 16u, kc), start + kr + 16u < end);
-    var rv2 = load8(2u, kv_at(b, kvh, start + kr + 32u, kc), start + kr + 32u < end);
-    var rv3 = load8(2u, kv_at(b, kvh, start + kr + 48u, kc), start + kr + 48u < end);
+    var rv1 = load8(2u, kv_at(b, kvh, start + kr + kp, kc), start + kr + kp < end);
+    var rk2 = vec4<u32>(0u);
+    var rk3 = vec4<u32>(0u);
+    var rv2 = vec4<u32>(0u);
+    var rv3 = vec4<u32>(0u);
+    if (HD == 64u) {
+        rk2 = load8(1u, kv_at(b, kvh, start + kr + 32u, kc), start + kr + 32u < end);
+        rk3 = load8(1u, kv_at(b, kvh, start + kr + 48u, kc), start + kr + 48u < end);
+        rv2 = load8(2u, kv_at(b, kvh, start + kr + 32u, kc), start + kr + 32u < end);
+        rv3 = load8(2u, kv_at(b, kvh, start + kr + 48u, kc), start + kr + 48u < end);
+    }
 
-    // This lane's 32 outputs of row i, four a vector (c = 4g..4g+4: columns col(r, hh, c)).
+    // This lane's HD / 2 outputs of row i, four a vector (c = 4g..4g+4: columns ocol(r, hh, c);
+    // o4..o7 only for head_dim 64).
     var o0 = vec4<f32>(0.0); var o1 = vec4<f32>(0.0); var o2 = vec4<f32>(0.0); var o3 = vec4<f32>(0.0);
     var o4 = vec4<f32>(0.0); var o5 = vec4<f32>(0.0); var o6 = vec4<f32>(0.0); var o7 = vec4<f32>(0.0);
     var m = LOWEST;   // the row's running maximum
@@ -155,32 +167,38 @@ fn prefill_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
 
     for (var j0 = start; j0 < end; j0 += BC) {
         put8(0u, kr * KS + kc, rk0);
-        put8(0u, (kr + 16u) * KS + kc, rk1);
-        put8(0u, (kr + 32u) * KS + kc, rk2);
-        put8(0u, (kr + 48u) * KS + kc, rk3);
+        put8(0u, (kr + kp) * KS + kc, rk1);
         put8(1u, kr * KS + kc, rv0);
-        put8(1u, (kr + 16u) * KS + kc, rv1);
-        put8(1u, (kr + 32u) * KS + kc, rv2);
-        put8(1u, (kr + 48u) * KS + kc, rv3);
+        put8(1u, (kr + kp) * KS + kc, rv1);
+        if (HD == 64u) {
+            put8(0u, (kr + 32u) * KS + kc, rk2);
+            put8(0u, (kr + 48u) * KS + kc, rk3);
+            put8(1u, (kr + 32u) * KS + kc, rv2);
+            put8(1u, (kr + 48u) * KS + kc, rv3);
+        }
         workgroupBarrier();
         let jn = j0 + BC;
         if (jn < end) {
             rk0 = load8(1u, kv_at(b, kvh, jn + kr, kc), jn + kr < end);
-            rk1 = load8(1u, kv_at(b, kvh, jn + kr + 16u, kc), jn + kr + 16u < end);
-            rk2 = load8(1u, kv_at(b, kvh, jn + kr + 32u, kc), jn + kr + 32u < end);
-            rk3 = load8(1u, kv_at(b, kvh, jn + kr + 48u, kc), jn + kr + 48u < end);
+            rk1 = load8(1u, kv_at(b, kvh, jn + kr + kp, kc), jn + kr + kp < end);
             rv0 = load8(2u, kv_at(b, kvh, jn + kr, kc), jn + kr < end);
-            rv1 = load8(2u, kv_at(b, kvh, jn + kr + 16u, kc), jn + kr + 16u < end);
-            rv2 = load8(2u, kv_at(b, kvh, jn + kr + 32u, kc), jn + kr + 32u < end);
-            rv3 = load8(2u, kv_at(b, kvh, jn + kr + 48u, kc), jn + kr + 48u < end);
+            rv1 = load8(2u, kv_at(b, kvh, jn + kr + kp, kc), jn + kr + kp < end);
+            if (HD == 64u) {
+                rk2 = load8(1u, kv_at(b, kvh, jn + kr + 32u, kc), jn + kr + 32u < end);
+                rk3 = load8(1u, kv_at(b, kvh, jn + kr + 48u, kc), jn + kr + 48u < end);
+                rv2 = load8(2u, kv_at(b, kvh, jn + kr + 32u, kc), jn + kr + 32u < end);
+                rv3 = load8(2u, kv_at(b, kvh, jn + kr + 48u, kc), jn + kr + 48u < end);
+            }
         }
 
         // S = Q·Kᵀ, 16 rows × 64 keys a subgroup.
         for (var n = 0u; n < 4u; n++) {
             var s = coopMultiplyAdd(q0, k_frag(n * 16u, 0u), zero);
             s = coopMultiplyAdd(q1, k_frag(n * 16u, 16u), s);
-            s = coopMultiplyAdd(q2, k_frag(n * 16u, 32u), s);
-            s = coopMultiplyAdd(q3, k_frag(n * 16u, 48u), s);
+            if (HD == 64u) {
+                s = coopMultiplyAdd(q2, k_frag(n * 16u, 32u), s);
+                s = coopMultiplyAdd(q3, k_frag(n * 16u, 48u), s);
+            }
             coopStoreT(s, &s_s[s_base + n * 16u], SS);
         }
         workgroupBarrier();
@@ -192,12 +210,12 @@ fn prefill_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         l = l * corr + sm.z;
         workgroupBarrier();
 
-        // P·V, 16 rows × 64 dimensions a subgroup, through the scratch into the lanes' outputs.
+        // P·V, 16 rows × HD dimensions a subgroup, through the scratch into the lanes' outputs.
         let pf0 = p_frag(p_base, 0u);
         let pf1 = p_frag(p_base, 16u);
         let pf2 = p_frag(p_base, 32u);
         let pf3 = p_frag(p_base, 48u);
-        for (var n = 0u; n < 4u; n++) {
+        for (var n = 0u; n < HD / 16u; n++) {
             var acc = coopMultiplyAdd(pf0, v_frag(0u, n * 16u), zero);
             acc = coopMultiplyAdd(pf1, v_frag(16u, n * 16u), acc);
             acc = coopMultiplyAdd(pf2, v_frag(32u, n * 16u), acc);
@@ -209,10 +227,12 @@ fn prefill_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         o1 = fma(o1, vec4<f32>(corr), read4(s_base, r, hh, 1u));
         o2 = fma(o2, vec4<f32>(corr), read4(s_base, r, hh, 2u));
         o3 = fma(o3, vec4<f32>(corr), read4(s_base, r, hh, 3u));
-        o4 = fma(o4, vec4<f32>(corr), read4(s_base, r, hh, 4u));
-        o5 = fma(o5, vec4<f32>(corr), read4(s_base, r, hh, 5u));
-        o6 = fma(o6, vec4<f32>(corr), read4(s_base, r, hh, 6u));
-        o7 = fma(o7, vec4<f32>(corr), read4(s_base, r, hh, 7u));
+        if (HD == 64u) {
+            o4 = fma(o4, vec4<f32>(corr), read4(s_base, r, hh, 4u));
+            o5 = fma(o5, vec4<f32>(corr), read4(s_base, r, hh, 5u));
+            o6 = fma(o6, vec4<f32>(corr), read4(s_base, r, hh, 6u));
+            o7 = fma(o7, vec4<f32>(corr), read4(s_base, r, hh, 7u));
+        }
     }
 
     let total = l + subgroupShuffleXor(l, 16u);
@@ -225,6 +245,9 @@ fn prefill_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     store4(base, r, hh, 1u, o1 * inv);
     store4(base, r, hh, 2u, o2 * inv);
     store4(base, r, hh, 3u, o3 * inv);
+    if (HD != 64u) {
+        return;
+    }
     store4(base, r, hh, 4u, o4 * inv);
     store4(base, r, hh, 5u, o5 * inv);
     store4(base, r, hh, 6u, o6 * inv);

@@ -214,8 +214,8 @@ fn pv(pf0: coop_mat16x16<f16, A>, pf1: coop_mat16x16<f16, A>, pf2: coop_mat16x16
 // Four of this lane's outputs (c = 4g..4g+4) to the scratch, where read4 finds them.
 fn put4(base: u32, r: u32, h: u32, g: u32, val: vec4<f32>) {
     let at = base + r * SS;
-    s_s[at + col(r, h, g * 4u)] = val.x;
-    s_s[at + col(r, h, g * 4u + 1u)] = val.y;
-    s_s[at + col(r, h, g * 4u + 2u)] = val.z;
-    s_s[at + col(r, h, g * 4u + 3u)] = val.w;
+    s_s[at + ocol(r, h, g * 4u)] = val.x;
+    s_s[at + ocol(r, h, g * 4u + 1u)] = val.y;
+    s_s[at + ocol(r, h, g * 4u + 2u)] = val.z;
+    s_s[at + ocol(r, h, g * 4u + 3u)] = val.w;
 }

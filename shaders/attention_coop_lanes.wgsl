@@ -5,7 +5,8 @@
 // half h, rotated by the row (`col`) so that the 32 lanes hit 32 different banks.
 
 const BC: u32 = 64u;    // keys a tile
-const HD: u32 = 64u;    // head_dim
+// head_dim: 64, or 32 (the staging kernel only): a lane then holds 16 of its row's outputs.
+override HD: u32 = 64u;
 const SS: u32 = 68u;    // row stride of a subgroup's f32 scratch (16 rows)
 const PS: u32 = 72u;    // row stride of a subgroup's P tile (16 rows of f16)
 
@@ -81,11 +82,20 @@ fn softmax_tile(sb: u32, pb: u32, r: u32, h: u32, b: u32, i: u32, jb: u32, lo: u
     return vec3<f32>(mx, exp(m - mx), dot(sum4, vec4<f32>(1.0)));
 }
 
+// The column of a lane's c-th output (c < HD / 2) in row r, half h: `col` for head_dim 64; for 32,
+// half h's 16 columns rotated by the row.
+fn ocol(r: u32, h: u32, c: u32) -> u32 {
+    if (HD == 64u) {
+        return col(r, h, c);
+    }
+    return h * 16u + (c + r) % 16u;
+}
+
 // Four of this lane's outputs (c = 4g..4g+4) from the scratch.
 fn read4(base: u32, r: u32, h: u32, g: u32) -> vec4<f32> {
     let at = base + r * SS;
-    return vec4<f32>(s_s[at + col(r, h, g * 4u)], s_s[at + col(r, h, g * 4u + 1u)],
-                     s_s[at + col(r, h, g * 4u + 2u)], s_s[at + col(r, h, g * 4u + 3u)]);
+    return vec4<f32>(s_s[at + ocol(r, h, g * 4u)], s_s[at + ocol(r, h, g * 4u + 1u)],
+                     s_s[at + ocol(r, h, g * 4u + 2u)], s_s[at + ocol(r, h, g * 4u + 3u)]);
 }
 
 // The subgroup's P tile's 16 keys from j0 as an A fragment (rows × keys).
@@ -96,6 +106,6 @@ fn p_frag(base: u32, j0: u32) -> coop_mat16x16<f16, A> {
 // Four outputs of this lane (c = 4g..4g+4) of the row whose first element is `base`.
 fn store4(base: u32, r: u32, h: u32, g: u32, val: vec4<f32>) {
     for (var e = 0u; e < 4u; e++) {
-        out[base + col(r, h, g * 4u + e)] = T(val[e]);
+        out[base + ocol(r, h, g * 4u + e)] = T(val[e]);
     }
 }

@@ -381,7 +381,7 @@ gpu_test!(
     sliding_window_and_softcap
 );
 
-/// The tensor-core kernel ([`Kernel::PrefillCoop`], f16 with head_dim 64, native devices with
+/// The tensor-core kernel ([`Kernel::PrefillCoop`], head_dim 64 or 32, native devices with
 /// cooperative matrices) against the f64 reference in every mode it serves: padding masks, causal
 /// grouped-query heads, a cache longer than what is valid, rows and keys that end mid-tile, sliding
 /// windows across tiles, a soft cap; `Kernel::Auto` picks it there. Elsewhere asking for it is a
@@ -390,7 +390,8 @@ gpu_test!(
 /// end at kv_len, subgroups with no tile left in the last round; below, the staging one), and f32
 /// ones (which the staging kernel rounds to f16 as it stages them: the test rounds them before
 /// uploading, so the reference multiplies the same numbers); scores spread wide enough that the
-/// direct kernel rescales its accumulators mid-range.
+/// direct kernel rescales its accumulators mid-range. Head_dim 32 (the staging kernel only, as
+/// MiniLM's 12 heads of 32 take it): padded batches, causal grouped-query heads, a window.
 /// Tolerance as the other f16 kernels' (2e-3): the probabilities' rounding to f16 for P·V moves an
 /// output by at most 2⁻¹¹ of the values' range ([-1, 1]), an f16 output's rounding as much again.
 async fn tensor_core_prefill() -> Result<()> {
@@ -447,6 +448,16 @@ async fn tensor_core_prefill() -> Result<()> {
             window: Some(100),
             kv_cap: 400,
             ..case(1, 200, 333, 3, 3, 64, true)
+        },
+        Case {
+            pad: Some(41),
+            ..case(3, 128, 128, 4, 4, 32, false)
+        },
+        case(1, 70, 70, 4, 2, 32, true),
+        Case {
+            window: Some(50),
+            kv_cap: 300,
+            ..case(2, 90, 211, 2, 1, 32, true)
         },
     ] {
         run(&gpu, c, DType::F16, &[Kernel::PrefillCoop, Kernel::Auto]).await?;

@@ -591,7 +591,7 @@ fn matmul_coop_shader_validates() {
 
 /// The tensor-core attention kernels compile (naga, every capability on, and its SPIR-V writer) where
 /// the adapter cannot run them: the staging one for f16 and for f32 inputs and output (T = f32,
-/// IN_F32), the direct one (f16 only) with one, two and four subgroups a row block.
+/// IN_F32), head_dim 64 and 32 (HD), the direct one (f16 only) with one, two and four subgroups a row block.
 #[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn attention_coop_shader_validates() {
@@ -599,9 +599,16 @@ fn attention_coop_shader_validates() {
     let direct = include_str!("../shaders/attention_coop_direct.wgsl");
     // (prelude, kernel, entry point, override constants)
     type Build<'a> = (&'a str, &'a str, &'a str, &'a [(&'a str, f64)]);
-    let kernels: [Build; 5] = [
+    let kernels: [Build; 7] = [
         ("alias T = f16;", staged, "prefill_coop", &[]),
         ("alias T = f32;", staged, "prefill_coop", &[("IN_F32", 1.0)]),
+        ("alias T = f16;", staged, "prefill_coop", &[("HD", 32.0)]),
+        (
+            "alias T = f32;",
+            staged,
+            "prefill_coop",
+            &[("IN_F32", 1.0), ("HD", 32.0)],
+        ),
         (
             "alias T = f16;",
             direct,

@@ -132,6 +132,17 @@ const SPLIT_KEYS: usize = 64;
 /// walks them all: one dispatch fewer).
 const SPLIT_PAST: usize = 128;
 
+/// Whether f32 attention of this head size may run on tensor cores ([`Kernel::PrefillCoop`], q, k
+/// and v rounded to f16 as they are staged) on this device: where it has cooperative matrices, for
+/// head_dim 32 or 64. The GPU encoder (BERT, whose linears round their activations the same way on
+/// such devices) asks for it; natively `WEBGPU_INFER_ENCODER_COOP_ATTENTION=0` turns that off, for
+/// A/B runs.
+pub fn f32_on_tensor_cores(gpu: &crate::Gpu, head_dim: usize) -> bool {
+    static ON: crate::kernels::Tuned =
+        crate::kernels::Tuned::new("WEBGPU_INFER_ENCODER_COOP_ATTENTION");
+    ON.get() != Some(0) && coop::fits(gpu, head_dim).is_ok()
+}
+
 /// Natively, `WEBGPU_INFER_DECODE_SPLIT_SIZE=N` (a power of two, 16..=4096) sets the keys a workgroup of
 /// the split decode takes, for A/B runs on GPUs.
 static DECODE_SPLIT_SIZE: crate::kernels::Tuned =
@@ -272,7 +283,7 @@ pub fn attention(
         _ => Vec::new(),
     };
     if variant == Kernel::PrefillCoop {
-        let plan = coop::plan(dtype, q_len, kv_len);
+        let plan = coop::plan(dtype, q_len, kv_len, head_dim);
         (name, body, entry, rows_x, constants) = (
             plan.name,
             plan.body,

@@ -44,9 +44,10 @@ pub(super) struct Plan {
     pub constants: Vec<(&'static str, f64)>,
 }
 
-/// The kernel for these sizes: direct for f16 with at least one whole tile of keys, else staging.
-pub(super) fn plan(dtype: DType, q_len: usize, kv_len: usize) -> Plan {
-    if dtype == DType::F16 && kv_len >= TILE && DIRECT_ON.get() == Some(1) {
+/// The kernel for these sizes: direct for f16, head_dim 64 with at least one whole tile of keys,
+/// else staging (head_dim 32 or 64, the `HD` override).
+pub(super) fn plan(dtype: DType, q_len: usize, kv_len: usize, head_dim: usize) -> Plan {
+    if dtype == DType::F16 && head_dim == 64 && kv_len >= TILE && DIRECT_ON.get() == Some(1) {
         // Subgroups a row block: as many as it has key tiles, up to 4 (the workgroup's).
         let tiles = kv_len.div_ceil(TILE);
         let split = match SPLIT.get() {
@@ -68,7 +69,10 @@ pub(super) fn plan(dtype: DType, q_len: usize, kv_len: usize) -> Plan {
         body: STAGED,
         entry: "prefill_coop",
         groups_x: q_len.div_ceil(STAGED_ROWS),
-        constants: vec![("IN_F32", f64::from(u8::from(dtype == DType::F32)))],
+        constants: vec![
+            ("IN_F32", f64::from(u8::from(dtype == DType::F32))),
+            ("HD", head_dim as f64),
+        ],
     }
 }
 
@@ -83,11 +87,12 @@ pub(super) fn fits(gpu: &crate::Gpu, head_dim: usize) -> Result<()> {
             feature: "wgpu-cooperative-matrix (16x16x16 f16, 32-wide subgroups; native only)",
         });
     }
-    if head_dim != 64 {
+    if head_dim != 64 && head_dim != 32 {
         return Err(Error::shape(
             OP,
             format!(
-                "the tensor-core kernel takes head_dim 64, got {head_dim}; use Kernel::PrefillTiled"
+                "the tensor-core kernel takes head_dim 32 or 64, got {head_dim}; use \
+                 Kernel::PrefillTiled"
             ),
         ));
     }

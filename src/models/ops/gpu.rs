@@ -65,8 +65,17 @@ impl Ops for Recorder {
         v: &Tensor,
         mask: Option<&Tensor>,
     ) -> Result<Tensor> {
+        // f32 (an encoder's) on tensor cores where the device has them, as its linears run.
+        let head_dim = q.shape().last().copied().unwrap_or(0);
+        let variant =
+            if q.dtype() == DType::F32 && attention::f32_on_tensor_cores(self.gpu(), head_dim) {
+                attention::Kernel::PrefillCoop
+            } else {
+                attention::Kernel::Auto
+            };
         let opts = attention::Options {
             mask,
+            variant,
             ..Default::default()
         };
         attention::attention(self, q, k, v, opts)
