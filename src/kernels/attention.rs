@@ -102,12 +102,13 @@ pub enum Kernel {
     PrefillTiledSubgroup,
     /// Flash attention on tensor cores: Q·Kᵀ and P·V as 16×16×16 f16 cooperative-matrix products
     /// with f32 accumulation, 16 query rows × 64 keys a subgroup and step, the online softmax in the
-    /// lanes (probabilities rounded to f16 for P·V). head_dim 64, native devices with
+    /// lanes (probabilities rounded to f16 for P·V). head_dim 64 or 32, native devices with
     /// [`crate::Capabilities::cooperative_matrix`]; 44 KiB of workgroup memory. K and V staged in
     /// workgroup memory; f16 q, k, v, or f32 ones rounded to f16 as they are staged (output f32).
-    /// For f16 with at least 64 valid keys, `WEBGPU_INFER_COOP_ATTENTION=1` (natively, opt-in until
-    /// measured on a GPU) reads K and V from global memory instead, up to four subgroups on the same
-    /// rows. `Auto` picks it for f16 only.
+    /// For f16, head_dim 64 with at least 64 valid keys, `WEBGPU_INFER_COOP_ATTENTION=1` (natively,
+    /// opt-in until measured on a GPU) reads K and V from global memory instead, up to four
+    /// subgroups on the same rows. `Auto` picks it for f16 only; the GPU encoder asks for it for f32
+    /// ([`f32_on_tensor_cores`]).
     PrefillCoop,
     /// One workgroup a (row, head) walks every key.
     Decode,
