@@ -275,9 +275,6 @@ pub fn matmul_with(
         k => k,
     };
     let (mut entry, groups) = grid_of(kernel, &dims, layout);
-    if kernel == Kernel::Coop && coop_wide() {
-        entry = "coopw";
-    }
     // A variant that reads `a` and `b` through other views (bindings 5 and 6).
     let variant = match kernel {
         Kernel::Tiled128 => tiled128_vec_entry(&dims, layout, &params),
@@ -388,14 +385,6 @@ const TILED128_MIN_TILES: usize = if cfg!(target_arch = "wasm32") {
 pub fn coop128_min_tiles() -> usize {
     static TILES: super::Tuned = super::Tuned::new("WEBGPU_INFER_COOP128_MIN_TILES");
     TILES.get().unwrap_or(32)
-}
-
-/// [`Kernel::Coop`]'s tile computed by 4 subgroups of 64×64 each (`coopw` in
-/// `shaders/matmul_coop.wgsl`: 8 fragment loads for 16 products, against 6 for 8) rather than 8 of
-/// 64×32. Opt-in natively (`WEBGPU_INFER_COOP_WIDE=1`) until timed on a GPU.
-fn coop_wide() -> bool {
-    static WIDE: super::Tuned = super::Tuned::new("WEBGPU_INFER_COOP_WIDE");
-    WIDE.get() == Some(1)
 }
 
 /// [`Kernel::Tiled128`] with vec4 reads and the next K step fetched into registers during the
