@@ -1,7 +1,7 @@
 //! Flash-style attention, `shaders/attention.wgsl`: bidirectional with a padding mask (BERT) or causal
 //! (LLaMA), grouped-query heads, a KV cache read in place, and a decode variant for few query rows;
 //! the prefill also as tiled products (`attention_tiled.wgsl`) and, natively, on tensor cores
-//! (`attention/coop.rs`: `attention_coop_direct.wgsl`, `attention_coop.wgsl`); the split decode in
+//! (`attention/coop.rs`: `attention_coop.wgsl`); the split decode in
 //! `attention/split.rs`.
 
 use crate::error::{Error, Result};
@@ -105,10 +105,8 @@ pub enum Kernel {
     /// lanes (probabilities rounded to f16 for P·V). head_dim 64 or 32, native devices with
     /// [`crate::Capabilities::cooperative_matrix`]; 44 KiB of workgroup memory. K and V staged in
     /// workgroup memory; f16 q, k, v, or f32 ones rounded to f16 as they are staged (output f32).
-    /// For f16, head_dim 64 with at least 64 valid keys, `WEBGPU_INFER_COOP_ATTENTION=1` (natively,
-    /// opt-in until measured on a GPU) reads K and V from global memory instead, up to four
-    /// subgroups on the same rows. `Auto` picks it for f16 only; the GPU encoder asks for it for f32
-    /// ([`f32_on_tensor_cores`]).
+    /// `Auto` picks it for f16 only (for f32 the GPU encoder asks for it only when
+    /// [`f32_on_tensor_cores`]).
     PrefillCoop,
     /// One workgroup a (row, head) walks every key.
     Decode,
@@ -133,15 +131,16 @@ const SPLIT_KEYS: usize = 64;
 /// walks them all: one dispatch fewer).
 const SPLIT_PAST: usize = 128;
 
-/// Whether f32 attention of this head size may run on tensor cores ([`Kernel::PrefillCoop`], q, k
-/// and v rounded to f16 as they are staged) on this device: where it has cooperative matrices, for
-/// head_dim 32 or 64. The GPU encoder (BERT, whose linears round their activations the same way on
-/// such devices) asks for it; natively `WEBGPU_INFER_ENCODER_COOP_ATTENTION=0` turns that off, for
-/// A/B runs.
+/// Whether the GPU encoder's f32 attention (BERT's) runs on tensor cores ([`Kernel::PrefillCoop`],
+/// q, k and v rounded to f16 as they are staged, as its linears round their activations there):
+/// only natively with `WEBGPU_INFER_ENCODER_COOP_ATTENTION=1`, where the device has cooperative
+/// matrices and head_dim is 32 or 64. Off by default: on an H100 (2026-12-07) MiniLM 32 × 128 took
+/// 4.12–4.25 ms with it against 3.93–3.99 with the tiled f32 kernel, its 6 attention dispatches 0.77
+/// ms of GPU time against 0.59 (`bench-results/h100-minilm-ab-2026-12-07.jsonl`).
 pub fn f32_on_tensor_cores(gpu: &crate::Gpu, head_dim: usize) -> bool {
     static ON: crate::kernels::Tuned =
         crate::kernels::Tuned::new("WEBGPU_INFER_ENCODER_COOP_ATTENTION");
-    ON.get() != Some(0) && coop::fits(gpu, head_dim).is_ok()
+    ON.get() == Some(1) && coop::fits(gpu, head_dim).is_ok()
 }
 
 /// Natively, `WEBGPU_INFER_DECODE_SPLIT_SIZE=N` (a power of two, 16..=4096) sets the keys a workgroup of
@@ -284,7 +283,7 @@ pub fn attention(
         _ => Vec::new(),
     };
     if variant == Kernel::PrefillCoop {
-        let plan = coop::plan(dtype, q_len, kv_len, head_dim);
+        let plan = coop::plan(dtype, q_len, head_dim);
         (name, body, entry, rows_x, constants) = (
             plan.name,
             plan.body,

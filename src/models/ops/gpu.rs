@@ -65,7 +65,8 @@ impl Ops for Recorder {
         v: &Tensor,
         mask: Option<&Tensor>,
     ) -> Result<Tensor> {
-        // f32 (an encoder's) on tensor cores where the device has them, as its linears run.
+        // f32 (an encoder's) on tensor cores only when asked for (slower on an H100 at MiniLM's
+        // shapes: attention::f32_on_tensor_cores).
         let head_dim = q.shape().last().copied().unwrap_or(0);
         let variant =
             if q.dtype() == DType::F32 && attention::f32_on_tensor_cores(self.gpu(), head_dim) {
