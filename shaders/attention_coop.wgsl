@@ -204,7 +204,7 @@ fn prefill_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         workgroupBarrier();
 
         // Online softmax over this lane's 32 scores of row i.
-        let sm = softmax_tile(s_base, p_base, r, hh, b, i, j0, j0, end, m, 0.0);
+        let sm = softmax_tile(s_base, p_base, r, hh, b, i, j0, j0, end, m);
         let corr = sm.y;
         m = sm.x;
         l = l * corr + sm.z;

@@ -1,11 +1,10 @@
-// What the tensor-core attention kernels share (prepended to attention_coop.wgsl and
-// attention_coop_direct.wgsl after attention_common.wgsl): each subgroup's f32 scratch and f16 P
-// tile, and the lanes' side of the online softmax. A lane (r, h) = (lane % 16, lane / 16) of a
+// The lanes' side of the tensor-core attention (prepended to attention_coop.wgsl after
+// attention_common.wgsl): each subgroup's f32 scratch and f16 P tile, and the online softmax. A lane (r, h) = (lane % 16, lane / 16) of a
 // subgroup takes row r of its 16 query rows and 32 of a tile's 64 keys (and output columns), those of
 // half h, rotated by the row (`col`) so that the 32 lanes hit 32 different banks.
 
 const BC: u32 = 64u;    // keys a tile
-// head_dim: 64, or 32 (the staging kernel only): a lane then holds 16 of its row's outputs.
+// head_dim: 64, or 32: a lane then holds 16 of its row's outputs.
 override HD: u32 = 64u;
 const SS: u32 = 68u;    // row stride of a subgroup's f32 scratch (16 rows)
 const PS: u32 = 72u;    // row stride of a subgroup's P tile (16 rows of f16)
@@ -51,13 +50,11 @@ fn max4(x: vec4<f32>) -> f32 {
 }
 
 // The online softmax of one key tile over this lane's 32 scores in the scratch at `sb` (see
-// scores4 for jb, lo, end): P = exp(S − the row's new maximum) to the P tile at `pb`. The maximum
-// (m: the old one) moves only when the tile's exceeds it by more than `slack` (0: always; more lets
-// the probabilities reach e^slack, and what was summed before need rescaling less often). Returns
-// the row's new maximum, the factor that rescales what was summed before, and the sum of this lane's
-// new probabilities.
+// scores4 for jb, lo, end): P = exp(S − the row's new maximum) to the P tile at `pb` (m: the old
+// maximum). Returns the row's new maximum, the factor that rescales what was summed before, and the
+// sum of this lane's new probabilities.
 fn softmax_tile(sb: u32, pb: u32, r: u32, h: u32, b: u32, i: u32, jb: u32, lo: u32, end: u32,
-                m: f32, slack: f32) -> vec3<f32> {
+                m: f32) -> vec3<f32> {
     // Whether row i sees all 64 keys of the tile (most tiles of a long range): no mask, no key
     // outside [lo, end), none past the row's position (causal) or before its window.
     let pos = p.kv_len - p.q_len + i;
@@ -74,7 +71,7 @@ fn softmax_tile(sb: u32, pb: u32, r: u32, h: u32, b: u32, i: u32, jb: u32, lo: u
     var mx = max(max(max4(max(x0, x1)), max4(max(x2, x3))),
                  max(max4(max(x4, x5)), max4(max(x6, x7))));
     mx = max(mx, subgroupShuffleXor(mx, 16u));
-    mx = select(m, mx, mx > m + slack);
+    mx = max(mx, m);
     var sum4 = probs4(pb, r, h, 0u, x0, mx) + probs4(pb, r, h, 1u, x1, mx);
     sum4 += probs4(pb, r, h, 2u, x2, mx) + probs4(pb, r, h, 3u, x3, mx);
     sum4 += probs4(pb, r, h, 4u, x4, mx) + probs4(pb, r, h, 5u, x5, mx);

@@ -5,7 +5,7 @@ enable wgpu_cooperative_matrix;
 // act(c + bias), stored as f16.
 //
 // A 256-thread workgroup (8 subgroups of 32) computes a 128×128 tile of C; each subgroup a 64×32 part
-// of it as 4×2 cooperative 16×16 f32 accumulators. K advances 32 at a time: the next A and B tiles are
+// of it as 4×2 cooperative 16×16 f32 accumulators. K advances BK (32, or 64 by request) at a time: the next A and B tiles are
 // read from global memory into registers (8 halves a vec4<u32>) while the current ones, staged in
 // workgroup memory, go through the tensor cores. Edges are zero-filled, so any M and N is correct;
 // the host requires K, the offsets, the batch strides (and N without TRANS_B) to be multiples of 8,
@@ -33,14 +33,18 @@ override A_F32: bool = false;
 
 const BM: u32 = 128u;
 const BN: u32 = 128u;
-const BK: u32 = 32u;
+// K a step: 32, or 64 (half the steps and barriers for the same work; the tiles in workgroup
+// memory twice as long).
+override BK: u32 = 32u;
 // Row strides of the staged tiles, in halves, padded by 8 against bank conflicts.
-const AS: u32 = 40u;      // a_s: [BM][AS], k contiguous
-const BS_NK: u32 = 40u;   // b_s with TRANS_B: [BN][BS_NK], k contiguous
-const BS_KN: u32 = 136u;  // b_s without: [BK][BS_KN], n contiguous
+override AS: u32 = BK + 8u;      // a_s: [BM][AS], k contiguous
+override BS_NK: u32 = BK + 8u;   // b_s with TRANS_B: [BN][BS_NK], k contiguous
+const BS_KN: u32 = 136u;         // b_s without: [BK][BS_KN], n contiguous
+override A_LEN: u32 = BM * AS;
+override B_LEN: u32 = max(BN * BS_NK, BK * BS_KN);
 
-var<workgroup> a_s: array<f16, 5120>;   // BM * AS
-var<workgroup> b_s: array<f16, 5120>;   // max(BN * BS_NK, BK * BS_KN)
+var<workgroup> a_s: array<f16, A_LEN>;
+var<workgroup> b_s: array<f16, B_LEN>;
 var<workgroup> c_s: array<f32, 2048>;   // one 16×16 accumulator a subgroup, for the epilogue
 
 // Eight halves of row `row` (< rows), from column `col` (a multiple of 8; the host checked
@@ -82,15 +86,15 @@ fn put8(tile: u32, at: u32, v: vec4<u32>) {
     }
 }
 
-// Where the vec4 number `v` (0..511) of a 128×32 or 32×128 tile goes: (row, column) in the tile.
+// Where the vec4 number `v` of a BM×BK (A, B with TRANS_B) tile goes: (row, column) in the tile.
 fn a_slot(v: u32) -> vec2<u32> {
-    return vec2<u32>(v / 4u, (v % 4u) * 8u);
+    return vec2<u32>(v / (BK / 8u), (v % (BK / 8u)) * 8u);
 }
 
 // `bn`: the tile's width (128 or 64).
 fn b_slot(v: u32, bn: u32) -> vec2<u32> {
     if (TRANS_B) {
-        return vec2<u32>(v / 4u, (v % 4u) * 8u);   // [n][k]
+        return a_slot(v);   // [n][k]
     }
     let per_row = bn / 8u;
     return vec2<u32>(v / per_row, (v % per_row) * 8u);     // [k][n]
@@ -166,16 +170,36 @@ fn coop(
 
     let sa0 = a_slot(lidx);
     let sa1 = a_slot(lidx + 256u);
+    let sa2 = a_slot(lidx + 512u);
+    let sa3 = a_slot(lidx + 768u);
     var ra0 = load_a8(a_base, row0 + sa0.x, sa0.y);
     var ra1 = load_a8(a_base, row0 + sa1.x, sa1.y);
     var rb0 = fetch_b(b_base, col0, 0u, lidx, BN);
     var rb1 = fetch_b(b_base, col0, 0u, lidx + 256u, BN);
+    // With BK = 64, twice as many a thread (named registers: a private array indexed in a loop
+    // may live in memory).
+    var ra2 = vec4<u32>(0u);
+    var ra3 = vec4<u32>(0u);
+    var rb2 = vec4<u32>(0u);
+    var rb3 = vec4<u32>(0u);
+    if (BK == 64u) {
+        ra2 = load_a8(a_base, row0 + sa2.x, sa2.y);
+        ra3 = load_a8(a_base, row0 + sa3.x, sa3.y);
+        rb2 = fetch_b(b_base, col0, 0u, lidx + 512u, BN);
+        rb3 = fetch_b(b_base, col0, 0u, lidx + 768u, BN);
+    }
 
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
         put8(0u, sa0.x * AS + sa0.y, ra0);
         put8(0u, sa1.x * AS + sa1.y, ra1);
         store_b(lidx, rb0, BN);
         store_b(lidx + 256u, rb1, BN);
+        if (BK == 64u) {
+            put8(0u, sa2.x * AS + sa2.y, ra2);
+            put8(0u, sa3.x * AS + sa3.y, ra3);
+            store_b(lidx + 512u, rb2, BN);
+            store_b(lidx + 768u, rb3, BN);
+        }
         workgroupBarrier();
         let kn = k0 + BK;
         if (kn < p.k) {
@@ -183,6 +207,12 @@ fn coop(
             ra1 = load_a8(a_base, row0 + sa1.x, kn + sa1.y);
             rb0 = fetch_b(b_base, col0, kn, lidx, BN);
             rb1 = fetch_b(b_base, col0, kn, lidx + 256u, BN);
+            if (BK == 64u) {
+                ra2 = load_a8(a_base, row0 + sa2.x, kn + sa2.y);
+                ra3 = load_a8(a_base, row0 + sa3.x, kn + sa3.y);
+                rb2 = fetch_b(b_base, col0, kn, lidx + 512u, BN);
+                rb3 = fetch_b(b_base, col0, kn, lidx + 768u, BN);
+            }
         }
         for (var kk = 0u; kk < BK; kk += 16u) {
             let b0 = b_frag(sn, kk);
@@ -239,19 +269,39 @@ fn coop64(
     var c10: coop_mat16x16<f32, C>;
     var c11: coop_mat16x16<f32, C>;
 
-    // A 64×32 (or 32×64) tile is 256 vec4s of halves: two a thread.
+    // A 64×BK (or BK×64) tile is 8·BK vec4s of halves: two a thread (four with BK = 64).
     let sa0 = a_slot(lidx);
     let sa1 = a_slot(lidx + 128u);
+    let sa2 = a_slot(lidx + 256u);
+    let sa3 = a_slot(lidx + 384u);
     var ra0 = load_a8(a_base, row0 + sa0.x, sa0.y);
     var ra1 = load_a8(a_base, row0 + sa1.x, sa1.y);
     var rb0 = fetch_b(b_base, col0, 0u, lidx, TILE);
     var rb1 = fetch_b(b_base, col0, 0u, lidx + 128u, TILE);
+    // With BK = 64, twice as many a thread (named registers: a private array indexed in a loop
+    // may live in memory).
+    var ra2 = vec4<u32>(0u);
+    var ra3 = vec4<u32>(0u);
+    var rb2 = vec4<u32>(0u);
+    var rb3 = vec4<u32>(0u);
+    if (BK == 64u) {
+        ra2 = load_a8(a_base, row0 + sa2.x, sa2.y);
+        ra3 = load_a8(a_base, row0 + sa3.x, sa3.y);
+        rb2 = fetch_b(b_base, col0, 0u, lidx + 256u, TILE);
+        rb3 = fetch_b(b_base, col0, 0u, lidx + 384u, TILE);
+    }
 
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
         put8(0u, sa0.x * AS + sa0.y, ra0);
         put8(0u, sa1.x * AS + sa1.y, ra1);
         store_b(lidx, rb0, TILE);
         store_b(lidx + 128u, rb1, TILE);
+        if (BK == 64u) {
+            put8(0u, sa2.x * AS + sa2.y, ra2);
+            put8(0u, sa3.x * AS + sa3.y, ra3);
+            store_b(lidx + 256u, rb2, TILE);
+            store_b(lidx + 384u, rb3, TILE);
+        }
         workgroupBarrier();
         let kn = k0 + BK;
         if (kn < p.k) {
@@ -259,6 +309,12 @@ fn coop64(
             ra1 = load_a8(a_base, row0 + sa1.x, kn + sa1.y);
             rb0 = fetch_b(b_base, col0, kn, lidx, TILE);
             rb1 = fetch_b(b_base, col0, kn, lidx + 128u, TILE);
+            if (BK == 64u) {
+                ra2 = load_a8(a_base, row0 + sa2.x, kn + sa2.y);
+                ra3 = load_a8(a_base, row0 + sa3.x, kn + sa3.y);
+                rb2 = fetch_b(b_base, col0, kn, lidx + 256u, TILE);
+                rb3 = fetch_b(b_base, col0, kn, lidx + 384u, TILE);
+            }
         }
         for (var kk = 0u; kk < BK; kk += 16u) {
             let b0 = b_frag(sn, kk);

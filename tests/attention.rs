@@ -384,14 +384,11 @@ gpu_test!(
 /// The tensor-core kernel ([`Kernel::PrefillCoop`], head_dim 64 or 32, native devices with
 /// cooperative matrices) against the f64 reference in every mode it serves: padding masks, causal
 /// grouped-query heads, a cache longer than what is valid, rows and keys that end mid-tile, sliding
-/// windows across tiles, a soft cap; `Kernel::Auto` picks it there. Elsewhere asking for it is a
-/// typed error, not a wrong answer. f16 inputs (from 64 valid keys on through the kernel that reads
-/// K and V from global memory: one, two and four subgroups a row block, a last tile moved back to
-/// end at kv_len, subgroups with no tile left in the last round; below, the staging one), and f32
-/// ones (which the staging kernel rounds to f16 as it stages them: the test rounds them before
-/// uploading, so the reference multiplies the same numbers); scores spread wide enough that the
-/// direct kernel rescales its accumulators mid-range. Head_dim 32 (the staging kernel only, as
-/// MiniLM's 12 heads of 32 take it): padded batches, causal grouped-query heads, a window.
+/// windows across tiles, a soft cap, scores spread wide enough that rows' maxima keep moving;
+/// `Kernel::Auto` picks it there for f16. Elsewhere asking for it is a typed error, not a wrong
+/// answer. f16 inputs, and f32 ones (which the kernel rounds to f16 as it stages them: the test
+/// rounds them before uploading, so the reference multiplies the same numbers). Head_dim 32 (as
+/// MiniLM's 12 heads of 32): padded batches, causal grouped-query heads, a window.
 /// Tolerance as the other f16 kernels' (2e-3): the probabilities' rounding to f16 for P·V moves an
 /// output by at most 2⁻¹¹ of the values' range ([-1, 1]), an f16 output's rounding as much again.
 async fn tensor_core_prefill() -> Result<()> {
@@ -423,8 +420,8 @@ async fn tensor_core_prefill() -> Result<()> {
         },
         case(1, 17, 17, 9, 3, 64, true),
         case(1, 64, 64, 2, 1, 64, true),
-        // Scores spread ~16× wider than 1/sqrt(d) gives: rows' maxima keep moving by more than
-        // the direct kernel's slack (its accumulators rescaled mid-range).
+        // Scores spread ~16× wider than 1/sqrt(d) gives: rows' maxima keep moving (the outputs
+        // rescaled mid-range).
         Case {
             scale: Some(2.0),
             ..case(1, 300, 600, 2, 1, 64, true)

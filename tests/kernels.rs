@@ -565,7 +565,7 @@ async fn chained_kernels_one_submit() -> Result<()> {
 gpu_test!(linear_bias_softmax_chain, chained_kernels_one_submit);
 
 /// The tensor-core shader compiles (naga's WGSL front end and validator, every capability on, and its
-/// SPIR-V writer for both entry points, with and without TRANS_B) even where the adapter cannot run
+/// SPIR-V writer for both entry points, with and without TRANS_B, K steps of 32 and 64) even where the adapter cannot run
 /// it, as on CI's lavapipe: a WGSL slip shows here, not only on a GPU.
 #[cfg(not(target_arch = "wasm32"))]
 #[test]
@@ -581,63 +581,36 @@ fn matmul_coop_shader_validates() {
         );
         let a_f32 = f64::from(u8::from(prelude.contains("f32")));
         for entry in ["coop", "coop64"] {
-            for trans_b in [0.0, 1.0] {
-                let constants = [("A_F32", a_f32), ("TRANS_B", trans_b)];
+            for (trans_b, bk) in [(0.0, 32.0), (1.0, 32.0), (0.0, 64.0), (1.0, 64.0)] {
+                let constants = [("A_F32", a_f32), ("TRANS_B", trans_b), ("BK", bk)];
                 common::naga_writes_spirv(prelude, &source, entry, &constants);
             }
         }
     }
 }
 
-/// The tensor-core attention kernels compile (naga, every capability on, and its SPIR-V writer) where
-/// the adapter cannot run them: the staging one for f16 and for f32 inputs and output (T = f32,
-/// IN_F32), head_dim 64 and 32 (HD), the direct one (f16 only) with one, two and four subgroups a row block.
+/// The tensor-core attention kernel compiles (naga, every capability on, and its SPIR-V writer) where
+/// the adapter cannot run it: f16 and f32 inputs and output (T = f32, IN_F32), head_dim 64 and 32
+/// (HD).
 #[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn attention_coop_shader_validates() {
-    let staged = include_str!("../shaders/attention_coop.wgsl");
-    let direct = include_str!("../shaders/attention_coop_direct.wgsl");
-    // (prelude, kernel, entry point, override constants)
-    type Build<'a> = (&'a str, &'a str, &'a str, &'a [(&'a str, f64)]);
-    let kernels: [Build; 7] = [
-        ("alias T = f16;", staged, "prefill_coop", &[]),
-        ("alias T = f32;", staged, "prefill_coop", &[("IN_F32", 1.0)]),
-        ("alias T = f16;", staged, "prefill_coop", &[("HD", 32.0)]),
-        (
-            "alias T = f32;",
-            staged,
-            "prefill_coop",
-            &[("IN_F32", 1.0), ("HD", 32.0)],
-        ),
-        (
-            "alias T = f16;",
-            direct,
-            "prefill_coop_direct",
-            &[("SPLIT", 1.0)],
-        ),
-        (
-            "alias T = f16;",
-            direct,
-            "prefill_coop_direct",
-            &[("SPLIT", 2.0)],
-        ),
-        (
-            "alias T = f16;",
-            direct,
-            "prefill_coop_direct",
-            &[("SPLIT", 4.0)],
-        ),
-    ];
-    for (prelude, kernel, entry, constants) in kernels {
-        let source = format!(
+    let source = |prelude: &str| {
+        format!(
             "enable wgpu_cooperative_matrix;\nenable f16;\n{prelude}\n{}{}{}",
             include_str!("../shaders/attention_common.wgsl"),
             include_str!("../shaders/attention_coop_lanes.wgsl"),
-            kernel
+            include_str!("../shaders/attention_coop.wgsl")
                 .replace("enable wgpu_cooperative_matrix;", "")
                 .replace("enable f16;", "")
-        );
-        common::naga_writes_spirv(prelude, &source, entry, constants);
+        )
+    };
+    for prelude in ["alias T = f16;", "alias T = f32;"] {
+        let in_f32 = f64::from(u8::from(prelude.contains("f32")));
+        for hd in [64.0, 32.0] {
+            let constants = [("IN_F32", in_f32), ("HD", hd)];
+            common::naga_writes_spirv(prelude, &source(prelude), "prefill_coop", &constants);
+        }
     }
 }
 

@@ -296,19 +296,24 @@ pub fn matmul_with(
         Kernel::Coop | Kernel::Coop64 => ("matmul_coop", COOP_SHADER),
         _ => ("matmul", SHADER),
     };
-    let constants = [
+    let mut constants = vec![
         ("TRANS_B", f64::from(u8::from(layout == BLayout::NK))),
         ("ACT", f64::from(act)),
-        // Only the tensor-core module declares it.
-        ("A_F32", f64::from(u8::from(mixed))),
     ];
     let coop_kernel = matches!(kernel, Kernel::Coop | Kernel::Coop64);
+    if coop_kernel {
+        // Only the tensor-core module declares them.
+        constants.push(("A_F32", f64::from(u8::from(mixed))));
+        if let Some(bk) = coop_k_step(&gpu) {
+            constants.push(("BK", bk));
+        }
+    }
     let pipeline = gpu.pipeline(&crate::gpu::KernelSource {
         name,
         body,
         dtype,
         entry,
-        constants: &constants[..if coop_kernel { 3 } else { 2 }],
+        constants: &constants,
     });
     // The residual's placeholder when there is none: bound, never read.
     let res = epilogue.residual.unwrap_or(a);
@@ -385,6 +390,16 @@ const TILED128_MIN_TILES: usize = if cfg!(target_arch = "wasm32") {
 pub fn coop128_min_tiles() -> usize {
     static TILES: super::Tuned = super::Tuned::new("WEBGPU_INFER_COOP128_MIN_TILES");
     TILES.get().unwrap_or(32)
+}
+
+/// The tensor-core kernels' K step where a run asks for another than the shader's 32: natively
+/// `WEBGPU_INFER_COOP_BK=64` (half the K steps and barriers, tiles in workgroup memory twice as
+/// long; 44 KiB of it, where the device allows that much), for A/B runs on GPUs until it has been
+/// timed.
+fn coop_k_step(gpu: &crate::Gpu) -> Option<f64> {
+    static BK: super::Tuned = super::Tuned::new("WEBGPU_INFER_COOP_BK");
+    let fits = gpu.limits().max_compute_workgroup_storage_size >= 2 * 128 * 72 * 2 + 2048 * 4;
+    (BK.get() == Some(64) && fits).then_some(64.0)
 }
 
 /// [`Kernel::Tiled128`] with vec4 reads and the next K step fetched into registers during the

@@ -1,39 +1,24 @@
-//! Flash attention on tensor cores ([`Kernel::PrefillCoop`](super::Kernel::PrefillCoop)): the kernel
-//! that reads K and V straight from global memory (`attention_coop_direct.wgsl`: f16, a cache of at
-//! least 64 keys) and the one that stages them in workgroup memory (`attention_coop.wgsl`: f32
-//! inputs, short caches).
+//! Flash attention on tensor cores ([`Kernel::PrefillCoop`](super::Kernel::PrefillCoop),
+//! `attention_coop.wgsl`): K and V staged in workgroup memory, f16 or f32 inputs (rounded to f16 as
+//! they are staged). A second kernel that read K and V straight from global memory (no staging,
+//! several subgroups on the same rows) passed the same tests on an H100 and ran slower at every size
+//! measured (seq 2048 f16: 18.1 against 28.8 TFLOP/s, `bench-results/h100-kernels-ab-2026-12-07.jsonl`,
+//! lines with `"build": "head+direct4"`); it was removed (in the history before 2026-12-07's
+//! "direct tensor-core attention removed" commit).
 
 use crate::error::{Error, Result};
 use crate::tensor::DType;
 
-/// The staging kernel (its own bindings, eight halves a read; f32 inputs rounded as staged).
-const STAGED: &str = concat!(
+/// The kernel (its own bindings, eight halves a read; f32 inputs rounded as staged).
+const KERNEL: &str = concat!(
     include_str!("../../../shaders/attention_common.wgsl"),
     include_str!("../../../shaders/attention_coop_lanes.wgsl"),
     include_str!("../../../shaders/attention_coop.wgsl")
 );
-/// The direct kernel.
-const DIRECT: &str = concat!(
-    include_str!("../../../shaders/attention_common.wgsl"),
-    include_str!("../../../shaders/attention_coop_lanes.wgsl"),
-    include_str!("../../../shaders/attention_coop_direct.wgsl")
-);
-/// Query rows a staging workgroup takes (BR in attention_coop.wgsl).
-const STAGED_ROWS: usize = 64;
-/// Keys a tile (BC): the direct kernel needs at least one whole tile of valid keys.
-const TILE: usize = 64;
-/// Workgroup memory: the four subgroups' f32 scratch and f16 P tiles, plus the staged K and V
-/// tiles, or the direct kernel's row maxima and sums.
-const LANES_BYTES: u32 = 4352 * 4 + 4608 * 2;
-const STAGED_BYTES: u32 = LANES_BYTES + 2 * 4608 * 2;
-const DIRECT_BYTES: u32 = LANES_BYTES + 128 * 4;
-
-/// Natively, `WEBGPU_INFER_COOP_ATTENTION=1` runs the direct kernel where it can run (it is off by
-/// default until it has passed the attention tests and been timed on a GPU with cooperative
-/// matrices), and `WEBGPU_INFER_COOP_SPLIT=N` (1, 2 or 4) sets its subgroups a row block: for A/B
-/// runs on GPUs.
-static DIRECT_ON: crate::kernels::Tuned = crate::kernels::Tuned::new("WEBGPU_INFER_COOP_ATTENTION");
-static SPLIT: crate::kernels::Tuned = crate::kernels::Tuned::new("WEBGPU_INFER_COOP_SPLIT");
+/// Query rows a workgroup takes (BR in attention_coop.wgsl).
+const ROWS: usize = 64;
+/// Workgroup memory: the four subgroups' f32 scratch and f16 P tiles, plus the staged K and V tiles.
+const BYTES: u32 = 4352 * 4 + 4608 * 2 + 2 * 4608 * 2;
 
 /// What one tensor-core attention call dispatches.
 pub(super) struct Plan {
@@ -44,31 +29,13 @@ pub(super) struct Plan {
     pub constants: Vec<(&'static str, f64)>,
 }
 
-/// The kernel for these sizes: direct for f16, head_dim 64 with at least one whole tile of keys,
-/// else staging (head_dim 32 or 64, the `HD` override).
-pub(super) fn plan(dtype: DType, q_len: usize, kv_len: usize, head_dim: usize) -> Plan {
-    if dtype == DType::F16 && head_dim == 64 && kv_len >= TILE && DIRECT_ON.get() == Some(1) {
-        // Subgroups a row block: as many as it has key tiles, up to 4 (the workgroup's).
-        let tiles = kv_len.div_ceil(TILE);
-        let split = match SPLIT.get() {
-            Some(s @ (1 | 2 | 4)) => s,
-            _ if tiles >= 4 => 4,
-            _ if tiles >= 2 => 2,
-            _ => 1,
-        };
-        return Plan {
-            name: "attention_coop_direct",
-            body: DIRECT,
-            entry: "prefill_coop_direct",
-            groups_x: q_len.div_ceil(16 * 4 / split),
-            constants: vec![("SPLIT", split as f64)],
-        };
-    }
+/// The kernel's dispatch for these sizes (head_dim 32 or 64: the `HD` override).
+pub(super) fn plan(dtype: DType, q_len: usize, head_dim: usize) -> Plan {
     Plan {
         name: "attention_coop",
-        body: STAGED,
+        body: KERNEL,
         entry: "prefill_coop",
-        groups_x: q_len.div_ceil(STAGED_ROWS),
+        groups_x: q_len.div_ceil(ROWS),
         constants: vec![
             ("IN_F32", f64::from(u8::from(dtype == DType::F32))),
             ("HD", head_dim as f64),
@@ -97,7 +64,7 @@ pub(super) fn fits(gpu: &crate::Gpu, head_dim: usize) -> Result<()> {
         ));
     }
     let limit = gpu.limits().max_compute_workgroup_storage_size;
-    let needed = STAGED_BYTES.max(DIRECT_BYTES);
+    let needed = BYTES;
     if limit < needed {
         return Err(Error::LimitExceeded {
             what: "the tensor-core attention's workgroup memory".into(),
