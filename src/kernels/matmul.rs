@@ -404,11 +404,10 @@ fn coop_k_step(gpu: &crate::Gpu) -> Option<f64> {
 
 /// [`Kernel::Tiled128`] with vec4 reads and the next K step fetched into registers during the
 /// current one's products (`shaders/matmul_tiled_vec.wgsl`), where K, the offsets and batch strides
-/// (and N for [`BLayout::KN`]) are multiples of 4. On an H100 (Vulkan, 2026-12-07, one call of
-/// `bench_kernels --ops matmul` with this variant as a knob; its raw lines did not come back, so
-/// rerun it with `KERNEL_ENVS=vec0:WEBGPU_INFER_TILED128_VEC=0` before quoting) f32 at 4096³ went
-/// 26.7 → 36.4 TFLOP/s of wall time, 1024³ 26.0 → 34.8. Natively `WEBGPU_INFER_TILED128_VEC=0`
-/// turns it off, for A/B runs.
+/// (and N for [`BLayout::KN`]) are multiples of 4. On an H100 (Vulkan, 2026-12-07, `bench_kernels
+/// --ops matmul` with and without it in one call, `bench-results/h100-kernels-ab-2026-12-07.jsonl`)
+/// f32 at 4096³ went 26.2 → 34.0 TFLOP/s of wall time, 1024³ 25.4 → 32.2 (cuBLAS: 50.6, 24.2).
+/// Natively `WEBGPU_INFER_TILED128_VEC=0` turns it off, for A/B runs.
 fn tiled128_vec_entry(dims: &Dims, layout: BLayout, params: &Params) -> Option<&'static str> {
     static VEC: super::Tuned = super::Tuned::new("WEBGPU_INFER_TILED128_VEC");
     (VEC.get() != Some(0) && vectors_fit(dims, layout, params, 4)).then_some("tiled128v")
