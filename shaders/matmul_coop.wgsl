@@ -5,9 +5,10 @@ enable wgpu_cooperative_matrix;
 // act(c + bias), stored as f16.
 //
 // A 256-thread workgroup (8 subgroups of 32) computes a 128×128 tile of C; each subgroup a 64×32 part
-// of it as 4×2 cooperative 16×16 f32 accumulators. K advances BK (32, or 64 by request) at a time: the next A and B tiles are
-// read from global memory into registers (8 halves a vec4<u32>) while the current ones, staged in
-// workgroup memory, go through the tensor cores. Edges are zero-filled, so any M and N is correct;
+// of it as 4×2 cooperative 16×16 f32 accumulators. K advances BK at a time (an override: the host
+// takes 64 for products of up to a few hundred tiles, 32 for larger ones): the next A and B tiles
+// are read from global memory into registers (8 halves a vec4<u32>) while the current ones, staged
+// in workgroup memory, go through the tensor cores. Edges are zero-filled, so any M and N is correct;
 // the host requires K, the offsets, the batch strides (and N without TRANS_B) to be multiples of 8,
 // so that every vec4 read is whole and aligned.
 //

@@ -75,7 +75,8 @@ pub enum Kernel {
     /// offsets (and N for [`BLayout::KN`]) to be multiples of 8. Also the mixed product of f32
     /// activations `a` and f16 weights `b` (f32 bias and output; `a` is rounded to f16 as it is
     /// staged): the only kernel that takes operands of two types. Under [`Kernel::Auto`] products
-    /// with fewer than [`coop128_min_tiles`] such tiles take [`Kernel::Coop64`].
+    /// with fewer than [`coop128_min_tiles`] such tiles take [`Kernel::Coop64`]. K steps of 64 for
+    /// products of up to [`COOP_BK64_MAX_TILES`] tiles, else of 32.
     Coop,
     /// [`Kernel::Coop`] with 64×64 workgroup tiles (4 subgroups of 2×2 accumulators).
     Coop64,
@@ -304,8 +305,9 @@ pub fn matmul_with(
     if coop_kernel {
         // Only the tensor-core module declares them.
         constants.push(("A_F32", f64::from(u8::from(mixed))));
-        if let Some(bk) = coop_k_step(&gpu) {
-            constants.push(("BK", bk));
+        let tiles = groups.iter().map(|&g| g as usize).product();
+        if coop_k_step(&gpu, tiles) == 64 {
+            constants.push(("BK", 64.0));
         }
     }
     let pipeline = gpu.pipeline(&crate::gpu::KernelSource {
@@ -392,14 +394,27 @@ pub fn coop128_min_tiles() -> usize {
     TILES.get().unwrap_or(32)
 }
 
-/// The tensor-core kernels' K step where a run asks for another than the shader's 32: natively
-/// `WEBGPU_INFER_COOP_BK=64` (half the K steps and barriers, tiles in workgroup memory twice as
-/// long; 44 KiB of it, where the device allows that much), for A/B runs on GPUs until it has been
-/// timed.
-fn coop_k_step(gpu: &crate::Gpu) -> Option<f64> {
+/// Products of at most this many workgroup tiles step K 64 at a time on tensor cores, larger ones 32.
+/// On an H100 (2026-12-07, one call, the same binary with `WEBGPU_INFER_COOP_BK=64` and without;
+/// `bench-results/h100-matmul-bk-ab-2026-12-07.jsonl`, `h100-minilm-bk-ab-2026-12-07.jsonl`): GPU
+/// time of f16 products 512³ 41.3 → 48.1 TFLOP/s, 1024³ 114.2 → 118.9, 2048³ (256 tiles) 145.5 →
+/// 149.4, MiniLM's 128 × 1536 × 384 36.8 → 48.3, but 4096³ (1 024 tiles) 157.8 → 149.1; MiniLM 1 /
+/// 8 / 32 × 128 1.75–1.81 / 2.49–2.61 / 4.14–4.20 → 1.60–1.65 / 2.15–2.41 / 4.00–4.08 ms.
+pub const COOP_BK64_MAX_TILES: usize = 512;
+
+/// The tensor-core kernels' K step (the shader's BK) for a product of `tiles` workgroup tiles: 64
+/// (half the K steps and barriers; the tiles in workgroup memory twice as long, 44 KiB of it, where
+/// the device allows that much) up to [`COOP_BK64_MAX_TILES`], else 32. Natively
+/// `WEBGPU_INFER_COOP_BK=32|64` sets it for every product, for A/B runs.
+fn coop_k_step(gpu: &crate::Gpu, tiles: usize) -> u32 {
     static BK: super::Tuned = super::Tuned::new("WEBGPU_INFER_COOP_BK");
     let fits = gpu.limits().max_compute_workgroup_storage_size >= 2 * 128 * 72 * 2 + 2048 * 4;
-    (BK.get() == Some(64) && fits).then_some(64.0)
+    match BK.get() {
+        Some(32) => 32,
+        Some(64) if fits => 64,
+        _ if fits && tiles <= COOP_BK64_MAX_TILES => 64,
+        _ => 32,
+    }
 }
 
 /// [`Kernel::Tiled128`] with vec4 reads and the next K step fetched into registers during the
