@@ -118,6 +118,56 @@ fn store_b(v: u32, val: vec4<u32>, bn: u32) {
     }
 }
 
+// The vec4s of eight halves a thread moves for one K step, from their fetch from global memory to
+// their staging in workgroup memory: two of the A tile and two of the B tile, four of each with
+// BK = 64 (named registers: a private array indexed in a loop may live in memory).
+struct Step {
+    a0: vec4<u32>, a1: vec4<u32>, a2: vec4<u32>, a3: vec4<u32>,
+    b0: vec4<u32>, b1: vec4<u32>, b2: vec4<u32>, b3: vec4<u32>,
+}
+
+fn fetch_a(base: u32, row0: u32, k0: u32, v: u32) -> vec4<u32> {
+    let s = a_slot(v);
+    return load_a8(base, row0 + s.x, k0 + s.y);
+}
+
+fn store_a(v: u32, val: vec4<u32>) {
+    let s = a_slot(v);
+    put8(0u, s.x * AS + s.y, val);
+}
+
+// Thread `t` of `n`'s share of the K step from `k0` of the tile at (row0, col0), `bn` columns wide:
+// vec4s t and t + n of each tile (and t + 2n, t + 3n with BK = 64).
+fn fetch_step(a_base: u32, b_base: u32, row0: u32, col0: u32, k0: u32, t: u32, n: u32,
+              bn: u32) -> Step {
+    var st: Step;
+    st.a0 = fetch_a(a_base, row0, k0, t);
+    st.a1 = fetch_a(a_base, row0, k0, t + n);
+    st.b0 = fetch_b(b_base, col0, k0, t, bn);
+    st.b1 = fetch_b(b_base, col0, k0, t + n, bn);
+    if (BK == 64u) {
+        st.a2 = fetch_a(a_base, row0, k0, t + 2u * n);
+        st.a3 = fetch_a(a_base, row0, k0, t + 3u * n);
+        st.b2 = fetch_b(b_base, col0, k0, t + 2u * n, bn);
+        st.b3 = fetch_b(b_base, col0, k0, t + 3u * n, bn);
+    }
+    return st;
+}
+
+// The same share into the staged tiles.
+fn stage_step(st: Step, t: u32, n: u32, bn: u32) {
+    store_a(t, st.a0);
+    store_a(t + n, st.a1);
+    store_b(t, st.b0, bn);
+    store_b(t + n, st.b1, bn);
+    if (BK == 64u) {
+        store_a(t + 2u * n, st.a2);
+        store_a(t + 3u * n, st.a3);
+        store_b(t + 2u * n, st.b2, bn);
+        store_b(t + 3u * n, st.b3, bn);
+    }
+}
+
 fn b_frag(n0: u32, kk: u32) -> coop_mat16x16<f16, B> {
     if (TRANS_B) {
         // Element (k, n) at n * BS_NK + k: column-major.
@@ -169,51 +219,14 @@ fn coop(
     var c30: coop_mat16x16<f32, C>;
     var c31: coop_mat16x16<f32, C>;
 
-    let sa0 = a_slot(lidx);
-    let sa1 = a_slot(lidx + 256u);
-    let sa2 = a_slot(lidx + 512u);
-    let sa3 = a_slot(lidx + 768u);
-    var ra0 = load_a8(a_base, row0 + sa0.x, sa0.y);
-    var ra1 = load_a8(a_base, row0 + sa1.x, sa1.y);
-    var rb0 = fetch_b(b_base, col0, 0u, lidx, BN);
-    var rb1 = fetch_b(b_base, col0, 0u, lidx + 256u, BN);
-    // With BK = 64, twice as many a thread (named registers: a private array indexed in a loop
-    // may live in memory).
-    var ra2 = vec4<u32>(0u);
-    var ra3 = vec4<u32>(0u);
-    var rb2 = vec4<u32>(0u);
-    var rb3 = vec4<u32>(0u);
-    if (BK == 64u) {
-        ra2 = load_a8(a_base, row0 + sa2.x, sa2.y);
-        ra3 = load_a8(a_base, row0 + sa3.x, sa3.y);
-        rb2 = fetch_b(b_base, col0, 0u, lidx + 512u, BN);
-        rb3 = fetch_b(b_base, col0, 0u, lidx + 768u, BN);
-    }
+    var step = fetch_step(a_base, b_base, row0, col0, 0u, lidx, 256u, BN);
 
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
-        put8(0u, sa0.x * AS + sa0.y, ra0);
-        put8(0u, sa1.x * AS + sa1.y, ra1);
-        store_b(lidx, rb0, BN);
-        store_b(lidx + 256u, rb1, BN);
-        if (BK == 64u) {
-            put8(0u, sa2.x * AS + sa2.y, ra2);
-            put8(0u, sa3.x * AS + sa3.y, ra3);
-            store_b(lidx + 512u, rb2, BN);
-            store_b(lidx + 768u, rb3, BN);
-        }
+        stage_step(step, lidx, 256u, BN);
         workgroupBarrier();
         let kn = k0 + BK;
         if (kn < p.k) {
-            ra0 = load_a8(a_base, row0 + sa0.x, kn + sa0.y);
-            ra1 = load_a8(a_base, row0 + sa1.x, kn + sa1.y);
-            rb0 = fetch_b(b_base, col0, kn, lidx, BN);
-            rb1 = fetch_b(b_base, col0, kn, lidx + 256u, BN);
-            if (BK == 64u) {
-                ra2 = load_a8(a_base, row0 + sa2.x, kn + sa2.y);
-                ra3 = load_a8(a_base, row0 + sa3.x, kn + sa3.y);
-                rb2 = fetch_b(b_base, col0, kn, lidx + 512u, BN);
-                rb3 = fetch_b(b_base, col0, kn, lidx + 768u, BN);
-            }
+            step = fetch_step(a_base, b_base, row0, col0, kn, lidx, 256u, BN);
         }
         for (var kk = 0u; kk < BK; kk += 16u) {
             let b0 = b_frag(sn, kk);
@@ -271,51 +284,14 @@ fn coop64(
     var c11: coop_mat16x16<f32, C>;
 
     // A 64×BK (or BK×64) tile is 8·BK vec4s of halves: two a thread (four with BK = 64).
-    let sa0 = a_slot(lidx);
-    let sa1 = a_slot(lidx + 128u);
-    let sa2 = a_slot(lidx + 256u);
-    let sa3 = a_slot(lidx + 384u);
-    var ra0 = load_a8(a_base, row0 + sa0.x, sa0.y);
-    var ra1 = load_a8(a_base, row0 + sa1.x, sa1.y);
-    var rb0 = fetch_b(b_base, col0, 0u, lidx, TILE);
-    var rb1 = fetch_b(b_base, col0, 0u, lidx + 128u, TILE);
-    // With BK = 64, twice as many a thread (named registers: a private array indexed in a loop
-    // may live in memory).
-    var ra2 = vec4<u32>(0u);
-    var ra3 = vec4<u32>(0u);
-    var rb2 = vec4<u32>(0u);
-    var rb3 = vec4<u32>(0u);
-    if (BK == 64u) {
-        ra2 = load_a8(a_base, row0 + sa2.x, sa2.y);
-        ra3 = load_a8(a_base, row0 + sa3.x, sa3.y);
-        rb2 = fetch_b(b_base, col0, 0u, lidx + 256u, TILE);
-        rb3 = fetch_b(b_base, col0, 0u, lidx + 384u, TILE);
-    }
+    var step = fetch_step(a_base, b_base, row0, col0, 0u, lidx, 128u, TILE);
 
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
-        put8(0u, sa0.x * AS + sa0.y, ra0);
-        put8(0u, sa1.x * AS + sa1.y, ra1);
-        store_b(lidx, rb0, TILE);
-        store_b(lidx + 128u, rb1, TILE);
-        if (BK == 64u) {
-            put8(0u, sa2.x * AS + sa2.y, ra2);
-            put8(0u, sa3.x * AS + sa3.y, ra3);
-            store_b(lidx + 256u, rb2, TILE);
-            store_b(lidx + 384u, rb3, TILE);
-        }
+        stage_step(step, lidx, 128u, TILE);
         workgroupBarrier();
         let kn = k0 + BK;
         if (kn < p.k) {
-            ra0 = load_a8(a_base, row0 + sa0.x, kn + sa0.y);
-            ra1 = load_a8(a_base, row0 + sa1.x, kn + sa1.y);
-            rb0 = fetch_b(b_base, col0, kn, lidx, TILE);
-            rb1 = fetch_b(b_base, col0, kn, lidx + 128u, TILE);
-            if (BK == 64u) {
-                ra2 = load_a8(a_base, row0 + sa2.x, kn + sa2.y);
-                ra3 = load_a8(a_base, row0 + sa3.x, kn + sa3.y);
-                rb2 = fetch_b(b_base, col0, kn, lidx + 256u, TILE);
-                rb3 = fetch_b(b_base, col0, kn, lidx + 384u, TILE);
-            }
+            step = fetch_step(a_base, b_base, row0, col0, kn, lidx, 128u, TILE);
         }
         for (var kk = 0u; kk < BK; kk += 16u) {
             let b0 = b_frag(sn, kk);
