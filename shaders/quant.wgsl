@@ -47,10 +47,14 @@ struct Params {
     v_offset: u32,       // gemv_qkv: where the value row goes
     pos: u32,            // gemv_qkv: the token's position, for RoPE
     theta: f32,          // gemv_qkv: RoPE base
-    head_dim: u32,       // gemv_qkv: RoPE's head size (0: no RoPE)
+    head_dim: u32,       // gemv_qkv: RoPE's head size (0: no RoPE); gemv_merged: the attention's
     eps: f32,            // NORM: RMSNorm's epsilon
     norm_offset: u32,    // NORM: the norm weight's offset, in elements
     factor_offset: u32,  // gemv_qkv, HAS_FACTORS: rope_factors' first element
+    splits: u32,         // gemv_merged: ranges of keys a head in `part`
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> w: array<u32>;
@@ -114,6 +118,9 @@ override UNROLL: u32 = 4u;
 var<workgroup> partial: array<f32, 256>;
 
 fn x4(r: u32, k: u32) -> vec4<f32> {
+    if (MERGED) {
+        return vec4<f32>(f32(xs[k]), f32(xs[k + 1u]), f32(xs[k + 2u]), f32(xs[k + 3u]));
+    }
     let i = p.x_offset + r * p.k + k;
     return vec4<f32>(f32(x[i]), f32(x[i + 1u]), f32(x[i + 2u]), f32(x[i + 3u]));
 }
@@ -158,8 +165,8 @@ fn rms_scale(ss: f32) -> f32 {
     return 1.0;
 }
 
-@compute @workgroup_size(256, 1, 1)
-fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+// One workgroup's 8 outputs of row r = wg.y of x.
+fn gemv_rows8(wg: vec3<u32>, lid: u32) {
     let row = wg.x * ROWS + lid / LANES;
     let r = wg.y;
     var acc = 0.0;
@@ -175,6 +182,53 @@ fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (row < p.n && lid % LANES == 0u) {
         out[p.out_offset + r * p.n + row] = T(total + res);
     }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    gemv_rows8(wg, lid);
+}
+
+// ---- The attention's out-projection over a split decode's partial states: x (one row, k = heads ×
+// head_dim) is merged from `part` (shaders/attention.wgsl's decode_split: per head and range of keys
+// [m, l, o_0 .. o_{head_dim-1}]) into workgroup memory by every workgroup, exactly as decode_combine
+// merges it (the same operations in the same order, stored as T: a compiler may drop an f32 → f16 →
+// f32 round trip in registers, not a store), and the GEMV reads it there
+// (MERGED): the merge costs no dispatch of its own. XS_LEN = k (src/kernels/quant/merged.rs).
+
+override MERGED: bool = false;
+override XS_LEN: u32 = 4u;
+var<workgroup> xs: array<T, XS_LEN>; // T: rounded as decode_combine rounds its output
+@group(0) @binding(12) var<storage, read> part: array<f32>;
+
+fn merge_x(lid: u32) {
+    let d = p.head_dim;
+    let stride = d + 2u;
+    for (var e = lid; e < p.k; e += 256u) {
+        let first = (e / d) * p.splits * stride;
+        let c = e % d;
+        var big = -3.4028234663852886e38;
+        for (var s = 0u; s < p.splits; s++) {
+            big = max(big, part[first + s * stride]);
+        }
+        var l = 0.0;
+        var o = 0.0;
+        for (var s = 0u; s < p.splits; s++) {
+            let base = first + s * stride;
+            let scale = exp(part[base] - big);
+            l = fma(part[base + 1u], scale, l);
+            o = fma(part[base + 2u + c], scale, o);
+        }
+        let inv = select(0.0, 1.0 / l, l > 0.0);
+        xs[e] = T(o * inv);
+    }
+    workgroupBarrier();
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn gemv_merged(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    merge_x(lid);
+    gemv_rows8(vec3<u32>(wg.x, 0u, 0u), lid);
 }
 
 // ---- SwiGLU GEMV: out[r, j] = silu(Wg[j]·x[r]) · (Wu[j]·x[r]) (GELU: GeGLU), both weights of one type

@@ -463,3 +463,140 @@ async fn tensor_core_prefill() -> Result<()> {
     Ok(())
 }
 gpu_test!(attention_tensor_cores, tensor_core_prefill);
+
+/// A Q8_0 matrix `[n, k]` made for the test: per block of 32 a scale of 2^-7 (exact in f16) and
+/// int8 values from `rng`; returns the blocks and the matrix they stand for.
+fn q8_0_matrix(rng: &mut Rng, n: usize, k: usize) -> (Vec<u8>, Vec<f32>) {
+    let scale = half::f16::from_f32(1.0 / 128.0);
+    let mut bytes = Vec::new();
+    let mut values = Vec::new();
+    for _ in 0..n * k / 32 {
+        bytes.extend_from_slice(&scale.to_le_bytes());
+        for _ in 0..32 {
+            let q = (rng.next_f32() * 127.0).round() as i8;
+            bytes.push(q as u8);
+            values.push(scale.to_f32() * f32::from(q));
+        }
+    }
+    (bytes, values)
+}
+
+/// Decoding's attention merged into its out-projection (`decode_partials`, then
+/// `quant::gemv_merged`, which the GPU decoder runs): bit for bit what the split decode and then the
+/// cooperative GEMV give (the same operations in the same order), and against the f64 reference
+/// (attention, the Q8_0 product, the residual); f32 and f16, from one key to 30 ranges of keys,
+/// SmolLM2's heads among them, an output count that is not a multiple of the GEMV's 8 rows.
+async fn decode_merged_out_projection() -> Result<()> {
+    use webgpu_infer::kernels::attention::decode_partials;
+    use webgpu_infer::kernels::quant::{self, GemvOptions};
+    use webgpu_infer::{QTensor, QuantType};
+    let gpu = gpu().await?;
+    let mut dtypes = vec![DType::F32];
+    if gpu.capabilities().shader_f16 {
+        dtypes.push(DType::F16);
+    }
+    for dtype in dtypes {
+        for (kv_len, heads, kv_heads, d, n) in [
+            (1, 9, 3, 64, 576),
+            (64, 9, 3, 64, 576),
+            (65, 9, 3, 64, 100),
+            (517, 4, 2, 128, 256),
+            (40, 2, 1, 32, 24),
+            (1900, 9, 3, 64, 576),
+        ] {
+            let c = Case {
+                kv_cap: kv_len + 7,
+                ..case(1, 1, kv_len, heads, kv_heads, d, true)
+            };
+            let what = format!("merged out-projection {dtype:?} {c:?} n {n}");
+            let mut rng = Rng::new((kv_len * 10 + n) as u64);
+            let mut q: Vec<f32> = rng.vec(heads * d).iter().map(|x| x * 3.0).collect();
+            let mut k = rng.vec(c.kv_cap * kv_heads * d);
+            let mut v = rng.vec(c.kv_cap * kv_heads * d);
+            let mut res = rng.vec(n);
+            let tq = upload(&gpu, dtype, &mut q, &[1, 1, heads, d])?;
+            let tk = upload(&gpu, dtype, &mut k, &[1, c.kv_cap, kv_heads, d])?;
+            let tv = upload(&gpu, dtype, &mut v, &[1, c.kv_cap, kv_heads, d])?;
+            let tres = upload(&gpu, dtype, &mut res, &[1, n])?;
+            let (blocks, wf) = q8_0_matrix(&mut rng, n, heads * d);
+            let w = QTensor::from_blocks(&gpu, &blocks, &[n, heads * d], QuantType::Q8_0)?;
+            let opts = Options {
+                causal: true,
+                kv_len: Some(kv_len),
+                ..Default::default()
+            };
+            let mut rec = gpu.recorder();
+            let parts = decode_partials(&mut rec, &tq, &tk, &tv, opts)?.expect("a split decode");
+            let merged = quant::gemv_merged(&mut rec, &parts, &w, Some(&tres))?;
+            let split = Options {
+                variant: Kernel::DecodeSplit,
+                ..opts
+            };
+            let a = attention(&mut rec, &tq, &tk, &tv, split)?.reshape(&[1, heads * d])?;
+            let gemv = GemvOptions {
+                residual: Some(&tres),
+                variant: quant::Kernel::Cooperative,
+                ..Default::default()
+            };
+            let composed = quant::gemv_with(&mut rec, &a, &w, gemv)?;
+            rec.submit();
+            let got = merged.to_f32_vec().await?;
+            assert_eq!(got, composed.to_f32_vec().await?, "{what}: bit for bit");
+            let mut att = reference(&c, &q, &k, &v, &[]);
+            if dtype == DType::F16 {
+                att.iter_mut()
+                    .for_each(|x| *x = half::f16::from_f32(*x).to_f32());
+            }
+            let kk = heads * d;
+            let want: Vec<f32> = (0..n)
+                .map(|j| {
+                    let dot: f64 = (0..kk)
+                        .map(|e| f64::from(att[e]) * f64::from(wf[j * kk + e]))
+                        .sum();
+                    (dot + f64::from(res[j])) as f32
+                })
+                .collect();
+            // An attention output off by ε (1e-5 in f32, the attention tests' bound; one f16 step,
+            // 2^-11 ≤ 4.9e-4, in f16) moves an output by at most ε · Σ|w| of its row; plus the
+            // product's own f32 sums (1e-4) and, in f16, the output's rounding (2^-11 relative).
+            let row_abs = (0..n)
+                .map(|j| {
+                    wf[j * kk..(j + 1) * kk]
+                        .iter()
+                        .map(|w| w.abs())
+                        .sum::<f32>()
+                })
+                .fold(0f32, f32::max);
+            let (eps, rtol) = if dtype == DType::F32 {
+                (1e-5, 0.0)
+            } else {
+                (4.9e-4, 4.9e-4)
+            };
+            assert_close(&what, &got, &want, eps * row_abs + 1e-4, rtol);
+        }
+    }
+    // Refused: a weight whose inputs are not heads × head_dim; not a split decode: two query rows.
+    let mut rng = Rng::new(7);
+    let (blocks, _) = q8_0_matrix(&mut rng, 8, 64);
+    let w = QTensor::from_blocks(&gpu, &blocks, &[8, 64], QuantType::Q8_0)?;
+    let q = Tensor::from_f32(&gpu, &rng.vec(2 * 2 * 64), &[1, 2, 2, 64])?;
+    let kv = Tensor::from_f32(&gpu, &rng.vec(10 * 64), &[1, 10, 1, 64])?;
+    let opts = Options {
+        causal: true,
+        ..Default::default()
+    };
+    let mut rec = gpu.recorder();
+    assert!(decode_partials(&mut rec, &q, &kv, &kv, opts)?.is_none());
+    let q1 = q.narrow(0, 1)?; // [1, 2, 2, 64]: still two rows
+    assert!(decode_partials(&mut rec, &q1, &kv, &kv, opts)?.is_none());
+    let q = Tensor::from_f32(&gpu, &rng.vec(2 * 64), &[1, 1, 2, 64])?;
+    let parts = decode_partials(&mut rec, &q, &kv, &kv, opts)?.expect("a split decode");
+    let err = quant::gemv_merged(&mut rec, &parts, &w, None).unwrap_err();
+    assert!(err.to_string().contains("heads"), "{err}");
+    rec.submit();
+    gpu.check()
+}
+gpu_test!(
+    attention_decode_merged_out_projection,
+    decode_merged_out_projection
+);

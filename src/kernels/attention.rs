@@ -12,6 +12,7 @@ use crate::tensor::{DType, Tensor};
 
 mod coop;
 mod split;
+pub use split::Partials;
 
 /// The shaders' bindings by name (`@binding(N) var … name`; tests/params.rs checks each against the WGSL).
 mod slot {
@@ -239,36 +240,14 @@ pub fn attention(
     const OP: &str = "attention";
     let gpu = rec.gpu().clone();
     let dtype = check_dtypes(OP, &gpu, &[q, k, v])?;
-    let Dims {
-        batch,
-        q_len,
-        n_heads,
-        head_dim,
-        kv_cap,
-        n_kv_heads,
-        kv_len,
-    } = check_inputs(q, k, v, &opts)?;
-    let variant = pick_variant(&gpu, opts.variant, dtype, (q_len, head_dim, kv_len))?;
+    let dims = check_inputs(q, k, v, &opts)?;
+    let (q_len, head_dim) = (dims.q_len, dims.head_dim);
+    let variant = pick_variant(&gpu, opts.variant, dtype, (q_len, head_dim, dims.kv_len))?;
     let out = Tensor::empty(&gpu, q.shape(), dtype)?;
     if out.numel() == 0 {
         return Ok(out);
     }
-    let params = Params {
-        batch: to_u32(OP, "batch", batch)?,
-        q_len: to_u32(OP, "q_len", q_len)?,
-        kv_len: to_u32(OP, "kv_len", kv_len)?,
-        kv_cap: to_u32(OP, "kv_cap", kv_cap)?,
-        n_heads: to_u32(OP, "heads", n_heads)?,
-        n_kv_heads: to_u32(OP, "kv heads", n_kv_heads)?,
-        head_dim: head_dim as u32,
-        causal: u32::from(opts.causal),
-        has_mask: u32::from(opts.mask.is_some()),
-        scale: opts.scale.unwrap_or(1.0 / (head_dim as f32).sqrt()),
-        n_splits: to_u32(OP, "key ranges", kv_len.div_ceil(split_size()).max(1))?,
-        window: to_u32(OP, "window", opts.window.unwrap_or(0))?,
-        softcap: opts.softcap.unwrap_or(0.0),
-        _pad: [0; 3],
-    };
+    let params = params_of(&dims, &opts)?;
     if variant == Kernel::DecodeSplit {
         split::split_decode(rec, [q, k, v, opts.mask.unwrap_or(q), &out], &params, dtype)?;
         return Ok(out);
@@ -325,6 +304,68 @@ pub fn attention(
         groups,
     );
     Ok(out)
+}
+
+/// The kernels' parameters for checked sizes and options.
+fn params_of(d: &Dims, opts: &Options<'_>) -> Result<Params> {
+    const OP: &str = "attention";
+    Ok(Params {
+        batch: to_u32(OP, "batch", d.batch)?,
+        q_len: to_u32(OP, "q_len", d.q_len)?,
+        kv_len: to_u32(OP, "kv_len", d.kv_len)?,
+        kv_cap: to_u32(OP, "kv_cap", d.kv_cap)?,
+        n_heads: to_u32(OP, "heads", d.n_heads)?,
+        n_kv_heads: to_u32(OP, "kv heads", d.n_kv_heads)?,
+        head_dim: d.head_dim as u32,
+        causal: u32::from(opts.causal),
+        has_mask: u32::from(opts.mask.is_some()),
+        scale: opts.scale.unwrap_or(1.0 / (d.head_dim as f32).sqrt()),
+        n_splits: to_u32(OP, "key ranges", d.kv_len.div_ceil(split_size()).max(1))?,
+        window: to_u32(OP, "window", opts.window.unwrap_or(0))?,
+        softcap: opts.softcap.unwrap_or(0.0),
+        _pad: [0; 3],
+    })
+}
+
+/// Cached keys past which [`decode_partials`] splits (its merge costs no dispatch of its own, so
+/// unlike [`attention`]'s split it pays from the first key on: one kernel a layer either way).
+/// `WEBGPU_INFER_DECODE_SPLIT_KEYS` sets it too.
+const MERGED_SPLIT_PAST: usize = 0;
+
+/// The split decode's first pass alone, for a kernel that merges its ranges as it reads them
+/// ([`crate::kernels::quant::gemv_merged`]): one query row of batch 1 (`q [1, 1, heads, head_dim]`)
+/// over the cache, as [`attention`] computes it. `None` (nothing recorded) where that is not the
+/// split decode: more rows, a kernel asked for by name, a head_dim not dividing 256, or no more
+/// cached keys than the split starts past. Bad inputs are refused as [`attention`] refuses them.
+pub fn decode_partials(
+    rec: &mut Recorder,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    opts: Options<'_>,
+) -> Result<Option<Partials>> {
+    const OP: &str = "attention";
+    let gpu = rec.gpu().clone();
+    let dtype = check_dtypes(OP, &gpu, &[q, k, v])?;
+    let dims = check_inputs(q, k, v, &opts)?;
+    let past = DECODE_SPLIT_KEYS.get().unwrap_or(MERGED_SPLIT_PAST);
+    if dims.batch != 1
+        || dims.q_len != 1
+        || opts.variant != Kernel::Auto
+        || !(dims.head_dim <= 256 && 256 % dims.head_dim == 0)
+        || dims.kv_len <= past
+    {
+        return Ok(None);
+    }
+    let params = params_of(&dims, &opts)?;
+    let part = split::split_pass(rec, [q, k, v, opts.mask.unwrap_or(q)], &params, dtype)?;
+    Ok(Some(Partials {
+        part,
+        heads: dims.n_heads,
+        head_dim: dims.head_dim,
+        splits: params.n_splits as usize,
+        dtype,
+    }))
 }
 
 /// The sizes of an attention call, checked against each other.

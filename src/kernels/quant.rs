@@ -75,12 +75,16 @@ mod slot {
     pub const OUT_V: u32 = 9;
     pub const NORM_W: u32 = 10;
     pub const ROPE_FACTORS: u32 = 11;
+    /// A split decode's partial softmax states (`gemv_merged`).
+    pub const PART: u32 = 12;
 }
 
 mod checks;
 use checks::{check_norm, check_qkv, gemv_dims};
 mod matmul;
 pub use matmul::{MatmulKernel, matmul, matmul_with};
+mod merged;
+pub use merged::{gemv_merged, gemv_merged_fits};
 
 /// Weight rows one GEMV workgroup computes (ROWS in the shader).
 const GEMV_ROWS: usize = 8;
@@ -104,6 +108,8 @@ struct Params {
     eps: f32,
     norm_offset: u32,
     factor_offset: u32,
+    splits: u32,
+    _pad: [u32; 3],
 }
 
 /// Which GEMV kernel runs.

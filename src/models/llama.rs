@@ -12,7 +12,7 @@
 
 use crate::error::{Error, Result};
 use crate::kernels::rope::Layout;
-use crate::models::ops::{Causal, DecoderOps, FusedMlp, FusedQkv, GpuKv, Rope};
+use crate::models::ops::{Causal, DecoderOps, FusedAttentionOut, FusedMlp, FusedQkv, GpuKv, Rope};
 use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
@@ -296,9 +296,24 @@ impl<O: DecoderOps> Llama<O> {
             window: b.window,
             softcap: c.attn_softcap,
         };
-        let a = ops.cached_attention(&q, kv, &causal)?;
-        let a = O::reshape(&a, &[seq, heads * hd])?;
-        let x = add_branch(ops, &b.o, &a, b.post_attn_norm.as_ref(), x, c.rms_norm_eps)?;
+        let fused = match b.post_attn_norm {
+            None => ops.attention_out_fused(FusedAttentionOut {
+                q: &q,
+                kv,
+                causal: &causal,
+                out: &b.o,
+                x,
+            })?,
+            Some(_) => None,
+        };
+        let x = match fused {
+            Some(x) => x,
+            None => {
+                let a = ops.cached_attention(&q, kv, &causal)?;
+                let a = O::reshape(&a, &[seq, heads * hd])?;
+                add_branch(ops, &b.o, &a, b.post_attn_norm.as_ref(), x, c.rms_norm_eps)?
+            }
+        };
         self.mlp(ops, b, &x, was_fused)
     }
 

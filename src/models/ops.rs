@@ -12,7 +12,7 @@ mod gpu;
 mod vision;
 
 pub use cpu::HostLinear;
-pub use decoder::{Causal, DecoderOps, FusedMlp, FusedQkv, Rope};
+pub use decoder::{Causal, DecoderOps, FusedAttentionOut, FusedMlp, FusedQkv, Rope};
 pub use gpu::GpuKv;
 pub use vision::{ConvBnSpec, GpuConv, VisionOps};
 

@@ -8,6 +8,20 @@ use crate::kernels::to_u32;
 use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
+/// The partial softmax states of a split decode of one query row (batch 1), before they are merged:
+/// for each head and range of keys `[m, l, o_0 .. o_{head_dim-1}]` (f32: the running maximum, the
+/// normaliser and the unnormalised output), for a kernel that merges them as it reads them
+/// ([`crate::kernels::quant::gemv_merged`], the out-projection). [`super::decode_partials`] makes them.
+pub struct Partials {
+    pub(crate) part: Tensor,
+    pub heads: usize,
+    pub head_dim: usize,
+    /// Ranges of keys a head.
+    pub splits: usize,
+    /// The type the merged output is rounded to (the query's, as [`super::attention`] returns it).
+    pub dtype: DType,
+}
+
 /// The split decode: `decode_split` over (row × key range, head, batch) into a scratch tensor of
 /// partial softmax states, then `decode_combine` over (row, head, batch).
 pub(super) fn split_decode(
@@ -16,6 +30,29 @@ pub(super) fn split_decode(
     params: &Params,
     dtype: DType,
 ) -> Result<()> {
+    let part = split_pass(rec, [q, k, v, mask], params, dtype)?;
+    let gpu = rec.gpu().clone();
+    let (name, body) = decode_shader(&gpu);
+    let pipeline = gpu.pipeline(&KernelSource {
+        name,
+        body,
+        dtype,
+        entry: "decode_combine",
+        constants: &[],
+    });
+    let combine_bindings = [(slot::OUT, out.buffer()), (slot::PART, part.buffer())];
+    let groups = [params.q_len, params.n_heads, params.batch];
+    rec.dispatch_at(&pipeline, &combine_bindings, slot::PARAMS, params, groups);
+    Ok(())
+}
+
+/// `decode_split` alone: the partial softmax states of every (batch, row, head, key range).
+pub(super) fn split_pass(
+    rec: &mut Recorder,
+    [q, k, v, mask]: [&Tensor; 4],
+    params: &Params,
+    dtype: DType,
+) -> Result<Tensor> {
     const OP: &str = "attention";
     let gpu = rec.gpu().clone();
     let (batch, q_len, n_heads, n_splits) = (
@@ -39,15 +76,13 @@ pub(super) fn split_decode(
         hd.push(("SPLIT_KEYS", split_size() as f64));
     }
     let (name, body) = decode_shader(&gpu);
-    let pipeline = |entry| {
-        gpu.pipeline(&KernelSource {
-            name,
-            body,
-            dtype,
-            entry,
-            constants: if entry == "decode_split" { &hd } else { &[] },
-        })
-    };
+    let pipeline = gpu.pipeline(&KernelSource {
+        name,
+        body,
+        dtype,
+        entry: "decode_split",
+        constants: &hd,
+    });
     let split_bindings = [
         (slot::Q, q.buffer()),
         (slot::K, k.buffer()),
@@ -56,21 +91,6 @@ pub(super) fn split_decode(
         (slot::PART, part.buffer()),
     ];
     let groups = [rows_x, params.n_heads, params.batch];
-    rec.dispatch_at(
-        &pipeline("decode_split"),
-        &split_bindings,
-        slot::PARAMS,
-        params,
-        groups,
-    );
-    let combine_bindings = [(slot::OUT, out.buffer()), (slot::PART, part.buffer())];
-    let groups = [params.q_len, params.n_heads, params.batch];
-    rec.dispatch_at(
-        &pipeline("decode_combine"),
-        &combine_bindings,
-        slot::PARAMS,
-        params,
-        groups,
-    );
-    Ok(())
+    rec.dispatch_at(&pipeline, &split_bindings, slot::PARAMS, params, groups);
+    Ok(part)
 }

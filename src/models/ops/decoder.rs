@@ -60,6 +60,19 @@ pub struct FusedMlp<'a, O: DecoderOps + ?Sized> {
     pub act: Act,
 }
 
+/// A layer's attention over the cache and its output projection with the residual, for
+/// [`DecoderOps::attention_out_fused`].
+pub struct FusedAttentionOut<'a, O: DecoderOps + ?Sized> {
+    /// The queries `[1, seq, heads, head_dim]` (rotated).
+    pub q: &'a O::Tensor,
+    pub kv: &'a O::KvLayer,
+    pub causal: &'a Causal,
+    /// The output projection (`o_proj`).
+    pub out: &'a O::Linear,
+    /// The residual stream `[seq, hidden]`.
+    pub x: &'a O::Tensor,
+}
+
 /// A backend's operations for decoders.
 pub trait DecoderOps: Ops {
     /// One layer's keys and values, `[capacity, kv_heads, head_dim]` each.
@@ -134,6 +147,14 @@ pub trait DecoderOps: Ops {
     /// q (with k and v written to the cache) in fewer kernels than the composed steps, where the
     /// backend can; `None` to decline.
     fn qkv_fused(&mut self, _: FusedQkv<'_, Self>) -> Result<Option<Self::Tensor>> {
+        Ok(None)
+    }
+    /// `x + out(attention(q))` (a layer without a norm after its attention) in fewer kernels than
+    /// the composed steps, where the backend can; `None` to decline (nothing recorded).
+    fn attention_out_fused(
+        &mut self,
+        _: FusedAttentionOut<'_, Self>,
+    ) -> Result<Option<Self::Tensor>> {
         Ok(None)
     }
     /// `x + down(act(gate(norm(x))) · up(norm(x)))` fused, where the backend can (only asked after

@@ -1,7 +1,7 @@
 //! [`Ops`] on the GPU: each op records the existing kernels into the [`Recorder`] (one submit for a
 //! whole forward pass).
 
-use super::decoder::{Causal, DecoderOps, FusedMlp, FusedQkv, Rope};
+use super::decoder::{Causal, DecoderOps, FusedAttentionOut, FusedMlp, FusedQkv, Rope};
 use super::{Lookup, Ops};
 use crate::bridge::Weights;
 use crate::bridge::load::AnyTensor;
@@ -196,15 +196,7 @@ impl DecoderOps for Recorder {
         Ok(())
     }
     fn cached_attention(&mut self, q: &Tensor, kv: &GpuKv, c: &Causal) -> Result<Tensor> {
-        let opts = attention::Options {
-            causal: true,
-            kv_len: Some(c.kv_len),
-            scale: Some(c.scale),
-            window: c.window,
-            softcap: c.softcap,
-            ..Default::default()
-        };
-        attention::attention(self, q, &kv.k, &kv.v, opts)
+        attention::attention(self, q, &kv.k, &kv.v, cache_options(c))
     }
     fn gated(&mut self, h: &Tensor, gate: &Linear, up: &Linear, act: Act) -> Result<Tensor> {
         let seq = h.shape()[0];
@@ -271,6 +263,33 @@ impl DecoderOps for Recorder {
         Ok(Some(q.reshape(&[1, 1, a.heads, a.head_dim])?))
     }
 
+    /// Decoding on a GPU, a quantized out-projection without bias: the split decode's first pass,
+    /// then the out-projection with the residual merging its ranges as it reads them
+    /// (`quant::gemv_merged`): one dispatch fewer a layer past the split's threshold, and the split's
+    /// many workgroups from the first key on. `WEBGPU_INFER_DECODE_MERGE=0` declines (natively, for
+    /// A/B runs).
+    fn attention_out_fused(&mut self, a: FusedAttentionOut<'_, Self>) -> Result<Option<Tensor>> {
+        static MERGE: crate::kernels::Tuned =
+            crate::kernels::Tuned::new("WEBGPU_INFER_DECODE_MERGE");
+        let AnyTensor::Quant(w) = &a.out.weight else {
+            return Ok(None);
+        };
+        let k = w.shape().get(1).copied().unwrap_or(0);
+        if MERGE.get() == Some(0)
+            || a.out.bias.is_some()
+            || self.gpu().capabilities().cpu_kernels
+            || !quant::gemv_merged_fits(self.gpu(), k)
+        {
+            return Ok(None);
+        }
+        let Some(parts) =
+            attention::decode_partials(self, a.q, &a.kv.k, &a.kv.v, cache_options(a.causal))?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(quant::gemv_merged(self, &parts, w, Some(a.x))?))
+    }
+
     /// After a fused QKV with folded norms: the MLP's RMSNorm folded into the SwiGLU GEMV, then the
     /// down projection with the residual.
     fn mlp_fused(&mut self, a: FusedMlp<'_, Self>) -> Result<Option<Tensor>> {
@@ -288,5 +307,17 @@ impl DecoderOps for Recorder {
         };
         let act = quant::gemv_swiglu_norm(self, a.x, g, u, norm)?;
         Ok(Some(a.down.forward(self, &act, Some(a.x), None)?))
+    }
+}
+
+/// Causal attention over a cache's first `c.kv_len` keys.
+fn cache_options(c: &Causal) -> attention::Options<'static> {
+    attention::Options {
+        causal: true,
+        kv_len: Some(c.kv_len),
+        scale: Some(c.scale),
+        window: c.window,
+        softcap: c.softcap,
+        ..Default::default()
     }
 }
