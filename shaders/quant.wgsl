@@ -201,26 +201,41 @@ override XS_LEN: u32 = 4u;
 var<workgroup> xs: array<T, XS_LEN>; // T: rounded as decode_combine rounds its output
 @group(0) @binding(12) var<storage, read> part: array<f32>;
 
+// The ranges' weights exp(m_s − max) of every head, then each head's 1/l after them (heads ×
+// (ranges + 1) ≤ WS_LEN: src/kernels/quant/merged.rs checks).
+const WS_LEN: u32 = 1024u;
+var<workgroup> ws: array<f32, WS_LEN>;
+
 fn merge_x(lid: u32) {
     let d = p.head_dim;
     let stride = d + 2u;
-    for (var e = lid; e < p.k; e += 256u) {
-        let first = (e / d) * p.splits * stride;
-        let c = e % d;
+    let heads = p.k / d;
+    // A thread a head: its ranges' weights and normaliser, as decode_combine computes them.
+    for (var h = lid; h < heads; h += 256u) {
+        let first = h * p.splits * stride;
         var big = -3.4028234663852886e38;
         for (var s = 0u; s < p.splits; s++) {
             big = max(big, part[first + s * stride]);
         }
         var l = 0.0;
-        var o = 0.0;
         for (var s = 0u; s < p.splits; s++) {
             let base = first + s * stride;
             let scale = exp(part[base] - big);
+            ws[h * p.splits + s] = scale;
             l = fma(part[base + 1u], scale, l);
-            o = fma(part[base + 2u + c], scale, o);
         }
-        let inv = select(0.0, 1.0 / l, l > 0.0);
-        xs[e] = T(o * inv);
+        ws[heads * p.splits + h] = select(0.0, 1.0 / l, l > 0.0);
+    }
+    workgroupBarrier();
+    // A thread an element: the weighted sum over the ranges, in decode_combine's order.
+    for (var e = lid; e < p.k; e += 256u) {
+        let h = e / d;
+        let first = h * p.splits * stride + 2u + e % d;
+        var o = 0.0;
+        for (var s = 0u; s < p.splits; s++) {
+            o = fma(part[first + s * stride], ws[h * p.splits + s], o);
+        }
+        xs[e] = T(o * ws[heads * p.splits + h]);
     }
     workgroupBarrier();
 }

@@ -484,8 +484,9 @@ fn q8_0_matrix(rng: &mut Rng, n: usize, k: usize) -> (Vec<u8>, Vec<f32>) {
 /// Decoding's attention merged into its out-projection (`decode_partials`, then
 /// `quant::gemv_merged`, which the GPU decoder runs): bit for bit what the split decode and then the
 /// cooperative GEMV give (the same operations in the same order), and against the f64 reference
-/// (attention, the Q8_0 product, the residual); f32 and f16, from one key to 30 ranges of keys,
-/// SmolLM2's heads among them, an output count that is not a multiple of the GEMV's 8 rows.
+/// (attention, the Q8_0 product, the residual); f32 and f16, from the first cache length that
+/// splits (129 keys: 3 ranges of 64) to 30 ranges, SmolLM2's heads among them, an output count that
+/// is not a multiple of the GEMV's 8 rows.
 async fn decode_merged_out_projection() -> Result<()> {
     use webgpu_infer::kernels::attention::decode_partials;
     use webgpu_infer::kernels::quant::{self, GemvOptions};
@@ -497,11 +498,10 @@ async fn decode_merged_out_projection() -> Result<()> {
     }
     for dtype in dtypes {
         for (kv_len, heads, kv_heads, d, n) in [
-            (1, 9, 3, 64, 576),
-            (64, 9, 3, 64, 576),
-            (65, 9, 3, 64, 100),
+            (129, 9, 3, 64, 576),
+            (200, 9, 3, 64, 100),
             (517, 4, 2, 128, 256),
-            (40, 2, 1, 32, 24),
+            (300, 2, 1, 32, 24),
             (1900, 9, 3, 64, 576),
         ] {
             let c = Case {
@@ -575,24 +575,31 @@ async fn decode_merged_out_projection() -> Result<()> {
             assert_close(&what, &got, &want, eps * row_abs + 1e-4, rtol);
         }
     }
-    // Refused: a weight whose inputs are not heads × head_dim; not a split decode: two query rows.
+    // Not a split decode: two query rows, or no more than 128 keys. Refused: a weight whose inputs
+    // are not heads × head_dim; more ranges than the merge holds (16 heads × 66 > 1024).
     let mut rng = Rng::new(7);
     let (blocks, _) = q8_0_matrix(&mut rng, 8, 64);
     let w = QTensor::from_blocks(&gpu, &blocks, &[8, 64], QuantType::Q8_0)?;
-    let q = Tensor::from_f32(&gpu, &rng.vec(2 * 2 * 64), &[1, 2, 2, 64])?;
-    let kv = Tensor::from_f32(&gpu, &rng.vec(10 * 64), &[1, 10, 1, 64])?;
-    let opts = Options {
+    let kv = Tensor::from_f32(&gpu, &rng.vec(4200 * 64), &[1, 4200, 1, 64])?;
+    let kv_len = |n| Options {
         causal: true,
+        kv_len: Some(n),
         ..Default::default()
     };
     let mut rec = gpu.recorder();
-    assert!(decode_partials(&mut rec, &q, &kv, &kv, opts)?.is_none());
-    let q1 = q.narrow(0, 1)?; // [1, 2, 2, 64]: still two rows
-    assert!(decode_partials(&mut rec, &q1, &kv, &kv, opts)?.is_none());
+    let q2 = Tensor::from_f32(&gpu, &rng.vec(2 * 2 * 64), &[1, 2, 2, 64])?;
+    assert!(decode_partials(&mut rec, &q2, &kv, &kv, kv_len(300))?.is_none());
     let q = Tensor::from_f32(&gpu, &rng.vec(2 * 64), &[1, 1, 2, 64])?;
-    let parts = decode_partials(&mut rec, &q, &kv, &kv, opts)?.expect("a split decode");
+    assert!(decode_partials(&mut rec, &q, &kv, &kv, kv_len(128))?.is_none());
+    let parts = decode_partials(&mut rec, &q, &kv, &kv, kv_len(129))?.expect("a split decode");
     let err = quant::gemv_merged(&mut rec, &parts, &w, None).unwrap_err();
     assert!(err.to_string().contains("heads"), "{err}");
+    let q16 = Tensor::from_f32(&gpu, &rng.vec(16 * 64), &[1, 1, 16, 64])?;
+    let parts = decode_partials(&mut rec, &q16, &kv, &kv, kv_len(4097))?.expect("a split decode");
+    let (blocks, _) = q8_0_matrix(&mut rng, 8, 16 * 64);
+    let w16 = QTensor::from_blocks(&gpu, &blocks, &[8, 16 * 64], QuantType::Q8_0)?;
+    let err = quant::gemv_merged(&mut rec, &parts, &w16, None).unwrap_err();
+    assert!(err.to_string().contains("1024"), "{err}");
     rec.submit();
     gpu.check()
 }

@@ -320,23 +320,24 @@ fn params_of(d: &Dims, opts: &Options<'_>) -> Result<Params> {
         causal: u32::from(opts.causal),
         has_mask: u32::from(opts.mask.is_some()),
         scale: opts.scale.unwrap_or(1.0 / (d.head_dim as f32).sqrt()),
-        n_splits: to_u32(OP, "key ranges", d.kv_len.div_ceil(split_size()).max(1))?,
+        n_splits: to_u32(OP, "key ranges", decode_ranges(d.kv_len))?,
         window: to_u32(OP, "window", opts.window.unwrap_or(0))?,
         softcap: opts.softcap.unwrap_or(0.0),
         _pad: [0; 3],
     })
 }
 
-/// Cached keys past which [`decode_partials`] splits (its merge costs no dispatch of its own, so
-/// unlike [`attention`]'s split it pays from the first key on: one kernel a layer either way).
-/// `WEBGPU_INFER_DECODE_SPLIT_KEYS` sets it too.
-const MERGED_SPLIT_PAST: usize = 0;
+/// Ranges of keys a head the split decode takes over `kv_len` cached keys (what [`Partials`] hold).
+pub fn decode_ranges(kv_len: usize) -> usize {
+    kv_len.div_ceil(split_size()).max(1)
+}
 
 /// The split decode's first pass alone, for a kernel that merges its ranges as it reads them
 /// ([`crate::kernels::quant::gemv_merged`]): one query row of batch 1 (`q [1, 1, heads, head_dim]`)
 /// over the cache, as [`attention`] computes it. `None` (nothing recorded) where that is not the
 /// split decode: more rows, a kernel asked for by name, a head_dim not dividing 256, or no more
-/// cached keys than the split starts past. Bad inputs are refused as [`attention`] refuses them.
+/// cached keys than [`attention`] splits past (128). Bad inputs are refused as [`attention`] refuses
+/// them.
 pub fn decode_partials(
     rec: &mut Recorder,
     q: &Tensor,
@@ -348,7 +349,7 @@ pub fn decode_partials(
     let gpu = rec.gpu().clone();
     let dtype = check_dtypes(OP, &gpu, &[q, k, v])?;
     let dims = check_inputs(q, k, v, &opts)?;
-    let past = DECODE_SPLIT_KEYS.get().unwrap_or(MERGED_SPLIT_PAST);
+    let past = DECODE_SPLIT_KEYS.get().unwrap_or(SPLIT_PAST);
     if dims.batch != 1
         || dims.q_len != 1
         || opts.variant != Kernel::Auto

@@ -11,16 +11,22 @@ use crate::qtensor::QTensor;
 use crate::recorder::Recorder;
 use crate::tensor::Tensor;
 
+/// The merge's weights a workgroup holds (`WS_LEN` in the shader): heads × (ranges + 1) at most.
+const MERGE_WEIGHTS: usize = 1024;
+
 /// Workgroup memory of the merged GEMV for `k` inputs: the merged row (counted as f32; f16 halves
-/// it) and the row sums' 256 floats.
+/// it), the merge's weights and the row sums' 256 floats.
 fn workgroup_bytes(k: usize) -> u64 {
-    4 * k as u64 + 1024
+    4 * (k + MERGE_WEIGHTS + 256) as u64
 }
 
-/// Whether [`gemv_merged`] fits this device for `k` inputs (heads × head_dim): the merged row is held
-/// in workgroup memory (WebGPU's minimum of 16 KiB takes k up to 3 840).
-pub fn gemv_merged_fits(gpu: &crate::Gpu, k: usize) -> bool {
-    workgroup_bytes(k) <= u64::from(gpu.limits().max_compute_workgroup_storage_size)
+/// Whether [`gemv_merged`] fits this device for `heads` × `head_dim` inputs and `ranges` ranges of
+/// keys a head: the merged row and the ranges' weights are held in workgroup memory (WebGPU's
+/// minimum of 16 KiB takes up to 2 816 inputs; 9 heads, SmolLM2's, take 112 ranges: 7 168 keys).
+pub fn gemv_merged_fits(gpu: &crate::Gpu, heads: usize, head_dim: usize, ranges: usize) -> bool {
+    heads * (ranges + 1) <= MERGE_WEIGHTS
+        && workgroup_bytes(heads * head_dim)
+            <= u64::from(gpu.limits().max_compute_workgroup_storage_size)
 }
 
 /// `merge(parts) · Wᵀ (+ residual)` for a quantized `W [n, heads × head_dim]`: the split decode's
@@ -64,7 +70,16 @@ pub fn gemv_merged(
             ));
         }
     }
-    if !gemv_merged_fits(&gpu, k) {
+    if parts.heads * (parts.splits + 1) > MERGE_WEIGHTS {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "{} heads × ({} ranges of keys + 1) must be ≤ {MERGE_WEIGHTS}: use the attention's own merge",
+                parts.heads, parts.splits
+            ),
+        ));
+    }
+    if !gemv_merged_fits(&gpu, parts.heads, parts.head_dim, parts.splits) {
         return Err(Error::LimitExceeded {
             what: format!("the merged GEMV's workgroup memory for {k} inputs"),
             value: workgroup_bytes(k),

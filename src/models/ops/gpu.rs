@@ -274,11 +274,14 @@ impl DecoderOps for Recorder {
         let AnyTensor::Quant(w) = &a.out.weight else {
             return Ok(None);
         };
-        let k = w.shape().get(1).copied().unwrap_or(0);
+        let &[_, _, heads, head_dim] = a.q.shape() else {
+            return Ok(None);
+        };
+        let ranges = attention::decode_ranges(a.causal.kv_len);
         if MERGE.get() == Some(0)
             || a.out.bias.is_some()
             || self.gpu().capabilities().cpu_kernels
-            || !quant::gemv_merged_fits(self.gpu(), k)
+            || !quant::gemv_merged_fits(self.gpu(), heads, head_dim, ranges)
         {
             return Ok(None);
         }
