@@ -201,41 +201,49 @@ override XS_LEN: u32 = 4u;
 var<workgroup> xs: array<T, XS_LEN>; // T: rounded as decode_combine rounds its output
 @group(0) @binding(12) var<storage, read> part: array<f32>;
 
-// The ranges' weights exp(m_s − max) of every head, then each head's 1/l after them (heads ×
-// (ranges + 1) ≤ WS_LEN: src/kernels/quant/merged.rs checks).
+// Per (head, range) pair, heads × ranges ≤ WS_LEN (src/kernels/quant/merged.rs checks): the
+// range's m, then its weight exp(m − the head's max) (ws); its l, then at each head's first pair the
+// head's 1/l (wl). Read from `part` by a thread a pair: one round trip, not one a range.
 const WS_LEN: u32 = 1024u;
 var<workgroup> ws: array<f32, WS_LEN>;
+var<workgroup> wl: array<f32, WS_LEN>;
 
 fn merge_x(lid: u32) {
     let d = p.head_dim;
     let stride = d + 2u;
     let heads = p.k / d;
-    // A thread a head: its ranges' weights and normaliser, as decode_combine computes them.
+    let pairs = heads * p.splits;
+    for (var i = lid; i < pairs; i += 256u) {
+        ws[i] = part[i * stride];
+        wl[i] = part[i * stride + 1u];
+    }
+    workgroupBarrier();
+    // A thread a head, in workgroup memory: the weights exp(m − max) in place and the normaliser,
+    // as decode_combine computes them (the max over the head's ranges, then l summed in order).
     for (var h = lid; h < heads; h += 256u) {
-        let first = h * p.splits * stride;
+        let first = h * p.splits;
         var big = -3.4028234663852886e38;
         for (var s = 0u; s < p.splits; s++) {
-            big = max(big, part[first + s * stride]);
+            big = max(big, ws[first + s]);
         }
         var l = 0.0;
         for (var s = 0u; s < p.splits; s++) {
-            let base = first + s * stride;
-            let scale = exp(part[base] - big);
-            ws[h * p.splits + s] = scale;
-            l = fma(part[base + 1u], scale, l);
+            let scale = exp(ws[first + s] - big);
+            ws[first + s] = scale;
+            l = fma(wl[first + s], scale, l);
         }
-        ws[heads * p.splits + h] = select(0.0, 1.0 / l, l > 0.0);
+        wl[first] = select(0.0, 1.0 / l, l > 0.0);
     }
     workgroupBarrier();
     // A thread an element: the weighted sum over the ranges, in decode_combine's order.
     for (var e = lid; e < p.k; e += 256u) {
-        let h = e / d;
-        let first = h * p.splits * stride + 2u + e % d;
+        let first = (e / d) * p.splits;
+        let o_at = first * stride + 2u + e % d;
         var o = 0.0;
         for (var s = 0u; s < p.splits; s++) {
-            o = fma(part[first + s * stride], ws[h * p.splits + s], o);
+            o = fma(part[o_at + s * stride], ws[first + s], o);
         }
-        xs[e] = T(o * ws[heads * p.splits + h]);
+        xs[e] = T(o * wl[first]);
     }
     workgroupBarrier();
 }

@@ -11,20 +11,20 @@ use crate::qtensor::QTensor;
 use crate::recorder::Recorder;
 use crate::tensor::Tensor;
 
-/// The merge's weights a workgroup holds (`WS_LEN` in the shader): heads × (ranges + 1) at most.
+/// The (head, range of keys) pairs the merge holds (`WS_LEN` in the shader).
 const MERGE_WEIGHTS: usize = 1024;
 
 /// Workgroup memory of the merged GEMV for `k` inputs: the merged row (counted as f32; f16 halves
-/// it), the merge's weights and the row sums' 256 floats.
+/// it), each pair's two values and the row sums' 256 floats.
 fn workgroup_bytes(k: usize) -> u64 {
-    4 * (k + MERGE_WEIGHTS + 256) as u64
+    4 * (k + 2 * MERGE_WEIGHTS + 256) as u64
 }
 
 /// Whether [`gemv_merged`] fits this device for `heads` × `head_dim` inputs and `ranges` ranges of
 /// keys a head: the merged row and the ranges' weights are held in workgroup memory (WebGPU's
-/// minimum of 16 KiB takes up to 2 816 inputs; 9 heads, SmolLM2's, take 112 ranges: 7 168 keys).
+/// minimum of 16 KiB takes up to 1 792 inputs; 9 heads, SmolLM2's, take 113 ranges: 7 232 keys).
 pub fn gemv_merged_fits(gpu: &crate::Gpu, heads: usize, head_dim: usize, ranges: usize) -> bool {
-    heads * (ranges + 1) <= MERGE_WEIGHTS
+    heads * ranges <= MERGE_WEIGHTS
         && workgroup_bytes(heads * head_dim)
             <= u64::from(gpu.limits().max_compute_workgroup_storage_size)
 }
@@ -70,11 +70,11 @@ pub fn gemv_merged(
             ));
         }
     }
-    if parts.heads * (parts.splits + 1) > MERGE_WEIGHTS {
+    if parts.heads * parts.splits > MERGE_WEIGHTS {
         return Err(Error::shape(
             OP,
             format!(
-                "{} heads × ({} ranges of keys + 1) must be ≤ {MERGE_WEIGHTS}: use the attention's own merge",
+                "{} heads × {} ranges of keys must be ≤ {MERGE_WEIGHTS}: use the attention's own merge",
                 parts.heads, parts.splits
             ),
         ));
