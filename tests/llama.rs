@@ -670,6 +670,44 @@ fn gpu_kernels_match_transformers() {
     .expect("gpu kernels");
 }
 
+/// Decoding past 128 cached keys (where the attention splits its keys into ranges) with the ranges
+/// merged in the out-projection (`GpuOptions::decode_merge`, NVIDIA's default) and by the attention's
+/// own pass (every other adapter's): the merged kernel does the same operations in the same order,
+/// so the two generations choose the same 24 tokens, from a 126-token prompt to 150 positions, on
+/// the GPU kernels. Natively only (as `gpu_kernels_match_transformers`).
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn decode_merge_changes_nothing() {
+    pollster::block_on(async {
+        let prompt = "The river runs past the old mill and under the stone bridge. ".repeat(9);
+        let mut ids = Vec::new();
+        for merge in [false, true] {
+            let options = webgpu_infer::GpuOptions {
+                cpu_kernels: Some(false),
+                decode_merge: Some(merge),
+                ..Default::default()
+            };
+            let gpu = webgpu_infer::Gpu::with_options(&options).await?;
+            let g = Generator::from_path(&gpu, MODEL.as_ref(), &mut |_| {})?;
+            let prompt_ids = g.encode(&prompt, false)?;
+            assert!(
+                (110..=127).contains(&prompt_ids.len()),
+                "{}",
+                prompt_ids.len()
+            );
+            let opts = GenerateOptions {
+                max_tokens: 24,
+                stop_at_eos: false,
+                ..Default::default()
+            };
+            ids.push(g.generate(&prompt, &opts, &mut |_| true).await?.ids);
+        }
+        assert_eq!(ids[0], ids[1], "greedy ids, merged against not");
+        Ok::<(), Error>(())
+    })
+    .expect("decode merge");
+}
+
 /// The tiny checkpoints on the CPU backend, with the GPU's goldens and bounds (`tiny_cases_match`):
 /// the Hugging Face folder (bf16 safetensors widened to f32 in host memory) and, natively, every tiny
 /// GGUF (each quantized format through the CPU's integer products, Qwen's biases and q/k norms, Llama

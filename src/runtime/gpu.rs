@@ -50,6 +50,12 @@ pub struct GpuOptions {
     /// (wgpu's web backend, Chrome without the `subgroups` feature): turn this off, with
     /// `unchecked_shaders` off, to run natively the kernels a page runs.
     pub allow_subgroups: bool,
+    /// Decoding: the attention's out-projection merges the split decode's ranges of keys itself
+    /// (`kernels::quant::gemv_merged`), one dispatch fewer a layer past 128 cached keys. `None` (the
+    /// default) decides by the adapter: on where subgroups are 32 lanes wide (NVIDIA natively: an
+    /// H100 decoded 2 % faster at 512 and 1 024 new tokens), off elsewhere (the same H100 through
+    /// Dawn, Chrome's WebGPU, decoded slower with it; `bench-results/h100-decode-merged-2026-12-07.jsonl`).
+    pub decode_merge: Option<bool>,
     /// Request `timestamp-query` where the adapter has it: natively by default (benchmarks time
     /// passes on the GPU, [`Gpu::set_profiling`] times kernels); in browsers only when asked
     /// (`Device.create({ profile: true })`), where timestamps may be quantized.
@@ -67,6 +73,7 @@ impl Default for GpuOptions {
             allow_cooperative_matrix: true,
             cpu_kernels: None,
             allow_subgroups: true,
+            decode_merge: None,
             allow_timestamps: !cfg!(target_arch = "wasm32"),
         }
     }
@@ -88,6 +95,9 @@ pub struct Capabilities {
     pub software: bool,
     /// Kernels pick their CPU-adapter variants (see [`GpuOptions::cpu_kernels`]).
     pub cpu_kernels: bool,
+    /// Decoding merges the split attention into its out-projection (see
+    /// [`GpuOptions::decode_merge`]).
+    pub decode_merge: bool,
     /// CPU and GPU share memory (integrated GPUs, Apple Silicon, software adapters).
     pub unified_memory: bool,
     /// Storage buffers can be mapped by the CPU (native `MAPPABLE_PRIMARY_BUFFERS`, requested only on

@@ -33,10 +33,12 @@ impl Device {
     /// keep to f32 kernels, `{ powerPreference: "low-power" }` to prefer an integrated GPU.
     /// `{ cpuKernels: false }` makes the GPU kernels run their hardware-GPU variants even on a software
     /// adapter (by default a software adapter gets variants suited to a CPU): for measuring, on a
-    /// machine without a GPU, what a page on a real GPU records.
+    /// machine without a GPU, what a page on a real GPU records. `{ decodeMerge: true }` has decoding
+    /// merge the split attention in its out-projection (one kernel fewer a layer past 128 cached keys;
+    /// off by default in browsers: through Dawn on an H100 it decoded slower).
     pub async fn create(
         #[wasm_bindgen(
-            unchecked_optional_param_type = "{ backend?: 'auto' | 'gpu' | 'cpu', allowF16?: boolean, powerPreference?: 'low-power' | 'high-performance', profile?: boolean, cpuKernels?: boolean }"
+            unchecked_optional_param_type = "{ backend?: 'auto' | 'gpu' | 'cpu', allowF16?: boolean, powerPreference?: 'low-power' | 'high-performance', profile?: boolean, cpuKernels?: boolean, decodeMerge?: boolean }"
         )]
         options: Option<Object>,
     ) -> Result<Device, JsValue> {
@@ -49,6 +51,7 @@ impl Device {
                 opts.allow_timestamps = p;
             }
             opts.cpu_kernels = Reflect::get(o, &"cpuKernels".into())?.as_bool();
+            opts.decode_merge = Reflect::get(o, &"decodeMerge".into())?.as_bool();
             if crate::web::js_string(o, "powerPreference") == "low-power" {
                 opts.power_preference = wgpu::PowerPreference::LowPower;
             }

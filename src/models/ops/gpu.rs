@@ -265,9 +265,9 @@ impl DecoderOps for Recorder {
 
     /// Decoding on a GPU, a quantized out-projection without bias: the split decode's first pass,
     /// then the out-projection with the residual merging its ranges as it reads them
-    /// (`quant::gemv_merged`): one dispatch fewer a layer past the split's threshold, and the split's
-    /// many workgroups from the first key on. `WEBGPU_INFER_DECODE_MERGE=0` declines (natively, for
-    /// A/B runs).
+    /// (`quant::gemv_merged`): one dispatch fewer a layer past the split's threshold (128 keys).
+    /// Where [`crate::Capabilities::decode_merge`]; natively `WEBGPU_INFER_DECODE_MERGE=0|1` decides
+    /// instead, for A/B runs.
     fn attention_out_fused(&mut self, a: FusedAttentionOut<'_, Self>) -> Result<Option<Tensor>> {
         static MERGE: crate::kernels::Tuned =
             crate::kernels::Tuned::new("WEBGPU_INFER_DECODE_MERGE");
@@ -278,7 +278,11 @@ impl DecoderOps for Recorder {
             return Ok(None);
         };
         let ranges = attention::decode_ranges(a.causal.kv_len);
-        if MERGE.get() == Some(0)
+        let on = match MERGE.get() {
+            Some(v) => v == 1,
+            None => self.gpu().capabilities().decode_merge,
+        };
+        if !on
             || a.out.bias.is_some()
             || self.gpu().capabilities().cpu_kernels
             || !quant::gemv_merged_fits(self.gpu(), heads, head_dim, ranges)

@@ -62,16 +62,19 @@ pub(super) fn capabilities(
     options: &GpuOptions,
 ) -> Capabilities {
     let software = info.device_type == wgpu::DeviceType::Cpu || is_software_name(&info.name);
+    let subgroups = features.contains(wgpu::Features::SUBGROUP);
+    let warps = subgroups && info.subgroup_min_size == 32 && info.subgroup_max_size == 32;
     Capabilities {
         mappable_storage: features.contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
         shader_f16: features.contains(wgpu::Features::SHADER_F16),
-        subgroups: features.contains(wgpu::Features::SUBGROUP),
+        subgroups,
         cooperative_matrix: features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
             && features.contains(wgpu::Features::SHADER_F16),
         subgroup_min_size: info.subgroup_min_size,
         subgroup_max_size: info.subgroup_max_size,
         software,
         cpu_kernels: options.cpu_kernels.unwrap_or(software),
+        decode_merge: options.decode_merge.unwrap_or(warps),
         unified_memory: is_unified_memory(info),
     }
 }
