@@ -784,6 +784,7 @@ fn quant_coop_shader_validates() {
         include_str!("../shaders/quant_blocks.wgsl"),
         include_str!("../shaders/quant_reduce_sg.wgsl"),
         include_str!("../shaders/quant.wgsl"),
+        include_str!("../shaders/quant_merged.wgsl"),
         include_str!("../shaders/quant_mm.wgsl"),
         include_str!("../shaders/quant_mm_coop.wgsl"),
     ]

@@ -10,29 +10,28 @@ use crate::qtensor::QTensor;
 use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
-/// The formats' decoding, the sums (workgroup-memory trees), then the kernels.
-const SHADER: &str = concat!(
-    include_str!("../../shaders/quant_blocks.wgsl"),
-    include_str!("../../shaders/quant_reduce.wgsl"),
-    include_str!("../../shaders/quant.wgsl"),
-    include_str!("../../shaders/quant_mm.wgsl")
-);
+/// The formats' decoding, the sums (`$reduce`: workgroup-memory trees or subgroups), then the
+/// kernels (and `$extra`'s).
+macro_rules! quant_source {
+    ($reduce:literal $(, $extra:literal)?) => {
+        concat!(
+            include_str!("../../shaders/quant_blocks.wgsl"),
+            include_str!($reduce),
+            include_str!("../../shaders/quant.wgsl"),
+            include_str!("../../shaders/quant_merged.wgsl"),
+            include_str!("../../shaders/quant_mm.wgsl"),
+            $(include_str!($extra))?
+        )
+    };
+}
+const SHADER: &str = quant_source!("../../shaders/quant_reduce.wgsl");
 /// The same with the sums on subgroups (32 lanes wide: a row's lanes are one subgroup).
-const SHADER_SG: &str = concat!(
-    include_str!("../../shaders/quant_blocks.wgsl"),
-    include_str!("../../shaders/quant_reduce_sg.wgsl"),
-    include_str!("../../shaders/quant.wgsl"),
-    include_str!("../../shaders/quant_mm.wgsl")
-);
-
+const SHADER_SG: &str = quant_source!("../../shaders/quant_reduce_sg.wgsl");
 /// [`SHADER_SG`] with the prompts' tensor-core matmul (`mm_coop`), for devices with f16 cooperative
 /// matrices (which all have 32-wide subgroups).
-const SHADER_COOP: &str = concat!(
-    include_str!("../../shaders/quant_blocks.wgsl"),
-    include_str!("../../shaders/quant_reduce_sg.wgsl"),
-    include_str!("../../shaders/quant.wgsl"),
-    include_str!("../../shaders/quant_mm.wgsl"),
-    include_str!("../../shaders/quant_mm_coop.wgsl")
+const SHADER_COOP: &str = quant_source!(
+    "../../shaders/quant_reduce_sg.wgsl",
+    "../../shaders/quant_mm_coop.wgsl"
 );
 
 /// Natively, `WEBGPU_INFER_GEMV_UNROLL=N` (1..=16) sets the GEMVs' quads in flight a lane (`UNROLL`,
