@@ -327,6 +327,16 @@ fn params_of(d: &Dims, opts: &Options<'_>) -> Result<Params> {
     })
 }
 
+/// Whether the decode kernels take this head size (one dividing 256).
+fn decode_fits(head_dim: usize) -> bool {
+    head_dim <= 256 && 256 % head_dim == 0
+}
+
+/// Cached keys past which `Kernel::Auto` (and [`decode_partials`]) split the decode.
+fn split_past() -> usize {
+    DECODE_SPLIT_KEYS.get().unwrap_or(SPLIT_PAST)
+}
+
 /// Ranges of keys a head the split decode takes over `kv_len` cached keys (what [`Partials`] hold).
 pub fn decode_ranges(kv_len: usize) -> usize {
     kv_len.div_ceil(split_size()).max(1)
@@ -349,12 +359,11 @@ pub fn decode_partials(
     let gpu = rec.gpu().clone();
     let dtype = check_dtypes(OP, &gpu, &[q, k, v])?;
     let dims = check_inputs(q, k, v, &opts)?;
-    let past = DECODE_SPLIT_KEYS.get().unwrap_or(SPLIT_PAST);
     if dims.batch != 1
         || dims.q_len != 1
         || opts.variant != Kernel::Auto
-        || !(dims.head_dim <= 256 && 256 % dims.head_dim == 0)
-        || dims.kv_len <= past
+        || !decode_fits(dims.head_dim)
+        || dims.kv_len <= split_past()
     {
         return Ok(None);
     }
@@ -473,13 +482,9 @@ fn pick_variant(
     (q_len, head_dim, kv_len): (usize, usize, usize),
 ) -> Result<Kernel> {
     const OP: &str = "attention";
-    let decode_ok = head_dim <= 256 && 256 % head_dim == 0;
+    let decode_ok = decode_fits(head_dim);
     let variant = match requested {
-        Kernel::Auto
-            if q_len <= DECODE_MAX_ROWS
-                && decode_ok
-                && kv_len > DECODE_SPLIT_KEYS.get().unwrap_or(SPLIT_PAST) =>
-        {
+        Kernel::Auto if q_len <= DECODE_MAX_ROWS && decode_ok && kv_len > split_past() => {
             Kernel::DecodeSplit
         }
         Kernel::Auto if q_len <= DECODE_MAX_ROWS && decode_ok => Kernel::Decode,
