@@ -13,13 +13,16 @@ struct Params {
     has_bias: u32,
     has_res: u32,
     res_offset: u32,   // where the residual's elements start in `res`
-    _pad: u32,
+    bias_offset: u32,  // where the bias's elements start in `bias`
+    bias_stride: u32,  // > 0: a bias a batch entry, this many elements apart (stacked linears)
+    _pad0: u32,
+    _pad1: u32,
 }
 
-fn epilogue(v: f32, col: u32) -> f32 {
+fn epilogue(v: f32, at: u32) -> f32 {
     var r = v;
     if (p.has_bias == 1u) {
-        r += f32(bias[col]);
+        r += f32(bias[at]);
     }
     return act(r);
 }
@@ -27,7 +30,11 @@ fn epilogue(v: f32, col: u32) -> f32 {
 // Stores output `i` of c (column `col`): act(v + bias), plus the residual's element at the same
 // place when there is one.
 fn put_c(i: u32, v: f32, col: u32) {
-    var r = epilogue(v, col);
+    var at = p.bias_offset + col;
+    if (p.bias_stride != 0u) {
+        at += (i - p.c_offset) / (p.m * p.n) * p.bias_stride;
+    }
+    var r = epilogue(v, at);
     if (p.has_res == 1u) {
         r += f32(res[i - p.c_offset + p.res_offset]);
     }

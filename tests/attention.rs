@@ -77,18 +77,29 @@ fn reference(c: &Case, q: &[f32], k: &[f32], v: &[f32], mask: &[i32]) -> Vec<f32
 }
 
 async fn run(gpu: &Gpu, c: Case, dtype: DType, variants: &[Kernel]) -> Result<()> {
-    run_with(gpu, c, dtype, variants, false).await
+    run_with(gpu, c, dtype, variants, Inputs::default()).await
 }
 
-/// [`run`]; with `f16_inputs`, q, k and v are rounded to f16 before they are uploaded (for kernels
-/// that round f32 inputs to f16 themselves: the reference then sees what they multiply).
+/// How [`run_with`] gives the kernels q, k and v.
+#[derive(Clone, Copy, Default)]
+struct Inputs {
+    /// Rounded to f16 before they are uploaded (for kernels that round f32 inputs to f16
+    /// themselves: the reference then sees what they multiply).
+    f16: bool,
+    /// As views of one buffer (each starting at an aligned offset past the one before: what a
+    /// stacked Q/K/V product gives), not tensors of their own.
+    views: bool,
+}
+
+/// [`run`] with q, k and v given as `inputs` says.
 async fn run_with(
     gpu: &Gpu,
     c: Case,
     dtype: DType,
     variants: &[Kernel],
-    f16_inputs: bool,
+    inputs: Inputs,
 ) -> Result<()> {
+    let f16_inputs = inputs.f16;
     let mut rng = Rng::new((c.q_len * 1000 + c.kv_len * 10 + c.head_dim) as u64);
     let d = c.head_dim;
     // Queries scaled by 3 so that softmax is peaked enough for a wrong key to show.
@@ -104,9 +115,22 @@ async fn run_with(
             *x = half::f16::from_f32(*x).to_f32();
         }
     }
-    let tq = upload(gpu, dtype, &mut q, &[c.batch, c.q_len, c.heads, d])?;
-    let tk = upload(gpu, dtype, &mut k, &[c.batch, c.kv_cap, c.kv_heads, d])?;
-    let tv = upload(gpu, dtype, &mut v, &[c.batch, c.kv_cap, c.kv_heads, d])?;
+    let q_shape = [c.batch, c.q_len, c.heads, d];
+    let kv_shape = [c.batch, c.kv_cap, c.kv_heads, d];
+    let (tq, tk, tv) = if inputs.views {
+        let [q_view, k_view, v_view] = views_of(gpu, dtype, [&mut q, &mut k, &mut v])?;
+        (
+            q_view.reshape(&q_shape)?,
+            k_view.reshape(&kv_shape)?,
+            v_view.reshape(&kv_shape)?,
+        )
+    } else {
+        (
+            upload(gpu, dtype, &mut q, &q_shape)?,
+            upload(gpu, dtype, &mut k, &kv_shape)?,
+            upload(gpu, dtype, &mut v, &kv_shape)?,
+        )
+    };
     let mask: Vec<i32> = match c.pad {
         None => vec![],
         Some(pad) => (0..c.batch * c.kv_cap)
@@ -145,7 +169,10 @@ async fn run_with(
             2e-3
         };
         assert_close(
-            &format!("attention {dtype:?} {variant:?} {c:?}"),
+            &format!(
+                "attention {dtype:?} {variant:?} {c:?} views={}",
+                inputs.views
+            ),
             &out.to_f32_vec().await?,
             &want,
             t,
@@ -153,6 +180,35 @@ async fn run_with(
         );
     }
     Ok(())
+}
+
+/// `parts` uploaded into one buffer, each starting at the first multiple of the device's storage
+/// offset alignment past the one before (rounded to `dtype` in place), and the views of them.
+fn views_of(gpu: &Gpu, dtype: DType, parts: [&mut Vec<f32>; 3]) -> Result<[Tensor; 3]> {
+    let size = if dtype == DType::F16 { 2 } else { 4 };
+    let align = gpu.limits().min_storage_buffer_offset_alignment as usize / size;
+    let starts: Vec<usize> = parts
+        .iter()
+        .scan(0, |at, p| {
+            let start = *at;
+            *at = (start + p.len()).next_multiple_of(align) + align;
+            Some(start)
+        })
+        .collect();
+    let total = starts[2] + parts[2].len();
+    let mut all = vec![0.0f32; total];
+    for (p, &start) in parts.iter().zip(&starts) {
+        all[start..start + p.len()].copy_from_slice(p);
+    }
+    let whole = upload(gpu, dtype, &mut all, &[total])?;
+    let mut views = Vec::new();
+    for (p, &start) in parts.into_iter().zip(&starts) {
+        // What the GPU sees (f16-rounded) is what the reference gets.
+        let len = p.len();
+        p.copy_from_slice(&all[start..start + len]);
+        views.push(whole.narrow(start, len)?);
+    }
+    Ok(views.try_into().expect("three views"))
 }
 
 /// The prefill kernels that can run head_dim on this device: the one-row-a-thread kernel always, the
@@ -295,6 +351,50 @@ async fn kv_cache_decode() -> Result<()> {
     Ok(())
 }
 gpu_test!(attention_kv_cache_decode_and_prefill_agree, kv_cache_decode);
+
+/// Q, K and V as views of one buffer at aligned offsets (BERT's stacked Q/K/V product gives them so):
+/// every kernel binds each from its first element. A view the device cannot bind there is refused.
+async fn views_of_one_buffer() -> Result<()> {
+    let gpu = gpu().await?;
+    let views = Inputs {
+        views: true,
+        ..Default::default()
+    };
+    let mut dtypes = vec![DType::F32];
+    if gpu.capabilities().shader_f16 {
+        dtypes.push(DType::F16);
+    }
+    for dtype in dtypes {
+        // MiniLM's shape (12 heads of 32, padding), and a decode past the split's threshold.
+        let encoder = Case {
+            pad: Some(9),
+            ..case(2, 40, 40, 12, 12, 32, false)
+        };
+        run_with(&gpu, encoder, dtype, &prefills(&gpu, 32), views).await?;
+        let decode = Case {
+            kv_cap: 320,
+            ..case(1, 1, 300, 9, 3, 64, true)
+        };
+        let variants = [Kernel::Auto, Kernel::Decode, Kernel::DecodeSplit];
+        run_with(&gpu, decode, dtype, &variants, views).await?;
+        let caps = gpu.capabilities();
+        if dtype == DType::F16 && caps.cooperative_matrix && caps.subgroups {
+            run_with(&gpu, encoder, dtype, &[Kernel::PrefillCoop], views).await?;
+        }
+    }
+    // One element into its buffer: not a bindable offset.
+    let x = Tensor::from_f32(&gpu, &[0.5; 65], &[65])?;
+    let q = x.narrow(1, 64)?.reshape(&[1, 2, 1, 32])?;
+    let got = attention(&mut gpu.recorder(), &q, &q, &q, Options::default());
+    assert!(
+        matches!(&got, Err(webgpu_infer::Error::Shape { message, .. })
+            if message.contains("minStorageBufferOffsetAlignment")),
+        "a misaligned view gave {:?}",
+        got.map(|t| t.shape().to_vec())
+    );
+    Ok(())
+}
+gpu_test!(attention_reads_views_of_one_buffer, views_of_one_buffer);
 
 /// Gemma 2/3's attention: a sliding window (keys more than `window - 1` positions back are not seen)
 /// and soft-capped scores (Gemma 2: 50), in every kernel, prefill and decode, windows shorter and
@@ -458,7 +558,11 @@ async fn tensor_core_prefill() -> Result<()> {
         },
     ] {
         run(&gpu, c, DType::F16, &[Kernel::PrefillCoop, Kernel::Auto]).await?;
-        run_with(&gpu, c, DType::F32, &[Kernel::PrefillCoop], true).await?;
+        let f16_inputs = Inputs {
+            f16: true,
+            ..Default::default()
+        };
+        run_with(&gpu, c, DType::F32, &[Kernel::PrefillCoop], f16_inputs).await?;
     }
     Ok(())
 }

@@ -159,6 +159,10 @@ async fn matches_on(gpu: &Gpu) -> Result<()> {
         // and only the vectors come back.
         let stats = gpu.stats();
         assert_eq!(stats.submits, 1, "submits of one embed call");
+        // Q, K and V as one product (stacked weights): a layer is 7 dispatches (QKV, attention,
+        // the attention output with its residual, LayerNorm, intermediate with GELU, output with its
+        // residual, LayerNorm); then the embeddings and their LayerNorm, pooling, normalising.
+        assert_eq!(stats.dispatches, 6 * 7 + 4, "dispatches of one embed call");
         assert_eq!(stats.gpu_to_host_bytes, (range.len() * 384 * 4) as u64);
         for (i, v) in range.clone().zip(&out.vectors) {
             let what = format!("text {i} ({} tokens)", golden.ids[i].len());

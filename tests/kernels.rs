@@ -202,6 +202,84 @@ async fn linear_epilogue() -> Result<()> {
 }
 gpu_test!(linear_with_bias_and_activation_epilogue, linear_epilogue);
 
+/// Three linear layers of one input in one product (`matmul::linear_stacked`: BERT's Q, K and V),
+/// each part against the reference, in every kernel; f16 where the adapter has it; f32 activations
+/// times f16 weights on tensor cores where it has those.
+async fn stacked_linears() -> Result<()> {
+    let gpu = gpu().await?;
+    let caps = gpu.capabilities();
+    for &(rows, n, k) in &[(1, 37, 65), (17, 130, 36), (130, 132, 64)] {
+        let mut rng = Rng::new((rows * 7 + n * k) as u64);
+        let (mut x, mut w, mut bias) = (rng.vec(rows * k), rng.vec(3 * n * k), rng.vec(3 * n));
+        let mut runs = vec![(DType::F32, DType::F32)];
+        if caps.shader_f16 {
+            runs.push((DType::F16, DType::F16));
+        }
+        if caps.cooperative_matrix && k.is_multiple_of(8) {
+            runs.push((DType::F32, DType::F16));
+        }
+        for (x_type, w_type) in runs {
+            // Rounded in place to what the GPU holds, so that the reference sees the same inputs.
+            let tx = upload(&gpu, x_type, &mut x, &[1, rows, k])?;
+            let tw = upload(&gpu, w_type, &mut w, &[3, n, k])?;
+            let tb = upload(&gpu, x_type, &mut bias, &[3, n])?;
+            let want: Vec<f32> = (0..3)
+                .flat_map(|p| {
+                    let part = &w[p * n * k..(p + 1) * n * k];
+                    let b = &bias[p * n..(p + 1) * n];
+                    matmul_ref(&x, part, 1, rows, n, k, true, false)
+                        .into_iter()
+                        .enumerate()
+                        .map(move |(i, v)| v + b[i % n])
+                })
+                .collect();
+            let kernels: &[Kernel] = if x_type != w_type {
+                &[Kernel::Auto, Kernel::Coop, Kernel::Coop64]
+            } else {
+                &[
+                    Kernel::Auto,
+                    Kernel::Tiled16,
+                    Kernel::Tiled64,
+                    Kernel::Tiled128,
+                    Kernel::Gemv,
+                    Kernel::Direct,
+                ]
+            };
+            for &kernel in kernels {
+                let mut rec = gpu.recorder();
+                let y = matmul::linear_stacked(&mut rec, &tx, &tw, Some(&tb), kernel)?;
+                rec.submit();
+                assert_eq!(y.shape(), &[3, 1, rows, n]);
+                let what = format!("stacked {kernel:?} {x_type:?}x{w_type:?} {rows}x{n}x{k}");
+                let got = y.to_f32_vec().await?;
+                match (x_type, w_type) {
+                    (DType::F32, DType::F32) => {
+                        assert_close(&what, &got, &want, F32_ATOL, F32_RTOL)
+                    }
+                    _ => assert_close(&what, &got, &want, F16_TOL, F16_TOL),
+                }
+            }
+        }
+    }
+    // The weights must be [P, N, K] and the bias [P, N].
+    let x = Tensor::from_f32(&gpu, &[1.0; 8], &[2, 4])?;
+    let w = Tensor::from_f32(&gpu, &[1.0; 24], &[3, 2, 4])?;
+    let bad_bias = Tensor::from_f32(&gpu, &[1.0; 2], &[2])?;
+    let flat = w.reshape(&[6, 4])?;
+    for (w, bias) in [(&flat, None), (&w, Some(&bad_bias))] {
+        let got = matmul::linear_stacked(&mut gpu.recorder(), &x, w, bias, Kernel::Auto);
+        assert!(
+            matches!(got, Err(Error::Shape { .. })),
+            "weights {:?}, bias {:?} gave {:?}",
+            w.shape(),
+            bias.map(Tensor::shape),
+            got.map(|t| t.shape().to_vec())
+        );
+    }
+    Ok(())
+}
+gpu_test!(linear_stacked_matches_each_layer, stacked_linears);
+
 /// Without shader-f16, an f16 kernel must be refused with a typed error, not fail in the driver.
 async fn expect_missing_f16(gpu: &Gpu) -> Result<()> {
     let x = Tensor::from_f16(gpu, &[f16::ONE; 4], &[2, 2])?;

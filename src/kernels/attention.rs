@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::KernelSource;
-use crate::kernels::{check_dtypes, require_whole, to_u32};
+use crate::kernels::{check_dtypes, check_view_offsets, to_u32};
 use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
@@ -291,18 +291,14 @@ pub fn attention(
         constants: &constants,
     });
     let mask = opts.mask.unwrap_or(q);
-    rec.dispatch(
-        &pipeline,
-        &[
-            q.buffer(),
-            k.buffer(),
-            v.buffer(),
-            mask.buffer(),
-            out.buffer(),
-        ],
-        &params,
-        groups,
-    );
+    let views = [
+        (slot::Q, q),
+        (slot::K, k),
+        (slot::V, v),
+        (slot::MASK, mask),
+        (slot::OUT, &out),
+    ];
+    rec.dispatch_views(&pipeline, &views, slot::PARAMS, &params, groups);
     Ok(out)
 }
 
@@ -458,9 +454,10 @@ fn check_inputs(q: &Tensor, k: &Tensor, v: &Tensor, opts: &Options<'_>) -> Resul
             ),
         ));
     }
-    require_whole(OP, &[q, k, v])?;
+    // Views (Q, K and V of one stacked product) are bound from their first element.
+    check_view_offsets(OP, q.gpu(), &[q, k, v])?;
     if let Some(m) = opts.mask {
-        require_whole(OP, &[m])?;
+        check_view_offsets(OP, q.gpu(), &[m])?;
     }
     Ok(Dims {
         batch,

@@ -7,6 +7,9 @@ use crate::kernels::{check_dtypes, to_u32};
 use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
+mod dims;
+use dims::Dims;
+
 const SHADER: &str = concat!(
     include_str!("../../shaders/activation_fns.wgsl"),
     include_str!("../../shaders/matmul_common.wgsl"),
@@ -110,7 +113,10 @@ struct Params {
     has_bias: u32,
     has_res: u32,
     res_offset: u32,
-    _pad: u32,
+    bias_offset: u32,
+    /// > 0: a bias a batch entry, this many elements apart ([`linear_stacked`]).
+    bias_stride: u32,
+    _pad: [u32; 2],
 }
 
 /// `a · b` (or `a · bᵀ`) for `a` of shape `[.., M, K]`. `b` is a single matrix, shared by every batch
@@ -174,7 +180,71 @@ pub fn matmul_with(
     epilogue: Epilogue<'_>,
     kernel: Kernel,
 ) -> Result<Tensor> {
+    let dims = Dims::of(a.shape(), b.shape(), layout)?;
+    let mut out_shape = a.shape()[..a.shape().len() - 2].to_vec();
+    out_shape.extend([dims.m, dims.n]);
+    product(rec, [a, b], layout, epilogue, kernel, dims, out_shape)
+}
+
+/// Several linear layers of one input in one product (BERT's Q, K and V): `x [.., K]` times each of
+/// `w [P, N, K]`'s P weights, plus its row of `bias [P, N]`: `[P, .., N]`, the P results one after
+/// another (each a view for [`Tensor::narrow`]). One dispatch whose workgroups cover the P products.
+pub fn linear_stacked(
+    rec: &mut Recorder,
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    kernel: Kernel,
+) -> Result<Tensor> {
+    let (&[parts, n, k], Some(&xk)) = (w.shape(), x.shape().last()) else {
+        return Err(Error::shape(
+            "linear_stacked",
+            format!("weights must be [P, N, K], got {:?}", w.shape()),
+        ));
+    };
+    if xk != k || bias.is_some_and(|b| b.shape() != [parts, n]) {
+        return Err(Error::shape(
+            "linear_stacked",
+            format!(
+                "x {:?}, weights {:?} and bias {:?} must be [.., K], [P, N, K] and [P, N]",
+                x.shape(),
+                w.shape(),
+                bias.map(Tensor::shape)
+            ),
+        ));
+    }
+    let m = x.numel() / k.max(1);
+    let dims = Dims {
+        batch: parts,
+        m,
+        n,
+        k,
+        b_batched: true,
+        a_shared: true,
+    };
+    let mut out_shape = vec![parts];
+    out_shape.extend(&x.shape()[..x.shape().len() - 1]);
+    out_shape.push(n);
+    let epilogue = Epilogue {
+        bias,
+        ..Default::default()
+    };
+    product(rec, [x, w], BLayout::NK, epilogue, kernel, dims, out_shape)
+}
+
+/// One product of checked sizes: `dims.batch` products into `out_shape`. With `dims.a_shared`
+/// ([`linear_stacked`]) one `a` serves every entry and the bias is `[batch, N]`.
+fn product(
+    rec: &mut Recorder,
+    [a, b]: [&Tensor; 2],
+    layout: BLayout,
+    epilogue: Epilogue<'_>,
+    kernel: Kernel,
+    dims: Dims,
+    out_shape: Vec<usize>,
+) -> Result<Tensor> {
     const OP: &str = "matmul";
+    let shared_a = dims.a_shared;
     let gpu = rec.gpu().clone();
     let bias = epilogue.bias.unwrap_or(a); // placeholder when absent: bound, never read
     // f32 activations times f16 weights: tensor cores only.
@@ -206,15 +276,17 @@ pub fn matmul_with(
     } else {
         check_dtypes(OP, &gpu, &[a, b, bias])?
     };
-    let dims = Dims::of(a.shape(), b.shape(), layout)?;
-    if epilogue.bias.is_some() && bias.shape() != [dims.n] {
+    let bias_len = if shared_a {
+        dims.batch * dims.n
+    } else {
+        dims.n
+    };
+    if epilogue.bias.is_some() && bias.numel() != bias_len {
         return Err(Error::shape(
             OP,
             format!("bias {:?} must be [{}]", bias.shape(), dims.n),
         ));
     }
-    let mut out_shape = a.shape()[..a.shape().len() - 2].to_vec();
-    out_shape.extend([dims.m, dims.n]);
     if let Some(r) = epilogue.residual
         && (r.shape() != out_shape.as_slice() || r.dtype() != dtype)
     {
@@ -235,7 +307,11 @@ pub fn matmul_with(
         m: to_u32(OP, "M", dims.m)?,
         n: to_u32(OP, "N", dims.n)?,
         k: to_u32(OP, "K", dims.k)?,
-        a_batch_stride: to_u32(OP, "M*K", dims.m * dims.k)?,
+        a_batch_stride: if shared_a {
+            0
+        } else {
+            to_u32(OP, "M*K", dims.m * dims.k)?
+        },
         b_batch_stride: if dims.b_batched {
             to_u32(OP, "K*N", dims.k * dims.n)?
         } else {
@@ -247,7 +323,13 @@ pub fn matmul_with(
         has_bias: u32::from(epilogue.bias.is_some()),
         has_res: u32::from(epilogue.residual.is_some()),
         res_offset: epilogue.residual.map_or(0, Tensor::offset_elements),
-        _pad: 0,
+        bias_offset: epilogue.bias.map_or(0, Tensor::offset_elements),
+        bias_stride: if shared_a && epilogue.bias.is_some() {
+            to_u32(OP, "N", dims.n)?
+        } else {
+            0
+        },
+        _pad: [0; 2],
     };
     let coop = coop_fits(&gpu, b.dtype(), &dims, layout, &params);
     let kernel = match kernel {
@@ -443,98 +525,7 @@ fn vectors_fit(dims: &Dims, layout: BLayout, params: &Params, width: u32) -> boo
     aligned && (layout == BLayout::NK || dims.n.is_multiple_of(width as usize))
 }
 
-/// The sizes of one product, read off the operands' shapes.
-#[derive(Debug, PartialEq, Eq)]
-struct Dims {
-    batch: usize,
-    m: usize,
-    n: usize,
-    k: usize,
-    b_batched: bool,
-}
-
-impl Dims {
-    /// The tensor-core kernel's tile size for this product.
-    fn coop_kernel(&self) -> Kernel {
-        let tiles = self.batch * self.m.div_ceil(128) * self.n.div_ceil(128);
-        if tiles >= coop128_min_tiles() {
-            Kernel::Coop
-        } else {
-            Kernel::Coop64
-        }
-    }
-
-    fn auto_kernel(&self) -> Kernel {
-        if self.m <= 2 {
-            Kernel::Gemv
-        } else if self.m <= 32 {
-            Kernel::Tiled16
-        } else if self.batch * self.m.div_ceil(128) * self.n.div_ceil(128) >= TILED128_MIN_TILES {
-            Kernel::Tiled128
-        } else if self.batch * self.m.div_ceil(64) * self.n.div_ceil(64) < 64 {
-            // Too few 64×64 tiles to fill a GPU: 16×64 ones, four times as many.
-            Kernel::Tiled16
-        } else {
-            Kernel::Tiled64
-        }
-    }
-
-    fn of(a: &[usize], b: &[usize], layout: BLayout) -> Result<Dims> {
-        let err = |message: String| Err(Error::shape("matmul", message));
-        if a.len() < 2 || b.len() < 2 {
-            return err(format!(
-                "operands must have at least 2 axes, got a {a:?} and b {b:?}"
-            ));
-        }
-        let (m, k) = (a[a.len() - 2], a[a.len() - 1]);
-        let (kb, n) = match layout {
-            BLayout::KN => (b[b.len() - 2], b[b.len() - 1]),
-            BLayout::NK => (b[b.len() - 1], b[b.len() - 2]),
-        };
-        if k != kb {
-            return err(format!(
-                "inner sizes differ: a {a:?} has K = {k}, b {b:?} ({layout:?}) has K = {kb}"
-            ));
-        }
-        let a_batch = &a[..a.len() - 2];
-        let b_batch = &b[..b.len() - 2];
-        let b_batched = b_batch.iter().product::<usize>() > 1;
-        if b_batched && a_batch != b_batch {
-            return err(format!(
-                "batch axes differ: a {a:?}, b {b:?}; b must be one matrix or have a's batch axes"
-            ));
-        }
-        Ok(Dims {
-            batch: a_batch.iter().product(),
-            m,
-            n,
-            k,
-            b_batched,
-        })
-    }
-}
-
 /// Floating-point operations of one product, for benchmarks: 2·batch·M·N·K.
 pub fn flops(batch: usize, m: usize, n: usize, k: usize) -> f64 {
     2.0 * batch as f64 * m as f64 * n as f64 * k as f64
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dims_follow_the_layout() {
-        let d = Dims::of(&[2, 3, 5], &[7, 5], BLayout::NK).unwrap();
-        assert_eq!((d.batch, d.m, d.n, d.k, d.b_batched), (2, 3, 7, 5, false));
-        let d = Dims::of(&[2, 3, 5], &[2, 5, 7], BLayout::KN).unwrap();
-        assert_eq!((d.batch, d.m, d.n, d.k, d.b_batched), (2, 3, 7, 5, true));
-    }
-
-    #[test]
-    fn mismatched_shapes_are_refused() {
-        assert!(Dims::of(&[3, 5], &[4, 7], BLayout::KN).is_err());
-        assert!(Dims::of(&[2, 3, 5], &[3, 5, 7], BLayout::KN).is_err());
-        assert!(Dims::of(&[5], &[5, 7], BLayout::KN).is_err());
-    }
 }

@@ -84,6 +84,26 @@ pub(crate) fn require_whole(op: &'static str, tensors: &[&Tensor]) -> Result<()>
     Ok(())
 }
 
+/// Refuses views that cannot be bound from their first element: a binding's offset must be a multiple
+/// of the device's `minStorageBufferOffsetAlignment` (kernels bound with
+/// `Recorder::dispatch_views`).
+pub(crate) fn check_view_offsets(op: &'static str, gpu: &Gpu, tensors: &[&Tensor]) -> Result<()> {
+    let align = u64::from(gpu.limits().min_storage_buffer_offset_alignment);
+    match tensors.iter().find(|t| !t.offset().is_multiple_of(align)) {
+        Some(t) => Err(Error::shape(
+            op,
+            format!(
+                "a view {:?} starting {} bytes into its buffer: this kernel binds views from their \
+                 first element, which needs an offset that is a multiple of the device's \
+                 minStorageBufferOffsetAlignment ({align}); pass a contiguous copy",
+                t.shape(),
+                t.offset()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Converts a count that a kernel indexes with `u32` (element counts, offsets), refusing what won't fit.
 pub(crate) fn to_u32(op: &'static str, what: &str, value: usize) -> Result<u32> {
     u32::try_from(value).map_err(|_| {

@@ -204,6 +204,13 @@ impl<O: Ops> Bert<O> {
         })
     }
 
+    /// Each layer's Q, K and V projections (one input: a backend may run them as one product).
+    pub(crate) fn qkv_mut(&mut self) -> impl Iterator<Item = [&mut O::Linear; 3]> {
+        self.layers
+            .iter_mut()
+            .map(|l| [&mut l.query, &mut l.key, &mut l.value])
+    }
+
     /// The last hidden states `[batch, seq, hidden]` for i32 `ids`, `type_ids` and `mask` of shape
     /// `[batch, seq]` (mask 1 for real tokens, 0 for padding).
     pub fn forward(

@@ -15,6 +15,7 @@ use crate::cpu::{Cpu, HostWeights};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::models::bert::{Bert, Config};
+use crate::models::linear::Linear;
 use crate::models::ops::Ops;
 use crate::recorder::Recorder;
 
@@ -118,15 +119,23 @@ impl Embedder {
     pub fn new(gpu: &Gpu, weights: &Weights, files: &ModelFiles<'_>) -> Result<Embedder> {
         let config = Config::from_json("config.json", files.config)?;
         let mut bert = Bert::<Recorder>::load(weights, config.clone())?;
-        // Tensor cores where the device has them: the linears' weights as f16 (one submit).
+        // Tensor cores where the device has them: the linears' weights as f16. Then each layer's Q,
+        // K and V weights stacked in one buffer, run as one product (one submit for both; natively
+        // `WEBGPU_INFER_STACK_QKV=0` leaves them apart, for A/B runs).
+        static STACK: crate::kernels::Tuned = crate::kernels::Tuned::new("WEBGPU_INFER_STACK_QKV");
         let mut tensor_cores = false;
+        let mut rec = gpu.recorder();
         if gpu.capabilities().cooperative_matrix {
-            let mut rec = gpu.recorder();
             for l in bert.linears_mut() {
                 tensor_cores |= l.use_tensor_cores(&mut rec)?;
             }
-            rec.submit();
         }
+        if STACK.get() != Some(0) {
+            for mut qkv in bert.qkv_mut() {
+                Linear::stack(&mut rec, &mut qkv)?;
+            }
+        }
+        rec.submit();
         Embedder::with_engine(
             Engine::Gpu {
                 gpu: gpu.clone(),

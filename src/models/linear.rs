@@ -3,11 +3,13 @@
 //! quantized matmul from there; on CPU adapters the GEMV for a few rows, else dequantized once into
 //! a dense matrix), its shape checked against the model's config when loaded.
 
+use std::sync::Arc;
+
 use crate::bridge::Weights;
 use crate::bridge::load::AnyTensor;
 use crate::error::{Error, Result};
 use crate::kernels::activation::Activation;
-use crate::kernels::matmul::{BLayout, Epilogue, Kernel, linear, matmul_with};
+use crate::kernels::matmul::{self, BLayout, Epilogue, Kernel, linear, matmul_with};
 use crate::kernels::{elementwise, quant};
 use crate::recorder::Recorder;
 use crate::tensor::Tensor;
@@ -66,6 +68,46 @@ mod tuned {
 
     pub(super) static GEMV_MAX_ROWS: Tuned = Tuned::new("WEBGPU_INFER_GEMV_MAX_ROWS");
     pub(super) static QUANT_MM_MIN_ROWS: Tuned = Tuned::new("WEBGPU_INFER_QUANT_MM_MIN_ROWS");
+}
+
+/// The stacked weight `[P, N, K]` and bias `[P, N]` whose consecutive rows `parts` are views of.
+fn stacked(parts: &[&Linear]) -> Option<(Tensor, Option<Tensor>)> {
+    let weights: Vec<&Tensor> = parts
+        .iter()
+        .map(|l| match &l.weight {
+            AnyTensor::Dense(w) => Some(w),
+            AnyTensor::Quant(_) => None,
+        })
+        .collect::<Option<_>>()?;
+    let &[n, k] = weights.first()?.shape() else {
+        return None;
+    };
+    let p = parts.len();
+    let w = consecutive(&weights)?.spanning(&[p, n, k]).ok()?;
+    let biases: Vec<&Tensor> = parts.iter().filter_map(|l| l.bias.as_ref()).collect();
+    let bias = match biases.len() {
+        0 => None,
+        len if len == p => Some(consecutive(&biases)?.spanning(&[p, n]).ok()?),
+        _ => return None,
+    };
+    Some((w, bias))
+}
+
+/// The first of `views` when each starts where the one before it ends, in one buffer, all of one
+/// shape and type.
+fn consecutive<'a>(views: &[&'a Tensor]) -> Option<&'a Tensor> {
+    let first = *views.first()?;
+    let step = first.size_in_bytes();
+    views
+        .iter()
+        .enumerate()
+        .all(|(i, v)| {
+            Arc::ptr_eq(v.buffer(), first.buffer())
+                && v.shape() == first.shape()
+                && v.dtype() == first.dtype()
+                && v.offset() == first.offset() + i as u64 * step
+        })
+        .then_some(first)
 }
 
 /// A model's tensor `name` is not what its config implies.
@@ -142,6 +184,85 @@ impl Linear {
         }
         self.weight = AnyTensor::Dense(crate::kernels::cast::to_f16(rec, w)?);
         Ok(true)
+    }
+
+    /// Makes `parts` (dense layers of one input: one weight shape and type, all with biases or none)
+    /// views of one stacked weight `[P, N, K]` (and bias `[P, N]`), copied on the GPU into `rec`, so
+    /// that [`Linear::forward_many`] runs them as one product (BERT's Q, K and V: one dispatch where
+    /// there were three). Returns whether it stacked them; other layers are left as they are.
+    pub(crate) fn stack(rec: &mut Recorder, parts: &mut [&mut Linear]) -> Result<bool> {
+        let dense: Vec<&Tensor> = parts
+            .iter()
+            .filter_map(|l| match &l.weight {
+                AnyTensor::Dense(w) => Some(w),
+                AnyTensor::Quant(_) => None,
+            })
+            .collect();
+        let Some(first) = dense.first() else {
+            return Ok(false);
+        };
+        let with_bias = parts[0].bias.is_some();
+        if parts.len() < 2
+            || dense.len() != parts.len()
+            || dense
+                .iter()
+                .any(|w| w.shape() != first.shape() || w.dtype() != first.dtype())
+            || parts.iter().any(|l| l.bias.is_some() != with_bias)
+        {
+            return Ok(false);
+        }
+        let gpu = rec.gpu().clone();
+        let (n, p) = (first.shape()[0], parts.len());
+        let weights = Tensor::empty(&gpu, &[p * n, first.shape()[1]], first.dtype())?;
+        let bias_dtype = parts[0].bias.as_ref().map(Tensor::dtype);
+        let biases = match bias_dtype {
+            Some(dtype) => Some(Tensor::empty(&gpu, &[p * n], dtype)?),
+            None => None,
+        };
+        for (i, l) in parts.iter_mut().enumerate() {
+            let AnyTensor::Dense(w) = &l.weight else {
+                return Ok(false);
+            };
+            let w_view = weights.narrow(i * n, n)?;
+            elementwise::copy_into(rec, w, &w_view)?;
+            l.weight = AnyTensor::Dense(w_view);
+            if let (Some(b), Some(all)) = (&l.bias, &biases) {
+                let b_view = all.narrow(i * n, n)?;
+                elementwise::copy_into(rec, b, &b_view)?;
+                l.bias = Some(b_view);
+            }
+        }
+        Ok(true)
+    }
+
+    /// `x · Wᵢᵀ + biasᵢ` for each of `parts`: in one product ([`matmul::linear_stacked`]) when they
+    /// are consecutive views of one stacked weight (what [`Linear::stack`] makes) and each result
+    /// starts where a view can be bound from (`minStorageBufferOffsetAlignment`), else one at a time.
+    pub(crate) fn forward_many(
+        rec: &mut Recorder,
+        x: &Tensor,
+        parts: &[&Linear],
+    ) -> Result<Vec<Tensor>> {
+        let rows = x.numel() / x.shape().last().copied().unwrap_or(1).max(1);
+        if let Some((w, bias)) = stacked(parts) {
+            let n = w.shape()[1];
+            let align = u64::from(rec.gpu().limits().min_storage_buffer_offset_alignment);
+            let part_bytes = (rows * n * x.dtype().size_in_bytes()) as u64;
+            if part_bytes.is_multiple_of(align) {
+                let y = matmul::linear_stacked(rec, x, &w, bias.as_ref(), Kernel::Auto)?;
+                let mut shape = x.shape().to_vec();
+                if let Some(last) = shape.last_mut() {
+                    *last = n;
+                }
+                return (0..parts.len())
+                    .map(|i| y.narrow(i, 1)?.reshape(&shape))
+                    .collect();
+            }
+        }
+        parts
+            .iter()
+            .map(|l| l.forward(rec, x, None, None))
+            .collect()
     }
 
     /// `x · Wᵀ (+ bias) (+ residual)`, written into `out` when given.

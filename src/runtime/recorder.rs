@@ -98,7 +98,26 @@ impl Recorder {
         params: &P,
         workgroups: [u32; 3],
     ) {
-        self.dispatch_inner(pipeline, None, bindings, params_binding, params, workgroups);
+        let whole: Vec<_> = bindings.iter().map(|&(at, b)| (at, b, 0)).collect();
+        self.dispatch_inner(pipeline, None, &whole, params_binding, params, workgroups);
+    }
+
+    /// Records one dispatch that binds tensors from their first element: a view's byte offset is its
+    /// binding's offset, so a kernel indexing from 0 reads the view. Callers check the offsets with
+    /// [`crate::kernels::check_view_offsets`] (a multiple of `minStorageBufferOffsetAlignment`).
+    pub(crate) fn dispatch_views<P: bytemuck::Pod>(
+        &mut self,
+        pipeline: &wgpu::ComputePipeline,
+        views: &[(u32, &Tensor)],
+        params_binding: u32,
+        params: &P,
+        workgroups: [u32; 3],
+    ) {
+        let bound: Vec<_> = views
+            .iter()
+            .map(|&(at, t)| (at, t.buffer(), t.offset()))
+            .collect();
+        self.dispatch_inner(pipeline, None, &bound, params_binding, params, workgroups);
     }
 
     /// Records one dispatch that reads `texture` (whole, mip 0) at binding 0, then the buffers.
@@ -111,10 +130,11 @@ impl Recorder {
         params: &P,
         workgroups: [u32; 3],
     ) {
+        let whole: Vec<_> = bindings.iter().map(|&(at, b)| (at, b, 0)).collect();
         self.dispatch_inner(
             pipeline,
             Some(texture),
-            bindings,
+            &whole,
             params_binding,
             params,
             workgroups,
@@ -126,7 +146,7 @@ impl Recorder {
         &mut self,
         pipeline: &wgpu::ComputePipeline,
         texture: Option<&wgpu::Texture>,
-        bindings: &[(u32, &Arc<GpuBuffer>)],
+        bindings: &[(u32, &Arc<GpuBuffer>, u64)],
         params_binding: u32,
         params: &P,
         workgroups: [u32; 3],
@@ -135,10 +155,10 @@ impl Recorder {
         let size = bytemuck::bytes_of(params).len() as u64;
         let entries: Vec<BoundBuffer> = bindings
             .iter()
-            .map(|&(binding, buffer)| BoundBuffer {
+            .map(|&(binding, buffer, offset)| BoundBuffer {
                 binding,
                 buffer: buffer.raw().clone(),
-                offset: 0,
+                offset,
                 size: 0,
             })
             .chain([BoundBuffer {
@@ -163,7 +183,7 @@ impl Recorder {
         pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
         self.dispatches += 1;
         self.retained
-            .extend(bindings.iter().map(|&(_, b)| Arc::clone(b)));
+            .extend(bindings.iter().map(|&(_, b, _)| Arc::clone(b)));
     }
 
     /// A bind group with `texture` (whole, mip 0) at binding 0 and `entries`.

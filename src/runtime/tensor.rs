@@ -144,6 +144,26 @@ impl Tensor {
         })
     }
 
+    /// The elements from this view's first on, as `shape`: a larger view of the same buffer (layers
+    /// stacked in one buffer seen whole from the first one's view).
+    pub(crate) fn spanning(&self, shape: &[usize]) -> Result<Tensor> {
+        let bytes = (numel(shape) * self.dtype.size_in_bytes()) as u64;
+        if self.offset + bytes > self.buffer.size() {
+            return Err(Error::shape(
+                "spanning",
+                format!(
+                    "{shape:?} from byte {} passes the end of a {}-byte buffer",
+                    self.offset,
+                    self.buffer.size()
+                ),
+            ));
+        }
+        Ok(Tensor {
+            shape: shape.to_vec(),
+            ..self.clone()
+        })
+    }
+
     /// Rows `start .. start + len` of the first axis: a view sharing the buffer (a KV cache's positions,
     /// a sequence's last token).
     pub fn narrow(&self, start: usize, len: usize) -> Result<Tensor> {

@@ -84,13 +84,13 @@ pub(super) fn split_pass(
         constants: &hd,
     });
     let split_bindings = [
-        (slot::Q, q.buffer()),
-        (slot::K, k.buffer()),
-        (slot::V, v.buffer()),
-        (slot::MASK, mask.buffer()),
-        (slot::PART, part.buffer()),
+        (slot::Q, q),
+        (slot::K, k),
+        (slot::V, v),
+        (slot::MASK, mask),
+        (slot::PART, &part),
     ];
     let groups = [rows_x, params.n_heads, params.batch];
-    rec.dispatch_at(&pipeline, &split_bindings, slot::PARAMS, params, groups);
+    rec.dispatch_views(&pipeline, &split_bindings, slot::PARAMS, params, groups);
     Ok(part)
 }

@@ -58,6 +58,9 @@ impl Ops for Recorder {
     fn linear(&mut self, x: &Tensor, l: &Linear, act: Option<Activation>) -> Result<Tensor> {
         l.forward_act(self, x, act)
     }
+    fn linears(&mut self, x: &Tensor, ls: &[&Linear]) -> Result<Vec<Tensor>> {
+        Linear::forward_many(self, x, ls)
+    }
     fn attention(
         &mut self,
         q: &Tensor,
