@@ -76,14 +76,34 @@ fn put_b(e: u32, v: vec4<f32>) {
     }
 }
 
+// > 0: workgroups walk the tiles in bands of SWIZZLE row tiles, column by column within a band, so that
+// workgroups running together share rows of A and columns of B in the L2 cache (native A/B runs only:
+// `WEBGPU_INFER_MATMUL_SWIZZLE`).
+override SWIZZLE: u32 = 0u;
+
+// The (column, row) tile that workgroup `wid` of a `groups` grid takes.
+fn tile_of(wid: vec3<u32>, groups: vec3<u32>) -> vec2<u32> {
+    if (SWIZZLE == 0u) {
+        return wid.xy;
+    }
+    let linear = wid.y * groups.x + wid.x;
+    let band = linear / (SWIZZLE * groups.x);
+    let first = band * SWIZZLE;
+    let rows = min(groups.y - first, SWIZZLE);
+    let within = linear % (SWIZZLE * groups.x);
+    return vec2<u32>(within / rows, first + within % rows);
+}
+
 @compute @workgroup_size(16, 16, 1)
 fn tiled128v(
     @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(local_invocation_index) lidx: u32,
 ) {
-    let row0 = wid.y * 128u;
-    let col0 = wid.x * 128u;
+    let tile = tile_of(wid, groups);
+    let row0 = tile.y * 128u;
+    let col0 = tile.x * 128u;
     let a_base = p.a_offset + wid.z * p.a_batch_stride;
     let b_base = p.b_offset + wid.z * p.b_batch_stride;
     let tx = lid.x;

@@ -383,6 +383,9 @@ fn product(
         ("TRANS_B", f64::from(u8::from(layout == BLayout::NK))),
         ("ACT", f64::from(act)),
     ];
+    if vec4 && let Some(band) = SWIZZLE.get() {
+        constants.push(("SWIZZLE", band as f64));
+    }
     let coop_kernel = matches!(kernel, Kernel::Coop | Kernel::Coop64);
     if coop_kernel {
         // Only the tensor-core module declares them.
@@ -498,6 +501,11 @@ fn coop_k_step(gpu: &crate::Gpu, tiles: usize) -> u32 {
         _ => 32,
     }
 }
+
+/// Natively, `WEBGPU_INFER_MATMUL_SWIZZLE=G` has [`Kernel::Tiled128`]'s vec4 variant walk its tiles in
+/// bands of G row tiles (`SWIZZLE` in `shaders/matmul_tiled_vec.wgsl`), for A/B runs; unset, in
+/// grid order.
+static SWIZZLE: super::Tuned = super::Tuned::new("WEBGPU_INFER_MATMUL_SWIZZLE");
 
 /// [`Kernel::Tiled128`] with vec4 reads and the next K step fetched into registers during the
 /// current one's products (`shaders/matmul_tiled_vec.wgsl`), where K, the offsets and batch strides
