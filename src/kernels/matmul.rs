@@ -244,7 +244,6 @@ fn product(
     out_shape: Vec<usize>,
 ) -> Result<Tensor> {
     const OP: &str = "matmul";
-    let shared_a = dims.a_shared;
     let gpu = rec.gpu().clone();
     let bias = epilogue.bias.unwrap_or(a); // placeholder when absent: bound, never read
     // f32 activations times f16 weights: tensor cores only.
@@ -276,15 +275,15 @@ fn product(
     } else {
         check_dtypes(OP, &gpu, &[a, b, bias])?
     };
-    let bias_len = if shared_a {
-        dims.batch * dims.n
+    let bias_shape = if dims.a_shared {
+        vec![dims.batch, dims.n]
     } else {
-        dims.n
+        vec![dims.n]
     };
-    if epilogue.bias.is_some() && bias.numel() != bias_len {
+    if epilogue.bias.is_some() && bias.shape() != bias_shape.as_slice() {
         return Err(Error::shape(
             OP,
-            format!("bias {:?} must be [{}]", bias.shape(), dims.n),
+            format!("bias {:?} must be {bias_shape:?}", bias.shape()),
         ));
     }
     if let Some(r) = epilogue.residual
@@ -307,7 +306,7 @@ fn product(
         m: to_u32(OP, "M", dims.m)?,
         n: to_u32(OP, "N", dims.n)?,
         k: to_u32(OP, "K", dims.k)?,
-        a_batch_stride: if shared_a {
+        a_batch_stride: if dims.a_shared {
             0
         } else {
             to_u32(OP, "M*K", dims.m * dims.k)?
@@ -324,7 +323,7 @@ fn product(
         has_res: u32::from(epilogue.residual.is_some()),
         res_offset: epilogue.residual.map_or(0, Tensor::offset_elements),
         bias_offset: epilogue.bias.map_or(0, Tensor::offset_elements),
-        bias_stride: if shared_a && epilogue.bias.is_some() {
+        bias_stride: if dims.a_shared && epilogue.bias.is_some() {
             to_u32(OP, "N", dims.n)?
         } else {
             0

@@ -191,10 +191,10 @@ impl Linear {
     /// that [`Linear::forward_many`] runs them as one product (BERT's Q, K and V: one dispatch where
     /// there were three). Returns whether it stacked them; other layers are left as they are.
     pub(crate) fn stack(rec: &mut Recorder, parts: &mut [&mut Linear]) -> Result<bool> {
-        let dense: Vec<&Tensor> = parts
+        let dense: Vec<Tensor> = parts
             .iter()
             .filter_map(|l| match &l.weight {
-                AnyTensor::Dense(w) => Some(w),
+                AnyTensor::Dense(w) => Some(w.clone()),
                 AnyTensor::Quant(_) => None,
             })
             .collect();
@@ -214,15 +214,11 @@ impl Linear {
         let gpu = rec.gpu().clone();
         let (n, p) = (first.shape()[0], parts.len());
         let weights = Tensor::empty(&gpu, &[p * n, first.shape()[1]], first.dtype())?;
-        let bias_dtype = parts[0].bias.as_ref().map(Tensor::dtype);
-        let biases = match bias_dtype {
-            Some(dtype) => Some(Tensor::empty(&gpu, &[p * n], dtype)?),
+        let biases = match &parts[0].bias {
+            Some(b) => Some(Tensor::empty(&gpu, &[p * n], b.dtype())?),
             None => None,
         };
-        for (i, l) in parts.iter_mut().enumerate() {
-            let AnyTensor::Dense(w) = &l.weight else {
-                return Ok(false);
-            };
+        for (i, (l, w)) in parts.iter_mut().zip(&dense).enumerate() {
             let w_view = weights.narrow(i * n, n)?;
             elementwise::copy_into(rec, w, &w_view)?;
             l.weight = AnyTensor::Dense(w_view);
