@@ -42,6 +42,17 @@ const MATMUL_SHAPES: &[(usize, usize, usize, usize)] = &[
     (2, 130, 12, 48),
 ];
 
+/// Every matmul kernel that runs on any adapter (the tensor-core ones are tested where the device has
+/// them).
+const EVERY_KERNEL: [Kernel; 6] = [
+    Kernel::Auto,
+    Kernel::Tiled16,
+    Kernel::Tiled64,
+    Kernel::Tiled128,
+    Kernel::Gemv,
+    Kernel::Direct,
+];
+
 async fn run_matmul(
     gpu: &Gpu,
     dtype: DType,
@@ -62,14 +73,7 @@ async fn run_matmul(
     let (ta, tb) = upload_pair(gpu, dtype, &mut a, &[batch, m, k], &mut b, &b_shape)?;
     let want = matmul_ref(&a, &b, batch, m, n, k, layout == BLayout::NK, b_batched);
     // Every kernel on every shape: the tiles' edges and the GEMV's lanes must all be right.
-    for kernel in [
-        Kernel::Auto,
-        Kernel::Tiled16,
-        Kernel::Tiled64,
-        Kernel::Tiled128,
-        Kernel::Gemv,
-        Kernel::Direct,
-    ] {
+    for kernel in EVERY_KERNEL {
         let mut rec = gpu.recorder();
         let c = matmul::matmul_with(&mut rec, &ta, &tb, layout, Epilogue::default(), kernel)?;
         rec.submit();
@@ -236,14 +240,7 @@ async fn stacked_linears() -> Result<()> {
             let kernels: &[Kernel] = if x_type != w_type {
                 &[Kernel::Auto, Kernel::Coop, Kernel::Coop64]
             } else {
-                &[
-                    Kernel::Auto,
-                    Kernel::Tiled16,
-                    Kernel::Tiled64,
-                    Kernel::Tiled128,
-                    Kernel::Gemv,
-                    Kernel::Direct,
-                ]
+                &EVERY_KERNEL
             };
             for &kernel in kernels {
                 let mut rec = gpu.recorder();
