@@ -57,7 +57,7 @@ async fn bench() -> Result<()> {
             }
             "-h" | "--help" => {
                 println!(
-                    "bench_kernels [--quick] [--checked] [--no-coop] [--ops copy,matmul,linear,gemv,attention,conv,decode] [--max-square N]"
+                    "bench_kernels [--quick] [--checked] [--no-coop] [--ops copy,matmul,linear,linear_kernels,gemv,attention,conv,chain,bert_chain,decode] [--max-square N]"
                 );
                 return Ok(());
             }

@@ -77,8 +77,8 @@ fn put_b(e: u32, v: vec4<f32>) {
 }
 
 // > 0: workgroups walk the tiles in bands of SWIZZLE row tiles, column by column within a band, so that
-// workgroups running together share rows of A and columns of B in the L2 cache (native A/B runs only:
-// `WEBGPU_INFER_MATMUL_SWIZZLE`).
+// workgroups running together share rows of A and columns of B in the L2 cache (set from
+// `SWIZZLE_BAND` in src/kernels/matmul.rs; natively `WEBGPU_INFER_MATMUL_SWIZZLE` for A/B runs).
 override SWIZZLE: u32 = 0u;
 
 // The (column, row) tile that workgroup `wid` of a `groups` grid takes.

@@ -8,7 +8,7 @@
 //! Memory-bound ops rotate over enough copies of their weights to defeat the GPU's last-level cache.
 
 mod chains;
-use chains::bench_chains;
+use chains::{bench_bert_chains, bench_chains};
 
 use crate::clock::now_ms;
 use serde_json::{Value, json};
@@ -171,6 +171,11 @@ pub async fn run(gpu: &Gpu, cfg: &BenchConfig, emit: &mut dyn FnMut(Value)) -> R
         }
         if cfg.wants("chain") && dtype == DType::F32 {
             for v in bench_chains(gpu, cfg).await? {
+                out(v);
+            }
+        }
+        if cfg.wants("bert_chain") && dtype == DType::F32 {
+            for v in bench_bert_chains(gpu, cfg).await? {
                 out(v);
             }
         }

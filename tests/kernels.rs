@@ -40,6 +40,8 @@ const MATMUL_SHAPES: &[(usize, usize, usize, usize)] = &[
     // K and N multiples of 4 (Kernel::Tiled128's vec4 reads), past a 128×128 tile's edges.
     (1, 132, 136, 20),
     (2, 130, 12, 48),
+    // 6 × 6 tiles of 128: Tiled128's vec4 walk in bands of 4 row tiles, the last band partial.
+    (1, 763, 644, 8),
 ];
 
 /// Every matmul kernel that runs on any adapter (the tensor-core ones are tested where the device has
@@ -74,6 +76,9 @@ async fn run_matmul(
     let want = matmul_ref(&a, &b, batch, m, n, k, layout == BLayout::NK, b_batched);
     // Every kernel on every shape: the tiles' edges and the GEMV's lanes must all be right.
     for kernel in EVERY_KERNEL {
+        // A fresh (zeroed) output: a pooled one could hold the last kernel's answer, hiding tiles
+        // this kernel never wrote.
+        gpu.trim_pool();
         let mut rec = gpu.recorder();
         let c = matmul::matmul_with(&mut rec, &ta, &tb, layout, Epilogue::default(), kernel)?;
         rec.submit();

@@ -2,7 +2,10 @@
 //! SmolLM2-135M's shapes, each reading the previous one's output (`"dependent": true`, as in a
 //! decoding step, where every dispatch waits for the one before) or all writing fresh buffers
 //! (`false`: the GPU may overlap them). `"us"` is the time of one dispatch (wall clock; `"gpu_us"`
-//! from timestamps).
+//! from timestamps). [`bench_bert_chains`] does the same for MiniLM's products with each matmul kernel:
+//! alone, a product of a short text's rows takes a microsecond or two when many overlap, but in a
+//! forward pass each waits for the one before, and then a kernel's few long-running workgroups are
+//! what it costs.
 
 use serde_json::{Value, json};
 
@@ -10,6 +13,8 @@ use super::{BenchConfig, filled, round4, time};
 use crate::dtype::QuantType;
 use crate::error::Result;
 use crate::gpu::Gpu;
+use crate::kernels::activation::Activation;
+use crate::kernels::matmul::{self, BLayout, Epilogue, Kernel};
 use crate::kernels::{norm, quant};
 use crate::qtensor::QTensor;
 use crate::recorder::Recorder;
@@ -145,4 +150,80 @@ async fn time_chain(
         v["gpu_us"] = json!(per(g));
     }
     Ok(v)
+}
+
+/// MiniLM's products at 1 / 8 / 32 texts of 128 tokens with each matmul kernel the device runs, as
+/// chains: `"bert 384x384"` is the attention output (`x · Wᵀ + bias + x`), `"bert 1536 gelu + 384"`
+/// the feed-forward pair (`gelu(x · W1ᵀ + b1) · W2ᵀ + b2 + x`, two dispatches a link). The
+/// tensor-core kernels take f16 weights (the mixed product MiniLM runs), the others f32.
+pub(super) async fn bench_bert_chains(gpu: &Gpu, cfg: &BenchConfig) -> Result<Vec<Value>> {
+    let (hidden, inter) = (384, 1536);
+    let mut kernels = vec![
+        Kernel::Auto,
+        Kernel::Tiled16,
+        Kernel::Tiled64,
+        Kernel::Tiled128,
+    ];
+    if gpu.capabilities().cooperative_matrix {
+        kernels.extend([Kernel::Coop64, Kernel::Coop]);
+    }
+    let mut lines = Vec::new();
+    for &kernel in &kernels {
+        let wt = if matches!(kernel, Kernel::Coop | Kernel::Coop64) {
+            DType::F16
+        } else {
+            DType::F32
+        };
+        let w_sq = filled(gpu, wt, &[hidden, hidden])?;
+        let w_up = filled(gpu, wt, &[inter, hidden])?;
+        let w_down = filled(gpu, wt, &[hidden, inter])?;
+        let b_h = filled(gpu, DType::F32, &[hidden])?;
+        let b_i = filled(gpu, DType::F32, &[inter])?;
+        let product = |rec: &mut Recorder, x: &Tensor, w: &Tensor, e: Epilogue| {
+            matmul::matmul_with(rec, x, w, BLayout::NK, e, kernel)
+        };
+        for rows in [128, 1024, 4096] {
+            let x = filled(gpu, DType::F32, &[rows, hidden])?;
+            let cases: Vec<(&str, Step)> = vec![
+                (
+                    "bert 384x384",
+                    Box::new(|rec, h, _| {
+                        let e = Epilogue {
+                            bias: Some(&b_h),
+                            activation: None,
+                            residual: Some(h),
+                        };
+                        product(rec, h, &w_sq, e)
+                    }),
+                ),
+                (
+                    "bert 1536 gelu + 384",
+                    Box::new(|rec, h, _| {
+                        let e = Epilogue {
+                            bias: Some(&b_i),
+                            activation: Some(Activation::Gelu),
+                            residual: None,
+                        };
+                        let y = product(rec, h, &w_up, e)?;
+                        let e = Epilogue {
+                            bias: Some(&b_h),
+                            activation: None,
+                            residual: Some(h),
+                        };
+                        product(rec, &y, &w_down, e)
+                    }),
+                ),
+            ];
+            for (name, step) in &cases {
+                for dependent in [true, false] {
+                    let mut v = time_chain(gpu, cfg, name, &x, step, dependent).await?;
+                    v["op"] = json!("bert_chain");
+                    v["matmul_kernel"] = json!(format!("{kernel:?}"));
+                    v["m"] = json!(rows);
+                    lines.push(v);
+                }
+            }
+        }
+    }
+    Ok(lines)
 }

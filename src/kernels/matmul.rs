@@ -382,7 +382,8 @@ fn product(
         ("TRANS_B", f64::from(u8::from(layout == BLayout::NK))),
         ("ACT", f64::from(act)),
     ];
-    if vec4 && let Some(band) = SWIZZLE.get() {
+    let band = SWIZZLE.get().unwrap_or(SWIZZLE_BAND);
+    if vec4 && band > 0 {
         constants.push(("SWIZZLE", band as f64));
     }
     let coop_kernel = matches!(kernel, Kernel::Coop | Kernel::Coop64);
@@ -501,9 +502,13 @@ fn coop_k_step(gpu: &crate::Gpu, tiles: usize) -> u32 {
     }
 }
 
-/// Natively, `WEBGPU_INFER_MATMUL_SWIZZLE=G` has [`Kernel::Tiled128`]'s vec4 variant walk its tiles in
-/// bands of G row tiles (`SWIZZLE` in `shaders/matmul_tiled_vec.wgsl`), for A/B runs; unset, in
-/// grid order.
+/// [`Kernel::Tiled128`]'s vec4 variant walks its tiles in bands of this many row tiles (`SWIZZLE` in
+/// `shaders/matmul_tiled_vec.wgsl`): workgroups running together share rows of `a` and columns of `b`
+/// in the L2 cache. On an H100 (Vulkan, 2026-12-07, one call, `bench_kernels --ops matmul` with bands
+/// of 0 (grid order) / 8 / 4; `bench-results/h100-matmul-swizzle-ab-2026-12-07.jsonl`) f32 GPU time
+/// at 4096³ went 33.6 → 37.1 / 37.2 TFLOP/s, 2048³ 33.4 → 36.5 / 36.2, 1024³ 32.7 → 35.6 / 35.9.
+/// Natively `WEBGPU_INFER_MATMUL_SWIZZLE=G` sets the band (0: grid order), for A/B runs.
+const SWIZZLE_BAND: usize = 4;
 static SWIZZLE: super::Tuned = super::Tuned::new("WEBGPU_INFER_MATMUL_SWIZZLE");
 
 /// [`Kernel::Tiled128`] with vec4 reads and the next K step fetched into registers during the
