@@ -63,8 +63,9 @@ fn tiled(
     let bn = WG * TN;
     let row0 = wid.y * bm;
     let col0 = wid.x * bn;
-    let a_base = p.a_offset + wid.z * p.a_batch_stride;
-    let b_base = p.b_offset + wid.z * p.b_batch_stride;
+    let part = k_part(wid.z);
+    let a_base = p.a_offset + part.x * p.a_batch_stride;
+    let b_base = p.b_offset + part.x * p.b_batch_stride;
 
     // Rows ty + 16·i (acc_i), columns tx + 16·j (component j): named vectors, not an array indexed
     // in a loop. With WebGPU's runtime checks (bounds checks, bounded loops: always on in browsers)
@@ -77,7 +78,7 @@ fn tiled(
     let ty = lid.y;
     let tx = lid.x;
 
-    for (var k0 = 0u; k0 < p.k; k0 += BK) {
+    for (var k0 = part.y; k0 < part.z; k0 += BK) {
         // Each thread stages 4 elements of each tile; consecutive threads read consecutive addresses
         // along each operand's contiguous axis.
         for (var s = 0u; s < (bm * BK) / THREADS; s++) {
@@ -284,10 +285,11 @@ fn tiled16(
 ) {
     let row0 = wid.y * 16u;
     let col0 = wid.x * 64u;
-    let a_base = p.a_offset + wid.z * p.a_batch_stride;
-    let b_base = p.b_offset + wid.z * p.b_batch_stride;
+    let part = k_part(wid.z);
+    let a_base = p.a_offset + part.x * p.a_batch_stride;
+    let b_base = p.b_offset + part.x * p.b_batch_stride;
     var acc = vec4<f32>(0.0);
-    for (var k0 = 0u; k0 < p.k; k0 += 16u) {
+    for (var k0 = part.y; k0 < part.z; k0 += 16u) {
         a_tile16[(lidx % 16u) * 16u + lidx / 16u] = load_a(a_base, row0 + lidx / 16u, k0 + lidx % 16u);
         for (var s = 0u; s < 4u; s++) {
             let e = lidx + s * 256u;
@@ -369,4 +371,25 @@ fn direct(@builtin(global_invocation_id) gid: vec3<u32>) {
     store4(base, row0 + 1u, col0, c1);
     store4(base, row0 + 2u, col0, c2);
     store4(base, row0 + 3u, col0, c3);
+}
+
+// ---- splitk_reduce: c = act(Σ parts + bias) + residual, one thread an output ----
+// `a` holds the parts' products, [batch, k_split, M, N] from a_offset; p.k is the batch count here.
+@compute @workgroup_size(256, 1, 1)
+fn splitk_reduce(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let size = p.m * p.n;
+    let i = gid.y * groups.x * 256u + gid.x;
+    if (i >= p.k * size) {
+        return;
+    }
+    let entry = i / size;
+    let within = i % size;
+    var s = 0.0;
+    for (var part = 0u; part < p.k_split; part++) {
+        s += f32(a[p.a_offset + (entry * p.k_split + part) * size + within]);
+    }
+    put_c(p.c_offset + i, s, within % p.n);
 }

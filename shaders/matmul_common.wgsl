@@ -15,8 +15,18 @@ struct Params {
     res_offset: u32,   // where the residual's elements start in `res`
     bias_offset: u32,  // where the bias's elements start in `bias`
     bias_stride: u32,  // > 0: a bias a batch entry, this many elements apart (stacked linears)
-    _pad0: u32,
-    _pad1: u32,
+    k_split: u32,      // > 1: K split in this many parts (workgroup z = batch · k_split + part)
+    k_chunk: u32,      // a part's length of K (a multiple of the kernel's K step)
+}
+
+// The batch entry and the K range [begin, end) of workgroup z. Split K (tiled16, tiled, coop,
+// coop64): each part writes its own partial product, c's batch entry z, and `splitk_reduce` sums them.
+fn k_part(z: u32) -> vec3<u32> {
+    if (p.k_split <= 1u) {
+        return vec3<u32>(z, 0u, p.k);
+    }
+    let begin = (z % p.k_split) * p.k_chunk;
+    return vec3<u32>(z / p.k_split, begin, min(p.k, begin + p.k_chunk));
 }
 
 fn epilogue(v: f32, at: u32) -> f32 {

@@ -200,7 +200,8 @@ fn coop(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_index) lidx: u32,
 ) {
-    let batch = wid.z;
+    let part = k_part(wid.z);
+    let batch = part.x;
     let row0 = wid.y * BM;
     let col0 = wid.x * BN;
     let a_base = p.a_offset + batch * p.a_batch_stride;
@@ -219,13 +220,13 @@ fn coop(
     var c30: coop_mat16x16<f32, C>;
     var c31: coop_mat16x16<f32, C>;
 
-    var step = fetch_step(a_base, b_base, row0, col0, 0u, lidx, 256u, BN);
+    var step = fetch_step(a_base, b_base, row0, col0, part.y, lidx, 256u, BN);
 
-    for (var k0 = 0u; k0 < p.k; k0 += BK) {
+    for (var k0 = part.y; k0 < part.z; k0 += BK) {
         stage_step(step, lidx, 256u, BN);
         workgroupBarrier();
         let kn = k0 + BK;
-        if (kn < p.k) {
+        if (kn < part.z) {
             step = fetch_step(a_base, b_base, row0, col0, kn, lidx, 256u, BN);
         }
         for (var kk = 0u; kk < BK; kk += 16u) {
@@ -247,7 +248,7 @@ fn coop(
         workgroupBarrier();
     }
 
-    let c_base = p.c_offset + batch * p.m * p.n;
+    let c_base = p.c_offset + wid.z * p.m * p.n;
     let r = row0 + sm;
     let q = col0 + sn;
     write_out(c00, sg, lane, r, q, c_base);
@@ -268,7 +269,8 @@ fn coop64(
     @builtin(local_invocation_index) lidx: u32,
 ) {
     const TILE: u32 = 64u;
-    let batch = wid.z;
+    let part = k_part(wid.z);
+    let batch = part.x;
     let row0 = wid.y * TILE;
     let col0 = wid.x * TILE;
     let a_base = p.a_offset + batch * p.a_batch_stride;
@@ -284,13 +286,13 @@ fn coop64(
     var c11: coop_mat16x16<f32, C>;
 
     // A 64×BK (or BK×64) tile is 8·BK vec4s of halves: two a thread (four with BK = 64).
-    var step = fetch_step(a_base, b_base, row0, col0, 0u, lidx, 128u, TILE);
+    var step = fetch_step(a_base, b_base, row0, col0, part.y, lidx, 128u, TILE);
 
-    for (var k0 = 0u; k0 < p.k; k0 += BK) {
+    for (var k0 = part.y; k0 < part.z; k0 += BK) {
         stage_step(step, lidx, 128u, TILE);
         workgroupBarrier();
         let kn = k0 + BK;
-        if (kn < p.k) {
+        if (kn < part.z) {
             step = fetch_step(a_base, b_base, row0, col0, kn, lidx, 128u, TILE);
         }
         for (var kk = 0u; kk < BK; kk += 16u) {
@@ -306,7 +308,7 @@ fn coop64(
         workgroupBarrier();
     }
 
-    let c_base = p.c_offset + batch * p.m * p.n;
+    let c_base = p.c_offset + wid.z * p.m * p.n;
     let r = row0 + sm;
     let q = col0 + sn;
     write_out(c00, sg, lane, r, q, c_base);

@@ -161,8 +161,20 @@ async fn matches_on(gpu: &Gpu) -> Result<()> {
         assert_eq!(stats.submits, 1, "submits of one embed call");
         // Q, K and V as one product (stacked weights): a layer is 7 dispatches (QKV, attention,
         // the attention output with its residual, LayerNorm, intermediate with GELU, output with its
-        // residual, LayerNorm); then the embeddings and their LayerNorm, pooling, normalising.
-        assert_eq!(stats.dispatches, 6 * 7 + 4, "dispatches of one embed call");
+        // residual, LayerNorm); then the embeddings and their LayerNorm, pooling, normalising. On
+        // a GPU a product of few tiles and a long K is two (split K: the parts, their sum), so each
+        // layer's four products may add one each; CPU adapters run the Direct kernel, never split.
+        let base = 6 * 7 + 4;
+        if gpu.capabilities().cpu_kernels {
+            assert_eq!(stats.dispatches, base, "dispatches of one embed call");
+        } else {
+            let most = base + 6 * 4;
+            assert!(
+                (base..=most).contains(&stats.dispatches),
+                "dispatches of one embed call: {} (from {base} to {most})",
+                stats.dispatches
+            );
+        }
         assert_eq!(stats.gpu_to_host_bytes, (range.len() * 384 * 4) as u64);
         for (i, v) in range.clone().zip(&out.vectors) {
             let what = format!("text {i} ({} tokens)", golden.ids[i].len());

@@ -144,10 +144,18 @@ async fn matmul_f16_storage() -> Result<()> {
 gpu_test!(matmul_f16_odd_shapes, matmul_f16_storage);
 
 /// `activation(x · wᵀ + bias) (+ residual)` in one kernel, for each kernel and activation; the
-/// residual a view that starts one row into its buffer.
+/// residual a view that starts one row into its buffer. 20 × 132 × 400 is few tiles and a long K:
+/// Tiled16 and Tiled64 split K there (a partial product and the reduction, which applies the
+/// epilogue; the last part shorter than the others).
 async fn linear_epilogue() -> Result<()> {
     let gpu = gpu().await?;
-    for &(m, n, k) in &[(1, 37, 65), (5, 130, 17), (129, 65, 33), (130, 132, 36)] {
+    for &(m, n, k) in &[
+        (1, 37, 65),
+        (5, 130, 17),
+        (129, 65, 33),
+        (130, 132, 36),
+        (20, 132, 400),
+    ] {
         let mut rng = Rng::new((m * n * k) as u64);
         let (x, w, bias) = (rng.vec(m * k), rng.vec(n * k), rng.vec(n));
         let res = rng.vec((m + 1) * n);
@@ -190,6 +198,7 @@ async fn linear_epilogue() -> Result<()> {
                 Kernel::Direct,
             ] {
                 for (residual, want) in [(None, &want), (Some(&tres), &want_res)] {
+                    gpu.trim_pool(); // a fresh output: no earlier answer left in it
                     let mut rec = gpu.recorder();
                     let epilogue = Epilogue {
                         bias: Some(&tb),
@@ -197,6 +206,12 @@ async fn linear_epilogue() -> Result<()> {
                         residual,
                     };
                     let y = matmul::matmul_with(&mut rec, &tx, &tw, BLayout::NK, epilogue, kernel)?;
+                    let split = k == 400 && matches!(kernel, Kernel::Tiled16 | Kernel::Tiled64);
+                    assert_eq!(
+                        rec.dispatches(),
+                        1 + u32::from(split),
+                        "{kernel:?} {m}x{n}x{k}"
+                    );
                     rec.submit();
                     let what = format!(
                         "linear {kernel:?} {act:?} residual={} {m}x{n}x{k}",
@@ -217,7 +232,8 @@ gpu_test!(linear_with_bias_and_activation_epilogue, linear_epilogue);
 async fn stacked_linears() -> Result<()> {
     let gpu = gpu().await?;
     let caps = gpu.capabilities();
-    for &(rows, n, k) in &[(1, 37, 65), (17, 130, 36), (130, 132, 64)] {
+    // 20 × 130 × 392: K split (Tiled16, Tiled64 and the tensor-core kernels), a bias a part.
+    for &(rows, n, k) in &[(1, 37, 65), (17, 130, 36), (130, 132, 64), (20, 130, 392)] {
         let mut rng = Rng::new((rows * 7 + n * k) as u64);
         let (mut x, mut w, mut bias) = (rng.vec(rows * k), rng.vec(3 * n * k), rng.vec(3 * n));
         let mut runs = vec![(DType::F32, DType::F32)];
@@ -248,6 +264,7 @@ async fn stacked_linears() -> Result<()> {
                 &EVERY_KERNEL
             };
             for &kernel in kernels {
+                gpu.trim_pool();
                 let mut rec = gpu.recorder();
                 let y = matmul::linear_stacked(&mut rec, &tx, &tw, Some(&tb), kernel)?;
                 rec.submit();

@@ -8,6 +8,7 @@ use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
 mod dims;
+mod split;
 use dims::Dims;
 
 const SHADER: &str = concat!(
@@ -116,7 +117,10 @@ struct Params {
     bias_offset: u32,
     /// > 0: a bias a batch entry, this many elements apart ([`linear_stacked`]).
     bias_stride: u32,
-    _pad: [u32; 2],
+    /// > 1: K split in this many parts, workgroup z = batch · k_split + part (`split`).
+    k_split: u32,
+    /// A part's length of K.
+    k_chunk: u32,
 }
 
 /// `a · b` (or `a · bᵀ`) for `a` of shape `[.., M, K]`. `b` is a single matrix, shared by every batch
@@ -328,7 +332,8 @@ fn product(
         } else {
             0
         },
-        _pad: [0; 2],
+        k_split: 1,
+        k_chunk: 0,
     };
     let coop = coop_fits(&gpu, b.dtype(), &dims, layout, &params);
     let kernel = match kernel {
@@ -364,15 +369,31 @@ fn product(
     };
     let vec4 = variant.is_some();
     entry = variant.unwrap_or(entry);
+    let tiles: usize = groups.iter().product();
+    let coop_kernel = matches!(kernel, Kernel::Coop | Kernel::Coop64);
+    let coop_bk = if coop_kernel {
+        coop_k_step(&gpu, tiles)
+    } else {
+        0
+    };
+    // Few tiles and a long K: the parts of K on workgroups of their own (f32 results only: the
+    // partial sums are f32), added up with the epilogue by a second dispatch.
+    let (parts, chunk) = match kernel {
+        Kernel::Coop | Kernel::Coop64 if dtype == DType::F32 => {
+            split::plan(tiles, dims.k, coop_bk as usize)
+        }
+        Kernel::Tiled16 | Kernel::Tiled64 if dtype == DType::F32 => split::plan(tiles, dims.k, 16),
+        _ => (1, dims.k),
+    };
     let groups = [
         to_u32(OP, "columns", groups[0])?,
         to_u32(OP, "rows", groups[1])?,
-        to_u32(OP, "batch", groups[2])?,
+        to_u32(OP, "batch", groups[2] * parts)?,
     ];
     gpu.check_workgroups("matmul column tiles", groups[0])?;
     gpu.check_workgroups("matmul row tiles", groups[1])?;
     gpu.check_workgroups("matmul batch", groups[2])?;
-    let act = Activation::code(epilogue.activation);
+    let act = Activation::code(if parts > 1 { None } else { epilogue.activation });
     let (name, body) = match kernel {
         Kernel::Coop | Kernel::Coop64 if mixed => ("matmul_coop", COOP_MIXED_SHADER),
         Kernel::Coop | Kernel::Coop64 => ("matmul_coop", COOP_SHADER),
@@ -386,12 +407,10 @@ fn product(
     if vec4 && band > 0 {
         constants.push(("SWIZZLE", band as f64));
     }
-    let coop_kernel = matches!(kernel, Kernel::Coop | Kernel::Coop64);
     if coop_kernel {
         // Only the tensor-core module declares them.
         constants.push(("A_F32", f64::from(u8::from(mixed))));
-        let tiles = groups.iter().map(|&g| g as usize).product();
-        if coop_k_step(&gpu, tiles) == 64 {
+        if coop_bk == 64 {
             constants.push(("BK", 64.0));
         }
     }
@@ -410,14 +429,23 @@ fn product(
     } else {
         (slot::A, slot::B)
     };
+    // Split K: the parts' sums go to a partial buffer, then the reduction writes `c`.
+    let partial = (parts > 1)
+        .then(|| split::partial(&gpu, &dims, &params, parts, chunk))
+        .transpose()?;
+    let (target, run_params) = partial.as_ref().map_or((&c, params), |(t, p)| (t, *p));
     let bindings = [
         (a_at, a.buffer()),
         (b_at, b.buffer()),
         (slot::BIAS, bias.buffer()),
-        (slot::C, c.buffer()),
+        (slot::C, target.buffer()),
         (slot::RES, res.buffer()),
     ];
-    rec.dispatch_at(&pipeline, &bindings, slot::PARAMS, &params, groups);
+    rec.dispatch_at(&pipeline, &bindings, slot::PARAMS, &run_params, groups);
+    if let Some((partial, _)) = partial {
+        let act = epilogue.activation;
+        split::reduce(rec, &partial, &c, &params, parts, act, [bias, res])?;
+    }
     Ok(c)
 }
 
