@@ -379,9 +379,7 @@ fn product(
     // Few tiles and a long K: the parts of K on workgroups of their own (f32 results only: the
     // partial sums are f32), added up with the epilogue by a second dispatch.
     let (parts, chunk) = match kernel {
-        Kernel::Coop | Kernel::Coop64 if dtype == DType::F32 => {
-            split::plan(tiles, dims.k, coop_bk as usize)
-        }
+        Kernel::Coop64 if dtype == DType::F32 => split::plan(tiles, dims.k, coop_bk as usize),
         Kernel::Tiled16 | Kernel::Tiled64 if dtype == DType::F32 => split::plan(tiles, dims.k, 16),
         _ => (1, dims.k),
     };

@@ -1,5 +1,6 @@
 //! Split K: a product with too few workgroup tiles to fill the GPU and a long K runs as several
-//! products over parts of K, into partial sums that `splitk_reduce` adds up (with the epilogue).
+//! products over parts of K (`Kernel::Tiled16`, `Tiled64` and `Coop64`; f32 results), into partial
+//! sums that `splitk_reduce` adds up (with the epilogue).
 //!
 //! In a forward pass each product waits for the one before, so what a small product costs is how
 //! long its workgroups run, not its throughput: on an H100 (`bench_kernels --ops bert_chain`,
@@ -13,10 +14,15 @@ use crate::kernels::to_u32;
 use crate::recorder::Recorder;
 use crate::tensor::{DType, Tensor};
 
-/// Split a product's K until it runs on about this many workgroups (an H100 has 132 SMs, each
-/// running more than one of them). Natively `WEBGPU_INFER_SPLIT_K=N` sets it (0: never split), for
-/// A/B runs.
-const TARGET_WORKGROUPS: usize = 192;
+/// Split a product's K until it runs on about this many workgroups, when it has at most half as many
+/// tiles (an H100 has 132 SMs). Natively `WEBGPU_INFER_SPLIT_K=N` sets it (0: never split), for A/B
+/// runs. On an H100 (2026-12-07, `bench_kernels --ops bert_chain` and `embed --bench` with 192 and
+/// 0; `bench-results/h100-bert-chains-split-k-2026-12-07.jsonl`, `h100-minilm-split-k-ab-2026-12-07.jsonl`)
+/// splitting products of 12–48 tiles paid (a 128-row MiniLM layer's feed-forward pair on 64×64
+/// tensor-core tiles 68.6 → 36.1 µs, on `Tiled64` 179 → 71), but 96 tiles split in two, or 128×128
+/// tensor-core tiles split at all, ran slower (MiniLM 8 × 128 2.0 → 2.6 ms, 32 × 128 3.9 → 4.4): the
+/// GPU was already busy. So: 96, and `Kernel::Coop` never splits.
+const TARGET_WORKGROUPS: usize = 96;
 
 /// Each part runs at least this many K steps (fewer would leave mostly the reduction's cost).
 const MIN_STEPS: usize = 3;
@@ -30,7 +36,7 @@ pub(super) fn plan(tiles: usize, k: usize, step: usize) -> (usize, usize) {
     static TARGET: crate::kernels::Tuned = crate::kernels::Tuned::new("WEBGPU_INFER_SPLIT_K");
     let target = TARGET.get().unwrap_or(TARGET_WORKGROUPS);
     let steps = k.div_ceil(step.max(1));
-    if tiles == 0 || tiles >= target || steps < 2 * MIN_STEPS {
+    if tiles == 0 || 2 * tiles > target || steps < 2 * MIN_STEPS {
         return (1, k);
     }
     let parts = target.div_ceil(tiles).min(steps / MIN_STEPS).min(MAX_PARTS);
