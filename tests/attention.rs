@@ -149,6 +149,8 @@ async fn run_with(
     };
     let want = reference(&c, &q, &k, &v, &mask);
     for &variant in variants {
+        // A fresh output: a pooled one could hold the last kernel's answer.
+        gpu.trim_pool();
         let mut rec = gpu.recorder();
         let opts = Options {
             causal: c.causal,

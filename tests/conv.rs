@@ -228,6 +228,8 @@ async fn conv_cases() -> Result<()> {
                 &[ConvKernel::Direct]
             };
             for &kernel in kernels {
+                // A fresh output: a pooled one could hold the last kernel's answer.
+                gpu.trim_pool();
                 let mut rec = gpu.recorder();
                 let epi = |bias, residual| ConvEpilogue {
                     bias,
