@@ -16,10 +16,14 @@ pub(super) struct Dims {
 }
 
 impl Dims {
+    /// Workgroup tiles of `size`×`size` outputs over the whole batch.
+    fn tiles(&self, size: usize) -> usize {
+        self.batch * self.m.div_ceil(size) * self.n.div_ceil(size)
+    }
+
     /// The tensor-core kernel's tile size for this product.
     pub(super) fn coop_kernel(&self) -> Kernel {
-        let tiles = self.batch * self.m.div_ceil(128) * self.n.div_ceil(128);
-        if tiles >= coop128_min_tiles() {
+        if self.tiles(128) >= coop128_min_tiles() {
             Kernel::Coop
         } else {
             Kernel::Coop64
@@ -31,14 +35,13 @@ impl Dims {
             Kernel::Gemv
         } else if self.m <= 32 {
             Kernel::Tiled16
-        } else if self.batch * self.m.div_ceil(128) * self.n.div_ceil(128) >= TILED128_MIN_TILES {
+        } else if self.tiles(128) >= TILED128_MIN_TILES {
             Kernel::Tiled128
-        } else if self.batch * self.m.div_ceil(64) * self.n.div_ceil(64) < 64 {
+        } else if self.tiles(64) < 64 {
             // Too few 64×64 tiles to fill a GPU: split K over more workgroups where K is long
             // enough (a 128-row MiniLM layer's feed-forward pair on an H100: 71 µs against 79 on
             // split 16×64 tiles, `split`), else 16×64 tiles, four times as many.
-            let tiles = self.batch * self.m.div_ceil(64) * self.n.div_ceil(64);
-            if super::split::plan(tiles, self.k, 16).0 > 1 {
+            if super::split::plan(self.tiles(64), self.k, 16).0 > 1 {
                 Kernel::Tiled64
             } else {
                 Kernel::Tiled16

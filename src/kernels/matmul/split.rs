@@ -5,7 +5,7 @@
 //! In a forward pass each product waits for the one before, so what a small product costs is how
 //! long its workgroups run, not its throughput: on an H100 (`bench_kernels --ops bert_chain`,
 //! `bench-results/h100-bert-chains-2026-12-07.jsonl`) MiniLM's 128 × 384 × 1 536 product on 12
-//! tensor-core tiles of 64 steps K 24 times, ~2 µs a step, and the GPU's other 120 SMs wait.
+//! tensor-core tiles of 64 steps K 24 times, ~2.5 µs a step, and the GPU's other 120 SMs wait.
 
 use super::{Params, SHADER, slot};
 use crate::error::Result;
