@@ -152,8 +152,8 @@ async fn time_chain(
     Ok(v)
 }
 
-/// MiniLM's products at 1 / 8 / 32 texts of 128 tokens with each matmul kernel the device runs, as
-/// chains: `"bert 384x384"` is the attention output (`x · Wᵀ + bias + x`), `"bert 1536 gelu + 384"`
+/// MiniLM's products at 1 / 8 / 32 texts of 128 tokens (rows up to `max_square`) with each matmul
+/// kernel the device runs, as chains: `"bert 384x384"` is the attention output (`x · Wᵀ + bias + x`), `"bert 1536 gelu + 384"`
 /// the feed-forward pair (`gelu(x · W1ᵀ + b1) · W2ᵀ + b2 + x`, two dispatches a link). The
 /// tensor-core kernels take f16 weights (the mixed product MiniLM runs), the others f32.
 pub(super) async fn bench_bert_chains(gpu: &Gpu, cfg: &BenchConfig) -> Result<Vec<Value>> {
@@ -182,7 +182,11 @@ pub(super) async fn bench_bert_chains(gpu: &Gpu, cfg: &BenchConfig) -> Result<Ve
         let product = |rec: &mut Recorder, x: &Tensor, w: &Tensor, e: Epilogue| {
             matmul::matmul_with(rec, x, w, BLayout::NK, e, kernel)
         };
-        for rows in [128, 1024, 4096] {
+        // Up to the largest square product asked for (software adapters: 128 rows only).
+        for rows in [128, 1024, 4096]
+            .into_iter()
+            .filter(|&r| r <= cfg.max_square.max(128))
+        {
             let x = filled(gpu, DType::F32, &[rows, hidden])?;
             let cases: Vec<(&str, Step)> = vec![
                 (
