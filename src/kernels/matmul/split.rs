@@ -24,6 +24,9 @@ use crate::tensor::{DType, Tensor};
 /// GPU was already busy. So: 96, and `Kernel::Coop` never splits.
 const TARGET_WORKGROUPS: usize = 96;
 
+/// The operation errors name.
+const OP: &str = "matmul (split K)";
+
 /// Each part runs at least this many K steps (fewer would leave mostly the reduction's cost).
 const MIN_STEPS: usize = 3;
 
@@ -56,7 +59,6 @@ pub(super) fn partial(
     parts: usize,
     chunk: usize,
 ) -> Result<(Tensor, Params)> {
-    const OP: &str = "matmul (split K)";
     let partial = Tensor::empty(gpu, &[dims.batch * parts, dims.m, dims.n], DType::F32)?;
     let params = Params {
         c_offset: partial.offset_elements(),
@@ -82,7 +84,6 @@ pub(super) fn reduce(
     act: Option<Activation>,
     [bias, res]: [&Tensor; 2],
 ) -> Result<()> {
-    const OP: &str = "matmul (split K)";
     let gpu = rec.gpu().clone();
     let batch = partial.shape()[0] / parts.max(1);
     let params = Params {
