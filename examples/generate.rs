@@ -356,6 +356,60 @@ async fn profile_generation(
     for (kernel, d, ms) in &step {
         emit("decode_step", kernel, *d, *ms, total);
     }
+    step_times(gpu, generator, ids, opts).await
+}
+
+/// `--profile`, second part: a generation of 129 tokens with each submitted pass timed whole
+/// (`Gpu::set_pass_timing`): the decoding steps' GPU time as they run (all dispatches in one pass),
+/// the interval from one step's start to the next, and the GPU's idle gap between them (the
+/// interval less the step: submits, the read-back copies, the timestamps' own resolve), against the
+/// wall clock's time a token. One `{"op":"step_times",...}` line.
+#[cfg(not(target_arch = "wasm32"))]
+async fn step_times(
+    gpu: &webgpu_infer::Gpu,
+    generator: &webgpu_infer::models::generate::Generator,
+    ids: &[u32],
+    opts: &webgpu_infer::models::generate::GenerateOptions,
+) -> webgpu_infer::Result<()> {
+    let opts = webgpu_infer::models::generate::GenerateOptions {
+        max_tokens: 129,
+        stop_at_eos: false,
+        ..opts.clone()
+    };
+    gpu.set_pass_timing(true)?;
+    let done = generator
+        .generate_ids(ids.to_vec(), &opts, &mut |_| true)
+        .await;
+    gpu.set_pass_timing(false)?;
+    let g = done?;
+    let passes = gpu.take_pass_times().await?;
+    // The first pass is the prompt's; the rest are decoding steps.
+    let steps = passes.get(1..).unwrap_or_default();
+    let busy: Vec<f64> = steps.iter().map(|p| p.end_ms - p.start_ms).collect();
+    let interval: Vec<f64> = steps
+        .windows(2)
+        .map(|w| w[1].start_ms - w[0].start_ms)
+        .collect();
+    let gap: Vec<f64> = steps
+        .windows(2)
+        .map(|w| w[1].start_ms - w[0].end_ms)
+        .collect();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let median = |v: &[f64]| {
+        let mut s = v.to_vec();
+        s.sort_by(f64::total_cmp);
+        s.get(s.len() / 2).copied().unwrap_or(0.0)
+    };
+    let line = serde_json::json!({
+        "op": "step_times", "passes": passes.len(), "new_tokens": g.stats.new_tokens,
+        "wall_ms_per_token": 1e3 / g.stats.decode_tok_s.max(1e-12),
+        "step_gpu_ms_mean": mean(&busy), "step_gpu_ms_median": median(&busy),
+        "interval_ms_mean": mean(&interval), "interval_ms_median": median(&interval),
+        "gap_ms_mean": mean(&gap), "gap_ms_median": median(&gap),
+        "shader_checks": !gpu.unchecked_shaders(), "subgroups": gpu.capabilities().subgroups,
+        "adapter": gpu.adapter_name(),
+    });
+    println!("{line}");
     Ok(())
 }
 

@@ -71,29 +71,25 @@ fn keep_max(best: ptr<function, f32>, best_i: ptr<function, u32>, v: f32, i: u32
     }
 }
 
+// Loads a thread has in flight in argmax_row (the logits were just written and sit in L2: one
+// workgroup reads a whole row, so the time is latency, ~16 round trips for 49 152 logits at 8).
+const ARGMAX_LOADS: u32 = 16u;
+
 // (max, first index of max) over the row; every thread gets it.
 fn argmax_row(t: u32, row: u32) -> vec2<f32> {
     var best = LOWEST;
     var best_i = 0xffffffffu;
-    // Eight independent loads in flight, then compared in index order (the first maximum stays).
+    // ARGMAX_LOADS independent loads in flight, then compared in index order (the first maximum
+    // stays).
     var i = t;
-    for (; i + 7u * WG < p.vocab; i += 8u * WG) {
-        let v0 = row_value(row, i);
-        let v1 = row_value(row, i + WG);
-        let v2 = row_value(row, i + 2u * WG);
-        let v3 = row_value(row, i + 3u * WG);
-        let v4 = row_value(row, i + 4u * WG);
-        let v5 = row_value(row, i + 5u * WG);
-        let v6 = row_value(row, i + 6u * WG);
-        let v7 = row_value(row, i + 7u * WG);
-        keep_max(&best, &best_i, v0, i);
-        keep_max(&best, &best_i, v1, i + WG);
-        keep_max(&best, &best_i, v2, i + 2u * WG);
-        keep_max(&best, &best_i, v3, i + 3u * WG);
-        keep_max(&best, &best_i, v4, i + 4u * WG);
-        keep_max(&best, &best_i, v5, i + 5u * WG);
-        keep_max(&best, &best_i, v6, i + 6u * WG);
-        keep_max(&best, &best_i, v7, i + 7u * WG);
+    var vals: array<f32, ARGMAX_LOADS>;
+    for (; i + (ARGMAX_LOADS - 1u) * WG < p.vocab; i += ARGMAX_LOADS * WG) {
+        for (var u = 0u; u < ARGMAX_LOADS; u++) {
+            vals[u] = row_value(row, i + u * WG);
+        }
+        for (var u = 0u; u < ARGMAX_LOADS; u++) {
+            keep_max(&best, &best_i, vals[u], i + u * WG);
+        }
     }
     for (; i < p.vocab; i += WG) {
         keep_max(&best, &best_i, row_value(row, i), i);

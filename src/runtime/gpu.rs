@@ -157,6 +157,10 @@ struct Inner {
     profiling: AtomicBool,
     /// Timestamps of submitted, profiled work not yet read ([`Gpu::take_profile`]).
     profile: Mutex<Vec<crate::profile::Pending>>,
+    /// [`Gpu::set_pass_timing`]: recorders time their compute pass whole.
+    pass_timing: AtomicBool,
+    /// Those passes' timestamps, submitted and not yet read ([`Gpu::take_pass_times`]).
+    pass_times: Mutex<Vec<crate::profile::Pending>>,
     unchecked_shaders: bool,
     modules: Mutex<HashMap<(&'static str, DType), wgpu::ShaderModule>>,
     /// First error WebGPU reported outside an error scope, or the device-lost reason.
@@ -242,6 +246,8 @@ impl Gpu {
                 pipeline_labels: Mutex::new(FxHashMap::default()),
                 profiling: AtomicBool::new(false),
                 profile: Mutex::new(Vec::new()),
+                pass_timing: AtomicBool::new(false),
+                pass_times: Mutex::new(Vec::new()),
                 unchecked_shaders: options.unchecked_shaders && !cfg!(target_arch = "wasm32"),
                 modules: Mutex::new(HashMap::new()),
                 fault,
@@ -329,6 +335,54 @@ impl Gpu {
 
     pub(crate) fn profiling(&self) -> bool {
         self.inner.profiling.load(Ordering::Relaxed)
+    }
+
+    /// Turns whole-pass GPU timing on or off for recorders made from now on: each submitted
+    /// recorder's compute pass (a forward pass, a decoding step) writes a GPU timestamp at its start
+    /// and its end, read by [`Gpu::take_pass_times`]. Unlike [`Gpu::set_profiling`] the dispatches
+    /// stay in one pass, so the times are the work as it runs, and the gaps between passes are the
+    /// GPU's idle time between submits. Ignored while per-kernel profiling is on. Needs
+    /// `TIMESTAMP_QUERY`.
+    pub fn set_pass_timing(&self, on: bool) -> Result<()> {
+        if on
+            && !self
+                .inner
+                .device
+                .features()
+                .contains(wgpu::Features::TIMESTAMP_QUERY)
+        {
+            return Err(Error::MissingFeature {
+                op: "pass timing",
+                feature: "timestamp-query",
+            });
+        }
+        self.inner.pass_timing.store(on, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub(crate) fn pass_timing(&self) -> bool {
+        self.inner.pass_timing.load(Ordering::Relaxed) && !self.profiling()
+    }
+
+    pub(crate) fn push_pass_time(&self, pending: crate::profile::Pending) {
+        self.inner
+            .pass_times
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(pending);
+    }
+
+    /// The start and end of every pass timed ([`Gpu::set_pass_timing`]) and submitted since the
+    /// last call, in submission order.
+    pub async fn take_pass_times(&self) -> Result<Vec<crate::profile::PassTime>> {
+        let pending = std::mem::take(
+            &mut *self
+                .inner
+                .pass_times
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        crate::profile::collect_passes(self, pending).await
     }
 
     pub(crate) fn push_profile(&self, pending: crate::profile::Pending) {

@@ -34,11 +34,16 @@ pub(crate) struct QueryBatch {
 
 impl QueryBatch {
     pub(crate) fn new(gpu: &Gpu) -> Self {
+        Self::with_queries(gpu, QUERIES)
+    }
+
+    /// A batch of `count` queries (2 a label).
+    pub(crate) fn with_queries(gpu: &Gpu, count: u32) -> Self {
         QueryBatch {
             set: gpu.device().create_query_set(&wgpu::QuerySetDescriptor {
                 label: Some("profile timestamps"),
                 ty: wgpu::QueryType::Timestamp,
-                count: QUERIES,
+                count,
             }),
             labels: Vec::new(),
         }
@@ -100,6 +105,33 @@ pub(crate) async fn read_ticks(gpu: &Gpu, read: &wgpu::Buffer, count: usize) -> 
     drop(view);
     read.unmap();
     Ok(ticks)
+}
+
+/// One submitted compute pass timed whole ([`Gpu::set_pass_timing`]): its GPU start and end, in ms
+/// of the GPU's clock (comparable between passes: the gap from one pass's end to the next one's start
+/// is time the GPU spent outside the passes, between submits).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct PassTime {
+    pub start_ms: f64,
+    pub end_ms: f64,
+}
+
+/// Reads `pending` (one label each, after its work was submitted): each pass's start and end, in
+/// submission order.
+pub(crate) async fn collect_passes(gpu: &Gpu, pending: Vec<Pending>) -> Result<Vec<PassTime>> {
+    let period = f64::from(gpu.queue().get_timestamp_period());
+    let mut out = Vec::with_capacity(pending.len());
+    for p in pending {
+        if p.labels.is_empty() {
+            continue;
+        }
+        let ticks = read_ticks(gpu, &p.read, 2).await?;
+        out.push(PassTime {
+            start_ms: ticks[0] as f64 * period / 1e6,
+            end_ms: ticks[1] as f64 * period / 1e6,
+        });
+    }
+    Ok(out)
 }
 
 /// Reads `pending` (after its work was submitted) and sums the time by label, most first.

@@ -40,6 +40,10 @@ pub struct Recorder {
     timestamps: Option<wgpu::QuerySet>,
     /// [`Gpu::set_profiling`]: the query sets timing each dispatch, the last one being filled.
     profile: Option<Vec<crate::profile::QueryBatch>>,
+    /// [`Gpu::set_pass_timing`]: the two queries timing the whole pass (the `timestamps` set).
+    pass_timing: Option<crate::profile::QueryBatch>,
+    /// [`Recorder::read_at_submit`]: tensors copied to their staging buffers at submit.
+    reads: Vec<(Tensor, Arc<GpuBuffer>)>,
 }
 
 /// Bytes of one uniform chunk: 256 parameter slots at the usual 256-byte offset alignment.
@@ -57,6 +61,8 @@ impl Recorder {
             params: Vec::new(),
             timestamps: None,
             profile: gpu.profiling().then(Vec::new),
+            pass_timing: None,
+            reads: Vec::new(),
         }
     }
 
@@ -254,6 +260,12 @@ impl Recorder {
     }
 
     fn pass(&mut self) -> &mut wgpu::ComputePass<'static> {
+        if self.pass.is_none() && self.timestamps.is_none() && self.gpu.pass_timing() {
+            let mut batch = crate::profile::QueryBatch::with_queries(&self.gpu, 2);
+            batch.labels.push("pass".into());
+            self.timestamps = Some(batch.set.clone());
+            self.pass_timing = Some(batch);
+        }
         let (gpu, encoder, timestamps) = (&self.gpu, &mut self.encoder, &self.timestamps);
         self.pass.get_or_insert_with(|| {
             encoder
@@ -293,8 +305,8 @@ impl Recorder {
     }
 
     /// Ends the compute pass and submits everything recorded, once.
-    pub fn submit(self) -> Option<wgpu::SubmissionIndex> {
-        self.submit_inner(None)
+    pub fn submit(mut self) -> Option<wgpu::SubmissionIndex> {
+        self.submit_inner()
     }
 
     /// Submits, with `tensor`'s bytes copied to a mappable buffer at the end of the same submit:
@@ -305,7 +317,17 @@ impl Recorder {
     /// runtimes (Deno) `mapAsync` waits, on the calling thread, until the GPU has finished everything
     /// submitted, and resolves no sooner than ~11 ms later; starting many maps at once pays that
     /// once, and starting none per step lets the GPU run while the CPU records the next steps.
-    pub fn submit_and_read(self, tensor: &Tensor) -> Readback {
+    pub fn submit_and_read(mut self, tensor: &Tensor) -> Readback {
+        let mut read = self.read_at_submit(tensor);
+        read.submission = self.submit_inner();
+        read
+    }
+
+    /// `tensor`'s bytes as they are at the end of this recorder's work: copied to a mappable buffer
+    /// when the recorder is submitted (so later dispatches may still be recorded: decoding records
+    /// several steps, each with its token's read-back, into one submit). Before the read-back is
+    /// started or awaited, the recorder must be submitted and [`Readback::submitted`] told its index.
+    pub(crate) fn read_at_submit(&mut self, tensor: &Tensor) -> Readback {
         let gpu = self.gpu.clone();
         let len = tensor.size_in_bytes();
         // From the pool (creating a buffer is dear on the web path); `bytes` unmaps it before it
@@ -314,12 +336,12 @@ impl Recorder {
             padded_size(len),
             wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         );
-        let submission = self.submit_inner(Some((tensor, &staging)));
+        self.reads.push((tensor.clone(), Arc::clone(&staging)));
         Readback {
             gpu,
             staging,
             len,
-            submission,
+            submission: None,
             receiver: None,
             started: false,
             unmapped: false,
@@ -333,26 +355,27 @@ impl Recorder {
         self.encoder.take().map(wgpu::CommandEncoder::finish)
     }
 
-    fn submit_inner(
-        mut self,
-        read: Option<(&Tensor, &Arc<GpuBuffer>)>,
-    ) -> Option<wgpu::SubmissionIndex> {
+    fn submit_inner(&mut self) -> Option<wgpu::SubmissionIndex> {
         // The pass must end before the encoder can finish.
         drop(self.pass.take());
-        if let Some((tensor, staging)) = read {
+        for (tensor, staging) in std::mem::take(&mut self.reads) {
             let encoder = self.encoder.get_or_insert_with(|| {
                 self.gpu
                     .device()
                     .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
             });
             let bytes = staging.size();
-            encoder.copy_buffer_to_buffer(tensor.buffer(), tensor.offset(), staging, 0, bytes);
+            encoder.copy_buffer_to_buffer(tensor.buffer(), tensor.offset(), &staging, 0, bytes);
             self.retained.push(Arc::clone(tensor.buffer()));
         }
         let mut encoder = self.encoder.take()?;
         for batch in self.profile.take().unwrap_or_default() {
             let pending = batch.resolve(&self.gpu, &mut encoder);
             self.gpu.push_profile(pending);
+        }
+        if let Some(batch) = self.pass_timing.take() {
+            let pending = batch.resolve(&self.gpu, &mut encoder);
+            self.gpu.push_pass_time(pending);
         }
         for (chunk, bytes) in self.params.drain(..) {
             let len = (bytes.len() as u64).next_multiple_of(4) as usize;
@@ -395,6 +418,11 @@ impl Drop for Readback {
 }
 
 impl Readback {
+    /// The index of the submit that carries this read-back's copy ([`Recorder::read_at_submit`]).
+    pub(crate) fn submitted(&mut self, index: Option<wgpu::SubmissionIndex>) {
+        self.submission = index;
+    }
+
     /// Starts mapping the bytes (idempotent; `bytes` starts it too).
     pub fn start(&mut self) {
         if self.started {

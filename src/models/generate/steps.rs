@@ -189,6 +189,12 @@ pub(super) fn keep_for_next_turn<O: DecoderOps>(
     }
 }
 
+/// Natively, `WEBGPU_INFER_STEPS_PER_SUBMIT=N`: up to N decoding steps of a run-ahead batch are
+/// recorded into one submit (default 1: a submit a step), for A/B runs of the GPU's idle time
+/// between submits.
+static STEPS_PER_SUBMIT: crate::kernels::Tuned =
+    crate::kernels::Tuned::new("WEBGPU_INFER_STEPS_PER_SUBMIT");
+
 /// The steps of one generation on the GPU: those submitted, and the read-backs of their token ids.
 /// Each step reads the previous step's token on the GPU, so steps can be submitted before the ids
 /// before them are read: read-backs go in batches that grow 1, 2, 4 ... up to the run-ahead depth
@@ -209,6 +215,11 @@ struct Steps<'a> {
     /// their read-backs started.
     in_flight: VecDeque<Readback>,
     mapped: usize,
+    /// Steps recorded but not submitted yet (their read-backs the last of `in_flight`), and how
+    /// many steps go into one submit at most.
+    open: Option<crate::Recorder>,
+    unsubmitted: usize,
+    per_submit: usize,
     /// Steps submitted so far (each samples one token).
     submitted: usize,
     batch: usize,
@@ -243,6 +254,9 @@ impl<'a> Steps<'a> {
             token: None,
             in_flight: VecDeque::new(),
             mapped: 0,
+            open: None,
+            unsubmitted: 0,
+            per_submit: STEPS_PER_SUBMIT.get().unwrap_or(1).max(1),
             submitted: 0,
             batch: 1,
             depth,
@@ -271,8 +285,10 @@ impl<'a> Steps<'a> {
 
     /// Records one step (the model on `input`, then the choice of the next token among `allowed`
     /// when given) and submits it with the new id's read-back; returns its logits.
+    /// The step goes into the open recorder (steps not yet submitted), or a new one: [`Steps::flush`]
+    /// submits it.
     fn step(&mut self, input: &Tensor, allowed: Option<&Tensor>) -> Result<Tensor> {
-        let mut rec = self.gpu.recorder();
+        let mut rec = self.open.take().unwrap_or_else(|| self.gpu.recorder());
         let logits = self.model.forward(&mut rec, input, self.cache)?;
         let token = sample_masked(
             &mut rec,
@@ -282,10 +298,26 @@ impl<'a> Steps<'a> {
             self.penalty,
             allowed,
         )?;
-        self.in_flight.push_back(rec.submit_and_read(&token));
+        self.in_flight.push_back(rec.read_at_submit(&token));
+        self.open = Some(rec);
+        self.unsubmitted += 1;
         self.token = Some(token);
         self.submitted += 1;
         Ok(logits)
+    }
+
+    /// Submits the steps recorded and not yet submitted, if any, and gives their read-backs the
+    /// submission.
+    fn flush(&mut self) {
+        if let Some(rec) = self.open.take() {
+            let index = rec.submit();
+            self.in_flight
+                .iter_mut()
+                .rev()
+                .take(self.unsubmitted)
+                .for_each(|r| r.submitted(index.clone()));
+        }
+        self.unsubmitted = 0;
     }
 
     /// Submits the prompt's step (`fed`: the positions the cache lacks) with its read-back; returns
@@ -299,7 +331,9 @@ impl<'a> Steps<'a> {
             DType::I32,
         )?;
         let mask = self.mask()?;
-        self.step(&input, mask.as_ref())
+        let logits = self.step(&input, mask.as_ref())?;
+        self.flush();
+        Ok(logits)
     }
 
     /// Whether another step fits (max_tokens, the cache's capacity).
@@ -314,7 +348,11 @@ impl<'a> Steps<'a> {
             .token
             .clone()
             .ok_or_else(|| Error::Input("a decoding step before the prompt's".into()))?;
-        self.step(&token, allowed).map(drop)
+        self.step(&token, allowed)?;
+        if self.unsubmitted >= self.per_submit {
+            self.flush();
+        }
+        Ok(())
     }
 
     /// The next token id, in order; `None` when no step is left (max_tokens or a full cache).
@@ -335,6 +373,7 @@ impl<'a> Steps<'a> {
             while self.in_flight.len() < self.mapped + ahead && self.can_submit() {
                 self.submit(None)?;
             }
+            self.flush();
             self.record_ms += now_ms() - t;
             self.batch = (self.batch * 2).min(self.depth);
         }
@@ -365,6 +404,7 @@ impl<'a> Steps<'a> {
         self.grammar_ms += now_ms() - t;
         let mask = self.mask()?;
         self.submit(mask.as_ref())?;
+        self.flush();
         self.record_ms += now_ms() - t;
         Ok(())
     }
