@@ -132,6 +132,14 @@ override HD: u32 = 0u;
 // scores are a thread's key each (decode_score). VEC_V scores keys in the same layout (tile_scores4).
 override VEC_V: bool = true;
 
+// VEC_V: a thread's values of its first V_PRE keys of a tile are loaded before the tile's scores
+// (they do not depend on them), so their latency overlaps the scores' loads and the softmax's
+// barriers instead of following them: a whole tile of up to V_PRE · 1024/d keys (128 for head_dim
+// 64: the split decode's 64-key ranges, short contexts) waits for memory once, not twice. 0: off
+// (natively `WEBGPU_INFER_DECODE_V_PREFETCH=0`, for A/B runs).
+override V_PRE: u32 = 8u;
+const V_PRE_MAX: u32 = 8u;
+
 fn decode_dim() -> u32 {
     if (HD > 0u) {
         return HD;
@@ -175,12 +183,32 @@ fn v4(i: u32, step: u32) -> vec4<f32> {
     return vec4<f32>(f32(v[i]), f32(v[i + step]), f32(v[i + 2u * step]), f32(v[i + 3u * step]));
 }
 
+// VEC_V: this thread's values of its first V_PRE keys g, g + groups, ... (< n) of a tile.
+fn prefetch_values(vb: u32, stride: u32, g: u32, groups: u32, n: u32) -> array<vec4<f32>, V_PRE_MAX> {
+    let lanes = v_lanes();
+    var pre: array<vec4<f32>, V_PRE_MAX>;
+    for (var u = 0u; u < V_PRE_MAX; u++) {
+        let jj = g + u * groups;
+        if (u < V_PRE && jj < n) {
+            pre[u] = v4(vb + jj * stride, lanes);
+        }
+    }
+    return pre;
+}
+
 // VEC_V: this thread's four dimensions summed over its keys g, g + groups, ... (< n) of a tile, each
-// weighted by its score; eight keys (32 independent loads) an iteration.
-fn tile_values4(vb: u32, stride: u32, g: u32, groups: u32, n: u32) -> vec4<f32> {
+// weighted by its score: the first V_PRE from `pre`, then eight keys (32 independent loads) an
+// iteration.
+fn tile_values4(vb: u32, stride: u32, g: u32, groups: u32, n: u32, pre: array<vec4<f32>, V_PRE_MAX>) -> vec4<f32> {
     let lanes = v_lanes();
     var s = vec4<f32>(0.0);
-    var jj = g;
+    for (var u = 0u; u < V_PRE_MAX; u++) {
+        let jj = g + u * groups;
+        if (u < V_PRE && jj < n) {
+            s = fma(vec4<f32>(scores[jj]), pre[u], s);
+        }
+    }
+    var jj = g + V_PRE * groups;
     for (; jj + 7u * groups < n; jj += 8u * groups) {
         let i0 = vb + jj * stride;
         let st = groups * stride;
@@ -287,7 +315,10 @@ fn decode_range(i: u32, h: u32, b: u32, t: u32, begin: u32, stop: u32) -> Partia
     var acc = vec4<f32>(0.0);
     for (var j0 = begin; j0 < stop; j0 += DWG) {
         let n = min(DWG, stop - j0);
+        let vb = kv_index(b, j0, kvh) + c;
+        var pre: array<vec4<f32>, V_PRE_MAX>;
         if (lanes < d) {
+            pre = prefetch_values(vb, stride, g, groups, n);
             tile_scores4(kv_index(b, j0, kvh), stride, q4, t, n);
         }
         // Thread t takes key j0 + t.
@@ -312,9 +343,8 @@ fn decode_range(i: u32, h: u32, b: u32, t: u32, begin: u32, stop: u32) -> Partia
         let corr = exp(m - m_new);
         l = l * corr + reduce_sum(t, w); // reduce_sum's barriers also publish `scores`
         m = m_new;
-        let vb = kv_index(b, j0, kvh) + c;
         if (lanes < d) {
-            acc = acc * corr + tile_values4(vb, stride, g, groups, n);
+            acc = acc * corr + tile_values4(vb, stride, g, groups, n, pre);
         } else {
             acc.x = acc.x * corr + tile_values1(vb, stride, g, groups, n);
         }

@@ -164,12 +164,19 @@ static DECODE_SPLIT_KEYS: crate::kernels::Tuned =
     crate::kernels::Tuned::new("WEBGPU_INFER_DECODE_SPLIT_KEYS");
 static DECODE_VEC_V: crate::kernels::Tuned =
     crate::kernels::Tuned::new("WEBGPU_INFER_DECODE_VEC_V");
+/// `WEBGPU_INFER_DECODE_V_PREFETCH=N`: values of N keys a thread loaded before a tile's scores (0–8;
+/// default 8).
+static DECODE_V_PREFETCH: crate::kernels::Tuned =
+    crate::kernels::Tuned::new("WEBGPU_INFER_DECODE_V_PREFETCH");
 
-/// The decode kernels' override constants: the head size, and VEC_V where a run turned it off.
+/// The decode kernels' override constants: the head size, and VEC_V or V_PRE where a run set them.
 fn decode_constants(head_dim: u32) -> Vec<(&'static str, f64)> {
     let mut c = vec![("HD", f64::from(head_dim))];
     if DECODE_VEC_V.get() == Some(0) {
         c.push(("VEC_V", 0.0));
+    }
+    if let Some(n) = DECODE_V_PREFETCH.get() {
+        c.push(("V_PRE", n.min(8) as f64));
     }
     c
 }
