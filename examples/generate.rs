@@ -28,7 +28,7 @@ fn main() {
 #[cfg(not(target_arch = "wasm32"))]
 const USAGE: &str = "generate --model PATH --prompt TEXT [--chat] [--max-tokens N] [--temperature T] \
 [--top-k K] [--top-p P] [--seed S] [--repetition-penalty R] [--stop TEXT]... [--json] [--bench] [--long N] \
-[--run-ahead N] [--backend cpu|gpu (cpu: the CPU backend, weights in host memory)] [--json-object | --json-schema FILE (the answer constrained to JSON / to the schema)] [--prompt-tokens N (with --bench: a synthetic prompt of N tokens; then --prompt is optional)] \
+[--run-ahead N] [--steps-per-submit N (decoding steps a submit; 0: one)] [--backend cpu|gpu (cpu: the CPU backend, weights in host memory)] [--json-object | --json-schema FILE (the answer constrained to JSON / to the schema)] [--prompt-tokens N (with --bench: a synthetic prompt of N tokens; then --prompt is optional)] \
 [--checked] [--no-subgroups] [--no-coop (no tensor cores)] [--web-like (= --checked --no-subgroups, no tensor cores: the kernels a page runs)] \
 [--profile (with --bench: GPU time by kernel, prefill and a decoding step, JSON lines)] \
 [--fold-norms | --no-fold-norms (decoding on GPUs: RMSNorms folded into the GEMVs that read them; on by default)] \
@@ -105,6 +105,9 @@ async fn run() -> webgpu_infer::Result<()> {
                 }
             }
             "--run-ahead" => opts.run_ahead = value()?.parse().map_err(|_| bad(&a))?,
+            "--steps-per-submit" => {
+                opts.steps_per_submit = value()?.parse().map_err(|_| bad(&a))?
+            }
             "--json-object" => {
                 opts.response_format =
                     Some(webgpu_infer::models::constrain::ResponseFormat::JsonObject)
@@ -238,6 +241,7 @@ async fn run() -> webgpu_infer::Result<()> {
             "wait_ms": s.wait_ms,
             "grammar_ms": s.grammar_ms,
             "run_ahead": opts.run_ahead,
+            "steps_per_submit": opts.steps_per_submit,
             "shader_checks": checked,
             "subgroups": gpu.capabilities().subgroups,
             // Prompts' quantized products on tensor cores.

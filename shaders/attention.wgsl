@@ -133,11 +133,11 @@ override HD: u32 = 0u;
 override VEC_V: bool = true;
 
 // VEC_V: a thread's values of its first V_PRE keys of a tile are loaded before the tile's scores
-// (they do not depend on them), so their latency overlaps the scores' loads and the softmax's
-// barriers instead of following them: a whole tile of up to V_PRE · 1024/d keys (128 for head_dim
-// 64: the split decode's 64-key ranges, short contexts) waits for memory once, not twice. 0: off
-// (natively `WEBGPU_INFER_DECODE_V_PREFETCH=0`, for A/B runs).
-override V_PRE: u32 = 8u;
+// (they do not depend on them), so their latency can overlap the scores' loads and the softmax's
+// barriers instead of following them: with 8, a whole tile of up to 8 · 1024/d keys (128 for
+// head_dim 64: the split decode's 64-key ranges, short contexts) waits for memory once, not twice.
+// 0 (the default until timed on a GPU): off; natively `WEBGPU_INFER_DECODE_V_PREFETCH=N` (≤ 8).
+override V_PRE: u32 = 0u;
 const V_PRE_MAX: u32 = 8u;
 
 fn decode_dim() -> u32 {

@@ -72,8 +72,11 @@ fn keep_max(best: ptr<function, f32>, best_i: ptr<function, u32>, v: f32, i: u32
 }
 
 // Loads a thread has in flight in argmax_row (the logits were just written and sit in L2: one
-// workgroup reads a whole row, so the time is latency, ~16 round trips for 49 152 logits at 8).
-const ARGMAX_LOADS: u32 = 16u;
+// workgroup reads a whole row, so the time is latency: 24 round trips for 49 152 logits at 8, 12 at
+// 16). A pipeline constant (natively `WEBGPU_INFER_ARGMAX_LOADS`, up to ARGMAX_LOADS_MAX) for A/B
+// runs on GPUs.
+override ARGMAX_LOADS: u32 = 8u;
+const ARGMAX_LOADS_MAX: u32 = 16u;
 
 // (max, first index of max) over the row; every thread gets it.
 fn argmax_row(t: u32, row: u32) -> vec2<f32> {
@@ -82,13 +85,17 @@ fn argmax_row(t: u32, row: u32) -> vec2<f32> {
     // ARGMAX_LOADS independent loads in flight, then compared in index order (the first maximum
     // stays).
     var i = t;
-    var vals: array<f32, ARGMAX_LOADS>;
+    var vals: array<f32, ARGMAX_LOADS_MAX>;
     for (; i + (ARGMAX_LOADS - 1u) * WG < p.vocab; i += ARGMAX_LOADS * WG) {
-        for (var u = 0u; u < ARGMAX_LOADS; u++) {
-            vals[u] = row_value(row, i + u * WG);
+        for (var u = 0u; u < ARGMAX_LOADS_MAX; u++) {
+            if (u < ARGMAX_LOADS) {
+                vals[u] = row_value(row, i + u * WG);
+            }
         }
-        for (var u = 0u; u < ARGMAX_LOADS; u++) {
-            keep_max(&best, &best_i, vals[u], i + u * WG);
+        for (var u = 0u; u < ARGMAX_LOADS_MAX; u++) {
+            if (u < ARGMAX_LOADS) {
+                keep_max(&best, &best_i, vals[u], i + u * WG);
+            }
         }
     }
     for (; i < p.vocab; i += WG) {

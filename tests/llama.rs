@@ -1051,3 +1051,44 @@ async fn cpu_backend_body() -> Result<()> {
     Ok(())
 }
 gpu_test!(cpu_backend_matches_transformers, cpu_backend_body);
+
+/// Decoding steps recorded several to a submit (`GenerateOptions::steps_per_submit`) choose the same
+/// tokens as one step a submit, in fewer submits: 20 greedy tokens of a tiny checkpoint on the GPU,
+/// running 8 ahead (after the prompt's step, batches of 1, 2, 4, 8 and the last 4 steps: 19 submits
+/// one a step, 5 with up to 64 a submit, 9 with 3). Natively only (the option is the same code in
+/// the browser).
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn steps_per_submit_changes_only_the_submits() {
+    pollster::block_on(async {
+        let gpu = gpu().await?;
+        let path = "tests/fixtures/tiny-gguf/tiny-kquants.gguf";
+        let g = Generator::from_path(&gpu, path.as_ref(), &mut |_| {})?;
+        let mut runs = Vec::new();
+        for per in [1, 3, 64] {
+            let opts = GenerateOptions {
+                max_tokens: 20,
+                stop_at_eos: false,
+                run_ahead: 8,
+                steps_per_submit: per,
+                ..Default::default()
+            };
+            let before = gpu.stats().submits;
+            let out = g.generate("Once upon a time", &opts, &mut |_| true).await?;
+            assert_eq!(out.ids.len(), 20, "{per} a submit");
+            runs.push((out.ids, gpu.stats().submits - before));
+        }
+        assert_eq!(
+            runs[0].0, runs[1].0,
+            "greedy ids, 3 steps a submit against 1"
+        );
+        assert_eq!(
+            runs[0].0, runs[2].0,
+            "greedy ids, 64 steps a submit against 1"
+        );
+        assert_eq!(runs[0].1 - runs[2].1, 19 - 5, "submits {runs:?}");
+        assert_eq!(runs[0].1 - runs[1].1, 19 - 9, "submits {runs:?}");
+        Ok::<(), Error>(())
+    })
+    .expect("steps per submit");
+}

@@ -165,7 +165,7 @@ static DECODE_SPLIT_KEYS: crate::kernels::Tuned =
 static DECODE_VEC_V: crate::kernels::Tuned =
     crate::kernels::Tuned::new("WEBGPU_INFER_DECODE_VEC_V");
 /// `WEBGPU_INFER_DECODE_V_PREFETCH=N`: values of N keys a thread loaded before a tile's scores (0–8;
-/// default 8).
+/// default 0: not yet timed on a GPU).
 static DECODE_V_PREFETCH: crate::kernels::Tuned =
     crate::kernels::Tuned::new("WEBGPU_INFER_DECODE_V_PREFETCH");
 

@@ -83,7 +83,7 @@ impl Generator {
     /// is never emitted). Options: `maxTokens` (256), `temperature` (0: greedy), `topK`, `topP`,
     /// `seed`, `repetitionPenalty` (1: off), `stop` (strings), `chat` (apply the model's chat template),
     /// `stopAtEos` (true), `runAhead` (0: chosen for the adapter; steps decoded ahead of the ids read
-    /// back), `responseFormat` (OpenAI's: `{ type: "json_object" }` or `{ type: "json_schema",
+    /// back), `stepsPerSubmit` (0: one; decoding steps recorded into one submit), `responseFormat` (OpenAI's: `{ type: "json_object" }` or `{ type: "json_schema",
     /// json_schema: { name, schema } }`: the answer always parses, and validates against the schema;
     /// one step at a time), `signal` (an AbortSignal ends it early). Breaking out of the loop stops generation too. After
     /// the loop, `stats` holds the figures of this generation.
@@ -384,6 +384,9 @@ pub(crate) fn generate_options(
     }
     if let Some(v) = number("runAhead")? {
         opts.run_ahead = whole("runAhead", v)? as usize;
+    }
+    if let Some(v) = number("stepsPerSubmit")? {
+        opts.steps_per_submit = whole("stepsPerSubmit", v)? as usize;
     }
     if let Some(v) = get("chat") {
         opts.chat = v.is_truthy();

@@ -75,6 +75,9 @@ export interface GenerateOptions {
    *  a slow read-back better; when generation stops early up to twice this many steps are computed
    *  and thrown away. */
   runAhead?: number;
+  /** How many decoding steps go into one submit at most (0, the default: one a step). Fewer submits
+   *  mean fewer per-submit costs in the browser's GPU process; the ids are the same either way. */
+  stepsPerSubmit?: number;
   /** OpenAI's `response_format`: the answer is sampled only from tokens that keep it valid JSON (an
    *  object for `json_object`; valid under `json_schema.schema`), so it always parses and validates
    *  when it ends at the end-of-sequence token (not cut by `maxTokens`). Decodes one step at a time.

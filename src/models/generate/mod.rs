@@ -48,6 +48,11 @@ pub struct GenerateOptions {
     /// it travels. Batches grow 1, 2, 4 ... up to this. The price: when generation stops early (EOS,
     /// a stop string), up to twice this many steps already submitted are computed and thrown away.
     pub run_ahead: usize,
+    /// How many decoding steps go into one submit at most (0, the default: one a step; natively
+    /// `WEBGPU_INFER_STEPS_PER_SUBMIT=N` sets the default, for A/B runs). Steps are submitted in
+    /// groups of this many out of each run-ahead batch, so the GPU runs one command buffer for
+    /// several tokens (fewer submits, fewer gaps between them); the ids are the same.
+    pub steps_per_submit: usize,
     /// What the output must be (a JSON object, or JSON valid under a schema): sampling chooses only
     /// among the tokens that keep it so (see [`crate::models::constrain`]). Such a generation runs
     /// one step at a time (each step's choices depend on the last token), and needs `stop_at_eos`.
@@ -71,6 +76,7 @@ impl Default for GenerateOptions {
             stop_at_eos: true,
             top_logits: 0,
             run_ahead: 0,
+            steps_per_submit: 0,
             response_format: None,
         }
     }

@@ -189,9 +189,8 @@ pub(super) fn keep_for_next_turn<O: DecoderOps>(
     }
 }
 
-/// Natively, `WEBGPU_INFER_STEPS_PER_SUBMIT=N`: up to N decoding steps of a run-ahead batch are
-/// recorded into one submit (default 1: a submit a step), for A/B runs of the GPU's idle time
-/// between submits.
+/// Natively, `WEBGPU_INFER_STEPS_PER_SUBMIT=N`: [`GenerateOptions::steps_per_submit`]'s default
+/// (else 1: a submit a step), for A/B runs of the GPU's idle time between submits.
 static STEPS_PER_SUBMIT: crate::kernels::Tuned =
     crate::kernels::Tuned::new("WEBGPU_INFER_STEPS_PER_SUBMIT");
 
@@ -256,7 +255,10 @@ impl<'a> Steps<'a> {
             mapped: 0,
             open: None,
             unsubmitted: 0,
-            per_submit: STEPS_PER_SUBMIT.get().unwrap_or(1).max(1),
+            per_submit: match opts.steps_per_submit {
+                0 => STEPS_PER_SUBMIT.get().unwrap_or(1).max(1),
+                n => n,
+            },
             submitted: 0,
             batch: 1,
             depth,
