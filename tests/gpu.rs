@@ -161,3 +161,61 @@ async fn profile_counts_dispatches() -> Result<()> {
     gpu.check()
 }
 gpu_test!(profile_times_each_dispatch, profile_counts_dispatches);
+
+/// Pass timing (`Gpu::set_pass_timing`) gives one start and end a submitted recorder that dispatched
+/// something, in submission order (each pass starts no earlier than the last one did, and ends no
+/// earlier than it starts), changes no result, and stops when turned off. A recorder with nothing
+/// recorded adds no entry. Refused with the feature named where timestamps are not offered.
+async fn pass_timing_body() -> Result<()> {
+    use webgpu_infer::kernels::elementwise;
+    let gpu = gpu().await?;
+    if !gpu
+        .device()
+        .features()
+        .contains(wgpu::Features::TIMESTAMP_QUERY)
+    {
+        let err = gpu.set_pass_timing(true).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::MissingFeature {
+                    feature: "timestamp-query",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        return gpu.check();
+    }
+    let av = Rng::new(11).vec(4096);
+    let a = Tensor::from_f32(&gpu, &av, &[4096])?;
+    let run = async || -> Result<Vec<f32>> {
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            let mut rec = gpu.recorder();
+            let b = elementwise::add(&mut rec, &a, &a)?;
+            let c = elementwise::mul(&mut rec, &b, &a)?;
+            rec.submit();
+            out = c.to_f32_vec().await?;
+        }
+        gpu.recorder().submit(); // nothing recorded: no pass, no entry
+        Ok(out)
+    };
+    let plain = run().await?;
+    gpu.set_pass_timing(true)?;
+    let timed = run().await?;
+    gpu.set_pass_timing(false)?;
+    assert_eq!(plain, timed);
+    let passes = gpu.take_pass_times().await?;
+    log(&format!("{passes:?}"));
+    assert_eq!(passes.len(), 3, "{passes:?}");
+    assert!(passes.iter().all(|p| p.end_ms >= p.start_ms), "{passes:?}");
+    assert!(
+        passes.windows(2).all(|w| w[1].start_ms >= w[0].start_ms),
+        "{passes:?}"
+    );
+    run().await?;
+    assert!(gpu.take_pass_times().await?.is_empty());
+    gpu.check()
+}
+gpu_test!(pass_timing_times_each_submit, pass_timing_body);
