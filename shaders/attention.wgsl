@@ -183,30 +183,47 @@ fn v4(i: u32, step: u32) -> vec4<f32> {
     return vec4<f32>(f32(v[i]), f32(v[i + step]), f32(v[i + 2u * step]), f32(v[i + 3u * step]));
 }
 
-// VEC_V: this thread's values of its first V_PRE keys g, g + groups, ... (< n) of a tile.
-fn prefetch_values(vb: u32, stride: u32, g: u32, groups: u32, n: u32) -> array<vec4<f32>, V_PRE_MAX> {
-    let lanes = v_lanes();
-    var pre: array<vec4<f32>, V_PRE_MAX>;
-    for (var u = 0u; u < V_PRE_MAX; u++) {
-        let jj = g + u * groups;
-        if (u < V_PRE && jj < n) {
-            pre[u] = v4(vb + jj * stride, lanes);
-        }
+// VEC_V: the values of this thread's key g + u·groups of a tile, if u < V_PRE and the key is in the
+// tile (else 0).
+fn pre_value(vb: u32, stride: u32, g: u32, groups: u32, n: u32, u: u32) -> vec4<f32> {
+    let jj = g + u * groups;
+    if (u < V_PRE && jj < n) {
+        return v4(vb + jj * stride, v_lanes());
     }
-    return pre;
+    return vec4<f32>(0.0);
+}
+
+// VEC_V: this thread's values of its first V_PRE keys g, g + groups, ... (< n) of a tile (constant
+// indices only: no private array indexed at run time).
+fn prefetch_values(vb: u32, stride: u32, g: u32, groups: u32, n: u32) -> array<vec4<f32>, V_PRE_MAX> {
+    return array<vec4<f32>, V_PRE_MAX>(pre_value(vb, stride, g, groups, n, 0u),
+        pre_value(vb, stride, g, groups, n, 1u), pre_value(vb, stride, g, groups, n, 2u),
+        pre_value(vb, stride, g, groups, n, 3u), pre_value(vb, stride, g, groups, n, 4u),
+        pre_value(vb, stride, g, groups, n, 5u), pre_value(vb, stride, g, groups, n, 6u),
+        pre_value(vb, stride, g, groups, n, 7u));
+}
+
+// A tile's score j, kept inside `scores` (past n a tile's scores are 0, and so are `pre`'s values; a
+// small head's groups can reach past DWG).
+fn score_at(j: u32) -> f32 {
+    return scores[min(j, DWG - 1u)];
 }
 
 // VEC_V: this thread's four dimensions summed over its keys g, g + groups, ... (< n) of a tile, each
-// weighted by its score: the first V_PRE from `pre`, then eight keys (32 independent loads) an
-// iteration.
+// weighted by its score: the first V_PRE from `pre` (those past the tile are 0, and so are their
+// scores), then eight keys (32 independent loads) an iteration.
 fn tile_values4(vb: u32, stride: u32, g: u32, groups: u32, n: u32, pre: array<vec4<f32>, V_PRE_MAX>) -> vec4<f32> {
     let lanes = v_lanes();
     var s = vec4<f32>(0.0);
-    for (var u = 0u; u < V_PRE_MAX; u++) {
-        let jj = g + u * groups;
-        if (u < V_PRE && jj < n) {
-            s = fma(vec4<f32>(scores[jj]), pre[u], s);
-        }
+    if (V_PRE > 0u) {
+        s = fma(vec4<f32>(score_at(g)), pre[0], s);
+        s = fma(vec4<f32>(score_at(g + groups)), pre[1], s);
+        s = fma(vec4<f32>(score_at(g + 2u * groups)), pre[2], s);
+        s = fma(vec4<f32>(score_at(g + 3u * groups)), pre[3], s);
+        s = fma(vec4<f32>(score_at(g + 4u * groups)), pre[4], s);
+        s = fma(vec4<f32>(score_at(g + 5u * groups)), pre[5], s);
+        s = fma(vec4<f32>(score_at(g + 6u * groups)), pre[6], s);
+        s = fma(vec4<f32>(score_at(g + 7u * groups)), pre[7], s);
     }
     var jj = g + V_PRE * groups;
     for (; jj + 7u * groups < n; jj += 8u * groups) {
@@ -316,7 +333,7 @@ fn decode_range(i: u32, h: u32, b: u32, t: u32, begin: u32, stop: u32) -> Partia
     for (var j0 = begin; j0 < stop; j0 += DWG) {
         let n = min(DWG, stop - j0);
         let vb = kv_index(b, j0, kvh) + c;
-        var pre: array<vec4<f32>, V_PRE_MAX>;
+        var pre = array<vec4<f32>, V_PRE_MAX>();
         if (lanes < d) {
             pre = prefetch_values(vb, stride, g, groups, n);
             tile_scores4(kv_index(b, j0, kvh), stride, q4, t, n);

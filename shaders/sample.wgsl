@@ -71,32 +71,47 @@ fn keep_max(best: ptr<function, f32>, best_i: ptr<function, u32>, v: f32, i: u32
     }
 }
 
-// Loads a thread has in flight in argmax_row (the logits were just written and sit in L2: one
-// workgroup reads a whole row, so the time is latency: 24 round trips for 49 152 logits at 8, 12 at
-// 16). A pipeline constant (natively `WEBGPU_INFER_ARGMAX_LOADS`, up to ARGMAX_LOADS_MAX) for A/B
-// runs on GPUs.
-override ARGMAX_LOADS: u32 = 8u;
-const ARGMAX_LOADS_MAX: u32 = 16u;
+// Loads a thread has in flight in argmax_row: 8, or 16 with ARGMAX_WIDE (the logits were just
+// written and sit in L2, and one workgroup reads a whole row, so the time is latency: 24 round trips
+// for 49 152 logits at 8, 12 at 16). A pipeline constant (natively `WEBGPU_INFER_ARGMAX_LOADS=16`)
+// for A/B runs on GPUs.
+override ARGMAX_WIDE: bool = false;
+
+// Eight values of the row, WG apart from i (independent loads; constant indices only).
+fn load8(row: u32, i: u32) -> array<f32, 8> {
+    return array<f32, 8>(row_value(row, i), row_value(row, i + WG), row_value(row, i + 2u * WG),
+        row_value(row, i + 3u * WG), row_value(row, i + 4u * WG), row_value(row, i + 5u * WG),
+        row_value(row, i + 6u * WG), row_value(row, i + 7u * WG));
+}
+
+// keep_max over load8's values, in index order.
+fn keep8(best: ptr<function, f32>, best_i: ptr<function, u32>, v: array<f32, 8>, i: u32) {
+    keep_max(best, best_i, v[0], i);
+    keep_max(best, best_i, v[1], i + WG);
+    keep_max(best, best_i, v[2], i + 2u * WG);
+    keep_max(best, best_i, v[3], i + 3u * WG);
+    keep_max(best, best_i, v[4], i + 4u * WG);
+    keep_max(best, best_i, v[5], i + 5u * WG);
+    keep_max(best, best_i, v[6], i + 6u * WG);
+    keep_max(best, best_i, v[7], i + 7u * WG);
+}
 
 // (max, first index of max) over the row; every thread gets it.
 fn argmax_row(t: u32, row: u32) -> vec2<f32> {
     var best = LOWEST;
     var best_i = 0xffffffffu;
-    // ARGMAX_LOADS independent loads in flight, then compared in index order (the first maximum
-    // stays).
+    // 8 (16) independent loads in flight, then compared in index order (the first maximum stays).
     var i = t;
-    var vals: array<f32, ARGMAX_LOADS_MAX>;
-    for (; i + (ARGMAX_LOADS - 1u) * WG < p.vocab; i += ARGMAX_LOADS * WG) {
-        for (var u = 0u; u < ARGMAX_LOADS_MAX; u++) {
-            if (u < ARGMAX_LOADS) {
-                vals[u] = row_value(row, i + u * WG);
-            }
+    if (ARGMAX_WIDE) {
+        for (; i + 15u * WG < p.vocab; i += 16u * WG) {
+            let a = load8(row, i);
+            let b = load8(row, i + 8u * WG);
+            keep8(&best, &best_i, a, i);
+            keep8(&best, &best_i, b, i + 8u * WG);
         }
-        for (var u = 0u; u < ARGMAX_LOADS_MAX; u++) {
-            if (u < ARGMAX_LOADS) {
-                keep_max(&best, &best_i, vals[u], i + u * WG);
-            }
-        }
+    }
+    for (; i + 7u * WG < p.vocab; i += 8u * WG) {
+        keep8(&best, &best_i, load8(row, i), i);
     }
     for (; i < p.vocab; i += WG) {
         keep_max(&best, &best_i, row_value(row, i), i);

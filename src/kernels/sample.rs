@@ -190,14 +190,10 @@ fn check_bitset(what: &str, bits: &Tensor, rows: usize, vocab: usize) -> Result<
     ))
 }
 
-/// Natively, `WEBGPU_INFER_ARGMAX_LOADS=N` (1–16): the loads a thread of the argmax has in flight
-/// (default 8), for A/B runs on GPUs.
+/// Natively, `WEBGPU_INFER_ARGMAX_LOADS=16`: the argmax's threads keep 16 loads in flight rather
+/// than 8 (`ARGMAX_WIDE`), for A/B runs on GPUs.
 static ARGMAX_LOADS: crate::kernels::Tuned =
     crate::kernels::Tuned::new("WEBGPU_INFER_ARGMAX_LOADS");
-
-fn argmax_loads() -> f64 {
-    ARGMAX_LOADS.get().map_or(8, |n| n.clamp(1, 16)) as f64
-}
 
 fn run(
     rec: &mut Recorder,
@@ -234,7 +230,10 @@ fn run(
         constants: &[
             ("PENALTY", f64::from(u8::from(penalty.is_some()))),
             ("MASK", f64::from(u8::from(allowed.is_some()))),
-            ("ARGMAX_LOADS", argmax_loads()),
+            (
+                "ARGMAX_WIDE",
+                f64::from(u8::from(ARGMAX_LOADS.get() == Some(16))),
+            ),
         ],
     });
     let grid = grid_1d(&gpu, OP, params.rows)?;
