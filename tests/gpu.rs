@@ -89,27 +89,40 @@ gpu_test!(
     lost_device_is_an_error
 );
 
+/// Where the device has no timestamp queries (browsers: not requested): asserts that `turn_on`
+/// (turning a timing on) is refused with the feature named, and returns true; false (and nothing
+/// called) where it has them.
+fn refused_without_timestamps(
+    gpu: &webgpu_infer::Gpu,
+    turn_on: impl FnOnce() -> Result<()>,
+) -> bool {
+    if gpu
+        .device()
+        .features()
+        .contains(wgpu::Features::TIMESTAMP_QUERY)
+    {
+        return false;
+    }
+    let err = turn_on().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::MissingFeature {
+                feature: "timestamp-query",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    true
+}
+
 /// Profiling times each dispatch under its kernel's label, changes no result, and stops when turned
 /// off. In browsers (no timestamp queries requested) it is refused with the feature named.
 async fn profile_counts_dispatches() -> Result<()> {
     use webgpu_infer::kernels::{elementwise, matmul};
     let gpu = gpu().await?;
-    if !gpu
-        .device()
-        .features()
-        .contains(wgpu::Features::TIMESTAMP_QUERY)
-    {
-        let err = gpu.set_profiling(true).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::MissingFeature {
-                    feature: "timestamp-query",
-                    ..
-                }
-            ),
-            "{err}"
-        );
+    if refused_without_timestamps(&gpu, || gpu.set_profiling(true)) {
         return gpu.check();
     }
     let (m, k, n) = (64, 96, 80);
@@ -169,22 +182,7 @@ gpu_test!(profile_times_each_dispatch, profile_counts_dispatches);
 async fn pass_timing_body() -> Result<()> {
     use webgpu_infer::kernels::elementwise;
     let gpu = gpu().await?;
-    if !gpu
-        .device()
-        .features()
-        .contains(wgpu::Features::TIMESTAMP_QUERY)
-    {
-        let err = gpu.set_pass_timing(true).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::MissingFeature {
-                    feature: "timestamp-query",
-                    ..
-                }
-            ),
-            "{err}"
-        );
+    if refused_without_timestamps(&gpu, || gpu.set_pass_timing(true)) {
         return gpu.check();
     }
     let av = Rng::new(11).vec(4096);

@@ -317,6 +317,13 @@ impl Gpu {
     /// Needs `TIMESTAMP_QUERY` (natively on most GPUs; in browsers requested only with
     /// [`GpuOptions::allow_timestamps`]).
     pub fn set_profiling(&self, on: bool) -> Result<()> {
+        self.timestamps_for("profiling", on)?;
+        self.inner.profiling.store(on, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Refuses turning `op` on where the device has no `TIMESTAMP_QUERY`.
+    fn timestamps_for(&self, op: &'static str, on: bool) -> Result<()> {
         if on
             && !self
                 .inner
@@ -325,11 +332,10 @@ impl Gpu {
                 .contains(wgpu::Features::TIMESTAMP_QUERY)
         {
             return Err(Error::MissingFeature {
-                op: "profiling",
+                op,
                 feature: "timestamp-query",
             });
         }
-        self.inner.profiling.store(on, Ordering::Relaxed);
         Ok(())
     }
 
@@ -344,18 +350,7 @@ impl Gpu {
     /// GPU's idle time between submits. Ignored while per-kernel profiling is on. Needs
     /// `TIMESTAMP_QUERY`.
     pub fn set_pass_timing(&self, on: bool) -> Result<()> {
-        if on
-            && !self
-                .inner
-                .device
-                .features()
-                .contains(wgpu::Features::TIMESTAMP_QUERY)
-        {
-            return Err(Error::MissingFeature {
-                op: "pass timing",
-                feature: "timestamp-query",
-            });
-        }
+        self.timestamps_for("pass timing", on)?;
         self.inner.pass_timing.store(on, Ordering::Relaxed);
         Ok(())
     }
