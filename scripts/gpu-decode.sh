@@ -15,7 +15,8 @@
 #      --max-tokens 128 | 512`, BASE against this tree, this tree with the knobs
 #      WEBGPU_INFER_DECODE_VEC_V=0, WEBGPU_INFER_GEMV_UNROLL, WEBGPU_INFER_DECODE_SPLIT_KEYS, and
 #      `--web-like` (the kernels a browser gets) both ways;
-#   4. a per-kernel profile (this tree) and bench_kernels' dispatch chains.
+#   4. bench_kernels' dispatch chains; before 3, a per-kernel profile and the steps' GPU times (this
+#      tree, `generate --bench --profile`).
 # Further builds staged as bench-bin/dec/generate-x-NAME.xz run as variant x-NAME (with DEC_VARIANTS
 # naming it); DEC_ENVS="TAG:VAR=V,VAR2=V2 …" runs this tree's build with those variables as new-TAG.
 set -euo pipefail
@@ -100,7 +101,15 @@ o = {"op": "generate_agreement", "vs": "base", "prompt_tokens": len(g1["prompt_i
 print(json.dumps(o))
 open(sys.argv[1], "a").write(json.dumps(o) + "\n")
 PY
-  echo "== 3. A/B, alternating"
+  echo "== 3. profile (first: a call cut short still has it)"
+  local ROUND=0
+  gen generate new-profile --profile --prompt-tokens 128 --max-tokens 16 >/dev/null
+  grep '"new-profile"' "$JSONL" | python3 -c "import json,sys
+for l in sys.stdin:
+    o = json.loads(l)
+    if o.get('op') == 'profile' and o.get('phase') == 'decode_step': print(o['kernel'], o['dispatches'], round(o['gpu_ms'] * 1e3 / o['dispatches'], 2), 'us')
+    if o.get('op') == 'step_times': print(json.dumps(o))" || true
+  echo "== 3b. A/B, alternating"
   local n v
   local variants=" ${DEC_VARIANTS-base new vecv0 unroll8 unroll2 split web-like} "
   for ROUND in $(seq "${DEC_ROUNDS:-2}"); do
@@ -134,13 +143,7 @@ PY
       gen generate new-web-like --web-like --prompt-tokens 15 --max-tokens 128
     fi
   done
-  echo "== 4. profile and dispatch chains"
-  ROUND=0
-  gen generate new-profile --profile --prompt-tokens 128 --max-tokens 16 >/dev/null
-  grep '"new-profile"' "$JSONL" | python3 -c "import json,sys
-for l in sys.stdin:
-    o = json.loads(l)
-    if o.get('op') == 'profile' and o.get('phase') == 'decode_step': print(o['kernel'], o['dispatches'], round(o['gpu_ms'] * 1e3 / o['dispatches'], 2), 'us')" || true
+  echo "== 4. dispatch chains"
   [ "${DEC_CHAINS:-1}" = 1 ] || return 0
   $WB/bench_kernels --ops chain 2>&1 | grep '^{' | tee -a "$JSONL" | python3 -c "import json,sys
 for l in sys.stdin:
