@@ -740,11 +740,12 @@ fn subgroup_shaders_validate() {
         (
             "quant_sg",
             format!(
-                "alias T = f32;\n{}{}{}{}",
+                "alias T = f32;\n{}{}{}{}{}",
                 include_str!("../shaders/quant_blocks.wgsl"),
                 include_str!("../shaders/quant_reduce_sg.wgsl"),
                 include_str!("../shaders/quant.wgsl"),
-                include_str!("../shaders/quant_merged.wgsl")
+                include_str!("../shaders/quant_merged.wgsl"),
+                include_str!("../shaders/quant_norm.wgsl")
             ),
         ),
         (

@@ -774,6 +774,52 @@ async fn swiglu_norm_matches_cpu_body() -> Result<()> {
 }
 gpu_test!(swiglu_norm_matches_cpu, swiglu_norm_matches_cpu_body);
 
+/// A GEMV of RMSNorm(x) in one kernel (a decoder's final norm and LM head), against a CPU norm and
+/// GEMV (row counts that are no multiple of a workgroup's 8 rows among the shapes); refused for two
+/// rows.
+async fn gemv_norm_matches_cpu_body() -> Result<()> {
+    let gpu = gpu().await?;
+    for qtype in TYPES {
+        for (n, k) in shapes(qtype) {
+            let mut rng = Rng::new((7 * n + k) as u64);
+            let (wb, wv) = golden_blocks(qtype, n, k, 3);
+            let w = QTensor::from_blocks(&gpu, &wb, &[n, k], qtype)?;
+            let x: Vec<f32> = rng.vec(k).iter().map(|v| 3.0 * v).collect();
+            let norm_w: Vec<f32> = rng.vec(k).iter().map(|v| 1.0 + 0.5 * v).collect();
+            let tx = Tensor::from_f32(&gpu, &x, &[1, k])?;
+            let tnorm = Tensor::from_f32(&gpu, &norm_w, &[k])?;
+            let norm = quant::Norm {
+                weight: &tnorm,
+                eps: 1e-6,
+            };
+            let mut rec = gpu.recorder();
+            let y = quant::gemv_norm(&mut rec, &tx, &w, norm)?;
+            rec.submit();
+            let want: Vec<f32> = gemv_ref(&rms_norm_ref(&x, &norm_w, 1e-6), &wv, 1, n, k)
+                .iter()
+                .map(|&v| v as f32)
+                .collect();
+            // As the SwiGLU test: f32 sums of ≤ 2 304 products of O(1) terms, in another order
+            // than the f64 reference, the norm's scale applied once to the sum.
+            let what = format!("gemv+norm {qtype:?} [{n}, {k}]");
+            assert_close(&what, &y.to_f32_vec().await?, &want, 1e-4, 1e-4);
+        }
+    }
+    let (bytes, _) = golden_blocks(QuantType::Q8_0, 8, 64, 0);
+    let w = QTensor::from_blocks(&gpu, &bytes, &[8, 64], QuantType::Q8_0)?;
+    let two = Tensor::from_f32(&gpu, &[0.5; 128], &[2, 64])?;
+    let tnorm = Tensor::from_f32(&gpu, &[1.0; 64], &[64])?;
+    let norm = quant::Norm {
+        weight: &tnorm,
+        eps: 1e-6,
+    };
+    let mut rec = gpu.recorder();
+    let err = quant::gemv_norm(&mut rec, &two, &w, norm).unwrap_err();
+    assert!(err.to_string().contains("one row"), "{err}");
+    gpu.check()
+}
+gpu_test!(gemv_norm_matches_cpu, gemv_norm_matches_cpu_body);
+
 /// The prompts' tensor-core shader (`quant_mm_coop.wgsl` after the rest of the quantized module)
 /// compiles with naga's WGSL front end and validator, every capability on, for f32 and f16
 /// activations, even where the adapter cannot run it (CI's lavapipe).
@@ -785,6 +831,7 @@ fn quant_coop_shader_validates() {
         include_str!("../shaders/quant_reduce_sg.wgsl"),
         include_str!("../shaders/quant.wgsl"),
         include_str!("../shaders/quant_merged.wgsl"),
+        include_str!("../shaders/quant_norm.wgsl"),
         include_str!("../shaders/quant_mm.wgsl"),
         include_str!("../shaders/quant_mm_coop.wgsl"),
     ]

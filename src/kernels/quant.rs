@@ -19,6 +19,7 @@ macro_rules! quant_source {
             include_str!($reduce),
             include_str!("../../shaders/quant.wgsl"),
             include_str!("../../shaders/quant_merged.wgsl"),
+            include_str!("../../shaders/quant_norm.wgsl"),
             include_str!("../../shaders/quant_mm.wgsl"),
             $(include_str!($extra))?
         )
@@ -103,6 +104,8 @@ mod matmul;
 pub use matmul::{MatmulKernel, matmul, matmul_with};
 mod merged;
 pub use merged::{gemv_merged, gemv_merged_fits};
+mod norm;
+pub use norm::gemv_norm;
 
 /// Weight rows one GEMV workgroup computes (ROWS in the shader).
 const GEMV_ROWS: usize = 8;

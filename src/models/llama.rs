@@ -231,8 +231,18 @@ impl<O: DecoderOps> Llama<O> {
         cache.len = pos0 + seq;
         // modeling_llama.py LlamaForCausalLM.forward: only the last position's logits are needed.
         let last = O::last_row(&x)?;
-        let h = ops.rms_norm(&last, &self.norm, c.rms_norm_eps)?;
-        let logits = ops.linear_res(&h, &self.lm_head, None)?;
+        // With `fold_norms`, the final norm folded into the LM head where the backend can.
+        let folded = match self.fold_norms {
+            true => ops.norm_linear_fused(&last, &self.norm, c.rms_norm_eps, &self.lm_head)?,
+            false => None,
+        };
+        let logits = match folded {
+            Some(logits) => logits,
+            None => {
+                let h = ops.rms_norm(&last, &self.norm, c.rms_norm_eps)?;
+                ops.linear_res(&h, &self.lm_head, None)?
+            }
+        };
         // Gemma2ForCausalLM.forward: final_logit_softcapping.
         match c.final_softcap {
             Some(cap) => ops.softcap(&logits, cap),

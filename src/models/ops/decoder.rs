@@ -162,4 +162,15 @@ pub trait DecoderOps: Ops {
     fn mlp_fused(&mut self, _: FusedMlp<'_, Self>) -> Result<Option<Self::Tensor>> {
         Ok(None)
     }
+    /// `rms_norm(x) · Wᵀ` for one row (a decoder's final norm and its LM head) in fewer kernels than
+    /// the composed steps, where the backend can; `None` to decline (nothing recorded).
+    fn norm_linear_fused(
+        &mut self,
+        _x: &Self::Tensor,
+        _norm: &Self::Tensor,
+        _eps: f32,
+        _l: &Self::Linear,
+    ) -> Result<Option<Self::Tensor>> {
+        Ok(None)
+    }
 }

@@ -318,6 +318,31 @@ impl DecoderOps for Recorder {
         let act = quant::gemv_swiglu_norm(self, a.x, g, u, norm)?;
         Ok(Some(a.down.forward(self, &act, Some(a.x), None)?))
     }
+
+    /// The final RMSNorm folded into a quantized LM head's GEMV (GPU kernels, one row, no bias).
+    /// Natively `WEBGPU_INFER_FOLD_FINAL_NORM=0` turns it off, for A/B runs.
+    fn norm_linear_fused(
+        &mut self,
+        x: &Tensor,
+        norm: &Tensor,
+        eps: f32,
+        l: &Linear,
+    ) -> Result<Option<Tensor>> {
+        static FOLD: crate::kernels::Tuned =
+            crate::kernels::Tuned::new("WEBGPU_INFER_FOLD_FINAL_NORM");
+        let AnyTensor::Quant(w) = &l.weight else {
+            return Ok(None);
+        };
+        if FOLD.get() == Some(0)
+            || l.bias.is_some()
+            || x.shape().first() != Some(&1)
+            || self.gpu().capabilities().cpu_kernels
+        {
+            return Ok(None);
+        }
+        let norm = quant::Norm { weight: norm, eps };
+        Ok(Some(quant::gemv_norm(self, x, w, norm)?))
+    }
 }
 
 /// Causal attention over a cache's first `c.kv_len` keys.

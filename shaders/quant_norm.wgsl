@@ -1,0 +1,35 @@
+// A one-row GEMV of RMSNorm(x) (`gemv_norm`; after shaders/quant.wgsl, whose `x4`, `quad`,
+// `block_head`, `row_sum2` and `norm_w` it uses: src/kernels/quant.rs puts it there): a decoder's final
+// norm folded into its LM head, one dispatch rather than two. As `gemv` (8 weight rows a workgroup,
+// 32 lanes a row walking it in quads), each lane also summing the squares of the x it reads, so each
+// row's lanes together have mean(x²) when their sums are added: out[j] = (Σ_k x_k·g_k·W[j, k]) /
+// sqrt(mean(x²) + eps), g the norm's weight. The row's sums are added in one reduction of two values.
+
+@compute @workgroup_size(256, 1, 1)
+fn gemv_norm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = wg.x * ROWS + lid / LANES;
+    let lane = lid % LANES;
+    var acc = 0.0;
+    var ss = 0.0;
+    if (row < p.n) {
+        let blocks = p.k / 32u;
+        let quads = blocks * 8u;
+        let i = lane % 8u;
+        for (var u0 = lane; u0 < quads; u0 += UNROLL * LANES) {
+            for (var j = 0u; j < UNROLL; j++) {
+                let u = u0 + j * LANES;
+                if (u < quads) {
+                    let xr = x4(0u, 4u * u);
+                    let n = p.norm_offset + 4u * u;
+                    let g = vec4<f32>(f32(norm_w[n]), f32(norm_w[n + 1u]), f32(norm_w[n + 2u]), f32(norm_w[n + 3u]));
+                    ss += dot(xr, xr);
+                    acc += dot(quad(block_head(row * blocks + u / 8u), i), xr * g);
+                }
+            }
+        }
+    }
+    let total = row_sum2(acc, ss, lid);
+    if (row < p.n && lane == 0u) {
+        out[p.out_offset + row] = T(total.x * inverseSqrt(total.y / f32(p.k) + p.eps));
+    }
+}
