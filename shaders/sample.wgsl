@@ -116,6 +116,12 @@ fn argmax_row(t: u32, row: u32) -> vec2<f32> {
     for (; i < p.vocab; i += WG) {
         keep_max(&best, &best_i, row_value(row, i), i);
     }
+    return wg_max(t, best, best_i);
+}
+
+// (max, first index of max) of the threads' (best, best_i), every thread gets it (ties: the smaller
+// index; best_i 0xffffffff: none).
+fn wg_max(t: u32, best: f32, best_i: u32) -> vec2<f32> {
     red_v[t] = best;
     red_i[t] = best_i;
     workgroupBarrier();
@@ -133,6 +139,53 @@ fn argmax_row(t: u32, row: u32) -> vec2<f32> {
     let r = vec2<f32>(red_v[0], bitcast<f32>(red_i[0]));
     workgroupBarrier();
     return r;
+}
+
+// ---- argmax_parts: the first maximum of (value as f32 bits, index) pairs written in index order
+// (shaders/quant_norm.wgsl's gemv_norm_argmax: a workgroup's 8 rows each), for one row; p.vocab is
+// the number of pairs. As argmax_row with the pairs in place of the values.
+
+@group(0) @binding(5) var<storage, read> parts: array<vec2<u32>>;
+
+fn keep_part(best: ptr<function, f32>, best_i: ptr<function, u32>, q: vec2<u32>) {
+    let v = bitcast<f32>(q.x);
+    if (q.y != 0xffffffffu && (v > *best || *best_i == 0xffffffffu)) {
+        *best = v;
+        *best_i = q.y;
+    }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn argmax_parts(@builtin(local_invocation_index) t: u32) {
+    var best = LOWEST;
+    var best_i = 0xffffffffu;
+    var i = t;
+    // 8 independent loads in flight, then compared in order.
+    for (; i + 7u * WG < p.vocab; i += 8u * WG) {
+        let a = parts[i];
+        let b = parts[i + WG];
+        let c = parts[i + 2u * WG];
+        let d = parts[i + 3u * WG];
+        let e = parts[i + 4u * WG];
+        let f = parts[i + 5u * WG];
+        let g = parts[i + 6u * WG];
+        let h = parts[i + 7u * WG];
+        keep_part(&best, &best_i, a);
+        keep_part(&best, &best_i, b);
+        keep_part(&best, &best_i, c);
+        keep_part(&best, &best_i, d);
+        keep_part(&best, &best_i, e);
+        keep_part(&best, &best_i, f);
+        keep_part(&best, &best_i, g);
+        keep_part(&best, &best_i, h);
+    }
+    for (; i < p.vocab; i += WG) {
+        keep_part(&best, &best_i, parts[i]);
+    }
+    let m = wg_max(t, best, best_i);
+    if (t == 0u) {
+        ids[0] = i32(bitcast<u32>(m.y));
+    }
 }
 
 fn wg_sum(t: u32, x: f32) -> f32 {

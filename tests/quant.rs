@@ -6,6 +6,7 @@ mod common;
 
 use common::{Rng, assert_close, gpu, upload};
 use webgpu_infer::kernels::quant::{self, MatmulKernel};
+use webgpu_infer::kernels::sample;
 use webgpu_infer::{DType, Gpu, Result, Tensor};
 use webgpu_infer::{QTensor, QuantType};
 
@@ -819,6 +820,73 @@ async fn gemv_norm_matches_cpu_body() -> Result<()> {
     gpu.check()
 }
 gpu_test!(gemv_norm_matches_cpu, gemv_norm_matches_cpu_body);
+
+/// The LM head's GEMV that also keeps each workgroup's maximum, then the argmax over those pairs:
+/// the first index of the largest output, as a CPU argmax of the outputs finds it, over 20 005 rows
+/// (2 501 pairs: the 8-loads-a-thread loop and its tail, and a last workgroup of 5 rows). The largest
+/// output is a tie of identical all-127 rows broken by index: rows 9 001 and 9 003 (one workgroup),
+/// then those and 5 000 (across workgroups); then all rows random.
+async fn gemv_norm_argmax_matches_cpu_body() -> Result<()> {
+    let gpu = gpu().await?;
+    let (n, k) = (20_005, 64);
+    let mut rng = Rng::new(11);
+    let block = |rng: &mut Rng, top: bool| {
+        let mut b = half::f16::from_f32(0.01).to_le_bytes().to_vec();
+        b.extend((0..32).map(|_| {
+            if top {
+                127u8
+            } else {
+                (100.0 * rng.next_f32()) as i8 as u8
+            }
+        }));
+        b
+    };
+    for tops in [&[9_001, 9_003][..], &[5_000, 9_001, 9_003], &[]] {
+        let bytes: Vec<u8> = (0..n)
+            .flat_map(|row| {
+                let top = tops.contains(&row);
+                (0..k / 32)
+                    .flat_map(|_| block(&mut rng, top))
+                    .collect::<Vec<u8>>()
+            })
+            .collect();
+        let w = QTensor::from_blocks(&gpu, &bytes, &[n, k], QuantType::Q8_0)?;
+        let x: Vec<f32> = (0..k).map(|_| 0.5 + 0.5 * rng.next_f32().abs()).collect();
+        let tx = Tensor::from_f32(&gpu, &x, &[1, k])?;
+        let tnorm = Tensor::from_f32(&gpu, &vec![1.0; k], &[k])?;
+        let norm = quant::Norm {
+            weight: &tnorm,
+            eps: 1e-6,
+        };
+        let mut rec = gpu.recorder();
+        let (logits, parts) = quant::gemv_norm_argmax(&mut rec, &tx, &w, norm)?;
+        let id = sample::argmax_parts(&mut rec, &parts)?;
+        let plain = quant::gemv_norm(&mut rec, &tx, &w, norm)?;
+        rec.submit();
+        assert_eq!(parts.shape(), [n.div_ceil(8), 2]);
+        let got = logits.to_f32_vec().await?;
+        assert_eq!(
+            got,
+            plain.to_f32_vec().await?,
+            "the same outputs as gemv_norm"
+        );
+        let want = got
+            .iter()
+            .enumerate()
+            .fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b })
+            .0;
+        if let Some(&first) = tops.first() {
+            assert_eq!(want, first, "the all-127 rows are the largest");
+        }
+        let id = id.to_i32_vec().await?;
+        assert_eq!(id, [want as i32], "argmax over the pairs, ties {tops:?}");
+    }
+    gpu.check()
+}
+gpu_test!(
+    gemv_norm_argmax_matches_cpu,
+    gemv_norm_argmax_matches_cpu_body
+);
 
 /// The prompts' tensor-core shader (`quant_mm_coop.wgsl` after the rest of the quantized module)
 /// compiles with naga's WGSL front end and validator, every capability on, for f32 and f16

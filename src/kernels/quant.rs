@@ -96,6 +96,8 @@ mod slot {
     pub const ROPE_FACTORS: u32 = 11;
     /// A split decode's partial softmax states (`gemv_merged`).
     pub const PART: u32 = 12;
+    /// The workgroups' maxima (`gemv_norm_argmax`).
+    pub const PARTS: u32 = 13;
 }
 
 mod checks;
@@ -105,7 +107,7 @@ pub use matmul::{MatmulKernel, matmul, matmul_with};
 mod merged;
 pub use merged::{gemv_merged, gemv_merged_fits};
 mod norm;
-pub use norm::gemv_norm;
+pub use norm::{gemv_norm, gemv_norm_argmax};
 
 /// Weight rows one GEMV workgroup computes (ROWS in the shader).
 const GEMV_ROWS: usize = 8;

@@ -15,6 +15,8 @@ mod slot {
     pub const PARAMS: u32 = 2;
     pub const SEEN: u32 = 3;
     pub const ALLOWED: u32 = 4;
+    /// `argmax_parts`' (value, index) pairs.
+    pub const PARTS: u32 = 5;
 }
 
 const SHADER: &str = include_str!("../../shaders/sample.wgsl");
@@ -85,6 +87,50 @@ pub fn seen_tokens(gpu: &crate::Gpu, ids: &[u32], vocab: usize) -> Result<Tensor
 /// Index of the largest logit in each row of `logits [.., vocab]` (the first on ties): i32 `[..]`.
 pub fn argmax(rec: &mut Recorder, logits: &Tensor) -> Result<Tensor> {
     run(rec, logits, &Sampling::default(), 0, "argmax", None, None)
+}
+
+/// The first maximum of (value, index) pairs, i32 `[n, 2]` (an f32's bits, then its index; -1: none)
+/// in index order, as [`crate::kernels::quant::gemv_norm_argmax`] writes them: the argmax of the
+/// values they were taken from, i32 `[1]`.
+pub fn argmax_parts(rec: &mut Recorder, parts: &Tensor) -> Result<Tensor> {
+    let gpu = rec.gpu().clone();
+    let &[n, 2] = parts.shape() else {
+        return Err(Error::shape(
+            OP,
+            format!("parts {:?} must be [n, 2]", parts.shape()),
+        ));
+    };
+    if n == 0 || parts.dtype() != DType::I32 || parts.offset() != 0 {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "parts must be a whole, non-empty i32 tensor, got {:?} {:?}",
+                parts.shape(),
+                parts.dtype()
+            ),
+        ));
+    }
+    let params = Params {
+        rows: 1,
+        vocab: to_u32(OP, "parts", n)?,
+        top_k: 0,
+        seed: 0,
+        temperature: 0.0,
+        top_p: 1.0,
+        step: 0,
+        penalty: 1.0,
+    };
+    let pipeline = gpu.pipeline(&KernelSource {
+        name: "sample",
+        body: SHADER,
+        dtype: DType::F32,
+        entry: "argmax_parts",
+        constants: &[],
+    });
+    let out = Tensor::empty(&gpu, &[1], DType::I32)?;
+    let bindings = [(slot::IDS, out.buffer()), (slot::PARTS, parts.buffer())];
+    rec.dispatch_at(&pipeline, &bindings, slot::PARAMS, &params, [1, 1, 1]);
+    Ok(out)
 }
 
 /// A token drawn from each row of `logits [.., vocab]` as `sampling` says; `step` (the position being

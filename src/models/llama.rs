@@ -204,6 +204,20 @@ impl<O: DecoderOps> Llama<O> {
         ids: &O::Tensor,
         cache: &mut KvCache<O>,
     ) -> Result<O::Tensor> {
+        Ok(self.forward_parts(ops, ids, cache, false)?.0)
+    }
+
+    /// [`Llama::forward`]; with `argmax`, also the LM head's workgroups' maxima where the backend
+    /// fused the final norm into it and has them (`quant::gemv_norm_argmax` on the GPU), from which a
+    /// greedy choice reads an eighth of the logits (`sample::argmax_parts`). None with a final
+    /// soft-cap (its tanh may tie logits the maxima tell apart).
+    pub(crate) fn forward_parts(
+        &self,
+        ops: &mut O,
+        ids: &O::Tensor,
+        cache: &mut KvCache<O>,
+        argmax: bool,
+    ) -> Result<(O::Tensor, Option<O::Tensor>)> {
         let seq: usize = O::shape(ids).iter().product();
         let pos0 = cache.len;
         if seq == 0 {
@@ -232,21 +246,25 @@ impl<O: DecoderOps> Llama<O> {
         // modeling_llama.py LlamaForCausalLM.forward: only the last position's logits are needed.
         let last = O::last_row(&x)?;
         // With `fold_norms`, the final norm folded into the LM head where the backend can.
+        let argmax = argmax && c.final_softcap.is_none();
         let folded = match self.fold_norms {
-            true => ops.norm_linear_fused(&last, &self.norm, c.rms_norm_eps, &self.lm_head)?,
+            true => {
+                let (norm, eps) = (&self.norm, c.rms_norm_eps);
+                ops.norm_linear_fused(&last, norm, eps, &self.lm_head, argmax)?
+            }
             false => None,
         };
-        let logits = match folded {
-            Some(logits) => logits,
+        let (logits, parts) = match folded {
+            Some(fused) => fused,
             None => {
                 let h = ops.rms_norm(&last, &self.norm, c.rms_norm_eps)?;
-                ops.linear_res(&h, &self.lm_head, None)?
+                (ops.linear_res(&h, &self.lm_head, None)?, None)
             }
         };
         // Gemma2ForCausalLM.forward: final_logit_softcapping.
         match c.final_softcap {
-            Some(cap) => ops.softcap(&logits, cap),
-            None => Ok(logits),
+            Some(cap) => Ok((ops.softcap(&logits, cap)?, None)),
+            None => Ok((logits, parts)),
         }
     }
 

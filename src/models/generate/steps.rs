@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::sample::{Penalty, sample_masked, seen_tokens};
+use crate::kernels::sample::{Penalty, argmax_parts, sample_masked, seen_tokens};
 use crate::models::chat::ChatSession;
 use crate::models::constrain::{Constraint, Grammars, ResponseFormat};
 use crate::models::llama::{KvCache, Llama};
@@ -290,16 +290,30 @@ impl<'a> Steps<'a> {
     /// The step goes into the open recorder (steps not yet submitted), or a new one: [`Steps::flush`]
     /// submits it.
     fn step(&mut self, input: &Tensor, allowed: Option<&Tensor>) -> Result<Tensor> {
+        // Greedy without a penalty or a mask: the argmax of the LM head's workgroups' maxima where
+        // the model has them (an eighth of the logits read). Natively `WEBGPU_INFER_ARGMAX_PARTS=0`
+        // reads the logits, for A/B runs.
+        static PARTS: crate::kernels::Tuned =
+            crate::kernels::Tuned::new("WEBGPU_INFER_ARGMAX_PARTS");
+        let greedy = self.opts.sampling.temperature <= 0.0
+            && self.penalty.is_none()
+            && allowed.is_none()
+            && PARTS.get() != Some(0);
         let mut rec = self.open.take().unwrap_or_else(|| self.gpu.recorder());
-        let logits = self.model.forward(&mut rec, input, self.cache)?;
-        let token = sample_masked(
-            &mut rec,
-            &logits,
-            &self.opts.sampling,
-            self.submitted as u32,
-            self.penalty,
-            allowed,
-        )?;
+        let (logits, parts) = self
+            .model
+            .forward_parts(&mut rec, input, self.cache, greedy)?;
+        let token = match parts {
+            Some(parts) => argmax_parts(&mut rec, &parts)?,
+            None => sample_masked(
+                &mut rec,
+                &logits,
+                &self.opts.sampling,
+                self.submitted as u32,
+                self.penalty,
+                allowed,
+            )?,
+        };
         self.in_flight.push_back(rec.read_at_submit(&token));
         self.open = Some(rec);
         self.unsubmitted += 1;

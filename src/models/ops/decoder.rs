@@ -163,14 +163,17 @@ pub trait DecoderOps: Ops {
         Ok(None)
     }
     /// `rms_norm(x) · Wᵀ` for one row (a decoder's final norm and its LM head) in fewer kernels than
-    /// the composed steps, where the backend can; `None` to decline (nothing recorded).
+    /// the composed steps, where the backend can; `None` to decline (nothing recorded). With
+    /// `argmax`, also what the backend's greedy choice can read in place of the outputs (its
+    /// workgroups' maxima), where it has that.
     fn norm_linear_fused(
         &mut self,
         _x: &Self::Tensor,
         _norm: &Self::Tensor,
         _eps: f32,
         _l: &Self::Linear,
-    ) -> Result<Option<Self::Tensor>> {
+        _argmax: bool,
+    ) -> Result<Option<(Self::Tensor, Option<Self::Tensor>)>> {
         Ok(None)
     }
 }

@@ -319,15 +319,17 @@ impl DecoderOps for Recorder {
         Ok(Some(a.down.forward(self, &act, Some(a.x), None)?))
     }
 
-    /// The final RMSNorm folded into a quantized LM head's GEMV (GPU kernels, one row, no bias).
-    /// Natively `WEBGPU_INFER_FOLD_FINAL_NORM=0` turns it off, for A/B runs.
+    /// The final RMSNorm folded into a quantized LM head's GEMV (GPU kernels, one row, no bias);
+    /// with `argmax`, its workgroups' maxima too (`quant::gemv_norm_argmax`). Natively
+    /// `WEBGPU_INFER_FOLD_FINAL_NORM=0` turns it off, for A/B runs.
     fn norm_linear_fused(
         &mut self,
         x: &Tensor,
         norm: &Tensor,
         eps: f32,
         l: &Linear,
-    ) -> Result<Option<Tensor>> {
+        argmax: bool,
+    ) -> Result<Option<(Tensor, Option<Tensor>)>> {
         static FOLD: crate::kernels::Tuned =
             crate::kernels::Tuned::new("WEBGPU_INFER_FOLD_FINAL_NORM");
         let AnyTensor::Quant(w) = &l.weight else {
@@ -341,7 +343,13 @@ impl DecoderOps for Recorder {
             return Ok(None);
         }
         let norm = quant::Norm { weight: norm, eps };
-        Ok(Some(quant::gemv_norm(self, x, w, norm)?))
+        Ok(Some(match argmax {
+            true => {
+                let (logits, parts) = quant::gemv_norm_argmax(self, x, w, norm)?;
+                (logits, Some(parts))
+            }
+            false => (quant::gemv_norm(self, x, w, norm)?, None),
+        }))
     }
 }
 
