@@ -73,6 +73,10 @@ pub struct FusedAttentionOut<'a, O: DecoderOps + ?Sized> {
     pub x: &'a O::Tensor,
 }
 
+/// Logits and, where the backend has them, its LM head's workgroups' maxima
+/// ([`DecoderOps::norm_linear_fused`]).
+pub type WithParts<T> = (T, Option<T>);
+
 /// A backend's operations for decoders.
 pub trait DecoderOps: Ops {
     /// One layer's keys and values, `[capacity, kv_heads, head_dim]` each.
@@ -173,7 +177,7 @@ pub trait DecoderOps: Ops {
         _eps: f32,
         _l: &Self::Linear,
         _argmax: bool,
-    ) -> Result<Option<(Self::Tensor, Option<Self::Tensor>)>> {
+    ) -> Result<Option<WithParts<Self::Tensor>>> {
         Ok(None)
     }
 }

@@ -1,7 +1,7 @@
 //! [`Ops`] on the GPU: each op records the existing kernels into the [`Recorder`] (one submit for a
 //! whole forward pass).
 
-use super::decoder::{Causal, DecoderOps, FusedAttentionOut, FusedMlp, FusedQkv, Rope};
+use super::decoder::{Causal, DecoderOps, FusedAttentionOut, FusedMlp, FusedQkv, Rope, WithParts};
 use super::{Lookup, Ops};
 use crate::bridge::Weights;
 use crate::bridge::load::AnyTensor;
@@ -329,7 +329,7 @@ impl DecoderOps for Recorder {
         eps: f32,
         l: &Linear,
         argmax: bool,
-    ) -> Result<Option<(Tensor, Option<Tensor>)>> {
+    ) -> Result<Option<WithParts<Tensor>>> {
         static FOLD: crate::kernels::Tuned =
             crate::kernels::Tuned::new("WEBGPU_INFER_FOLD_FINAL_NORM");
         let AnyTensor::Quant(w) = &l.weight else {
