@@ -760,20 +760,32 @@ async fn swiglu_norm_matches_cpu_body() -> Result<()> {
             assert_close(&what, &y.to_f32_vec().await?, &want, 1e-4, 1e-4);
         }
     }
+    two_rows_refused(&gpu, |rec, x, w, norm| {
+        quant::gemv_swiglu_norm(rec, x, w, w, norm)
+    })?;
+    gpu.check()
+}
+gpu_test!(swiglu_norm_matches_cpu, swiglu_norm_matches_cpu_body);
+
+/// A GEMV with a folded norm (`f`: the recorder, x, a Q8_0 weight, the norm) refuses two rows of x
+/// with an error that says it needs one.
+fn two_rows_refused(
+    gpu: &Gpu,
+    f: impl FnOnce(&mut webgpu_infer::Recorder, &Tensor, &QTensor, quant::Norm<'_>) -> Result<Tensor>,
+) -> Result<()> {
     let (bytes, _) = golden_blocks(QuantType::Q8_0, 8, 64, 0);
-    let w = QTensor::from_blocks(&gpu, &bytes, &[8, 64], QuantType::Q8_0)?;
-    let two = Tensor::from_f32(&gpu, &[0.5; 128], &[2, 64])?;
-    let tnorm = Tensor::from_f32(&gpu, &[1.0; 64], &[64])?;
+    let w = QTensor::from_blocks(gpu, &bytes, &[8, 64], QuantType::Q8_0)?;
+    let two = Tensor::from_f32(gpu, &[0.5; 128], &[2, 64])?;
+    let tnorm = Tensor::from_f32(gpu, &[1.0; 64], &[64])?;
     let norm = quant::Norm {
         weight: &tnorm,
         eps: 1e-6,
     };
     let mut rec = gpu.recorder();
-    let err = quant::gemv_swiglu_norm(&mut rec, &two, &w, &w, norm).unwrap_err();
+    let err = f(&mut rec, &two, &w, norm).unwrap_err();
     assert!(err.to_string().contains("one row"), "{err}");
-    gpu.check()
+    Ok(())
 }
-gpu_test!(swiglu_norm_matches_cpu, swiglu_norm_matches_cpu_body);
 
 /// A GEMV of RMSNorm(x) in one kernel (a decoder's final norm and LM head), against a CPU norm and
 /// GEMV (row counts that are no multiple of a workgroup's 8 rows among the shapes); refused for two
@@ -806,17 +818,7 @@ async fn gemv_norm_matches_cpu_body() -> Result<()> {
             assert_close(&what, &y.to_f32_vec().await?, &want, 1e-4, 1e-4);
         }
     }
-    let (bytes, _) = golden_blocks(QuantType::Q8_0, 8, 64, 0);
-    let w = QTensor::from_blocks(&gpu, &bytes, &[8, 64], QuantType::Q8_0)?;
-    let two = Tensor::from_f32(&gpu, &[0.5; 128], &[2, 64])?;
-    let tnorm = Tensor::from_f32(&gpu, &[1.0; 64], &[64])?;
-    let norm = quant::Norm {
-        weight: &tnorm,
-        eps: 1e-6,
-    };
-    let mut rec = gpu.recorder();
-    let err = quant::gemv_norm(&mut rec, &two, &w, norm).unwrap_err();
-    assert!(err.to_string().contains("one row"), "{err}");
+    two_rows_refused(&gpu, quant::gemv_norm)?;
     gpu.check()
 }
 gpu_test!(gemv_norm_matches_cpu, gemv_norm_matches_cpu_body);
