@@ -1,9 +1,10 @@
 // A one-row GEMV of RMSNorm(x) (`gemv_norm`; after shaders/quant.wgsl, whose `x4`, `quad`,
-// `block_head`, `row_sum2` and `norm_w` it uses: src/kernels/quant.rs puts it there): a decoder's final
-// norm folded into its LM head, one dispatch rather than two. As `gemv` (8 weight rows a workgroup,
-// 32 lanes a row walking it in quads), each lane also summing the squares of the x it reads, so each
-// row's lanes together have mean(x²) when their sums are added: out[j] = (Σ_k x_k·g_k·W[j, k]) /
-// sqrt(mean(x²) + eps), g the norm's weight. The row's sums are added in one reduction of two values.
+// `block_head`, `row_sum2`, `xin` and `rms_scale` it uses, with NORM set: src/kernels/quant.rs puts
+// it there): a decoder's final norm folded into its LM head, one dispatch rather than two. As `gemv`
+// (8 weight rows a workgroup, 32 lanes a row walking it in quads), each lane also summing the squares
+// of the x it reads, so each row's lanes together have mean(x²) when their sums are added: out[j] =
+// (Σ_k x_k·g_k·W[j, k]) / sqrt(mean(x²) + eps), g the norm's weight. The row's sums are added in one
+// reduction of two values.
 
 // Row `wg.x · ROWS + lid / LANES`'s output, in every lane of the row (rows past p.n: 0). Called by
 // every thread (barriers inside).
@@ -21,16 +22,14 @@ fn norm_row(wg: vec3<u32>, lid: u32) -> f32 {
                 let u = u0 + j * LANES;
                 if (u < quads) {
                     let xr = x4(0u, 4u * u);
-                    let n = p.norm_offset + 4u * u;
-                    let g = vec4<f32>(f32(norm_w[n]), f32(norm_w[n + 1u]), f32(norm_w[n + 2u]), f32(norm_w[n + 3u]));
                     ss += dot(xr, xr);
-                    acc += dot(quad(block_head(row * blocks + u / 8u), i), xr * g);
+                    acc += dot(quad(block_head(row * blocks + u / 8u), i), xin(xr, 4u * u));
                 }
             }
         }
     }
     let total = row_sum2(acc, ss, lid);
-    return total.x * inverseSqrt(total.y / f32(p.k) + p.eps);
+    return total.x * rms_scale(total.y);
 }
 
 @compute @workgroup_size(256, 1, 1)

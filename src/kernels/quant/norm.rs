@@ -77,7 +77,10 @@ fn norm_gemv(
         } else {
             "gemv_norm"
         },
-        constants: &wide(n, tuned(vec![("QTYPE", qtype_constant(w.qtype()))])),
+        constants: &wide(
+            n,
+            tuned(vec![("QTYPE", qtype_constant(w.qtype())), ("NORM", 1.0)]),
+        ),
     });
     let mut bindings = vec![
         (slot::W, w.buffer()),
